@@ -1,0 +1,10 @@
+/* libfernn: umbrella header. */
+#ifndef FER_FER_H
+#define FER_FER_H
+
+#include <fer/error.h>
+#include <fer/safetensors.h>
+#include <fer/image.h>
+#include <fer/model.h>
+
+#endif

@@ -1,0 +1,126 @@
+/* libfernn: the ResNet-18 expression classifier.
+ *
+ * A fer_model is built from a safetensors file with torchvision's ResNet-18
+ * tensor names. Variants are recognised from the tensors:
+ *   stem:  conv1 7x7/2 + 3x3/2 max-pool ("torchvision") or conv1 3x3/1 and
+ *          no max-pool ("small");
+ *   input: 1 or 3 channels (conv1.weight's second dimension);
+ *   head:  fc = Linear(512, C) ("fc"), or fc.0 Linear(512, 256), fc.1
+ *          BatchNorm1d(256), ReLU, Dropout, fc.4 Linear(256, C) ("mlp").
+ * Preprocessing comes from __metadata__ (fer.labels, fer.input_size,
+ * fer.input_channels, fer.mean, fer.std, fer.stem, fer.crop_size); missing
+ * keys get the defaults documented in docs/model-format.md. BatchNorm is
+ * folded into the preceding conv / linear at load time.
+ *
+ * Thread safety: a model may be used from one thread at a time (the element
+ * and the tools each own theirs); distinct models are independent. */
+#ifndef FER_MODEL_H
+#define FER_MODEL_H
+
+#include <fer/error.h>
+#include <fer/image.h>
+#include <fer/safetensors.h>
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  FER_BACKEND_AUTO, /* CUDA when built and a device is present, else CPU */
+  FER_BACKEND_CPU,
+  FER_BACKEND_CUDA,
+} fer_backend_type;
+
+typedef enum
+{
+  FER_STEM_TORCHVISION,
+  FER_STEM_SMALL,
+} fer_stem;
+
+typedef enum
+{
+  FER_HEAD_FC,
+  FER_HEAD_MLP,
+} fer_head;
+
+/* The shape of a network: what fer_model_write_random creates and what the
+ * loader recognises. */
+typedef struct
+{
+  fer_stem stem;
+  fer_head head;
+  int channels;    /* 1 or 3 */
+  int n_classes;   /* >= 2 */
+} fer_arch;
+
+typedef struct
+{
+  fer_backend_type backend;
+  int device_id;   /* CUDA device, ignored by the CPU backend */
+  int threads;     /* CPU backend threads; 0 = library default */
+} fer_model_options;
+
+typedef struct fer_model fer_model;
+
+/* Backend names "auto", "cpu", "cuda"; returns FALSE for anything else. */
+FER_API gboolean fer_backend_type_from_string (const char *s, fer_backend_type *out);
+FER_API const char *fer_backend_type_to_string (fer_backend_type t);
+/* TRUE when this build of libfernn contains the CUDA backend. */
+FER_API gboolean fer_have_cuda_build (void);
+
+/* opts may be NULL (auto backend, default threads). Returns NULL on failure
+ * with an error that names `path` and the problem. */
+FER_API fer_model *fer_model_load (const char *path, const fer_model_options *opts,
+    GError **error);
+FER_API void fer_model_free (fer_model *m);
+
+FER_API const char *fer_model_path (const fer_model *m);
+FER_API fer_arch fer_model_arch (const fer_model *m);
+FER_API int fer_model_n_classes (const fer_model *m);
+FER_API const char *fer_model_label (const fer_model *m, int i);
+/* Index of a label name, or -1. */
+FER_API int fer_model_label_index (const fer_model *m, const char *label);
+/* What preprocessing must produce for this model (size = crop size when the
+ * model was trained on crops). */
+FER_API const fer_input_spec *fer_model_input_spec (const fer_model *m);
+FER_API int fer_model_input_size (const fer_model *m);  /* fer.input_size */
+FER_API int fer_model_crop_size (const fer_model *m);   /* 0 when none */
+/* Raw __metadata__ value, or NULL. */
+FER_API const char *fer_model_metadata (const fer_model *m, const char *key);
+FER_API fer_backend_type fer_model_backend (const fer_model *m);
+FER_API gboolean fer_model_set_threads (fer_model *m, int threads, GError **error);
+/* Number of parameters in the file's (unfolded) network. */
+FER_API int64_t fer_model_n_params (const fer_model *m);
+
+/* Raw forward pass: input is n x C x S x S floats (NCHW, already normalised,
+ * S = fer_model_input_spec()->size), logits is n x n_classes. */
+FER_API gboolean fer_model_forward (fer_model *m, const float *input, int n,
+    float *logits, GError **error);
+
+/* Classifies n_faces face rectangles of one frame with T TTA views each
+ * (1..10), all faces x views as one batch. probs receives n_faces x
+ * n_classes softmax probabilities averaged over the views. Steady state
+ * (same or smaller n_faces x T) allocates nothing. */
+FER_API gboolean fer_model_classify (fer_model *m, const fer_image *img,
+    const fer_rect *faces, int n_faces, int T, float *probs, GError **error);
+
+/* The same for n whole images, each one face crop resized whole to the
+ * model input (what fer-classify and fer-eval do): all images x views in
+ * one batch. */
+FER_API gboolean fer_model_classify_images (fer_model *m, const fer_image *imgs,
+    int n, int T, float *probs, GError **error);
+
+/* Writes a randomly initialised model of the given shape to path (Kaiming
+ * normal, fan_out, for convs as torchvision does; PyTorch's default for
+ * linear layers). With randomize_bn, batch-norm affine parameters and
+ * running statistics are random too (for reference tests: otherwise
+ * BN-folding errors hide behind identity statistics). Deterministic for a
+ * seed. dtype: F32 or F16. Metadata: FER2013 labels when n_classes == 7,
+ * input size 48, mean 0.5, std 0.25 (unless set in `metadata`, a
+ * NULL-terminated key, value, key, value... list that may be NULL). */
+FER_API gboolean fer_model_write_random (const fer_arch *arch, guint64 seed,
+    gboolean randomize_bn, fer_dtype dtype, const char *const *metadata,
+    const char *path, GError **error);
+
+G_END_DECLS
+
+#endif

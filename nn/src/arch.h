@@ -1,0 +1,48 @@
+/* The ResNet-18 tensor inventory: every tensor a model file of a given
+ * fer_arch holds, with torchvision's names and shapes. The loader checks a
+ * file against it and fer_model_write_random creates files from it, so the
+ * two can never disagree about names. */
+#ifndef FER_ARCH_H
+#define FER_ARCH_H
+
+#include <fer/model.h>
+
+typedef enum
+{
+  FER_PARAM_CONV_WEIGHT,   /* (Cout, Cin, KH, KW) */
+  FER_PARAM_BN_WEIGHT,     /* (C) gamma */
+  FER_PARAM_BN_BIAS,       /* (C) beta */
+  FER_PARAM_BN_MEAN,       /* (C) running_mean, not learnable */
+  FER_PARAM_BN_VAR,        /* (C) running_var, not learnable */
+  FER_PARAM_LINEAR_WEIGHT, /* (out, in) */
+  FER_PARAM_LINEAR_BIAS,   /* (out) */
+} fer_param_kind;
+
+typedef struct
+{
+  char name[48];
+  fer_param_kind kind;
+  int ndim;
+  int64_t shape[4];
+  int64_t numel;
+} fer_param_desc;
+
+#define FER_MLP_HIDDEN 256
+#define FER_BN_EPS 1e-5
+
+/* Fills `out` (room for FER_ARCH_MAX_PARAMS) and returns the count. */
+#define FER_ARCH_MAX_PARAMS 128
+int fer_arch_params (const fer_arch *a, fer_param_desc *out);
+
+/* Learnable parameter count (running statistics excluded), as PyTorch's
+ * sum(p.numel() for p in model.parameters()). */
+int64_t fer_arch_n_params (const fer_arch *a);
+
+/* Stage geometry shared by the graph builders. */
+static inline int
+fer_stage_planes (int stage)
+{
+  return 64 << stage;
+}
+
+#endif

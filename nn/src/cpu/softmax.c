@@ -1,0 +1,23 @@
+/* Softmax on the CPU, max-subtracted so large logits do not overflow. */
+#include "cpu/ops.h"
+
+#include <math.h>
+
+void
+fer_cpu_softmax_forward (float *out, const float *inp, int n, int c)
+{
+  for (int b = 0; b < n; b++) {
+    const float *x = inp + (size_t) b * c;
+    float *y = out + (size_t) b * c;
+    float mx = x[0];
+    for (int j = 1; j < c; j++)
+      mx = x[j] > mx ? x[j] : mx;
+    double sum = 0.0;
+    for (int j = 0; j < c; j++) {
+      y[j] = expf (x[j] - mx);
+      sum += y[j];
+    }
+    for (int j = 0; j < c; j++)
+      y[j] = (float) (y[j] / sum);
+  }
+}

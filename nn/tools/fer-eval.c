@@ -1,0 +1,491 @@
+/* fer-eval: accuracy of a model on an image-folder tree.
+ *
+ * DIR/<label>/<image> with folder names matched to the model's labels. Files
+ * are visited in byte order of their names, so two runs (and two machines)
+ * see the same sequence; decoding goes into a pool of reused buffers and
+ * classification into batches of --batch images (times the TTA views). An
+ * unreadable image is reported and skipped, since one bad file should not
+ * cost the measurement of thousands; the output counts them. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-glib/json-glib.h>
+#include <fer/fer.h>
+
+#include "imageio.h"
+#include "metrics.h"
+
+typedef struct
+{
+  char *path;
+  int label;
+} sample;
+
+typedef struct
+{
+  char *path;
+  char *message;
+} skipped_file;
+
+static int usage_error (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
+
+static int
+usage_error (const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  g_printerr ("%s: %s\nRun '%s --help' for the options.\n", g_get_prgname (),
+      msg, g_get_prgname ());
+  return 2;
+}
+
+static void
+sample_clear (gpointer p)
+{
+  g_free (((sample *) p)->path);
+}
+
+static void
+skipped_file_clear (gpointer p)
+{
+  skipped_file *s = p;
+  g_free (s->path);
+  g_free (s->message);
+}
+
+static int
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(char *const *) a, *(char *const *) b);
+}
+
+/* Entry names of a directory, sorted, without hidden ones. */
+static GPtrArray *
+sorted_entries (const char *dir, GError **error)
+{
+  g_autoptr (GDir) d = g_dir_open (dir, 0, error);
+  if (d == NULL)
+    return NULL;
+  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
+  const char *name;
+  while ((name = g_dir_read_name (d)) != NULL)
+    if (name[0] != '.')
+      g_ptr_array_add (names, g_strdup (name));
+  g_ptr_array_sort (names, compare_names);
+  return names;
+}
+
+static gboolean
+is_image_name (const char *name)
+{
+  const char *dot = strrchr (name, '.');
+  return dot != NULL && (g_ascii_strcasecmp (dot, ".jpg") == 0
+      || g_ascii_strcasecmp (dot, ".jpeg") == 0
+      || g_ascii_strcasecmp (dot, ".png") == 0);
+}
+
+static char *
+model_labels_list (fer_model *m)
+{
+  GString *s = g_string_new (NULL);
+  for (int c = 0; c < fer_model_n_classes (m); c++)
+    g_string_append_printf (s, "%s%s", c ? ", " : "", fer_model_label (m, c));
+  return g_string_free (s, FALSE);
+}
+
+/* The images of every label folder of `root`, in a deterministic order.
+ * Plain files beside the label folders are ignored; a folder whose name is
+ * not a label is an error, since silently dropping a class would change the
+ * result. */
+static GArray *
+collect_samples (fer_model *m, const char *root, GError **error)
+{
+  g_autoptr (GPtrArray) folders = sorted_entries (root, error);
+  if (folders == NULL)
+    return NULL;
+
+  GArray *samples = g_array_new (FALSE, FALSE, sizeof (sample));
+  g_array_set_clear_func (samples, sample_clear);
+  g_autoptr (GString) unknown = g_string_new (NULL);
+  int n_folders = 0;
+  for (guint i = 0; i < folders->len; i++)
+    {
+      const char *name = folders->pdata[i];
+      g_autofree char *dir = g_build_filename (root, name, NULL);
+      if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
+        continue;
+      int label = fer_model_label_index (m, name);
+      if (label < 0)
+        {
+          g_string_append_printf (unknown, "%s'%s'", unknown->len ? ", " : "",
+              name);
+          continue;
+        }
+      n_folders++;
+      g_autoptr (GPtrArray) files = sorted_entries (dir, error);
+      if (files == NULL)
+        {
+          g_array_unref (samples);
+          return NULL;
+        }
+      for (guint j = 0; j < files->len; j++)
+        if (is_image_name (files->pdata[j]))
+          {
+            sample s = { g_build_filename (dir, files->pdata[j], NULL), label };
+            g_array_append_val (samples, s);
+          }
+    }
+
+  if (unknown->len > 0 || n_folders == 0)
+    {
+      g_autofree char *labels = model_labels_list (m);
+      if (unknown->len > 0)
+        g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+            "%s: folder %s is not a label of model %s; expected folders "
+            "named after its labels: %s", root, unknown->str,
+            fer_model_path (m), labels);
+      else
+        g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+            "%s has no label folders; expected DIR/<label>/*.jpg|*.png with "
+            "the labels of model %s: %s", root, fer_model_path (m), labels);
+      g_array_unref (samples);
+      return NULL;
+    }
+  return samples;
+}
+
+/* Progress on stderr: a bar redrawn in place on a terminal; in a log, one
+ * line per tenth of the work, so CI output stays short and readable. */
+typedef struct
+{
+  gboolean tty;
+  guint total;
+  int last_tenth;
+} progress;
+
+static void
+progress_update (progress *p, guint done)
+{
+  if (p->tty)
+    {
+      int width = 40, filled = (int) ((guint64) done * width / p->total);
+      fprintf (stderr, "\r[%.*s%*s] %u/%u", filled,
+          "########################################", width - filled, "",
+          done, p->total);
+      if (done == p->total)
+        fputc ('\n', stderr);
+      return;
+    }
+  int tenth = (int) ((guint64) done * 10 / p->total);
+  if (tenth > p->last_tenth)
+    {
+      p->last_tenth = tenth;
+      fprintf (stderr, "%s: %u/%u images (%d%%)\n", g_get_prgname (), done,
+          p->total, tenth * 10);
+    }
+}
+
+/* A message in the middle of a bar starts on a fresh line. */
+static void
+progress_message (progress *p, const char *message)
+{
+  fprintf (stderr, "%s%s: skipped: %s\n", p->tty ? "\n" : "",
+      g_get_prgname (), message);
+}
+
+static int
+argmax (const float *v, int n)
+{
+  int best = 0;
+  for (int i = 1; i < n; i++)
+    if (v[i] > v[best])
+      best = i;
+  return best;
+}
+
+static char *
+describe_model (fer_model *m)
+{
+  fer_arch a = fer_model_arch (m);
+  return g_strdup_printf ("ResNet-18, %s stem, %s head, %d input channel%s, "
+      "%d classes, %" G_GINT64_FORMAT " parameters",
+      a.stem == FER_STEM_SMALL ? "small" : "torchvision",
+      a.head == FER_HEAD_MLP ? "mlp" : "fc", a.channels,
+      a.channels == 1 ? "" : "s", a.n_classes, fer_model_n_params (m));
+}
+
+typedef struct
+{
+  const char *command;
+  const char *data;
+  fer_model *model;
+  int tta;
+  double seconds;
+  const GArray *skipped;   /* of skipped_file */
+  const fer_metrics *metrics;
+} eval_result;
+
+static void
+print_text (const eval_result *r)
+{
+  g_autofree char *arch = describe_model (r->model);
+  printf ("model: %s (%s)\n", fer_model_path (r->model), arch);
+  printf ("data: %s: %" G_GINT64_FORMAT " images, %u skipped\n", r->data,
+      r->metrics->n, r->skipped->len);
+  printf ("TTA views: %d, backend: %s, %.1f s\n", r->tta,
+      fer_backend_type_to_string (fer_model_backend (r->model)), r->seconds);
+  printf ("accuracy: %.4f\n\n", r->metrics->accuracy);
+  fer_metrics_print_text (r->metrics, stdout);
+}
+
+static void
+print_json (const eval_result *r)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "model");
+  json_builder_add_string_value (b, fer_model_path (r->model));
+  json_builder_set_member_name (b, "data");
+  json_builder_add_string_value (b, r->data);
+  json_builder_set_member_name (b, "tta");
+  json_builder_add_int_value (b, r->tta);
+  json_builder_set_member_name (b, "backend");
+  json_builder_add_string_value (b,
+      fer_backend_type_to_string (fer_model_backend (r->model)));
+  json_builder_set_member_name (b, "seconds");
+  json_builder_add_double_value (b, r->seconds);
+  fer_metrics_to_json (r->metrics, b);
+  json_builder_set_member_name (b, "skipped");
+  json_builder_add_int_value (b, r->skipped->len);
+  json_builder_set_member_name (b, "skipped_files");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < r->skipped->len; i++)
+    {
+      const skipped_file *s = &g_array_index (r->skipped, skipped_file, i);
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "path");
+      json_builder_add_string_value (b, s->path);
+      json_builder_set_member_name (b, "error");
+      json_builder_add_string_value (b, s->message);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+
+  g_autoptr (JsonNode) root = json_builder_get_root (b);
+  g_autofree char *text = json_to_string (root, TRUE);
+  printf ("%s\n", text);
+}
+
+static gboolean
+write_report (const eval_result *r, const char *path, GError **error)
+{
+  g_autofree char *arch = describe_model (r->model);
+  g_autoptr (GString) md = g_string_new (NULL);
+  g_string_append_printf (md, "# Evaluation of %s\n\n", fer_model_path (r->model));
+  g_string_append_printf (md, "| | |\n|---|---|\n"
+      "| model | `%s` (%s) |\n| data | `%s` |\n"
+      "| images | %" G_GINT64_FORMAT " classified, %u skipped |\n"
+      "| TTA views | %d |\n| backend | %s |\n| time | %.1f s |\n\n"
+      "Command: `%s`\n\n", fer_model_path (r->model), arch, r->data,
+      r->metrics->n, r->skipped->len, r->tta,
+      fer_backend_type_to_string (fer_model_backend (r->model)), r->seconds,
+      r->command);
+  fer_metrics_append_markdown (r->metrics, md);
+  if (r->skipped->len > 0)
+    {
+      g_string_append (md, "\n## Skipped files\n\n");
+      for (guint i = 0; i < r->skipped->len; i++)
+        {
+          const skipped_file *s = &g_array_index (r->skipped, skipped_file, i);
+          g_string_append_printf (md, "- `%s`: %s\n", s->path, s->message);
+        }
+    }
+
+  g_autoptr (GError) file_error = NULL;
+  if (!g_file_set_contents (path, md->str, md->len, &file_error))
+    {
+      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write report: %s",
+          file_error->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The command line as a reader would retype it: program name without its
+ * build directory, arguments quoted only where the shell needs it. */
+static char *
+shell_command (int argc, char **argv)
+{
+  GString *s = g_string_new (NULL);
+  g_autofree char *program = g_path_get_basename (argv[0]);
+  g_string_append (s, program);
+  for (int i = 1; i < argc; i++)
+    {
+      const char *a = argv[i];
+      gboolean plain = a[0] != '\0' && strspn (a, "abcdefghijklmnopqrstuvwxyz"
+          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.,/:@%") == strlen (a);
+      g_autofree char *quoted = plain ? g_strdup (a) : g_shell_quote (a);
+      g_string_append_printf (s, " %s", quoted);
+    }
+  return g_string_free (s, FALSE);
+}
+
+/* Decodes and classifies every sample, filling metrics and skipped. */
+static gboolean
+evaluate (fer_model *m, const GArray *samples, int batch, int tta,
+    fer_metrics *metrics, GArray *skipped, GError **error)
+{
+  int k = fer_model_n_classes (m);
+  fer_decoded_image *pool = g_new0 (fer_decoded_image, batch);
+  fer_image *images = g_new (fer_image, batch);
+  int *labels = g_new (int, batch);
+  float *probs = g_new (float, (size_t) batch * k);
+  progress bar = { .tty = isatty (STDERR_FILENO), .total = samples->len };
+  gboolean ok = TRUE;
+
+  for (guint next = 0; next < samples->len && ok;)
+    {
+      int n = 0;
+      for (; n < batch && next < samples->len; next++)
+        {
+          const sample *s = &g_array_index (samples, sample, next);
+          GError *decode_error = NULL;
+          if (!fer_decoded_image_load (&pool[n], s->path, &decode_error))
+            {
+              progress_message (&bar, decode_error->message);
+              skipped_file f = { g_strdup (s->path),
+                g_strdup (decode_error->message) };
+              g_array_append_val (skipped, f);
+              g_error_free (decode_error);
+              continue;
+            }
+          images[n] = pool[n].image;
+          labels[n] = s->label;
+          n++;
+        }
+      if (n > 0 && !fer_model_classify_images (m, images, n, tta, probs, error))
+        ok = FALSE;
+      for (int i = 0; ok && i < n; i++)
+        fer_metrics_add (metrics, labels[i], argmax (probs + (size_t) i * k, k));
+      progress_update (&bar, next);
+    }
+
+  for (int i = 0; i < batch; i++)
+    fer_decoded_image_clear (&pool[i]);
+  g_free (pool);
+  g_free (images);
+  g_free (labels);
+  g_free (probs);
+  return ok;
+}
+
+int
+main (int argc, char **argv)
+{
+  g_autofree char *command = shell_command (argc, argv);
+  g_autofree char *model_path = NULL, *data = NULL, *backend_text = NULL,
+      *report = NULL;
+  int tta = 1, threads = 0, batch = 64;
+  gboolean json = FALSE;
+  GOptionEntry entries[] = {
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
+      "Model file (required)", "M.safetensors" },
+    { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data,
+      "Image-folder tree DIR/<label>/*.jpg|*.png (required)", "DIR" },
+    { "tta", 't', 0, G_OPTION_ARG_INT, &tta,
+      "Test-time-augmentation views per image, 1 (none, default) to 10", "N" },
+    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_text,
+      "cpu, cuda or auto (default: CUDA when available)", "NAME" },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &threads,
+      "CPU backend threads (default 0: the library's choice)", "N" },
+    { "batch", 0, 0, G_OPTION_ARG_INT, &batch,
+      "Images per forward pass (default 64)", "B" },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json,
+      "Print the results as one JSON object", NULL },
+    { "report", 'r', 0, G_OPTION_ARG_FILENAME, &report,
+      "Also write a Markdown report to FILE", "FILE.md" },
+    { NULL }
+  };
+
+  g_autoptr (GOptionContext) ctx = g_option_context_new ("- accuracy, "
+      "per-class scores and confusion matrix on an image-folder tree");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_set_description (ctx,
+      "Folder names must be labels of the model; files other than *.jpg, "
+      "*.jpeg and *.png are ignored.\nUnreadable images are reported on "
+      "stderr, counted and skipped.\nExit status: 0 when the evaluation "
+      "completed, 1 when it could not, 2 on a command-line error.\n");
+  g_autoptr (GError) error = NULL;
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    return usage_error ("%s", error->message);
+  if (argc > 1)
+    return usage_error ("unexpected argument '%s'", argv[1]);
+  if (model_path == NULL || data == NULL)
+    return usage_error ("--model and --data are required");
+  if (tta < 1 || tta > FER_TTA_MAX)
+    return usage_error ("--tta %d: expected 1 to %d", tta, FER_TTA_MAX);
+  if (threads < 0)
+    return usage_error ("--threads %d: expected 0 or more", threads);
+  if (batch < 1)
+    return usage_error ("--batch %d: expected 1 or more", batch);
+  fer_model_options opts = { .threads = threads };
+  if (!fer_backend_type_from_string (backend_text ? backend_text : "auto",
+          &opts.backend))
+    return usage_error ("--backend '%s': expected cpu, cuda or auto",
+        backend_text);
+
+  fer_model *m = fer_model_load (model_path, &opts, &error);
+  if (m == NULL)
+    {
+      g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+      return 1;
+    }
+
+  int status = 1;
+  GArray *samples = collect_samples (m, data, &error);
+  g_autoptr (GArray) skipped = g_array_new (FALSE, FALSE, sizeof (skipped_file));
+  g_array_set_clear_func (skipped, skipped_file_clear);
+  g_autofree const char **labels = g_new (const char *, fer_model_n_classes (m));
+  for (int c = 0; c < fer_model_n_classes (m); c++)
+    labels[c] = fer_model_label (m, c);
+  fer_metrics *metrics = fer_metrics_new (fer_model_n_classes (m), labels);
+  gint64 start = g_get_monotonic_time ();
+
+  if (samples == NULL)
+    g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+  else if (samples->len == 0)
+    g_printerr ("%s: no *.jpg, *.jpeg or *.png files in the label folders "
+        "of %s\n", g_get_prgname (), data);
+  else if (!evaluate (m, samples, batch, tta, metrics, skipped, &error))
+    g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+  else if (metrics->n == 0)
+    g_printerr ("%s: none of the %u images under %s could be read\n",
+        g_get_prgname (), samples->len, data);
+  else
+    {
+      fer_metrics_compute (metrics);
+      eval_result r = { command, data, m, tta,
+        (g_get_monotonic_time () - start) / 1e6, skipped, metrics };
+      if (json)
+        print_json (&r);
+      else
+        print_text (&r);
+      status = 0;
+      if (report != NULL && !write_report (&r, report, &error))
+        {
+          g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+          status = 1;
+        }
+    }
+
+  fer_metrics_free (metrics);
+  if (samples != NULL)
+    g_array_unref (samples);
+  fer_model_free (m);
+  return status;
+}

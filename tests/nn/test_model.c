@@ -1,0 +1,350 @@
+/* The model loader and classifier: variants, metadata, bad model files that
+ * are valid safetensors but not a model we can run, and TTA classification
+ * consistency. */
+#include <math.h>
+#include <string.h>
+#include <glib/gstdio.h>
+
+#include <fer/model.h>
+#include "arch.h"
+
+static char *tmpdir;
+static const fer_model_options cpu1 = { FER_BACKEND_CPU, 0, 1 };
+
+static char *
+tmp_path (const char *name)
+{
+  return g_build_filename (tmpdir, name, NULL);
+}
+
+static char *
+write_model (const char *name, fer_stem stem, fer_head head, int channels,
+    int classes, const char *const *meta)
+{
+  fer_arch a = { stem, head, channels, classes };
+  GError *error = NULL;
+  char *path = tmp_path (name);
+  g_assert_true (fer_model_write_random (&a, 3, TRUE, FER_DTYPE_F32, meta,
+          path, &error));
+  g_assert_no_error (error);
+  return path;
+}
+
+/* Copies src to a new file, leaving out tensor `drop`, giving tensor
+ * `reshape` a wrong leading dimension, and overriding one metadata key. */
+static char *
+rewrite (const char *src, const char *name, const char *drop,
+    const char *reshape, const char *key, const char *value)
+{
+  GError *error = NULL;
+  fer_safetensors *st = fer_safetensors_open (src, &error);
+  g_assert_no_error (error);
+  fer_st_writer *w = fer_st_writer_new ();
+  for (int i = 0; i < fer_safetensors_n_tensors (st); i++) {
+    const fer_st_tensor *t = fer_safetensors_tensor (st, i);
+    if (g_strcmp0 (t->name, drop) == 0)
+      continue;
+    float *x = g_new (float, t->numel);
+    fer_safetensors_read_f32 (st, t, x);
+    int64_t shape[FER_ST_MAX_DIMS];
+    memcpy (shape, t->shape, sizeof shape);
+    if (g_strcmp0 (t->name, reshape) == 0)
+      shape[0] -= 1;   /* the data's first rows, one row fewer */
+    g_assert_true (fer_st_writer_add (w, t->name, FER_DTYPE_F32, t->ndim,
+            shape, x, &error));
+    g_free (x);
+  }
+  for (const char *const *k = fer_safetensors_metadata_keys (st); *k; k++)
+    fer_st_writer_set_metadata (w, *k, fer_safetensors_metadata (st, *k));
+  if (key)
+    fer_st_writer_set_metadata (w, key, value);
+  char *path = tmp_path (name);
+  g_assert_true (fer_st_writer_save (w, path, &error));
+  g_assert_no_error (error);
+  fer_st_writer_free (w);
+  fer_safetensors_free (st);
+  return path;
+}
+
+static void
+expect_load_error (const char *path, const char *needle)
+{
+  GError *error = NULL;
+  fer_model *m = fer_model_load (path, &cpu1, &error);
+  g_assert_null (m);
+  g_assert_nonnull (error);
+  g_test_message ("%s -> %s", path, error->message);
+  g_assert_nonnull (strstr (error->message, path));
+  if (!strstr (error->message, needle))
+    g_error ("message '%s' lacks '%s'", error->message, needle);
+  g_assert_null (strchr (error->message, '\n'));
+  g_error_free (error);
+}
+
+static void
+test_variants (void)
+{
+  const struct
+  {
+    fer_stem stem;
+    fer_head head;
+    int channels, classes;
+    int64_t params;   /* PyTorch's sum(p.numel() for p in parameters()) */
+  } cases[] = {
+    /* the seed report's model: 3 channels, torchvision stem, mlp head */
+    {FER_STEM_TORCHVISION, FER_HEAD_MLP, 3, 7, 11310151},
+    /* torchvision's resnet18(num_classes=7) */
+    {FER_STEM_TORCHVISION, FER_HEAD_FC, 3, 7, 11180103},
+    {FER_STEM_SMALL, FER_HEAD_FC, 1, 7, 11170240 - 3136 + 576 + 3591},
+    {FER_STEM_SMALL, FER_HEAD_MLP, 3, 4, 0},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    GError *error = NULL;
+    char *path = write_model ("variant.safetensors", cases[i].stem,
+        cases[i].head, cases[i].channels, cases[i].classes, NULL);
+    fer_model *m = fer_model_load (path, &cpu1, &error);
+    g_assert_no_error (error);
+    fer_arch a = fer_model_arch (m);
+    g_assert_cmpint (a.stem, ==, cases[i].stem);
+    g_assert_cmpint (a.head, ==, cases[i].head);
+    g_assert_cmpint (a.channels, ==, cases[i].channels);
+    g_assert_cmpint (fer_model_n_classes (m), ==, cases[i].classes);
+    if (cases[i].params)
+      g_assert_cmpint (fer_model_n_params (m), ==, cases[i].params);
+    if (cases[i].classes == 7) {
+      g_assert_cmpstr (fer_model_label (m, 0), ==, "angry");
+      g_assert_cmpstr (fer_model_label (m, 6), ==, "surprise");
+      g_assert_cmpint (fer_model_label_index (m, "happy"), ==, 3);
+    } else {
+      g_assert_cmpstr (fer_model_label (m, 3), ==, "class3");
+    }
+    g_assert_null (fer_model_label (m, cases[i].classes));
+    g_assert_cmpint (fer_model_label_index (m, "nope"), ==, -1);
+    const fer_input_spec *spec = fer_model_input_spec (m);
+    g_assert_cmpint (spec->size, ==, 48);
+    g_assert_cmpfloat (spec->mean[cases[i].channels - 1], ==, 0.5f);
+    g_assert_cmpfloat (spec->std[0], ==, 0.25f);
+    g_assert_cmpint (fer_model_backend (m), ==, FER_BACKEND_CPU);
+    fer_model_free (m);
+    g_unlink (path);
+    g_free (path);
+  }
+}
+
+static void
+test_metadata (void)
+{
+  const char *const meta[] = {
+    "fer.labels", "a, b ,c", "fer.input_size", "40", "fer.crop_size", "36",
+    "fer.mean", "0.1,0.2,0.3", "fer.std", "0.5", "fer.dataset", "unit",
+    NULL
+  };
+  GError *error = NULL;
+  char *path = write_model ("meta.safetensors", FER_STEM_SMALL, FER_HEAD_FC,
+      3, 3, meta);
+  fer_model *m = fer_model_load (path, &cpu1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (fer_model_label (m, 1), ==, "b");
+  g_assert_cmpint (fer_model_input_size (m), ==, 40);
+  g_assert_cmpint (fer_model_crop_size (m), ==, 36);
+  g_assert_cmpint (fer_model_input_spec (m)->size, ==, 36);
+  g_assert_cmpfloat (fer_model_input_spec (m)->mean[2], ==, 0.3f);
+  g_assert_cmpfloat (fer_model_input_spec (m)->std[2], ==, 0.5f);
+  g_assert_cmpstr (fer_model_metadata (m, "fer.dataset"), ==, "unit");
+  g_assert_null (fer_model_metadata (m, "fer.nothing"));
+  fer_model_free (m);
+  g_unlink (path);
+  g_free (path);
+}
+
+static void
+test_bad_models (void)
+{
+  char *good = write_model ("good.safetensors", FER_STEM_TORCHVISION,
+      FER_HEAD_MLP, 1, 7, NULL);
+  const struct
+  {
+    const char *drop, *reshape, *key, *value, *needle;
+  } cases[] = {
+    {"layer3.1.bn2.running_var", NULL, NULL, NULL, "layer3.1.bn2.running_var"},
+    {"conv1.weight", NULL, NULL, NULL, "conv1.weight"},
+    {"fc.4.weight", NULL, NULL, NULL, "fc.4.weight"},
+    {NULL, "layer2.0.downsample.0.weight", NULL, NULL,
+        "layer2.0.downsample.0.weight"},
+    {NULL, "conv1.weight", NULL, NULL, "conv1.weight"},
+    {NULL, "fc.1.running_mean", NULL, NULL, "fc.1.running_mean"},
+    {NULL, NULL, "fer.labels", "a,b,c", "fc.4.weight"},
+    {NULL, NULL, "fer.labels", "a,,c,d,e,f,g", "empty label"},
+    {NULL, NULL, "fer.input_channels", "3", "conv1.weight"},
+    {NULL, NULL, "fer.stem", "small", "conv1.weight"},
+    {NULL, NULL, "fer.stem", "resnet", "fer.stem"},
+    {NULL, NULL, "fer.input_size", "forty", "fer.input_size"},
+    {NULL, NULL, "fer.input_size", "4", "fer.input_size"},
+    {NULL, NULL, "fer.crop_size", "64", "fer.crop_size"},
+    {NULL, NULL, "fer.mean", "0.1,0.2", "fer.mean"},
+    {NULL, NULL, "fer.std", "0", "fer.std"},
+    {NULL, NULL, "fer.std", "nan", "fer.std"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    char *bad = rewrite (good, "bad.safetensors", cases[i].drop,
+        cases[i].reshape, cases[i].key, cases[i].value);
+    expect_load_error (bad, cases[i].needle);
+    g_unlink (bad);
+    g_free (bad);
+  }
+  char *missing = tmp_path ("does-not-exist.safetensors");
+  expect_load_error (missing, "does-not-exist");
+  g_free (missing);
+  g_unlink (good);
+  g_free (good);
+}
+
+/* A random GRAY8 frame and its buffer. */
+static fer_image
+gray_frame (guint8 *pixels, int w, int h, guint32 seed)
+{
+  GRand *r = g_rand_new_with_seed (seed);
+  for (int i = 0; i < w * h; i++)
+    pixels[i] = (guint8) g_rand_int_range (r, 0, 256);
+  g_rand_free (r);
+  fer_image img = { FER_PIXEL_GRAY8, w, h, { pixels }, { w }, TRUE };
+  return img;
+}
+
+static void
+test_classify (void)
+{
+  GError *error = NULL;
+  char *path = write_model ("cls.safetensors", FER_STEM_TORCHVISION,
+      FER_HEAD_FC, 1, 7, NULL);
+  fer_model *m = fer_model_load (path, &cpu1, &error);
+  g_assert_no_error (error);
+  guint8 *pixels = g_new (guint8, 160 * 120);
+  fer_image img = gray_frame (pixels, 160, 120, 11);
+  fer_rect faces[3] = { {10, 10, 48, 48}, {70, 20, 64, 80}, {120, 90, 60, 60} };
+  float together[3 * 7], alone[7], ref[7];
+
+  /* every face's probabilities sum to 1, and batching changes nothing */
+  for (int T = 1; T <= FER_TTA_MAX; T += 4) {
+    g_assert_true (fer_model_classify (m, &img, faces, 3, T, together,
+            &error));
+    g_assert_no_error (error);
+    for (int f = 0; f < 3; f++) {
+      g_assert_true (fer_model_classify (m, &img, &faces[f], 1, T, alone,
+              &error));
+      double sum = 0, err = 0;
+      for (int j = 0; j < 7; j++) {
+        sum += together[f * 7 + j];
+        err = fmax (err, fabs (together[f * 7 + j] - alone[j]));
+      }
+      g_assert_cmpfloat (fabs (sum - 1.0), <, 1e-5);
+      g_assert_cmpfloat (err, <, 1e-5);
+    }
+  }
+
+  /* T = 1 is softmax(forward(preprocess(identity view))) */
+  const fer_input_spec *spec = fer_model_input_spec (m);
+  float *x = g_new (float, spec->size * spec->size);
+  float logits[7];
+  fer_view id = { faces[1], FALSE };
+  g_assert_true (fer_preprocess (&img, &id, spec, x, NULL, &error));
+  g_assert_true (fer_model_forward (m, x, 1, logits, &error));
+  double mx = logits[0], s = 0;
+  for (int j = 1; j < 7; j++)
+    mx = fmax (mx, logits[j]);
+  for (int j = 0; j < 7; j++)
+    s += exp (logits[j] - mx);
+  for (int j = 0; j < 7; j++)
+    ref[j] = (float) (exp (logits[j] - mx) / s);
+  g_assert_true (fer_model_classify (m, &img, &faces[1], 1, 1, alone, &error));
+  for (int j = 0; j < 7; j++)
+    g_assert_cmpfloat (fabs (alone[j] - ref[j]), <, 1e-6);
+
+  /* more views than one forward chunk, and zero faces */
+  float many[20 * 7];
+  fer_rect lots[20];
+  for (int i = 0; i < 20; i++)
+    lots[i] = faces[i % 3];
+  g_assert_true (fer_model_classify (m, &img, lots, 20, 10, many, &error));
+  for (int j = 0; j < 7; j++)
+    g_assert_cmpfloat (fabs (many[19 * 7 + j] - many[7 + j]), <, 1e-5);
+  g_assert_true (fer_model_classify (m, &img, NULL, 0, 5, NULL, &error));
+
+  /* bad arguments are errors, not crashes */
+  g_assert_false (fer_model_classify (m, &img, faces, 1, 0, alone, &error));
+  g_assert_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "tta=0"));
+  g_clear_error (&error);
+  g_assert_false (fer_model_classify (m, &img, faces, 1, 11, alone, &error));
+  g_clear_error (&error);
+  fer_rect empty = { 5, 5, 0, 10 };
+  g_assert_false (fer_model_classify (m, &img, &empty, 1, 1, alone, &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+  fer_image broken = img;
+  broken.strides[0] = 10;
+  g_assert_false (fer_model_classify (m, &broken, faces, 1, 1, alone, &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+
+  g_free (x);
+  g_free (pixels);
+  fer_model_free (m);
+  g_unlink (path);
+  g_free (path);
+}
+
+static void
+test_backend_choice (void)
+{
+  fer_backend_type t;
+  g_assert_true (fer_backend_type_from_string ("CUDA", &t));
+  g_assert_cmpint (t, ==, FER_BACKEND_CUDA);
+  g_assert_false (fer_backend_type_from_string ("gpu", &t));
+  g_assert_cmpstr (fer_backend_type_to_string (FER_BACKEND_AUTO), ==, "auto");
+
+  GError *error = NULL;
+  char *path = write_model ("be.safetensors", FER_STEM_SMALL, FER_HEAD_FC, 1,
+      7, NULL);
+  fer_model_options cuda = { FER_BACKEND_CUDA, 0, 0 };
+  fer_model *m = fer_model_load (path, &cuda, &error);
+  if (!fer_have_cuda_build ()) {
+    g_assert_null (m);
+    g_assert_error (error, FER_ERROR, FER_ERROR_NO_DEVICE);
+    g_assert_nonnull (strstr (error->message, "cuda"));
+    g_clear_error (&error);
+  }
+  fer_model_free (m);
+  g_clear_error (&error);
+  /* auto on a machine without a GPU is the CPU backend */
+  fer_model_options autob = { FER_BACKEND_AUTO, 0, 0 };
+  m = fer_model_load (path, &autob, &error);
+  g_assert_no_error (error);
+  if (!fer_have_cuda_build ())
+    g_assert_cmpint (fer_model_backend (m), ==, FER_BACKEND_CPU);
+  g_assert_false (fer_model_set_threads (m, -1, &error));
+  g_assert_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_assert_true (fer_model_set_threads (m, 1, &error));
+  fer_model_free (m);
+  g_unlink (path);
+  g_free (path);
+}
+
+int
+main (int argc, char **argv)
+{
+  GError *error = NULL;
+  g_test_init (&argc, &argv, NULL);
+  tmpdir = g_dir_make_tmp ("fer-model-XXXXXX", &error);
+  g_assert_no_error (error);
+  g_test_add_func ("/model/variants", test_variants);
+  g_test_add_func ("/model/metadata", test_metadata);
+  g_test_add_func ("/model/bad-models", test_bad_models);
+  g_test_add_func ("/model/classify", test_classify);
+  g_test_add_func ("/model/backend-choice", test_backend_choice);
+  int rc = g_test_run ();
+  g_rmdir (tmpdir);
+  g_free (tmpdir);
+  return rc;
+}

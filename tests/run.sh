@@ -1,0 +1,43 @@
+#!/bin/sh
+# Builds the project and runs every test: the normal build (warnings are
+# errors), then the nn tests again under AddressSanitizer + LeakSanitizer
+# (hostile model files, preprocessing, the network). Prints one summary line
+# "N passed, N failed, N skipped" last. Usage: tests/run.sh [BUILDDIR]
+set -u
+cd "$(dirname "$0")/.."
+build=${1:-build}
+asan=$build-asan
+status=0
+
+run_suite () {
+  dir=$1; shift
+  meson test -C "$dir" --print-errorlogs --num-processes 2 "$@" || status=1
+  python3 - "$dir/meson-logs/testlog.json" >> "$build.summary" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(r["result"])
+PY
+}
+
+rm -f "$build.summary"
+meson setup "$build" --reconfigure -Dwerror=true >/dev/null 2>&1 \
+  || meson setup "$build" -Dwerror=true || exit 1
+meson compile -C "$build" || exit 1
+run_suite "$build"
+
+meson setup "$asan" --reconfigure -Dwerror=true -Db_sanitize=address,undefined \
+    -Db_lundef=false >/dev/null 2>&1 \
+  || meson setup "$asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
+  || exit 1
+meson compile -C "$asan" || exit 1
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  run_suite "$asan" --suite nn
+
+passed=$(grep -c -E '^(OK|EXPECTEDFAIL)$' "$build.summary")
+failed=$(grep -c -E '^(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)$' "$build.summary")
+skipped=$(grep -c '^SKIP$' "$build.summary")
+rm -f "$build.summary"
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] || status=1
+exit $status
