@@ -69,38 +69,46 @@ struct fer_st_writer
   GHashTable *metadata;         /* key -> value, both owned */
 };
 
+static const struct
+{
+  const char *name;
+  size_t size;
+} dtypes[] = {
+  [FER_DTYPE_F32] = {"F32", 4},
+  [FER_DTYPE_F16] = {"F16", 2},
+  [FER_DTYPE_BF16] = {"BF16", 2},
+  [FER_DTYPE_F64] = {"F64", 8},
+  [FER_DTYPE_I64] = {"I64", 8},
+  [FER_DTYPE_I32] = {"I32", 4},
+  [FER_DTYPE_I16] = {"I16", 2},
+  [FER_DTYPE_I8] = {"I8", 1},
+  [FER_DTYPE_U8] = {"U8", 1},
+  [FER_DTYPE_BOOL] = {"BOOL", 1},
+};
+
 static size_t
 dtype_size (fer_dtype dtype)
 {
-  return dtype == FER_DTYPE_F32 ? 4 : 2;
+  return (guint) dtype < G_N_ELEMENTS (dtypes) ? dtypes[dtype].size : 0;
 }
 
 static const char *
 dtype_name (fer_dtype dtype)
 {
-  switch (dtype) {
-    case FER_DTYPE_F32:
-      return "F32";
-    case FER_DTYPE_F16:
-      return "F16";
-    case FER_DTYPE_BF16:
-      return "BF16";
-  }
-  return "(invalid dtype)";
+  return (guint) dtype < G_N_ELEMENTS (dtypes) ? dtypes[dtype].name
+      : "(invalid dtype)";
 }
 
 static gboolean
 dtype_from_name (const char *name, fer_dtype *dtype)
 {
-  if (strcmp (name, "F32") == 0)
-    *dtype = FER_DTYPE_F32;
-  else if (strcmp (name, "F16") == 0)
-    *dtype = FER_DTYPE_F16;
-  else if (strcmp (name, "BF16") == 0)
-    *dtype = FER_DTYPE_BF16;
-  else
-    return FALSE;
-  return TRUE;
+  for (guint i = 0; i < G_N_ELEMENTS (dtypes); i++) {
+    if (strcmp (name, dtypes[i].name) == 0) {
+      *dtype = (fer_dtype) i;
+      return TRUE;
+    }
+  }
+  return FALSE;
 }
 
 /* Number of elements of `shape`, FALSE when it does not fit in an int64. */
@@ -775,6 +783,46 @@ fer_safetensors_read_f32 (const fer_safetensors *st, const fer_st_tensor *t,
         memcpy (&bits, src + 2 * i, 2);
         out[i] = fer_bf16_to_f32 (GUINT16_FROM_LE (bits));
       }
+      break;
+    case FER_DTYPE_F64:
+      for (int64_t i = 0; i < t->numel; i++) {
+        guint64 bits;
+        double d;
+        memcpy (&bits, src + 8 * i, 8);
+        bits = GUINT64_FROM_LE (bits);
+        memcpy (&d, &bits, 8);
+        out[i] = (float) d;
+      }
+      break;
+    case FER_DTYPE_I64:
+      for (int64_t i = 0; i < t->numel; i++) {
+        guint64 bits;
+        memcpy (&bits, src + 8 * i, 8);
+        out[i] = (float) (gint64) GUINT64_FROM_LE (bits);
+      }
+      break;
+    case FER_DTYPE_I32:
+      for (int64_t i = 0; i < t->numel; i++) {
+        guint32 bits;
+        memcpy (&bits, src + 4 * i, 4);
+        out[i] = (float) (gint32) GUINT32_FROM_LE (bits);
+      }
+      break;
+    case FER_DTYPE_I16:
+      for (int64_t i = 0; i < t->numel; i++) {
+        guint16 bits;
+        memcpy (&bits, src + 2 * i, 2);
+        out[i] = (float) (gint16) GUINT16_FROM_LE (bits);
+      }
+      break;
+    case FER_DTYPE_I8:
+      for (int64_t i = 0; i < t->numel; i++)
+        out[i] = (float) (gint8) src[i];
+      break;
+    case FER_DTYPE_U8:
+    case FER_DTYPE_BOOL:
+      for (int64_t i = 0; i < t->numel; i++)
+        out[i] = (float) src[i];
       break;
   }
 }

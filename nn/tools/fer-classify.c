@@ -21,7 +21,7 @@ usage_error (const char *fmt, ...)
   va_start (ap, fmt);
   g_autofree char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  g_printerr ("%s: %s\nRun '%s --help' for the options.\n", g_get_prgname (),
+  fprintf (stderr, "%s: %s\nRun '%s --help' for the options.\n", g_get_prgname (),
       msg, g_get_prgname ());
   return 2;
 }
@@ -161,7 +161,7 @@ main (int argc, char **argv)
   fer_model *m = fer_model_load (model_path, &opts, &error);
   if (m == NULL)
     {
-      g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+      fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
       return 1;
     }
 
@@ -179,7 +179,7 @@ main (int argc, char **argv)
     {
       if (!fer_decoded_image_load (&decoded, *path, &error))
         {
-          g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+          fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
           g_clear_error (&error);
           status = 1;
           continue;
@@ -188,7 +188,7 @@ main (int argc, char **argv)
           || (want_logits && !identity_logits (m, &decoded.image, input,
                   scratch, logits, &error)))
         {
-          g_printerr ("%s: cannot classify %s: %s\n", g_get_prgname (), *path,
+          fprintf (stderr, "%s: cannot classify %s: %s\n", g_get_prgname (), *path,
               error->message);
           g_clear_error (&error);
           status = 1;

@@ -6,6 +6,8 @@
  * classification into batches of --batch images (times the TTA views). An
  * unreadable image is reported and skipped, since one bad file should not
  * cost the measurement of thousands; the output counts them. */
+#include <dirent.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,7 +40,7 @@ usage_error (const char *fmt, ...)
   va_start (ap, fmt);
   g_autofree char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  g_printerr ("%s: %s\nRun '%s --help' for the options.\n", g_get_prgname (),
+  fprintf (stderr, "%s: %s\nRun '%s --help' for the options.\n", g_get_prgname (),
       msg, g_get_prgname ());
   return 2;
 }
@@ -65,16 +67,22 @@ compare_names (gconstpointer a, gconstpointer b)
 
 /* Entry names of a directory, sorted, without hidden ones. */
 static GPtrArray *
-sorted_entries (const char *dir, GError **error)
+sorted_entries (const char *path, GError **error)
 {
-  g_autoptr (GDir) d = g_dir_open (dir, 0, error);
-  if (d == NULL)
-    return NULL;
+  DIR *dir = opendir (path);
+  if (dir == NULL)
+    {
+      int e = errno;
+      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot read directory %s: %s",
+          path, g_strerror (e));
+      return NULL;
+    }
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
-  const char *name;
-  while ((name = g_dir_read_name (d)) != NULL)
-    if (name[0] != '.')
-      g_ptr_array_add (names, g_strdup (name));
+  const struct dirent *entry;
+  while ((entry = readdir (dir)) != NULL)
+    if (entry->d_name[0] != '.')
+      g_ptr_array_add (names, g_strdup (entry->d_name));
+  closedir (dir);
   g_ptr_array_sort (names, compare_names);
   return names;
 }
@@ -111,7 +119,7 @@ collect_samples (fer_model *m, const char *root, GError **error)
   GArray *samples = g_array_new (FALSE, FALSE, sizeof (sample));
   g_array_set_clear_func (samples, sample_clear);
   g_autoptr (GString) unknown = g_string_new (NULL);
-  int n_folders = 0;
+  int n_folders = 0, n_unknown = 0;
   for (guint i = 0; i < folders->len; i++)
     {
       const char *name = folders->pdata[i];
@@ -121,8 +129,9 @@ collect_samples (fer_model *m, const char *root, GError **error)
       int label = fer_model_label_index (m, name);
       if (label < 0)
         {
-          g_string_append_printf (unknown, "%s'%s'", unknown->len ? ", " : "",
+          g_string_append_printf (unknown, "%s'%s'", n_unknown ? ", " : "",
               name);
+          n_unknown++;
           continue;
         }
       n_folders++;
@@ -140,13 +149,14 @@ collect_samples (fer_model *m, const char *root, GError **error)
           }
     }
 
-  if (unknown->len > 0 || n_folders == 0)
+  if (n_unknown > 0 || n_folders == 0)
     {
       g_autofree char *labels = model_labels_list (m);
-      if (unknown->len > 0)
+      if (n_unknown > 0)
         g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-            "%s: folder %s is not a label of model %s; expected folders "
-            "named after its labels: %s", root, unknown->str,
+            "%s: %s %s %s of model %s; expected folders named after its "
+            "labels: %s", root, n_unknown == 1 ? "folder" : "folders",
+            unknown->str, n_unknown == 1 ? "is not a label" : "are not labels",
             fer_model_path (m), labels);
       else
         g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
@@ -277,7 +287,7 @@ print_json (const eval_result *r)
   json_builder_end_object (b);
 
   g_autoptr (JsonNode) root = json_builder_get_root (b);
-  g_autofree char *text = json_to_string (root, TRUE);
+  g_autofree char *text = json_to_string (root, FALSE);
   printf ("%s\n", text);
 }
 
@@ -406,7 +416,7 @@ main (int argc, char **argv)
     { "batch", 0, 0, G_OPTION_ARG_INT, &batch,
       "Images per forward pass (default 64)", "B" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
-      "Print the results as one JSON object", NULL },
+      "Print the results as one JSON object on one line", NULL },
     { "report", 'r', 0, G_OPTION_ARG_FILENAME, &report,
       "Also write a Markdown report to FILE", "FILE.md" },
     { NULL }
@@ -442,7 +452,7 @@ main (int argc, char **argv)
   fer_model *m = fer_model_load (model_path, &opts, &error);
   if (m == NULL)
     {
-      g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+      fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
       return 1;
     }
 
@@ -457,14 +467,14 @@ main (int argc, char **argv)
   gint64 start = g_get_monotonic_time ();
 
   if (samples == NULL)
-    g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+    fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
   else if (samples->len == 0)
-    g_printerr ("%s: no *.jpg, *.jpeg or *.png files in the label folders "
+    fprintf (stderr, "%s: no *.jpg, *.jpeg or *.png files in the label folders "
         "of %s\n", g_get_prgname (), data);
   else if (!evaluate (m, samples, batch, tta, metrics, skipped, &error))
-    g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+    fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
   else if (metrics->n == 0)
-    g_printerr ("%s: none of the %u images under %s could be read\n",
+    fprintf (stderr, "%s: none of the %u images under %s could be read\n",
         g_get_prgname (), samples->len, data);
   else
     {
@@ -478,7 +488,7 @@ main (int argc, char **argv)
       status = 0;
       if (report != NULL && !write_report (&r, report, &error))
         {
-          g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+          fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
           status = 1;
         }
     }

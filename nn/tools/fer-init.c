@@ -18,7 +18,7 @@ usage_error (const char *fmt, ...)
   va_start (ap, fmt);
   g_autofree char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  g_printerr ("%s: %s\nRun '%s --help' for the options.\n", g_get_prgname (),
+  fprintf (stderr, "%s: %s\nRun '%s --help' for the options.\n", g_get_prgname (),
       msg, g_get_prgname ());
   return 2;
 }
@@ -107,7 +107,7 @@ main (int argc, char **argv)
   if (!fer_model_write_random (&arch, seed, randomize_bn, dtype,
           (const char *const *) kv->pdata, out, &error))
     {
-      g_printerr ("%s: %s\n", g_get_prgname (), error->message);
+      fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
       return 1;
     }
   printf ("%s: ResNet-18, %s stem, %s head, %d input channel%s, %d classes, "

@@ -326,6 +326,57 @@ test_unaligned_mixed_dtypes (void)
   fer_safetensors_free (st);
 }
 
+/* PyTorch state dicts carry integer tensors (num_batches_tracked is I64):
+ * they load, and read_f32 converts every dtype. */
+static void
+test_integer_dtypes (void)
+{
+  const char *header =
+      "{\"n\":{\"dtype\":\"I64\",\"shape\":[],\"data_offsets\":[0,8]},"
+      "\"i\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[8,12]},"
+      "\"s\":{\"dtype\":\"I16\",\"shape\":[1],\"data_offsets\":[12,14]},"
+      "\"c\":{\"dtype\":\"I8\",\"shape\":[1],\"data_offsets\":[14,15]},"
+      "\"u\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[15,16]},"
+      "\"d\":{\"dtype\":\"F64\",\"shape\":[1],\"data_offsets\":[16,24]},"
+      "\"b\":{\"dtype\":\"BOOL\",\"shape\":[1],\"data_offsets\":[24,25]}}";
+  guint8 data[25] = { 0 };
+  gint64 n = GINT64_TO_LE (-123456);
+  gint32 i32 = GINT32_TO_LE (-70000);
+  gint16 i16 = GINT16_TO_LE (-300);
+  double d = -2.5;   /* little-endian host assumed, as the format */
+  GError *error = NULL;
+  size_t size;
+  float v;
+
+  memcpy (data, &n, 8);
+  memcpy (data + 8, &i32, 4);
+  memcpy (data + 12, &i16, 2);
+  data[14] = 0xfe;   /* -2 */
+  data[15] = 200;
+  memcpy (data + 16, &d, 8);
+  data[24] = 1;
+  guint8 *bytes = build_file (header, strlen (header), data, sizeof data,
+      &size);
+  fer_safetensors *st = fer_safetensors_open_bytes (bytes, size, "ints",
+      &error);
+  g_free (bytes);
+  g_assert_no_error (error);
+  const struct { const char *name; fer_dtype dtype; float value; } want[] = {
+    {"n", FER_DTYPE_I64, -123456.0f}, {"i", FER_DTYPE_I32, -70000.0f},
+    {"s", FER_DTYPE_I16, -300.0f}, {"c", FER_DTYPE_I8, -2.0f},
+    {"u", FER_DTYPE_U8, 200.0f}, {"d", FER_DTYPE_F64, -2.5f},
+    {"b", FER_DTYPE_BOOL, 1.0f},
+  };
+  for (guint k = 0; k < G_N_ELEMENTS (want); k++) {
+    const fer_st_tensor *t = fer_safetensors_find (st, want[k].name);
+    g_assert_nonnull (t);
+    g_assert_cmpint (t->dtype, ==, want[k].dtype);
+    fer_safetensors_read_f32 (st, t, &v);
+    g_assert_cmpfloat (v, ==, want[k].value);
+  }
+  fer_safetensors_free (st);
+}
+
 /* -------------------------------------------------------- half precision */
 
 static void
@@ -534,8 +585,8 @@ static const hostile_header hostile_headers[] = {
       "{\"a\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
       "not a string", "'a'"},
   {"dtype-i64",
-      "{\"a\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8,
-      "unsupported dtype 'I64'", "'a'"},
+      "{\"a\":{\"dtype\":\"C64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8,
+      "unsupported dtype 'C64'", "'a'"},
   {"shape-not-array",
       "{\"a\":{\"dtype\":\"F32\",\"shape\":4,\"data_offsets\":[0,4]}}", 4,
       "not an array", "'a'"},
@@ -611,11 +662,11 @@ test_hostile_header (gconstpointer data)
 static void
 test_hostile_file_on_disk (void)
 {
-  const char *header = "{\"a\":{\"dtype\":\"I64\",\"shape\":[1],"
+  const char *header = "{\"a\":{\"dtype\":\"C64\",\"shape\":[1],"
       "\"data_offsets\":[0,8]}}";
   const guint8 data[8] = {0};
   GError *error = NULL;
-  char *path = tmp_path ("i64.safetensors");
+  char *path = tmp_path ("c64.safetensors");
   guint8 *bytes;
   size_t size;
 
@@ -623,7 +674,7 @@ test_hostile_file_on_disk (void)
   g_assert_true (g_file_set_contents (path, (const char *) bytes,
           (gssize) size, &error));
   g_assert_null (fer_safetensors_open (path, &error));
-  assert_error_names (error, FER_ERROR_FORMAT, path, "I64");
+  assert_error_names (error, FER_ERROR_FORMAT, path, "C64");
   g_error_free (error);
   g_unlink (path);
   g_free (bytes);
@@ -835,6 +886,7 @@ main (int argc, char **argv)
   g_test_add_func ("/safetensors/roundtrip/f16", test_roundtrip_f16);
   g_test_add_func ("/safetensors/roundtrip/header-order", test_header_order);
   g_test_add_func ("/safetensors/roundtrip/file-layout", test_file_layout);
+  g_test_add_func ("/safetensors/read/integer-dtypes", test_integer_dtypes);
   g_test_add_func ("/safetensors/read/unaligned-mixed-dtypes",
       test_unaligned_mixed_dtypes);
   g_test_add_func ("/safetensors/half/f16-known-bits", test_f16_known_bits);

@@ -6,7 +6,8 @@
  * data; data_offsets are relative to the first byte after the header.
  *
  * The reader validates everything before anything is used: header length
- * against the file size, JSON syntax, dtype (F32, F16, BF16), shape vs byte
+ * against the file size, JSON syntax, dtype (F32, F16, BF16, F64, I64, I32,
+ * I16, I8, U8, BOOL), shape vs byte
  * size, offsets inside the data area and not overlapping. Every error names
  * the file and, where there is one, the tensor. */
 #ifndef FER_SAFETENSORS_H
@@ -18,11 +19,21 @@
 
 G_BEGIN_DECLS
 
+/* Float dtypes are what models are made of; the others are accepted because
+ * PyTorch state dicts carry them (BatchNorm's num_batches_tracked is I64),
+ * and read_f32 converts them too. */
 typedef enum
 {
   FER_DTYPE_F32,
   FER_DTYPE_F16,
   FER_DTYPE_BF16,
+  FER_DTYPE_F64,
+  FER_DTYPE_I64,
+  FER_DTYPE_I32,
+  FER_DTYPE_I16,
+  FER_DTYPE_I8,
+  FER_DTYPE_U8,
+  FER_DTYPE_BOOL,
 } fer_dtype;
 
 #define FER_ST_MAX_DIMS 8
