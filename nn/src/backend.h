@@ -47,8 +47,14 @@ typedef struct
       size_t n, GError **error);
   gboolean (*set_threads) (fer_backend *be, int threads, GError **error);
 
+  /* Turns host conv weights (Cout, K, K, Cin) into whatever layout this
+   * backend's conv2d_forward wants (packed, on the device...), once at
+   * load time; the result is released with release(). */
+  float *(*conv2d_prepare_weight) (fer_backend *be, const float *weight,
+      int cout, int k, int cin, GError **error);
   /* out = act(conv(inp, weight) + bias [+ residual]); act = ReLU or none.
-   * residual (same shape as out) may be NULL. */
+   * weight comes from conv2d_prepare_weight; residual (same shape as out)
+   * may be NULL. */
   gboolean (*conv2d_forward) (fer_backend *be, float *out, const float *inp,
       const float *weight, const float *bias, const float *residual,
       const fer_conv_shape *s, gboolean relu, GError **error);

@@ -396,8 +396,9 @@ load_conv_bn (fer_model *m, const fer_safetensors *st, conv_layer *l,
   l->k = k;
   l->stride = stride;
   l->pad = pad;
-  ok = upload_new (m, &l->weight, wf, (size_t) cout * k * k * cin, error)
-      && upload_new (m, &l->bias, bf, cout, error);
+  l->weight = m->be->ops->conv2d_prepare_weight (m->be, wf, cout, k, cin,
+      error);
+  ok = l->weight && upload_new (m, &l->bias, bf, cout, error);
   g_free (w);
   g_free (scale);
   g_free (shift);

@@ -62,6 +62,17 @@ cpu_set_threads (fer_backend *be, int threads, GError **error)
   return TRUE;
 }
 
+static float *
+cpu_conv2d_prepare_weight (fer_backend *be, const float *weight, int cout,
+    int k, int cin, GError **error)
+{
+  size_t n = (size_t) cout * k * k * cin;
+  float *w = cpu_alloc (be, n, error);
+  if (w)
+    memcpy (w, weight, n * sizeof (float));
+  return w;
+}
+
 static gboolean
 cpu_conv2d_forward (fer_backend *be, float *out, const float *inp,
     const float *weight, const float *bias, const float *residual,
@@ -118,6 +129,7 @@ static const fer_backend_ops cpu_ops = {
   .upload = cpu_copy,
   .download = cpu_copy,
   .set_threads = cpu_set_threads,
+  .conv2d_prepare_weight = cpu_conv2d_prepare_weight,
   .conv2d_forward = cpu_conv2d_forward,
   .maxpool2d_forward = cpu_maxpool2d_forward,
   .avgpool_forward = cpu_avgpool_forward,

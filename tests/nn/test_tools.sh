@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# The command-line tools end to end (TAP): fer-init writes models,
+# fer-test-mkimage writes every PNG/JPEG variant the decoder must handle,
+# fer-classify and fer-eval run on them, and on broken input they must name
+# the file and fail with status 1, never crash. With the FER2013 public test
+# split present, fer-eval must count its images exactly.
+#
+# Environment: FER_TOOLS_DIR (build/nn/tools, required), FER_DATA_DIR
+# (the fer2013 folder; optional), PYTHON (default python3, standard library
+# only: it parses the JSON output).
+set -u
+
+tools=${FER_TOOLS_DIR:?FER_TOOLS_DIR must name the build directory of the tools}
+data_dir=${FER_DATA_DIR:-}
+py=${PYTHON:-python3}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
+
+labels="angry disgust fear happy neutral sad surprise"
+n=0
+
+pass () { n=$((n + 1)); echo "ok $n - $1"; }
+
+# fail DESCRIPTION: the last command's output goes to the log as comments.
+fail ()
+{
+  n=$((n + 1))
+  echo "not ok $n - $1"
+  echo "# exit status $status"
+  sed 's/^/# stdout: /' out 2>/dev/null | head -20
+  sed 's/^/# stderr: /' err 2>/dev/null | head -20
+}
+
+# run CMD...: runs a tool, keeping stdout, stderr and the exit status.
+run () { "$@" >out 2>err; status=$?; }
+
+# check DESCRIPTION CONDITION...: CONDITION is a command (often `test`).
+check () { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
+
+# failed_naming STATUS TEXT: the last run exited with STATUS, printed TEXT
+# on stderr, and did not die from a signal.
+failed_naming () { [ "$status" -eq "$1" ] && grep -qF -- "$2" err; }
+
+# lists_labels: the last run's stderr names every FER2013 label.
+lists_labels () { for l in $labels; do grep -qw "$l" err || return 1; done; }
+
+# json_check FILE PYTHON-CODE: runs the code with `d` = FILE's JSON (or `ds`
+# = the list of objects of a JSON-lines file); it fails by raising.
+json_check ()
+{
+  "$py" - "$1" "$2" >>err 2>&1 <<'EOF'
+import json, sys
+text = open(sys.argv[1]).read()
+ds = [json.loads(line) for line in text.splitlines() if line.strip()]
+d = ds[0] if len(ds) == 1 else None
+exec(sys.argv[2])
+EOF
+}
+
+# ---- fer-init ---------------------------------------------------------------
+
+run "$tools/fer-init" --out m1.safetensors
+check "fer-init with the defaults writes a model" \
+  test "$status" -eq 0 -a -s m1.safetensors
+
+run "$tools/fer-init" --out m3.safetensors --stem small --head mlp --channels 3 \
+  --randomize-bn --f16 --seed 7 --meta fer.dataset=test
+check "fer-init small stem, mlp head, 3 channels, F16, random BN, metadata" \
+  test "$status" -eq 0 -a -s m3.safetensors
+
+run "$tools/fer-init" --out m-abc.safetensors --classes 3 --meta fer.labels=a,b,c
+check "fer-init with 3 classes and their labels" test "$status" -eq 0
+
+"$tools/fer-init" --out m1-again.safetensors >/dev/null 2>&1
+"$tools/fer-init" --out m1-seed1.safetensors --seed 1 >/dev/null 2>&1
+check "fer-init is deterministic for a seed and differs across seeds" \
+  eval 'cmp -s m1.safetensors m1-again.safetensors && ! cmp -s m1.safetensors m1-seed1.safetensors'
+
+run "$tools/fer-init" --out bad.safetensors --stem bogus
+check "fer-init --stem bogus: usage error naming the value" failed_naming 2 bogus
+
+# ---- decoding: every PNG/JPEG variant -------------------------------------
+
+kinds="gray rgb rgba png-gray16 png-rgba16 png-gray1 png-gray-alpha png-palette
+  png-palette-trns png-interlaced jpeg-gray jpeg-rgb"
+for kind in $kinds; do
+  case $kind in jpeg-*) file=$kind.jpg ;; *) file=$kind.png ;; esac
+  run "$tools/fer-test-mkimage" "$kind" 37 29 "$file"
+  [ "$status" -eq 0 ] && run "$tools/fer-test-mkimage" --verify "$kind" 37 29 "$file"
+  check "decode $kind: $(cat out)" test "$status" -eq 0
+done
+"$tools/fer-test-mkimage" jpeg-gray 48 48 face.jpg
+"$tools/fer-test-mkimage" jpeg-cmyk 48 48 cmyk.jpg
+
+# Broken files: cut short, or damaged inside.
+head -c 300 face.jpg > truncated.jpg
+head -c 100 rgb.png > truncated.png
+cp rgb.png damaged.png
+printf '\377\377\377\377\377\377\377\377' | dd of=damaged.png bs=1 seek=60 conv=notrunc 2>/dev/null
+echo "not an image" > text.png
+
+# ---- fer-classify -----------------------------------------------------------
+
+run "$tools/fer-classify" --model m1.safetensors face.jpg gray.png rgb.png
+check "fer-classify prints one line per image" \
+  eval '[ "$status" -eq 0 ] && [ "$(wc -l < out)" -eq 3 ] && grep -q "^face.jpg: " out && grep -q "^rgb.png: " out'
+
+run "$tools/fer-classify" --model m1.safetensors --json face.jpg png-palette-trns.png png-gray16.png
+cp out classify.json
+check "fer-classify --json: valid JSON lines, probabilities sum to 1, label is the argmax" \
+  eval '[ "$status" -eq 0 ] && json_check classify.json "
+labels = \"$labels\".split()
+assert len(ds) == 3, ds
+for o in ds:
+    p = o[\"probabilities\"]
+    assert list(p) == labels, p
+    assert abs(sum(p.values()) - 1) < 1e-4, p
+    assert o[\"label\"] == max(p, key=p.get) == labels[o[\"label_id\"]], o
+    assert o[\"confidence\"] == p[o[\"label\"]], o
+"'
+
+run "$tools/fer-classify" --model m3.safetensors --tta 10 --json rgb.png jpeg-gray.jpg
+cp out classify3.json
+check "fer-classify --tta 10 on a 3-channel model" \
+  eval '[ "$status" -eq 0 ] && json_check classify3.json "
+assert len(ds) == 2 and all(abs(sum(o[\"probabilities\"].values()) - 1) < 1e-4 for o in ds)
+"'
+
+run "$tools/fer-classify" --model m1.safetensors --logits face.jpg
+check "fer-classify --logits prints the 7 logits" \
+  eval '[ "$status" -eq 0 ] && [ "$(grep -o "[a-z]*=[-0-9.e+]*" out | wc -l)" -eq 7 ]'
+
+run "$tools/fer-classify" --model m1.safetensors --logits --json face.jpg rgba.png
+cp out logits.json
+check "fer-classify --logits: softmax of the logits is the T=1 probability" \
+  eval '[ "$status" -eq 0 ] && json_check logits.json "
+import math
+for o in ds:
+    z = o[\"logits\"]; m = max(z.values())
+    e = {k: math.exp(v - m) for k, v in z.items()}; s = sum(e.values())
+    assert all(abs(e[k] / s - p) < 1e-4 for k, p in o[\"probabilities\"].items()), o
+"'
+
+run "$tools/fer-classify" --model m1.safetensors face.jpg missing.png rgb.png
+check "fer-classify: a missing image is named, the others still classified, status 1" \
+  eval 'failed_naming 1 missing.png && [ "$(wc -l < out)" -eq 2 ]'
+
+for bad in truncated.jpg truncated.png damaged.png text.png; do
+  run "$tools/fer-classify" --model m1.safetensors "$bad"
+  check "fer-classify: $bad is named, status 1" failed_naming 1 "$bad"
+done
+
+run "$tools/fer-classify" --model m1.safetensors cmyk.jpg
+check "fer-classify: a CMYK JPEG is refused by name" \
+  eval 'failed_naming 1 cmyk.jpg && grep -q CMYK err'
+
+run "$tools/fer-classify" --model no/such/model.safetensors face.jpg
+check "fer-classify: a nonexistent model is named, status 1" \
+  failed_naming 1 no/such/model.safetensors
+
+run "$tools/fer-classify" --model rgb.png face.jpg
+check "fer-classify: a file that is not a model is named, status 1" \
+  failed_naming 1 rgb.png
+
+# ---- fer-eval ---------------------------------------------------------------
+
+for label in $labels; do
+  mkdir -p tree/$label
+  "$tools/fer-test-mkimage" jpeg-gray 48 48 tree/$label/a.jpg
+  "$tools/fer-test-mkimage" rgb 40 52 tree/$label/b.PNG
+done
+echo "not an image, and ignored" > tree/README.txt
+echo "ignored too" > tree/happy/notes.txt
+
+run "$tools/fer-eval" --model m1.safetensors --data tree --json --tta 2
+cp out eval.json
+check "fer-eval --json on 14 images: n, supports, confusion" \
+  eval '[ "$status" -eq 0 ] && json_check eval.json "
+assert d[\"n\"] == 14 and d[\"skipped\"] == 0 and d[\"tta\"] == 2, d
+assert d[\"labels\"] == \"$labels\".split(), d
+assert all(c[\"support\"] == 2 for c in d[\"per_class\"].values()), d
+assert sum(map(sum, d[\"confusion\"])) == 14, d
+assert 0 <= d[\"accuracy\"] <= 1
+"'
+
+run "$tools/fer-eval" --model m1.safetensors --data tree
+check "fer-eval text output has accuracy, averages and the confusion matrix" \
+  eval '[ "$status" -eq 0 ] && grep -q "^accuracy: " out && grep -q "weighted avg" out && grep -q "confusion matrix" out'
+
+cp truncated.jpg tree/sad/c.jpg
+run "$tools/fer-eval" --model m1.safetensors --data tree --json --batch 3 --report report.md
+cp out eval-skip.json
+check "fer-eval skips and counts an unreadable image, naming it" \
+  eval '[ "$status" -eq 0 ] && grep -qF tree/sad/c.jpg err && json_check eval-skip.json "
+assert d[\"n\"] == 14 and d[\"skipped\"] == 1, d
+assert d[\"skipped_files\"][0][\"path\"].endswith(\"tree/sad/c.jpg\"), d
+"'
+check "fer-eval --report writes the Markdown tables" \
+  eval 'grep -q "^| angry | " report.md && grep -q "weighted avg" report.md && grep -q "^| \*\*surprise\*\* |" report.md'
+
+run "$tools/fer-eval" --model m1.safetensors --data tree --json --batch 1
+cp out eval-b1.json
+check "fer-eval gives the same confusion matrix in batches of 1 and 3" \
+  eval '[ "$status" -eq 0 ] && json_check eval-b1.json "
+other = json.load(open(\"eval-skip.json\"))
+assert d[\"confusion\"] == other[\"confusion\"], (d[\"confusion\"], other[\"confusion\"])
+"'
+rm tree/sad/c.jpg
+
+mkdir tree/smile
+run "$tools/fer-eval" --model m1.safetensors --data tree
+check "fer-eval: an unknown folder is named and the model labels listed" \
+  eval 'failed_naming 1 smile && lists_labels'
+rmdir tree/smile
+
+run "$tools/fer-eval" --model m1.safetensors --data no/such/dir
+check "fer-eval: a missing data directory is named, status 1" failed_naming 1 no/such/dir
+
+# ---- FER2013 public test split --------------------------------------------
+
+public="$data_dir/publictest"
+if [ -n "$data_dir" ] && [ -d "$public" ]; then
+  run "$tools/fer-eval" --model m1.safetensors --data "$public" --json
+  cp out public.json
+  check "fer-eval on FER2013 publictest counts 3589 images with the right supports" \
+    eval '[ "$status" -eq 0 ] && json_check public.json "
+assert d[\"n\"] == 3589 and d[\"skipped\"] == 0, (d[\"n\"], d[\"skipped\"])
+want = dict(angry=467, disgust=56, fear=496, happy=895, neutral=607, sad=653, surprise=415)
+got = {k: v[\"support\"] for k, v in d[\"per_class\"].items()}
+assert got == want, got
+"'
+else
+  n=$((n + 1))
+  echo "ok $n # SKIP FER2013 not found at ${data_dir:-(FER_DATA_DIR unset)}/publictest"
+fi
+
+echo "1..$n"
