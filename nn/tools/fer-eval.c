@@ -19,6 +19,9 @@
 #include "imageio.h"
 #include "metrics.h"
 
+/* Far beyond what a GPU batch gains from, and it bounds the decode pool. */
+#define MAX_BATCH 4096
+
 typedef struct
 {
   char *path;
@@ -319,8 +322,8 @@ write_report (const eval_result *r, const char *path, GError **error)
   g_autoptr (GError) file_error = NULL;
   if (!g_file_set_contents (path, md->str, md->len, &file_error))
     {
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write report: %s",
-          file_error->message);
+      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write report %s: %s",
+          path, file_error->message);
       return FALSE;
     }
   return TRUE;
@@ -384,6 +387,8 @@ evaluate (fer_model *m, const GArray *samples, int batch, int tta,
         fer_metrics_add (metrics, labels[i], argmax (probs + (size_t) i * k, k));
       progress_update (&bar, next);
     }
+  if (!ok && bar.tty)
+    fputc ('\n', stderr);
 
   for (int i = 0; i < batch; i++)
     fer_decoded_image_clear (&pool[i]);
@@ -441,8 +446,8 @@ main (int argc, char **argv)
     return usage_error ("--tta %d: expected 1 to %d", tta, FER_TTA_MAX);
   if (threads < 0)
     return usage_error ("--threads %d: expected 0 or more", threads);
-  if (batch < 1)
-    return usage_error ("--batch %d: expected 1 or more", batch);
+  if (batch < 1 || batch > MAX_BATCH)
+    return usage_error ("--batch %d: expected 1 to %d", batch, MAX_BATCH);
   fer_model_options opts = { .threads = threads };
   if (!fer_backend_type_from_string (backend_text ? backend_text : "auto",
           &opts.backend))

@@ -1,0 +1,145 @@
+/* GstFerEmotionMeta: per-face emotion results. Copied with the buffer's
+ * metadata; on a scale transform (videoscale) the box is rescaled, like
+ * GstVideoRegionOfInterestMeta. */
+#include "gstferemotionmeta.h"
+
+#include <gst/video/video.h>
+#include <string.h>
+
+GType
+gst_fer_emotion_meta_api_get_type (void)
+{
+  static GType type = 0;
+  static const gchar *tags[] = { GST_META_TAG_VIDEO_STR, NULL };
+
+  if (g_once_init_enter (&type)) {
+    GType t = gst_meta_api_type_register ("GstFerEmotionMetaAPI", tags);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+static gboolean
+gst_fer_emotion_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
+{
+  GstFerEmotionMeta *m = (GstFerEmotionMeta *) meta;
+
+  m->x = m->y = m->w = m->h = 0;
+  m->roi_id = -1;
+  m->label_id = -1;
+  m->label = NULL;
+  m->confidence = 0.0f;
+  m->n_classes = 0;
+  memset (m->class_labels, 0, sizeof m->class_labels);
+  memset (m->probabilities, 0, sizeof m->probabilities);
+  return TRUE;
+}
+
+static gboolean
+gst_fer_emotion_meta_transform (GstBuffer * dest, GstMeta * meta,
+    GstBuffer * buffer, GQuark type, gpointer data)
+{
+  GstFerEmotionMeta *src = (GstFerEmotionMeta *) meta, *dst;
+
+  if (GST_META_TRANSFORM_IS_COPY (type)) {
+    dst = (GstFerEmotionMeta *) gst_buffer_add_meta (dest,
+        GST_FER_EMOTION_META_INFO, NULL);
+    if (!dst)
+      return FALSE;
+    memcpy ((guint8 *) dst + sizeof (GstMeta), (guint8 *) src
+        + sizeof (GstMeta), sizeof (GstFerEmotionMeta) - sizeof (GstMeta));
+    return TRUE;
+  }
+  if (GST_VIDEO_META_TRANSFORM_IS_SCALE (type)) {
+    GstVideoMetaTransform *trans = data;
+    gint ow = GST_VIDEO_INFO_WIDTH (trans->in_info);
+    gint oh = GST_VIDEO_INFO_HEIGHT (trans->in_info);
+    gint nw = GST_VIDEO_INFO_WIDTH (trans->out_info);
+    gint nh = GST_VIDEO_INFO_HEIGHT (trans->out_info);
+
+    if (ow <= 0 || oh <= 0)
+      return FALSE;
+    dst = (GstFerEmotionMeta *) gst_buffer_add_meta (dest,
+        GST_FER_EMOTION_META_INFO, NULL);
+    if (!dst)
+      return FALSE;
+    memcpy ((guint8 *) dst + sizeof (GstMeta), (guint8 *) src
+        + sizeof (GstMeta), sizeof (GstFerEmotionMeta) - sizeof (GstMeta));
+    dst->x = (gint) ((gint64) src->x * nw / ow);
+    dst->y = (gint) ((gint64) src->y * nh / oh);
+    dst->w = (gint) ((gint64) src->w * nw / ow);
+    dst->h = (gint) ((gint64) src->h * nh / oh);
+    return TRUE;
+  }
+  /* other transforms (crops, format changes...) would invalidate the box */
+  return FALSE;
+}
+
+const GstMetaInfo *
+gst_fer_emotion_meta_get_info (void)
+{
+  static const GstMetaInfo *info = NULL;
+
+  if (g_once_init_enter ((GstMetaInfo **) & info)) {
+    const GstMetaInfo *mi = gst_meta_register (GST_FER_EMOTION_META_API_TYPE,
+        "GstFerEmotionMeta", sizeof (GstFerEmotionMeta),
+        gst_fer_emotion_meta_init, NULL, gst_fer_emotion_meta_transform);
+    g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
+  }
+  return info;
+}
+
+GstFerEmotionMeta *
+gst_buffer_add_fer_emotion_meta (GstBuffer * buffer, gint x, gint y, gint w,
+    gint h, gint roi_id, guint n_classes, const gchar * const *class_labels,
+    const gfloat * probabilities)
+{
+  GstFerEmotionMeta *m;
+  guint best = 0;
+
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+  g_return_val_if_fail (gst_buffer_is_writable (buffer), NULL);
+  if (n_classes == 0 || n_classes > GST_FER_EMOTION_MAX_CLASSES
+      || !class_labels || !probabilities)
+    return NULL;
+
+  m = (GstFerEmotionMeta *) gst_buffer_add_meta (buffer,
+      GST_FER_EMOTION_META_INFO, NULL);
+  if (!m)
+    return NULL;
+  m->x = x;
+  m->y = y;
+  m->w = w;
+  m->h = h;
+  m->roi_id = roi_id;
+  m->n_classes = n_classes;
+  for (guint i = 0; i < n_classes; i++) {
+    m->class_labels[i] = g_intern_string (class_labels[i]);
+    m->probabilities[i] = probabilities[i];
+    if (probabilities[i] > probabilities[best])
+      best = i;
+  }
+  m->label_id = (gint) best;
+  m->label = m->class_labels[best];
+  m->confidence = probabilities[best];
+  return m;
+}
+
+GstFerEmotionMeta *
+gst_buffer_iterate_fer_emotion_meta (GstBuffer * buffer, gpointer * state)
+{
+  return (GstFerEmotionMeta *) gst_buffer_iterate_meta_filtered (buffer,
+      state, GST_FER_EMOTION_META_API_TYPE);
+}
+
+GstFerEmotionMeta *
+gst_buffer_get_fer_emotion_meta_for_roi (GstBuffer * buffer, gint roi_id)
+{
+  gpointer state = NULL;
+  GstFerEmotionMeta *m;
+
+  while ((m = gst_buffer_iterate_fer_emotion_meta (buffer, &state)))
+    if (m->roi_id == roi_id)
+      return m;
+  return NULL;
+}

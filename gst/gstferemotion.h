@@ -1,0 +1,90 @@
+/* feremotion: facial expression recognition on video buffers. */
+#ifndef __GST_FER_EMOTION_H__
+#define __GST_FER_EMOTION_H__
+
+#include <gst/gst.h>
+#include <gst/base/gstbasetransform.h>
+#include <gst/video/video.h>
+#include <fer/fer.h>
+
+#include "feremotion/gstferemotionmeta.h"
+
+G_BEGIN_DECLS
+
+#define GST_TYPE_FER_EMOTION (gst_fer_emotion_get_type ())
+G_DECLARE_FINAL_TYPE (GstFerEmotion, gst_fer_emotion, GST, FER_EMOTION,
+    GstBaseTransform)
+
+typedef enum
+{
+  GST_FER_EMOTION_MODE_AUTO,
+  GST_FER_EMOTION_MODE_FRAME,
+  GST_FER_EMOTION_MODE_ROI,
+} GstFerEmotionMode;
+
+typedef struct
+{
+  gchar *model;
+  fer_backend_type backend;
+  gint device_id;
+  gint tta;
+  gint batch_size;
+  GstFerEmotionMode mode;
+  GQuark roi_type;
+  gdouble face_margin;
+  gint min_face_size;
+  gdouble smoothing;
+  gboolean post_messages;
+  gboolean skip_late;
+  gint threads;
+} GstFerEmotionSettings;
+
+/* A face followed across frames for temporal smoothing. */
+typedef struct
+{
+  gboolean live;
+  gint roi_id;
+  fer_rect box;
+  guint64 last_seen;
+  gfloat probs[GST_FER_EMOTION_MAX_CLASSES];
+} GstFerEmotionTrack;
+
+#define GST_FER_EMOTION_MAX_TRACKS 32
+
+struct _GstFerEmotion
+{
+  GstBaseTransform parent;
+
+  /* properties, under the object lock */
+  GstFerEmotionSettings settings;
+  gboolean started;
+
+  /* the model; model_lock is held for a whole buffer, so a model swap
+   * happens between buffers */
+  GMutex model_lock;
+  fer_model *model;
+  guint n_classes;
+  const gchar *labels[GST_FER_EMOTION_MAX_CLASSES];   /* interned */
+
+  /* streaming thread only */
+  GstVideoInfo info;
+  fer_pixel_format pixel_format;
+  guint capacity;              /* faces the arrays below hold */
+  fer_rect *rects;
+  gint *roi_ids;
+  GstVideoRegionOfInterestMeta **rois;
+  gfloat *probs;
+  GstStructure **faces;        /* for the bus message */
+  GstFerEmotionTrack tracks[GST_FER_EMOTION_MAX_TRACKS];
+  guint64 frame_count;
+
+  /* QoS, under the object lock */
+  GstClockTime earliest_time;
+  guint64 skipped_late;
+};
+
+GST_ELEMENT_REGISTER_DECLARE (feremotion);
+
+G_END_DECLS
+
+#endif
