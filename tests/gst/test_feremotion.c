@@ -57,6 +57,17 @@ harness (const char *props, const char *caps)
   return h;
 }
 
+/* The feremotion element inside a harness made with gst_harness_new_parse
+ * (which wraps it in a bin); borrowed: the bin keeps its reference. */
+static GstElement *
+fer (GstHarness * h)
+{
+  GstElement *e = gst_harness_find_element (h, "feremotion");
+  fail_unless (e != NULL);
+  gst_object_unref (e);
+  return e;
+}
+
 /* A frame whose gray level at (x, y) is a fixed pattern, in any format:
  * RGB formats carry the gray value in every channel, YUV formats in luma
  * (full range) with neutral chroma. */
@@ -345,7 +356,7 @@ GST_START_TEST (test_bus_message)
   GstHarness *h = harness ("tta=1 mode=roi",
       "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
   GstBus *bus = gst_bus_new ();
-  gst_element_set_bus (h->element, bus);
+  gst_element_set_bus (fer (h), bus);
   GstBuffer *in = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 5);
   add_roi (in, "face", 10, 8, 30, 30, 3);
   GstBuffer *out = gst_harness_push_and_pull (h, in);
@@ -378,11 +389,11 @@ GST_START_TEST (test_bus_message)
   gst_buffer_unref (out);
 
   /* post-messages=false: silence */
-  g_object_set (h->element, "post-messages", FALSE, NULL);
+  g_object_set (fer (h), "post-messages", FALSE, NULL);
   gst_buffer_unref (gst_harness_push_and_pull (h,
           pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 6)));
   fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT) == NULL);
-  gst_element_set_bus (h->element, NULL);
+  gst_element_set_bus (fer (h), NULL);
   gst_object_unref (bus);
   gst_harness_teardown (h);
 }
@@ -469,7 +480,7 @@ GST_START_TEST (test_labels_and_latency)
   GstHarness *h = harness ("tta=1",
       "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1");
   gchar **labels = NULL;
-  g_object_get (h->element, "labels", &labels, NULL);
+  g_object_get (fer (h), "labels", &labels, NULL);
   fail_unless_equals_int (g_strv_length (labels), 7);
   fail_unless_equals_string (labels[3], "happy");
   g_strfreev (labels);
@@ -504,7 +515,7 @@ GST_START_TEST (test_qos_skips_inference_not_buffers)
   fail_unless_equals_int (count_metas (out), 1);
   gst_buffer_unref (out);
   /* skip-late=false: always inference */
-  g_object_set (h->element, "skip-late", FALSE, NULL);
+  g_object_set (fer (h), "skip-late", FALSE, NULL);
   fail_unless (gst_harness_push_upstream_event (h,
           gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 0.5, GST_SECOND,
               20 * GST_SECOND)));
@@ -556,7 +567,7 @@ GST_START_TEST (test_model_swap_while_playing)
   guint seen5 = 0, seen7 = 0;
   for (int i = 0; i < 40; i++) {
     if (i % 4 == 0)
-      g_object_set (h->element, "model", (i / 4) % 2 ? model7 : model5, NULL);
+      g_object_set (fer (h), "model", (i / 4) % 2 ? model7 : model5, NULL);
     GstBuffer *out = gst_harness_push_and_pull (h,
         pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, i));
     GstFerEmotionMeta *m = gst_buffer_get_fer_emotion_meta (out);
@@ -575,8 +586,8 @@ GST_START_TEST (test_model_swap_while_playing)
 
   /* a bad model while playing: a warning, and the old model goes on */
   GstBus *bus = gst_bus_new ();
-  gst_element_set_bus (h->element, bus);
-  g_object_set (h->element, "model", "/nonexistent/model.safetensors", NULL);
+  gst_element_set_bus (fer (h), bus);
+  g_object_set (fer (h), "model", "/nonexistent/model.safetensors", NULL);
   GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
   fail_unless (msg != NULL);
   gst_message_unref (msg);
@@ -584,7 +595,7 @@ GST_START_TEST (test_model_swap_while_playing)
       pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1));
   assert_meta_valid (gst_buffer_get_fer_emotion_meta (out));
   gst_buffer_unref (out);
-  gst_element_set_bus (h->element, NULL);
+  gst_element_set_bus (fer (h), NULL);
   gst_object_unref (bus);
   gst_harness_teardown (h);
 }
@@ -597,7 +608,7 @@ swapper (gpointer data)
 {
   swap_ctx *ctx = data;
   for (int i = 0; !g_atomic_int_get (&ctx->stop) && i < 20; i++)
-    g_object_set (ctx->h->element, "model", i % 2 ? model7 : model5, NULL);
+    g_object_set (fer (ctx->h), "model", i % 2 ? model7 : model5, NULL);
   return NULL;
 }
 
