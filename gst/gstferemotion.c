@@ -690,9 +690,12 @@ gst_fer_emotion_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
         (gint) lroundf (r->x), (gint) lroundf (r->y), (gint) lroundf (r->w),
         (gint) lroundf (r->h), self->roi_ids[f], self->n_classes,
         self->labels, self->probs + (gsize) f * self->n_classes);
-    if (self->rois[f])
-      set_roi_param (self->rois[f], face_structure (self, m, "emotion",
-              FALSE));
+    if (self->rois[f]) {
+      GstStructure *param = face_structure (self, m, "emotion", FALSE);
+      GST_LOG_OBJECT (self, "ROI %d param: %" GST_PTR_FORMAT, m->roi_id,
+          param);
+      set_roi_param (self->rois[f], param);
+    }
     if (s.post_messages)
       self->faces[f] = face_structure (self, m, "face", TRUE);
   }
