@@ -14,7 +14,7 @@
  *
  * ## Example launch line
  * |[
- * gst-launch-1.0 videotestsrc num-buffers=300 ! videoconvert ! feremotion ! videoconvert ! feremotionoverlay show-bars=true ! videoconvert ! autovideosink
+ * gst-launch-1.0 videotestsrc num-buffers=300 ! videoconvert ! feremotion model=model.safetensors ! videoconvert ! feremotionoverlay show-bars=true ! videoconvert ! autovideosink
  * ]| Classifies the whole frame and draws the result with per-class bars.
  */
 #ifdef HAVE_CONFIG_H
@@ -69,13 +69,14 @@ typedef struct
 
   gboolean has_tag;
   cairo_rectangle_int_t tag;
-  gdouble font_size;
+  gint font_size;
   gdouble text_x, text_y;       /* baseline origin of the tag text */
   gchar suffix[8];              /* " 87%", or empty without show-confidence */
 
   gboolean has_bars;
   cairo_rectangle_int_t bars;
-  gdouble bar_font_size, bar_ascent;
+  gint bar_font_size;
+  gdouble bar_ascent;
   gint row_height, name_width, bar_length;
   guint32 named;                /* bit i: class_labels[i] can be drawn */
 } GstFerEmotionFaceLayout;
@@ -139,10 +140,19 @@ class_colour (gint class_id)
   return palette[(guint) MAX (class_id, 0) % G_N_ELEMENTS (palette)];
 }
 
-static gint
-percent (gfloat p)
+/* A probability clamped to [0, 1]; NaN (from a broken model) reads as 0. */
+static gfloat
+unit (gfloat p)
 {
-  return (gint) (CLAMP (p, 0.0f, 1.0f) * 100.0f + 0.5f);
+  return p > 0.0f ? MIN (p, 1.0f) : 0.0f;
+}
+
+static cairo_rectangle_int_t
+rect (gint x, gint y, gint width, gint height)
+{
+  cairo_rectangle_int_t r = { x, y, width, height };
+
+  return r;
 }
 
 static gboolean
@@ -165,14 +175,10 @@ box_strips (const GstFerEmotionFaceLayout * f, cairo_rectangle_int_t s[4])
   const cairo_rectangle_int_t *b = &f->box;
   gint lw = f->line_width, side = MAX (b->height - 2 * lw, 0);
 
-  s[0] = (cairo_rectangle_int_t) {
-  b->x, b->y, b->width, lw};
-  s[1] = (cairo_rectangle_int_t) {
-  b->x, b->y + b->height - lw, b->width, lw};
-  s[2] = (cairo_rectangle_int_t) {
-  b->x, b->y + lw, lw, side};
-  s[3] = (cairo_rectangle_int_t) {
-  b->x + b->width - lw, b->y + lw, lw, side};
+  s[0] = rect (b->x, b->y, b->width, lw);
+  s[1] = rect (b->x, b->y + b->height - lw, b->width, lw);
+  s[2] = rect (b->x, b->y + lw, lw, side);
+  s[3] = rect (b->x + b->width - lw, b->y + lw, lw, side);
 }
 
 static void
@@ -185,7 +191,7 @@ gst_fer_emotion_overlay_layout_bars (GstFerEmotionOverlay * self,
   cairo_text_extents_t te;
   gdouble name_width = 0.0;
 
-  f->bar_font_size = MAX (f->font_size * 0.75, 8.0);
+  f->bar_font_size = MAX (f->font_size * 3 / 4, 8);
   cairo_set_font_size (self->cr, f->bar_font_size);
   cairo_font_extents (self->cr, &fe);
   f->named = 0;
@@ -202,7 +208,7 @@ gst_fer_emotion_overlay_layout_bars (GstFerEmotionOverlay * self,
   f->bar_ascent = fe.ascent;
   f->row_height = (gint) ceil (fe.ascent + fe.descent) + 2;
   f->name_width = (gint) ceil (name_width);
-  f->bar_length = (gint) ceil (f->bar_font_size * 5.0);
+  f->bar_length = 5 * f->bar_font_size;
 
   f->bars.width = 3 * BARS_PAD + f->name_width + f->bar_length;
   f->bars.height = 2 * BARS_PAD + (gint) m->n_classes * f->row_height;
@@ -231,23 +237,24 @@ gst_fer_emotion_overlay_layout_face (GstFerEmotionOverlay * self,
     return FALSE;
 
   f->meta = m;
-  f->box = (cairo_rectangle_int_t) {
-  x0, y0, x1 - x0, y1 - y0};
+  f->box = rect (x0, y0, x1 - x0, y1 - y0);
   f->line_width = MIN ((gint) s->line_width, MIN (x1 - x0, y1 - y0));
-  f->font_size = s->font_size ? (gdouble) s->font_size
-      : CLAMP ((y1 - y0) / 10.0, 10.0, 40.0);
+  /* whole pixels: cairo caches a scaled font per size, and auto sizes
+   * would otherwise differ with every jitter of the box */
+  f->font_size = s->font_size ? (gint) s->font_size
+      : CLAMP ((y1 - y0) / 10, 10, 40);
 
   f->has_tag = m->label && g_utf8_validate (m->label, -1, NULL);
   if (f->has_tag) {
     cairo_font_extents_t fe;
     cairo_text_extents_t te;
-    gint pad = MAX (2, (gint) (f->font_size / 4.0));
+    gint pad = MAX (2, f->font_size / 4);
     gdouble text_width;
 
     f->suffix[0] = '\0';
     if (s->show_confidence)
       g_snprintf (f->suffix, sizeof f->suffix, " %d%%",
-          percent (m->confidence));
+          (gint) (unit (m->confidence) * 100.0f + 0.5f));
     cairo_set_font_size (self->cr, f->font_size);
     cairo_font_extents (self->cr, &fe);
     cairo_text_extents (self->cr, m->label, &te);
@@ -325,7 +332,7 @@ gst_fer_emotion_overlay_draw_face (cairo_t * cr,
       cairo_fill (cr);
       cairo_set_source_rgb (cr, ci[0], ci[1], ci[2]);
       cairo_rectangle (cr, bar_x, row_y + 2,
-          f->bar_length * CLAMP (m->probabilities[i], 0.0f, 1.0f), bar_h);
+          f->bar_length * unit (m->probabilities[i]), bar_h);
       cairo_fill (cr);
     }
     cairo_restore (cr);
@@ -457,7 +464,7 @@ gst_fer_emotion_overlay_transform_frame_ip (GstVideoFilter * filter,
   px.g = GST_VIDEO_FRAME_COMP_POFFSET (frame, GST_VIDEO_COMP_G);
   px.b = GST_VIDEO_FRAME_COMP_POFFSET (frame, GST_VIDEO_COMP_B);
   px.a = GST_VIDEO_INFO_HAS_ALPHA (&frame->info) ?
-      GST_VIDEO_FRAME_COMP_POFFSET (frame, GST_VIDEO_COMP_A) : -1;
+      (gint) GST_VIDEO_FRAME_COMP_POFFSET (frame, GST_VIDEO_COMP_A) : -1;
 
   cairo_surface_flush (self->canvas);
   canvas = cairo_image_surface_get_data (self->canvas);

@@ -1,0 +1,437 @@
+/* feremotionexport: three buffers (0, 1 and 2 faces) give three JSON lines
+ * that parse back to the pushed values; buffers pass through uncopied; a
+ * bad location fails the state change with an error naming the file; a
+ * full disk is an element error, not a silent loss. */
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+#include <glib/gstdio.h>
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <string.h>
+
+#include "feremotion/gstferemotionmeta.h"
+
+#define FRAME_DURATION (GST_SECOND / 30)
+
+static const gchar *const labels[] = {
+  "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"
+};
+
+typedef struct
+{
+  gint x, y, w, h, roi_id;
+  gfloat probabilities[7];
+  const gchar *label;
+  gint label_id;
+} Face;
+
+static const Face faces[] = {
+  {40, 30, 120, 140, 0, {0.02f, 0.01f, 0.03f, 0.87f, 0.04f, 0.02f, 0.01f},
+      "happy", 3},
+  {200, 50, 90, 100, 1, {0.1f, 0.05f, 0.25f, 0.05f, 0.05f, 0.1f, 0.4f},
+      "surprise", 6},
+};
+
+typedef struct
+{
+  gchar *dir;
+  gchar *location;
+} TmpFile;
+
+static void
+tmp_file_init (TmpFile * t)
+{
+  t->dir = g_dir_make_tmp ("feremotionexport-XXXXXX", NULL);
+  fail_unless (t->dir != NULL);
+  t->location = g_build_filename (t->dir, "faces.jsonl", NULL);
+}
+
+static void
+tmp_file_clear (TmpFile * t)
+{
+  g_unlink (t->location);
+  g_rmdir (t->dir);
+  g_free (t->location);
+  g_free (t->dir);
+}
+
+static GstHarness *
+export_harness (const gchar * location, const gchar * caps)
+{
+  GstElement *e = gst_element_factory_make ("feremotionexport", NULL);
+  GstHarness *h;
+
+  fail_unless (e != NULL);
+  g_object_set (e, "location", location, NULL);
+  h = gst_harness_new_with_element (e, "sink", "src");
+  gst_object_unref (e);
+  gst_harness_set_src_caps_str (h, caps);
+  return h;
+}
+
+static GstBuffer *
+make_buffer (guint index, guint n_faces)
+{
+  GstBuffer *buf = gst_buffer_new_allocate (NULL, 64, NULL);
+
+  GST_BUFFER_PTS (buf) = index * FRAME_DURATION;
+  /* the first buffer has no duration: it must come out as null */
+  if (index > 0)
+    GST_BUFFER_DURATION (buf) = FRAME_DURATION;
+  for (guint i = 0; i < n_faces; i++) {
+    const Face *f = &faces[i];
+
+    fail_unless (gst_buffer_add_fer_emotion_meta (buf, f->x, f->y, f->w, f->h,
+            f->roi_id, G_N_ELEMENTS (labels), labels,
+            f->probabilities) != NULL);
+  }
+  return buf;
+}
+
+/* Pushes @buf, keeping a reference so that it is read-only in the element,
+ * and checks that the very same buffer comes out. */
+static void
+push_passthrough (GstHarness * h, GstBuffer * buf)
+{
+  GstBuffer *out = gst_harness_push_and_pull (h, gst_buffer_ref (buf));
+
+  fail_unless (out == buf);
+  gst_buffer_unref (out);
+  ASSERT_BUFFER_REFCOUNT (buf, "buf", 1);
+  gst_buffer_unref (buf);
+}
+
+/* The file's lines, each parsed; fails on anything that is not one JSON
+ * object per line. */
+static GPtrArray *
+read_lines (const gchar * location)
+{
+  GPtrArray *objects = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) json_object_unref);
+  gchar *contents, **lines;
+  GError *err = NULL;
+  guint n;
+
+  fail_unless (g_file_get_contents (location, &contents, NULL, &err),
+      "%s", err ? err->message : "");
+  fail_unless (g_str_has_suffix (contents, "\n"));
+  lines = g_strsplit (contents, "\n", -1);
+  n = g_strv_length (lines);
+  for (guint i = 0; i + 1 < n; i++) {
+    JsonParser *parser = json_parser_new ();
+    JsonNode *root;
+
+    fail_unless (json_parser_load_from_data (parser, lines[i], -1, &err),
+        "line %u: %s", i + 1, err ? err->message : "");
+    root = json_parser_get_root (parser);
+    fail_unless (JSON_NODE_HOLDS_OBJECT (root), "line %u: not an object",
+        i + 1);
+    g_ptr_array_add (objects, json_object_ref (json_node_get_object (root)));
+    g_object_unref (parser);
+  }
+  fail_unless_equals_string (lines[n - 1], "");
+  g_strfreev (lines);
+  g_free (contents);
+  return objects;
+}
+
+static void
+check_face (JsonObject * o, const Face * f)
+{
+  JsonObject *p = json_object_get_object_member (o, "probabilities");
+
+  fail_unless_equals_int (json_object_get_int_member (o, "x"), f->x);
+  fail_unless_equals_int (json_object_get_int_member (o, "y"), f->y);
+  fail_unless_equals_int (json_object_get_int_member (o, "w"), f->w);
+  fail_unless_equals_int (json_object_get_int_member (o, "h"), f->h);
+  fail_unless_equals_int (json_object_get_int_member (o, "roi_id"), f->roi_id);
+  fail_unless_equals_string (json_object_get_string_member (o, "label"),
+      f->label);
+  fail_unless_equals_int (json_object_get_int_member (o, "label_id"),
+      f->label_id);
+  fail_unless_equals_float (json_object_get_double_member (o, "confidence"),
+      f->probabilities[f->label_id]);
+  fail_unless (p != NULL);
+  fail_unless_equals_int (json_object_get_size (p), G_N_ELEMENTS (labels));
+  for (guint i = 0; i < G_N_ELEMENTS (labels); i++)
+    fail_unless_equals_float (json_object_get_double_member (p, labels[i]),
+        f->probabilities[i]);
+}
+
+static void
+check_line (JsonObject * o, guint index, guint n_faces, gint width, gint height)
+{
+  JsonArray *a = json_object_get_array_member (o, "faces");
+
+  fail_unless_equals_uint64 (json_object_get_int_member (o, "pts"),
+      index * FRAME_DURATION);
+  if (index == 0)
+    fail_unless (json_object_get_null_member (o, "duration"));
+  else
+    fail_unless_equals_uint64 (json_object_get_int_member (o, "duration"),
+        FRAME_DURATION);
+  fail_unless_equals_int (json_object_get_int_member (o, "width"), width);
+  fail_unless_equals_int (json_object_get_int_member (o, "height"), height);
+  fail_unless (a != NULL);
+  fail_unless_equals_int (json_array_get_length (a), n_faces);
+  for (guint i = 0; i < n_faces; i++)
+    check_face (json_array_get_object_element (a, i), &faces[i]);
+}
+
+GST_START_TEST (test_three_buffers)
+{
+  TmpFile t;
+  GstHarness *h;
+  GPtrArray *lines;
+
+  tmp_file_init (&t);
+  h = export_harness (t.location,
+      "video/x-raw,format=I420,width=320,height=240,framerate=30/1");
+  for (guint i = 0; i < 3; i++)
+    push_passthrough (h, make_buffer (i, i));
+  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+
+  /* read before teardown: EOS alone must have flushed the file */
+  lines = read_lines (t.location);
+  fail_unless_equals_int (lines->len, 3);
+  for (guint i = 0; i < 3; i++)
+    check_line (g_ptr_array_index (lines, i), i, i, 320, 240);
+
+  g_ptr_array_unref (lines);
+  gst_harness_teardown (h);
+  tmp_file_clear (&t);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_only_buffers_with_faces)
+{
+  TmpFile t;
+  GstHarness *h;
+  GPtrArray *lines;
+
+  tmp_file_init (&t);
+  h = export_harness (t.location,
+      "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  g_object_set (h->element, "all-buffers", FALSE, NULL);
+  for (guint i = 0; i < 3; i++)
+    push_passthrough (h, make_buffer (i, i));
+  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+
+  lines = read_lines (t.location);
+  fail_unless_equals_int (lines->len, 2);
+  check_line (g_ptr_array_index (lines, 0), 1, 1, 64, 48);
+  check_line (g_ptr_array_index (lines, 1), 2, 2, 64, 48);
+
+  g_ptr_array_unref (lines);
+  gst_harness_teardown (h);
+  tmp_file_clear (&t);
+}
+
+GST_END_TEST;
+
+/* Never mapped, so any raw video goes: other memory, any format. */
+GST_START_TEST (test_any_raw_video)
+{
+  TmpFile t;
+  GstHarness *h;
+  GPtrArray *lines;
+
+  tmp_file_init (&t);
+  h = export_harness (t.location, "video/x-raw(memory:DMABuf),format=NV12,"
+      "width=1920,height=1080,framerate=25/1");
+  push_passthrough (h, make_buffer (1, 1));
+  gst_harness_teardown (h);
+
+  lines = read_lines (t.location);
+  fail_unless_equals_int (lines->len, 1);
+  check_line (g_ptr_array_index (lines, 0), 1, 1, 1920, 1080);
+  g_ptr_array_unref (lines);
+  tmp_file_clear (&t);
+}
+
+GST_END_TEST;
+
+/* JSON has no NaN: a broken model's output is written as null. */
+GST_START_TEST (test_nan_is_null)
+{
+  gfloat nan[G_N_ELEMENTS (labels)];
+  TmpFile t;
+  GstHarness *h;
+  GstBuffer *buf;
+  GPtrArray *lines;
+  JsonObject *f, *p;
+
+  for (guint i = 0; i < G_N_ELEMENTS (nan); i++)
+    nan[i] = NAN;
+  tmp_file_init (&t);
+  h = export_harness (t.location,
+      "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  buf = make_buffer (1, 0);
+  fail_unless (gst_buffer_add_fer_emotion_meta (buf, 0, 0, 64, 48, -1,
+          G_N_ELEMENTS (labels), labels, nan) != NULL);
+  push_passthrough (h, buf);
+  gst_harness_teardown (h);
+
+  lines = read_lines (t.location);
+  fail_unless_equals_int (lines->len, 1);
+  f = json_array_get_object_element (json_object_get_array_member
+      (g_ptr_array_index (lines, 0), "faces"), 0);
+  fail_unless (json_object_get_null_member (f, "confidence"));
+  p = json_object_get_object_member (f, "probabilities");
+  for (guint i = 0; i < G_N_ELEMENTS (labels); i++)
+    fail_unless (json_object_get_null_member (p, labels[i]));
+  g_ptr_array_unref (lines);
+  tmp_file_clear (&t);
+}
+
+GST_END_TEST;
+
+/* Sets @location and goes to PAUSED, which must fail; returns the error
+ * posted on the bus. */
+static GError *
+start_error (const gchar * location)
+{
+  GstElement *e = gst_element_factory_make ("feremotionexport", NULL);
+  GstBus *bus = gst_bus_new ();
+  GstMessage *msg;
+  GError *err = NULL;
+  gchar *debug = NULL;
+
+  g_object_set (e, "location", location, NULL);
+  gst_element_set_bus (e, bus);
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_FAILURE);
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL, "no error message on the bus");
+  gst_message_parse_error (msg, &err, &debug);
+  GST_INFO ("error: %s (%s)", err->message, debug);
+
+  gst_message_unref (msg);
+  g_free (debug);
+  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_NULL),
+      GST_STATE_CHANGE_SUCCESS);
+  gst_element_set_bus (e, NULL);
+  gst_object_unref (bus);
+  gst_object_unref (e);
+  return err;
+}
+
+GST_START_TEST (test_missing_directory)
+{
+  TmpFile t;
+  gchar *location;
+  GError *err;
+
+  tmp_file_init (&t);
+  location = g_build_filename (t.dir, "missing", "faces.jsonl", NULL);
+  err = start_error (location);
+  fail_unless (g_error_matches (err, GST_RESOURCE_ERROR,
+          GST_RESOURCE_ERROR_OPEN_WRITE), "%s", err->message);
+  fail_unless (strstr (err->message, location) != NULL, "%s", err->message);
+  g_error_free (err);
+  g_free (location);
+  tmp_file_clear (&t);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_empty_location)
+{
+  GError *err = start_error ("");
+
+  fail_unless (g_error_matches (err, GST_RESOURCE_ERROR,
+          GST_RESOURCE_ERROR_NOT_FOUND), "%s", err->message);
+  g_error_free (err);
+}
+
+GST_END_TEST;
+
+/* /dev/full fails every write with ENOSPC; stdio holds the small lines
+ * until the flush at EOS, which must report it. */
+GST_START_TEST (test_disk_full)
+{
+  GstElement *e;
+  GstBus *bus;
+  GstHarness *h;
+  GstMessage *msg;
+  GError *err = NULL;
+
+  if (!g_file_test ("/dev/full", G_FILE_TEST_EXISTS))
+    return;
+  bus = gst_bus_new ();
+  e = gst_element_factory_make ("feremotionexport", NULL);
+  g_object_set (e, "location", "/dev/full", NULL);
+  gst_element_set_bus (e, bus);
+  h = gst_harness_new_with_element (e, "sink", "src");
+  gst_harness_set_src_caps_str (h,
+      "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
+
+  push_passthrough (h, make_buffer (0, 2));
+  fail_if (gst_harness_push_event (h, gst_event_new_eos ()));
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL, "disk full went unreported");
+  gst_message_parse_error (msg, &err, NULL);
+  fail_unless (g_error_matches (err, GST_RESOURCE_ERROR,
+          GST_RESOURCE_ERROR_NO_SPACE_LEFT), "%s", err->message);
+  fail_unless (strstr (err->message, "/dev/full") != NULL, "%s", err->message);
+  /* reported once, and closing still succeeds */
+  gst_message_unref (msg);
+  g_error_free (err);
+  gst_harness_teardown (h);
+  fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR) == NULL);
+
+  gst_element_set_bus (e, NULL);
+  gst_object_unref (bus);
+  gst_object_unref (e);
+}
+
+GST_END_TEST;
+
+GST_START_TEST (test_location_fixed_while_running)
+{
+  TmpFile t;
+  GstHarness *h;
+  GstElement *e;
+  gchar *location;
+
+  tmp_file_init (&t);
+  h = export_harness (t.location,
+      "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  e = gst_object_ref (h->element);
+
+  ASSERT_WARNING (g_object_set (e, "location", "elsewhere.jsonl", NULL));
+  g_object_get (e, "location", &location, NULL);
+  fail_unless_equals_string (location, t.location);
+  g_free (location);
+
+  gst_harness_teardown (h);
+  g_object_set (e, "location", "elsewhere.jsonl", NULL);
+  g_object_get (e, "location", &location, NULL);
+  fail_unless_equals_string (location, "elsewhere.jsonl");
+  g_free (location);
+  gst_object_unref (e);
+  tmp_file_clear (&t);
+}
+
+GST_END_TEST;
+
+static Suite *
+feremotionexport_suite (void)
+{
+  Suite *s = suite_create ("feremotionexport");
+  TCase *tc = tcase_create ("general");
+
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_three_buffers);
+  tcase_add_test (tc, test_only_buffers_with_faces);
+  tcase_add_test (tc, test_any_raw_video);
+  tcase_add_test (tc, test_nan_is_null);
+  tcase_add_test (tc, test_missing_directory);
+  tcase_add_test (tc, test_empty_location);
+  tcase_add_test (tc, test_disk_full);
+  tcase_add_test (tc, test_location_fixed_while_running);
+  return s;
+}
+
+GST_CHECK_MAIN (feremotionexport);
