@@ -1,7 +1,9 @@
 #!/bin/sh
 # Builds the project and runs every test: the normal build (warnings are
-# errors), then the nn tests again under AddressSanitizer + LeakSanitizer
-# (hostile model files, preprocessing, the network). Prints one summary line
+# errors), then the libfernn and element tests again under AddressSanitizer +
+# LeakSanitizer (hostile model files, preprocessing, the network, the
+# elements; tests/lsan.supp lists the third-party one-time allocations that
+# are not leaks). Prints one summary line
 # "N passed, N failed, N skipped" last. Usage: tests/run.sh [BUILDDIR]
 set -u
 cd "$(dirname "$0")/.."
@@ -31,8 +33,10 @@ meson setup "$asan" --reconfigure -Dwerror=true -Db_sanitize=address,undefined \
   || meson setup "$asan" -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
   || exit 1
 meson compile -C "$asan" || exit 1
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  run_suite "$asan" --suite nn
+export ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+run_suite "$asan" --suite nn --suite gst
 
 passed=$(grep -c -E '^(OK|EXPECTEDFAIL)$' "$build.summary")
 failed=$(grep -c -E '^(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)$' "$build.summary")
