@@ -1,0 +1,94 @@
+#!/bin/sh
+# Shows feremotion mode=frame on a folder of face crops (PNG/JPEG, one face per image): prints the feremotion bus messages and one emotion per file.
+#
+#   FER_MODEL=M.safetensors pipelines/faces-folder.sh DIR
+#   pipelines/faces-folder.sh --model M.safetensors DIR
+#
+# No trained model ships yet: with a random one from
+# `fer-init --out M.safetensors` the labels are meaningless.
+set -eu
+
+prog=$(basename "$0")
+die () { echo "$prog: $*" >&2; exit 2; }
+
+model=${FER_MODEL:-}
+if [ "${1:-}" = --model ]; then
+  [ $# -ge 2 ] || die "--model needs a file"
+  model=$2
+  shift 2
+fi
+[ $# -eq 1 ] || die "usage: $prog [--model M.safetensors] DIR"
+dir=$1
+[ -n "$model" ] || die "no model: set FER_MODEL or pass --model M.safetensors (no trained model ships yet; make a random one with build/nn/tools/fer-init --out M.safetensors)"
+[ -f "$model" ] || die "model $model: no such file"
+[ -d "$dir" ] || die "folder $dir: no such directory"
+
+# From a checkout, use the plugin just built rather than an installed one.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+build=${FER_BUILD_DIR:-$repo/build}
+if [ -d "$build/gst" ]; then
+  GST_PLUGIN_PATH=$build/gst${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
+  export GST_PLUGIN_PATH
+fi
+gst-inspect-1.0 feremotion >/dev/null 2>&1 \
+  || die "GStreamer element feremotion not found: build the project (meson setup build && ninja -C build) or set GST_PLUGIN_PATH"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/faces-folder.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# multifilesrc reads location=PATTERN with a running index, so the files
+# are linked under numbered names; one sequence per format, because the
+# decoder is chosen once per stream.
+absdir=$(cd "$dir" && pwd)
+n_png=0
+n_jpeg=0
+for f in "$dir"/*; do
+  [ -f "$f" ] || continue
+  case $f in
+    *.png|*.PNG)
+      ln -s "$absdir/$(basename "$f")" "$tmp/png-$(printf %06d $n_png)"
+      echo "$f" >>"$tmp/png.list"
+      n_png=$((n_png + 1)) ;;
+    *.jpg|*.JPG|*.jpeg|*.JPEG)
+      ln -s "$absdir/$(basename "$f")" "$tmp/jpeg-$(printf %06d $n_jpeg)"
+      echo "$f" >>"$tmp/jpeg.list"
+      n_jpeg=$((n_jpeg + 1)) ;;
+  esac
+done
+[ $((n_png + n_jpeg)) -gt 0 ] || die "folder $dir: no .png, .jpg or .jpeg files"
+
+status=0
+for kind in png jpeg; do
+  [ -f "$tmp/$kind.list" ] || continue
+  # framerate: gives each crop a timestamp (one per second) for the message
+  if ! gst-launch-1.0 -m \
+      multifilesrc location="$tmp/$kind-%06d" caps="image/$kind,framerate=1/1" \
+      ! "${kind}dec" ! videoconvert \
+      ! feremotion model="$model" mode=frame ! fakesink >"$tmp/$kind.log" 2>&1; then
+    # what is left once the progress lines go is the error and its cause
+    grep -v -E '^(Got message|Got EOS|Setting pipeline|Pipeline is|Redistribute|New clock|Execution ended|Freeing pipeline)' "$tmp/$kind.log" >&2
+    echo "$prog: the pipeline failed on the $kind files of $dir" >&2
+    status=1
+    continue
+  fi
+  grep '(element): feremotion, ' "$tmp/$kind.log" >"$tmp/$kind.msgs" || true
+  cat "$tmp/$kind.msgs"
+  # mode=frame posts exactly one message per buffer, in file order; each
+  # face, unescaped, reads "face, label=(string)sad, ..., confidence=(double)0.18, ..."
+  sed 's/\\//g' "$tmp/$kind.msgs" | awk -v list="$tmp/$kind.list" '
+    function field(s, key,   p, rest) {
+      p = index(s, key)
+      if (!p) return "?"
+      rest = substr(s, p + length(key))
+      match(rest, /^[^,;>]*/)
+      return substr(rest, 1, RLENGTH)
+    }
+    {
+      if ((getline file < list) <= 0) file = "?"
+      split($0, faces, /"face, /)
+      results = results sprintf("%s: %s (%.2f)\n", file,
+        field(faces[2], "label=(string)"), field(faces[2], "confidence=(double)"))
+    }
+    END { printf "%s", results }'
+done
+exit $status
