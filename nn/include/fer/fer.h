@@ -6,5 +6,6 @@
 #include <fer/safetensors.h>
 #include <fer/image.h>
 #include <fer/model.h>
+#include <fer/train.h>
 
 #endif

@@ -1,0 +1,113 @@
+/* libfernn: training the ResNet-18 (the graph of model.h with BatchNorm in
+ * training mode, backward passes, loss and optimizer).
+ *
+ * A fer_trainer owns one network's parameters, their gradients and the
+ * optimizer state, all in one allocation each with named views (so zeroing,
+ * updating and saving are single loops). It consumes batches that the
+ * caller has already decoded, augmented and normalised; data loading,
+ * augmentation, schedules and reports live in the fer-train tool.
+ *
+ * Loss (matches torch.nn.functional.cross_entropy(weight=w,
+ * label_smoothing=eps), reduction "mean", i.e. divided by the sum of the
+ * target classes' weights; with focal_gamma > 0, the focal variant
+ * (1 - p_t)^gamma * CE per sample, averaged the same way). Mixup/cutmix: the
+ * caller mixes the images and passes both label sets and lambda; the loss is
+ * lam * L(y_a) + (1 - lam) * L(y_b), as in the mixup paper's code.
+ *
+ * Determinism: for a given seed, thread count and sequence of calls, results
+ * are bit-identical (dropout masks come from the trainer's own generator). */
+#ifndef FER_TRAIN_H
+#define FER_TRAIN_H
+
+#include <fer/model.h>
+
+G_BEGIN_DECLS
+
+typedef enum
+{
+  FER_OPTIMIZER_ADAM,
+  FER_OPTIMIZER_ADAMW,
+  FER_OPTIMIZER_SGD,      /* momentum, optionally Nesterov */
+} fer_optimizer;
+
+typedef struct
+{
+  fer_arch arch;
+  int input_size;          /* side of the batches' images (crop size when cropping) */
+  float dropout;           /* mlp head dropout probability (PyTorch: fc.3) */
+
+  fer_optimizer optimizer;
+  float lr;                /* initial; fer_trainer_set_lr changes it */
+  float weight_decay;      /* Adam/SGD: L2 added to the gradient; AdamW: decoupled */
+  float momentum;          /* SGD */
+  gboolean nesterov;       /* SGD */
+  float beta1, beta2, eps; /* Adam/AdamW (PyTorch defaults 0.9, 0.999, 1e-8) */
+
+  float label_smoothing;   /* 0..1 */
+  float focal_gamma;       /* 0 = plain cross-entropy */
+  const float *class_weights; /* n_classes weights, or NULL for all 1 (copied) */
+
+  fer_backend_type backend;
+  int device_id;
+  int threads;
+  guint64 seed;            /* initialisation (when no init model) and dropout */
+} fer_train_config;
+
+/* Fills a config with PyTorch's defaults (Adam, lr 1e-3, betas 0.9/0.999,
+ * eps 1e-8, no decay, no smoothing) for `arch` at input_size 48. */
+FER_API void fer_train_config_init (fer_train_config *cfg, const fer_arch *arch);
+
+typedef struct fer_trainer fer_trainer;
+
+/* init_model: a .safetensors model to start from (its tensors must match
+ * cfg->arch), or NULL for a fresh initialisation as fer_model_write_random
+ * does from cfg->seed. */
+FER_API fer_trainer *fer_trainer_new (const fer_train_config *cfg,
+    const char *init_model, GError **error);
+FER_API void fer_trainer_free (fer_trainer *t);
+
+FER_API void fer_trainer_set_lr (fer_trainer *t, float lr);
+FER_API float fer_trainer_get_lr (const fer_trainer *t);
+FER_API int64_t fer_trainer_step_count (const fer_trainer *t);
+
+/* One optimisation step on a batch: x is n x C x S x S (NCHW, normalised),
+ * y_a the labels; y_b and lam for mixup/cutmix (y_b NULL: lam ignored).
+ * Writes the batch's mean loss and, when logits is not NULL, the n x K
+ * training-mode logits (for training accuracy). */
+FER_API gboolean fer_trainer_step (fer_trainer *t, const float *x,
+    const int *y_a, const int *y_b, float lam, int n, float *loss,
+    float *logits, GError **error);
+
+/* Evaluation-mode forward (BatchNorm running statistics, no dropout). */
+FER_API gboolean fer_trainer_eval (fer_trainer *t, const float *x, int n,
+    float *logits, GError **error);
+
+/* The loss and the gradients of every parameter for one batch, without an
+ * update (for tests against PyTorch): grads receive the parameter
+ * gradients in fer_trainer_param order. */
+FER_API int fer_trainer_n_params (const fer_trainer *t);
+FER_API const char *fer_trainer_param_name (const fer_trainer *t, int i);
+FER_API int64_t fer_trainer_param_numel (const fer_trainer *t, int i);
+FER_API gboolean fer_trainer_param_get (fer_trainer *t, int i, float *out,
+    GError **error);
+FER_API gboolean fer_trainer_param_grad (fer_trainer *t, int i, float *out,
+    GError **error);
+FER_API gboolean fer_trainer_forward_backward (fer_trainer *t, const float *x,
+    const int *y_a, const int *y_b, float lam, int n, float *loss,
+    GError **error);
+
+/* The network as a model file (torchvision names, running statistics,
+ * metadata as in fer_model_write_random plus the NULL-terminated key/value
+ * list `metadata`), written atomically. dtype F32 or F16. */
+FER_API gboolean fer_trainer_save_model (fer_trainer *t, const char *path,
+    fer_dtype dtype, const char *const *metadata, GError **error);
+/* Optimizer state (moments, step count, lr, dropout generator) beside the
+ * model, so that resume continues bit-for-bit. */
+FER_API gboolean fer_trainer_save_state (fer_trainer *t, const char *path,
+    GError **error);
+FER_API gboolean fer_trainer_load_state (fer_trainer *t, const char *path,
+    GError **error);
+
+G_END_DECLS
+
+#endif
