@@ -10,6 +10,21 @@ fixture MODE: for every variant (stem x head x channels, plus an F16 file),
         /usr/bin/python3 tests/torch_reference.py fixture BUILD/nn/tools/fer-init \
             tests/fixtures/torch_logits.json
 
+grads MODE: one training step of the whole network against PyTorch, for
+    tests/nn/test_train_torch.c. For each variant in TRAIN_VARIANTS, runs
+    `fer-init --randomize-bn` with the variant's seed, loads the file into
+    torchvision's resnet18 in training mode (dropout 0), and on a formula
+    batch with fixed labels records: the loss (cross-entropy with class
+    weights and label smoothing; the focal/mixup variant composes it as
+    train.h documents), every parameter's gradient (norm, sum, sum of |g|,
+    max |g| and a few sampled entries), the parameters after one optimizer
+    step and after a second step on a second batch (sampled at entries whose
+    gradient is not tiny, where an Adam step is continuous in the gradient),
+    the second loss, and sampled BatchNorm running statistics after both
+    steps. Sampled values, not whole tensors, keep the fixture small.
+        /usr/bin/python3 tests/torch_reference.py grads BUILD/nn/tools/fer-init \
+            tests/fixtures/torch_grads.json
+
 live MODE: builds a model in PyTorch (random weights and BN statistics), saves
     its state_dict as safetensors exactly as safetensors.torch.save_file does
     (F32 or F16, num_batches_tracked included as I64), writes a test image, and
@@ -103,12 +118,12 @@ def load_into(m, tensors):
     assert all(k.endswith("num_batches_tracked") for k in missing), missing
 
 
-def formula_input(n, c, s):
-    """x[b, ch, y, x] = sin(0.37 * i + 0.11 * b) * 1.5, i = flat NCHW index:
-    the C test computes the same numbers in double and rounds to float."""
+def formula_input(n, c, s, phase=0.0):
+    """x[b, ch, y, x] = sin(0.37 * i + 0.11 * b + phase) * 1.5, i = flat NCHW
+    index: the C tests compute the same numbers in double and round to float."""
     i = np.arange(n * c * s * s, dtype=np.float64).reshape(n, c, s, s)
     b = np.arange(n, dtype=np.float64)[:, None, None, None]
-    return torch.from_numpy((np.sin(0.37 * i + 0.11 * b) * 1.5).astype(np.float32))
+    return torch.from_numpy((np.sin(0.37 * i + 0.11 * b + phase) * 1.5).astype(np.float32))
 
 
 def fixture(fer_init, out):
@@ -139,6 +154,224 @@ def fixture(fer_init, out):
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
         f.write("\n")
+
+
+TRAIN_N = 8
+TRAIN_VARIANTS = [
+    {"name": "tv-fc-1", "seed": 101, "stem": "torchvision", "head": "fc", "channels": 1,
+     "classes": 7, "size": 48, "optimizer": "adam", "lr": 1e-3, "eps": 1e-3,
+     "weight_decay": 0.0, "label_smoothing": 0.1, "focal_gamma": 0.0, "lam": None,
+     "class_weights": [0.5, 2.0, 1.0, 0.8, 1.2, 1.5, 0.7]},
+    {"name": "small-mlp-3", "seed": 102, "stem": "small", "head": "mlp", "channels": 3,
+     "classes": 5, "size": 16, "optimizer": "adamw", "lr": 2e-3, "eps": 1e-3,
+     "weight_decay": 0.05, "label_smoothing": 0.1, "focal_gamma": 2.0, "lam": 0.7,
+     "class_weights": [1.0, 0.6, 1.4, 0.9, 1.1]},
+]
+N_SAMPLES = 6
+# A ReLU network's gradient jumps where a pre-activation crosses 0 (or two
+# max-pool candidates swap), so two float implementations can only agree
+# where no pre-activation sits within float noise of a kink. The batch's
+# phase is therefore searched: a phase is kept only when PyTorch's float32
+# runs agree with its float64 run on every gradient of both steps
+# (max |g32 - g64| / max |g64| per tensor) within GRAD_CONDITIONING and on
+# the parameters after both steps within PARAM_CONDITIONING x lr; the float32
+# runs are the plain one and NOISE_RUNS with every parameter scaled by
+# 1 + PARAM_NOISE * N(0, 1), which stand in for another implementation's
+# rounding (one float32 run alone agreed with float64 where libfernn did not:
+# a layer4 pre-activation 7e-7 from 0). Adam's eps is 1e-3,
+# not 1e-8, for the same reason: its first step moves a parameter by
+# lr * g / (|g| + eps), +-lr for any |g| >> eps, and the ~1e5 gradients at
+# float-noise level then step differently in float32 and float64 (by ~lr),
+# after which the second step's gradients differ by ~20%. The fixture
+# records the phase and the agreement reached.
+GRAD_CONDITIONING = 3e-5
+PARAM_CONDITIONING = 5e-3
+NOISE_RUNS = 3
+PARAM_NOISE = 2e-6
+MAX_PHASES = 400
+
+
+def noise_input(n, c, s, phase):
+    """x = sin(12.9898 * i + 78.233 * b + phase) * 1.5, i = flat NCHW index:
+    a deterministic, noise-like batch (the C test computes the same numbers
+    in double and rounds to float)."""
+    i = np.arange(n * c * s * s, dtype=np.float64).reshape(n, c, s, s)
+    b = np.arange(n, dtype=np.float64)[:, None, None, None]
+    return torch.from_numpy((np.sin(12.9898 * i + 78.233 * b + phase) * 1.5).astype(np.float32))
+
+
+def train_labels(n, k, batch):
+    """Batch 1: y_a = (3i + 1) % K, y_b = (i + 3) % K; batch 2: (5i + 2) % K,
+    (2i + 1) % K (the C test computes the same)."""
+    i = torch.arange(n)
+    if batch == 1:
+        return (3 * i + 1) % k, (i + 3) % k
+    return (5 * i + 2) % k, (2 * i + 1) % k
+
+
+def train_loss(v, logits, y_a, y_b, w):
+    """train.h's loss: cross_entropy(weight, label_smoothing), mean
+    reduction; focal: per-sample loss x (1 - p_t)^gamma, summed and divided
+    by the targets' weight sum; mixup: lam L(y_a) + (1 - lam) L(y_b)."""
+    def one(y):
+        if v["focal_gamma"] == 0.0:
+            return torch.nn.functional.cross_entropy(
+                logits, y, weight=w, label_smoothing=v["label_smoothing"])
+        ce = torch.nn.functional.cross_entropy(
+            logits, y, weight=w, label_smoothing=v["label_smoothing"], reduction="none")
+        p_t = torch.softmax(logits, 1).gather(1, y[:, None])[:, 0]
+        return (ce * (1 - p_t) ** v["focal_gamma"]).sum() / w[y].sum()
+    if v["lam"] is None:
+        return one(y_a)
+    return v["lam"] * one(y_a) + (1 - v["lam"]) * one(y_b)
+
+
+def two_steps(v, tensors, phase, dtype, noise_seed=None):
+    """Gradients of step 1, parameters after steps 1 and 2, the losses and
+    the running statistics, from a model in training mode (dropout 0); with
+    noise_seed, from parameters with relative noise PARAM_NOISE."""
+    m = build(v["stem"], v["head"], v["channels"], v["classes"])
+    load_into(m, tensors)
+    if v["head"] == "mlp":
+        m.fc[3].p = 0.0
+    m.train().to(dtype)
+    if noise_seed is not None:
+        gen = torch.Generator().manual_seed(noise_seed)
+        with torch.no_grad():
+            for p in m.parameters():
+                p.mul_(1 + PARAM_NOISE * torch.randn(p.shape, generator=gen, dtype=dtype))
+    cls = torch.optim.Adam if v["optimizer"] == "adam" else torch.optim.AdamW
+    opt = cls(m.parameters(), lr=v["lr"], eps=v["eps"], weight_decay=v["weight_decay"])
+    w = torch.tensor(v["class_weights"], dtype=dtype)
+    r = {"grads": [], "grads2": []}
+    for step in (1, 2):
+        x = noise_input(TRAIN_N, v["channels"], v["size"], phase + step - 1).to(dtype)
+        y_a, y_b = train_labels(TRAIN_N, v["classes"], step)
+        opt.zero_grad()
+        loss = train_loss(v, m(x), y_a, y_b, w)
+        loss.backward()
+        r[f"loss{step}"] = float(loss)
+        r["grads" if step == 1 else "grads2"] = [p.grad.detach().clone() for p in m.parameters()]
+        opt.step()
+        r[f"params{step}"] = [p.detach().clone() for p in m.parameters()]
+    r["names"] = [name for name, _ in m.named_parameters()]
+    r["running"] = [(name, b.detach().clone()) for name, b in m.named_buffers()
+                    if name.endswith("running_mean") or name.endswith("running_var")]
+    return r
+
+
+def grad_scale(g_ref, g_all):
+    """What a tensor's gradient errors are measured against: its largest
+    |g|, but at least 1e-3 of the network's largest. (fc.0.bias in the mlp
+    head feeds a BatchNorm, so its true gradient is 0 and what is left is
+    rounding noise.)"""
+    return max(float(g_ref.abs().max()), 1e-3 * max(float(g.abs().max()) for g in g_all))
+
+
+def disagreement(a, b, lr):
+    """float32 run a against float64 run b: worst gradient error relative to
+    grad_scale, worst parameter error in units of lr (each with its tensor).
+    Gradients that are 0 in exact arithmetic (float64 below 1e-9 of the
+    largest) are rounding noise in both and left out."""
+    def g_errors(key):
+        top = max(float(y.abs().max()) for y in b[key])
+        return [(float((x.double() - y).abs().max()) / grad_scale(y, b[key]), f"{key} {name}")
+                for name, x, y in zip(a["names"], a[key], b[key])
+                if float(y.abs().max()) > 1e-9 * top]
+    g = max(g_errors("grads") + g_errors("grads2"))
+    p = max((float((x.double() - y).abs().max()) / lr, f"{key} {name}")
+            for key in ("params1", "params2") for name, x, y in zip(a["names"], a[key], b[key]))
+    return g, p
+
+
+def sample_indices(g):
+    """argmax |g| and N_SAMPLES - 1 entries spread over those with
+    |g| >= 1e-2 max |g| (where an Adam step is not at the mercy of noise)."""
+    flat = g.flatten().abs()
+    big = torch.nonzero(flat >= 1e-2 * flat.max()).flatten().tolist()
+    picks = [int(flat.argmax())]
+    for j in range(N_SAMPLES - 1):
+        idx = big[(j * len(big)) // (N_SAMPLES - 1)]
+        if idx not in picks:
+            picks.append(idx)
+    return picks
+
+
+def samples(t, idx):
+    flat = t.detach().flatten()
+    return [[i, float(flat[i])] for i in idx]
+
+
+def grads(fer_init, out):
+    torch.set_num_threads(1)
+    result = {"generator": "tests/torch_reference.py grads",
+              "torch": torch.__version__, "torchvision": torchvision.__version__,
+              "batch": {"n": TRAIN_N,
+                        "formula": "sin(12.9898*i + 78.233*b + phase)*1.5, i = flat NCHW "
+                                   "index; batch 2 uses phase + 1"},
+              "variants": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for v in TRAIN_VARIANTS:
+            path = f"{tmp}/{v['name']}.safetensors"
+            subprocess.run([fer_init, "--out", path, "--seed", str(v["seed"]),
+                            "--stem", v["stem"], "--head", v["head"],
+                            "--channels", str(v["channels"]), "--classes", str(v["classes"]),
+                            "--randomize-bn"], check=True, stdout=subprocess.DEVNULL)
+            tensors, _ = read_safetensors(path)
+            for k in range(MAX_PHASES):
+                phase = 0.1 * k
+                r = two_steps(v, tensors, phase, torch.float32)
+                r64 = two_steps(v, tensors, phase, torch.float64)
+                (g, g_where), (p, p_where) = disagreement(r, r64, v["lr"])
+                for seed in range(NOISE_RUNS):
+                    if g >= GRAD_CONDITIONING or p >= PARAM_CONDITIONING:
+                        break
+                    (g2, g2_where), (p2, p2_where) = disagreement(
+                        two_steps(v, tensors, phase, torch.float32, seed), r64, v["lr"])
+                    if g2 > g:
+                        g, g_where = g2, g2_where
+                    if p2 > p:
+                        p, p_where = p2, p2_where
+                print(f"{v['name']}: phase {phase:.1f}: float32 vs float64: gradients {g:.2g} "
+                      f"({g_where}), parameters {p:.2g} x lr ({p_where})", flush=True)
+                if g < GRAD_CONDITIONING and p < PARAM_CONDITIONING:
+                    break
+            else:
+                sys.exit(f"{v['name']}: no well-conditioned phase in {MAX_PHASES}")
+            entries = []
+            for name, g1, p1, p2 in zip(r["names"], r["grads"], r["params1"], r["params2"]):
+                idx = sample_indices(g1)
+                entries.append({"name": name, "numel": g1.numel(),
+                                "grad": {"norm": float(g1.norm()), "sum": float(g1.sum()),
+                                         "abs_sum": float(g1.abs().sum()),
+                                         "max_abs": float(g1.abs().max()),
+                                         "scale": grad_scale(g1, r["grads"]),
+                                         "samples": samples(g1, idx)},
+                                "param1": samples(p1, idx), "param2": samples(p2, idx)})
+            running = [{"name": name, "samples": samples(b, [0, 1, b.numel() // 2, b.numel() - 1])}
+                       for name, b in r["running"]]
+            rec = dict(v)
+            rec.update({"phase": round(phase, 1),
+                        "float32_vs_float64": {"gradients": g, "parameters_lr": p},
+                        "loss1": r["loss1"], "loss2": r["loss2"],
+                        "tensors": entries, "running": running})
+            result["variants"].append(rec)
+    # one line per tensor: readable diffs, small file
+    with open(out, "w") as f:
+        head = {k: result[k] for k in result if k != "variants"}
+        f.write(json.dumps(head, indent=1)[:-2] + ',\n "variants": [\n')
+        for vi, rec in enumerate(result["variants"]):
+            f.write("  {\n")
+            for k in rec:
+                if k not in ("tensors", "running"):
+                    f.write(f"   {json.dumps(k)}: {json.dumps(rec[k])},\n")
+            for k in ("tensors", "running"):
+                f.write(f"   {json.dumps(k)}: [\n")
+                f.write(",\n".join("    " + json.dumps(e, separators=(",", ":"))
+                                   for e in rec[k]))
+                f.write("\n   ]" + ("," if k == "tensors" else "") + "\n")
+            f.write("  }" + ("," if vi + 1 < len(result["variants"]) else "") + "\n")
+        f.write(" ]\n}\n")
 
 
 def live(outdir, variant, dtype):
@@ -176,6 +409,8 @@ def live(outdir, variant, dtype):
 if __name__ == "__main__":
     if sys.argv[1] == "fixture":
         fixture(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "grads":
+        grads(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "live":
         live(sys.argv[2], sys.argv[3], sys.argv[4])
     else:

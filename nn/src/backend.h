@@ -68,6 +68,88 @@ typedef struct
   gboolean (*linear_forward) (fer_backend *be, float *out, const float *inp,
       const float *weight, const float *bias, int n, int nin, int nout,
       gboolean relu, GError **error);
+
+  /* ---- Training ops (train.c) ------------------------------------------
+   * NULL in a backend that cannot train: fer_trainer_new then refuses it.
+   * Contract: parameter gradients (dweight, dbias, dgamma, dbeta) accumulate
+   * with +=; activation gradients and outputs are overwritten. Conv weights
+   * here are the trainer's plain (Cout, K, K, Cin) parameters, never
+   * conv2d_prepare_weight's. Activations are NHWC, so BatchNorm2d is a
+   * per-column op over (rows = n*h*w, c) and BatchNorm1d the same op over
+   * (n, c). All pointers are backend memory except the labels and the loss
+   * of softmax_xent, which are host memory. */
+
+  /* Floats of conv workspace that conv2d_forward_train / conv2d_backward
+   * want for the whole batch of s; they also work with less, down to this
+   * value for s->n = 1, by running the batch in chunks. */
+  size_t (*conv2d_train_workspace) (fer_backend *be, const fer_conv_shape *s);
+  /* out = conv(inp, weight), no bias, no activation. */
+  gboolean (*conv2d_forward_train) (fer_backend *be, float *out,
+      const float *inp, const float *weight, const fer_conv_shape *s,
+      float *ws, size_t ws_floats, GError **error);
+  /* dinp (may be NULL: not wanted) = conv^T(dout, weight); dweight +=. */
+  gboolean (*conv2d_backward) (fer_backend *be, float *dinp, float *dweight,
+      const float *dout, const float *inp, const float *weight,
+      const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error);
+  /* out = act(BN(inp) [+ residual]) with batch statistics (biased variance)
+   * saved for the backward pass; running_mean/var (NULL: left alone) move
+   * by `momentum` toward the batch mean and unbiased variance (PyTorch). */
+  gboolean (*batchnorm_forward_train) (fer_backend *be, float *out,
+      float *save_mean, float *save_rstd, float *running_mean,
+      float *running_var, const float *inp, const float *gamma,
+      const float *beta, const float *residual, int rows, int c,
+      float momentum, float eps, gboolean relu, GError **error);
+  /* out = act(BN(inp) [+ residual]) with the running statistics. */
+  gboolean (*batchnorm_forward_eval) (fer_backend *be, float *out,
+      const float *inp, const float *gamma, const float *beta,
+      const float *running_mean, const float *running_var,
+      const float *residual, int rows, int c, float eps, gboolean relu,
+      GError **error);
+  gboolean (*batchnorm_backward) (fer_backend *be, float *dinp,
+      float *dgamma, float *dbeta, const float *dout, const float *inp,
+      const float *save_mean, const float *save_rstd, const float *gamma,
+      int rows, int c, GError **error);
+  /* dinp = dout * (out > 0); dinp may be dout. */
+  gboolean (*relu_backward) (fer_backend *be, float *dinp, const float *dout,
+      const float *out, size_t n, GError **error);
+  /* out = a + b (residual add; also sums two branches' gradients). */
+  gboolean (*add) (fer_backend *be, float *out, const float *a,
+      const float *b, size_t n, GError **error);
+  /* out = inp * mask and dinp = dout * mask; the mask (0 or 1/(1-p)) is
+   * drawn by the trainer on the host and uploaded, so that every backend
+   * drops the same units. */
+  gboolean (*dropout_forward) (fer_backend *be, float *out, const float *inp,
+      const float *mask, size_t n, GError **error);
+  gboolean (*dropout_backward) (fer_backend *be, float *dinp,
+      const float *dout, const float *mask, size_t n, GError **error);
+  /* Gradient to the first maximum of each window, (ky, kx) scan order. */
+  gboolean (*maxpool2d_backward) (fer_backend *be, float *dinp,
+      const float *dout, const float *inp, int n, int h, int w, int c, int k,
+      int stride, int pad, GError **error);
+  gboolean (*avgpool_backward) (fer_backend *be, float *dinp,
+      const float *dout, int n, int hw, int c, GError **error);
+  /* dinp (may be NULL) = dout . weight; dweight += dout^T . inp; dbias +=. */
+  gboolean (*linear_backward) (fer_backend *be, float *dinp, float *dweight,
+      float *dbias, const float *dout, const float *inp, const float *weight,
+      int n, int nin, int nout, GError **error);
+  /* Weighted, label-smoothed (focal) softmax cross-entropy, mixup as
+   * lam * L(y_a) + (1 - lam) * L(y_b) when y_b is not NULL; see
+   * fer_cpu_softmax_xent. loss (host) and dlogits (NULL: loss only). */
+  gboolean (*softmax_xent) (fer_backend *be, float *loss, float *dlogits,
+      const float *logits, const int *y_a, const int *y_b, float lam,
+      const float *class_weights, int n, int k, float smoothing,
+      float focal_gamma, GError **error);
+  /* torch.optim.Adam / AdamW (decoupled) over a whole parameter buffer. */
+  gboolean (*adam_update) (fer_backend *be, float *params, float *m, float *v,
+      const float *grads, size_t n, float lr, float beta1, float beta2,
+      float eps, float weight_decay, int64_t step, gboolean decoupled,
+      GError **error);
+  /* torch.optim.SGD with momentum (optionally Nesterov), dampening 0. */
+  gboolean (*sgd_update) (fer_backend *be, float *params, float *buf,
+      const float *grads, size_t n, float lr, float momentum,
+      float weight_decay, gboolean nesterov, gboolean first_step,
+      GError **error);
+  gboolean (*zero) (fer_backend *be, float *p, size_t n, GError **error);
 } fer_backend_ops;
 
 struct fer_backend

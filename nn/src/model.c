@@ -9,16 +9,13 @@
 
 #include "arch.h"
 #include "backend.h"
+#include "init.h"
 #include "rng.h"
 
 /* Images per backend forward; larger requests run in chunks so activation
  * memory stays bounded (64 x small stem at 48x48 = 38 MB per buffer). */
 #define FORWARD_CHUNK 64
 #define N_ACT_BUFFERS 4
-
-static const char *const fer2013_labels[] = {
-  "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
-};
 
 typedef struct
 {
@@ -150,8 +147,7 @@ apply_metadata (fer_model *m, const char *fc_name, GError **error)
   } else {
     m->labels = g_new0 (char *, a->n_classes + 1);
     for (int i = 0; i < a->n_classes; i++)
-      m->labels[i] = a->n_classes == G_N_ELEMENTS (fer2013_labels)
-          ? g_strdup (fer2013_labels[i]) : g_strdup_printf ("class%d", i);
+      m->labels[i] = fer_default_label (a->n_classes, i);
   }
 
   v = g_hash_table_lookup (m->metadata, "fer.input_channels");
@@ -950,45 +946,6 @@ fer_model_classify_images (fer_model *m, const fer_image *imgs, int n, int T,
 /* ------------------------------------------------------------------ */
 /* Random models                                                       */
 
-/* linear_fan_in: input features of the linear layer a weight or bias
- * belongs to. */
-static void
-init_param (const fer_param_desc *d, int64_t linear_fan_in, fer_rng *rng,
-    gboolean randomize_bn, float *x)
-{
-  switch (d->kind) {
-    case FER_PARAM_CONV_WEIGHT:{
-      /* kaiming_normal_(mode="fan_out", nonlinearity="relu"), torchvision */
-      double std = sqrt (2.0 / (double) (d->shape[0] * d->shape[2]
-              * d->shape[3]));
-      for (int64_t i = 0; i < d->numel; i++)
-        x[i] = (float) (std * fer_rng_normal (rng));
-      break;
-    }
-    case FER_PARAM_LINEAR_WEIGHT:
-    case FER_PARAM_LINEAR_BIAS:{
-      /* nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
-      double bound = 1.0 / sqrt ((double) linear_fan_in);
-      for (int64_t i = 0; i < d->numel; i++)
-        x[i] = (float) (bound * (2.0 * fer_rng_uniform (rng) - 1.0));
-      break;
-    }
-    case FER_PARAM_BN_WEIGHT:
-      for (int64_t i = 0; i < d->numel; i++)
-        x[i] = randomize_bn ? 0.5f + fer_rng_uniform (rng) : 1.0f;
-      break;
-    case FER_PARAM_BN_BIAS:
-    case FER_PARAM_BN_MEAN:
-      for (int64_t i = 0; i < d->numel; i++)
-        x[i] = randomize_bn ? 0.2f * fer_rng_normal (rng) : 0.0f;
-      break;
-    case FER_PARAM_BN_VAR:
-      for (int64_t i = 0; i < d->numel; i++)
-        x[i] = randomize_bn ? 0.5f + 1.5f * fer_rng_uniform (rng) : 1.0f;
-      break;
-  }
-}
-
 gboolean
 fer_model_write_random (const fer_arch *arch, guint64 seed,
     gboolean randomize_bn, fer_dtype dtype, const char *const *metadata,
@@ -1014,38 +971,17 @@ fer_model_write_random (const fer_arch *arch, guint64 seed,
   int n = fer_arch_params (arch, d);
   for (int i = 0; ok && i < n; i++) {
     float *x = g_new (float, d[i].numel);
-    if (d[i].kind == FER_PARAM_LINEAR_WEIGHT)
-      fan_in = d[i].shape[1];
-    init_param (&d[i], fan_in, &rng, randomize_bn, x);
+    fer_init_param (&d[i], &fan_in, &rng, randomize_bn, x);
     ok = fer_st_writer_add (w, d[i].name, dtype, d[i].ndim, d[i].shape, x,
         error);
     g_free (x);
   }
 
-  char *channels = g_strdup_printf ("%d", arch->channels);
-  GString *labels = g_string_new (NULL);
-  for (int i = 0; i < arch->n_classes; i++) {
-    if (i)
-      g_string_append_c (labels, ',');
-    if (arch->n_classes == G_N_ELEMENTS (fer2013_labels))
-      g_string_append (labels, fer2013_labels[i]);
-    else
-      g_string_append_printf (labels, "class%d", i);
-  }
-  fer_st_writer_set_metadata (w, "fer.labels", labels->str);
-  fer_st_writer_set_metadata (w, "fer.input_size", "48");
-  fer_st_writer_set_metadata (w, "fer.input_channels", channels);
-  fer_st_writer_set_metadata (w, "fer.mean", "0.5");
-  fer_st_writer_set_metadata (w, "fer.std", "0.25");
-  fer_st_writer_set_metadata (w, "fer.stem",
-      arch->stem == FER_STEM_SMALL ? "small" : "torchvision");
-  fer_st_writer_set_metadata (w, "fer.trained_by", "fer-init (random)");
+  fer_init_default_metadata (w, arch, 48, "fer-init (random)");
   for (int i = 0; metadata && metadata[i] && metadata[i + 1]; i += 2)
     fer_st_writer_set_metadata (w, metadata[i], metadata[i + 1]);
   if (ok)
     ok = fer_st_writer_save (w, path, error);
-  g_string_free (labels, TRUE);
-  g_free (channels);
   fer_st_writer_free (w);
   return ok;
 }

@@ -2,9 +2,12 @@
  * directly from the definition (NHWC activations, (Cout, K, K, Cin) conv
  * weights, (out, in) linear weights). Prints the max error of each case. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
+#include "cpu/gemm.h"
 #include "cpu/ops.h"
+#include "cpu/workers.h"
 #include "rng.h"
 
 static fer_rng rng;
@@ -61,9 +64,12 @@ typedef struct
 {
   int n, h, w, cin, cout, k, stride, pad;
   gboolean bias, residual, relu;
-  size_t col_cap;   /* 0: enough for the whole batch */
+  size_t chunk;     /* floats of packed pixels per step; 0: the default */
 } conv_case;
 
+/* Runs c on every kernel this CPU has (C, AVX2, AVX-512; the lower ones
+ * forced through fer_cpu_isa_set) with 1 and 2 threads, against one naive
+ * reference. */
 static void
 check_conv (const conv_case *c)
 {
@@ -74,29 +80,49 @@ check_conv (const conv_case *c)
   size_t nout = (size_t) s.n * s.oh * s.ow * s.cout;
   float *inp = random_floats (nin);
   float *w = random_floats ((size_t) s.cout * s.k * s.k * s.cin);
+  float *packed = g_new (float,
+      fer_cpu_conv2d_weight_floats (s.cout, s.k, s.cin));
   float *bias = c->bias ? random_floats (s.cout) : NULL;
   float *res = c->residual ? random_floats (nout) : NULL;
   float *out = g_new (float, nout);
   double *ref = g_new (double, nout);
-  size_t per = fer_cpu_conv2d_col_per_image (&s);
-  size_t cap = c->col_cap ? c->col_cap : MAX (per * s.n, 1);
-  float *col = g_new (float, cap);
+  fer_cpu_conv_scratch *scratch = fer_cpu_conv_scratch_new ();
+  fer_cpu_workers *two = fer_cpu_workers_new (2, NULL);
+  const fer_cpu_isa best = fer_cpu_isa_best ();
+  size_t chunk = fer_cpu_conv_scratch_set_chunk (scratch, c->chunk);
 
-  fer_cpu_conv2d_forward (out, inp, w, bias, res, &s, c->relu, col, cap);
+  g_assert_nonnull (two);
+  fer_cpu_conv2d_pack_weight (packed, w, s.cout, s.k, s.cin);
   naive_conv (ref, inp, w, bias, res, &s, c->relu);
-  double err = max_rel_error (out, ref, nout);
-  g_test_message ("conv n=%d %dx%dx%d -> %d k=%d s=%d p=%d bias=%d res=%d "
-      "relu=%d col_cap=%zu: max rel error %.3g", c->n, c->h, c->w, c->cin,
-      c->cout, c->k, c->stride, c->pad, c->bias, c->residual, c->relu, cap,
-      err);
-  g_assert_cmpfloat (err, <, 1e-5);
+  for (int isa = FER_CPU_ISA_C; isa <= (int) best; isa++) {
+    g_assert_cmpint (fer_cpu_isa_set (isa), ==, isa);
+    for (int threads = 1; threads <= 2; threads++) {
+      GError *error = NULL;
+      /* NaN: any output the convolution fails to write shows */
+      for (size_t i = 0; i < nout; i++)
+        out[i] = NAN;
+      g_assert_true (fer_cpu_conv2d_forward (out, inp, packed, bias, res, &s,
+              c->relu, scratch, threads == 2 ? two : NULL, &error));
+      g_assert_no_error (error);
+      double err = max_rel_error (out, ref, nout);
+      g_test_message ("conv n=%d %dx%dx%d -> %d k=%d s=%d p=%d bias=%d "
+          "res=%d relu=%d chunk=%zu %s threads=%d: max rel error %.3g",
+          c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad,
+          c->bias, c->residual, c->relu, chunk, fer_cpu_isa_name (isa),
+          threads, err);
+      g_assert_cmpfloat (err, <, 1e-5);
+    }
+  }
+  fer_cpu_isa_set (best);
+  fer_cpu_workers_free (two);
+  fer_cpu_conv_scratch_free (scratch);
   g_free (inp);
   g_free (w);
+  g_free (packed);
   g_free (bias);
   g_free (res);
   g_free (out);
   g_free (ref);
-  g_free (col);
 }
 
 static void
@@ -109,12 +135,185 @@ test_conv2d (void)
     {3, 6, 6, 16, 16, 3, 1, 1, TRUE, TRUE, TRUE, 0},        /* block */
     {2, 7, 7, 16, 32, 3, 2, 1, TRUE, FALSE, TRUE, 0},       /* stride 2, odd */
     {2, 7, 7, 16, 32, 1, 2, 0, TRUE, FALSE, FALSE, 0},      /* downsample */
-    {2, 5, 5, 8, 12, 1, 1, 0, FALSE, TRUE, FALSE, 0},       /* 1x1: no im2col */
+    {2, 5, 5, 8, 12, 1, 1, 0, FALSE, TRUE, FALSE, 0},       /* 1x1 */
     {1, 1, 1, 8, 8, 3, 1, 1, TRUE, FALSE, TRUE, 0},         /* 1x1 map */
     {5, 6, 6, 4, 8, 3, 1, 1, TRUE, TRUE, TRUE, 6 * 6 * 9 * 4 * 2}, /* chunks */
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     check_conv (&cases[i]);
+}
+
+/* The kernel's edges: channel counts that leave a partial panel, tiles of
+ * every height (pixel counts around multiples of the tile heights), padding
+ * skipped and not (Cin a multiple of 16 or not), both pixel orders (small
+ * maps with many images take the class order), tiny chunks. */
+static void
+test_conv2d_edges (void)
+{
+  const conv_case cases[] = {
+    {1, 1, 1, 16, 1, 1, 1, 0, TRUE, TRUE, TRUE, 0},         /* 1 x 1 x 1 */
+    {1, 1, 13, 16, 17, 1, 1, 0, TRUE, TRUE, FALSE, 0},      /* 13 pixels */
+    {1, 3, 5, 32, 31, 1, 1, 0, TRUE, FALSE, TRUE, 0},       /* 15 */
+    {1, 29, 1, 16, 33, 1, 1, 0, FALSE, TRUE, TRUE, 0},      /* 29 */
+    {1, 7, 6, 48, 47, 3, 1, 1, TRUE, TRUE, TRUE, 0},        /* 42 */
+    {3, 5, 5, 16, 70, 3, 1, 1, TRUE, FALSE, FALSE, 0},      /* 75 */
+    {1, 11, 13, 5, 19, 3, 1, 1, TRUE, TRUE, TRUE, 0},       /* Cin 5 */
+    {2, 9, 8, 1, 7, 5, 2, 2, TRUE, FALSE, TRUE, 0},         /* Cin 1 */
+    {16, 2, 2, 32, 40, 3, 1, 1, TRUE, TRUE, TRUE, 0},       /* class order */
+    {9, 3, 3, 16, 64, 3, 1, 1, TRUE, TRUE, TRUE, 0},        /* class order */
+    {7, 5, 5, 16, 96, 3, 2, 1, TRUE, FALSE, TRUE, 0},       /* class, s=2 */
+    {6, 4, 4, 32, 48, 3, 1, 1, TRUE, TRUE, TRUE, 512},      /* 1-tile chunks */
+    {1, 2, 2, 16, 8, 3, 2, 2, TRUE, FALSE, TRUE, 0},        /* pixel w/o taps */
+    {2, 6, 6, 64, 128, 7, 1, 3, TRUE, FALSE, TRUE, 0},      /* 7x7, Cin 64 */
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    check_conv (&cases[i]);
+}
+
+/* A NaN in the input poisons exactly the outputs whose receptive field
+ * holds it (as in PyTorch, ReLU included): no kernel leaks it into other
+ * pixels through padding or packing, and none drops it. */
+static void
+test_conv2d_nan (void)
+{
+  const conv_case cases[] = {
+    {2, 12, 12, 1, 64, 7, 2, 3, TRUE, FALSE, TRUE, 0},      /* dense */
+    {2, 9, 9, 3, 40, 3, 1, 1, TRUE, FALSE, TRUE, 0},        /* dense */
+    {9, 3, 3, 16, 40, 3, 1, 1, TRUE, TRUE, TRUE, 0},        /* skip */
+  };
+  for (guint ci = 0; ci < G_N_ELEMENTS (cases); ci++) {
+    const conv_case *c = &cases[ci];
+    fer_conv_shape s;
+    fer_conv_shape_init (&s, c->n, c->h, c->w, c->cin, c->cout, c->k,
+        c->stride, c->pad);
+    size_t nin = (size_t) s.n * s.h * s.w * s.cin;
+    size_t nout = (size_t) s.n * s.oh * s.ow * s.cout;
+    float *inp = random_floats (nin);
+    float *w = random_floats ((size_t) s.cout * s.k * s.k * s.cin);
+    float *packed = g_new (float,
+        fer_cpu_conv2d_weight_floats (s.cout, s.k, s.cin));
+    float *bias = random_floats (s.cout);
+    float *res = c->residual ? random_floats (nout) : NULL;
+    float *out = g_new (float, nout);
+    double *ref = g_new (double, nout);
+    fer_cpu_conv_scratch *scratch = fer_cpu_conv_scratch_new ();
+    const fer_cpu_isa best = fer_cpu_isa_best ();
+    size_t poisoned = 0;
+
+    /* one channel of one pixel of the last image, off the border */
+    inp[nin - (size_t) (s.w + 2) * s.cin + s.cin / 2] = NAN;
+    fer_cpu_conv2d_pack_weight (packed, w, s.cout, s.k, s.cin);
+    naive_conv (ref, inp, w, bias, res, &s, c->relu);
+    for (size_t i = 0; i < nout; i++)
+      poisoned += isnan (ref[i]);
+    g_assert_cmpuint (poisoned, >, 0);
+    for (int isa = FER_CPU_ISA_C; isa <= (int) best; isa++) {
+      size_t same = 0;
+      fer_cpu_isa_set (isa);
+      g_assert_true (fer_cpu_conv2d_forward (out, inp, packed, bias, res, &s,
+              c->relu, scratch, NULL, NULL));
+      for (size_t i = 0; i < nout; i++)
+        same += !isnan (out[i]) == !isnan (ref[i]);
+      g_test_message ("conv NaN %dx%dx%d k=%d %s: %zu outputs NaN, %zu of "
+          "%zu agree", c->h, c->w, c->cin, c->k, fer_cpu_isa_name (isa),
+          poisoned, same, nout);
+      g_assert_cmpuint (same, ==, nout);
+    }
+    fer_cpu_isa_set (best);
+    fer_cpu_conv_scratch_free (scratch);
+    g_free (inp);
+    g_free (w);
+    g_free (packed);
+    g_free (bias);
+    g_free (res);
+    g_free (out);
+    g_free (ref);
+  }
+}
+
+/* Every convolution of ResNet-18 on a 48 x 48 input (torchvision stem:
+ * 24 x 24 after conv1, 12 after the max-pool; and the small stem) at 1 and
+ * 5 images. */
+static void
+test_conv2d_resnet18 (void)
+{
+  const int batches[] = { 1, 5 };
+  for (guint bi = 0; bi < G_N_ELEMENTS (batches); bi++) {
+    const int n = batches[bi];
+    const conv_case cases[] = {
+      {n, 48, 48, 1, 64, 7, 2, 3, TRUE, FALSE, TRUE, 0},    /* conv1 */
+      {n, 48, 48, 3, 64, 3, 1, 1, TRUE, FALSE, TRUE, 0},    /* small stem */
+      {n, 12, 12, 64, 64, 3, 1, 1, TRUE, FALSE, TRUE, 0},   /* layer1 */
+      {n, 12, 12, 64, 64, 3, 1, 1, TRUE, TRUE, TRUE, 0},
+      {n, 12, 12, 64, 128, 3, 2, 1, TRUE, FALSE, TRUE, 0},  /* layer2 */
+      {n, 12, 12, 64, 128, 1, 2, 0, TRUE, FALSE, FALSE, 0},
+      {n, 6, 6, 128, 128, 3, 1, 1, TRUE, TRUE, TRUE, 0},
+      {n, 6, 6, 128, 256, 3, 2, 1, TRUE, FALSE, TRUE, 0},   /* layer3 */
+      {n, 6, 6, 128, 256, 1, 2, 0, TRUE, FALSE, FALSE, 0},
+      {n, 3, 3, 256, 256, 3, 1, 1, TRUE, TRUE, TRUE, 0},
+      {n, 3, 3, 256, 512, 3, 2, 1, TRUE, FALSE, TRUE, 0},   /* layer4 */
+      {n, 3, 3, 256, 512, 1, 2, 0, TRUE, FALSE, FALSE, 0},
+      {n, 2, 2, 512, 512, 3, 1, 1, TRUE, TRUE, TRUE, 0},
+    };
+    for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+      check_conv (&cases[i]);
+  }
+}
+
+/* A job as the convolution hands out work: items from a shared counter. */
+typedef struct
+{
+  atomic_int next;
+  int n_items;
+  atomic_int *done;      /* n_items: times each item ran */
+  atomic_int ran_on[4];  /* items per thread */
+} workers_job;
+
+static void
+workers_job_run (void *data, int thread, int threads)
+{
+  workers_job *j = data;
+  int i;
+  g_assert_cmpint (thread, <, threads);
+  while ((i = atomic_fetch_add (&j->next, 1)) < j->n_items) {
+    atomic_fetch_add (&j->done[i], 1);
+    atomic_fetch_add (&j->ran_on[thread], 1);
+  }
+}
+
+/* Every item of every job runs exactly once, with the workers spinning
+ * (back-to-back jobs) and asleep (a pause longer than their spin). */
+static void
+test_workers (void)
+{
+  for (int threads = 1; threads <= 4; threads *= 2) {
+    fer_cpu_workers *w = fer_cpu_workers_new (threads, NULL);
+    workers_job j;
+    int helped = 0;
+
+    g_assert_nonnull (w);
+    g_assert_cmpint (fer_cpu_workers_n (w), ==, threads);
+    j.n_items = 64;
+    j.done = g_new (atomic_int, j.n_items);
+    for (int job = 0; job < 2000; job++) {
+      atomic_init (&j.next, 0);
+      for (int i = 0; i < j.n_items; i++)
+        atomic_init (&j.done[i], 0);
+      for (int t = 0; t < 4; t++)
+        atomic_init (&j.ran_on[t], 0);
+      if (job % 500 == 499)
+        g_usleep (5000);
+      fer_cpu_workers_run (w, workers_job_run, &j);
+      for (int i = 0; i < j.n_items; i++)
+        g_assert_cmpint (atomic_load (&j.done[i]), ==, 1);
+      helped += atomic_load (&j.ran_on[0]) < j.n_items;
+    }
+    g_test_message ("workers: %d threads, %d of 2000 jobs shared", threads,
+        helped);
+    g_free (j.done);
+    fer_cpu_workers_free (w);
+  }
+  fer_cpu_workers_free (NULL);
 }
 
 static void
@@ -228,6 +427,10 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   fer_rng_seed (&rng, 42);
   g_test_add_func ("/ops/conv2d", test_conv2d);
+  g_test_add_func ("/ops/conv2d-edges", test_conv2d_edges);
+  g_test_add_func ("/ops/conv2d-resnet18", test_conv2d_resnet18);
+  g_test_add_func ("/ops/conv2d-nan", test_conv2d_nan);
+  g_test_add_func ("/ops/workers", test_workers);
   g_test_add_func ("/ops/maxpool2d", test_maxpool);
   g_test_add_func ("/ops/avgpool", test_avgpool);
   g_test_add_func ("/ops/linear", test_linear);

@@ -78,13 +78,20 @@ FER_API gboolean fer_trainer_step (fer_trainer *t, const float *x,
     const int *y_a, const int *y_b, float lam, int n, float *loss,
     float *logits, GError **error);
 
-/* Evaluation-mode forward (BatchNorm running statistics, no dropout). */
+/* Evaluation-mode forward (BatchNorm running statistics, no dropout); any n,
+ * run in chunks of the largest batch seen so far (64 before any step). */
 FER_API gboolean fer_trainer_eval (fer_trainer *t, const float *x, int n,
     float *logits, GError **error);
 
 /* The loss and the gradients of every parameter for one batch, without an
  * update (for tests against PyTorch): grads receive the parameter
- * gradients in fer_trainer_param order. */
+ * gradients in fer_trainer_param order. Training-mode forward (batch
+ * statistics, dropout), but the BatchNorm running statistics are left as
+ * they are, so that a following fer_trainer_step on the same batch sees
+ * what PyTorch's single training forward would.
+ * Parameters are numbered as PyTorch's model.named_parameters() lists them
+ * (torchvision names, running statistics excluded); param_get and
+ * param_grad write PyTorch's layout (conv weights Cout x Cin x KH x KW). */
 FER_API int fer_trainer_n_params (const fer_trainer *t);
 FER_API const char *fer_trainer_param_name (const fer_trainer *t, int i);
 FER_API int64_t fer_trainer_param_numel (const fer_trainer *t, int i);
@@ -102,7 +109,12 @@ FER_API gboolean fer_trainer_forward_backward (fer_trainer *t, const float *x,
 FER_API gboolean fer_trainer_save_model (fer_trainer *t, const char *path,
     fer_dtype dtype, const char *const *metadata, GError **error);
 /* Optimizer state (moments, step count, lr, dropout generator) beside the
- * model, so that resume continues bit-for-bit. */
+ * model, so that resume continues bit-for-bit. The file is safetensors:
+ * torch.optim's state names per parameter ("<name>.exp_avg",
+ * "<name>.exp_avg_sq"; SGD with momentum "<name>.momentum_buffer"), F32,
+ * PyTorch layout, and metadata fer.state.{format,optimizer,step,lr,n_params,
+ * rng}. load_state refuses a file whose optimizer, parameter count or
+ * tensor names/shapes differ from this trainer's, naming the file. */
 FER_API gboolean fer_trainer_save_state (fer_trainer *t, const char *path,
     GError **error);
 FER_API gboolean fer_trainer_load_state (fer_trainer *t, const char *path,

@@ -1,43 +1,51 @@
-/* The CPU backend: host memory, OpenBLAS GEMMs. One im2col scratch buffer
- * grows to the largest conv seen and is then reused, so a steady stream of
- * same-sized batches allocates nothing. */
+/* The CPU backend: host memory (64-byte aligned, for the vector kernels),
+ * our own packed-weight convolution kernels (conv.c, gemm.c) split across
+ * our own thread team (workers.c), OpenBLAS for the small linear head.
+ * The convolution scratch grows to the largest conv seen and is then
+ * reused, so a steady stream of same-sized batches allocates nothing. */
 #include "cpu/ops.h"
 
 #include <cblas.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Upper bound on im2col scratch; larger batches are convolved in chunks. */
-#define COL_CAP_FLOATS ((size_t) 32 << 20)
+#include "cpu/ops_train.h"
+#include "cpu/workers.h"
 
 typedef struct
 {
   fer_backend base;
-  float *col;
-  size_t col_cap;
+  fer_cpu_conv_scratch *conv;
+  fer_cpu_workers *workers;    /* NULL: one thread */
 } cpu_backend;
 
 static void
 cpu_destroy (fer_backend *be)
 {
   cpu_backend *cpu = (cpu_backend *) be;
-  g_free (cpu->col);
+  fer_cpu_workers_free (cpu->workers);
+  fer_cpu_conv_scratch_free (cpu->conv);
   g_free (cpu);
 }
 
 static float *
 cpu_alloc (fer_backend *be, size_t n, GError **error)
 {
-  float *p = g_try_malloc0_n (MAX (n, 1), sizeof (float));
-  if (!p)
+  void *p = NULL;
+  size_t bytes = MAX (n, 1) * sizeof (float);
+  if (bytes / sizeof (float) < n || posix_memalign (&p, 64, bytes) != 0) {
     g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
         "cpu backend: cannot allocate %zu floats", n);
+    return NULL;
+  }
+  memset (p, 0, bytes);
   return p;
 }
 
 static void
 cpu_release (fer_backend *be, float *p)
 {
-  g_free (p);
+  free (p);
 }
 
 static gboolean
@@ -51,14 +59,23 @@ cpu_copy (fer_backend *be, float *dst, const float *src, size_t n,
 static gboolean
 cpu_set_threads (fer_backend *be, int threads, GError **error)
 {
+  cpu_backend *cpu = (cpu_backend *) be;
+  fer_cpu_workers *workers = NULL;
+
   if (threads < 0 || threads > 1024) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "cpu backend: threads=%d, expected 0 (default) to 1024", threads);
     return FALSE;
   }
-  /* OpenBLAS's thread count is process-wide: the last model to set it wins. */
-  if (threads > 0)
-    openblas_set_num_threads (threads);
+  if (threads == 0)
+    threads = (int) MIN (g_get_num_processors (), 1024);
+  if (threads > 1 && !(workers = fer_cpu_workers_new (threads, error)))
+    return FALSE;
+  fer_cpu_workers_free (cpu->workers);
+  cpu->workers = workers;
+  /* The threads are ours: OpenBLAS (the linear head, a few thousand
+   * multiply-adds) stays on the caller's. Its setting is process-wide. */
+  openblas_set_num_threads (1);
   return TRUE;
 }
 
@@ -66,10 +83,10 @@ static float *
 cpu_conv2d_prepare_weight (fer_backend *be, const float *weight, int cout,
     int k, int cin, GError **error)
 {
-  size_t n = (size_t) cout * k * k * cin;
-  float *w = cpu_alloc (be, n, error);
+  float *w = cpu_alloc (be, fer_cpu_conv2d_weight_floats (cout, k, cin),
+      error);
   if (w)
-    memcpy (w, weight, n * sizeof (float));
+    fer_cpu_conv2d_pack_weight (w, weight, cout, k, cin);
   return w;
 }
 
@@ -79,21 +96,8 @@ cpu_conv2d_forward (fer_backend *be, float *out, const float *inp,
     const fer_conv_shape *s, gboolean relu, GError **error)
 {
   cpu_backend *cpu = (cpu_backend *) be;
-  size_t per_image = fer_cpu_conv2d_col_per_image (s);
-  size_t want = MIN (per_image * s->n, MAX (per_image, COL_CAP_FLOATS));
-  if (want > cpu->col_cap) {
-    float *col = g_try_realloc_n (cpu->col, want, sizeof (float));
-    if (!col) {
-      g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-          "cpu backend: cannot allocate %zu floats of im2col scratch", want);
-      return FALSE;
-    }
-    cpu->col = col;
-    cpu->col_cap = want;
-  }
-  fer_cpu_conv2d_forward (out, inp, weight, bias, residual, s, relu, cpu->col,
-      cpu->col_cap);
-  return TRUE;
+  return fer_cpu_conv2d_forward (out, inp, weight, bias, residual, s, relu,
+      cpu->conv, cpu->workers, error);
 }
 
 static gboolean
@@ -134,6 +138,7 @@ static const fer_backend_ops cpu_ops = {
   .maxpool2d_forward = cpu_maxpool2d_forward,
   .avgpool_forward = cpu_avgpool_forward,
   .linear_forward = cpu_linear_forward,
+  FER_CPU_TRAIN_OPS,
 };
 
 fer_backend *
@@ -141,6 +146,7 @@ fer_backend_cpu_new (int threads, GError **error)
 {
   cpu_backend *cpu = g_new0 (cpu_backend, 1);
   cpu->base.ops = &cpu_ops;
+  cpu->conv = fer_cpu_conv_scratch_new ();
   if (!cpu_set_threads (&cpu->base, threads, error)) {
     cpu_destroy (&cpu->base);
     return NULL;

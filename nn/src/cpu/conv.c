@@ -1,85 +1,628 @@
-/* Convolution on the CPU: im2col into a (pixels, KH*KW*Cin) matrix, then one
- * SGEMM against the (Cout, KH*KW*Cin) weights. With NHWC activations the
- * patch of one output pixel is KH*KW runs of Cin contiguous floats, and a
- * 1x1 stride-1 convolution needs no im2col at all. Bias, residual and ReLU
- * are fused into one pass over the GEMM output. */
+/* Convolution on the CPU as an implicit GEMM: output pixels x output
+ * channels, reduced over (ky, kx, ci). The weights are packed once into
+ * panels of FER_CPU_NR channels; the pixels are packed a tile (a few
+ * pixels) at a time and handed with a panel to the micro-kernel of
+ * cpu/gemm.h, which stores act(. + bias [+ residual]) straight into the
+ * NHWC output. With NHWC, one kernel row (ky) of a pixel's patch is k * Cin
+ * contiguous input floats.
+ *
+ * Padding taps are left out. That matters on small maps: with a 3 x 3
+ * kernel only 60% of the taps of a 3 x 3 map (layer3 at 48 x 48 input) and
+ * 44% of a 2 x 2 map (layer4) are inside the image. A tile skips the taps
+ * that are outside for all its pixels, so pixels are ordered either
+ * naturally or grouped by the taps they see ("classes": corners, edges,
+ * inside); schedule() prices both orders and keeps the cheaper. Skipping
+ * needs Cin to be a multiple of FER_CPU_KB ("skip mode"). Other
+ * convolutions (the 1- or 3-channel stem) are "dense": they read a
+ * zero-padded copy of the input and pack every tap; their kernel rows are
+ * padded to `rowlen` floats when that costs no extra reduction blocks (the
+ * 7 x 7 x 1 stem: 8), so they pack with whole-vector copies.
+ *
+ * Work is handed out in items (a chunk of tiles x a range of panels) from
+ * a shared counter, so threads balance themselves and a thread that does
+ * not get a core in time does not hold the others up. */
 #include "cpu/ops.h"
 
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
-#include <cblas.h>
 
-size_t
-fer_cpu_conv2d_col_per_image (const fer_conv_shape *s)
+#include "cpu/gemm.h"
+#include "cpu/workers.h"
+
+/* Floats of packed pixels one item packs and runs its panels over: small
+ * enough to stay in L2 next to a panel. */
+#define CHUNK_FLOATS_DEFAULT ((size_t) 96 * 1024)
+
+/* Taps are skipped for kernels up to this size (runs per tile, below). */
+#define SKIP_MAX_K 8
+
+/* Work items per thread when there are several threads. */
+#define ITEMS_PER_THREAD 3
+
+typedef struct
 {
-  if (s->k == 1 && s->stride == 1 && s->pad == 0)
-    return 0;
-  return (size_t) s->oh * s->ow * s->k * s->k * s->cin;
+  int row0, rows;              /* order[row0 .. row0 + rows) */
+  int y0, y1, x0, x1;          /* taps packed (inclusive; skip mode only) */
+  int klen;                    /* packed reduction length */
+  int n_runs;
+  fer_cpu_krun runs[SKIP_MAX_K];
+  gint64 cost;
+} conv_tile;
+
+/* A scheduled pixel: output (b, oy, ox); its output row is order[]. */
+typedef struct
+{
+  int b, oy, ox;
+} conv_pixel;
+
+struct fer_cpu_conv_scratch
+{
+  int *order;                  /* output row of each scheduled pixel */
+  size_t order_cap;
+  conv_pixel *where;           /* and the pixel itself */
+  size_t where_cap;
+  conv_tile *tiles, *other;    /* the schedule; the other order's, priced */
+  size_t tiles_cap;
+  int *chunks;                 /* first tile of each chunk, then n_tiles */
+  size_t chunks_cap;
+  int *ranges;                 /* valid ky per oy, kx per ox: 4 per entry */
+  size_t ranges_cap;
+  float *padded;               /* dense mode: zero-bordered input */
+  size_t padded_cap;
+  float **packed;              /* per thread, 64-byte aligned */
+  size_t *packed_cap;
+  int n_packed;
+  size_t chunk;
+};
+
+static int
+round_up (int x, int to)
+{
+  return (x + to - 1) / to * to;
 }
 
-/* col (n, oh, ow, k, k, cin) from inp (n, h, w, cin); zero outside. */
-static void
-im2col (float *col, const float *inp, const fer_conv_shape *s, int n)
+static gboolean
+skip_mode (const fer_conv_shape *s)
 {
-  const size_t run = (size_t) s->cin * sizeof (float);
-  for (int b = 0; b < n; b++) {
-    const float *img = inp + (size_t) b * s->h * s->w * s->cin;
-    for (int oy = 0; oy < s->oh; oy++) {
-      for (int ox = 0; ox < s->ow; ox++) {
-        for (int ky = 0; ky < s->k; ky++) {
-          int iy = oy * s->stride - s->pad + ky;
-          for (int kx = 0; kx < s->k; kx++) {
-            int ix = ox * s->stride - s->pad + kx;
-            if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
-              memset (col, 0, run);
-            else
-              memcpy (col, img + ((size_t) iy * s->w + ix) * s->cin, run);
-            col += s->cin;
+  return s->cin % FER_CPU_KB == 0 && s->k <= SKIP_MAX_K;
+}
+
+/* Floats per kernel row (ky) in the reduction: k * cin, or that rounded up
+ * to 8 when it does not make the reduction longer. */
+static int
+reduction_rowlen (int k, int cin)
+{
+  int exact = k * cin, padded = round_up (exact, 8);
+  return round_up (k * padded, FER_CPU_KB) <= round_up (k * exact, FER_CPU_KB)
+      ? padded : exact;
+}
+
+/* Rows of a weight panel: the whole reduction, in blocks. */
+static int
+reduction_rows (int k, int cin)
+{
+  return round_up (k * reduction_rowlen (k, cin), FER_CPU_KB);
+}
+
+size_t
+fer_cpu_conv2d_weight_floats (int cout, int k, int cin)
+{
+  size_t blocks = (size_t) (cout + FER_CPU_NR - 1) / FER_CPU_NR;
+  return blocks * reduction_rows (k, cin) * FER_CPU_NR;
+}
+
+void
+fer_cpu_conv2d_pack_weight (float *packed, const float *weight, int cout,
+    int k, int cin)
+{
+  const int kc = k * cin, rowlen = reduction_rowlen (k, cin);
+  const int krows = reduction_rows (k, cin);
+  const int blocks = (cout + FER_CPU_NR - 1) / FER_CPU_NR;
+
+  for (int jb = 0; jb < blocks; jb++)
+    for (int kk = 0; kk < krows; kk++) {
+      int ky = kk / rowlen, j = kk % rowlen;
+      for (int c = 0; c < FER_CPU_NR; c++) {
+        int o = jb * FER_CPU_NR + c;
+        packed[((size_t) jb * krows + kk) * FER_CPU_NR + c] =
+            o < cout && ky < k && j < kc
+            ? weight[((size_t) o * k + ky) * kc + j] : 0.0f;
+      }
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Scratch                                                             */
+
+fer_cpu_conv_scratch *
+fer_cpu_conv_scratch_new (void)
+{
+  fer_cpu_conv_scratch *sc = g_new0 (fer_cpu_conv_scratch, 1);
+  sc->chunk = CHUNK_FLOATS_DEFAULT;
+  return sc;
+}
+
+void
+fer_cpu_conv_scratch_free (fer_cpu_conv_scratch *sc)
+{
+  if (!sc)
+    return;
+  g_free (sc->order);
+  g_free (sc->where);
+  g_free (sc->tiles);
+  g_free (sc->other);
+  g_free (sc->chunks);
+  g_free (sc->ranges);
+  g_free (sc->padded);
+  for (int i = 0; i < sc->n_packed; i++)
+    free (sc->packed[i]);
+  g_free (sc->packed);
+  g_free (sc->packed_cap);
+  g_free (sc);
+}
+
+size_t
+fer_cpu_conv_scratch_set_chunk (fer_cpu_conv_scratch *sc, size_t floats)
+{
+  sc->chunk = floats ? floats : CHUNK_FLOATS_DEFAULT;
+  return sc->chunk;
+}
+
+/* *buf holds at least want elements of `size` bytes. */
+static gboolean
+grow (void **buf, size_t *cap, size_t want, size_t size, GError **error)
+{
+  if (want <= *cap)
+    return TRUE;
+  void *p = g_try_realloc_n (*buf, want, size);
+  if (!p) {
+    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+        "cpu backend: cannot allocate %zu bytes of convolution scratch",
+        want * size);
+    return FALSE;
+  }
+  *buf = p;
+  *cap = want;
+  return TRUE;
+}
+
+static gboolean
+grow_packed (fer_cpu_conv_scratch *sc, int threads, size_t floats,
+    GError **error)
+{
+  if (threads > sc->n_packed) {
+    sc->packed = g_renew (float *, sc->packed, threads);
+    sc->packed_cap = g_renew (size_t, sc->packed_cap, threads);
+    for (int i = sc->n_packed; i < threads; i++) {
+      sc->packed[i] = NULL;
+      sc->packed_cap[i] = 0;
+    }
+    sc->n_packed = threads;
+  }
+  for (int i = 0; i < threads; i++) {
+    void *p;
+    if (floats <= sc->packed_cap[i])
+      continue;
+    if (posix_memalign (&p, 64, floats * sizeof (float)) != 0) {
+      g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+          "cpu backend: cannot allocate %zu floats of convolution scratch",
+          floats);
+      return FALSE;
+    }
+    free (sc->packed[i]);
+    sc->packed[i] = p;
+    sc->packed_cap[i] = floats;
+  }
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Schedule                                                            */
+
+/* Taps [*lo, *hi] of a k-tap kernel that land inside [0, size) for output
+ * position o. */
+static void
+valid_taps (int o, int stride, int pad, int k, int size, int *lo, int *hi)
+{
+  int i0 = o * stride - pad;
+  *lo = MAX (0, -i0);
+  *hi = MIN (k - 1, size - 1 - i0);
+}
+
+/* Fills klen and runs from the tap hull. */
+static void
+tile_runs (conv_tile *t, const fer_conv_shape *s)
+{
+  t->n_runs = 0;
+  t->klen = 0;
+  if (!skip_mode (s)) {
+    t->klen = reduction_rows (s->k, s->cin);
+    t->runs[0] = (fer_cpu_krun) { 0, t->klen };
+    t->n_runs = 1;
+    return;
+  }
+  if (t->y1 < t->y0 || t->x1 < t->x0)
+    return;
+  for (int ky = t->y0; ky <= t->y1; ky++) {
+    int k0 = (ky * s->k + t->x0) * s->cin, len = (t->x1 - t->x0 + 1) * s->cin;
+    fer_cpu_krun *last = t->n_runs ? &t->runs[t->n_runs - 1] : NULL;
+    if (last && last->k0 + last->len == k0)
+      last->len += len;
+    else
+      t->runs[t->n_runs++] = (fer_cpu_krun) { k0, len };
+    t->klen += len;
+  }
+}
+
+/* Cost of a tile in kernel steps: below 4 pixels a tile has too few
+ * accumulators to hide the FMA latency; +1 for packing and panel loads. */
+static gint64
+tile_cost (const conv_tile *t)
+{
+  return (gint64) t->klen * (MAX (t->rows, 4) + 1);
+}
+
+/* Cuts order[g0 .. g1) into tiles of at most mr rows, as even as possible;
+ * the tap hull is the class's (cls) or the union of the rows'. */
+static int
+cut_group (conv_tile *tiles, int n_tiles, const conv_pixel *where, int g0,
+    int g1, int mr, const int *cls, const int *ranges,
+    const fer_conv_shape *s, gint64 *cost)
+{
+  const int g = g1 - g0, nt = (g + mr - 1) / mr;
+  int row = g0;
+
+  for (int i = 0; i < nt; i++) {
+    conv_tile *t = &tiles[n_tiles++];
+    t->row0 = row;
+    t->rows = g / nt + (i < g % nt);
+    row += t->rows;
+    if (cls) {
+      t->y0 = cls[0];
+      t->y1 = cls[1];
+      t->x0 = cls[2];
+      t->x1 = cls[3];
+    } else if (skip_mode (s)) {
+      t->y0 = t->x0 = s->k;
+      t->y1 = t->x1 = -1;
+      for (int r = t->row0; r < t->row0 + t->rows; r++) {
+        const int *yr = &ranges[4 * where[r].oy];
+        const int *xr = &ranges[4 * where[r].ox + 2];
+        t->y0 = MIN (t->y0, yr[0]);
+        t->y1 = MAX (t->y1, yr[1]);
+        t->x0 = MIN (t->x0, xr[0]);
+        t->x1 = MAX (t->x1, xr[1]);
+      }
+    }
+    tile_runs (t, s);
+    t->cost = tile_cost (t);
+    *cost += t->cost;
+  }
+  return n_tiles;
+}
+
+/* Orders the pixels and cuts them into tiles (sc->order, sc->tiles);
+ * returns the number of tiles. sc->order has room for two orders. */
+static int
+schedule (fer_cpu_conv_scratch *sc, const fer_conv_shape *s, int mr)
+{
+  const int ohw = s->oh * s->ow, m = s->n * ohw;
+  int *ranges = sc->ranges;  /* [4 * o]: ky lo, hi of row o; kx lo, hi of col o */
+  gint64 natural_cost = 0, class_cost = 0;
+  int n_natural, n_class = 0;
+
+  for (int o = 0; o < MAX (s->oh, s->ow); o++) {
+    if (o < s->oh)
+      valid_taps (o, s->stride, s->pad, s->k, s->h, &ranges[4 * o],
+          &ranges[4 * o + 1]);
+    if (o < s->ow)
+      valid_taps (o, s->stride, s->pad, s->k, s->w, &ranges[4 * o + 2],
+          &ranges[4 * o + 3]);
+  }
+
+  for (int b = 0, i = 0; b < s->n; b++)
+    for (int oy = 0; oy < s->oh; oy++)
+      for (int ox = 0; ox < s->ow; ox++, i++) {
+        sc->order[i] = i;
+        sc->where[i] = (conv_pixel) { b, oy, ox };
+      }
+  n_natural = cut_group (sc->tiles, 0, sc->where, 0, m, mr, NULL, ranges, s,
+      &natural_cost);
+  if (!skip_mode (s))
+    return n_natural;
+
+  /* Classes: rows (columns) with the same valid taps are contiguous, since
+   * the valid range only shrinks towards the borders. */
+  int *order = sc->order + m;
+  conv_pixel *where = sc->where + m;
+  int pos = 0;
+  for (int y0 = 0, y1; y0 < s->oh; y0 = y1) {
+    for (y1 = y0 + 1; y1 < s->oh && ranges[4 * y1] == ranges[4 * y0]
+        && ranges[4 * y1 + 1] == ranges[4 * y0 + 1]; y1++);
+    for (int x0 = 0, x1; x0 < s->ow; x0 = x1) {
+      for (x1 = x0 + 1; x1 < s->ow && ranges[4 * x1 + 2] == ranges[4 * x0 + 2]
+          && ranges[4 * x1 + 3] == ranges[4 * x0 + 3]; x1++);
+      int cls[4] = { ranges[4 * y0], ranges[4 * y0 + 1], ranges[4 * x0 + 2],
+        ranges[4 * x0 + 3] };
+      int g0 = pos;
+      for (int b = 0; b < s->n; b++)
+        for (int oy = y0; oy < y1; oy++)
+          for (int ox = x0; ox < x1; ox++, pos++) {
+            order[pos] = b * ohw + oy * s->ow + ox;
+            where[pos] = (conv_pixel) { b, oy, ox };
           }
+      n_class = cut_group (sc->other, n_class, where, g0, pos, mr, cls,
+          ranges, s, &class_cost);
+    }
+  }
+  if (class_cost >= natural_cost)
+    return n_natural;
+  memcpy (sc->order, order, (size_t) m * sizeof (int));
+  memcpy (sc->where, where, (size_t) m * sizeof (conv_pixel));
+  conv_tile *t = sc->tiles;
+  sc->tiles = sc->other;
+  sc->other = t;
+  return n_class;
+}
+
+/* ------------------------------------------------------------------ */
+/* Packing                                                             */
+
+static size_t
+tile_floats (const conv_tile *t)
+{
+  return (size_t) t->rows * t->klen;
+}
+
+/* padded (n, h + 2 pad, w + 2 pad, cin) = inp with a zero border, then
+ * `slack` zeros that the row copies of the last pixel may read. */
+static void
+pad_input (float *padded, const float *inp, const fer_conv_shape *s,
+    int slack)
+{
+  const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad;
+  const size_t row = (size_t) s->w * s->cin;
+  const size_t total = (size_t) s->n * hp * wp * s->cin;
+
+  memset (padded, 0, (total + slack) * sizeof (float));
+  for (int b = 0; b < s->n; b++)
+    for (int y = 0; y < s->h; y++)
+      memcpy (padded + (((size_t) b * hp + y + s->pad) * wp + s->pad) * s->cin,
+          inp + ((size_t) b * s->h + y) * row, row * sizeof (float));
+}
+
+/* Skip mode: the taps of t's hull, whole blocks of KB values per copy. */
+static void
+pack_tile_skip (float *a, const conv_tile *t, const conv_pixel *where,
+    const float *inp, const fer_conv_shape *s, fer_cpu_isa isa)
+{
+  const int R = t->rows, cin = s->cin, nb = cin / FER_CPU_KB;
+  const ptrdiff_t stride = (ptrdiff_t) R * FER_CPU_KB;
+
+  for (int r = 0; r < R; r++) {
+    const conv_pixel *px = &where[t->row0 + r];
+    const int iy0 = px->oy * s->stride - s->pad;
+    const int ix0 = px->ox * s->stride - s->pad;
+    const float *img = inp + (size_t) px->b * s->h * s->w * cin;
+    float *dst = a + r * FER_CPU_KB;
+
+    for (int ky = t->y0; ky <= t->y1; ky++)
+      for (int kx = t->x0; kx <= t->x1; kx++, dst += nb * stride) {
+        int iy = iy0 + ky, ix = ix0 + kx;
+        gboolean inside = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w;
+        fer_cpu_pack_blocks (isa, dst, stride,
+            inside ? img + ((size_t) iy * s->w + ix) * cin : NULL, nb);
+      }
+  }
+}
+
+/* Dense mode: every tap from the zero-padded input, kernel row by kernel
+ * row (k * cin contiguous floats, then zeros up to rowlen). */
+static void
+pack_tile_dense (float *a, const conv_tile *t, const conv_pixel *where,
+    const float *padded, const fer_conv_shape *s)
+{
+  const int R = t->rows, cin = s->cin;
+  const int wp = s->w + 2 * s->pad, hp = s->h + 2 * s->pad;
+  const int kc = s->k * cin, rowlen = reduction_rowlen (s->k, cin);
+  const size_t row_stride = (size_t) wp * cin;
+  const ptrdiff_t block = (ptrdiff_t) R * FER_CPU_KB;
+
+  for (int r = 0; r < R; r++) {
+    const conv_pixel *px = &where[t->row0 + r];
+    const float *src = padded + (((size_t) px->b * hp + px->oy * s->stride)
+        * wp + px->ox * s->stride) * cin;
+    float *dst = a + r * FER_CPU_KB;
+    int kk = 0;
+
+    if (rowlen % 8 == 0) {
+      /* 8-float pieces, which never straddle a block: dst is the next
+       * piece, `half` whether it is the second of its block */
+      int half = 0;
+      for (int ky = 0; ky < s->k; ky++, src += row_stride)
+        for (int j = 0; j < rowlen; j += 8, kk += 8) {
+          memcpy (dst, src + j, 8 * sizeof (float));
+          for (int z = MAX (kc - j, 0); z < 8; z++)
+            dst[z] = 0.0f;
+          dst += half ? block - 8 : 8;
+          half = !half;
         }
+      for (; kk < t->klen; kk += 8) {
+        memset (dst, 0, 8 * sizeof (float));
+        dst += half ? block - 8 : 8;
+        half = !half;
+      }
+    } else {
+      for (int ky = 0; ky < s->k; ky++, src += row_stride)
+        for (int j = 0; j < rowlen; j++, kk++)
+          dst[kk / FER_CPU_KB * block + kk % FER_CPU_KB] =
+              j < kc ? src[j] : 0.0f;
+      for (; kk < t->klen; kk++)
+        dst[kk / FER_CPU_KB * block + kk % FER_CPU_KB] = 0.0f;
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* The work                                                            */
+
+typedef struct
+{
+  float *out;
+  const float *inp, *weight, *bias, *residual;
+  const fer_conv_shape *s;
+  gboolean relu;
+  fer_cpu_isa isa;
+  const fer_cpu_conv_scratch *sc;
+  int n_chunks, parts;         /* item i: chunk i / parts, part i % parts */
+  atomic_int next_item;
+} conv_job;
+
+static void
+conv_job_run (void *data, int thread, int threads)
+{
+  conv_job *j = data;
+  const fer_conv_shape *s = j->s;
+  const fer_cpu_conv_scratch *sc = j->sc;
+  const int blocks = (s->cout + FER_CPU_NR - 1) / FER_CPU_NR;
+  const int krows = reduction_rows (s->k, s->cin);
+  const int n_items = j->n_chunks * j->parts;
+  const gboolean skip = skip_mode (s);
+  float *buf = sc->packed[thread];
+  int packed_chunk = -1;
+
+  for (;;) {
+    int item = atomic_fetch_add_explicit (&j->next_item, 1,
+        memory_order_relaxed);
+    if (item >= n_items)
+      return;
+    const int c = item / j->parts, part = item % j->parts;
+    const int t0 = sc->chunks[c], t1 = sc->chunks[c + 1];
+
+    if (c != packed_chunk) {
+      size_t off = 0;
+      for (int i = t0; i < t1; i++) {
+        if (skip)
+          pack_tile_skip (buf + off, &sc->tiles[i], sc->where, j->inp, s,
+              j->isa);
+        else
+          pack_tile_dense (buf + off, &sc->tiles[i], sc->where, sc->padded,
+              s);
+        off += tile_floats (&sc->tiles[i]);
+      }
+      packed_chunk = c;
+    }
+    for (int nb = part * blocks / j->parts;
+        nb < (part + 1) * blocks / j->parts; nb++) {
+      const int n0 = nb * FER_CPU_NR;
+      fer_cpu_tile kt = {
+        .b = j->weight + (size_t) nb * krows * FER_CPU_NR,
+        .c = j->out + n0,
+        .res = j->residual ? j->residual + n0 : NULL,
+        .bias = j->bias ? j->bias + n0 : NULL,
+        .ldc = s->cout,
+        .ncols = MIN (FER_CPU_NR, s->cout - n0),
+        .relu = j->relu,
+      };
+      size_t off = 0;
+      for (int i = t0; i < t1; i++) {
+        kt.rows = sc->tiles[i].rows;
+        kt.a = buf + off;
+        kt.runs = sc->tiles[i].runs;
+        kt.n_runs = sc->tiles[i].n_runs;
+        kt.row_ids = sc->order + sc->tiles[i].row0;
+        fer_cpu_gemm_tile (j->isa, &kt);
+        off += tile_floats (&sc->tiles[i]);
       }
     }
   }
 }
 
-static void
-bias_residual_act (float *out, const float *bias, const float *residual,
-    size_t rows, int cols, gboolean relu)
+/* Cuts the tiles into chunks of at most `budget` packed floats (or one
+ * tile); returns the number of chunks, *largest their largest size. */
+static int
+cut_chunks (int *chunks, const conv_tile *tiles, int n_tiles, size_t budget,
+    size_t *largest)
 {
-  for (size_t r = 0; r < rows; r++) {
-    float *o = out + r * cols;
-    const float *res = residual ? residual + r * cols : NULL;
-    for (int c = 0; c < cols; c++) {
-      float v = o[c] + (bias ? bias[c] : 0.0f) + (res ? res[c] : 0.0f);
-      o[c] = relu && v < 0.0f ? 0.0f : v;
+  int n = 0;
+  size_t used = 0;
+
+  *largest = 0;
+  for (int i = 0; i < n_tiles; i++) {
+    if (i == 0 || used + tile_floats (&tiles[i]) > budget) {
+      chunks[n++] = i;
+      used = 0;
     }
+    used += tile_floats (&tiles[i]);
+    *largest = MAX (*largest, used);
   }
+  chunks[n] = n_tiles;
+  return n;
 }
 
-void
+gboolean
 fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
     const float *bias, const float *residual, const fer_conv_shape *s,
-    gboolean relu, float *col, size_t col_cap)
+    gboolean relu, fer_cpu_conv_scratch *sc, fer_cpu_workers *workers,
+    GError **error)
 {
-  const size_t per_image = fer_cpu_conv2d_col_per_image (s);
-  const int kdim = s->k * s->k * s->cin;
-  const size_t out_pixels = (size_t) s->oh * s->ow;
-  const size_t in_floats = (size_t) s->h * s->w * s->cin;
-  int chunk = per_image ? (int) MIN ((size_t) s->n, col_cap / per_image) : s->n;
+  const fer_cpu_isa isa = fer_cpu_isa_get ();
+  const int threads = workers ? fer_cpu_workers_n (workers) : 1;
+  const int blocks = (s->cout + FER_CPU_NR - 1) / FER_CPU_NR;
+  const size_t m = (size_t) s->n * s->oh * s->ow;
+  size_t total = 0, largest, budget = sc->chunk;
+  int n_tiles;
 
-  g_assert (chunk > 0);
-  for (int b0 = 0; b0 < s->n; b0 += chunk) {
-    int nb = MIN (chunk, s->n - b0);
-    const float *a = inp + (size_t) b0 * in_floats;
-    float *o = out + (size_t) b0 * out_pixels * s->cout;
-    if (per_image) {
-      im2col (col, a, s, nb);
-      a = col;
-    }
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans,
-        (int) (nb * out_pixels), s->cout, kdim, 1.0f, a, kdim, weight, kdim,
-        0.0f, o, s->cout);
-    bias_residual_act (o, bias,
-        residual ? residual + (size_t) b0 * out_pixels * s->cout : NULL,
-        nb * out_pixels, s->cout, relu);
+  if (m == 0)
+    return TRUE;
+  if (!grow ((void **) &sc->order, &sc->order_cap, 2 * m, sizeof (int), error)
+      || !grow ((void **) &sc->where, &sc->where_cap, 2 * m,
+          sizeof (conv_pixel), error)
+      || !grow ((void **) &sc->ranges, &sc->ranges_cap,
+          4 * (size_t) MAX (s->oh, s->ow), sizeof (int), error)
+      || !grow ((void **) &sc->chunks, &sc->chunks_cap, m + 1, sizeof (int),
+          error))
+    return FALSE;
+  if (m > sc->tiles_cap) {
+    size_t cap = sc->tiles_cap;
+    if (!grow ((void **) &sc->tiles, &cap, m, sizeof (conv_tile), error)
+        || !grow ((void **) &sc->other, &sc->tiles_cap, m,
+            sizeof (conv_tile), error))
+      return FALSE;
   }
+  if (!skip_mode (s)) {
+    const int slack = reduction_rowlen (s->k, s->cin);
+    const size_t floats = (size_t) s->n * (s->h + 2 * s->pad)
+        * (s->w + 2 * s->pad) * s->cin + slack;
+    if (!grow ((void **) &sc->padded, &sc->padded_cap, floats,
+            sizeof (float), error))
+      return FALSE;
+    pad_input (sc->padded, inp, s, slack);
+  }
+
+  n_tiles = schedule (sc, s, fer_cpu_isa_mr (isa));
+  for (int i = 0; i < n_tiles; i++)
+    total += tile_floats (&sc->tiles[i]);
+
+  conv_job j = { out, inp, weight, bias, residual, s, relu, isa, sc, 0, 1,
+    0 };
+  /* With threads, enough items to balance: smaller chunks when the pixels
+   * outweigh the weights (each item packs its chunk), else panel ranges
+   * (each thread reads only its panels). */
+  const int want = threads > 1 ? ITEMS_PER_THREAD * threads : 1;
+  if (threads > 1 && total > fer_cpu_conv2d_weight_floats (s->cout, s->k,
+          s->cin))
+    budget = MIN (budget, MAX (total / want, 1));
+  j.n_chunks = cut_chunks (sc->chunks, sc->tiles, n_tiles, budget, &largest);
+  j.parts = CLAMP ((want + j.n_chunks - 1) / j.n_chunks, 1, blocks);
+  atomic_init (&j.next_item, 0);
+
+  if (!grow_packed (sc, threads, MAX (largest, 1), error))
+    return FALSE;
+  if (workers)
+    fer_cpu_workers_run (workers, conv_job_run, &j);
+  else
+    conv_job_run (&j, 0, 1);
+  return TRUE;
 }

@@ -1,5 +1,8 @@
-/* Fully connected layer on the CPU: one SGEMM, fused bias and ReLU. */
+/* Fully connected layer on the CPU: one SGEMM, fused bias and ReLU; the
+ * backward pass is two SGEMMs and a column sum. Backward contract: dweight
+ * and dbias accumulate, dinp is overwritten. */
 #include "cpu/ops.h"
+#include "cpu/ops_train.h"
 
 #include <cblas.h>
 
@@ -16,4 +19,22 @@ fer_cpu_linear_forward (float *out, const float *inp, const float *weight,
       o[j] = relu && v < 0.0f ? 0.0f : v;
     }
   }
+}
+
+void
+fer_cpu_linear_backward (float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight, int n, int nin,
+    int nout)
+{
+  /* dinp (n, nin) = dout (n, nout) . weight (nout, nin) */
+  if (dinp)
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nin, nout,
+        1.0f, dout, nout, weight, nin, 0.0f, dinp, nin);
+  /* dweight (nout, nin) += dout (n, nout)^T . inp (n, nin) */
+  cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, nout, nin, n, 1.0f,
+      dout, nout, inp, nin, 1.0f, dweight, nin);
+  if (dbias)
+    for (int b = 0; b < n; b++)
+      for (int j = 0; j < nout; j++)
+        dbias[j] += dout[(size_t) b * nout + j];
 }

@@ -8,15 +8,34 @@
 #include <stddef.h>
 #include "backend.h"
 
-/* Floats of im2col scratch one image needs (0 for 1x1/stride-1 convs). */
-size_t fer_cpu_conv2d_col_per_image (const fer_conv_shape *s);
+typedef struct fer_cpu_workers fer_cpu_workers;
+
+/* Conv weights are packed once (at load time) into panels of FER_CPU_NR
+ * output channels, see cpu/gemm.h. Floats of the packed weight: */
+size_t fer_cpu_conv2d_weight_floats (int cout, int k, int cin);
+/* packed (fer_cpu_conv2d_weight_floats) from weight (Cout, K, K, Cin). */
+void fer_cpu_conv2d_pack_weight (float *packed, const float *weight, int cout,
+    int k, int cin);
+
+/* The convolution's scratch (schedule and packed pixels per thread): grows
+ * to the largest convolution seen, then is reused. */
+typedef struct fer_cpu_conv_scratch fer_cpu_conv_scratch;
+fer_cpu_conv_scratch *fer_cpu_conv_scratch_new (void);
+/* Accepts NULL. */
+void fer_cpu_conv_scratch_free (fer_cpu_conv_scratch *scratch);
+/* For tests: floats of packed pixels each thread works through at a time
+ * (0: the default). Returns the value in effect. */
+size_t fer_cpu_conv_scratch_set_chunk (fer_cpu_conv_scratch *scratch,
+    size_t floats);
 
 /* out (n, oh, ow, cout) = act(conv(inp (n, h, w, cin), weight) + bias
- * [+ residual]). col: scratch of col_cap floats, at least
- * fer_cpu_conv2d_col_per_image(s); images are processed in chunks that fit. */
-void fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
-    const float *bias, const float *residual, const fer_conv_shape *s,
-    gboolean relu, float *col, size_t col_cap);
+ * [+ residual]); weight from fer_cpu_conv2d_pack_weight, bias (cout) and
+ * residual (like out) may be NULL. Work is split across `workers` (NULL:
+ * this thread only). FALSE only when scratch cannot grow. */
+gboolean fer_cpu_conv2d_forward (float *out, const float *inp,
+    const float *weight, const float *bias, const float *residual,
+    const fer_conv_shape *s, gboolean relu, fer_cpu_conv_scratch *scratch,
+    fer_cpu_workers *workers, GError **error);
 
 /* out (n, oh, ow, c) = k x k max over inp (n, h, w, c); padding never wins. */
 void fer_cpu_maxpool2d_forward (float *out, const float *inp, int n, int h,

@@ -1,0 +1,72 @@
+/* The convolution micro-kernels (private to cpu/): one output tile of up to
+ * FER_CPU_MR_MAX pixels x FER_CPU_NR channels, accumulated in registers in
+ * float32 over a packed reduction and stored with bias, residual and ReLU
+ * fused. Three builds of the same kernel, chosen at run time: AVX-512,
+ * AVX2+FMA and plain C. All of them read the same packed layouts:
+ *
+ *   weight panel (conv.c packs it once, at load time):
+ *     (krows, NR) = the rows kk = (ky * K + kx) * Cin + ci of one block of
+ *     NR output channels; channels past Cout and rows past K*K*Cin are 0;
+ *   packed pixels (conv.c packs them per tile, skipping padded taps):
+ *     (klen / KB, rows, KB): the reduction in blocks of KB values, the rows
+ *     of one block side by side, so a kernel walks A with one pointer. */
+#ifndef FER_CPU_GEMM_H
+#define FER_CPU_GEMM_H
+
+#include <stddef.h>
+#include <glib.h>
+
+#define FER_CPU_NR 32       /* output channels per weight panel */
+#define FER_CPU_KB 16       /* reduction values per packed block */
+#define FER_CPU_MR_MAX 14   /* most pixels per tile (the AVX-512 kernel's) */
+
+typedef enum
+{
+  FER_CPU_ISA_C,
+  FER_CPU_ISA_AVX2,      /* AVX2 + FMA */
+  FER_CPU_ISA_AVX512,    /* AVX-512 F */
+} fer_cpu_isa;
+
+/* A run of the reduction: len (a multiple of KB) consecutive panel rows
+ * from row k0. A tile's packed pixels are its runs one after the other. */
+typedef struct
+{
+  int k0, len;
+} fer_cpu_krun;
+
+typedef struct
+{
+  int rows;                    /* pixels in the tile, 1..fer_cpu_isa_mr() */
+  const float *a;              /* packed pixels (klen / KB, rows, KB) */
+  const float *b;              /* weight panel (krows, NR) */
+  const fer_cpu_krun *runs;
+  int n_runs;
+  const int *row_ids;          /* rows: output row of each pixel */
+  float *c;                    /* out + first channel; row m at c + m * ldc */
+  const float *res;            /* residual, indexed like c; or NULL */
+  const float *bias;           /* + first channel; or NULL */
+  ptrdiff_t ldc;               /* Cout */
+  int ncols;                   /* valid channels in the panel, 1..NR */
+  gboolean relu;
+} fer_cpu_tile;
+
+/* The best kernel this CPU runs, and the one in use (the best, unless
+ * fer_cpu_isa_set() asked for a lower one). */
+fer_cpu_isa fer_cpu_isa_best (void);
+fer_cpu_isa fer_cpu_isa_get (void);
+/* For tests: use `isa`, or the best one if this CPU cannot run it; returns
+ * the one now in use. Not thread-safe against running convolutions. */
+fer_cpu_isa fer_cpu_isa_set (fer_cpu_isa isa);
+const char *fer_cpu_isa_name (fer_cpu_isa isa);
+/* Most pixels per tile for `isa`'s kernel. */
+int fer_cpu_isa_mr (fer_cpu_isa isa);
+
+/* Packing helper: n_blocks blocks of KB floats from src (contiguous) to dst,
+ * dst + stride, dst + 2 stride...; src NULL: zeros. */
+void fer_cpu_pack_blocks (fer_cpu_isa isa, float *dst, ptrdiff_t stride,
+    const float *src, int n_blocks);
+
+/* c rows = act(packed pixels . panel + bias [+ res]) over t->ncols columns. */
+void fer_cpu_gemm_tile (fer_cpu_isa isa, const fer_cpu_tile *t);
+
+#endif

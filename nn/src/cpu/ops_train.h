@@ -1,0 +1,222 @@
+/* CPU training ops (private): the backward passes and training-mode
+ * forwards that nn/src/train.c reaches through the backend vtable
+ * (backend.h, "training ops"). Same conventions as cpu/ops.h: one op family
+ * per file, forward and backward side by side, argument order outputs,
+ * inputs, then sizes; activations NHWC, i.e. (rows, C) with rows = n*h*w;
+ * conv weights (Cout, KH, KW, Cin); linear weights (out, in).
+ *
+ * Contract (llm.c's): parameter gradients (dweight, dbias, dgamma, dbeta)
+ * ACCUMULATE with +=, so a caller zeroes them once per step; activation
+ * gradients (dinp) and outputs are OVERWRITTEN. Reductions that decide
+ * numerics (batch statistics, loss) run in double, as PyTorch's CPU kernels
+ * accumulate float in double. */
+#ifndef FER_CPU_OPS_TRAIN_H
+#define FER_CPU_OPS_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "backend.h"
+
+/* ---- conv_backward.c (moves into conv.c once its rewrite lands) ---- */
+
+/* Floats of im2col scratch one image needs (0: 1x1 stride-1 pad-0 convs
+ * read the activation directly). */
+size_t fer_cpu_conv2d_train_col_per_image (const fer_conv_shape *s);
+
+/* out (n, oh, ow, cout) = conv(inp (n, h, w, cin), weight (cout, k, k, cin)),
+ * no bias (ResNet's convs have none; BatchNorm follows). col: scratch of
+ * col_cap >= col_per_image floats; the batch runs in chunks that fit. */
+void fer_cpu_conv2d_forward_train (float *out, const float *inp,
+    const float *weight, const fer_conv_shape *s, float *col, size_t col_cap);
+
+/* dinp (n, h, w, cin) = conv^T(dout, weight), overwritten (NULL: not
+ * wanted, e.g. for the network input); dweight (cout, k, k, cin) +=
+ * dout^T . im2col(inp). col as above. */
+void fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
+    const float *inp, const float *weight, const fer_conv_shape *s,
+    float *col, size_t col_cap);
+
+/* ---- batchnorm.c: BatchNorm2d over NHWC (rows = n*h*w) and BatchNorm1d
+ * over (n, c) are the same op. ---- */
+
+/* Training mode: batch mean and biased variance normalise;
+ * out = act(gamma * (inp - mean) * rstd + beta [+ residual]).
+ * save_mean, save_rstd (c): for the backward pass. running_mean/var (c),
+ * when not NULL, move toward the batch mean and the UNBIASED variance:
+ * r = (1 - momentum) * r + momentum * stat (PyTorch). out may not alias inp. */
+void fer_cpu_batchnorm_forward_train (float *out, float *save_mean,
+    float *save_rstd, float *running_mean, float *running_var,
+    const float *inp, const float *gamma, const float *beta,
+    const float *residual, int rows, int c, float momentum, float eps,
+    gboolean relu);
+
+/* Evaluation mode: the running statistics normalise. */
+void fer_cpu_batchnorm_forward_eval (float *out, const float *inp,
+    const float *gamma, const float *beta, const float *running_mean,
+    const float *running_var, const float *residual, int rows, int c,
+    float eps, gboolean relu);
+
+/* dinp (rows, c) overwritten; dgamma, dbeta (c) +=. dout is the gradient of
+ * the BatchNorm output (before any ReLU: apply relu_backward first). */
+void fer_cpu_batchnorm_backward (float *dinp, float *dgamma, float *dbeta,
+    const float *dout, const float *inp, const float *save_mean,
+    const float *save_rstd, const float *gamma, int rows, int c);
+
+/* ---- activation.c: ReLU, residual add, dropout ---- */
+
+/* dinp = dout * (out > 0), out being the ReLU's output; dinp may be dout. */
+void fer_cpu_relu_backward (float *dinp, const float *dout, const float *out,
+    size_t n);
+/* Residual add: out = a + b (out may be a or b). Its backward is the
+ * identity into both branches, and summing two branches' gradients is this
+ * same op. */
+void fer_cpu_add (float *out, const float *a, const float *b, size_t n);
+/* Dropout with a precomputed mask (0 or 1/(1-p), inverted scaling):
+ * out = inp * mask, and dinp = dout * mask. The mask comes from the
+ * trainer's generator (fer_dropout_mask in train.c), so every backend drops
+ * the same units. Outputs may alias inputs. */
+void fer_cpu_dropout_forward (float *out, const float *inp, const float *mask,
+    size_t n);
+void fer_cpu_dropout_backward (float *dinp, const float *dout,
+    const float *mask, size_t n);
+
+/* ---- pool.c ---- */
+
+/* dinp (n, h, w, c) overwritten: each output's gradient goes to the first
+ * maximum of its window in (ky, kx) scan order, as PyTorch's CPU kernel
+ * picks it (ties happen after ReLU: all-zero windows). */
+void fer_cpu_maxpool2d_backward (float *dinp, const float *dout,
+    const float *inp, int n, int h, int w, int c, int k, int stride,
+    int pad);
+/* dinp (n, hw, c) = dout (n, c) / hw. */
+void fer_cpu_avgpool_backward (float *dinp, const float *dout, int n, int hw,
+    int c);
+
+/* ---- linear.c ---- */
+
+/* dinp (n, nin) = dout (n, nout) . weight (nout, nin), overwritten (NULL:
+ * not wanted); dweight (nout, nin) += dout^T . inp; dbias (nout) += column
+ * sums of dout (NULL: no bias). */
+void fer_cpu_linear_backward (float *dinp, float *dweight, float *dbias,
+    const float *dout, const float *inp, const float *weight, int n, int nin,
+    int nout);
+
+/* ---- softmax.c ---- */
+
+/* dinp (n, c) = out * (dout - sum(dout * out)), out = softmax output;
+ * dinp may be dout. */
+void fer_cpu_softmax_backward (float *dinp, const float *dout,
+    const float *out, int n, int c);
+
+/* ---- loss.c ---- */
+
+/* Softmax cross-entropy as torch.nn.functional.cross_entropy(logits, y,
+ * weight=class_weights, label_smoothing=smoothing) (reduction "mean": sum of
+ * the per-sample losses divided by the sum of the target classes' weights),
+ * each per-sample loss times (1 - p_target)^focal_gamma when focal_gamma > 0.
+ * With y_b: lam * L(y_a) + (1 - lam) * L(y_b) (mixup/cutmix), each term
+ * normalised by its own weight sum. class_weights (k) may be NULL (all 1).
+ * loss: the scalar; dlogits (n, k), overwritten with d loss / d logits (NULL:
+ * loss only). A label set whose target weights sum to 0 contributes nothing
+ * (PyTorch would return NaN). */
+void fer_cpu_softmax_xent (float *loss, float *dlogits, const float *logits,
+    const int *y_a, const int *y_b, float lam, const float *class_weights,
+    int n, int k, float smoothing, float focal_gamma);
+
+/* ---- optimizer.c: one loop over the whole parameter buffer ---- */
+
+/* torch.optim.Adam (decoupled FALSE: weight decay added to the gradient) or
+ * AdamW (decoupled TRUE: params *= 1 - lr * weight_decay first), PyTorch
+ * 1.13's single-tensor arithmetic, bias corrections for `step` (>= 1, the
+ * step being taken). m, v: first and second moments. */
+void fer_cpu_adam_update (float *params, float *m, float *v,
+    const float *grads, size_t n, float lr, float beta1, float beta2,
+    float eps, float weight_decay, int64_t step, gboolean decoupled);
+
+/* torch.optim.SGD (dampening 0): weight decay into the gradient; with
+ * momentum, buf = grad on the first step, else momentum * buf + grad; the
+ * update direction is buf, or grad + momentum * buf with Nesterov. buf may
+ * be NULL when momentum is 0. */
+void fer_cpu_sgd_update (float *params, float *buf, const float *grads,
+    size_t n, float lr, float momentum, float weight_decay,
+    gboolean nesterov, gboolean first_step);
+
+/* ---- backend_cpu_train.c ---- */
+
+/* The CPU backend's training entries, for its fer_backend_ops initializer
+ * in backend_cpu.c:
+ *     static const fer_backend_ops cpu_ops = { ..., FER_CPU_TRAIN_OPS };
+ * (a macro so that the table can stay `static const`). */
+size_t fer_cpu_train_conv2d_workspace (fer_backend *be,
+    const fer_conv_shape *s);
+gboolean fer_cpu_train_conv2d_forward (fer_backend *be, float *out,
+    const float *inp, const float *weight, const fer_conv_shape *s,
+    float *ws, size_t ws_floats, GError **error);
+gboolean fer_cpu_train_conv2d_backward (fer_backend *be, float *dinp,
+    float *dweight, const float *dout, const float *inp, const float *weight,
+    const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error);
+gboolean fer_cpu_train_batchnorm_forward_train (fer_backend *be, float *out,
+    float *save_mean, float *save_rstd, float *running_mean,
+    float *running_var, const float *inp, const float *gamma,
+    const float *beta, const float *residual, int rows, int c,
+    float momentum, float eps, gboolean relu, GError **error);
+gboolean fer_cpu_train_batchnorm_forward_eval (fer_backend *be, float *out,
+    const float *inp, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var,
+    const float *residual, int rows, int c, float eps, gboolean relu,
+    GError **error);
+gboolean fer_cpu_train_batchnorm_backward (fer_backend *be, float *dinp,
+    float *dgamma, float *dbeta, const float *dout, const float *inp,
+    const float *save_mean, const float *save_rstd, const float *gamma,
+    int rows, int c, GError **error);
+gboolean fer_cpu_train_relu_backward (fer_backend *be, float *dinp,
+    const float *dout, const float *out, size_t n, GError **error);
+gboolean fer_cpu_train_add (fer_backend *be, float *out, const float *a,
+    const float *b, size_t n, GError **error);
+gboolean fer_cpu_train_dropout_forward (fer_backend *be, float *out,
+    const float *inp, const float *mask, size_t n, GError **error);
+gboolean fer_cpu_train_dropout_backward (fer_backend *be, float *dinp,
+    const float *dout, const float *mask, size_t n, GError **error);
+gboolean fer_cpu_train_maxpool2d_backward (fer_backend *be, float *dinp,
+    const float *dout, const float *inp, int n, int h, int w, int c, int k,
+    int stride, int pad, GError **error);
+gboolean fer_cpu_train_avgpool_backward (fer_backend *be, float *dinp,
+    const float *dout, int n, int hw, int c, GError **error);
+gboolean fer_cpu_train_linear_backward (fer_backend *be, float *dinp,
+    float *dweight, float *dbias, const float *dout, const float *inp,
+    const float *weight, int n, int nin, int nout, GError **error);
+gboolean fer_cpu_train_softmax_xent (fer_backend *be, float *loss,
+    float *dlogits, const float *logits, const int *y_a, const int *y_b,
+    float lam, const float *class_weights, int n, int k, float smoothing,
+    float focal_gamma, GError **error);
+gboolean fer_cpu_train_adam_update (fer_backend *be, float *params, float *m,
+    float *v, const float *grads, size_t n, float lr, float beta1,
+    float beta2, float eps, float weight_decay, int64_t step,
+    gboolean decoupled, GError **error);
+gboolean fer_cpu_train_sgd_update (fer_backend *be, float *params,
+    float *buf, const float *grads, size_t n, float lr, float momentum,
+    float weight_decay, gboolean nesterov, gboolean first_step,
+    GError **error);
+gboolean fer_cpu_train_zero (fer_backend *be, float *p, size_t n,
+    GError **error);
+
+#define FER_CPU_TRAIN_OPS \
+  .conv2d_train_workspace = fer_cpu_train_conv2d_workspace, \
+  .conv2d_forward_train = fer_cpu_train_conv2d_forward, \
+  .conv2d_backward = fer_cpu_train_conv2d_backward, \
+  .batchnorm_forward_train = fer_cpu_train_batchnorm_forward_train, \
+  .batchnorm_forward_eval = fer_cpu_train_batchnorm_forward_eval, \
+  .batchnorm_backward = fer_cpu_train_batchnorm_backward, \
+  .relu_backward = fer_cpu_train_relu_backward, \
+  .add = fer_cpu_train_add, \
+  .dropout_forward = fer_cpu_train_dropout_forward, \
+  .dropout_backward = fer_cpu_train_dropout_backward, \
+  .maxpool2d_backward = fer_cpu_train_maxpool2d_backward, \
+  .avgpool_backward = fer_cpu_train_avgpool_backward, \
+  .linear_backward = fer_cpu_train_linear_backward, \
+  .softmax_xent = fer_cpu_train_softmax_xent, \
+  .adam_update = fer_cpu_train_adam_update, \
+  .sgd_update = fer_cpu_train_sgd_update, \
+  .zero = fer_cpu_train_zero
+
+#endif

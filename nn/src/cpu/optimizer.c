@@ -1,0 +1,65 @@
+/* Optimizer updates on the CPU: one loop over the trainer's single
+ * parameter buffer (gradients and moments mirror its layout), with
+ * torch.optim's (1.13, single-tensor path) arithmetic in the same order:
+ * the per-step scalars (bias corrections, step size) in double, the
+ * element-wise work in float with those scalars rounded to float, as
+ * PyTorch's CPU kernels receive them.
+ *
+ * Adam:  g = grad (+ wd * p);  m = beta1 m + (1 - beta1) g;
+ *        v = beta2 v + (1 - beta2) g^2;
+ *        p += -lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+ * AdamW: p *= 1 - lr * wd first, and g = grad.
+ * SGD:   g = grad (+ wd * p); with momentum, buf = g at t = 1, else
+ *        buf = momentum buf + g; d = nesterov ? g + momentum buf : buf;
+ *        p += -lr d. */
+#include "cpu/ops_train.h"
+
+#include <math.h>
+
+void
+fer_cpu_adam_update (float *params, float *m, float *v, const float *grads,
+    size_t n, float lr, float beta1, float beta2, float eps,
+    float weight_decay, int64_t step, gboolean decoupled)
+{
+  const double bc1 = 1.0 - pow (beta1, (double) step);
+  const double bc2 = 1.0 - pow (beta2, (double) step);
+  const float neg_step_size = (float) (-(double) lr / bc1);
+  const float bc2_sqrt = (float) sqrt (bc2);
+  const float b1 = beta1, one_minus_b1 = (float) (1.0 - beta1);
+  const float b2 = beta2, one_minus_b2 = (float) (1.0 - beta2);
+  const float decay = (float) (1.0 - (double) lr * weight_decay);
+  const gboolean l2 = weight_decay != 0.0f && !decoupled;
+
+  for (size_t i = 0; i < n; i++) {
+    float p = params[i], g = grads[i];
+    if (decoupled && weight_decay != 0.0f)
+      p *= decay;
+    if (l2)
+      g += weight_decay * p;
+    float mi = m[i] * b1 + one_minus_b1 * g;
+    float vi = v[i] * b2 + one_minus_b2 * g * g;
+    float denom = sqrtf (vi) / bc2_sqrt + eps;
+    m[i] = mi;
+    v[i] = vi;
+    params[i] = p + neg_step_size * mi / denom;
+  }
+}
+
+void
+fer_cpu_sgd_update (float *params, float *buf, const float *grads, size_t n,
+    float lr, float momentum, float weight_decay, gboolean nesterov,
+    gboolean first_step)
+{
+  const float neg_lr = -lr;
+  for (size_t i = 0; i < n; i++) {
+    float g = grads[i];
+    if (weight_decay != 0.0f)
+      g += weight_decay * params[i];
+    if (momentum != 0.0f) {
+      float b = first_step ? g : buf[i] * momentum + g;
+      buf[i] = b;
+      g = nesterov ? g + momentum * b : b;
+    }
+    params[i] += neg_lr * g;
+  }
+}

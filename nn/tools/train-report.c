@@ -1,0 +1,184 @@
+/* fer-train's metrics CSV and Markdown report (contract in
+ * train-report.h). */
+#include "train-report.h"
+
+#include <fer/fer.h>
+
+static gboolean
+write_atomically (const char *path, const char *what, const GString *text,
+    GError **error)
+{
+  /* g_file_set_contents writes a temporary file and renames it. */
+  g_autoptr (GError) e = NULL;
+  if (!g_file_set_contents (path, text->str, (gssize) text->len, &e))
+    {
+      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s %s: %s",
+          what, path, e->message);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+fer_metrics_csv_write (const char *path, const fer_epoch_row *rows, int n,
+    GError **error)
+{
+  g_autoptr (GString) s = g_string_new (FER_METRICS_CSV_HEADER "\n");
+  for (int i = 0; i < n; i++)
+    {
+      const fer_epoch_row *r = &rows[i];
+      g_string_append_printf (s, "%d,%.6g,%.6f,%.6f,%.6f,%.6f,%.1f\n",
+          r->epoch, r->lr, r->train_loss, r->train_acc, r->val_loss,
+          r->val_acc, r->seconds);
+    }
+  return write_atomically (path, "metrics file", s, error);
+}
+
+int
+fer_metrics_most_confused (const fer_metrics *m, int max, int *pairs)
+{
+  int k = m->n_classes, found = 0;
+  /* Selection of the max largest cells: K is small (7 for FER2013). */
+  while (found < max)
+    {
+      int best_i = -1, best_j = -1;
+      int64_t best = 0;
+      for (int i = 0; i < k; i++)
+        for (int j = 0; j < k; j++)
+          {
+            if (i == j)
+              continue;
+            int64_t v = m->confusion[(size_t) i * k + j];
+            gboolean taken = FALSE;
+            for (int p = 0; p < found; p++)
+              taken |= pairs[2 * p] == i && pairs[2 * p + 1] == j;
+            if (!taken && v > best)
+              {
+                best = v;
+                best_i = i;
+                best_j = j;
+              }
+          }
+      if (best_i < 0)
+        break;
+      pairs[2 * found] = best_i;
+      pairs[2 * found + 1] = best_j;
+      found++;
+    }
+  return found;
+}
+
+static int64_t
+row_total (const fer_metrics *m, int i)
+{
+  int64_t total = 0;
+  for (int j = 0; j < m->n_classes; j++)
+    total += m->confusion[(size_t) i * m->n_classes + j];
+  return total;
+}
+
+static void
+append_confused_pairs (GString *md, const fer_metrics *m)
+{
+  int pairs[2 * 10];
+  int n = fer_metrics_most_confused (m, 10, pairs);
+  if (n == 0)
+    {
+      g_string_append (md, "No class was mistaken for another.\n");
+      return;
+    }
+  g_string_append (md, "| true class | predicted as | images | share of the "
+      "true class |\n|---|---|---:|---:|\n");
+  for (int p = 0; p < n; p++)
+    {
+      int i = pairs[2 * p], j = pairs[2 * p + 1];
+      int64_t v = m->confusion[(size_t) i * m->n_classes + j];
+      g_string_append_printf (md, "| %s | %s | %" G_GINT64_FORMAT " | %.1f%% |\n",
+          m->labels[i], m->labels[j], v, 100.0 * v / MAX (row_total (m, i), 1));
+    }
+}
+
+static void
+append_accuracy_row (GString *md, const char *title, const fer_metrics *m)
+{
+  g_string_append_printf (md, "| %s | %.2f%% | %.4f | %.4f |\n", title,
+      100.0 * m->accuracy, m->macro.f1, m->weighted.f1);
+}
+
+static char *
+format_duration (double seconds)
+{
+  int s = (int) (seconds + 0.5);
+  if (s >= 3600)
+    return g_strdup_printf ("%d h %02d min", s / 3600, s / 60 % 60);
+  if (s >= 60)
+    return g_strdup_printf ("%d min %02d s", s / 60, s % 60);
+  return g_strdup_printf ("%.1f s", seconds);
+}
+
+gboolean
+fer_train_report_write (const char *path, const fer_train_report *r,
+    GError **error)
+{
+  const fer_metrics *headline = r->with_tta ? r->with_tta : r->plain;
+  g_autoptr (GString) md = g_string_new (NULL);
+  g_autofree char *duration = format_duration (r->train_seconds);
+  const fer_epoch_row *best = NULL;
+  for (int i = 0; i < r->n_rows; i++)
+    if (r->rows[i].epoch == r->best_epoch)
+      best = &r->rows[i];
+
+  g_string_append_printf (md, "# Training report: %s\n\n", r->run_dir);
+  g_string_append_printf (md, "| | |\n|---|---|\n"
+      "| model | %s |\n"
+      "| training data | `%s`: %" G_GINT64_FORMAT " images, %d skipped |\n"
+      "| validation data | `%s`: %" G_GINT64_FORMAT " images, %d skipped |\n"
+      "| epochs | %d run, best %d (`best.safetensors`) |\n"
+      "| stopped | %s |\n"
+      "| training time | %s (%.0f s) |\n"
+      "| evaluation | backend %s, best checkpoint reloaded with "
+      "fer_model_load |\n\n",
+      r->model, r->train_source, r->train_images, r->train_skipped,
+      r->val_source, r->val_images, r->val_skipped,
+      r->n_rows > 0 ? r->rows[r->n_rows - 1].epoch : 0, r->best_epoch,
+      r->stop_reason, duration, r->train_seconds, r->backend);
+
+  g_string_append (md, "## Accuracy on the validation set\n\n"
+      "| evaluation | accuracy | macro F1 | weighted F1 |\n"
+      "|---|---:|---:|---:|\n");
+  append_accuracy_row (md, "plain (1 view)", r->plain);
+  if (r->with_tta != NULL)
+    {
+      g_autofree char *title = g_strdup_printf ("TTA (%d views)", r->tta);
+      append_accuracy_row (md, title, r->with_tta);
+    }
+  if (best != NULL)
+    g_string_append_printf (md, "\nDuring training (epoch %d, the trainer's "
+        "own evaluation before the checkpoint was written): %.2f%%.\n",
+        best->epoch, 100.0 * best->val_acc);
+
+  g_string_append_printf (md, "\n## Per-class results (%s)\n\n",
+      r->with_tta != NULL ? "with TTA" : "one view");
+  fer_metrics_append_markdown (headline, md);
+  g_string_append_printf (md, "\n![confusion matrix](%s)\n", r->confusion_png);
+
+  g_string_append (md, "\n## Most confused classes\n\n");
+  append_confused_pairs (md, headline);
+
+  g_string_append_printf (md, "\n## Training curves\n\n![training curves](%s)\n\n",
+      r->curves_png);
+  g_string_append (md, "| epoch | lr | train loss | train acc | val loss | "
+      "val acc | seconds |\n|---:|---:|---:|---:|---:|---:|---:|\n");
+  for (int i = 0; i < r->n_rows; i++)
+    {
+      const fer_epoch_row *e = &r->rows[i];
+      g_string_append_printf (md, "| %d%s | %.3g | %.4f | %.4f | %.4f | "
+          "%.4f | %.0f |\n", e->epoch, e->epoch == r->best_epoch ? " (best)" : "",
+          e->lr, e->train_loss, e->train_acc, e->val_loss, e->val_acc,
+          e->seconds);
+    }
+
+  g_string_append_printf (md, "\n## Recipe\n\n```\n%s\n```\n\n"
+      "Options: `%s`\n", r->command, r->recipe);
+  return write_atomically (path, "report", md, error);
+}

@@ -1,0 +1,71 @@
+/* fer-train's records: the per-epoch metrics CSV and the end-of-run
+ * Markdown report (the seed report's tables: plain and TTA accuracy,
+ * per-class precision/recall/F1/support, macro and weighted averages, the
+ * confusion matrix and the most confused class pairs). */
+#ifndef FER_TOOLS_TRAIN_REPORT_H
+#define FER_TOOLS_TRAIN_REPORT_H
+
+#include <stdint.h>
+#include <glib.h>
+
+#include "metrics.h"
+
+G_BEGIN_DECLS
+
+/* One epoch, as in metrics.csv. */
+typedef struct
+{
+  int epoch;              /* 1-based */
+  double lr;              /* learning rate of the epoch */
+  double train_loss;      /* mean training loss (augmented, mixed batches) */
+  double train_acc;       /* training-mode accuracy on the same batches */
+  double val_loss;        /* the training criterion on the validation set */
+  double val_acc;
+  double seconds;         /* wall time of the epoch, validation included */
+} fer_epoch_row;
+
+#define FER_METRICS_CSV_HEADER \
+  "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds"
+
+/* Writes the header and every row to path through a temporary file and a
+ * rename, so a reader (or a killed run) never sees half a file. */
+gboolean fer_metrics_csv_write (const char *path, const fer_epoch_row *rows,
+    int n, GError **error);
+
+typedef struct
+{
+  const char *run_dir;
+  const char *command;        /* the command line that started the run */
+  const char *model;          /* architecture in words */
+  const char *recipe;         /* the options that define the run */
+  const char *train_source;
+  int64_t train_images;
+  int train_skipped;
+  const char *val_source;
+  int64_t val_images;
+  int val_skipped;
+  const fer_epoch_row *rows;  /* every epoch of the run, resumed ones too */
+  int n_rows;
+  int best_epoch;             /* the epoch of best.safetensors */
+  const char *stop_reason;    /* why training ended */
+  double train_seconds;       /* sum of the epochs' seconds */
+  const char *backend;        /* of the evaluation */
+  int tta;                    /* views of the TTA evaluation */
+  const fer_metrics *plain;   /* best checkpoint, one view */
+  const fer_metrics *with_tta;/* best checkpoint, tta views; NULL when tta is 1 */
+  const char *curves_png;     /* file names relative to the report */
+  const char *confusion_png;
+} fer_train_report;
+
+/* Writes the report as Markdown to path (atomically). */
+gboolean fer_train_report_write (const char *path, const fer_train_report *r,
+    GError **error);
+
+/* The `max` most confused (true, predicted) pairs of m, off the diagonal,
+ * largest count first (ties: by row, then column); pairs receives
+ * 2 * returned ints (true, predicted). Zero counts are left out. */
+int fer_metrics_most_confused (const fer_metrics *m, int max, int *pairs);
+
+G_END_DECLS
+
+#endif

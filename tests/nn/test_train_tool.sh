@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# fer-train end to end (TAP): on a generated image-folder dataset (four
+# classes of 48x48 gray PNGs, each with its own bright shape on a noisy
+# background) a 2-epoch run must beat chance, write every file of its run
+# directory, and its best checkpoint must load in fer-eval with the accuracy
+# fer-train reported. A run stopped after one epoch and resumed must repeat
+# the uninterrupted run bit for bit (metrics and checkpoints). Bad input
+# (missing or empty folders, an unreadable image, bad CSV rows, a recipe
+# change on resume) must give a clear message and the documented status.
+#
+# Environment: FER_TOOLS_DIR (build/nn/tools, required), PYTHON (default
+# python3, standard library only: it writes the PNGs and CSVs).
+set -u
+
+tools=${FER_TOOLS_DIR:?FER_TOOLS_DIR must name the build directory of the tools}
+py=${PYTHON:-python3}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp" || exit 1
+
+if ! "$py" -c 'import zlib, struct' 2>/dev/null; then
+  echo "1..0 # SKIP $py is needed to write the test images"
+  exit 0
+fi
+
+n=0
+pass () { n=$((n + 1)); echo "ok $n - $1"; }
+
+# fail DESCRIPTION: the last command's output goes to the log as comments.
+fail ()
+{
+  n=$((n + 1))
+  echo "not ok $n - $1"
+  echo "# exit status ${status:-?}"
+  sed 's/^/# stdout: /' out 2>/dev/null | tail -20
+  sed 's/^/# stderr: /' err 2>/dev/null | grep -v 'images (' | tail -20
+}
+
+# run CMD...: runs a tool, keeping stdout, stderr and the exit status.
+run () { "$@" >out 2>err; status=$?; }
+
+# check DESCRIPTION CONDITION...: CONDITION is a command (often `test`).
+check () { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
+
+# failed_naming STATUS TEXT...: the last run exited with STATUS and its
+# stderr holds every TEXT.
+failed_naming ()
+{
+  [ "$status" -eq "$1" ] || return 1
+  shift
+  for t in "$@"; do grep -qF -- "$t" err || return 1; done
+}
+
+# ---- data -----------------------------------------------------------------
+
+# mkdata ROOT IMAGES_PER_CLASS SEED [CLASSES]: the image-folder tree.
+# mkcsv FILE [BAD]: a fer2013.csv with 3 Training and 1 PublicTest row per
+# emotion and 1 PrivateTest row; BAD adds one malformed row after line 5.
+cat >gen.py <<'EOF'
+import os, random, struct, sys, zlib
+
+def png(path, w, h, pix):
+    raw = b''.join(b'\x00' + bytes(pix[y * w:(y + 1) * w]) for y in range(h))
+    def chunk(t, d):
+        return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d) & 0xffffffff)
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n'
+                + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 0, 0, 0, 0))
+                + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
+
+# Class c: a bright band at the top, at the bottom, down the middle, or a
+# square in the centre, moved by up to 3 pixels, on a noisy background.
+# All four survive flips, small rotations and shifts.
+def image(c, rnd, s=48):
+    bg, dx, dy = rnd.randint(70, 110), rnd.randint(-3, 3), rnd.randint(-3, 3)
+    pix = []
+    for y in range(s):
+        for x in range(s):
+            u, v = x - dx, y - dy
+            on = ((c == 0 and 6 <= v < 16) or (c == 1 and 32 <= v < 42)
+                  or (c == 2 and 19 <= u < 29)
+                  or (c == 3 and 14 <= u < 34 and 14 <= v < 34))
+            pix.append(max(0, min(255, (200 if on else bg) + rnd.randint(-30, 30))))
+    return pix
+
+names = ['band_bottom', 'band_top', 'band_vertical', 'square']
+if sys.argv[1] == 'tree':
+    root, count, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    classes = int(sys.argv[5]) if len(sys.argv) > 5 else 4
+    rnd = random.Random(seed)
+    for c in range(classes):
+        os.makedirs(f'{root}/{names[c]}', exist_ok=True)
+        for i in range(count):
+            png(f'{root}/{names[c]}/{i:03d}.png', 48, 48, image(c, rnd))
+else:
+    path, bad = sys.argv[2], len(sys.argv) > 3
+    rnd = random.Random(5)
+    rows = ['emotion,pixels,Usage']
+    for usage, count in (('Training', 3), ('PublicTest', 1), ('PrivateTest', 1)):
+        for e in range(7):
+            for i in range(count if usage != 'PrivateTest' or e == 0 else 0):
+                rows.append('%d,%s,%s' % (e, ' '.join(str(rnd.randint(0, 255)) for _ in range(2304)), usage))
+    if bad:
+        rows.insert(5, '3,1 2 3,Training')
+    open(path, 'w').write('\n'.join(rows) + '\n')
+EOF
+
+"$py" gen.py tree train 40 1 && "$py" gen.py tree val 16 2 \
+  && "$py" gen.py tree tiny 4 3 2
+check "the synthetic dataset was written" test -s train/square/039.png -a -s val/band_top/015.png
+
+# ---- a 2-epoch run ------------------------------------------------------------
+
+common="--data train --val val --epochs 2 --batch 16 --threads 2 --seed 3 --tta 2"
+run "$tools/fer-train" $common --out runA
+check "fer-train runs 2 epochs (status 0)" test "$status" -eq 0
+
+missing=
+for f in best.safetensors last.safetensors last.state metrics.csv curves.png \
+    confusion.png report.md train.log run.json; do
+  [ -s "runA/$f" ] || missing="$missing $f"
+done
+check "the run directory holds every file (missing:${missing:- none})" test -z "$missing"
+check "no staging files are left" test -z "$(ls runA | grep '\.epoch-')"
+
+rows=$(tail -n +2 runA/metrics.csv 2>/dev/null | wc -l)
+check "metrics.csv has its header and 2 epoch rows" \
+  eval '[ "$(head -1 runA/metrics.csv)" = "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds" ] && [ "$rows" -eq 2 ]'
+
+# Chance is 0.25 for four balanced classes.
+best=$(tail -n +2 runA/metrics.csv | cut -d, -f6 | sort -g | tail -1)
+check "validation accuracy rises above chance (best ${best:-none}, chance 0.25)" \
+  awk -v a="${best:-0}" 'BEGIN { exit !(a > 0.4) }'
+
+png_ok () { [ "$(head -c 8 "$1" | od -An -tx1 | tr -d ' \n')" = "89504e470d0a1a0a" ]; }
+check "curves.png and confusion.png are PNG files" \
+  eval 'png_ok runA/curves.png && png_ok runA/confusion.png'
+
+check "report.md has the seed report's sections" eval \
+  'for s in "## Accuracy on the validation set" "TTA (2 views)" "macro avg" \
+     "weighted avg" "## Most confused classes" "](curves.png)" "](confusion.png)"; do
+     grep -qF "$s" runA/report.md || exit 1; done'
+
+plain=$(sed -n 's/^validation accuracy: \([0-9.]*\) plain.*/\1/p' out)
+run "$tools/fer-eval" --model runA/best.safetensors --data val --threads 2 --json
+eval_acc=$(sed -n 's/.*"accuracy" *: *\([0-9.e-]*\).*/\1/p' out | head -1)
+check "best.safetensors loads in fer-eval and scores what fer-train reported (${eval_acc:-none} vs ${plain:-none})" \
+  eval '[ "$status" -eq 0 ] && awk -v a="${eval_acc:-x}" -v b="${plain:-y}" "BEGIN { exit !(a - b < 0.00006 && b - a < 0.00006) }"'
+
+# ---- resume -----------------------------------------------------------------
+
+run "$tools/fer-train" $common --out runB --stop-after-epochs 1
+check "--stop-after-epochs 1 stops after one epoch and says how to go on" \
+  eval '[ "$status" -eq 0 ] && [ "$(tail -n +2 runB/metrics.csv | wc -l)" -eq 1 ] && grep -qF -- "--resume runB" err && [ ! -e runB/report.md ]'
+
+# What an epoch killed before its commit leaves behind.
+echo partial >runB/last.safetensors.epoch-2
+echo partial >runB/best.safetensors.epoch-2
+run "$tools/fer-train" --resume runB
+check "--resume continues to the end and removes the killed epoch's files" \
+  eval '[ "$status" -eq 0 ] && grep -q "removing runB/last.safetensors.epoch-2" err && [ ! -e runB/last.safetensors.epoch-2 ] && [ -s runB/report.md ]'
+check "the resumed run's metrics.csv equals the uninterrupted run's (seconds aside)" \
+  eval 'cmp -s <(cut -d, -f1-6 runA/metrics.csv) <(cut -d, -f1-6 runB/metrics.csv)'
+check "the resumed run's checkpoints and optimizer state are bit-identical" \
+  eval 'cmp -s runA/last.safetensors runB/last.safetensors && cmp -s runA/best.safetensors runB/best.safetensors && cmp -s runA/last.state runB/last.state'
+
+# A real kill: SIGKILL as soon as epoch 1 is committed, i.e. during epoch 2
+# (or, on a very fast machine, just after it; the outcome must not differ).
+"$tools/fer-train" $common --out runC >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1200); do
+  [ "$(tail -n +2 runC/metrics.csv 2>/dev/null | wc -l)" -ge 1 ] && break
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.05
+done
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+run "$tools/fer-train" --resume runC
+check "a run killed with SIGKILL during epoch 2 resumes to the uninterrupted result" \
+  eval '[ "$status" -eq 0 ] && cmp -s <(cut -d, -f1-6 runA/metrics.csv) <(cut -d, -f1-6 runC/metrics.csv) && cmp -s runA/best.safetensors runC/best.safetensors && cmp -s runA/last.state runC/last.state'
+
+run "$tools/fer-train" --resume runB --lr 0.5
+check "--resume refuses a recipe change, naming it (status 2)" \
+  failed_naming 2 "changes the run's recipe" "lr=0.5"
+
+run "$tools/fer-train" $common --out runA
+check "a new run refuses a directory that holds one (status 2)" \
+  failed_naming 2 "runA already holds a run" "--resume runA"
+
+# ---- bad input -------------------------------------------------------------
+
+quick="--epochs 1 --batch 4 --threads 2 --tta 1"
+
+run "$tools/fer-train" --data no-such-dir --val val $quick --out bad1
+check "a missing data directory is named (status 1, no run directory left)" \
+  eval 'failed_naming 1 "no-such-dir does not exist" && [ ! -e bad1 ]'
+
+mkdir empty
+run "$tools/fer-train" --data empty --val val $quick --out bad2
+check "a data directory without label folders is named (status 1)" \
+  failed_naming 1 "empty has no label folders"
+
+mkdir -p emptylabel/a emptylabel/b && cp tiny/band_top/000.png emptylabel/a/
+run "$tools/fer-train" --data emptylabel --val-split 0.5 $quick --out bad3
+check "an empty label folder is named (status 1)" \
+  failed_naming 1 "emptylabel/b has no *.jpg, *.jpeg or *.png images"
+
+cp -r tiny tinybroken && head -c 100 tiny/band_top/000.png >tinybroken/band_top/broken.png
+run "$tools/fer-train" --data tinybroken --val tiny $quick --out ok1
+check "an unreadable image is named, skipped and counted; training goes on" \
+  eval 'failed_naming 0 "tinybroken/band_top/broken.png" "image skipped" "(band_bottom 4, band_top 4), 1 skipped"'
+
+cp -r tiny tinyextra && mkdir tinyextra/unknown && cp tiny/band_top/000.png tinyextra/unknown/
+run "$tools/fer-train" --data tiny --val tinyextra $quick --out bad4
+check "a validation folder that is not a training label is named (status 1)" \
+  failed_naming 1 "folder 'unknown' is not a label"
+
+run "$tools/fer-train" --data tiny $quick --out bad5
+check "--data without a validation set is a usage error (status 2)" \
+  failed_naming 2 "--val DIR or --val-split F"
+
+"$py" gen.py csv fer.csv bad
+run "$tools/fer-train" --csv fer.csv $quick --out ok2
+check "a bad CSV row is named by line, skipped and counted; training goes on" \
+  eval 'failed_naming 0 "fer.csv:6: 3 pixel values, expected 2304" "row skipped" && grep -q "7 images (angry 1, disgust 1" err'
+
+printf 'label,image\n1,2\n' >notfer.csv
+run "$tools/fer-train" --csv notfer.csv $quick --out bad6
+check "a CSV without fer2013's columns is refused, naming its header (status 1)" \
+  failed_naming 1 "notfer.csv:1: header 'label,image' lacks the columns emotion and pixels"
+
+echo "1..$n"
