@@ -159,7 +159,7 @@ def fixture(fer_init, out):
 TRAIN_N = 8
 TRAIN_VARIANTS = [
     {"name": "tv-fc-1", "seed": 101, "stem": "torchvision", "head": "fc", "channels": 1,
-     "classes": 7, "size": 48, "optimizer": "adam", "lr": 1e-3, "eps": 1e-3,
+     "classes": 7, "size": 24, "optimizer": "adam", "lr": 1e-3, "eps": 1e-3,
      "weight_decay": 0.0, "label_smoothing": 0.1, "focal_gamma": 0.0, "lam": None,
      "class_weights": [0.5, 2.0, 1.0, 0.8, 1.2, 1.5, 0.7]},
     {"name": "small-mlp-3", "seed": 102, "stem": "small", "head": "mlp", "channels": 3,
@@ -168,27 +168,27 @@ TRAIN_VARIANTS = [
      "class_weights": [1.0, 0.6, 1.4, 0.9, 1.1]},
 ]
 N_SAMPLES = 6
-# A ReLU network's gradient jumps where a pre-activation crosses 0 (or two
-# max-pool candidates swap), so two float implementations can only agree
-# where no pre-activation sits within float noise of a kink. The batch's
-# phase is therefore searched: a phase is kept only when PyTorch's float32
-# runs agree with its float64 run on every gradient of both steps
-# (max |g32 - g64| / max |g64| per tensor) within GRAD_CONDITIONING and on
-# the parameters after both steps within PARAM_CONDITIONING x lr; the float32
-# runs are the plain one and NOISE_RUNS with every parameter scaled by
-# 1 + PARAM_NOISE * N(0, 1), which stand in for another implementation's
-# rounding (one float32 run alone agreed with float64 where libfernn did not:
-# a layer4 pre-activation 7e-7 from 0). Adam's eps is 1e-3,
-# not 1e-8, for the same reason: its first step moves a parameter by
-# lr * g / (|g| + eps), +-lr for any |g| >> eps, and the ~1e5 gradients at
-# float-noise level then step differently in float32 and float64 (by ~lr),
-# after which the second step's gradients differ by ~20%. The fixture
-# records the phase and the agreement reached.
-GRAD_CONDITIONING = 3e-5
-PARAM_CONDITIONING = 5e-3
-NOISE_RUNS = 3
-PARAM_NOISE = 2e-6
-MAX_PHASES = 400
+# A ReLU network's gradient jumps where a pre-activation crosses 0 or two
+# max-pool candidates swap, so two float implementations can only agree
+# where no pre-activation sits within rounding distance of such a kink (one
+# that does moves a whole channel's gradient: 1e-3 to 1e-1 relative errors
+# everywhere upstream). The batch's phase is therefore chosen: for each of
+# N_PHASES phases, both steps run in float32 and float64; the margin of a
+# phase is the smallest, over the ReLUs and the max-pool, of
+#   min |pre-activation| (or top-2 gap of a pool window) in float64
+#   / RMS |float32 - float64| of that layer's values,
+# i.e. how many typical rounding differences away from a kink the closest
+# value sits. The phase with the largest margin among those whose
+# float32 gradients agree with float64 within GRAD_CONDITIONING wins; the
+# fixture records it. Kinks get closer the more pre-activations there are:
+# at 48x48, batch 8, no phase of 37 was usable, hence the small inputs (the
+# network is the same at any input size).
+# Adam's eps is 1e-3, not 1e-8, for the same reason: its first step moves a
+# parameter by lr * g / (|g| + eps), +-lr for any |g| >> eps, and the ~1e5
+# gradients at float-noise level then step differently in float32 and
+# float64 (by ~lr), after which the second step's gradients differ by ~20%.
+GRAD_CONDITIONING = 1e-4
+N_PHASES = 100
 
 
 def noise_input(n, c, s, phase):
@@ -226,24 +226,44 @@ def train_loss(v, logits, y_a, y_b, w):
     return v["lam"] * one(y_a) + (1 - v["lam"]) * one(y_b)
 
 
-def two_steps(v, tensors, phase, dtype, noise_seed=None):
-    """Gradients of step 1, parameters after steps 1 and 2, the losses and
-    the running statistics, from a model in training mode (dropout 0); with
-    noise_seed, from parameters with relative noise PARAM_NOISE."""
+def kink_values(m):
+    """Hooks recording, per forward, the input of every ReLU (before the
+    in-place op) and, for the max-pool, each window's top-2 gap."""
+    rec = []
+
+    def relu_hook(mod, inp):
+        rec.append(("relu", inp[0].detach().double().flatten().clone()))
+
+    def pool_hook(mod, inp):
+        x = inp[0].detach().double()
+        cols = torch.nn.functional.unfold(torch.nn.functional.pad(x, (1, 1, 1, 1),
+                                                                 value=-float("inf")), 3, stride=2)
+        top = cols.view(x.shape[0], x.shape[1], 9, -1).topk(2, dim=2).values
+        gap = (top[:, :, 0] - top[:, :, 1]).flatten()
+        rec.append(("pool", torch.where(top[:, :, 0].flatten() > 0, gap,
+                                         torch.full_like(gap, float("inf")))))
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.ReLU):
+            mod.register_forward_pre_hook(relu_hook)
+        elif isinstance(mod, torch.nn.MaxPool2d):
+            mod.register_forward_pre_hook(pool_hook)
+    return rec
+
+
+def two_steps(v, tensors, phase, dtype):
+    """Gradients of both steps, parameters after steps 1 and 2, the losses,
+    the running statistics and the kink values of both forwards, from a
+    model in training mode (dropout 0)."""
     m = build(v["stem"], v["head"], v["channels"], v["classes"])
     load_into(m, tensors)
     if v["head"] == "mlp":
         m.fc[3].p = 0.0
     m.train().to(dtype)
-    if noise_seed is not None:
-        gen = torch.Generator().manual_seed(noise_seed)
-        with torch.no_grad():
-            for p in m.parameters():
-                p.mul_(1 + PARAM_NOISE * torch.randn(p.shape, generator=gen, dtype=dtype))
+    kinks = kink_values(m)
     cls = torch.optim.Adam if v["optimizer"] == "adam" else torch.optim.AdamW
     opt = cls(m.parameters(), lr=v["lr"], eps=v["eps"], weight_decay=v["weight_decay"])
     w = torch.tensor(v["class_weights"], dtype=dtype)
-    r = {"grads": [], "grads2": []}
+    r = {"grads": [], "grads2": [], "kinks": kinks}
     for step in (1, 2):
         x = noise_input(TRAIN_N, v["channels"], v["size"], phase + step - 1).to(dtype)
         y_a, y_b = train_labels(TRAIN_N, v["classes"], step)
@@ -258,6 +278,22 @@ def two_steps(v, tensors, phase, dtype, noise_seed=None):
     r["running"] = [(name, b.detach().clone()) for name, b in m.named_buffers()
                     if name.endswith("running_mean") or name.endswith("running_var")]
     return r
+
+
+def kink_margin(r32, r64):
+    """Smallest distance to a kink in units of that layer's typical (RMS)
+    float32 rounding difference (see the comment at GRAD_CONDITIONING)."""
+    margin, noise = float("inf"), 1e-12
+    for (kind, a), (_, b) in zip(r32["kinks"], r64["kinks"]):
+        finite = torch.isfinite(b)
+        if not finite.any():
+            continue
+        if kind == "relu":
+            noise = max(float((a - b).pow(2).mean().sqrt()), 1e-12)
+        # a pool gap's rounding: that of two values after the ReLU before it
+        scale = noise if kind == "relu" else 2 * noise
+        margin = min(margin, float(b[finite].abs().min()) / scale)
+    return margin
 
 
 def grad_scale(g_ref, g_all):
@@ -318,26 +354,21 @@ def grads(fer_init, out):
                             "--channels", str(v["channels"]), "--classes", str(v["classes"]),
                             "--randomize-bn"], check=True, stdout=subprocess.DEVNULL)
             tensors, _ = read_safetensors(path)
-            for k in range(MAX_PHASES):
+            best = None
+            for k in range(N_PHASES):
                 phase = 0.1 * k
-                r = two_steps(v, tensors, phase, torch.float32)
-                r64 = two_steps(v, tensors, phase, torch.float64)
+                r, r64 = (two_steps(v, tensors, phase, dt) for dt in (torch.float32, torch.float64))
                 (g, g_where), (p, p_where) = disagreement(r, r64, v["lr"])
-                for seed in range(NOISE_RUNS):
-                    if g >= GRAD_CONDITIONING or p >= PARAM_CONDITIONING:
-                        break
-                    (g2, g2_where), (p2, p2_where) = disagreement(
-                        two_steps(v, tensors, phase, torch.float32, seed), r64, v["lr"])
-                    if g2 > g:
-                        g, g_where = g2, g2_where
-                    if p2 > p:
-                        p, p_where = p2, p2_where
+                margin = kink_margin(r, r64)
                 print(f"{v['name']}: phase {phase:.1f}: float32 vs float64: gradients {g:.2g} "
-                      f"({g_where}), parameters {p:.2g} x lr ({p_where})", flush=True)
-                if g < GRAD_CONDITIONING and p < PARAM_CONDITIONING:
-                    break
-            else:
-                sys.exit(f"{v['name']}: no well-conditioned phase in {MAX_PHASES}")
+                      f"({g_where}), parameters {p:.2g} x lr; kink margin {margin:.3g}",
+                      flush=True)
+                if g < GRAD_CONDITIONING and (best is None or margin > best[0]):
+                    best = (margin, phase, g, p, r)
+            if best is None:
+                sys.exit(f"{v['name']}: no well-conditioned phase in {N_PHASES}")
+            margin, phase, g, p, r = best
+            print(f"{v['name']}: phase {phase:.1f}, kink margin {margin:.3g}")
             entries = []
             for name, g1, p1, p2 in zip(r["names"], r["grads"], r["params1"], r["params2"]):
                 idx = sample_indices(g1)
@@ -351,7 +382,7 @@ def grads(fer_init, out):
             running = [{"name": name, "samples": samples(b, [0, 1, b.numel() // 2, b.numel() - 1])}
                        for name, b in r["running"]]
             rec = dict(v)
-            rec.update({"phase": round(phase, 1),
+            rec.update({"phase": round(phase, 1), "kink_margin": margin,
                         "float32_vs_float64": {"gradients": g, "parameters_lr": p},
                         "loss1": r["loss1"], "loss2": r["loss2"],
                         "tensors": entries, "running": running})
