@@ -6,32 +6,14 @@
 #
 # No trained model ships yet: with a random one from
 # `fer-init --out M.safetensors` the labels are meaningless.
-set -eu
-
-prog=$(basename "$0")
-die () { echo "$prog: $*" >&2; exit 2; }
-
-model=${FER_MODEL:-}
-if [ "${1:-}" = --model ]; then
-  [ $# -ge 2 ] || die "--model needs a file"
-  model=$2
-  shift 2
-fi
+# shellcheck source=pipelines/common.sh
+. "$(dirname "$0")/common.sh"
 [ $# -eq 1 ] || die "usage: $prog [--model M.safetensors] DIR"
 dir=$1
-[ -n "$model" ] || die "no model: set FER_MODEL or pass --model M.safetensors (no trained model ships yet; make a random one with build/nn/tools/fer-init --out M.safetensors)"
-[ -f "$model" ] || die "model $model: no such file"
+require_model
 [ -d "$dir" ] || die "folder $dir: no such directory"
 
-# From a checkout, use the plugin just built rather than an installed one.
-repo=$(cd "$(dirname "$0")/.." && pwd)
-build=${FER_BUILD_DIR:-$repo/build}
-if [ -d "$build/gst" ]; then
-  GST_PLUGIN_PATH=$build/gst${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
-  export GST_PLUGIN_PATH
-fi
-gst-inspect-1.0 feremotion >/dev/null 2>&1 \
-  || die "GStreamer element feremotion not found: build the project (meson setup build && ninja -C build) or set GST_PLUGIN_PATH"
+require_element feremotion
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/faces-folder.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM

@@ -7,41 +7,16 @@
 # INPUT is anything decodebin plays (WebM, Matroska, MP4, AVI/MJPEG...).
 # No trained model ships yet: with a random one from
 # `fer-init --out M.safetensors` the labels are meaningless.
-set -eu
-
-prog=$(basename "$0")
-die () { echo "$prog: $*" >&2; exit 2; }
-
-model=${FER_MODEL:-}
-if [ "${1:-}" = --model ]; then
-  [ $# -ge 2 ] || die "--model needs a file"
-  model=$2
-  shift 2
-fi
+# shellcheck source=pipelines/common.sh
+. "$(dirname "$0")/common.sh"
 [ $# -eq 2 ] || die "usage: $prog [--model M.safetensors] INPUT OUTPUT.jsonl"
 input=$1
 output=$2
-[ -n "$model" ] || die "no model: set FER_MODEL or pass --model M.safetensors (no trained model ships yet; make a random one with build/nn/tools/fer-init --out M.safetensors)"
-[ -f "$model" ] || die "model $model: no such file"
+require_model
 [ -f "$input" ] || die "input $input: no such file"
 
-# From a checkout, use the plugin just built rather than an installed one.
-repo=$(cd "$(dirname "$0")/.." && pwd)
-build=${FER_BUILD_DIR:-$repo/build}
-if [ -d "$build/gst" ]; then
-  GST_PLUGIN_PATH=$build/gst${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}
-  export GST_PLUGIN_PATH
-fi
-# facedetect loads nose/mouth/eye cascades that Debian's opencv-data does
-# not ship; OpenCV logs each miss as an error although only the face
-# cascade (which is shipped) is needed here.
-OPENCV_LOG_LEVEL=${OPENCV_LOG_LEVEL:-FATAL}
-export OPENCV_LOG_LEVEL
-
-gst-inspect-1.0 feremotion >/dev/null 2>&1 \
-  || die "GStreamer element feremotion not found: build the project (meson setup build && ninja -C build) or set GST_PLUGIN_PATH"
-gst-inspect-1.0 facedetect >/dev/null 2>&1 \
-  || die "GStreamer element facedetect not found: install gstreamer1.0-opencv"
+require_element feremotion
+require_element facedetect
 
 log=$(mktemp "${TMPDIR:-/tmp}/video-to-json.XXXXXX")
 trap 'rm -f "$log"' EXIT INT TERM
