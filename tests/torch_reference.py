@@ -163,7 +163,7 @@ TRAIN_VARIANTS = [
      "weight_decay": 0.0, "label_smoothing": 0.1, "focal_gamma": 0.0, "lam": None,
      "class_weights": [0.5, 2.0, 1.0, 0.8, 1.2, 1.5, 0.7]},
     {"name": "small-mlp-3", "seed": 102, "stem": "small", "head": "mlp", "channels": 3,
-     "classes": 5, "size": 16, "optimizer": "adamw", "lr": 2e-3, "eps": 1e-3,
+     "classes": 5, "size": 8, "optimizer": "adamw", "lr": 2e-3, "eps": 1e-3,
      "weight_decay": 0.05, "label_smoothing": 0.1, "focal_gamma": 2.0, "lam": 0.7,
      "class_weights": [1.0, 0.6, 1.4, 0.9, 1.1]},
 ]
