@@ -13,15 +13,17 @@ fixture MODE: for every variant (stem x head x channels, plus an F16 file),
 grads MODE: one training step of the whole network against PyTorch, for
     tests/nn/test_train_torch.c. For each variant in TRAIN_VARIANTS, runs
     `fer-init --randomize-bn` with the variant's seed, loads the file into
-    torchvision's resnet18 in training mode (dropout 0), and on a formula
-    batch with fixed labels records: the loss (cross-entropy with class
-    weights and label smoothing; the focal/mixup variant composes it as
-    train.h documents), every parameter's gradient (norm, sum, sum of |g|,
-    max |g| and a few sampled entries), the parameters after one optimizer
-    step and after a second step on a second batch (sampled at entries whose
-    gradient is not tiny, where an Adam step is continuous in the gradient),
-    the second loss, and sampled BatchNorm running statistics after both
-    steps. Sampled values, not whole tensors, keep the fixture small.
+    torchvision's resnet18 in training mode (dropout 0), and on a noise-like
+    formula batch with fixed labels records: the loss (cross-entropy with
+    class weights and label smoothing; the focal/mixup variant composes it
+    as train.h documents), every parameter's gradient (norm, sum, sum of
+    |g|, max |g| and a few sampled entries), the parameters after one Adam
+    step and after a second step on a second batch (sampled where the
+    gradient is not tiny), the second loss, and sampled BatchNorm running
+    statistics after both steps. Sampled values, not whole tensors, keep the
+    fixture small. The batch's phase is searched so that no pre-activation
+    sits near a ReLU or max-pool kink (see GRAD_CONDITIONING below); this
+    takes about 10 minutes.
         /usr/bin/python3 tests/torch_reference.py grads BUILD/nn/tools/fer-init \
             tests/fixtures/torch_grads.json
 
@@ -438,6 +440,8 @@ def live(outdir, variant, dtype):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
     if sys.argv[1] == "fixture":
         fixture(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "grads":

@@ -8,11 +8,13 @@
  * sum and sampled entries), the parameters after one optimizer step and
  * after a second step on a second batch, and sampled BatchNorm running
  * statistics. This test writes the same models with the same seeds and
- * compares. The batch's phase was chosen by the generator so that PyTorch's
- * own float32 and float64 runs agree (no pre-activation within float noise
- * of a ReLU kink; see torch_reference.py), which is what makes two float
- * implementations comparable at all. Regenerate the fixture with
- * tests/torch_reference.py (its docstring).
+ * compares. The inputs are small (24x24, 8x8) and the batch's phase was
+ * chosen by the generator so that no pre-activation sits within a few
+ * rounding errors of a ReLU or max-pool kink (fixture: kink_margin, in RMS
+ * float32 rounding differences), which is what makes two float
+ * implementations comparable at all: across a kink a whole channel's
+ * gradient changes, by 1e-3 to 1e-1 everywhere upstream. Regenerate the
+ * fixture with tests/torch_reference.py (its docstring).
  *
  * /trainer/...: fresh initialisation equals fer_model_write_random's,
  * resume from save_model + save_state continues bit for bit, a saved model
@@ -32,7 +34,8 @@
  * relative to themselves (or that scale, when smaller), the loss relative to
  * itself; parameters after an Adam step relative to the learning rate, i.e.
  * to the size of one step. PyTorch's float32 run agrees with its float64 run
- * within 3e-5 and 5e-3 x lr on this data (the fixture's float32_vs_float64). */
+ * within 1e-4 and 5e-3 x lr on this data (the fixture's float32_vs_float64);
+ * libfernn with PyTorch's float32 within 2e-5 and 1e-3 x lr. */
 #define GRAD_TOL 1e-3
 #define LOSS_TOL 1e-4
 #define PARAM_TOL_STEPS 1e-2

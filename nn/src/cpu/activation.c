@@ -6,33 +6,87 @@
  * may run in place. */
 #include "cpu/ops_train.h"
 
+/* In-place and out-of-place versions of each loop, so that every pointer
+ * can be restrict (see FER_FOR_VEC); not inlined, since GCC loses restrict
+ * when it inlines a function into a caller whose pointers may alias. */
+
+G_NO_INLINE static void
+relu_backward_inplace (float *restrict d, const float *restrict out,
+    size_t n)
+{
+  FER_FOR_VEC (i, n, d[i] = out[i] > 0.0f ? d[i] : 0.0f);
+}
+
+G_NO_INLINE static void
+relu_backward_copy (float *restrict dinp, const float *restrict dout,
+    const float *restrict out, size_t n)
+{
+  FER_FOR_VEC (i, n, const float d = dout[i];
+      dinp[i] = out[i] > 0.0f ? d : 0.0f);
+}
+
 void
 fer_cpu_relu_backward (float *dinp, const float *dout, const float *out,
     size_t n)
 {
-  for (size_t i = 0; i < n; i++)
-    dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+  if (dinp == dout)
+    relu_backward_inplace (dinp, out, n);
+  else
+    relu_backward_copy (dinp, dout, out, n);
+}
+
+G_NO_INLINE static void
+accumulate (float *restrict acc, const float *restrict x, size_t n)
+{
+  FER_FOR_VEC (i, n, acc[i] += x[i]);
+}
+
+G_NO_INLINE static void
+multiply_inplace (float *restrict x, const float *restrict y, size_t n)
+{
+  FER_FOR_VEC (i, n, x[i] *= y[i]);
+}
+
+G_NO_INLINE static void
+multiply (float *restrict out, const float *restrict a,
+    const float *restrict b, size_t n)
+{
+  FER_FOR_VEC (i, n, out[i] = a[i] * b[i]);
+}
+
+G_NO_INLINE static void
+add (float *restrict out, const float *restrict a, const float *restrict b,
+    size_t n)
+{
+  FER_FOR_VEC (i, n, out[i] = a[i] + b[i]);
 }
 
 void
 fer_cpu_add (float *out, const float *a, const float *b, size_t n)
 {
-  for (size_t i = 0; i < n; i++)
-    out[i] = a[i] + b[i];
+  if (out == a && out != b)
+    accumulate (out, b, n);
+  else if (out == b && out != a)
+    accumulate (out, a, n);
+  else if (out != a)
+    add (out, a, b, n);
+  else
+    FER_FOR_VEC (i, n, out[i] = a[i] + b[i]);
 }
 
 void
 fer_cpu_dropout_forward (float *out, const float *inp, const float *mask,
     size_t n)
 {
-  for (size_t i = 0; i < n; i++)
-    out[i] = inp[i] * mask[i];
+  if (out == inp)
+    multiply_inplace (out, mask, n);
+  else
+    multiply (out, inp, mask, n);
 }
 
 void
 fer_cpu_dropout_backward (float *dinp, const float *dout, const float *mask,
     size_t n)
 {
-  for (size_t i = 0; i < n; i++)
-    dinp[i] = dout[i] * mask[i];
+  fer_cpu_dropout_forward (dinp, dout, mask, n);
 }

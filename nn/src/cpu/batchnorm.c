@@ -19,6 +19,30 @@
 
 #define BLOCK 256
 
+/* One row's columns [0, cb): y = x * alpha + shift [+ res], and ReLU.
+ * One loop per function and no branch around it: the shape GCC -O2
+ * vectorises. */
+G_NO_INLINE static void
+affine_row (float *restrict y, const float *restrict x,
+    const float *restrict alpha, const float *restrict shift, size_t cb)
+{
+  FER_FOR_VEC (j, cb, y[j] = x[j] * alpha[j] + shift[j]);
+}
+
+G_NO_INLINE static void
+affine_res_row (float *restrict y, const float *restrict x,
+    const float *restrict alpha, const float *restrict shift,
+    const float *restrict res, size_t cb)
+{
+  FER_FOR_VEC (j, cb, y[j] = x[j] * alpha[j] + shift[j] + res[j]);
+}
+
+G_NO_INLINE static void
+relu_row (float *restrict y, size_t cb)
+{
+  FER_FOR_VEC (j, cb, y[j] = y[j] > 0.0f ? y[j] : 0.0f);
+}
+
 /* y = act(x * alpha + shift [+ residual]) over columns [c0, c0 + cb). */
 static void
 affine_act (float *out, const float *inp, const float *alpha,
@@ -26,20 +50,48 @@ affine_act (float *out, const float *inp, const float *alpha,
     int cb, gboolean relu)
 {
   for (int r = 0; r < rows; r++) {
-    const float *x = inp + (size_t) r * c + c0;
-    float *y = out + (size_t) r * c + c0;
-    if (residual) {
-      const float *res = residual + (size_t) r * c + c0;
-      for (int j = 0; j < cb; j++)
-        y[j] = x[j] * alpha[j] + shift[j] + res[j];
-    } else {
-      for (int j = 0; j < cb; j++)
-        y[j] = x[j] * alpha[j] + shift[j];
-    }
+    size_t at = (size_t) r * c + c0;
+    if (residual)
+      affine_res_row (out + at, inp + at, alpha, shift, residual + at, cb);
+    else
+      affine_row (out + at, inp + at, alpha, shift, cb);
     if (relu)
-      for (int j = 0; j < cb; j++)
-        y[j] = y[j] > 0.0f ? y[j] : 0.0f;
+      relu_row (out + at, cb);
   }
+}
+
+/* sum[j] += x[j] and, with mean, sq[j] += (x[j] - mean[j])^2, j < cb. */
+G_NO_INLINE static void
+sum_row (double *restrict sum, const float *restrict x, size_t cb)
+{
+  FER_FOR_VEC (j, cb, sum[j] += x[j]);
+}
+
+G_NO_INLINE static void
+sq_row (double *restrict sq, const double *restrict mean,
+    const float *restrict x, size_t cb)
+{
+  FER_FOR_VEC (j, cb, sq[j] += (x[j] - mean[j]) * (x[j] - mean[j]));
+}
+
+/* Backward sums of one row: sum(dy) and sum(dy * (x - mean)). */
+G_NO_INLINE static void
+dsum_row (double *restrict sum_dy, double *restrict sum_dy_xmu,
+    const float *restrict dy, const float *restrict x,
+    const float *restrict mean, size_t cb)
+{
+  FER_FOR_VEC (j, cb, sum_dy[j] += dy[j];
+      sum_dy_xmu[j] += (double) dy[j] * (x[j] - mean[j]));
+}
+
+G_NO_INLINE static void
+dx_row (float *restrict dx, const float *restrict dy,
+    const float *restrict x, const float *restrict mean,
+    const float *restrict k_dy, const float *restrict k_xmu,
+    const float *restrict k_const, size_t cb)
+{
+  FER_FOR_VEC (j, cb,
+      dx[j] = dy[j] * k_dy[j] + (x[j] - mean[j]) * k_xmu[j] + k_const[j]);
 }
 
 void
@@ -56,20 +108,12 @@ fer_cpu_batchnorm_forward_train (float *out, float *save_mean,
     const int cb = MIN (BLOCK, c - c0);
     for (int j = 0; j < cb; j++)
       sum[j] = sq[j] = 0.0;
-    for (int r = 0; r < rows; r++) {
-      const float *x = inp + (size_t) r * c + c0;
-      for (int j = 0; j < cb; j++)
-        sum[j] += x[j];
-    }
+    for (int r = 0; r < rows; r++)
+      sum_row (sum, inp + (size_t) r * c + c0, cb);
     for (int j = 0; j < cb; j++)
       sum[j] /= rows;  /* now the mean */
-    for (int r = 0; r < rows; r++) {
-      const float *x = inp + (size_t) r * c + c0;
-      for (int j = 0; j < cb; j++) {
-        double d = x[j] - sum[j];
-        sq[j] += d * d;
-      }
-    }
+    for (int r = 0; r < rows; r++)
+      sq_row (sq, sum, inp + (size_t) r * c + c0, cb);
     for (int j = 0; j < cb; j++) {
       const int ch = c0 + j;
       double mean = sum[j], var = sq[j] / rows;
@@ -124,12 +168,8 @@ fer_cpu_batchnorm_backward (float *dinp, float *dgamma, float *dbeta,
       mean[j] = save_mean[c0 + j];
     }
     for (int r = 0; r < rows; r++) {
-      const float *x = inp + (size_t) r * c + c0;
-      const float *dy = dout + (size_t) r * c + c0;
-      for (int j = 0; j < cb; j++) {
-        sum_dy[j] += dy[j];
-        sum_dy_xmu[j] += (double) dy[j] * (x[j] - mean[j]);
-      }
+      size_t at = (size_t) r * c + c0;
+      dsum_row (sum_dy, sum_dy_xmu, dout + at, inp + at, mean, cb);
     }
     /* dinp = dy * k_dy + (x - mean) * k_xmu + k_const */
     for (int j = 0; j < cb; j++) {
@@ -143,11 +183,8 @@ fer_cpu_batchnorm_backward (float *dinp, float *dgamma, float *dbeta,
       k_const[j] = (float) (-g * sum_dy[j] / rows);
     }
     for (int r = 0; r < rows; r++) {
-      const float *x = inp + (size_t) r * c + c0;
-      const float *dy = dout + (size_t) r * c + c0;
-      float *dx = dinp + (size_t) r * c + c0;
-      for (int j = 0; j < cb; j++)
-        dx[j] = dy[j] * k_dy[j] + (x[j] - mean[j]) * k_xmu[j] + k_const[j];
+      size_t at = (size_t) r * c + c0;
+      dx_row (dinp + at, dout + at, inp + at, mean, k_dy, k_xmu, k_const, cb);
     }
   }
 }

@@ -77,6 +77,12 @@ im2col (float *col, const float *inp, const fer_conv_shape *s, int nb)
   }
 }
 
+G_NO_INLINE static void
+add_run (float *restrict dst, const float *restrict src, size_t n)
+{
+  FER_FOR_VEC (i, n, dst[i] += src[i]);
+}
+
 /* dinp (nb, h, w, cin) += scatter of col (nb, oh, ow, k, k, cin). */
 static void
 col2im_add (float *dinp, const float *col, const fer_conv_shape *s, int nb)
@@ -91,13 +97,9 @@ col2im_add (float *dinp, const float *col, const fer_conv_shape *s, int nb)
         int ix0 = ox * s->stride - s->pad;
         for (int ky = 0; ky < k; ky++) {
           int iy = oy * s->stride - s->pad + ky;
-          if (iy >= 0 && iy < s->h && k0 < k1) {
-            float *dst = img + ((size_t) iy * s->w + ix0 + k0) * cin;
-            const float *src = col + (size_t) k0 * cin;
-            const int run = (k1 - k0) * cin;
-            for (int i = 0; i < run; i++)
-              dst[i] += src[i];
-          }
+          if (iy >= 0 && iy < s->h && k0 < k1)
+            add_run (img + ((size_t) iy * s->w + ix0 + k0) * cin,
+                col + (size_t) k0 * cin, (size_t) (k1 - k0) * cin);
           col += (size_t) k * cin;
         }
       }

@@ -17,6 +17,23 @@
 #include <stdint.h>
 #include "backend.h"
 
+/* for (size_t i = 0; i < n; i++) body; split into a part whose length is a
+ * multiple of 8 and a tail. GCC's -O2 vectoriser ("very cheap" cost model)
+ * only takes loops that need no scalar epilogue and no run-time alias
+ * checks, so in a function with restrict-qualified pointers (G_NO_INLINE:
+ * inlining into a caller without restrict loses it) the first part runs in
+ * SIMD; that is about 10% of a training step at 48x48. */
+#define FER_FOR_VEC(i, n, body) \
+  do { \
+    const size_t fer_n8_ = (size_t) (n) & ~(size_t) 7; \
+    for (size_t i = 0; i < fer_n8_; i++) { \
+      body; \
+    } \
+    for (size_t i = fer_n8_; i < (size_t) (n); i++) { \
+      body; \
+    } \
+  } while (0)
+
 /* ---- conv_backward.c (moves into conv.c once its rewrite lands) ---- */
 
 /* Floats of im2col scratch one image needs (0: 1x1 stride-1 pad-0 convs
@@ -57,7 +74,8 @@ void fer_cpu_batchnorm_forward_eval (float *out, const float *inp,
     float eps, gboolean relu);
 
 /* dinp (rows, c) overwritten; dgamma, dbeta (c) +=. dout is the gradient of
- * the BatchNorm output (before any ReLU: apply relu_backward first). */
+ * the BatchNorm output (before any ReLU: apply relu_backward first). dinp
+ * may not alias dout or inp. */
 void fer_cpu_batchnorm_backward (float *dinp, float *dgamma, float *dbeta,
     const float *dout, const float *inp, const float *save_mean,
     const float *save_rstd, const float *gamma, int rows, int c);

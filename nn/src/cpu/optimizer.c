@@ -17,9 +17,10 @@
 #include <math.h>
 
 void
-fer_cpu_adam_update (float *params, float *m, float *v, const float *grads,
-    size_t n, float lr, float beta1, float beta2, float eps,
-    float weight_decay, int64_t step, gboolean decoupled)
+fer_cpu_adam_update (float *restrict params, float *restrict m,
+    float *restrict v, const float *restrict grads, size_t n, float lr,
+    float beta1, float beta2, float eps, float weight_decay, int64_t step,
+    gboolean decoupled)
 {
   const double bc1 = 1.0 - pow (beta1, (double) step);
   const double bc2 = 1.0 - pow (beta2, (double) step);
@@ -30,19 +31,18 @@ fer_cpu_adam_update (float *params, float *m, float *v, const float *grads,
   const float decay = (float) (1.0 - (double) lr * weight_decay);
   const gboolean l2 = weight_decay != 0.0f && !decoupled;
 
-  for (size_t i = 0; i < n; i++) {
-    float p = params[i], g = grads[i];
-    if (decoupled && weight_decay != 0.0f)
-      p *= decay;
-    if (l2)
-      g += weight_decay * p;
-    float mi = m[i] * b1 + one_minus_b1 * g;
-    float vi = v[i] * b2 + one_minus_b2 * g * g;
-    float denom = sqrtf (vi) / bc2_sqrt + eps;
-    m[i] = mi;
-    v[i] = vi;
-    params[i] = p + neg_step_size * mi / denom;
-  }
+  /* The decay factors are 1 and 0 when unused, which changes no finite value:
+   * one branch-free loop (FER_FOR_VEC). */
+  const float p_scale = decoupled ? decay : 1.0f;
+  const float g_decay = l2 ? weight_decay : 0.0f;
+  FER_FOR_VEC (i, n,
+      const float p = params[i] * p_scale;
+      const float g = grads[i] + g_decay * p;
+      const float mi = m[i] * b1 + one_minus_b1 * g;
+      const float vi = v[i] * b2 + one_minus_b2 * g * g;
+      m[i] = mi;
+      v[i] = vi;
+      params[i] = p + neg_step_size * mi / (sqrtf (vi) / bc2_sqrt + eps));
 }
 
 void
