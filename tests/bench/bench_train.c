@@ -1,7 +1,7 @@
 /* Training throughput of libfernn: images/second through fer_trainer_step
  * (forward with batch statistics, loss, backward, Adam) on random batches,
  * after two warm-up steps. One JSON object per line.
- *   bench-train [--stem torchvision|small] [--head fc|mlp] [--channels N]
+ *   bench-train [--model M] [--stem torchvision|small] [--head fc|mlp] [--channels N]
  *               [--batch N] [--size S] [--threads N] [--seconds S]
  * The PyTorch number to compare with comes from the same loop in PyTorch:
  * torchvision resnet18 with the same stem/head, Adam, cross_entropy with
@@ -17,10 +17,12 @@
 int
 main (int argc, char **argv)
 {
-  char *stem = NULL, *head = NULL;
+  char *stem = NULL, *head = NULL, *model = NULL;
   int channels = 1, batch = 64, size = 48, threads = 1, classes = 7;
   double seconds = 10.0;
   GOptionEntry entries[] = {
+    {"model", 0, 0, G_OPTION_ARG_FILENAME, &model,
+      "Start from this model (its architecture; default: a fresh one)", "M"},
     {"stem", 0, 0, G_OPTION_ARG_STRING, &stem, "torchvision or small", "S"},
     {"head", 0, 0, G_OPTION_ARG_STRING, &head, "fc or mlp", "H"},
     {"channels", 0, 0, G_OPTION_ARG_INT, &channels, "Input channels", "N"},
@@ -52,7 +54,7 @@ main (int argc, char **argv)
   cfg.threads = threads;
   cfg.label_smoothing = 0.1f;
   cfg.class_weights = weights;
-  fer_trainer *t = fer_trainer_new (&cfg, NULL, &error);
+  fer_trainer *t = fer_trainer_new (&cfg, model, &error);
   if (!t) {
     fprintf (stderr, "bench-train: %s\n", error->message);
     return 1;
