@@ -2,6 +2,7 @@
  * upload), the forward pass over the backend interface, TTA classification,
  * and randomly initialised model files. */
 #include <fer/model.h>
+#include <fer/rng.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 #include "arch.h"
 #include "backend.h"
 #include "init.h"
-#include "rng.h"
 
 /* Images per backend forward; larger requests run in chunks so activation
  * memory stays bounded (64 x small stem at 48x48 = 38 MB per buffer). */

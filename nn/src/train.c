@@ -17,6 +17,7 @@
  * Contract of the ops (backend.h): parameter gradients accumulate, so
  * `grads` is zeroed once per step; activation gradients are overwritten. */
 #include <fer/train.h>
+#include <fer/rng.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +26,6 @@
 #include "arch.h"
 #include "backend.h"
 #include "init.h"
-#include "rng.h"
 
 #define BN_MOMENTUM 0.1f
 /* Upper bound on conv workspace (im2col); larger batches run in chunks. */

@@ -670,8 +670,8 @@ fer_dataset_split (fer_dataset *d, double fraction, uint64_t seed,
 {
   gboolean *to_val = g_new0 (gboolean, MAX (d->n, 1));
   int *idx = g_new (int, MAX (d->n, 1));
-  fer_aug_rng rng;
-  fer_aug_rng_seed (&rng, seed, SPLIT_STREAM);
+  fer_rng rng;
+  fer_rng_seed_stream (&rng, seed, SPLIT_STREAM);
 
   int n_val = 0;
   for (int c = 0; c < d->n_classes; c++)

@@ -1279,7 +1279,7 @@ typedef struct
 /* The image order of an epoch: a permutation, or with balanced sampling
  * n draws of a uniformly chosen class and one of its images. */
 static void
-epoch_order (const run *r, const buffers *b, fer_aug_rng *rng)
+epoch_order (const run *r, const buffers *b, fer_rng *rng)
 {
   const fer_dataset *d = r->train;
   if (!r->o.balanced)
@@ -1294,11 +1294,11 @@ epoch_order (const run *r, const buffers *b, fer_aug_rng *rng)
     present += d->counts[c] > 0;
   for (int i = 0; i < d->n; i++)
     {
-      int pick = (int) fer_aug_rng_below (rng, (uint32_t) present), c = 0;
+      int pick = (int) fer_rng_below (rng, (uint32_t) present), c = 0;
       for (;; c++)
         if (d->counts[c] > 0 && pick-- == 0)
           break;
-      b->order[i] = b->class_members[c][fer_aug_rng_below (rng,
+      b->order[i] = b->class_members[c][fer_rng_below (rng,
               (uint32_t) d->counts[c])];
     }
 }
@@ -1309,8 +1309,8 @@ train_epoch (run *r, buffers *b, int epoch, fer_epoch_row *row, GError **error)
   const fer_dataset *d = r->train;
   int k = d->n_classes, batch = r->o.batch;
   size_t image_floats = (size_t) r->aug.channels * r->side * r->side;
-  fer_aug_rng rng;
-  fer_aug_rng_seed (&rng, r->o.seed, (uint64_t) epoch + 1);
+  fer_rng rng;
+  fer_rng_seed_stream (&rng, r->o.seed, (uint64_t) epoch + 1);
   epoch_order (r, b, &rng);
 
   progress bar = { epoch + 1, r->o.epochs, d->n, g_get_monotonic_time (), 0 };

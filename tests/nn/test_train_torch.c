@@ -27,7 +27,7 @@
 #include <glib/gstdio.h>
 
 #include <fer/train.h>
-#include "rng.h"
+#include <fer/rng.h>
 
 /* Error bounds: gradients relative to the tensor's scale in the fixture (its
  * largest |g|, at least 1e-3 of the network's largest), norms and sums
