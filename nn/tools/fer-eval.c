@@ -262,7 +262,8 @@ evaluate (fer_model *m, const GArray *samples, int batch, int tta,
       if (n > 0 && !fer_model_classify_images (m, images, n, tta, probs, error))
         ok = FALSE;
       for (int i = 0; ok && i < n; i++)
-        fer_metrics_add (metrics, labels[i], fer_argmax (probs + (size_t) i * k, k));
+        fer_metrics_add (metrics, labels[i],
+            fer_argmax (probs + (size_t) i * k, k));
       progress_update (&bar, next);
     }
   if (!ok && bar.tty)
