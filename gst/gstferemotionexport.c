@@ -389,6 +389,7 @@ gst_fer_emotion_export_class_init (GstFerEmotionExportClass * klass)
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
 
   GST_DEBUG_CATEGORY_INIT (gst_fer_emotion_export_debug, "feremotionexport",
       0, "Writes facial expression results as JSON lines");
@@ -400,13 +401,11 @@ gst_fer_emotion_export_class_init (GstFerEmotionExportClass * klass)
   g_object_class_install_property (gobject_class, PROP_LOCATION,
       g_param_spec_string ("location", "File location",
           "File to write the JSON lines to (created or truncated)", NULL,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY |
-          G_PARAM_STATIC_STRINGS));
+          rw | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_ALL_BUFFERS,
       g_param_spec_boolean ("all-buffers", "All buffers",
           "Also write a line for buffers without faces", DEFAULT_ALL_BUFFERS,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
-          G_PARAM_STATIC_STRINGS));
+          rw | GST_PARAM_MUTABLE_PLAYING));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);

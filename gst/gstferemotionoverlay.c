@@ -648,6 +648,7 @@ gst_fer_emotion_overlay_class_init (GstFerEmotionOverlayClass * klass)
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
   GstVideoFilterClass *filter_class = GST_VIDEO_FILTER_CLASS (klass);
+  const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
 
   GST_DEBUG_CATEGORY_INIT (gst_fer_emotion_overlay_debug, "feremotionoverlay",
       0, "Draws facial expression results on video");
@@ -660,26 +661,22 @@ gst_fer_emotion_overlay_class_init (GstFerEmotionOverlayClass * klass)
       g_param_spec_boolean ("show-bars", "Show bars",
           "Draw one bar per class with its probability beside each face",
           DEFAULT_SHOW_BARS,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
-          G_PARAM_STATIC_STRINGS));
+          rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_LINE_WIDTH,
       g_param_spec_uint ("line-width", "Line width",
           "Width of the face box outline in pixels", 1, 64,
           DEFAULT_LINE_WIDTH,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
-          G_PARAM_STATIC_STRINGS));
+          rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_FONT_SIZE,
       g_param_spec_uint ("font-size", "Font size",
           "Label font size in pixels (0 = a tenth of the face height, "
           "between 10 and 40)", 0, 512, DEFAULT_FONT_SIZE,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
-          G_PARAM_STATIC_STRINGS));
+          rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_SHOW_CONFIDENCE,
       g_param_spec_boolean ("show-confidence", "Show confidence",
           "Append the confidence in percent to the label",
           DEFAULT_SHOW_CONFIDENCE,
-          G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
-          G_PARAM_STATIC_STRINGS));
+          rw | GST_PARAM_MUTABLE_PLAYING));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);

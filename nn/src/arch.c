@@ -56,11 +56,37 @@ add_linear (inventory *inv, const char *name, int out, int in)
   add (inv, FER_PARAM_LINEAR_BIAS, 1, bshape, "%s.bias", name);
 }
 
+void
+fer_block_names_init (fer_block_names *n, int stage, int b)
+{
+  snprintf (n->conv1, sizeof n->conv1, "layer%d.%d.conv1", stage + 1, b);
+  snprintf (n->bn1, sizeof n->bn1, "layer%d.%d.bn1", stage + 1, b);
+  snprintf (n->conv2, sizeof n->conv2, "layer%d.%d.conv2", stage + 1, b);
+  snprintf (n->bn2, sizeof n->bn2, "layer%d.%d.bn2", stage + 1, b);
+  n->has_down = b == 0 && stage > 0;
+  n->down_conv[0] = n->down_bn[0] = '\0';
+  if (n->has_down) {
+    snprintf (n->down_conv, sizeof n->down_conv, "layer%d.0.downsample.0",
+        stage + 1);
+    snprintf (n->down_bn, sizeof n->down_bn, "layer%d.0.downsample.1",
+        stage + 1);
+  }
+}
+
+char *
+fer_shape_string (int ndim, const int64_t *shape)
+{
+  GString *s = g_string_new ("[");
+  for (int i = 0; i < ndim; i++)
+    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "", shape[i]);
+  g_string_append_c (s, ']');
+  return g_string_free (s, FALSE);
+}
+
 int
 fer_arch_params (const fer_arch *a, fer_param_desc *out)
 {
   inventory inv = { out, 0 };
-  char name[40];
 
   add_conv (&inv, "conv1", 64, a->channels, a->stem == FER_STEM_SMALL ? 3 : 7);
   add_bn (&inv, "bn1", 64);
@@ -69,19 +95,15 @@ fer_arch_params (const fer_arch *a, fer_param_desc *out)
     int planes = fer_stage_planes (stage);
     for (int b = 0; b < 2; b++) {
       int cin = b == 0 ? inplanes : planes;
-      snprintf (name, sizeof name, "layer%d.%d.conv1", stage + 1, b);
-      add_conv (&inv, name, planes, cin, 3);
-      snprintf (name, sizeof name, "layer%d.%d.bn1", stage + 1, b);
-      add_bn (&inv, name, planes);
-      snprintf (name, sizeof name, "layer%d.%d.conv2", stage + 1, b);
-      add_conv (&inv, name, planes, planes, 3);
-      snprintf (name, sizeof name, "layer%d.%d.bn2", stage + 1, b);
-      add_bn (&inv, name, planes);
-      if (b == 0 && stage > 0) {
-        snprintf (name, sizeof name, "layer%d.0.downsample.0", stage + 1);
-        add_conv (&inv, name, planes, cin, 1);
-        snprintf (name, sizeof name, "layer%d.0.downsample.1", stage + 1);
-        add_bn (&inv, name, planes);
+      fer_block_names n;
+      fer_block_names_init (&n, stage, b);
+      add_conv (&inv, n.conv1, planes, cin, 3);
+      add_bn (&inv, n.bn1, planes);
+      add_conv (&inv, n.conv2, planes, planes, 3);
+      add_bn (&inv, n.bn2, planes);
+      if (n.has_down) {
+        add_conv (&inv, n.down_conv, planes, cin, 1);
+        add_bn (&inv, n.down_bn, planes);
       }
     }
     inplanes = planes;

@@ -38,6 +38,27 @@ int fer_arch_params (const fer_arch *a, fer_param_desc *out);
  * sum(p.numel() for p in model.parameters()). */
 int64_t fer_arch_n_params (const fer_arch *a);
 
+/* torchvision's layer names of block b (0 or 1) of stage (0 to 3); the
+ * first block of stages 1 to 3 has a downsampling shortcut. */
+typedef struct
+{
+  char conv1[40], bn1[40], conv2[40], bn2[40];
+  gboolean has_down;
+  char down_conv[40], down_bn[40];   /* empty without a shortcut */
+} fer_block_names;
+
+void fer_block_names_init (fer_block_names *n, int stage, int b);
+
+/* A shape as messages print it, "[64, 1, 7, 7]"; g_free it. */
+char *fer_shape_string (int ndim, const int64_t *shape);
+
+/* The tensor types a model file may store weights in. */
+static inline gboolean
+fer_dtype_is_float (fer_dtype d)
+{
+  return d == FER_DTYPE_F32 || d == FER_DTYPE_F16 || d == FER_DTYPE_BF16;
+}
+
 /* Stage geometry shared by the graph builders. */
 static inline int
 fer_stage_planes (int stage)

@@ -4,8 +4,8 @@
 #ifndef FER_INIT_H
 #define FER_INIT_H
 
+#include <fer/rng.h>
 #include "arch.h"
-#include "rng.h"
 
 /* Fills x (d->numel floats, PyTorch layout) with tensor d's initial values
  * (Kaiming normal fan_out for convs as torchvision does, nn.Linear's

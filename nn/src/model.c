@@ -2,6 +2,7 @@
  * upload), the forward pass over the backend interface, TTA classification,
  * and randomly initialised model files. */
 #include <fer/model.h>
+#include <fer/rng.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +11,6 @@
 #include "arch.h"
 #include "backend.h"
 #include "init.h"
-#include "rng.h"
 
 /* Images per backend forward; larger requests run in chunks so activation
  * memory stays bounded (64 x small stem at 48x48 = 38 MB per buffer). */
@@ -221,23 +221,6 @@ apply_metadata (fer_model *m, const char *fc_name, GError **error)
 /* ------------------------------------------------------------------ */
 /* Loading                                                             */
 
-static gboolean
-is_float_dtype (const fer_st_tensor *t)
-{
-  return t->dtype == FER_DTYPE_F32 || t->dtype == FER_DTYPE_F16
-      || t->dtype == FER_DTYPE_BF16;
-}
-
-static char *
-shape_string (int ndim, const int64_t *shape)
-{
-  GString *s = g_string_new ("[");
-  for (int i = 0; i < ndim; i++)
-    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "", shape[i]);
-  g_string_append_c (s, ']');
-  return g_string_free (s, FALSE);
-}
-
 /* Recognises the variant from conv1 and the head tensors. */
 static gboolean
 detect_arch (const fer_safetensors *st, const char *path, fer_arch *a,
@@ -253,7 +236,7 @@ detect_arch (const fer_safetensors *st, const char *path, fer_arch *a,
   if (t->ndim != 4 || t->shape[0] != 64 || (t->shape[1] != 1
           && t->shape[1] != 3) || t->shape[2] != t->shape[3]
       || (t->shape[2] != 7 && t->shape[2] != 3)) {
-    char *s = shape_string (t->ndim, t->shape);
+    char *s = fer_shape_string (t->ndim, t->shape);
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
         "%s: tensor 'conv1.weight' has shape %s, expected [64, 1|3, 7, 7] "
         "(torchvision stem) or [64, 1|3, 3, 3] (small stem)", path, s);
@@ -276,7 +259,7 @@ detect_arch (const fer_safetensors *st, const char *path, fer_arch *a,
     return FALSE;
   }
   if (t->ndim != 2 || t->shape[0] < 2 || t->shape[0] > 100000) {
-    char *s = shape_string (t->ndim, t->shape);
+    char *s = fer_shape_string (t->ndim, t->shape);
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
         "%s: tensor '%s' has shape %s, expected [classes >= 2, %d]", path,
         *fc_name, s, a->head == FER_HEAD_FC ? 512 : FER_MLP_HIDDEN);
@@ -301,7 +284,7 @@ check_inventory (const fer_safetensors *st, const char *path,
           "%s: missing tensor '%s'", path, want[i].name);
       return FALSE;
     }
-    if (!is_float_dtype (t)) {
+    if (!fer_dtype_is_float (t->dtype)) {
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
           "%s: tensor '%s' is not a float tensor (F32, F16 or BF16 expected)",
           path, want[i].name);
@@ -311,8 +294,8 @@ check_inventory (const fer_safetensors *st, const char *path,
     for (int d = 0; same && d < t->ndim; d++)
       same = t->shape[d] == want[i].shape[d];
     if (!same) {
-      char *got = shape_string (t->ndim, t->shape);
-      char *exp = shape_string (want[i].ndim, want[i].shape);
+      char *got = fer_shape_string (t->ndim, t->shape);
+      char *exp = fer_shape_string (want[i].ndim, want[i].shape);
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
           "%s: tensor '%s' has shape %s, expected %s", path, want[i].name,
           got, exp);
@@ -441,7 +424,6 @@ static gboolean
 build_graph (fer_model *m, const fer_safetensors *st, GError **error)
 {
   const fer_arch *a = &m->arch;
-  char c1[40], b1[40], c2[40], b2[40], d0[40], d1[40];
   int k = a->stem == FER_STEM_SMALL ? 3 : 7;
 
   if (!load_conv_bn (m, st, &m->stem, "conv1", "bn1", a->channels, 64, k,
@@ -454,21 +436,17 @@ build_graph (fer_model *m, const fer_safetensors *st, GError **error)
       basic_block *blk = &m->blocks[stage * 2 + b];
       int cin = b == 0 ? inplanes : planes;
       int stride = b == 0 && stage > 0 ? 2 : 1;
-      snprintf (c1, sizeof c1, "layer%d.%d.conv1", stage + 1, b);
-      snprintf (b1, sizeof b1, "layer%d.%d.bn1", stage + 1, b);
-      snprintf (c2, sizeof c2, "layer%d.%d.conv2", stage + 1, b);
-      snprintf (b2, sizeof b2, "layer%d.%d.bn2", stage + 1, b);
-      if (!load_conv_bn (m, st, &blk->conv1, c1, b1, cin, planes, 3, stride,
-              1, error)
-          || !load_conv_bn (m, st, &blk->conv2, c2, b2, planes, planes, 3, 1,
-              1, error))
+      fer_block_names n;
+      fer_block_names_init (&n, stage, b);
+      if (!load_conv_bn (m, st, &blk->conv1, n.conv1, n.bn1, cin, planes, 3,
+              stride, 1, error)
+          || !load_conv_bn (m, st, &blk->conv2, n.conv2, n.bn2, planes,
+              planes, 3, 1, 1, error))
         return FALSE;
-      blk->has_down = b == 0 && stage > 0;
+      blk->has_down = n.has_down;
       if (blk->has_down) {
-        snprintf (d0, sizeof d0, "layer%d.0.downsample.0", stage + 1);
-        snprintf (d1, sizeof d1, "layer%d.0.downsample.1", stage + 1);
-        if (!load_conv_bn (m, st, &blk->down, d0, d1, cin, planes, 1, 2, 0,
-                error))
+        if (!load_conv_bn (m, st, &blk->down, n.down_conv, n.down_bn, cin,
+                planes, 1, 2, 0, error))
           return FALSE;
       }
     }

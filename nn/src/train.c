@@ -17,6 +17,7 @@
  * Contract of the ops (backend.h): parameter gradients accumulate, so
  * `grads` is zeroed once per step; activation gradients are overwritten. */
 #include <fer/train.h>
+#include <fer/rng.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +26,6 @@
 #include "arch.h"
 #include "backend.h"
 #include "init.h"
-#include "rng.h"
 
 #define BN_MOMENTUM 0.1f
 /* Upper bound on conv workspace (im2col); larger batches run in chunks. */
@@ -266,7 +266,6 @@ static gboolean
 build_graph (fer_trainer *t)
 {
   const fer_arch *a = &t->cfg.arch;
-  char c1[40], b1[40], c2[40], b2[40], d0[40], d1[40];
   const gboolean small = a->stem == FER_STEM_SMALL;
   int h = t->cfg.input_size;
 
@@ -287,19 +286,16 @@ build_graph (fer_trainer *t)
       block_unit *blk = &t->blocks[stage * 2 + b];
       int cin = b == 0 ? inplanes : planes;
       int stride = b == 0 && stage > 0 ? 2 : 1;
-      snprintf (c1, sizeof c1, "layer%d.%d.conv1", stage + 1, b);
-      snprintf (b1, sizeof b1, "layer%d.%d.bn1", stage + 1, b);
-      snprintf (c2, sizeof c2, "layer%d.%d.conv2", stage + 1, b);
-      snprintf (b2, sizeof b2, "layer%d.%d.bn2", stage + 1, b);
-      init_conv (t, &blk->conv1, c1, b1, h, cin, planes, 3, stride, 1);
-      init_conv (t, &blk->conv2, c2, b2, blk->conv1.s.oh, planes, planes, 3,
-          1, 1);
-      blk->has_down = b == 0 && stage > 0;
-      if (blk->has_down) {
-        snprintf (d0, sizeof d0, "layer%d.0.downsample.0", stage + 1);
-        snprintf (d1, sizeof d1, "layer%d.0.downsample.1", stage + 1);
-        init_conv (t, &blk->down, d0, d1, h, cin, planes, 1, 2, 0);
-      }
+      fer_block_names n;
+      fer_block_names_init (&n, stage, b);
+      init_conv (t, &blk->conv1, n.conv1, n.bn1, h, cin, planes, 3, stride,
+          1);
+      init_conv (t, &blk->conv2, n.conv2, n.bn2, blk->conv1.s.oh, planes,
+          planes, 3, 1, 1);
+      blk->has_down = n.has_down;
+      if (blk->has_down)
+        init_conv (t, &blk->down, n.down_conv, n.down_bn, h, cin, planes, 1,
+            2, 0);
       h = blk->conv2.s.oh;
       if (h < 1)
         return FALSE;
@@ -806,22 +802,6 @@ init_fresh (fer_trainer *t, GError **error)
   return ok;
 }
 
-static gboolean
-is_float_dtype (fer_dtype d)
-{
-  return d == FER_DTYPE_F32 || d == FER_DTYPE_F16 || d == FER_DTYPE_BF16;
-}
-
-static char *
-shape_string (int ndim, const int64_t *shape)
-{
-  GString *s = g_string_new ("[");
-  for (int i = 0; i < ndim; i++)
-    g_string_append_printf (s, "%s%" G_GINT64_FORMAT, i ? ", " : "", shape[i]);
-  g_string_append_c (s, ']');
-  return g_string_free (s, FALSE);
-}
-
 /* FALSE (with an error naming the file and tensor) unless t has dtype F32
  * (or any float type when any_float) and the shape of d. */
 static gboolean
@@ -833,7 +813,7 @@ check_tensor (const fer_st_tensor *t, const fer_param_desc *d,
         "%s: missing tensor '%s'", path, name);
     return FALSE;
   }
-  if (any_float ? !is_float_dtype (t->dtype) : t->dtype != FER_DTYPE_F32) {
+  if (any_float ? !fer_dtype_is_float (t->dtype) : t->dtype != FER_DTYPE_F32) {
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
         "%s: tensor '%s' is not %s", path, name,
         any_float ? "a float tensor (F32, F16 or BF16)" : "F32");
@@ -843,8 +823,8 @@ check_tensor (const fer_st_tensor *t, const fer_param_desc *d,
   for (int i = 0; same && i < d->ndim; i++)
     same = t->shape[i] == d->shape[i];
   if (!same) {
-    char *got = shape_string (t->ndim, t->shape);
-    char *want = shape_string (d->ndim, d->shape);
+    char *got = fer_shape_string (t->ndim, t->shape);
+    char *want = fer_shape_string (d->ndim, d->shape);
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
         "%s: tensor '%s' has shape %s, expected %s", path, name, got, want);
     g_free (got);

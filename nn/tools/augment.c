@@ -1,104 +1,31 @@
-/* fer-train's random numbers and augmentation (contract in augment.h). */
+/* fer-train's augmentation (contract in augment.h). */
 #include "augment.h"
 
 #include <math.h>
 #include <string.h>
 
-static uint64_t
-splitmix64 (uint64_t *x)
-{
-  uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
-void
-fer_aug_rng_seed (fer_aug_rng *r, uint64_t seed, uint64_t stream)
-{
-  /* The stream goes through a second splitmix so that nearby seeds and
-   * nearby streams (epochs 1, 2, 3...) give unrelated states. */
-  uint64_t a = seed, b = stream ^ 0x6a09e667f3bcc909ULL;
-  uint64_t x = splitmix64 (&a) ^ splitmix64 (&b);
-  for (int i = 0; i < 4; i++)
-    r->s[i] = splitmix64 (&x);
-}
-
-static inline uint64_t
-rotl (uint64_t x, int k)
-{
-  return (x << k) | (x >> (64 - k));
-}
-
-uint64_t
-fer_aug_rng_next (fer_aug_rng *r)
-{
-  uint64_t *s = r->s;
-  uint64_t result = rotl (s[1] * 5, 7) * 9;
-  uint64_t t = s[1] << 17;
-  s[2] ^= s[0];
-  s[3] ^= s[1];
-  s[1] ^= s[2];
-  s[0] ^= s[3];
-  s[2] ^= t;
-  s[3] = rotl (s[3], 45);
-  return result;
-}
-
 double
-fer_aug_rng_uniform (fer_aug_rng *r)
+fer_aug_range (fer_rng *r, double lo, double hi)
 {
-  return (double) (fer_aug_rng_next (r) >> 11) * (1.0 / 9007199254740992.0);
-}
-
-double
-fer_aug_rng_range (fer_aug_rng *r, double lo, double hi)
-{
-  return lo + (hi - lo) * fer_aug_rng_uniform (r);
-}
-
-uint32_t
-fer_aug_rng_below (fer_aug_rng *r, uint32_t n)
-{
-  /* Lemire's multiply-and-reject: no modulo bias. */
-  uint64_t m = (fer_aug_rng_next (r) >> 32) * (uint64_t) n;
-  uint32_t low = (uint32_t) m;
-  if (low < n)
-    {
-      uint32_t threshold = (uint32_t) (-n) % n;
-      while (low < threshold)
-        {
-          m = (fer_aug_rng_next (r) >> 32) * (uint64_t) n;
-          low = (uint32_t) m;
-        }
-    }
-  return (uint32_t) (m >> 32);
-}
-
-static double
-rng_normal (fer_aug_rng *r)
-{
-  double u1 = 1.0 - fer_aug_rng_uniform (r);  /* (0, 1]: log is finite */
-  double u2 = fer_aug_rng_uniform (r);
-  return sqrt (-2.0 * log (u1)) * cos (2.0 * G_PI * u2);
+  return lo + (hi - lo) * fer_rng_uniform_double (r);
 }
 
 /* Gamma(a, 1): Marsaglia and Tsang's method; a < 1 through
  * Gamma(a + 1) * U^(1/a). */
 static double
-rng_gamma (fer_aug_rng *r, double a)
+rng_gamma (fer_rng *r, double a)
 {
   if (a < 1.0)
     return rng_gamma (r, a + 1.0)
-        * pow (1.0 - fer_aug_rng_uniform (r), 1.0 / a);
+        * pow (1.0 - fer_rng_uniform_double (r), 1.0 / a);
   double d = a - 1.0 / 3.0, c = 1.0 / sqrt (9.0 * d);
   for (;;)
     {
-      double x = rng_normal (r), v = 1.0 + c * x;
+      double x = fer_rng_normal_double (r), v = 1.0 + c * x;
       if (v <= 0.0)
         continue;
       v = v * v * v;
-      double u = 1.0 - fer_aug_rng_uniform (r);
+      double u = 1.0 - fer_rng_uniform_double (r);
       if (u < 1.0 - 0.0331 * x * x * x * x
           || log (u) < 0.5 * x * x + d * (1.0 - v + log (v)))
         return d * v;
@@ -106,18 +33,18 @@ rng_gamma (fer_aug_rng *r, double a)
 }
 
 double
-fer_aug_rng_beta (fer_aug_rng *r, double a)
+fer_aug_beta (fer_rng *r, double a)
 {
   double x = rng_gamma (r, a), y = rng_gamma (r, a);
   return x + y > 0.0 ? x / (x + y) : 0.5;
 }
 
 void
-fer_aug_shuffle (fer_aug_rng *r, int *v, int n)
+fer_aug_shuffle (fer_rng *r, int *v, int n)
 {
   for (int i = n - 1; i > 0; i--)
     {
-      int j = (int) fer_aug_rng_below (r, (uint32_t) i + 1);
+      int j = (int) fer_rng_below (r, (uint32_t) i + 1);
       int t = v[i];
       v[i] = v[j];
       v[j] = t;
@@ -185,13 +112,13 @@ sample_geometry (const fer_aug_config *c, const uint8_t *src, float *dst,
 }
 
 static void
-jitter (const fer_aug_config *c, float *img, fer_aug_rng *r)
+jitter (const fer_aug_config *c, float *img, fer_rng *r)
 {
   int ch = c->channels;
   size_t plane = (size_t) c->crop * c->crop;
-  float brightness = (float) fer_aug_rng_range (r, MAX (0.0, 1.0 - c->jitter),
+  float brightness = (float) fer_aug_range (r, MAX (0.0, 1.0 - c->jitter),
       1.0 + c->jitter);
-  float contrast = (float) fer_aug_rng_range (r, MAX (0.0, 1.0 - c->jitter),
+  float contrast = (float) fer_aug_range (r, MAX (0.0, 1.0 - c->jitter),
       1.0 + c->jitter);
 
   for (size_t i = 0; i < plane * ch; i++)
@@ -221,20 +148,20 @@ normalise (const fer_aug_config *c, float *img)
 }
 
 static void
-erase (const fer_aug_config *c, float *img, fer_aug_rng *r)
+erase (const fer_aug_config *c, float *img, fer_rng *r)
 {
   int n = c->crop;
   double area = (double) n * n;
   for (int attempt = 0; attempt < 10; attempt++)
     {
-      double target = area * fer_aug_rng_range (r, 0.02, 0.33);
-      double ratio = exp (fer_aug_rng_range (r, log (0.3), log (3.3)));
+      double target = area * fer_aug_range (r, 0.02, 0.33);
+      double ratio = exp (fer_aug_range (r, log (0.3), log (3.3)));
       int h = (int) lround (sqrt (target * ratio));
       int w = (int) lround (sqrt (target / ratio));
       if (h < 1 || w < 1 || h >= n || w >= n)
         continue;
-      int top = (int) fer_aug_rng_below (r, (uint32_t) (n - h + 1));
-      int left = (int) fer_aug_rng_below (r, (uint32_t) (n - w + 1));
+      int top = (int) fer_rng_below (r, (uint32_t) (n - h + 1));
+      int left = (int) fer_rng_below (r, (uint32_t) (n - w + 1));
       for (int k = 0; k < c->channels; k++)
         for (int y = top; y < top + h; y++)
           memset (img + ((size_t) k * n + y) * n + left, 0, sizeof (float) * w);
@@ -244,31 +171,31 @@ erase (const fer_aug_config *c, float *img, fer_aug_rng *r)
 
 void
 fer_aug_train_image (const fer_aug_config *c, const uint8_t *src, float *dst,
-    fer_aug_rng *r)
+    fer_rng *r)
 {
   int ox = 0, oy = 0;
   if (c->crop < c->size)
     {
-      ox = (int) fer_aug_rng_below (r, (uint32_t) (c->size - c->crop + 1));
-      oy = (int) fer_aug_rng_below (r, (uint32_t) (c->size - c->crop + 1));
+      ox = (int) fer_rng_below (r, (uint32_t) (c->size - c->crop + 1));
+      oy = (int) fer_rng_below (r, (uint32_t) (c->size - c->crop + 1));
     }
-  gboolean flip = c->flip && fer_aug_rng_uniform (r) < 0.5;
+  gboolean flip = c->flip && fer_rng_uniform_double (r) < 0.5;
   double angle = 0.0, scale = 1.0, tx = 0.0, ty = 0.0;
   if (c->rotate_deg > 0.0f)
-    angle = fer_aug_rng_range (r, -1.0, 1.0) * c->rotate_deg * G_PI / 180.0;
+    angle = fer_aug_range (r, -1.0, 1.0) * c->rotate_deg * G_PI / 180.0;
   if (c->scale > 0.0f)
-    scale = 1.0 + fer_aug_rng_range (r, -c->scale, c->scale);
+    scale = 1.0 + fer_aug_range (r, -c->scale, c->scale);
   if (c->translate > 0.0f)
     {
-      tx = fer_aug_rng_range (r, -c->translate, c->translate);
-      ty = fer_aug_rng_range (r, -c->translate, c->translate);
+      tx = fer_aug_range (r, -c->translate, c->translate);
+      ty = fer_aug_range (r, -c->translate, c->translate);
     }
 
   sample_geometry (c, src, dst, ox, oy, flip, angle, scale, tx, ty);
   if (c->jitter > 0.0f)
     jitter (c, dst, r);
   normalise (c, dst);
-  if (c->erase > 0.0f && fer_aug_rng_uniform (r) < c->erase)
+  if (c->erase > 0.0f && fer_rng_uniform_double (r) < c->erase)
     erase (c, dst, r);
 }
 
@@ -283,7 +210,7 @@ fer_aug_eval_image (const fer_aug_config *c, const uint8_t *src, float *dst)
 float
 fer_aug_mix_batch (float *x, int n, int channels, int side, const int *y,
     int *y_b, float mixup_alpha, float cutmix_alpha, float *tmp,
-    fer_aug_rng *r)
+    fer_rng *r)
 {
   if (mixup_alpha <= 0.0f && cutmix_alpha <= 0.0f)
     {
@@ -292,8 +219,8 @@ fer_aug_mix_batch (float *x, int n, int channels, int side, const int *y,
     }
 
   gboolean cutmix = cutmix_alpha > 0.0f
-      && (mixup_alpha <= 0.0f || fer_aug_rng_uniform (r) < 0.5);
-  double lam = fer_aug_rng_beta (r, cutmix ? cutmix_alpha : mixup_alpha);
+      && (mixup_alpha <= 0.0f || fer_rng_uniform_double (r) < 0.5);
+  double lam = fer_aug_beta (r, cutmix ? cutmix_alpha : mixup_alpha);
   int *perm = g_new (int, n);
   for (int i = 0; i < n; i++)
     perm[i] = i;
@@ -319,8 +246,8 @@ fer_aug_mix_batch (float *x, int n, int channels, int side, const int *y,
 
   /* One box for the whole batch, as in the CutMix paper's code. */
   int cut = (int) (side * sqrt (1.0 - lam));
-  int cx = (int) fer_aug_rng_below (r, (uint32_t) side);
-  int cy = (int) fer_aug_rng_below (r, (uint32_t) side);
+  int cx = (int) fer_rng_below (r, (uint32_t) side);
+  int cy = (int) fer_rng_below (r, (uint32_t) side);
   int x1 = CLAMP (cx - cut / 2, 0, side), x2 = CLAMP (cx + cut / 2, 0, side);
   int y1 = CLAMP (cy - cut / 2, 0, side), y2 = CLAMP (cy + cut / 2, 0, side);
   for (int i = 0; i < n && x2 > x1; i++)

@@ -1,11 +1,8 @@
-/* fer-train's random numbers and data augmentation.
- *
- * Random numbers: xoshiro256** seeded through splitmix64, our own (the
- * library's generator is internal to libfernn, and GLib's GRand does not
- * promise the same stream across GLib versions). A generator is seeded from
- * (seed, stream): fer-train gives every epoch its own stream, so an epoch's
- * data order and augmentation depend only on the seed and the epoch number,
- * and a resumed run needs no saved generator state.
+/* fer-train's data augmentation and the random draws it needs beyond
+ * libfernn's generator (fer/rng.h): fer-train seeds one fer_rng per epoch
+ * with fer_rng_seed_stream (seed, epoch + 1), so an epoch's data order and
+ * augmentation depend only on the seed and the epoch number, and a resumed
+ * run needs no saved generator state for them.
  *
  * Augmentation works on images stored as size x size x channels uint8
  * (interleaved, as fer_image GRAY8/RGB) and writes channels x out x out
@@ -23,26 +20,16 @@
 
 #include <stdint.h>
 #include <glib.h>
+#include <fer/rng.h>
 
 G_BEGIN_DECLS
 
-typedef struct
-{
-  uint64_t s[4];
-} fer_aug_rng;
-
-void fer_aug_rng_seed (fer_aug_rng *r, uint64_t seed, uint64_t stream);
-uint64_t fer_aug_rng_next (fer_aug_rng *r);
-/* Uniform in [0, 1), 53 random bits. */
-double fer_aug_rng_uniform (fer_aug_rng *r);
 /* Uniform in [lo, hi). */
-double fer_aug_rng_range (fer_aug_rng *r, double lo, double hi);
-/* Uniform integer in [0, n), unbiased; n >= 1. */
-uint32_t fer_aug_rng_below (fer_aug_rng *r, uint32_t n);
+double fer_aug_range (fer_rng *r, double lo, double hi);
 /* Beta(a, a), a > 0 (mixup's and cutmix's lambda). */
-double fer_aug_rng_beta (fer_aug_rng *r, double a);
+double fer_aug_beta (fer_rng *r, double a);
 /* Fisher-Yates shuffle of v[0..n-1]. */
-void fer_aug_shuffle (fer_aug_rng *r, int *v, int n);
+void fer_aug_shuffle (fer_rng *r, int *v, int n);
 
 typedef struct
 {
@@ -66,7 +53,7 @@ typedef struct
  * torchvision's RandomErasing with scale 0.02-0.33, ratio 0.3-3.3 and value
  * 0, on the normalised image). Draws from r in a fixed order. */
 void fer_aug_train_image (const fer_aug_config *c, const uint8_t *src,
-    float *dst, fer_aug_rng *r);
+    float *dst, fer_rng *r);
 
 /* The evaluation view: the centre crop (offset (size - crop) / 2 rounded
  * down, as the ten-crop TTA's centre view), normalised. */
@@ -84,7 +71,7 @@ void fer_aug_eval_image (const fer_aug_config *c, const uint8_t *src,
  * alphas are 0. */
 float fer_aug_mix_batch (float *x, int n, int channels, int side,
     const int *y, int *y_b, float mixup_alpha, float cutmix_alpha,
-    float *tmp, fer_aug_rng *r);
+    float *tmp, fer_rng *r);
 
 G_END_DECLS
 

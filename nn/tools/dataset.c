@@ -1,17 +1,17 @@
 /* fer-train's data loaders (contract in dataset.h).
  *
- * Files are visited in byte order of their names, so two loads (and two
- * machines) give the same image order, and with it the same training run
- * for a seed. */
+ * Folder trees are walked by imagefolder.c in byte order of the names, so
+ * two loads (and two machines) give the same image order, and with it the
+ * same training run for a seed. */
 #include "dataset.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "augment.h"
+#include "imagefolder.h"
 #include "imageio.h"
 
 /* Bad images or rows reported one by one; beyond this only counted, so that
@@ -142,43 +142,6 @@ report_progress (const fer_dataset_callbacks *cb, const char *what,
 }
 
 static int
-compare_names (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-/* Entry names of a directory, sorted, without hidden ones. */
-static GPtrArray *
-sorted_entries (const char *path, GError **error)
-{
-  DIR *dir = opendir (path);
-  if (dir == NULL)
-    {
-      int e = errno;
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot read directory %s: %s",
-          path, g_strerror (e));
-      return NULL;
-    }
-  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
-  const struct dirent *entry;
-  while ((entry = readdir (dir)) != NULL)
-    if (entry->d_name[0] != '.')
-      g_ptr_array_add (names, g_strdup (entry->d_name));
-  closedir (dir);
-  g_ptr_array_sort (names, compare_names);
-  return names;
-}
-
-static gboolean
-is_image_name (const char *name)
-{
-  const char *dot = strrchr (name, '.');
-  return dot != NULL && (g_ascii_strcasecmp (dot, ".jpg") == 0
-      || g_ascii_strcasecmp (dot, ".jpeg") == 0
-      || g_ascii_strcasecmp (dot, ".png") == 0);
-}
-
-static int
 label_index (const char *const *labels, const char *name)
 {
   for (int i = 0; labels[i] != NULL; i++)
@@ -212,17 +175,9 @@ collect_files (const char *root, const char *const *labels,
           root);
       return NULL;
     }
-  g_autoptr (GPtrArray) entries = sorted_entries (root, error);
-  if (entries == NULL)
+  g_autoptr (GPtrArray) folders = fer_image_folder_labels (root, error);
+  if (folders == NULL)
     return NULL;
-
-  g_autoptr (GPtrArray) folders = g_ptr_array_new_with_free_func (g_free);
-  for (guint i = 0; i < entries->len; i++)
-    {
-      g_autofree char *dir = g_build_filename (root, entries->pdata[i], NULL);
-      if (g_file_test (dir, G_FILE_TEST_IS_DIR))
-        g_ptr_array_add (folders, g_strdup (entries->pdata[i]));
-    }
   if (folders->len == 0)
     {
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
@@ -271,18 +226,15 @@ collect_files (const char *root, const char *const *labels,
           goto fail;
         }
       g_autofree char *dir = g_build_filename (root, name, NULL);
-      g_autoptr (GPtrArray) names = sorted_entries (dir, error);
-      if (names == NULL)
+      g_autoptr (GPtrArray) paths = g_ptr_array_new_with_free_func (g_free);
+      if (!fer_image_folder_files (dir, paths, error))
         goto fail;
-      guint before = files->len;
-      for (guint j = 0; j < names->len; j++)
-        if (is_image_name (names->pdata[j]))
-          {
-            labelled_file f = { g_build_filename (dir, names->pdata[j], NULL),
-              label };
-            g_array_append_val (files, f);
-          }
-      if (files->len == before)
+      for (guint j = 0; j < paths->len; j++)
+        {
+          labelled_file f = { g_strdup (paths->pdata[j]), label };
+          g_array_append_val (files, f);
+        }
+      if (paths->len == 0)
         {
           g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
               "label folder %s has no *.jpg, *.jpeg or *.png images", dir);
@@ -670,8 +622,8 @@ fer_dataset_split (fer_dataset *d, double fraction, uint64_t seed,
 {
   gboolean *to_val = g_new0 (gboolean, MAX (d->n, 1));
   int *idx = g_new (int, MAX (d->n, 1));
-  fer_aug_rng rng;
-  fer_aug_rng_seed (&rng, seed, SPLIT_STREAM);
+  fer_rng rng;
+  fer_rng_seed_stream (&rng, seed, SPLIT_STREAM);
 
   int n_val = 0;
   for (int c = 0; c < d->n_classes; c++)

@@ -3,38 +3,14 @@
  * Each image is taken whole as one face (resized to the model input, with
  * the model's TTA views). A file that cannot be read is reported and
  * skipped; the exit status then says that not every image was classified. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <json-glib/json-glib.h>
 #include <fer/fer.h>
 
+#include "cli.h"
 #include "imageio.h"
-
-static int usage_error (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
-
-static int
-usage_error (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "%s: %s\nRun '%s --help' for the options.\n", g_get_prgname (),
-      msg, g_get_prgname ());
-  return 2;
-}
-
-static int
-argmax (const float *v, int n)
-{
-  int best = 0;
-  for (int i = 1; i < n; i++)
-    if (v[i] > v[best])
-      best = i;
-  return best;
-}
 
 /* The logits of the view that T = 1 classifies: the whole image (for a
  * model trained on crops, its centre crop). */
@@ -57,7 +33,7 @@ print_text (fer_model *m, const char *path, const float *probs,
     const float *logits)
 {
   int k = fer_model_n_classes (m);
-  int best = argmax (probs, k);
+  int best = fer_argmax (probs, k);
   printf ("%s: %s %.4f (", path, fer_model_label (m, best), probs[best]);
   for (int c = 0; c < k; c++)
     printf ("%s%s %.4f", c ? ", " : "", fer_model_label (m, c), probs[c]);
@@ -88,7 +64,7 @@ static void
 print_json (fer_model *m, const char *path, const float *probs,
     const float *logits)
 {
-  int best = argmax (probs, fer_model_n_classes (m));
+  int best = fer_argmax (probs, fer_model_n_classes (m));
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "path");
@@ -119,12 +95,9 @@ main (int argc, char **argv)
   GOptionEntry entries[] = {
     { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
       "Model file (required)", "M.safetensors" },
-    { "tta", 't', 0, G_OPTION_ARG_INT, &tta,
-      "Test-time-augmentation views per image, 1 (none, default) to 10", "N" },
-    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_text,
-      "cpu, cuda or auto (default: CUDA when available)", "NAME" },
-    { "threads", 0, 0, G_OPTION_ARG_INT, &threads,
-      "CPU backend threads (default 0: the library's choice)", "N" },
+    FER_CLI_OPTION_TTA (&tta),
+    FER_CLI_OPTION_BACKEND (&backend_text),
+    FER_CLI_OPTION_THREADS (&threads),
     { "logits", 0, 0, G_OPTION_ARG_NONE, &want_logits,
       "Also print the raw logits of the un-augmented view", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
@@ -141,30 +114,23 @@ main (int argc, char **argv)
       "Each IMAGE (JPEG or PNG) is one face crop, resized whole to the model "
       "input.\nExit status: 0 when every image was classified, 1 when the "
       "model or an image could not be used, 2 on a command-line error.\n");
-  g_autoptr (GError) error = NULL;
-  if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error ("%s", error->message);
+  if (!fer_cli_parse (ctx, &argc, &argv, TRUE))
+    return FER_CLI_USAGE;
   if (model_path == NULL)
-    return usage_error ("--model is required");
+    return fer_cli_usage_error ("--model is required");
   if (images == NULL || images[0] == NULL)
-    return usage_error ("no IMAGE given");
+    return fer_cli_usage_error ("no IMAGE given");
   if (tta < 1 || tta > FER_TTA_MAX)
-    return usage_error ("--tta %d: expected 1 to %d", tta, FER_TTA_MAX);
+    return fer_cli_usage_error ("--tta %d: expected 1 to %d", tta, FER_TTA_MAX);
   if (threads < 0)
-    return usage_error ("--threads %d: expected 0 or more", threads);
-  fer_model_options opts = { .threads = threads };
-  if (!fer_backend_type_from_string (backend_text ? backend_text : "auto",
-          &opts.backend))
-    return usage_error ("--backend '%s': expected cpu, cuda or auto",
-        backend_text);
-
-  fer_model *m = fer_model_load (model_path, &opts, &error);
+    return fer_cli_usage_error ("--threads %d: expected 0 or more", threads);
+  int status = 0;
+  fer_model *m = fer_cli_load_model (model_path, backend_text, threads,
+      &status);
   if (m == NULL)
-    {
-      fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
-      return 1;
-    }
+    return status;
 
+  g_autoptr (GError) error = NULL;
   int k = fer_model_n_classes (m);
   const fer_input_spec *spec = fer_model_input_spec (m);
   g_autofree float *probs = g_new (float, k);
@@ -173,7 +139,6 @@ main (int argc, char **argv)
       ? g_new (float, (size_t) spec->channels * spec->size * spec->size) : NULL;
   fer_scratch *scratch = want_logits ? fer_scratch_new () : NULL;
   fer_decoded_image decoded = FER_DECODED_IMAGE_INIT;
-  int status = 0;
 
   for (char **path = images; *path != NULL; path++)
     {

@@ -6,18 +6,17 @@
  * classification into batches of --batch images (times the TTA views). An
  * unreadable image is reported and skipped, since one bad file should not
  * cost the measurement of thousands; the output counts them. */
-#include <dirent.h>
-#include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 
 #include <json-glib/json-glib.h>
 #include <fer/fer.h>
 
+#include "cli.h"
+#include "imagefolder.h"
 #include "imageio.h"
 #include "metrics.h"
+#include "progress.h"
+#include "report.h"
 
 /* Far beyond what a GPU batch gains from, and it bounds the decode pool. */
 #define MAX_BATCH 4096
@@ -28,75 +27,10 @@ typedef struct
   int label;
 } sample;
 
-typedef struct
-{
-  char *path;
-  char *message;
-} skipped_file;
-
-static int usage_error (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
-
-static int
-usage_error (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "%s: %s\nRun '%s --help' for the options.\n", g_get_prgname (),
-      msg, g_get_prgname ());
-  return 2;
-}
-
 static void
 sample_clear (gpointer p)
 {
   g_free (((sample *) p)->path);
-}
-
-static void
-skipped_file_clear (gpointer p)
-{
-  skipped_file *s = p;
-  g_free (s->path);
-  g_free (s->message);
-}
-
-static int
-compare_names (gconstpointer a, gconstpointer b)
-{
-  return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-/* Entry names of a directory, sorted, without hidden ones. */
-static GPtrArray *
-sorted_entries (const char *path, GError **error)
-{
-  DIR *dir = opendir (path);
-  if (dir == NULL)
-    {
-      int e = errno;
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot read directory %s: %s",
-          path, g_strerror (e));
-      return NULL;
-    }
-  GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
-  const struct dirent *entry;
-  while ((entry = readdir (dir)) != NULL)
-    if (entry->d_name[0] != '.')
-      g_ptr_array_add (names, g_strdup (entry->d_name));
-  closedir (dir);
-  g_ptr_array_sort (names, compare_names);
-  return names;
-}
-
-static gboolean
-is_image_name (const char *name)
-{
-  const char *dot = strrchr (name, '.');
-  return dot != NULL && (g_ascii_strcasecmp (dot, ".jpg") == 0
-      || g_ascii_strcasecmp (dot, ".jpeg") == 0
-      || g_ascii_strcasecmp (dot, ".png") == 0);
 }
 
 static char *
@@ -115,7 +49,7 @@ model_labels_list (fer_model *m)
 static GArray *
 collect_samples (fer_model *m, const char *root, GError **error)
 {
-  g_autoptr (GPtrArray) folders = sorted_entries (root, error);
+  g_autoptr (GPtrArray) folders = fer_image_folder_labels (root, error);
   if (folders == NULL)
     return NULL;
 
@@ -126,9 +60,6 @@ collect_samples (fer_model *m, const char *root, GError **error)
   for (guint i = 0; i < folders->len; i++)
     {
       const char *name = folders->pdata[i];
-      g_autofree char *dir = g_build_filename (root, name, NULL);
-      if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
-        continue;
       int label = fer_model_label_index (m, name);
       if (label < 0)
         {
@@ -138,18 +69,18 @@ collect_samples (fer_model *m, const char *root, GError **error)
           continue;
         }
       n_folders++;
-      g_autoptr (GPtrArray) files = sorted_entries (dir, error);
-      if (files == NULL)
+      g_autofree char *dir = g_build_filename (root, name, NULL);
+      g_autoptr (GPtrArray) paths = g_ptr_array_new_with_free_func (g_free);
+      if (!fer_image_folder_files (dir, paths, error))
         {
           g_array_unref (samples);
           return NULL;
         }
-      for (guint j = 0; j < files->len; j++)
-        if (is_image_name (files->pdata[j]))
-          {
-            sample s = { g_build_filename (dir, files->pdata[j], NULL), label };
-            g_array_append_val (samples, s);
-          }
+      for (guint j = 0; j < paths->len; j++)
+        {
+          sample s = { g_strdup (paths->pdata[j]), label };
+          g_array_append_val (samples, s);
+        }
     }
 
   if (n_unknown > 0 || n_folders == 0)
@@ -171,53 +102,29 @@ collect_samples (fer_model *m, const char *root, GError **error)
   return samples;
 }
 
-/* Progress on stderr: a bar redrawn in place on a terminal; in a log, one
- * line per tenth of the work, so CI output stays short and readable. */
-typedef struct
-{
-  gboolean tty;
-  guint total;
-  int last_tenth;
-} progress;
-
 static void
-progress_update (progress *p, guint done)
+progress_update (fer_progress *p, guint done)
 {
   if (p->tty)
     {
-      int width = 40, filled = (int) ((guint64) done * width / p->total);
-      fprintf (stderr, "\r[%.*s%*s] %u/%u", filled,
-          "########################################", width - filled, "",
-          done, p->total);
+      g_autofree char *bar = fer_progress_bar (p, done, 40);
+      fprintf (stderr, "\r%s %u/%u", bar, done, (guint) p->total);
       if (done == p->total)
         fputc ('\n', stderr);
       return;
     }
-  int tenth = (int) ((guint64) done * 10 / p->total);
-  if (tenth > p->last_tenth)
-    {
-      p->last_tenth = tenth;
-      fprintf (stderr, "%s: %u/%u images (%d%%)\n", g_get_prgname (), done,
-          p->total, tenth * 10);
-    }
+  int tenth = fer_progress_next_tenth (p, done);
+  if (tenth > 0)
+    fprintf (stderr, "%s: %u/%u images (%d%%)\n", g_get_prgname (), done,
+        (guint) p->total, tenth * 10);
 }
 
 /* A message in the middle of a bar starts on a fresh line. */
 static void
-progress_message (progress *p, const char *message)
+progress_message (const fer_progress *p, const char *message)
 {
   fprintf (stderr, "%s%s: skipped: %s\n", p->tty ? "\n" : "",
       g_get_prgname (), message);
-}
-
-static int
-argmax (const float *v, int n)
-{
-  int best = 0;
-  for (int i = 1; i < n; i++)
-    if (v[i] > v[best])
-      best = i;
-  return best;
 }
 
 static char *
@@ -238,7 +145,7 @@ typedef struct
   fer_model *model;
   int tta;
   double seconds;
-  const GArray *skipped;   /* of skipped_file */
+  const GArray *skipped;   /* of fer_skipped_file */
   const fer_metrics *metrics;
 } eval_result;
 
@@ -278,7 +185,8 @@ print_json (const eval_result *r)
   json_builder_begin_array (b);
   for (guint i = 0; i < r->skipped->len; i++)
     {
-      const skipped_file *s = &g_array_index (r->skipped, skipped_file, i);
+      const fer_skipped_file *s = &g_array_index (r->skipped,
+          fer_skipped_file, i);
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "path");
       json_builder_add_string_value (b, s->path);
@@ -298,54 +206,23 @@ static gboolean
 write_report (const eval_result *r, const char *path, GError **error)
 {
   g_autofree char *arch = describe_model (r->model);
-  g_autoptr (GString) md = g_string_new (NULL);
-  g_string_append_printf (md, "# Evaluation of %s\n\n", fer_model_path (r->model));
-  g_string_append_printf (md, "| | |\n|---|---|\n"
-      "| model | `%s` (%s) |\n| data | `%s` |\n"
-      "| images | %" G_GINT64_FORMAT " classified, %u skipped |\n"
-      "| TTA views | %d |\n| backend | %s |\n| time | %.1f s |\n\n"
-      "Command: `%s`\n\n", fer_model_path (r->model), arch, r->data,
-      r->metrics->n, r->skipped->len, r->tta,
-      fer_backend_type_to_string (fer_model_backend (r->model)), r->seconds,
-      r->command);
-  fer_metrics_append_markdown (r->metrics, md);
-  if (r->skipped->len > 0)
-    {
-      g_string_append (md, "\n## Skipped files\n\n");
-      for (guint i = 0; i < r->skipped->len; i++)
-        {
-          const skipped_file *s = &g_array_index (r->skipped, skipped_file, i);
-          g_string_append_printf (md, "- `%s`: %s\n", s->path, s->message);
-        }
-    }
-
-  g_autoptr (GError) file_error = NULL;
-  if (!g_file_set_contents (path, md->str, md->len, &file_error))
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write report %s: %s",
-          path, file_error->message);
-      return FALSE;
-    }
-  return TRUE;
-}
-
-/* The command line as a reader would retype it: program name without its
- * build directory, arguments quoted only where the shell needs it. */
-static char *
-shell_command (int argc, char **argv)
-{
-  GString *s = g_string_new (NULL);
-  g_autofree char *program = g_path_get_basename (argv[0]);
-  g_string_append (s, program);
-  for (int i = 1; i < argc; i++)
-    {
-      const char *a = argv[i];
-      gboolean plain = a[0] != '\0' && strspn (a, "abcdefghijklmnopqrstuvwxyz"
-          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.,/:@%") == strlen (a);
-      g_autofree char *quoted = plain ? g_strdup (a) : g_shell_quote (a);
-      g_string_append_printf (s, " %s", quoted);
-    }
-  return g_string_free (s, FALSE);
+  g_autofree char *title = g_strdup_printf ("Evaluation of %s",
+      fer_model_path (r->model));
+  g_autofree char *model = g_strdup_printf ("`%s` (%s)",
+      fer_model_path (r->model), arch);
+  g_autofree char *data = g_strdup_printf ("`%s`", r->data);
+  g_autofree char *images = g_strdup_printf ("%" G_GINT64_FORMAT
+      " classified, %u skipped", r->metrics->n, r->skipped->len);
+  g_autofree char *views = g_strdup_printf ("%d", r->tta);
+  g_autofree char *time = g_strdup_printf ("%.1f s", r->seconds);
+  const char *facts[] = {
+    "model", model, "data", data, "images", images, "TTA views", views,
+    "backend", fer_backend_type_to_string (fer_model_backend (r->model)),
+    "time", time, NULL
+  };
+  fer_report report = { .title = title, .facts = facts,
+    .command = r->command, .metrics = r->metrics, .skipped = r->skipped };
+  return fer_report_write (path, &report, error);
 }
 
 /* Decodes and classifies every sample, filling metrics and skipped. */
@@ -358,7 +235,8 @@ evaluate (fer_model *m, const GArray *samples, int batch, int tta,
   fer_image *images = g_new (fer_image, batch);
   int *labels = g_new (int, batch);
   float *probs = g_new (float, (size_t) batch * k);
-  progress bar = { .tty = isatty (STDERR_FILENO), .total = samples->len };
+  fer_progress bar;
+  fer_progress_init (&bar, samples->len);
   gboolean ok = TRUE;
 
   for (guint next = 0; next < samples->len && ok;)
@@ -371,7 +249,7 @@ evaluate (fer_model *m, const GArray *samples, int batch, int tta,
           if (!fer_decoded_image_load (&pool[n], s->path, &decode_error))
             {
               progress_message (&bar, decode_error->message);
-              skipped_file f = { g_strdup (s->path),
+              fer_skipped_file f = { g_strdup (s->path),
                 g_strdup (decode_error->message) };
               g_array_append_val (skipped, f);
               g_error_free (decode_error);
@@ -384,7 +262,8 @@ evaluate (fer_model *m, const GArray *samples, int batch, int tta,
       if (n > 0 && !fer_model_classify_images (m, images, n, tta, probs, error))
         ok = FALSE;
       for (int i = 0; ok && i < n; i++)
-        fer_metrics_add (metrics, labels[i], argmax (probs + (size_t) i * k, k));
+        fer_metrics_add (metrics, labels[i],
+            fer_argmax (probs + (size_t) i * k, k));
       progress_update (&bar, next);
     }
   if (!ok && bar.tty)
@@ -402,7 +281,7 @@ evaluate (fer_model *m, const GArray *samples, int batch, int tta,
 int
 main (int argc, char **argv)
 {
-  g_autofree char *command = shell_command (argc, argv);
+  g_autofree char *command = fer_cli_shell_command (argc, argv);
   g_autofree char *model_path = NULL, *data = NULL, *backend_text = NULL,
       *report = NULL;
   int tta = 1, threads = 0, batch = 64;
@@ -412,12 +291,9 @@ main (int argc, char **argv)
       "Model file (required)", "M.safetensors" },
     { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data,
       "Image-folder tree DIR/<label>/*.jpg|*.png (required)", "DIR" },
-    { "tta", 't', 0, G_OPTION_ARG_INT, &tta,
-      "Test-time-augmentation views per image, 1 (none, default) to 10", "N" },
-    { "backend", 'b', 0, G_OPTION_ARG_STRING, &backend_text,
-      "cpu, cuda or auto (default: CUDA when available)", "NAME" },
-    { "threads", 0, 0, G_OPTION_ARG_INT, &threads,
-      "CPU backend threads (default 0: the library's choice)", "N" },
+    FER_CLI_OPTION_TTA (&tta),
+    FER_CLI_OPTION_BACKEND (&backend_text),
+    FER_CLI_OPTION_THREADS (&threads),
     { "batch", 0, 0, G_OPTION_ARG_INT, &batch,
       "Images per forward pass (default 64)", "B" },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
@@ -435,36 +311,27 @@ main (int argc, char **argv)
       "*.jpeg and *.png are ignored.\nUnreadable images are reported on "
       "stderr, counted and skipped.\nExit status: 0 when the evaluation "
       "completed, 1 when it could not, 2 on a command-line error.\n");
-  g_autoptr (GError) error = NULL;
-  if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error ("%s", error->message);
-  if (argc > 1)
-    return usage_error ("unexpected argument '%s'", argv[1]);
+  if (!fer_cli_parse (ctx, &argc, &argv, FALSE))
+    return FER_CLI_USAGE;
   if (model_path == NULL || data == NULL)
-    return usage_error ("--model and --data are required");
+    return fer_cli_usage_error ("--model and --data are required");
   if (tta < 1 || tta > FER_TTA_MAX)
-    return usage_error ("--tta %d: expected 1 to %d", tta, FER_TTA_MAX);
+    return fer_cli_usage_error ("--tta %d: expected 1 to %d", tta, FER_TTA_MAX);
   if (threads < 0)
-    return usage_error ("--threads %d: expected 0 or more", threads);
+    return fer_cli_usage_error ("--threads %d: expected 0 or more", threads);
   if (batch < 1 || batch > MAX_BATCH)
-    return usage_error ("--batch %d: expected 1 to %d", batch, MAX_BATCH);
-  fer_model_options opts = { .threads = threads };
-  if (!fer_backend_type_from_string (backend_text ? backend_text : "auto",
-          &opts.backend))
-    return usage_error ("--backend '%s': expected cpu, cuda or auto",
-        backend_text);
-
-  fer_model *m = fer_model_load (model_path, &opts, &error);
-  if (m == NULL)
-    {
-      fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
-      return 1;
-    }
-
+    return fer_cli_usage_error ("--batch %d: expected 1 to %d", batch, MAX_BATCH);
   int status = 1;
+  fer_model *m = fer_cli_load_model (model_path, backend_text, threads,
+      &status);
+  if (m == NULL)
+    return status;
+
+  g_autoptr (GError) error = NULL;
   GArray *samples = collect_samples (m, data, &error);
-  g_autoptr (GArray) skipped = g_array_new (FALSE, FALSE, sizeof (skipped_file));
-  g_array_set_clear_func (skipped, skipped_file_clear);
+  g_autoptr (GArray) skipped = g_array_new (FALSE, FALSE,
+      sizeof (fer_skipped_file));
+  g_array_set_clear_func (skipped, fer_skipped_file_clear);
   g_autofree const char **labels = g_new (const char *, fer_model_n_classes (m));
   for (int c = 0; c < fer_model_n_classes (m); c++)
     labels[c] = fer_model_label (m, c);

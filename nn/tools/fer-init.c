@@ -3,25 +3,12 @@
  * The file is a complete, loadable model (torchvision tensor names and the
  * fer.* metadata), so tools, tests and the element can run before anything
  * has been trained, and a fixed seed reproduces the same file. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <fer/fer.h>
 
-static int usage_error (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
-
-static int
-usage_error (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "%s: %s\nRun '%s --help' for the options.\n", g_get_prgname (),
-      msg, g_get_prgname ());
-  return 2;
-}
+#include "cli.h"
 
 int
 main (int argc, char **argv)
@@ -61,34 +48,31 @@ main (int argc, char **argv)
   g_option_context_set_description (ctx,
       "Exit status: 0 on success, 1 when the model cannot be written, 2 on "
       "a command-line error.\n");
-  g_autoptr (GError) error = NULL;
-  if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error ("%s", error->message);
-  if (argc > 1)
-    return usage_error ("unexpected argument '%s'", argv[1]);
+  if (!fer_cli_parse (ctx, &argc, &argv, FALSE))
+    return FER_CLI_USAGE;
   if (out == NULL)
-    return usage_error ("--out is required");
+    return fer_cli_usage_error ("--out is required");
 
   fer_arch arch = { .stem = FER_STEM_TORCHVISION, .head = FER_HEAD_FC,
     .channels = channels, .n_classes = n_classes };
   guint64 seed = 0;
   if (seed_text != NULL
       && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &seed, NULL))
-    return usage_error ("--seed '%s': expected an integer from 0 to "
+    return fer_cli_usage_error ("--seed '%s': expected an integer from 0 to "
         "%" G_GUINT64_FORMAT, seed_text, G_MAXUINT64);
   if (stem_text != NULL && strcmp (stem_text, "small") == 0)
     arch.stem = FER_STEM_SMALL;
   else if (stem_text != NULL && strcmp (stem_text, "torchvision") != 0)
-    return usage_error ("--stem '%s': expected torchvision or small",
+    return fer_cli_usage_error ("--stem '%s': expected torchvision or small",
         stem_text);
   if (head_text != NULL && strcmp (head_text, "mlp") == 0)
     arch.head = FER_HEAD_MLP;
   else if (head_text != NULL && strcmp (head_text, "fc") != 0)
-    return usage_error ("--head '%s': expected fc or mlp", head_text);
+    return fer_cli_usage_error ("--head '%s': expected fc or mlp", head_text);
   if (channels != 1 && channels != 3)
-    return usage_error ("--channels %d: expected 1 or 3", channels);
+    return fer_cli_usage_error ("--channels %d: expected 1 or 3", channels);
   if (n_classes < 2)
-    return usage_error ("--classes %d: expected at least 2", n_classes);
+    return fer_cli_usage_error ("--classes %d: expected at least 2", n_classes);
 
   /* KEY=VALUE pairs become the key, value, ..., NULL list of the API. */
   g_autoptr (GPtrArray) kv = g_ptr_array_new_with_free_func (g_free);
@@ -96,7 +80,7 @@ main (int argc, char **argv)
     {
       const char *eq = strchr (*m, '=');
       if (eq == NULL || eq == *m)
-        return usage_error ("--meta '%s': expected KEY=VALUE with a "
+        return fer_cli_usage_error ("--meta '%s': expected KEY=VALUE with a "
             "non-empty KEY", *m);
       g_ptr_array_add (kv, g_strndup (*m, eq - *m));
       g_ptr_array_add (kv, g_strdup (eq + 1));
@@ -104,6 +88,7 @@ main (int argc, char **argv)
   g_ptr_array_add (kv, NULL);
 
   fer_dtype dtype = f16 ? FER_DTYPE_F16 : FER_DTYPE_F32;
+  g_autoptr (GError) error = NULL;
   if (!fer_model_write_random (&arch, seed, randomize_bn, dtype,
           (const char *const *) kv->pdata, out, &error))
     {

@@ -38,10 +38,12 @@
 #include <fer/fer.h>
 
 #include "augment.h"
+#include "cli.h"
 #include "dataset.h"
 #include "metrics.h"
 #include "plots.h"
-#include "train-report.h"
+#include "progress.h"
+#include "report.h"
 
 #ifndef FER_TRAIN_VERSION
 #define FER_TRAIN_VERSION "unknown"
@@ -646,20 +648,6 @@ say (const char *fmt, ...)
     }
 }
 
-static int usage_error (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
-
-static int
-usage_error (const char *fmt, ...)
-{
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *text = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "%s: %s\nRun '%s --help' for the options.\n",
-      g_get_prgname (), text, g_get_prgname ());
-  return 2;
-}
-
 static void
 dataset_skipped (const char *message, gpointer user_data)
 {
@@ -691,14 +679,12 @@ dataset_progress (const char *what, gint64 done, gint64 total,
     }
 }
 
-/* Progress of one epoch: a bar redrawn in place on a terminal; in a log,
- * one line per tenth of the epoch. */
+/* Progress of one epoch (progress.h), with speed, loss and time left. */
 typedef struct
 {
   int epoch, epochs;
-  int total;
   gint64 start;
-  int last_tenth;
+  fer_progress count;
 } progress;
 
 static char *
@@ -712,27 +698,24 @@ format_eta (double seconds)
 static void
 progress_update (progress *p, int done, double loss)
 {
+  int total = (int) p->count.total;
   double elapsed = (g_get_monotonic_time () - p->start) / 1e6;
   double rate = elapsed > 0 ? done / elapsed : 0.0;
-  g_autofree char *eta = format_eta (rate > 0 ? (p->total - done) / rate : 0);
-  if (msg.tty)
+  g_autofree char *eta = format_eta (rate > 0 ? (total - done) / rate : 0);
+  if (p->count.tty)
     {
-      int width = 30, filled = (int) ((gint64) done * width / MAX (p->total, 1));
-      fprintf (stderr, "\repoch %d/%d [%.*s%*s] %d/%d %.1f img/s loss %.4f "
-          "ETA %s\033[K", p->epoch, p->epochs, filled,
-          "##############################", width - filled, "", done,
-          p->total, rate, loss, eta);
+      g_autofree char *bar = fer_progress_bar (&p->count, done, 30);
+      fprintf (stderr, "\repoch %d/%d %s %d/%d %.1f img/s loss %.4f "
+          "ETA %s\033[K", p->epoch, p->epochs, bar, done, total, rate, loss,
+          eta);
       msg.bar_open = TRUE;
       return;
     }
-  int tenth = (int) ((gint64) done * 10 / MAX (p->total, 1));
-  if (tenth > p->last_tenth)
-    {
-      p->last_tenth = tenth;
-      fprintf (stderr, "%s: epoch %d/%d: %d/%d images (%d%%), %.1f img/s, "
-          "loss %.4f, ETA %s\n", g_get_prgname (), p->epoch, p->epochs, done,
-          p->total, tenth * 10, rate, loss, eta);
-    }
+  int tenth = fer_progress_next_tenth (&p->count, done);
+  if (tenth > 0)
+    fprintf (stderr, "%s: epoch %d/%d: %d/%d images (%d%%), %.1f img/s, "
+        "loss %.4f, ETA %s\n", g_get_prgname (), p->epoch, p->epochs, done,
+        total, tenth * 10, rate, loss, eta);
 }
 
 /* ---- run state (run.json) ------------------------------------------------- */
@@ -1231,16 +1214,6 @@ create_trainer (run *r, GError **error)
   return r->trainer != NULL && fer_trainer_load_state (r->trainer, state, error);
 }
 
-static int
-argmax (const float *v, int n)
-{
-  int best = 0;
-  for (int i = 1; i < n; i++)
-    if (v[i] > v[best])
-      best = i;
-  return best;
-}
-
 /* The training criterion on evaluation logits, as torch's
  * cross_entropy(weight, label_smoothing) (+ focal factor): adds the
  * samples' losses to *sum and their target weights to *weight_sum. */
@@ -1253,7 +1226,7 @@ criterion_add (const run *r, const float *logits, const int *y, int n,
   for (int i = 0; i < n; i++)
     {
       const float *z = logits + (size_t) i * k;
-      double zmax = z[argmax (z, k)], lse = 0.0;
+      double zmax = z[fer_argmax (z, k)], lse = 0.0;
       for (int c = 0; c < k; c++)
         lse += exp (z[c] - zmax);
       lse = log (lse) + zmax;
@@ -1279,7 +1252,7 @@ typedef struct
 /* The image order of an epoch: a permutation, or with balanced sampling
  * n draws of a uniformly chosen class and one of its images. */
 static void
-epoch_order (const run *r, const buffers *b, fer_aug_rng *rng)
+epoch_order (const run *r, const buffers *b, fer_rng *rng)
 {
   const fer_dataset *d = r->train;
   if (!r->o.balanced)
@@ -1294,11 +1267,11 @@ epoch_order (const run *r, const buffers *b, fer_aug_rng *rng)
     present += d->counts[c] > 0;
   for (int i = 0; i < d->n; i++)
     {
-      int pick = (int) fer_aug_rng_below (rng, (uint32_t) present), c = 0;
+      int pick = (int) fer_rng_below (rng, (uint32_t) present), c = 0;
       for (;; c++)
         if (d->counts[c] > 0 && pick-- == 0)
           break;
-      b->order[i] = b->class_members[c][fer_aug_rng_below (rng,
+      b->order[i] = b->class_members[c][fer_rng_below (rng,
               (uint32_t) d->counts[c])];
     }
 }
@@ -1309,11 +1282,13 @@ train_epoch (run *r, buffers *b, int epoch, fer_epoch_row *row, GError **error)
   const fer_dataset *d = r->train;
   int k = d->n_classes, batch = r->o.batch;
   size_t image_floats = (size_t) r->aug.channels * r->side * r->side;
-  fer_aug_rng rng;
-  fer_aug_rng_seed (&rng, r->o.seed, (uint64_t) epoch + 1);
+  fer_rng rng;
+  fer_rng_seed_stream (&rng, r->o.seed, (uint64_t) epoch + 1);
   epoch_order (r, b, &rng);
 
-  progress bar = { epoch + 1, r->o.epochs, d->n, g_get_monotonic_time (), 0 };
+  progress bar = { .epoch = epoch + 1, .epochs = r->o.epochs,
+    .start = g_get_monotonic_time () };
+  fer_progress_init (&bar.count, d->n);
   double loss_sum = 0.0, correct = 0.0;
   int seen = 0;
   for (int start = 0; start < d->n; start += batch)
@@ -1345,7 +1320,7 @@ train_epoch (run *r, buffers *b, int epoch, fer_epoch_row *row, GError **error)
         }
       for (int i = 0; i < n; i++)
         {
-          int p = argmax (b->logits + (size_t) i * k, k);
+          int p = fer_argmax (b->logits + (size_t) i * k, k);
           correct += mixed ? lam * (p == b->y[i]) + (1.0 - lam) * (p == b->y_b[i])
               : (p == b->y[i]);
         }
@@ -1381,7 +1356,7 @@ validate (run *r, buffers *b, fer_epoch_row *row, GError **error)
       if (!fer_trainer_eval (r->trainer, b->x, n, b->logits, error))
         return FALSE;
       for (int i = 0; i < n; i++)
-        correct += argmax (b->logits + (size_t) i * k, k) == b->y[i];
+        correct += fer_argmax (b->logits + (size_t) i * k, k) == b->y[i];
       criterion_add (r, b->logits, b->y, n, &loss_sum, &weight_sum);
     }
   row->val_loss = weight_sum > 0 ? loss_sum / weight_sum : NAN;
@@ -1426,6 +1401,17 @@ write_curves (run *r, GError **error)
 }
 
 static char *
+format_duration (double seconds)
+{
+  int s = (int) (seconds + 0.5);
+  if (s >= 3600)
+    return g_strdup_printf ("%d h %02d min", s / 3600, s / 60 % 60);
+  if (s >= 60)
+    return g_strdup_printf ("%d min %02d s", s / 60, s % 60);
+  return g_strdup_printf ("%.1f s", seconds);
+}
+
+static char *
 describe_arch (const train_options *o, int n_classes)
 {
   g_autofree char *crop = o->crop ? g_strdup_printf (", random %dx%d crops",
@@ -1456,7 +1442,7 @@ evaluate_checkpoint (run *r, fer_model *m, int views, fer_metrics *metrics,
       ok = fer_model_classify_images (m, images, n, views, probs, error);
       for (int i = 0; ok && i < n; i++)
         fer_metrics_add (metrics, d->y[start + i],
-            argmax (probs + (size_t) i * k, k));
+            fer_argmax (probs + (size_t) i * k, k));
     }
   g_free (images);
   g_free (probs);
@@ -1499,22 +1485,42 @@ final_report (run *r, const char *stop_reason, GError **error)
       double seconds = 0.0;
       for (guint i = 0; i < r->state.history->len; i++)
         seconds += g_array_index (r->state.history, fer_epoch_row, i).seconds;
-      fer_train_report report = {
-        .run_dir = r->dir, .command = r->state.command, .model = arch,
-        .recipe = recipe, .train_source = r->train->source,
-        .train_images = r->train->n, .train_skipped = r->train->n_skipped,
-        .val_source = r->val->source, .val_images = r->val->n,
-        .val_skipped = r->val->n_skipped,
-        .rows = (const fer_epoch_row *) r->state.history->data,
-        .n_rows = (int) r->state.history->len,
-        .best_epoch = r->state.best_epoch, .stop_reason = stop_reason,
-        .train_seconds = seconds, .backend = backend, .tta = r->o.tta,
-        .plain = plain, .with_tta = with_tta,
-        .curves_png = "curves.png", .confusion_png = "confusion.png",
+      const fer_epoch_row *rows = (const fer_epoch_row *) r->state.history->data;
+      int n_rows = (int) r->state.history->len;
+      g_autofree char *report_title = g_strdup_printf ("Training report: %s",
+          r->dir);
+      g_autofree char *train_data = g_strdup_printf ("`%s`: %"
+          G_GINT64_FORMAT " images, %d skipped", r->train->source,
+          (gint64) r->train->n, r->train->n_skipped);
+      g_autofree char *val_data = g_strdup_printf ("`%s`: %" G_GINT64_FORMAT
+          " images, %d skipped", r->val->source, (gint64) r->val->n,
+          r->val->n_skipped);
+      g_autofree char *epochs = g_strdup_printf ("%d run, best %d "
+          "(`best.safetensors`)", n_rows > 0 ? rows[n_rows - 1].epoch : 0,
+          r->state.best_epoch);
+      g_autofree char *duration = format_duration (seconds);
+      g_autofree char *train_time = g_strdup_printf ("%s (%.0f s)", duration,
+          seconds);
+      g_autofree char *evaluation = g_strdup_printf ("backend %s, best "
+          "checkpoint reloaded with fer_model_load", backend);
+      const char *facts[] = {
+        "model", arch, "training data", train_data, "validation data",
+        val_data, "epochs", epochs, "stopped", stop_reason,
+        "training time", train_time, "evaluation", evaluation, NULL
+      };
+      fer_report_training training = {
+        .plain = plain, .with_tta = with_tta, .tta = r->o.tta,
+        .rows = rows, .n_rows = n_rows, .best_epoch = r->state.best_epoch,
+        .recipe = recipe, .curves_png = "curves.png",
+        .confusion_png = "confusion.png",
+      };
+      fer_report report = {
+        .title = report_title, .facts = facts, .command = r->state.command,
+        .metrics = headline, .training = &training,
       };
       g_autofree char *report_path = run_path (r, "report.md");
       ok = fer_plot_confusion (confusion, headline, title, error)
-          && fer_train_report_write (report_path, &report, error);
+          && fer_report_write (report_path, &report, error);
       if (ok)
         {
           printf ("run: %s\nbest epoch: %d of %u (%s)\n", r->dir,
@@ -1654,24 +1660,6 @@ train (run *r, GError **error)
 
 /* ---- main ------------------------------------------------------------------ */
 
-/* The command line as a reader would retype it. */
-static char *
-shell_command (int argc, char **argv)
-{
-  GString *s = g_string_new (NULL);
-  g_autofree char *program = g_path_get_basename (argv[0]);
-  g_string_append (s, program);
-  for (int i = 1; i < argc; i++)
-    {
-      const char *a = argv[i];
-      gboolean plain = a[0] != '\0' && strspn (a, "abcdefghijklmnopqrstuvwxyz"
-          "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.,/:@%") == strlen (a);
-      g_autofree char *quoted = plain ? g_strdup (a) : g_shell_quote (a);
-      g_string_append_printf (s, " %s", quoted);
-    }
-  return g_string_free (s, FALSE);
-}
-
 /* Options saved in run.json: everything but this invocation's. */
 static void
 save_options (GArray *to, const GArray *given)
@@ -1784,14 +1772,14 @@ open_run (run *r, const GArray *given, const char *command, char ***labels,
   if (r->o.resume != NULL)
     {
       if (r->o.out != NULL && strcmp (r->o.out, r->o.resume) != 0)
-        return usage_error ("--out %s and --resume %s name different run "
+        return fer_cli_usage_error ("--out %s and --resume %s name different run "
             "directories", r->o.out, r->o.resume);
       r->dir = g_strdup (r->o.resume);
       g_autofree char *run_json = run_path (r, "run.json");
       if (!run_state_load (&r->state, run_json, error))
-        return usage_error ("--resume %s: %s", r->dir, (*error)->message);
+        return fer_cli_usage_error ("--resume %s: %s", r->dir, (*error)->message);
       if (!merge_resume_options (r, given, error) || !check_options (&r->o, error))
-        return usage_error ("%s", (*error)->message);
+        return fer_cli_usage_error ("%s", (*error)->message);
       if (!open_log (r, error))
         return fail (*error);
       say ("%s (fer-train %s)", command, FER_TRAIN_VERSION);
@@ -1805,13 +1793,13 @@ open_run (run *r, const GArray *given, const char *command, char ***labels,
     }
 
   if (!check_options (&r->o, error))
-    return usage_error ("%s", (*error)->message);
+    return fer_cli_usage_error ("%s", (*error)->message);
   if (r->o.out == NULL)
-    return usage_error ("--out RUNDIR is required (or --resume RUNDIR)");
+    return fer_cli_usage_error ("--out RUNDIR is required (or --resume RUNDIR)");
   r->dir = g_strdup (r->o.out);
   g_autofree char *run_json = run_path (r, "run.json");
   if (g_file_test (run_json, G_FILE_TEST_EXISTS))
-    return usage_error ("%s already holds a run (%s); continue it with "
+    return fer_cli_usage_error ("%s already holds a run (%s); continue it with "
         "--resume %s or choose another --out", r->dir, run_json, r->dir);
   r->state.command = g_strdup (command);
   save_options (r->state.options, given);
@@ -1856,7 +1844,7 @@ run_command (run *r, const GArray *given, const char *command)
   g_autoptr (GError) error = NULL;
   options_init (&r->o);
   if (!apply_options (&r->o, given, &error))
-    return usage_error ("%s", error->message);
+    return fer_cli_usage_error ("%s", error->message);
 
   char **labels = NULL;
   g_autofree char *labels_origin = NULL;
@@ -1902,7 +1890,7 @@ run_command (run *r, const GArray *given, const char *command)
 int
 main (int argc, char **argv)
 {
-  g_autofree char *command = shell_command (argc, argv);
+  g_autofree char *command = fer_cli_shell_command (argc, argv);
   g_autoptr (GArray) given = g_array_new (FALSE, FALSE, sizeof (option_value));
   g_array_set_clear_func (given, option_value_clear);
 
@@ -1933,11 +1921,8 @@ main (int argc, char **argv)
       "  fer-train --resume runs/peer\n\n"
       "Exit status: 0 when training finished or stopped as asked, 1 when it "
       "could not go on, 2 on a command-line error.\n");
-  g_autoptr (GError) error = NULL;
-  if (!g_option_context_parse (ctx, &argc, &argv, &error))
-    return usage_error ("%s", error->message);
-  if (argc > 1)
-    return usage_error ("unexpected argument '%s'", argv[1]);
+  if (!fer_cli_parse (ctx, &argc, &argv, FALSE))
+    return FER_CLI_USAGE;
   msg.tty = isatty (STDERR_FILENO);
 
   run r = { 0 };

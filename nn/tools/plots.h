@@ -7,7 +7,7 @@
 #include <glib.h>
 
 #include "metrics.h"
-#include "train-report.h"
+#include "report.h"
 
 G_BEGIN_DECLS
 

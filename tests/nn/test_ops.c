@@ -5,10 +5,10 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include <fer/rng.h>
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "cpu/workers.h"
-#include "rng.h"
 
 static fer_rng rng;
 

@@ -9,21 +9,10 @@
 
 #include <fer/model.h>
 
+#include "torch_fixture.h"
+
 static JsonNode *fixture;
 static char *tmpdir;
-
-static fer_arch
-arch_of (JsonObject *v)
-{
-  fer_arch a;
-  a.stem = g_strcmp0 (json_object_get_string_member (v, "stem"), "small") == 0
-      ? FER_STEM_SMALL : FER_STEM_TORCHVISION;
-  a.head = g_strcmp0 (json_object_get_string_member (v, "head"), "mlp") == 0
-      ? FER_HEAD_MLP : FER_HEAD_FC;
-  a.channels = (int) json_object_get_int_member (v, "channels");
-  a.n_classes = (int) json_object_get_int_member (v, "classes");
-  return a;
-}
 
 /* The fixture's input formula, in double, rounded to float. */
 static float *
@@ -45,18 +34,14 @@ check_variant (gconstpointer data)
   JsonObject *input = json_object_get_object_member (
       json_node_get_object (fixture), "input");
   const char *name = json_object_get_string_member (v, "name");
-  fer_arch a = arch_of (v);
+  fer_arch a = torch_fixture_arch (v);
   fer_dtype dtype = g_strcmp0 (json_object_get_string_member (v, "dtype"),
       "F16") == 0 ? FER_DTYPE_F16 : FER_DTYPE_F32;
   int n = (int) json_object_get_int_member (input, "n");
   int size = (int) json_object_get_int_member (input, "size");
-  char *path = g_strdup_printf ("%s/%s.safetensors", tmpdir, name);
+  char *path = torch_fixture_write_model (v, &a, dtype, tmpdir);
   GError *error = NULL;
 
-  g_assert_true (fer_model_write_random (&a,
-          (guint64) json_object_get_int_member (v, "seed"), TRUE, dtype,
-          NULL, path, &error));
-  g_assert_no_error (error);
   fer_model_options opts = { FER_BACKEND_CPU, 0, 1 };
   fer_model *m = fer_model_load (path, &opts, &error);
   g_assert_no_error (error);
@@ -100,27 +85,11 @@ main (int argc, char **argv)
   GError *error = NULL;
   g_test_init (&argc, &argv, NULL);
 
-  const char *dir = g_getenv ("FER_FIXTURES_DIR");
-  char *path = g_build_filename (dir ? dir : "tests/fixtures",
-      "torch_logits.json", NULL);
-  JsonParser *parser = json_parser_new ();
-  if (!json_parser_load_from_file (parser, path, &error))
-    g_error ("cannot read fixture %s: %s", path, error->message);
-  fixture = json_node_copy (json_parser_get_root (parser));
-  g_object_unref (parser);
-  g_free (path);
+  fixture = torch_fixture_load ("torch_logits.json");
   tmpdir = g_dir_make_tmp ("fer-torch-ref-XXXXXX", &error);
   g_assert_no_error (error);
 
-  JsonArray *variants = json_object_get_array_member (
-      json_node_get_object (fixture), "variants");
-  for (guint i = 0; i < json_array_get_length (variants); i++) {
-    JsonObject *v = json_array_get_object_element (variants, i);
-    char *name = g_strdup_printf ("/torch-reference/%s",
-        json_object_get_string_member (v, "name"));
-    g_test_add_data_func (name, v, check_variant);
-    g_free (name);
-  }
+  torch_fixture_add_variants (fixture, "/torch-reference", check_variant);
   int rc = g_test_run ();
   g_rmdir (tmpdir);
   g_free (tmpdir);

@@ -14,9 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <fer/rng.h>
 #include "cpu/ops.h"
 #include "cpu/ops_train.h"
-#include "rng.h"
 
 #define FD_STEP 1e-3
 #define FD_TOL 1e-2

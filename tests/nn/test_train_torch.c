@@ -27,7 +27,9 @@
 #include <glib/gstdio.h>
 
 #include <fer/train.h>
-#include "rng.h"
+#include <fer/rng.h>
+
+#include "torch_fixture.h"
 
 /* Error bounds: gradients relative to the tensor's scale in the fixture (its
  * largest |g|, at least 1e-3 of the network's largest), norms and sums
@@ -69,19 +71,6 @@ train_labels (int n, int k, int batch, int *y_a, int *y_b)
   }
 }
 
-static fer_arch
-arch_of (JsonObject *v)
-{
-  fer_arch a;
-  a.stem = g_strcmp0 (json_object_get_string_member (v, "stem"), "small") == 0
-      ? FER_STEM_SMALL : FER_STEM_TORCHVISION;
-  a.head = g_strcmp0 (json_object_get_string_member (v, "head"), "mlp") == 0
-      ? FER_HEAD_MLP : FER_HEAD_FC;
-  a.channels = (int) json_object_get_int_member (v, "channels");
-  a.n_classes = (int) json_object_get_int_member (v, "classes");
-  return a;
-}
-
 /* max over samples [[index, value], ...] of |x[index] - value| */
 static double
 max_sample_error (JsonArray *samples, const float *x, double *ref_max)
@@ -103,7 +92,7 @@ check_variant (gconstpointer data)
 {
   JsonObject *v = (JsonObject *) data;
   const char *name = json_object_get_string_member (v, "name");
-  fer_arch a = arch_of (v);
+  fer_arch a = torch_fixture_arch (v);
   const int n = (int) json_object_get_int_member (json_object_get_object_member
       (json_node_get_object (fixture), "batch"), "n");
   const int size = (int) json_object_get_int_member (v, "size");
@@ -112,16 +101,11 @@ check_variant (gconstpointer data)
   const double phase = json_object_get_double_member (v, "phase");
   const float lam = mixup ? (float) json_object_get_double_member (v, "lam")
       : 0.0f;
-  char *path = g_strdup_printf ("%s/%s.safetensors", tmpdir, name);
+  char *path = torch_fixture_write_model (v, &a, FER_DTYPE_F32, tmpdir);
   GError *error = NULL;
   float weights[64];
   int ya1[64], yb1[64], ya2[64], yb2[64];
   float loss = 0.0f;
-
-  g_assert_true (fer_model_write_random (&a,
-          (guint64) json_object_get_int_member (v, "seed"), TRUE,
-          FER_DTYPE_F32, NULL, path, &error));
-  g_assert_no_error (error);
 
   fer_train_config cfg;
   fer_train_config_init (&cfg, &a);
@@ -666,27 +650,11 @@ main (int argc, char **argv)
   GError *error = NULL;
   g_test_init (&argc, &argv, NULL);
 
-  const char *dir = g_getenv ("FER_FIXTURES_DIR");
-  char *path = g_build_filename (dir ? dir : "tests/fixtures",
-      "torch_grads.json", NULL);
-  JsonParser *parser = json_parser_new ();
-  if (!json_parser_load_from_file (parser, path, &error))
-    g_error ("cannot read fixture %s: %s", path, error->message);
-  fixture = json_node_copy (json_parser_get_root (parser));
-  g_object_unref (parser);
-  g_free (path);
+  fixture = torch_fixture_load ("torch_grads.json");
   tmpdir = g_dir_make_tmp ("fer-train-XXXXXX", &error);
   g_assert_no_error (error);
 
-  JsonArray *variants = json_object_get_array_member (
-      json_node_get_object (fixture), "variants");
-  for (guint i = 0; i < json_array_get_length (variants); i++) {
-    JsonObject *v = json_array_get_object_element (variants, i);
-    char *name = g_strdup_printf ("/train-torch/%s",
-        json_object_get_string_member (v, "name"));
-    g_test_add_data_func (name, v, check_variant);
-    g_free (name);
-  }
+  torch_fixture_add_variants (fixture, "/train-torch", check_variant);
   g_test_add_func ("/trainer/init-matches-write-random",
       test_init_matches_write_random);
   g_test_add_data_func ("/trainer/resume-bit-exact/adam",

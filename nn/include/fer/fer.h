@@ -7,5 +7,6 @@
 #include <fer/image.h>
 #include <fer/model.h>
 #include <fer/train.h>
+#include <fer/rng.h>
 
 #endif

@@ -1,6 +1,5 @@
-/* fer-train's metrics CSV and Markdown report (contract in
- * train-report.h). */
-#include "train-report.h"
+/* The metrics CSV and the Markdown report (contract in report.h). */
+#include "report.h"
 
 #include <fer/fer.h>
 
@@ -105,80 +104,101 @@ append_accuracy_row (GString *md, const char *title, const fer_metrics *m)
       100.0 * m->accuracy, m->macro.f1, m->weighted.f1);
 }
 
-static char *
-format_duration (double seconds)
+void
+fer_skipped_file_clear (gpointer p)
 {
-  int s = (int) (seconds + 0.5);
-  if (s >= 3600)
-    return g_strdup_printf ("%d h %02d min", s / 3600, s / 60 % 60);
-  if (s >= 60)
-    return g_strdup_printf ("%d min %02d s", s / 60, s % 60);
-  return g_strdup_printf ("%.1f s", seconds);
+  fer_skipped_file *s = p;
+  g_free (s->path);
+  g_free (s->message);
 }
 
-gboolean
-fer_train_report_write (const char *path, const fer_train_report *r,
-    GError **error)
+static void
+append_facts (GString *md, const char *const *facts)
 {
-  const fer_metrics *headline = r->with_tta ? r->with_tta : r->plain;
-  g_autoptr (GString) md = g_string_new (NULL);
-  g_autofree char *duration = format_duration (r->train_seconds);
-  const fer_epoch_row *best = NULL;
-  for (int i = 0; i < r->n_rows; i++)
-    if (r->rows[i].epoch == r->best_epoch)
-      best = &r->rows[i];
+  g_string_append (md, "| | |\n|---|---|\n");
+  for (const char *const *f = facts; f[0] != NULL; f += 2)
+    g_string_append_printf (md, "| %s | %s |\n", f[0], f[1]);
+  g_string_append_c (md, '\n');
+}
 
-  g_string_append_printf (md, "# Training report: %s\n\n", r->run_dir);
-  g_string_append_printf (md, "| | |\n|---|---|\n"
-      "| model | %s |\n"
-      "| training data | `%s`: %" G_GINT64_FORMAT " images, %d skipped |\n"
-      "| validation data | `%s`: %" G_GINT64_FORMAT " images, %d skipped |\n"
-      "| epochs | %d run, best %d (`best.safetensors`) |\n"
-      "| stopped | %s |\n"
-      "| training time | %s (%.0f s) |\n"
-      "| evaluation | backend %s, best checkpoint reloaded with "
-      "fer_model_load |\n\n",
-      r->model, r->train_source, r->train_images, r->train_skipped,
-      r->val_source, r->val_images, r->val_skipped,
-      r->n_rows > 0 ? r->rows[r->n_rows - 1].epoch : 0, r->best_epoch,
-      r->stop_reason, duration, r->train_seconds, r->backend);
-
+/* Plain and TTA accuracy, and what the trainer measured at the time. */
+static void
+append_accuracy (GString *md, const fer_report_training *t)
+{
   g_string_append (md, "## Accuracy on the validation set\n\n"
       "| evaluation | accuracy | macro F1 | weighted F1 |\n"
       "|---|---:|---:|---:|\n");
-  append_accuracy_row (md, "plain (1 view)", r->plain);
-  if (r->with_tta != NULL)
+  append_accuracy_row (md, "plain (1 view)", t->plain);
+  if (t->with_tta != NULL)
     {
-      g_autofree char *title = g_strdup_printf ("TTA (%d views)", r->tta);
-      append_accuracy_row (md, title, r->with_tta);
+      g_autofree char *title = g_strdup_printf ("TTA (%d views)", t->tta);
+      append_accuracy_row (md, title, t->with_tta);
     }
+  const fer_epoch_row *best = NULL;
+  for (int i = 0; i < t->n_rows; i++)
+    if (t->rows[i].epoch == t->best_epoch)
+      best = &t->rows[i];
   if (best != NULL)
     g_string_append_printf (md, "\nDuring training (epoch %d, the trainer's "
         "own evaluation before the checkpoint was written): %.2f%%.\n",
         best->epoch, 100.0 * best->val_acc);
+}
 
-  g_string_append_printf (md, "\n## Per-class results (%s)\n\n",
-      r->with_tta != NULL ? "with TTA" : "one view");
-  fer_metrics_append_markdown (headline, md);
-  g_string_append_printf (md, "\n![confusion matrix](%s)\n", r->confusion_png);
-
-  g_string_append (md, "\n## Most confused classes\n\n");
-  append_confused_pairs (md, headline);
-
+static void
+append_curves (GString *md, const fer_report_training *t)
+{
   g_string_append_printf (md, "\n## Training curves\n\n![training curves](%s)\n\n",
-      r->curves_png);
+      t->curves_png);
   g_string_append (md, "| epoch | lr | train loss | train acc | val loss | "
       "val acc | seconds |\n|---:|---:|---:|---:|---:|---:|---:|\n");
-  for (int i = 0; i < r->n_rows; i++)
+  for (int i = 0; i < t->n_rows; i++)
     {
-      const fer_epoch_row *e = &r->rows[i];
+      const fer_epoch_row *e = &t->rows[i];
       g_string_append_printf (md, "| %d%s | %.3g | %.4f | %.4f | %.4f | "
-          "%.4f | %.0f |\n", e->epoch, e->epoch == r->best_epoch ? " (best)" : "",
+          "%.4f | %.0f |\n", e->epoch, e->epoch == t->best_epoch ? " (best)" : "",
           e->lr, e->train_loss, e->train_acc, e->val_loss, e->val_acc,
           e->seconds);
     }
+}
 
-  g_string_append_printf (md, "\n## Recipe\n\n```\n%s\n```\n\n"
-      "Options: `%s`\n", r->command, r->recipe);
+gboolean
+fer_report_write (const char *path, const fer_report *r, GError **error)
+{
+  const fer_report_training *t = r->training;
+  g_autoptr (GString) md = g_string_new (NULL);
+
+  g_string_append_printf (md, "# %s\n\n", r->title);
+  append_facts (md, r->facts);
+  if (t == NULL)
+    g_string_append_printf (md, "Command: `%s`\n\n", r->command);
+  else
+    {
+      append_accuracy (md, t);
+      g_string_append_printf (md, "\n## Per-class results (%s)\n\n",
+          t->with_tta != NULL ? "with TTA" : "one view");
+    }
+
+  fer_metrics_append_markdown (r->metrics, md);
+
+  if (t != NULL)
+    {
+      g_string_append_printf (md, "\n![confusion matrix](%s)\n",
+          t->confusion_png);
+      g_string_append (md, "\n## Most confused classes\n\n");
+      append_confused_pairs (md, r->metrics);
+      append_curves (md, t);
+      g_string_append_printf (md, "\n## Recipe\n\n```\n%s\n```\n\n"
+          "Options: `%s`\n", r->command, t->recipe);
+    }
+  if (r->skipped != NULL && r->skipped->len > 0)
+    {
+      g_string_append (md, "\n## Skipped files\n\n");
+      for (guint i = 0; i < r->skipped->len; i++)
+        {
+          const fer_skipped_file *s = &g_array_index (r->skipped,
+              fer_skipped_file, i);
+          g_string_append_printf (md, "- `%s`: %s\n", s->path, s->message);
+        }
+    }
   return write_atomically (path, "report", md, error);
 }

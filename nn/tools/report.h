@@ -1,9 +1,10 @@
-/* fer-train's records: the per-epoch metrics CSV and the end-of-run
- * Markdown report (the seed report's tables: plain and TTA accuracy,
+/* The tools' records: fer-train's per-epoch metrics CSV, and the Markdown
+ * report that fer-eval --report and fer-train's end of run both write with
+ * fer_report_write (the seed report's tables: plain and TTA accuracy,
  * per-class precision/recall/F1/support, macro and weighted averages, the
  * confusion matrix and the most confused class pairs). */
-#ifndef FER_TOOLS_TRAIN_REPORT_H
-#define FER_TOOLS_TRAIN_REPORT_H
+#ifndef FER_TOOLS_REPORT_H
+#define FER_TOOLS_REPORT_H
 
 #include <stdint.h>
 #include <glib.h>
@@ -32,33 +33,46 @@ typedef struct
 gboolean fer_metrics_csv_write (const char *path, const fer_epoch_row *rows,
     int n, GError **error);
 
+/* An image that was left out of an evaluation, and why. */
 typedef struct
 {
-  const char *run_dir;
-  const char *command;        /* the command line that started the run */
-  const char *model;          /* architecture in words */
-  const char *recipe;         /* the options that define the run */
-  const char *train_source;
-  int64_t train_images;
-  int train_skipped;
-  const char *val_source;
-  int64_t val_images;
-  int val_skipped;
+  char *path;
+  char *message;
+} fer_skipped_file;
+
+/* Clears a fer_skipped_file (a GArray clear function). */
+void fer_skipped_file_clear (gpointer p);
+
+/* What only a training run reports. */
+typedef struct
+{
+  const fer_metrics *plain;   /* best checkpoint, one view */
+  const fer_metrics *with_tta;/* best checkpoint, tta views; NULL when tta is 1 */
+  int tta;
   const fer_epoch_row *rows;  /* every epoch of the run, resumed ones too */
   int n_rows;
   int best_epoch;             /* the epoch of best.safetensors */
-  const char *stop_reason;    /* why training ended */
-  double train_seconds;       /* sum of the epochs' seconds */
-  const char *backend;        /* of the evaluation */
-  int tta;                    /* views of the TTA evaluation */
-  const fer_metrics *plain;   /* best checkpoint, one view */
-  const fer_metrics *with_tta;/* best checkpoint, tta views; NULL when tta is 1 */
+  const char *recipe;         /* the options that define the run */
   const char *curves_png;     /* file names relative to the report */
   const char *confusion_png;
-} fer_train_report;
+} fer_report_training;
+
+typedef struct
+{
+  const char *title;          /* the heading */
+  const char *const *facts;   /* name, value, ..., NULL: the table under it */
+  const char *command;        /* the command line that produced the results */
+  const fer_metrics *metrics; /* the per-class results */
+  /* A training run's report: accuracy with and without TTA, the evaluation
+   * during training, the most confused classes, curves and recipe. NULL
+   * for an evaluation: the command under the table, the skipped files at
+   * the end. */
+  const fer_report_training *training;
+  const GArray *skipped;      /* of fer_skipped_file; may be NULL */
+} fer_report;
 
 /* Writes the report as Markdown to path (atomically). */
-gboolean fer_train_report_write (const char *path, const fer_train_report *r,
+gboolean fer_report_write (const char *path, const fer_report *r,
     GError **error);
 
 /* The `max` most confused (true, predicted) pairs of m, off the diagonal,
