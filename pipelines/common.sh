@@ -6,8 +6,10 @@ set -eu
 prog=$(basename "$0")
 die () { echo "$prog: $*" >&2; exit 2; }
 
-# The model: `--model M.safetensors` as the first argument, else $FER_MODEL.
-model=${FER_MODEL:-}
+# The model: `--model M.safetensors` as the first argument, else $FER_MODEL,
+# else the default model shipped in the checkout's models/.
+repo=$(cd "$(dirname "$0")/.." && pwd)
+model=${FER_MODEL:-$repo/models/feremotion-resnet18-fer2013.safetensors}
 if [ "${1:-}" = --model ]; then
   [ $# -ge 2 ] || die "--model needs a file"
   model=$2
@@ -15,12 +17,10 @@ if [ "${1:-}" = --model ]; then
 fi
 
 require_model () {
-  [ -n "$model" ] || die "no model: set FER_MODEL or pass --model M.safetensors (no trained model ships yet; make a random one with build/nn/tools/fer-init --out M.safetensors)"
-  [ -f "$model" ] || die "model $model: no such file"
+  [ -f "$model" ] || die "model $model: no such file (pass --model M.safetensors or set FER_MODEL)"
 }
 
 # From a checkout, use the plugin just built rather than an installed one.
-repo=$(cd "$(dirname "$0")/.." && pwd)
 build=${FER_BUILD_DIR:-$repo/build}
 if [ -d "$build/gst" ]; then
   GST_PLUGIN_PATH=$build/gst${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}

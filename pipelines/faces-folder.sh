@@ -4,8 +4,7 @@
 #   FER_MODEL=M.safetensors pipelines/faces-folder.sh DIR
 #   pipelines/faces-folder.sh --model M.safetensors DIR
 #
-# No trained model ships yet: with a random one from
-# `fer-init --out M.safetensors` the labels are meaningless.
+# The model defaults to the shipped models/feremotion-resnet18-fer2013.safetensors.
 # shellcheck source=pipelines/common.sh
 . "$(dirname "$0")/common.sh"
 [ $# -eq 1 ] || die "usage: $prog [--model M.safetensors] DIR"

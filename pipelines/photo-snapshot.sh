@@ -5,8 +5,8 @@
 #   pipelines/photo-snapshot.sh --model M.safetensors PHOTO OUT.png
 #
 # Prints "PHOTO: face X,Y WxH: LABEL (CONFIDENCE)" per face, or
-# "PHOTO: no face found". No trained model ships yet: with a random one
-# from `fer-init --out M.safetensors` the labels are meaningless.
+# "PHOTO: no face found". The model defaults to the shipped
+# models/feremotion-resnet18-fer2013.safetensors.
 # shellcheck source=pipelines/common.sh
 . "$(dirname "$0")/common.sh"
 [ $# -eq 2 ] || die "usage: $prog [--model M.safetensors] PHOTO OUT.png"

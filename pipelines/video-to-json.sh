@@ -5,8 +5,7 @@
 #   pipelines/video-to-json.sh --model M.safetensors INPUT OUTPUT.jsonl
 #
 # INPUT is anything decodebin plays (WebM, Matroska, MP4, AVI/MJPEG...).
-# No trained model ships yet: with a random one from
-# `fer-init --out M.safetensors` the labels are meaningless.
+# The model defaults to the shipped models/feremotion-resnet18-fer2013.safetensors.
 # shellcheck source=pipelines/common.sh
 . "$(dirname "$0")/common.sh"
 [ $# -eq 2 ] || die "usage: $prog [--model M.safetensors] INPUT OUTPUT.jsonl"

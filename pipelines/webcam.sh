@@ -7,8 +7,7 @@
 # FER_SOURCE and FER_SINK replace the camera and the window (each a
 # gst-launch-1.0 fragment without spaces inside values), e.g.
 #   FER_SOURCE="videotestsrc num-buffers=1" FER_SINK=fakesink
-# No trained model ships yet: with a random one from
-# `fer-init --out M.safetensors` the labels are meaningless.
+# The model defaults to the shipped models/feremotion-resnet18-fer2013.safetensors.
 # shellcheck source=pipelines/common.sh
 . "$(dirname "$0")/common.sh"
 device=/dev/video0
