@@ -147,6 +147,7 @@ typedef struct
   double seconds;
   const GArray *skipped;   /* of fer_skipped_file */
   const fer_metrics *metrics;
+  const fer_metrics *plain;  /* --report with TTA: one view; else NULL */
 } eval_result;
 
 static void
@@ -221,7 +222,8 @@ write_report (const eval_result *r, const char *path, GError **error)
     "time", time, NULL
   };
   fer_report report = { .title = title, .facts = facts,
-    .command = r->command, .metrics = r->metrics, .skipped = r->skipped };
+    .command = r->command, .metrics = r->metrics, .plain = r->plain,
+    .tta = r->tta, .skipped = r->skipped };
   return fer_report_write (path, &report, error);
 }
 
@@ -336,6 +338,12 @@ main (int argc, char **argv)
   for (int c = 0; c < fer_model_n_classes (m); c++)
     labels[c] = fer_model_label (m, c);
   fer_metrics *metrics = fer_metrics_new (fer_model_n_classes (m), labels);
+  /* The report sets TTA beside one view, as the training report does. */
+  fer_metrics *plain = report != NULL && tta > 1
+      ? fer_metrics_new (fer_model_n_classes (m), labels) : NULL;
+  g_autoptr (GArray) plain_skipped = g_array_new (FALSE, FALSE,
+      sizeof (fer_skipped_file));
+  g_array_set_clear_func (plain_skipped, fer_skipped_file_clear);
   gint64 start = g_get_monotonic_time ();
 
   if (samples == NULL)
@@ -348,11 +356,17 @@ main (int argc, char **argv)
   else if (metrics->n == 0)
     fprintf (stderr, "%s: none of the %u images under %s could be read\n",
         g_get_prgname (), samples->len, data);
+  else if (plain != NULL
+      && !evaluate (m, samples, batch, 1, plain, plain_skipped, &error))
+    fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
   else
     {
+      double seconds = (g_get_monotonic_time () - start) / 1e6;
       fer_metrics_compute (metrics);
-      eval_result r = { command, data, m, tta,
-        (g_get_monotonic_time () - start) / 1e6, skipped, metrics };
+      if (plain != NULL)
+        fer_metrics_compute (plain);
+      eval_result r = { command, data, m, tta, seconds, skipped, metrics,
+        plain };
       if (json)
         print_json (&r);
       else
@@ -366,6 +380,8 @@ main (int argc, char **argv)
     }
 
   fer_metrics_free (metrics);
+  if (plain != NULL)
+    fer_metrics_free (plain);
   if (samples != NULL)
     g_array_unref (samples);
   fer_model_free (m);

@@ -121,19 +121,28 @@ append_facts (GString *md, const char *const *facts)
   g_string_append_c (md, '\n');
 }
 
+/* Plain and (with_tta: may be NULL) TTA accuracy. */
+static void
+append_accuracy_table (GString *md, const char *heading,
+    const fer_metrics *plain, const fer_metrics *with_tta, int tta)
+{
+  g_string_append_printf (md, "## %s\n\n"
+      "| evaluation | accuracy | macro F1 | weighted F1 |\n"
+      "|---|---:|---:|---:|\n", heading);
+  append_accuracy_row (md, "plain (1 view)", plain);
+  if (with_tta != NULL)
+    {
+      g_autofree char *title = g_strdup_printf ("TTA (%d views)", tta);
+      append_accuracy_row (md, title, with_tta);
+    }
+}
+
 /* Plain and TTA accuracy, and what the trainer measured at the time. */
 static void
 append_accuracy (GString *md, const fer_report_training *t)
 {
-  g_string_append (md, "## Accuracy on the validation set\n\n"
-      "| evaluation | accuracy | macro F1 | weighted F1 |\n"
-      "|---|---:|---:|---:|\n");
-  append_accuracy_row (md, "plain (1 view)", t->plain);
-  if (t->with_tta != NULL)
-    {
-      g_autofree char *title = g_strdup_printf ("TTA (%d views)", t->tta);
-      append_accuracy_row (md, title, t->with_tta);
-    }
+  append_accuracy_table (md, "Accuracy on the validation set", t->plain,
+      t->with_tta, t->tta);
   const fer_epoch_row *best = NULL;
   for (int i = 0; i < t->n_rows; i++)
     if (t->rows[i].epoch == t->best_epoch)
@@ -170,7 +179,15 @@ fer_report_write (const char *path, const fer_report *r, GError **error)
   g_string_append_printf (md, "# %s\n\n", r->title);
   append_facts (md, r->facts);
   if (t == NULL)
-    g_string_append_printf (md, "Command: `%s`\n\n", r->command);
+    {
+      g_string_append_printf (md, "Command: `%s`\n\n", r->command);
+      if (r->plain != NULL)
+        {
+          append_accuracy_table (md, "Accuracy", r->plain, r->metrics, r->tta);
+          g_string_append_printf (md, "\n## Per-class results (%d views)\n\n",
+              r->tta);
+        }
+    }
   else
     {
       append_accuracy (md, t);
@@ -181,11 +198,12 @@ fer_report_write (const char *path, const fer_report *r, GError **error)
   fer_metrics_append_markdown (r->metrics, md);
 
   if (t != NULL)
+    g_string_append_printf (md, "\n![confusion matrix](%s)\n",
+        t->confusion_png);
+  g_string_append (md, "\n## Most confused classes\n\n");
+  append_confused_pairs (md, r->metrics);
+  if (t != NULL)
     {
-      g_string_append_printf (md, "\n![confusion matrix](%s)\n",
-          t->confusion_png);
-      g_string_append (md, "\n## Most confused classes\n\n");
-      append_confused_pairs (md, r->metrics);
       append_curves (md, t);
       g_string_append_printf (md, "\n## Recipe\n\n```\n%s\n```\n\n"
           "Options: `%s`\n", r->command, t->recipe);

@@ -68,6 +68,10 @@ typedef struct
    * for an evaluation: the command under the table, the skipped files at
    * the end. */
   const fer_report_training *training;
+  /* An evaluation with TTA: `metrics` are the tta-view results and `plain`
+   * the same images with one view (NULL: no accuracy table). */
+  const fer_metrics *plain;
+  int tta;
   const GArray *skipped;      /* of fer_skipped_file; may be NULL */
 } fer_report;
 

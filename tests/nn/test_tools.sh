@@ -199,6 +199,10 @@ assert d[\"skipped_files\"][0][\"path\"].endswith(\"tree/sad/c.jpg\"), d
 check "fer-eval --report writes the Markdown tables" \
   eval 'grep -q "^| angry | " report.md && grep -q "weighted avg" report.md && grep -q "^| \*\*surprise\*\* |" report.md'
 
+run "$tools/fer-eval" --model m1.safetensors --data tree --tta 3 --report report3.md
+check "fer-eval --tta 3 --report sets plain and TTA accuracy side by side, and the most confused pairs" \
+  eval '[ "$status" -eq 0 ] && grep -q "^| plain (1 view) | [0-9.]*% |" report3.md && grep -q "^| TTA (3 views) | [0-9.]*% |" report3.md && grep -q "^## Most confused classes" report3.md'
+
 run "$tools/fer-eval" --model m1.safetensors --data tree --json --batch 1
 cp out eval-b1.json
 check "fer-eval gives the same confusion matrix in batches of 1 and 3" \
