@@ -142,6 +142,31 @@ for o in ds:
     assert all(abs(e[k] / s - p) < 1e-4 for k, p in o[\"probabilities\"].items()), o
 "'
 
+# fer-convert: F16 copy (half the size, metadata kept, logits within F16
+# rounding), F32 back, bad input.
+run "$tools/fer-convert" m1.safetensors m1-f16.safetensors
+check "fer-convert writes an F16 copy of half the size" \
+  eval '[ "$status" -eq 0 ] && [ $(( $(wc -c < m1.safetensors) / $(wc -c < m1-f16.safetensors) )) -eq 1 ] && [ $(( 2 * $(wc -c < m1-f16.safetensors) )) -lt $(( $(wc -c < m1.safetensors) + 100000 )) ]'
+run "$tools/fer-classify" --model m1-f16.safetensors --logits --json face.jpg rgba.png
+cp out logits16.json
+check "fer-convert F16: same labels metadata, logits within 1e-2 of F32" \
+  eval '[ "$status" -eq 0 ] && json_check logits16.json "
+ref = [json.loads(l) for l in open(\"logits.json\")]
+err = max(abs(a[\"logits\"][k] - b[\"logits\"][k]) for a, b in zip(ds, ref) for k in a[\"logits\"])
+print(\"# max |logit F16 - F32|: %g\" % err)
+assert len(ds) == 2 and sorted(ds[0][\"logits\"]) == sorted(ref[0][\"logits\"]) and err < 1e-2, err
+" && grep "^# max" err'
+run "$tools/fer-convert" --dtype f32 m1-f16.safetensors m1-back.safetensors
+check "fer-convert --dtype f32 of the F16 copy has the F32 size" \
+  eval '[ "$status" -eq 0 ] && [ "$(wc -c < m1-back.safetensors)" -eq "$(wc -c < m1.safetensors)" ]'
+for bad in missing.safetensors truncated.jpg; do
+  run "$tools/fer-convert" "$bad" conv-out.safetensors
+  check "fer-convert names a bad input ($bad), status 1, writes nothing" \
+    eval 'failed_naming 1 "$bad" && [ ! -e conv-out.safetensors ]'
+done
+run "$tools/fer-convert" --dtype f64 m1.safetensors conv-out.safetensors
+check "fer-convert --dtype f64 is a usage error" eval '[ "$status" -eq 2 ]'
+
 run "$tools/fer-classify" --model m1.safetensors face.jpg missing.png rgb.png
 check "fer-classify: a missing image is named, the others still classified, status 1" \
   eval 'failed_naming 1 missing.png && [ "$(wc -l < out)" -eq 2 ]'
