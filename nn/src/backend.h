@@ -165,4 +165,12 @@ void fer_backend_free (fer_backend *be);
 /* Implemented in cpu/backend_cpu.c. */
 fer_backend *fer_backend_cpu_new (int threads, GError **error);
 
+/* Implemented in cuda/backend_cuda.c, in builds with FER_HAVE_CUDA. probe:
+ * TRUE when device_id names a usable CUDA device, else FALSE with
+ * FER_ERROR_NO_DEVICE ("no CUDA device ..."). new: the backend on that
+ * device (FER_ERROR_NO_DEVICE as probe, other codes for failures of a
+ * device that is there). FER_CUDA_MATH picks the math (cuda/plan.h). */
+gboolean fer_backend_cuda_probe (int device_id, GError **error);
+fer_backend *fer_backend_cuda_new (int device_id, GError **error);
+
 #endif
