@@ -1,0 +1,144 @@
+/* The CUDA backend's host-side planning (cuda/plan.c), which runs without
+ * a GPU: the math modes and which convolutions may use TF32, the plan
+ * cache's key, the algorithm choice from cuDNN's ranked candidates, the
+ * growth of the workspace and scratch buffers, the batch-norm reduction
+ * split and launch sizes. Built only with the CUDA backend. */
+#include <glib.h>
+
+#include "cuda/plan.h"
+
+static void
+test_math (void)
+{
+  fer_cuda_math m = FER_CUDA_MATH_TF32;
+  g_assert_cmpint (fer_cuda_math_parse (NULL, &m), ==, 0);
+  g_assert_cmpint (m, ==, FER_CUDA_MATH_DEFAULT);
+  g_assert_cmpint (fer_cuda_math_parse ("fp32", &m), ==, 0);
+  g_assert_cmpint (m, ==, FER_CUDA_MATH_FP32);
+  g_assert_cmpint (fer_cuda_math_parse ("tf32", &m), ==, 0);
+  g_assert_cmpint (m, ==, FER_CUDA_MATH_TF32);
+  g_assert_cmpint (fer_cuda_math_parse ("", &m), ==, 0);
+  g_assert_cmpint (m, ==, FER_CUDA_MATH_DEFAULT);
+  g_assert_cmpint (fer_cuda_math_parse ("fp16", &m), ==, -1);
+
+  /* default: TF32 for training, exact inference */
+  g_assert_false (fer_cuda_math_tensor_op (FER_CUDA_MATH_DEFAULT,
+          FER_CUDA_CONV_FORWARD));
+  for (int k = FER_CUDA_CONV_FORWARD_TRAIN; k < FER_CUDA_CONV_N_KINDS; k++) {
+    g_assert_true (fer_cuda_math_tensor_op (FER_CUDA_MATH_DEFAULT, k));
+    g_assert_false (fer_cuda_math_tensor_op (FER_CUDA_MATH_FP32, k));
+    g_assert_true (fer_cuda_math_tensor_op (FER_CUDA_MATH_TF32, k));
+  }
+  g_assert_true (fer_cuda_math_tensor_op (FER_CUDA_MATH_TF32,
+          FER_CUDA_CONV_FORWARD));
+}
+
+static void
+test_key (void)
+{
+  fer_cuda_conv_key a, b;
+  fer_cuda_conv_key_init (&a, 8, 48, 48, 1, 64, 7, 2, 3,
+      FER_CUDA_CONV_FORWARD, 0);
+  fer_cuda_conv_key_init (&b, 8, 48, 48, 1, 64, 7, 2, 3,
+      FER_CUDA_CONV_FORWARD, 0);
+  g_assert_true (fer_cuda_conv_key_equal (&a, &b));
+  g_assert_cmpuint (fer_cuda_conv_key_hash (&a), ==,
+      fer_cuda_conv_key_hash (&b));
+  /* every field takes part */
+  const fer_cuda_conv_key variants[] = {
+    { 9, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 47, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 47, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 3, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 1, 32, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 1, 64, 3, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 1, 64, 7, 1, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 1, 64, 7, 2, 1, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_BACKWARD_DATA, 0 },
+    { 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 1 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (variants); i++) {
+    fer_cuda_conv_key v;
+    const fer_cuda_conv_key *s = &variants[i];
+    fer_cuda_conv_key_init (&v, s->n, s->h, s->w, s->cin, s->cout, s->k,
+        s->stride, s->pad, s->kind, s->tensor_op);
+    g_assert_false (fer_cuda_conv_key_equal (&a, &v));
+    g_assert_cmpuint (fer_cuda_conv_key_hash (&a), !=,
+        fer_cuda_conv_key_hash (&v));
+  }
+  /* any non-zero tensor_op is the same key */
+  fer_cuda_conv_key_init (&a, 1, 2, 2, 1, 1, 1, 1, 0, FER_CUDA_CONV_FORWARD, 5);
+  fer_cuda_conv_key_init (&b, 1, 2, 2, 1, 1, 1, 1, 0, FER_CUDA_CONV_FORWARD, 1);
+  g_assert_true (fer_cuda_conv_key_equal (&a, &b));
+}
+
+static void
+test_pick_algo (void)
+{
+  const fer_cuda_algo_candidate c[] = {
+    { 7, 0, 0, 0 },             /* not supported */
+    { 6, 1, (size_t) 2 << 30, 0 },  /* too much workspace */
+    { 5, 1, 1000, 1 },          /* tensor cores */
+    { 1, 1, 5000, 0 },
+    { 0, 1, 0, 0 },
+  };
+  g_assert_cmpint (fer_cuda_pick_algo (c, 5, FER_CUDA_WS_LIMIT, 1), ==, 2);
+  g_assert_cmpint (fer_cuda_pick_algo (c, 5, FER_CUDA_WS_LIMIT, 0), ==, 3);
+  g_assert_cmpint (fer_cuda_pick_algo (c, 5, (size_t) 4 << 30, 0), ==, 1);
+  g_assert_cmpint (fer_cuda_pick_algo (c, 5, 100, 0), ==, 4);
+  g_assert_cmpint (fer_cuda_pick_algo (c, 1, FER_CUDA_WS_LIMIT, 1), ==, -1);
+  g_assert_cmpint (fer_cuda_pick_algo (c, 0, FER_CUDA_WS_LIMIT, 1), ==, -1);
+}
+
+static void
+test_grow (void)
+{
+  const size_t mib = 1 << 20;
+  g_assert_cmpuint (fer_cuda_grow_bytes (0, 0), ==, 0);
+  g_assert_cmpuint (fer_cuda_grow_bytes (mib, mib), ==, 0);
+  g_assert_cmpuint (fer_cuda_grow_bytes (mib, 10), ==, 0);
+  g_assert_cmpuint (fer_cuda_grow_bytes (0, 1), ==, mib);
+  g_assert_cmpuint (fer_cuda_grow_bytes (0, 3 * mib + 1), ==, 4 * mib);
+  /* a little more than there is: half as much again */
+  g_assert_cmpuint (fer_cuda_grow_bytes (10 * mib, 10 * mib + 1), ==,
+      15 * mib);
+  /* much more: what is asked, rounded */
+  g_assert_cmpuint (fer_cuda_grow_bytes (mib, 100 * mib - 5), ==, 100 * mib);
+}
+
+static void
+test_batchnorm_split (void)
+{
+  g_assert_cmpint (fer_cuda_bn_splits (1), ==, 1);
+  g_assert_cmpint (fer_cuda_bn_splits (511), ==, 1);
+  g_assert_cmpint (fer_cuda_bn_splits (2304), ==, 9);
+  g_assert_cmpint (fer_cuda_bn_splits (256 * 24 * 24), ==, 128);
+  /* two partials per split and channel + mean in double, 4 floats */
+  g_assert_cmpuint (fer_cuda_bn_scratch_bytes (2304, 512), ==,
+      (2 * 9 + 1) * 512 * 8 + 4 * 512 * 4);
+  g_assert_cmpuint (fer_cuda_bn_scratch_bytes (1, 1), ==, 3 * 8 + 16);
+}
+
+static void
+test_blocks (void)
+{
+  g_assert_cmpuint (fer_cuda_blocks (0), ==, 1);
+  g_assert_cmpuint (fer_cuda_blocks (1), ==, 1);
+  g_assert_cmpuint (fer_cuda_blocks (FER_CUDA_THREADS), ==, 1);
+  g_assert_cmpuint (fer_cuda_blocks (FER_CUDA_THREADS + 1), ==, 2);
+  /* capped: grid-stride loops do the rest */
+  g_assert_cmpuint (fer_cuda_blocks ((size_t) 1 << 40), ==, 65535u * 16);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cuda-plan/math", test_math);
+  g_test_add_func ("/cuda-plan/key", test_key);
+  g_test_add_func ("/cuda-plan/pick-algo", test_pick_algo);
+  g_test_add_func ("/cuda-plan/grow", test_grow);
+  g_test_add_func ("/cuda-plan/batchnorm-split", test_batchnorm_split);
+  g_test_add_func ("/cuda-plan/blocks", test_blocks);
+  return g_test_run ();
+}
