@@ -38,6 +38,9 @@ typedef struct fer_backend fer_backend;
 typedef struct
 {
   const char *name;
+  /* Images per inference forward (model.c runs larger batches in chunks
+   * of this many); 0: the model's default. */
+  int forward_chunk;
   void (*destroy) (fer_backend *be);
   float *(*alloc) (fer_backend *be, size_t n_floats, GError **error);
   void (*release) (fer_backend *be, float *p);

@@ -12,8 +12,9 @@
 #include "init.h"
 #include "rng.h"
 
-/* Images per backend forward; larger requests run in chunks so activation
- * memory stays bounded (64 x small stem at 48x48 = 38 MB per buffer). */
+/* Images per backend forward, unless the backend says (forward_chunk);
+ * larger requests run in chunks so activation memory stays bounded (64 x
+ * small stem at 48x48 = 38 MB per buffer). */
 #define FORWARD_CHUNK 64
 #define N_ACT_BUFFERS 4
 
@@ -815,10 +816,12 @@ fer_model_forward (fer_model *m, const float *input, int n, float *logits,
         input && logits ? "valid" : "NULL");
     return FALSE;
   }
-  if (n > 0 && !ensure_workspace (m, MIN (n, FORWARD_CHUNK), error))
+  const int chunk = m->be->ops->forward_chunk > 0
+      ? m->be->ops->forward_chunk : FORWARD_CHUNK;
+  if (n > 0 && !ensure_workspace (m, MIN (n, chunk), error))
     return FALSE;
-  for (int b0 = 0; b0 < n; b0 += FORWARD_CHUNK) {
-    int nb = MIN (FORWARD_CHUNK, n - b0);
+  for (int b0 = 0; b0 < n; b0 += chunk) {
+    int nb = MIN (chunk, n - b0);
     const float *src = input + (size_t) b0 * per_image;
     if (c > 1) {
       /* NCHW (the public, PyTorch layout) -> NHWC (the graph's). */

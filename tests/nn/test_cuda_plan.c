@@ -76,11 +76,11 @@ static void
 test_pick_algo (void)
 {
   const fer_cuda_algo_candidate c[] = {
-    { 7, 0, 0, 0 },             /* not supported */
-    { 6, 1, (size_t) 2 << 30, 0 },  /* too much workspace */
-    { 5, 1, 1000, 1 },          /* tensor cores */
-    { 1, 1, 5000, 0 },
-    { 0, 1, 0, 0 },
+    { 7, 0, 0, 0, 0 },                  /* not supported */
+    { 6, 1, (size_t) 2 << 30, 0, 0 },   /* too much workspace */
+    { 5, 1, 1000, 1, 1 },               /* tensor cores */
+    { 1, 1, 5000, 0, 3 },
+    { 0, 1, 0, 0, 3 },
   };
   g_assert_cmpint (fer_cuda_pick_algo (c, 5, FER_CUDA_WS_LIMIT, 1), ==, 2);
   g_assert_cmpint (fer_cuda_pick_algo (c, 5, FER_CUDA_WS_LIMIT, 0), ==, 3);

@@ -71,7 +71,7 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
       for (int i = 0; i < *n; i++)
         cand[i] = (fer_cuda_algo_candidate) { perf[i].algo,
           perf[i].status == CUDNN_STATUS_SUCCESS, perf[i].memory,
-          tensor_op_math (perf[i].mathType) };
+          tensor_op_math (perf[i].mathType), perf[i].mathType };
       return TRUE;
     }
     case FER_CUDA_CONV_BACKWARD_DATA:{
@@ -81,7 +81,7 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
       for (int i = 0; i < *n; i++)
         cand[i] = (fer_cuda_algo_candidate) { perf[i].algo,
           perf[i].status == CUDNN_STATUS_SUCCESS, perf[i].memory,
-          tensor_op_math (perf[i].mathType) };
+          tensor_op_math (perf[i].mathType), perf[i].mathType };
       return TRUE;
     }
     case FER_CUDA_CONV_BACKWARD_FILTER:{
@@ -91,7 +91,7 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
       for (int i = 0; i < *n; i++)
         cand[i] = (fer_cuda_algo_candidate) { perf[i].algo,
           perf[i].status == CUDNN_STATUS_SUCCESS, perf[i].memory,
-          tensor_op_math (perf[i].mathType) };
+          tensor_op_math (perf[i].mathType), perf[i].mathType };
       return TRUE;
     }
     case FER_CUDA_CONV_N_KINDS:
@@ -169,8 +169,8 @@ get_plan (cuda_backend *cb, const fer_conv_shape *s, fer_cuda_conv_kind kind,
   p->algo = cand[pick].algo;
   p->ws_bytes = cand[pick].memory;
   /* run in the math the chosen algorithm was ranked with */
-  if (!CUDNN_OK (cudnnSetConvolutionMathType (p->conv, cand[pick].tensor_op
-              ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH)))
+  if (!CUDNN_OK (cudnnSetConvolutionMathType (p->conv,
+              (cudnnMathType_t) cand[pick].math_type)))
     goto fail;
   g_hash_table_insert (cb->conv_plans, &p->key, p);
 
@@ -213,10 +213,19 @@ fer_cuda_conv2d_forward (fer_backend *be, float *out, const float *inp,
         (cudnnConvolutionFwdAlgo_t) p->algo, cb->workspace,
         cb->workspace_bytes, &alpha2, p->y, residual ? residual : out,
         p->bias, bias, p->relu, p->y, out);
-    if (CUDNN_STATUS_CATEGORY (status) != CUDNN_STATUS_NOT_SUPPORTED)
+    /* a refusal (unsupported, or parameters this fusion does not take)
+     * sends this shape down the plain path from now on; the plain call
+     * reports anything that is really wrong with them */
+    if (CUDNN_STATUS_CATEGORY (status) != CUDNN_STATUS_NOT_SUPPORTED
+        && CUDNN_STATUS_CATEGORY (status) != CUDNN_STATUS_BAD_PARAM)
       return fer_cuda_check_cudnn (status,
           "cudnnConvolutionBiasActivationForward (...)", __FILE__, __LINE__,
           error);
+    char detail[256] = "";
+    cudnnGetLastErrorString (detail, sizeof detail);
+    g_debug ("cuda backend: no fused conv+bias+ReLU for %dx%d/%d %d>%d at "
+        "%dx%d (%s: %s), using conv + epilogue", s->k, s->k, s->stride,
+        s->cin, s->cout, s->h, s->w, cudnnGetErrorString (status), detail);
     p->fused = FALSE;
   }
   return plain_forward (cb, p, out, inp, weight, error)

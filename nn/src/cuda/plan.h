@@ -64,6 +64,7 @@ typedef struct
   int ok;          /* status == CUDNN_STATUS_SUCCESS */
   size_t memory;   /* workspace bytes */
   int tensor_op;   /* its math type uses tensor cores */
+  int math_type;   /* the cudnnMathType_t it was ranked with, to run it in */
 } fer_cuda_algo_candidate;
 
 /* Workspace bytes a convolution may ask for: past this, a slower algorithm

@@ -14,33 +14,6 @@
   for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
       i += (size_t) gridDim.x * blockDim.x)
 
-static __global__ void
-maxpool_forward_kernel (float *out, const float *inp, int n, int h, int w,
-    int c, int k, int stride, int pad, int oh, int ow)
-{
-  GRID_STRIDE (i, (size_t) n * oh * ow * c) {
-    const int ch = (int) (i % c);
-    const size_t pix = i / c;
-    const int ox = (int) (pix % ow), oy = (int) (pix / ow % oh);
-    const int b = (int) (pix / ((size_t) ow * oh));
-    const float *img = inp + (size_t) b * h * w * c;
-    float best = -FLT_MAX;
-    for (int ky = 0; ky < k; ky++) {
-      const int iy = oy * stride - pad + ky;
-      if (iy < 0 || iy >= h)
-        continue;
-      for (int kx = 0; kx < k; kx++) {
-        const int ix = ox * stride - pad + kx;
-        if (ix < 0 || ix >= w)
-          continue;
-        const float v = img[((size_t) iy * w + ix) * c + ch];
-        best = v > best ? v : best;
-      }
-    }
-    out[i] = best;
-  }
-}
-
 /* Position (iy * w + ix) of the first maximum of output (oy, ox)'s window
  * in channel ch, as fer_cpu_maxpool2d_backward picks it. */
 static __device__ int
@@ -67,6 +40,24 @@ window_argmax (const float *img, int h, int w, int c, int ch, int k,
     }
   }
   return where;
+}
+
+/* The window's maximum is the value at its first maximum; padding never
+ * wins (the window always holds a real pixel). */
+static __global__ void
+maxpool_forward_kernel (float *out, const float *inp, int n, int h, int w,
+    int c, int k, int stride, int pad, int oh, int ow)
+{
+  GRID_STRIDE (i, (size_t) n * oh * ow * c) {
+    const int ch = (int) (i % c);
+    const size_t pix = i / c;
+    const int ox = (int) (pix % ow), oy = (int) (pix / ow % oh);
+    const int b = (int) (pix / ((size_t) ow * oh));
+    const float *img = inp + (size_t) b * h * w * c;
+    const int where = window_argmax (img, h, w, c, ch, k, stride, pad, oy,
+        ox);
+    out[i] = where < 0 ? -FLT_MAX : img[(size_t) where * c + ch];
+  }
 }
 
 static __global__ void
