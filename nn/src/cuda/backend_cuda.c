@@ -282,6 +282,12 @@ static const fer_backend_ops cuda_ops = {
   FER_CUDA_OPS,
 };
 
+const fer_backend_ops *
+fer_cuda_backend_ops (void)
+{
+  return &cuda_ops;
+}
+
 gboolean
 fer_backend_cuda_probe (int device_id, GError **error)
 {
@@ -326,6 +332,7 @@ fer_backend_cuda_new (int device_id, GError **error)
         "FER_CUDA_MATH=%s, expected default, fp32 or tf32", math);
     goto fail;
   }
+  cb->find_algorithms = g_strcmp0 (g_getenv ("FER_CUDA_CONV_FIND"), "1") == 0;
   cb->conv_plans = g_hash_table_new_full (
       (GHashFunc) fer_cuda_conv_key_hash, (GEqualFunc) fer_cuda_conv_key_equal,
       NULL, fer_cuda_conv_plan_free);

@@ -24,6 +24,7 @@ typedef struct
   fer_backend base;
   int device;
   fer_cuda_math math;
+  gboolean find_algorithms;  /* FER_CUDA_CONV_FIND=1: measure, not rank */
   cudaStream_t stream;
   cublasHandle_t blas;
   cudnnHandle_t dnn;
@@ -60,6 +61,10 @@ gboolean fer_cuda_check_cudnn (cudnnStatus_t status, const char *stmt,
   do { if (!CUBLAS_OK (stmt)) return FALSE; } while (0)
 #define CUDNN_CHECK(stmt) \
   do { if (!CUDNN_OK (stmt)) return FALSE; } while (0)
+
+/* The backend's table, for tests that check it is complete without a
+ * device to make a backend on. */
+const fer_backend_ops *fer_cuda_backend_ops (void);
 
 /* Makes the backend's device current for the calling thread (the element
  * loads the model in one thread and streams in another). */

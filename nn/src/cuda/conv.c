@@ -66,7 +66,11 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
     case FER_CUDA_CONV_FORWARD:
     case FER_CUDA_CONV_FORWARD_TRAIN:{
       cudnnConvolutionFwdAlgoPerf_t perf[MAX_ALGOS];
-      CUDNN_CHECK (cudnnGetConvolutionForwardAlgorithm_v7 (cb->dnn, p->x,
+      if (cb->find_algorithms)
+        CUDNN_CHECK (cudnnFindConvolutionForwardAlgorithm (cb->dnn, p->x,
+              p->w, p->conv, p->y, MAX_ALGOS, n, perf));
+      else
+        CUDNN_CHECK (cudnnGetConvolutionForwardAlgorithm_v7 (cb->dnn, p->x,
               p->w, p->conv, p->y, MAX_ALGOS, n, perf));
       for (int i = 0; i < *n; i++)
         cand[i] = (fer_cuda_algo_candidate) { perf[i].algo,
@@ -76,7 +80,11 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
     }
     case FER_CUDA_CONV_BACKWARD_DATA:{
       cudnnConvolutionBwdDataAlgoPerf_t perf[MAX_ALGOS];
-      CUDNN_CHECK (cudnnGetConvolutionBackwardDataAlgorithm_v7 (cb->dnn,
+      if (cb->find_algorithms)
+        CUDNN_CHECK (cudnnFindConvolutionBackwardDataAlgorithm (cb->dnn,
+              p->w, p->y, p->conv, p->x, MAX_ALGOS, n, perf));
+      else
+        CUDNN_CHECK (cudnnGetConvolutionBackwardDataAlgorithm_v7 (cb->dnn,
               p->w, p->y, p->conv, p->x, MAX_ALGOS, n, perf));
       for (int i = 0; i < *n; i++)
         cand[i] = (fer_cuda_algo_candidate) { perf[i].algo,
@@ -86,7 +94,11 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
     }
     case FER_CUDA_CONV_BACKWARD_FILTER:{
       cudnnConvolutionBwdFilterAlgoPerf_t perf[MAX_ALGOS];
-      CUDNN_CHECK (cudnnGetConvolutionBackwardFilterAlgorithm_v7 (cb->dnn,
+      if (cb->find_algorithms)
+        CUDNN_CHECK (cudnnFindConvolutionBackwardFilterAlgorithm (cb->dnn,
+              p->x, p->y, p->conv, p->w, MAX_ALGOS, n, perf));
+      else
+        CUDNN_CHECK (cudnnGetConvolutionBackwardFilterAlgorithm_v7 (cb->dnn,
               p->x, p->y, p->conv, p->w, MAX_ALGOS, n, perf));
       for (int i = 0; i < *n; i++)
         cand[i] = (fer_cuda_algo_candidate) { perf[i].algo,
@@ -94,6 +106,32 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
           tensor_op_math (perf[i].mathType), perf[i].mathType };
       return TRUE;
     }
+    case FER_CUDA_CONV_N_KINDS:
+      break;
+  }
+  g_set_error (error, FER_ERROR, FER_ERROR_BACKEND,
+      "cuda backend: unknown convolution kind %d", p->key.kind);
+  return FALSE;
+}
+
+static gboolean
+workspace_size (cuda_backend *cb, const cuda_conv_plan *p, size_t *bytes,
+    GError **error)
+{
+  switch ((fer_cuda_conv_kind) p->key.kind) {
+    case FER_CUDA_CONV_FORWARD:
+    case FER_CUDA_CONV_FORWARD_TRAIN:
+      return CUDNN_OK (cudnnGetConvolutionForwardWorkspaceSize (cb->dnn, p->x,
+              p->w, p->conv, p->y, (cudnnConvolutionFwdAlgo_t) p->algo,
+              bytes));
+    case FER_CUDA_CONV_BACKWARD_DATA:
+      return CUDNN_OK (cudnnGetConvolutionBackwardDataWorkspaceSize (cb->dnn,
+              p->w, p->y, p->conv, p->x,
+              (cudnnConvolutionBwdDataAlgo_t) p->algo, bytes));
+    case FER_CUDA_CONV_BACKWARD_FILTER:
+      return CUDNN_OK (cudnnGetConvolutionBackwardFilterWorkspaceSize (
+              cb->dnn, p->x, p->y, p->conv, p->w,
+              (cudnnConvolutionBwdFilterAlgo_t) p->algo, bytes));
     case FER_CUDA_CONV_N_KINDS:
       break;
   }
@@ -167,10 +205,11 @@ get_plan (cuda_backend *cb, const fer_conv_shape *s, fer_cuda_conv_kind kind,
     goto fail;
   }
   p->algo = cand[pick].algo;
-  p->ws_bytes = cand[pick].memory;
-  /* run in the math the chosen algorithm was ranked with */
+  /* run in the math the chosen algorithm was ranked with, and ask for its
+   * workspace in that math (the ranking's figure is an estimate) */
   if (!CUDNN_OK (cudnnSetConvolutionMathType (p->conv,
-              (cudnnMathType_t) cand[pick].math_type)))
+              (cudnnMathType_t) cand[pick].math_type))
+      || !workspace_size (cb, p, &p->ws_bytes, error))
     goto fail;
   g_hash_table_insert (cb->conv_plans, &p->key, p);
 

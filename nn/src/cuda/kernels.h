@@ -70,10 +70,6 @@ cudaError_t fer_cuda_avgpool_forward (cudaStream_t stream, float *out,
     const float *inp, int n, int hw, int c);
 cudaError_t fer_cuda_avgpool_backward (cudaStream_t stream, float *dinp,
     const float *dout, int n, int hw, int c);
-/* probs (n_faces, k) = mean over the T views of softmax(logits) with
- * logits (n_faces * T, k): TTA's averaging on the device. */
-cudaError_t fer_cuda_softmax_average (cudaStream_t stream, float *probs,
-    const float *logits, int n_faces, int T, int k);
 
 /* ---- batchnorm.cu: scratch of fer_cuda_bn_scratch_bytes (rows, c) ---- */
 

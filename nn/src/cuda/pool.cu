@@ -1,5 +1,5 @@
 /* Pooling CUDA kernels, NHWC: max-pool and global average pool, forward
- * and backward, and TTA's per-face softmax averaging. Our own kernels
+ * and backward. Our own kernels
  * rather than cuDNN's pooling: the backward pass must send each window's
  * gradient to the FIRST maximum in (ky, kx) order, as PyTorch's and our CPU
  * kernel do (ties are common after ReLU: all-zero windows), and it gathers
@@ -109,28 +109,6 @@ avgpool_backward_kernel (float *dinp, const float *dout, int n, int hw, int c)
   }
 }
 
-static __global__ void
-softmax_average_kernel (float *probs, const float *logits, int n_faces,
-    int T, int k)
-{
-  GRID_STRIDE (f, (size_t) n_faces) {
-    float *p = probs + f * k;
-    for (int j = 0; j < k; j++)
-      p[j] = 0.0f;
-    for (int v = 0; v < T; v++) {
-      const float *z = logits + (f * T + v) * k;
-      float mx = z[0];
-      double sum = 0.0;
-      for (int j = 1; j < k; j++)
-        mx = fmaxf (mx, z[j]);
-      for (int j = 0; j < k; j++)
-        sum += exp ((double) z[j] - mx);
-      for (int j = 0; j < k; j++)
-        p[j] += (float) (exp ((double) z[j] - mx) / sum / T);
-    }
-  }
-}
-
 extern "C" cudaError_t
 fer_cuda_maxpool_forward (cudaStream_t stream, float *out, const float *inp,
     int n, int h, int w, int c, int k, int stride, int pad)
@@ -177,15 +155,5 @@ fer_cuda_avgpool_backward (cudaStream_t stream, float *dinp,
   if (total > 0)
     avgpool_backward_kernel<<<fer_cuda_blocks (total), FER_CUDA_THREADS, 0,
         stream>>> (dinp, dout, n, hw, c);
-  return cudaGetLastError ();
-}
-
-extern "C" cudaError_t
-fer_cuda_softmax_average (cudaStream_t stream, float *probs,
-    const float *logits, int n_faces, int T, int k)
-{
-  if (n_faces > 0)
-    softmax_average_kernel<<<fer_cuda_blocks ((size_t) n_faces),
-        FER_CUDA_THREADS, 0, stream>>> (probs, logits, n_faces, T, k);
   return cudaGetLastError ();
 }

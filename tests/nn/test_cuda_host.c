@@ -1,11 +1,14 @@
-/* The CUDA backend's host-side planning (cuda/plan.c), which runs without
- * a GPU: the math modes and which convolutions may use TF32, the plan
- * cache's key, the algorithm choice from cuDNN's ranked candidates, the
- * growth of the workspace and scratch buffers, the batch-norm reduction
- * split and launch sizes. Built only with the CUDA backend. */
+/* The CUDA backend's host side, which runs without a GPU: the planning
+ * (cuda/plan.c: the math modes and which convolutions may use TF32, the
+ * plan cache's key, the algorithm choice from cuDNN's ranked candidates,
+ * the growth of the workspace and scratch buffers, the batch-norm
+ * reduction split, launch sizes) and the check macros that turn CUDA,
+ * cuBLAS and cuDNN failures into GErrors. Built only with the CUDA
+ * backend. */
+#include <string.h>
 #include <glib.h>
 
-#include "cuda/plan.h"
+#include "cuda/backend_cuda.h"
 
 static void
 test_math (void)
@@ -130,6 +133,100 @@ test_blocks (void)
   g_assert_cmpuint (fer_cuda_blocks ((size_t) 1 << 40), ==, 65535u * 16);
 }
 
+static void
+expect (GError *error, int code, const char *const *needles)
+{
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  g_assert_cmpint (error->code, ==, code);
+  for (int i = 0; needles[i]; i++)
+    if (!strstr (error->message, needles[i]))
+      g_error ("'%s' lacks '%s'", error->message, needles[i]);
+}
+
+/* A function in the backend's style: CUDA_CHECK returns FALSE from it. */
+static gboolean
+two_calls (cudaError_t first, cudaError_t second, int *reached,
+    GError **error)
+{
+  CUDA_CHECK (first);
+  *reached = 1;
+  CUDA_CHECK (second);
+  *reached = 2;
+  return TRUE;
+}
+
+static void
+test_checks (void)
+{
+  GError *error = NULL;
+  int reached = 0;
+
+  g_assert_true (fer_cuda_check_runtime (cudaSuccess, "x", "f.c", 1,
+          &error));
+  g_assert_no_error (error);
+  g_assert_false (fer_cuda_check_runtime (cudaErrorMemoryAllocation,
+          "cudaMalloc (&p, bytes)", "conv.c", 42, &error));
+  expect (error, FER_ERROR_NOMEM, (const char *const[]) {
+        "cudaErrorMemoryAllocation", "`cudaMalloc (&p, bytes)`", "conv.c:42",
+        NULL });
+  g_clear_error (&error);
+  g_assert_false (fer_cuda_check_cublas (CUBLAS_STATUS_EXECUTION_FAILED,
+          "cublasSgemm (...)", "linear.c", 7, &error));
+  expect (error, FER_ERROR_BACKEND, (const char *const[]) { "cuBLAS",
+        "CUBLAS_STATUS_EXECUTION_FAILED", "`cublasSgemm (...)`",
+        "linear.c:7", NULL });
+  g_clear_error (&error);
+  g_assert_false (fer_cuda_check_cudnn (CUDNN_STATUS_BAD_PARAM,
+          "cudnnConvolutionForward (...)", "conv.c", 9, &error));
+  expect (error, FER_ERROR_BACKEND, (const char *const[]) { "cuDNN",
+        "CUDNN_STATUS_BAD_PARAM", "`cudnnConvolutionForward (...)`",
+        "conv.c:9", NULL });
+  g_clear_error (&error);
+
+  /* the macro form: the statement text, this file, and an early return */
+  g_assert_true (two_calls (cudaSuccess, cudaSuccess, &reached, &error));
+  g_assert_cmpint (reached, ==, 2);
+  g_assert_false (two_calls (cudaSuccess, cudaErrorInvalidValue, &reached,
+          &error));
+  g_assert_cmpint (reached, ==, 1);
+  expect (error, FER_ERROR_BACKEND, (const char *const[]) {
+        "cudaErrorInvalidValue", "`second`", "test_cuda_host.c", NULL });
+  g_clear_error (&error);
+  reached = 0;
+  g_assert_false (two_calls (cudaErrorLaunchFailure, cudaSuccess, &reached,
+          &error));
+  g_assert_cmpint (reached, ==, 0);
+  g_clear_error (&error);
+}
+
+/* Every entry of the table is there: a missing one would only show on a
+ * GPU (the trainer refuses a backend without all its training ops). */
+static void
+test_table (void)
+{
+  const fer_backend_ops *o = fer_cuda_backend_ops ();
+  const gboolean present[] = {
+    o->name != NULL, o->destroy != NULL, o->alloc != NULL, o->release != NULL,
+    o->upload != NULL, o->download != NULL, o->set_threads != NULL,
+    o->conv2d_prepare_weight != NULL, o->conv2d_forward != NULL,
+    o->maxpool2d_forward != NULL, o->avgpool_forward != NULL,
+    o->linear_forward != NULL, o->conv2d_train_workspace != NULL,
+    o->conv2d_forward_train != NULL, o->conv2d_backward != NULL,
+    o->batchnorm_forward_train != NULL, o->batchnorm_forward_eval != NULL,
+    o->batchnorm_backward != NULL, o->relu_backward != NULL, o->add != NULL,
+    o->dropout_forward != NULL, o->dropout_backward != NULL,
+    o->maxpool2d_backward != NULL, o->avgpool_backward != NULL,
+    o->linear_backward != NULL, o->softmax_xent != NULL,
+    o->adam_update != NULL, o->sgd_update != NULL, o->zero != NULL
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (present); i++)
+    if (!present[i])
+      g_error ("entry %u of the cuda backend's table is NULL", i);
+  g_assert_cmpstr (o->name, ==, "cuda");
+  g_assert_cmpint (o->forward_chunk, >, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -140,5 +237,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cuda-plan/grow", test_grow);
   g_test_add_func ("/cuda-plan/batchnorm-split", test_batchnorm_split);
   g_test_add_func ("/cuda-plan/blocks", test_blocks);
+  g_test_add_func ("/cuda-host/checks", test_checks);
+  g_test_add_func ("/cuda-host/table", test_table);
   return g_test_run ();
 }
