@@ -57,20 +57,28 @@ say "GPU tests: $tests_line"
 # 3. benchmarks
 model="$out/bench-model.safetensors"
 "$build/nn/tools/fer-init" --out "$model" --seed 1 > /dev/null
-say "benchmark: libfernn cuda inference"
-"$build/tests/bench/bench-cpu" --backend cuda --model "$model" \
-    --faces 1,8,64,256 --tta 1,5 --seconds 1 \
-    > "$out/bench-fernn.jsonl" 2> "$out/bench-fernn.err" || status=1
-FER_CUDA_MATH=tf32 "$build/tests/bench/bench-cpu" --backend cuda \
-    --model "$model" --faces 1,8,64,256 --tta 1,5 --seconds 1 \
-    | sed 's/"impl": "libfernn"/"impl": "libfernn-tf32"/' \
-    >> "$out/bench-fernn.jsonl" 2>> "$out/bench-fernn.err" || status=1
-say "benchmark: libfernn cuda training"
-"$build/tests/bench/bench-train" --backend cuda --batch 256 --seconds 5 \
-    >> "$out/bench-fernn.jsonl" 2>> "$out/bench-fernn.err" || status=1
-FER_CUDA_MATH=fp32 "$build/tests/bench/bench-train" --backend cuda \
-    --batch 256 --seconds 3 | sed 's/"impl": "libfernn"/"impl": "libfernn-fp32"/' \
-    >> "$out/bench-fernn.jsonl" 2>> "$out/bench-fernn.err" || status=1
+# bench LABEL COMMAND...: COMMAND's JSON lines, "impl" renamed to LABEL
+bench () {
+  label=$1
+  shift
+  "$@" > "$out/bench.tmp" 2>> "$out/bench-fernn.err" || status=1
+  sed "s/\"impl\": \"libfernn\"/\"impl\": \"$label\"/" "$out/bench.tmp" \
+      >> "$out/bench-fernn.jsonl"
+  rm -f "$out/bench.tmp"
+}
+: > "$out/bench-fernn.jsonl"
+say "benchmark: libfernn cuda inference (FP32, then TF32)"
+for math in fp32 tf32; do
+  label=libfernn
+  [ "$math" = fp32 ] || label=libfernn-$math
+  bench "$label" env FER_CUDA_MATH=$math "$build/tests/bench/bench-cpu" \
+      --backend cuda --model "$model" --faces 1,8,64,256 --tta 1,5 --seconds 1
+done
+say "benchmark: libfernn cuda training (default TF32, then FP32)"
+bench libfernn "$build/tests/bench/bench-train" --backend cuda --batch 256 \
+    --seconds 5
+bench libfernn-fp32 env FER_CUDA_MATH=fp32 "$build/tests/bench/bench-train" \
+    --backend cuda --batch 256 --seconds 3
 if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' \
     > /dev/null 2>&1; then
   say "benchmark: PyTorch cuda"
@@ -94,6 +102,10 @@ def rows(name):
     return [json.loads(l) for l in open(p) if l.startswith("{")]
 ours, theirs = rows("bench-fernn.jsonl"), rows("bench-torch.jsonl")
 print("GPU: %s; GPU tests: %s" % (gpu, tests))
+log = os.path.join(out, "gpu-tests.log")
+fails = [l.rstrip() for l in open(log) if l.startswith("FAIL")] if os.path.exists(log) else []
+for l in fails[:12]:
+    print("  " + l[:160])
 print()
 print("| TTA | faces | libfernn classify faces/s | libfernn forward faces/s | libfernn forward TF32 | PyTorch faces/s | forward ratio (TF32) |")
 print("|---|---|---|---|---|---|---|")

@@ -17,7 +17,10 @@ run () {
 }
 
 if ! run cuda; then
-  reason=$(grep -o 'no CUDA .*' "$tmp/cuda.log" | head -n 1)
+  reason=$(grep -o 'no CUDA device.*' "$tmp/cuda.log" | head -n 1)
+  if [ -z "$reason" ] && grep -q 'no CUDA backend' "$tmp/cuda.log"; then
+    reason="no CUDA device (this build of libfernn has no CUDA backend)"
+  fi
   if [ -n "$reason" ]; then
     echo "SKIP: $reason"
     exit 77
