@@ -2,9 +2,10 @@
  * (cuda/plan.c: the math modes and which convolutions may use TF32, the
  * plan cache's key, the algorithm choice from cuDNN's ranked candidates,
  * the growth of the workspace and scratch buffers, the batch-norm
- * reduction split, launch sizes) and the check macros that turn CUDA,
- * cuBLAS and cuDNN failures into GErrors. Built only with the CUDA
- * backend. */
+ * reduction split, launch sizes), the check macros that turn CUDA,
+ * cuBLAS and cuDNN failures into GErrors, the backend table, and the
+ * cuDNN descriptors of a convolution (cuDNN's descriptor calls need no
+ * device). Built only with the CUDA backend. */
 #include <string.h>
 #include <glib.h>
 
@@ -200,6 +201,39 @@ test_checks (void)
   g_clear_error (&error);
 }
 
+/* The descriptors a convolution plan makes, read back from cuDNN (no
+ * device needed): cuDNN derives our output size from them, with the
+ * channel count of the NHWC filter, and the output tensor is NHWC. */
+static void
+test_descriptors (void)
+{
+  static const int shapes[][6] = {  /* h, cin, cout, k, stride, pad */
+    { 48, 1, 64, 7, 2, 3 }, { 48, 3, 64, 3, 1, 1 }, { 12, 64, 64, 3, 1, 1 },
+    { 12, 64, 128, 3, 2, 1 }, { 12, 64, 128, 1, 2, 0 },
+    { 6, 128, 256, 3, 2, 1 }, { 3, 256, 512, 3, 2, 1 },
+    { 2, 512, 512, 3, 1, 1 }, { 7, 5, 9, 3, 2, 1 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (shapes); i++) {
+    const int *v = shapes[i];
+    fer_conv_shape s;
+    int dims[4], strides[4];
+    GError *error = NULL;
+    fer_conv_shape_init (&s, 3, v[0], v[0], v[1], v[2], v[3], v[4], v[5]);
+    g_assert_true (fer_cuda_conv_output_layout (&s, dims, strides, &error));
+    g_assert_no_error (error);
+    g_test_message ("%dx%d/%d %d>%d at %d: (%d, %d, %d, %d)", s.k, s.k,
+        s.stride, s.cin, s.cout, s.h, dims[0], dims[1], dims[2], dims[3]);
+    g_assert_cmpint (dims[0], ==, s.n);
+    g_assert_cmpint (dims[1], ==, s.cout);
+    g_assert_cmpint (dims[2], ==, s.oh);
+    g_assert_cmpint (dims[3], ==, s.ow);
+    g_assert_cmpint (strides[0], ==, s.oh * s.ow * s.cout);
+    g_assert_cmpint (strides[1], ==, 1);
+    g_assert_cmpint (strides[2], ==, s.ow * s.cout);
+    g_assert_cmpint (strides[3], ==, s.cout);
+  }
+}
+
 /* Every entry of the table is there: a missing one would only show on a
  * GPU (the trainer refuses a backend without all its training ops). */
 static void
@@ -239,5 +273,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cuda-plan/blocks", test_blocks);
   g_test_add_func ("/cuda-host/checks", test_checks);
   g_test_add_func ("/cuda-host/table", test_table);
+  g_test_add_func ("/cuda-host/descriptors", test_descriptors);
   return g_test_run ();
 }

@@ -83,6 +83,10 @@ gboolean fer_cuda_download_bytes (cuda_backend *cb, void *dst,
 
 /* conv.c */
 void fer_cuda_conv_plan_free (gpointer plan);
+/* For tests, without a device: what cuDNN makes of the descriptors a plan
+ * for s gets: the output's (n, c, h, w) and their strides. */
+gboolean fer_cuda_conv_output_layout (const fer_conv_shape *s, int dims[4],
+    int strides[4], GError **error);
 gboolean fer_cuda_conv2d_forward (fer_backend *be, float *out,
     const float *inp, const float *weight, const float *bias,
     const float *residual, const fer_conv_shape *s, gboolean relu,

@@ -18,6 +18,8 @@
  * (beta = 1), as the backend contract wants. */
 #include "cuda/backend_cuda.h"
 
+#include <string.h>
+
 #define MAX_ALGOS 16
 
 typedef struct
@@ -32,10 +34,9 @@ typedef struct
   gboolean fused;   /* forward: the fused call accepted this shape so far */
 } cuda_conv_plan;
 
-void
-fer_cuda_conv_plan_free (gpointer data)
+static void
+destroy_descriptors (cuda_conv_plan *p)
 {
-  cuda_conv_plan *p = data;
   if (p->x)
     cudnnDestroyTensorDescriptor (p->x);
   if (p->y)
@@ -48,7 +49,13 @@ fer_cuda_conv_plan_free (gpointer data)
     cudnnDestroyConvolutionDescriptor (p->conv);
   if (p->relu)
     cudnnDestroyActivationDescriptor (p->relu);
-  g_free (p);
+}
+
+void
+fer_cuda_conv_plan_free (gpointer data)
+{
+  destroy_descriptors (data);
+  g_free (data);
 }
 
 static gboolean
@@ -310,4 +317,25 @@ fer_cuda_conv2d_backward (fer_backend *be, float *dinp, float *dweight,
           p->y, dout, p->conv, (cudnnConvolutionBwdFilterAlgo_t) p->algo,
           cb->workspace, cb->workspace_bytes, &one, p->w, dweight));
   return TRUE;
+}
+
+gboolean
+fer_cuda_conv_output_layout (const fer_conv_shape *s, int dims[4],
+    int strides[4], GError **error)
+{
+  cuda_conv_plan p;
+  cudnnDataType_t type;
+  int n, c, h, w;
+  gboolean ok;
+
+  memset (&p, 0, sizeof p);
+  fer_cuda_conv_key_init (&p.key, s->n, s->h, s->w, s->cin, s->cout, s->k,
+      s->stride, s->pad, FER_CUDA_CONV_FORWARD, 0);
+  ok = describe (&p, s, error)
+      && CUDNN_OK (cudnnGetConvolution2dForwardOutputDim (p.conv, p.x, p.w,
+          &dims[0], &dims[1], &dims[2], &dims[3]))
+      && CUDNN_OK (cudnnGetTensor4dDescriptor (p.y, &type, &n, &c, &h, &w,
+          &strides[0], &strides[1], &strides[2], &strides[3]));
+  destroy_descriptors (&p);
+  return ok;
 }
