@@ -172,7 +172,7 @@ cuda_alloc (fer_backend *be, size_t n, GError **error)
   if (!fer_cuda_enter (cb, error) || !CUDA_OK (cudaMalloc (&p, bytes)))
     return NULL;
   if (!CUDA_OK (cudaMemsetAsync (p, 0, bytes, cb->stream))) {
-    cudaFree (p);
+    (void) cudaFree (p);   /* the memset's error is the one reported */
     return NULL;
   }
   return p;
