@@ -72,6 +72,14 @@ typedef struct
       const float *weight, const float *bias, int n, int nin, int nout,
       gboolean relu, GError **error);
 
+  /* Optional (NULL: model.c runs fer_preprocess on the host and uploads
+   * the result): out (n, S, S, C) NHWC, backend memory, = fer_preprocess
+   * of views[0..n) of img for spec, with its validation and messages. img,
+   * views and spec are host memory. */
+  gboolean (*preprocess) (fer_backend *be, float *out, const fer_image *img,
+      const fer_view *views, int n, const fer_input_spec *spec,
+      GError **error);
+
   /* ---- Training ops (train.c) ------------------------------------------
    * NULL in a backend that cannot train: fer_trainer_new then refuses it.
    * Contract: parameter gradients (dweight, dbias, dgamma, dbeta) accumulate

@@ -10,6 +10,7 @@
 #include <glib.h>
 
 #include "cuda/backend_cuda.h"
+#include "cuda/preprocess-math.h"
 
 static void
 test_math (void)
@@ -234,6 +235,104 @@ test_descriptors (void)
   }
 }
 
+/* The device's preprocessing without the device: the host plan (taps,
+ * layout) and the arithmetic the kernel runs (preprocess-math.h), on the
+ * frame laid out as the upload lays it, against fer_preprocess, bit for
+ * bit: every pixel format, gray and colour inputs, both YUV ranges, views
+ * flipped, across the frame's edges, up- and downscaled. */
+static void
+test_preprocess_math (void)
+{
+  enum { W = 101, H = 77, S = 48, N = 5 };
+  static const fer_pixel_format formats[] = { FER_PIXEL_GRAY8,
+    FER_PIXEL_RGB, FER_PIXEL_BGR, FER_PIXEL_RGBA, FER_PIXEL_BGRA,
+    FER_PIXEL_RGBX, FER_PIXEL_BGRX, FER_PIXEL_XRGB, FER_PIXEL_ARGB,
+    FER_PIXEL_I420, FER_PIXEL_NV12 };
+  static const int bpp[] = { 1, 3, 3, 4, 4, 4, 4, 4, 4, 1, 1 };
+  const fer_view views[N] = {
+    { { 10.0f, 5.0f, 60.0f, 60.0f }, FALSE },
+    { { 10.0f, 5.0f, 60.0f, 60.0f }, TRUE },
+    { { -12.5f, 30.25f, 40.0f, 52.0f }, FALSE },
+    { { 3.0f, 2.0f, 20.0f, 17.0f }, TRUE },
+    { { 0.0f, 0.0f, (float) W, (float) H }, FALSE },
+  };
+  GRand *r = g_rand_new_with_seed (3);
+  void *buf = NULL;
+  size_t cap = 0;
+  int checked = 0;
+
+  for (guint fi = 0; fi < G_N_ELEMENTS (formats); fi++) {
+    const gboolean yuv = formats[fi] == FER_PIXEL_I420
+        || formats[fi] == FER_PIXEL_NV12;
+    for (int C = 1; C <= 3; C += 2) {
+      for (int full = 0; full < (yuv ? 2 : 1); full++) {
+        const int stride = W * bpp[fi] + 7, cstride = W + 9;
+        guint8 *planes[3];
+        for (int k = 0; k < 3; k++) {
+          planes[k] = g_new (guint8, (size_t) (k ? cstride : stride) * H);
+          for (int i = 0; i < (k ? cstride : stride) * H; i++)
+            planes[k][i] = (guint8) g_rand_int_range (r, 0, 256);
+        }
+        fer_image img = { formats[fi], W, H,
+          { planes[0], planes[1], planes[2] }, { stride, cstride, cstride },
+          full };
+        fer_input_spec spec = { S, C, { 0.5f, 0.4f, 0.3f },
+          { 0.25f, 0.2f, 0.3f } };
+        fer_cuda_batch_plan p;
+        GError *error = NULL;
+        g_assert_true (fer_cuda_batch_plan_make (&p, &buf, &cap, &img, views,
+                N, &spec, &error));
+        g_assert_no_error (error);
+        /* the frame as the upload lays it out */
+        guint8 *data = g_malloc0 (MAX (p.frame_bytes, 1));
+        for (int k = 0; k < 3; k++)
+          if (p.plane_bytes[k])
+            memcpy (data + p.frame.offsets[k], planes[k], p.plane_bytes[k]);
+        float *ref = g_new (float, (size_t) C * S * S);
+        for (int v = 0; v < N; v++) {
+          g_assert_true (fer_preprocess (&img, &views[v], &spec, ref, NULL,
+                  &error));
+          for (int c = 0; c < C; c++)
+            for (int oy = 0; oy < S; oy++)
+              for (int ox = 0; ox < S; ox++) {
+                float got = fer_pp_value (&p.frame, data, p.ints, p.floats,
+                    p.flips, S, C, p.stride_x, p.stride_y, &p.norm, v, oy,
+                    ox, c);
+                float want = ref[((size_t) c * S + oy) * S + ox];
+                if (memcmp (&got, &want, sizeof got) != 0)
+                  g_error ("format %d, %d channels, range %d, view %d, "
+                      "(%d, %d, %d): %.9g, fer_preprocess %.9g",
+                      formats[fi], C, full, v, c, oy, ox, got, want);
+                checked++;
+              }
+        }
+        g_free (ref);
+        g_free (data);
+        for (int k = 0; k < 3; k++)
+          g_free (planes[k]);
+      }
+    }
+  }
+  g_test_message ("%d values equal to fer_preprocess's", checked);
+
+  /* fer_preprocess's validation, with its message */
+  guint8 px[4] = { 0 };
+  fer_image tiny = { FER_PIXEL_GRAY8, 2, 2, { px }, { 2 }, TRUE };
+  fer_input_spec spec = { S, 1, { 0.5f }, { 0.25f } };
+  fer_view bad = { { 0.0f, 0.0f, 0.0f, 1.0f }, FALSE };
+  fer_cuda_batch_plan p;
+  GError *e1 = NULL, *e2 = NULL;
+  float out[S * S];
+  g_assert_false (fer_cuda_batch_plan_make (&p, &buf, &cap, &tiny, &bad, 1,
+          &spec, &e1));
+  g_assert_false (fer_preprocess (&tiny, &bad, &spec, out, NULL, &e2));
+  g_assert_cmpstr (e1->message, ==, e2->message);
+  g_clear_error (&e1);
+  g_clear_error (&e2);
+  g_free (buf);
+  g_rand_free (r);
+}
+
 /* Every entry of the table is there: a missing one would only show on a
  * GPU (the trainer refuses a backend without all its training ops). */
 static void
@@ -252,7 +351,8 @@ test_table (void)
     o->dropout_forward != NULL, o->dropout_backward != NULL,
     o->maxpool2d_backward != NULL, o->avgpool_backward != NULL,
     o->linear_backward != NULL, o->softmax_xent != NULL,
-    o->adam_update != NULL, o->sgd_update != NULL, o->zero != NULL
+    o->adam_update != NULL, o->sgd_update != NULL, o->zero != NULL,
+    o->preprocess != NULL
   };
   for (guint i = 0; i < G_N_ELEMENTS (present); i++)
     if (!present[i])
@@ -274,5 +374,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cuda-host/checks", test_checks);
   g_test_add_func ("/cuda-host/table", test_table);
   g_test_add_func ("/cuda-host/descriptors", test_descriptors);
+  g_test_add_func ("/cuda-host/preprocess", test_preprocess_math);
   return g_test_run ();
 }

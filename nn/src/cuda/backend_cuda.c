@@ -251,6 +251,9 @@ cuda_destroy (fer_backend *be)
     (void) cudaFree (cb->workspace);
   if (cb->scratch)
     (void) cudaFree (cb->scratch);
+  if (cb->frame)
+    (void) cudaFree (cb->frame);
+  g_free (cb->taps_host);
   if (cb->staging)
     (void) cudaFreeHost (cb->staging);
   if (cb->staging_done)
@@ -279,6 +282,7 @@ static const fer_backend_ops cuda_ops = {
   .conv2d_prepare_weight = cuda_conv2d_prepare_weight,
   .conv2d_forward = fer_cuda_conv2d_forward,
   .linear_forward = fer_cuda_linear_forward,
+  .preprocess = fer_cuda_op_preprocess,
   FER_CUDA_OPS,
 };
 

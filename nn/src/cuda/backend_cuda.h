@@ -34,6 +34,10 @@ typedef struct
   size_t workspace_bytes;
   void *scratch;             /* batch-norm partial sums, the loss, labels */
   size_t scratch_bytes;
+  void *frame;               /* preprocess: the frame's planes and taps */
+  size_t frame_bytes;
+  void *taps_host;           /* preprocess: the taps, built on the host */
+  size_t taps_host_bytes;
 
   /* Pinned host memory through which every upload and download goes,
    * reused; `staging_done` is recorded after the last copy out of it. */
@@ -107,6 +111,29 @@ gboolean fer_cuda_linear_forward (fer_backend *be, float *out,
 gboolean fer_cuda_linear_backward (fer_backend *be, float *dinp,
     float *dweight, float *dbias, const float *dout, const float *inp,
     const float *weight, int n, int nin, int nout, GError **error);
+
+/* frame.c: the input batch from a frame, on the device. The host part
+ * (no CUDA call; tests run it): validation, the frame's layout, each
+ * view's filter taps in *buf (grown to *cap bytes): ints (n x 4 x S, then
+ * n flips) and floats (n x S x (stride_x + stride_y)). */
+typedef struct
+{
+  fer_cuda_frame frame;        /* offsets: where upload puts each plane */
+  fer_cuda_norm norm;
+  size_t plane_bytes[3];
+  size_t frame_bytes;
+  int stride_x, stride_y;
+  size_t n_ints, n_floats;
+  int *ints, *flips;           /* into *buf */
+  float *floats;
+} fer_cuda_batch_plan;
+
+gboolean fer_cuda_batch_plan_make (fer_cuda_batch_plan *p, void **buf,
+    size_t *cap, const fer_image *img, const fer_view *views, int n,
+    const fer_input_spec *spec, GError **error);
+gboolean fer_cuda_op_preprocess (fer_backend *be, float *out,
+    const fer_image *img, const fer_view *views, int n,
+    const fer_input_spec *spec, GError **error);
 
 /* ops.c: pooling, batch norm, element-wise ops, loss, optimizers; the
  * table's entries for them. */

@@ -88,6 +88,41 @@ cudaError_t fer_cuda_batchnorm_backward (cudaStream_t stream, float *dinp,
     const float *save_mean, const float *save_rstd, const float *gamma,
     int rows, int c, void *scratch);
 
+/* ---- preprocess.cu ---- */
+
+typedef enum
+{
+  FER_CUDA_FRAME_GRAY,
+  FER_CUDA_FRAME_PACKED,   /* RGB, BGR, RGBA... : bytes_per_pixel, rgb */
+  FER_CUDA_FRAME_I420,
+  FER_CUDA_FRAME_NV12,
+} fer_cuda_frame_kind;
+
+/* A frame whose planes were uploaded into one device buffer. */
+typedef struct
+{
+  int kind;                  /* fer_cuda_frame_kind */
+  int width, height, full_range;
+  int bytes_per_pixel, rgb[3];
+  int strides[3];
+  size_t offsets[3];         /* of each plane in the buffer */
+} fer_cuda_frame;
+
+/* Per channel: value = filtered pixel * gain + bias. */
+typedef struct
+{
+  float gain[3], bias[3];
+} fer_cuda_norm;
+
+/* out (n, S, S, C) = fer_preprocess of n views of the frame in `data`.
+ * taps_int: per view, the x taps' first (S) and count (S), then the y
+ * taps' (4 x S ints); taps_w: per view, x weights (S x stride_x) then y
+ * weights (S x stride_y); flips (n). All device memory. */
+cudaError_t fer_cuda_preprocess (cudaStream_t stream, float *out,
+    const fer_cuda_frame *frame, const unsigned char *data,
+    const int *taps_int, const float *taps_w, const int *flips, int n,
+    int S, int C, int stride_x, int stride_y, const fer_cuda_norm *norm);
+
 /* ---- loss.cu ---- */
 
 /* fer_cpu_softmax_xent on the device: *loss (device, one float) and
