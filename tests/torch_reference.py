@@ -120,6 +120,21 @@ def load_into(m, tensors):
     assert all(k.endswith("num_batches_tracked") for k in missing), missing
 
 
+def load_model(path):
+    """A safetensors model file as torchvision's resnet18 (eval mode), the
+    variant recognised from its tensors as libfernn does; returns (model,
+    channels, classes, input size)."""
+    tensors, meta = read_safetensors(path)
+    stem = "small" if tensors["conv1.weight"].shape[2] == 3 else "torchvision"
+    head = "mlp" if "fc.4.weight" in tensors else "fc"
+    ch = tensors["conv1.weight"].shape[1]
+    classes = tensors["fc.weight" if head == "fc" else "fc.4.weight"].shape[0]
+    size = int(meta.get("fer.crop_size", meta.get("fer.input_size", 48)))
+    m = build(stem, head, ch, classes)
+    load_into(m, tensors)
+    return m, ch, classes, size
+
+
 def formula_input(n, c, s, phase=0.0):
     """x[b, ch, y, x] = sin(0.37 * i + 0.11 * b + phase) * 1.5, i = flat NCHW
     index: the C tests compute the same numbers in double and round to float."""

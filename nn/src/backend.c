@@ -36,16 +36,15 @@ fer_backend_type_to_string (fer_backend_type t)
   return "unknown";
 }
 
+/* backend=auto: CUDA when this build has it and fer_backend_cuda_new finds
+ * the device; only "no device" falls back to the CPU (silently: that is
+ * what auto means), any other failure of a present GPU is an error. */
 fer_backend *
 fer_backend_new (fer_backend_type type, int device_id, int threads,
     fer_backend_type *resolved, GError **error)
 {
   switch (type) {
     case FER_BACKEND_CUDA:
-      g_set_error (error, FER_ERROR, FER_ERROR_NO_DEVICE,
-          "backend=cuda requested, but this build of libfernn has no CUDA "
-          "backend (use backend=cpu or auto)");
-      return NULL;
     case FER_BACKEND_AUTO:
     case FER_BACKEND_CPU:
       break;
@@ -54,6 +53,35 @@ fer_backend_new (fer_backend_type type, int device_id, int threads,
           "unknown backend %d, expected auto, cpu or cuda", (int) type);
       return NULL;
   }
+#if FER_HAVE_CUDA
+  if (type != FER_BACKEND_CPU) {
+    GError *cuda_error = NULL;
+    fer_backend *be = fer_backend_cuda_new (device_id, &cuda_error);
+    if (be) {
+      if (be->ops->set_threads (be, threads, error)) {
+        if (resolved)
+          *resolved = FER_BACKEND_CUDA;
+        return be;
+      }
+      fer_backend_free (be);
+      return NULL;
+    }
+    if (type == FER_BACKEND_CUDA
+        || !g_error_matches (cuda_error, FER_ERROR, FER_ERROR_NO_DEVICE)) {
+      g_propagate_prefixed_error (error, cuda_error, "backend=%s: ",
+          fer_backend_type_to_string (type));
+      return NULL;
+    }
+    g_clear_error (&cuda_error);
+  }
+#else
+  if (type == FER_BACKEND_CUDA) {
+    g_set_error (error, FER_ERROR, FER_ERROR_NO_DEVICE,
+        "backend=cuda requested, but this build of libfernn has no CUDA "
+        "backend (use backend=cpu or auto)");
+    return NULL;
+  }
+#endif
   if (resolved)
     *resolved = FER_BACKEND_CPU;
   return fer_backend_cpu_new (threads, error);

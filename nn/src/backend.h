@@ -38,6 +38,9 @@ typedef struct fer_backend fer_backend;
 typedef struct
 {
   const char *name;
+  /* Images per inference forward (model.c runs larger batches in chunks
+   * of this many); 0: the model's default. */
+  int forward_chunk;
   void (*destroy) (fer_backend *be);
   float *(*alloc) (fer_backend *be, size_t n_floats, GError **error);
   void (*release) (fer_backend *be, float *p);
@@ -68,6 +71,14 @@ typedef struct
   gboolean (*linear_forward) (fer_backend *be, float *out, const float *inp,
       const float *weight, const float *bias, int n, int nin, int nout,
       gboolean relu, GError **error);
+
+  /* Optional (NULL: model.c runs fer_preprocess on the host and uploads
+   * the result): out (n, S, S, C) NHWC, backend memory, = fer_preprocess
+   * of views[0..n) of img for spec, with its validation and messages. img,
+   * views and spec are host memory. */
+  gboolean (*preprocess) (fer_backend *be, float *out, const fer_image *img,
+      const fer_view *views, int n, const fer_input_spec *spec,
+      GError **error);
 
   /* ---- Training ops (train.c) ------------------------------------------
    * NULL in a backend that cannot train: fer_trainer_new then refuses it.
@@ -164,5 +175,13 @@ void fer_backend_free (fer_backend *be);
 
 /* Implemented in cpu/backend_cpu.c. */
 fer_backend *fer_backend_cpu_new (int threads, GError **error);
+
+/* Implemented in cuda/backend_cuda.c, in builds with FER_HAVE_CUDA. probe:
+ * TRUE when device_id names a usable CUDA device, else FALSE with
+ * FER_ERROR_NO_DEVICE ("no CUDA device ..."). new: the backend on that
+ * device (FER_ERROR_NO_DEVICE as probe, other codes for failures of a
+ * device that is there). FER_CUDA_MATH picks the math (cuda/plan.h). */
+gboolean fer_backend_cuda_probe (int device_id, GError **error);
+fer_backend *fer_backend_cuda_new (int device_id, GError **error);
 
 #endif

@@ -12,8 +12,9 @@
 #include "backend.h"
 #include "init.h"
 
-/* Images per backend forward; larger requests run in chunks so activation
- * memory stays bounded (64 x small stem at 48x48 = 38 MB per buffer). */
+/* Images per backend forward, unless the backend says (forward_chunk);
+ * larger requests run in chunks so activation memory stays bounded (64 x
+ * small stem at 48x48 = 38 MB per buffer). */
 #define FORWARD_CHUNK 64
 #define N_ACT_BUFFERS 4
 
@@ -65,6 +66,8 @@ struct fer_model
   size_t host_in_cap;
   float *host_logits;             /* classify: (faces x views, n_classes) */
   size_t host_logits_cap;
+  fer_view *views;                /* classify on the device: faces x views */
+  size_t views_cap;
   fer_scratch *scratch;
 };
 
@@ -533,6 +536,7 @@ fer_model_free (fer_model *m)
   }
   g_free (m->host_in);
   g_free (m->host_logits);
+  g_free (m->views);
   fer_scratch_free (m->scratch);
   g_strfreev (m->labels);
   if (m->metadata)
@@ -793,10 +797,12 @@ fer_model_forward (fer_model *m, const float *input, int n, float *logits,
         input && logits ? "valid" : "NULL");
     return FALSE;
   }
-  if (n > 0 && !ensure_workspace (m, MIN (n, FORWARD_CHUNK), error))
+  const int chunk = m->be->ops->forward_chunk > 0
+      ? m->be->ops->forward_chunk : FORWARD_CHUNK;
+  if (n > 0 && !ensure_workspace (m, MIN (n, chunk), error))
     return FALSE;
-  for (int b0 = 0; b0 < n; b0 += FORWARD_CHUNK) {
-    int nb = MIN (FORWARD_CHUNK, n - b0);
+  for (int b0 = 0; b0 < n; b0 += chunk) {
+    int nb = MIN (chunk, n - b0);
     const float *src = input + (size_t) b0 * per_image;
     if (c > 1) {
       /* NCHW (the public, PyTorch layout) -> NHWC (the graph's). */
@@ -854,6 +860,52 @@ softmax_average (float *probs, const float *logits, int n_faces, int T,
   }
 }
 
+/* The backend builds the input batch from the frame (its preprocess op:
+ * one upload of the frame per chunk of views instead of the views' floats);
+ * the views are made and the probabilities averaged here. */
+static gboolean
+classify_on_device (fer_model *m, const fer_image *img,
+    const fer_rect *faces, int n, int T, float *probs, GError **error)
+{
+  const fer_backend_ops *ops = m->be->ops;
+  const int k = m->arch.n_classes, total = n * T;
+  const int chunk = ops->forward_chunk > 0 ? ops->forward_chunk
+      : FORWARD_CHUNK;
+
+  if (m->views_cap < (size_t) total) {
+    fer_view *v = g_try_renew (fer_view, m->views, total);
+    if (!v) {
+      g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+          "cannot allocate %d faces x %d views", n, T);
+      return FALSE;
+    }
+    m->views = v;
+    m->views_cap = total;
+  }
+  if (!grow (&m->host_logits, &m->host_logits_cap, (size_t) total * k)) {
+    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+        "cannot allocate the logits of %d faces x %d views", n, T);
+    return FALSE;
+  }
+  for (int f = 0; f < n; f++)
+    if (fer_tta_views (&faces[f], m->input_size, m->crop_size, T,
+            m->views + (size_t) f * T, error) < 0)
+      return FALSE;
+  if (!ensure_workspace (m, MIN (total, chunk), error))
+    return FALSE;
+  for (int b0 = 0; b0 < total; b0 += chunk) {
+    int nb = MIN (chunk, total - b0);
+    if (!ops->preprocess (m->be, m->act[0], img, m->views + b0, nb, &m->spec,
+            error)
+        || !run_graph (m, nb, error)
+        || !ops->download (m->be, m->host_logits + (size_t) b0 * k,
+            m->dev_logits, (size_t) nb * k, error))
+      return FALSE;
+  }
+  softmax_average (probs, m->host_logits, n, T, k);
+  return TRUE;
+}
+
 /* faces: one rectangle per image, or NULL for whole images; imgs holds one
  * image (shared by all faces) or n (one per face). */
 static gboolean
@@ -876,6 +928,8 @@ classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
   }
   if (n == 0)
     return TRUE;
+  if (!per_face_image && faces && m->be->ops->preprocess)
+    return classify_on_device (m, imgs, faces, n, T, probs, error);
   if (!grow (&m->host_in, &m->host_in_cap, (size_t) n * T * per_view)
       || !grow (&m->host_logits, &m->host_logits_cap,
           (size_t) n * T * m->arch.n_classes)) {

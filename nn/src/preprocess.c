@@ -156,6 +156,30 @@ plane_rows (fer_pixel_format format, int width, gint64 row_bytes[3],
     }
 }
 
+void
+fer_preprocess_packed_layout (fer_pixel_format format, int *bytes_per_pixel,
+    int rgb[3])
+{
+  const packed_layout *l = &packed_layouts[format];
+  *bytes_per_pixel = l->bytes_per_pixel;
+  rgb[0] = l->r;
+  rgb[1] = l->g;
+  rgb[2] = l->b;
+}
+
+size_t
+fer_image_plane_bytes (const fer_image *img, int plane)
+{
+  gint64 row_bytes[3];
+  const char *names[3];
+  int n_planes = plane_rows (img->format, img->width, row_bytes, names);
+  int rows = plane == 0 ? img->height : (img->height + 1) / 2;
+  if (plane < 0 || plane >= n_planes)
+    return 0;
+  return (size_t) (rows - 1) * (size_t) img->strides[plane]
+      + (size_t) row_bytes[plane];
+}
+
 gboolean
 fer_image_validate (const fer_image *img, GError **error)
 {
@@ -330,6 +354,20 @@ axis_taps_compute (axis_taps *t, double origin, double length,
     }
 }
 
+int
+fer_preprocess_taps_stride (double length, int S, int n_src)
+{
+  return taps_stride (MAX (length / S, 1.0), n_src);
+}
+
+void
+fer_preprocess_axis_taps (int *first, int *count, float *weights, int stride,
+    double origin, double length, int S, int n_src)
+{
+  axis_taps t = { first, count, weights, stride };
+  axis_taps_compute (&t, origin, length, MAX (length / S, 1.0), S, n_src);
+}
+
 static inline float
 clamp_255 (float v)
 {
@@ -456,6 +494,22 @@ convert_row (const fer_image *img, int y, int x0, int n, int channels,
 }
 
 gboolean
+fer_preprocess_validate (const fer_image *img, const fer_view *view,
+    const fer_input_spec *spec, GError **error)
+{
+  if (!fer_image_validate (img, error))
+    return FALSE;
+  if (!view || !spec)
+    {
+      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+          "fer_preprocess: %s is NULL", !view ? "view" : "input spec");
+      return FALSE;
+    }
+  return view_rect_validate (&view->src, error)
+      && input_spec_validate (spec, error);
+}
+
+gboolean
 fer_preprocess (const fer_image *img, const fer_view *view,
     const fer_input_spec *spec, float *out, fer_scratch *scratch,
     GError **error)
@@ -469,18 +523,14 @@ fer_preprocess (const fer_image *img, const fer_view *view,
   size_t row_floats, hbuf_floats;
   float *row, *hbuf;
 
-  if (!fer_image_validate (img, error))
+  if (!fer_preprocess_validate (img, view, spec, error))
     return FALSE;
-  if (!view || !spec || !out)
+  if (!out)
     {
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "fer_preprocess: %s is NULL",
-          !view ? "view" : !spec ? "input spec" : "output buffer");
+          "fer_preprocess: output buffer is NULL");
       return FALSE;
     }
-  if (!view_rect_validate (&view->src, error)
-      || !input_spec_validate (spec, error))
-    return FALSE;
 
   S = spec->size;
   C = spec->channels;

@@ -1,9 +1,11 @@
-/* CPU throughput of libfernn: faces/second through fer_model_classify
+/* Inference throughput of libfernn: faces/second through fer_model_classify
  * (preprocessing + TTA views + one batched forward + softmax averaging) for
  * TTA 1 and 5 at 1, 8 and 32 faces per frame, and the bare forward pass on
  * the same number of views. One JSON object per line, for
- * tests/bench/compare_torch.py (which runs PyTorch on the same batches).
- *   bench-cpu --model M [--threads N] [--seconds S] [--faces 1,8,32] [--tta 1,5] */
+ * tests/bench/compare_torch.py (which runs PyTorch on the same batches) and
+ * tests/gpu/check.sh (--backend cuda).
+ *   bench-cpu --model M [--backend cpu|cuda|auto] [--threads N] [--seconds S]
+ *             [--faces 1,8,32] [--tta 1,5] */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -30,11 +32,13 @@ parse_list (const char *s, int *n)
 int
 main (int argc, char **argv)
 {
-  char *model = NULL, *faces_s = NULL, *tta_s = NULL;
+  char *model = NULL, *faces_s = NULL, *tta_s = NULL, *backend_s = NULL;
+  fer_backend_type backend = FER_BACKEND_CPU;
   int threads = 1;
   double seconds = 2.0;
   GOptionEntry entries[] = {
     {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Model file", "M"},
+    {"backend", 0, 0, G_OPTION_ARG_STRING, &backend_s, "cpu (default), cuda or auto", "B"},
     {"threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads", "N"},
     {"seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds, "Time per case", "S"},
     {"faces", 0, 0, G_OPTION_ARG_STRING, &faces_s, "Faces per frame", "LIST"},
@@ -50,8 +54,13 @@ main (int argc, char **argv)
     return 2;
   }
   g_option_context_free (ctx);
+  if (backend_s && !fer_backend_type_from_string (backend_s, &backend)) {
+    fprintf (stderr, "bench-cpu: --backend %s: expected cpu, cuda or auto\n",
+        backend_s);
+    return 2;
+  }
 
-  fer_model_options opts = { FER_BACKEND_CPU, 0, threads };
+  fer_model_options opts = { backend, 0, threads };
   fer_model *m = fer_model_load (model, &opts, &error);
   if (!m) {
     fprintf (stderr, "bench-cpu: %s\n", error->message);
@@ -104,9 +113,11 @@ main (int argc, char **argv)
       } while ((t = now () - t0) < seconds);
       double forward_vps = iters * n * T / t;
 
-      printf ("{\"impl\": \"libfernn\", \"threads\": %d, \"tta\": %d, "
-          "\"faces\": %d, \"faces_per_s\": %.2f, \"forward_views_per_s\": "
-          "%.2f}\n", threads, T, n, classify_fps, forward_vps);
+      printf ("{\"impl\": \"libfernn\", \"backend\": \"%s\", "
+          "\"threads\": %d, \"tta\": %d, \"faces\": %d, "
+          "\"faces_per_s\": %.2f, \"forward_views_per_s\": %.2f}\n",
+          fer_backend_type_to_string (fer_model_backend (m)), threads, T, n,
+          classify_fps, forward_vps);
       fflush (stdout);
       g_free (rects);
       g_free (probs);
@@ -120,6 +131,7 @@ main (int argc, char **argv)
   g_free (model);
   g_free (faces_s);
   g_free (tta_s);
+  g_free (backend_s);
   fer_model_free (m);
   return 0;
 }

@@ -3,6 +3,7 @@
  * after two warm-up steps. One JSON object per line.
  *   bench-train [--model M] [--stem torchvision|small] [--head fc|mlp] [--channels N]
  *               [--batch N] [--size S] [--threads N] [--seconds S]
+ *               [--backend cpu|cuda|auto]
  * The PyTorch number to compare with comes from the same loop in PyTorch:
  * torchvision resnet18 with the same stem/head, Adam, cross_entropy with
  * class weights and label smoothing, torch.set_num_threads(threads).
@@ -17,7 +18,8 @@
 int
 main (int argc, char **argv)
 {
-  char *stem = NULL, *head = NULL, *model = NULL;
+  char *stem = NULL, *head = NULL, *model = NULL, *backend_s = NULL;
+  fer_backend_type backend = FER_BACKEND_CPU;
   int channels = 1, batch = 64, size = 48, threads = 1, classes = 7;
   double seconds = 10.0;
   GOptionEntry entries[] = {
@@ -30,6 +32,7 @@ main (int argc, char **argv)
     {"size", 0, 0, G_OPTION_ARG_INT, &size, "Input side", "S"},
     {"threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads", "N"},
     {"seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds, "Time to run", "S"},
+    {"backend", 0, 0, G_OPTION_ARG_STRING, &backend_s, "cpu (default), cuda or auto", "B"},
     {NULL}
   };
   GError *error = NULL;
@@ -40,6 +43,12 @@ main (int argc, char **argv)
     return 2;
   }
   g_option_context_free (ctx);
+  if (backend_s && !fer_backend_type_from_string (backend_s, &backend)) {
+    fprintf (stderr, "bench-train: --backend %s: expected cpu, cuda or auto\n",
+        backend_s);
+    return 2;
+  }
+  g_free (backend_s);
 
   fer_arch arch = {
     g_strcmp0 (stem, "small") == 0 ? FER_STEM_SMALL : FER_STEM_TORCHVISION,
@@ -50,7 +59,7 @@ main (int argc, char **argv)
   fer_train_config cfg;
   fer_train_config_init (&cfg, &arch);
   cfg.input_size = size;
-  cfg.backend = FER_BACKEND_CPU;
+  cfg.backend = backend;
   cfg.threads = threads;
   cfg.label_smoothing = 0.1f;
   cfg.class_weights = weights;
@@ -83,10 +92,11 @@ main (int argc, char **argv)
     steps++;
     elapsed = (g_get_monotonic_time () - t0) / 1e6;
   }
-  printf ("{\"impl\": \"libfernn\", \"stem\": \"%s\", \"head\": \"%s\", "
+  printf ("{\"impl\": \"libfernn\", \"backend\": \"%s\", "
+      "\"stem\": \"%s\", \"head\": \"%s\", "
       "\"channels\": %d, \"size\": %d, \"batch\": %d, \"threads\": %d, "
       "\"steps\": %d, \"images_per_s\": %.1f, \"loss\": %.4f}\n",
-      arch.stem == FER_STEM_SMALL ? "small" : "torchvision",
+      fer_backend_type_to_string (backend), arch.stem == FER_STEM_SMALL ? "small" : "torchvision",
       arch.head == FER_HEAD_MLP ? "mlp" : "fc", channels, size, batch,
       threads, steps, steps * batch / elapsed, loss);
   fer_trainer_free (t);

@@ -26,16 +26,9 @@ TTAS = [1, 5]
 def torch_worker(model, threads, seconds):
     import torch
     sys.path.insert(0, os.path.join(HERE, ".."))
-    from torch_reference import read_safetensors, build, load_into
+    from torch_reference import load_model
     torch.set_num_threads(threads)
-    tensors, meta = read_safetensors(model)
-    stem = "small" if tensors["conv1.weight"].shape[2] == 3 else "torchvision"
-    head = "mlp" if "fc.4.weight" in tensors else "fc"
-    ch = tensors["conv1.weight"].shape[1]
-    classes = tensors["fc.weight" if head == "fc" else "fc.4.weight"].shape[0]
-    size = int(meta.get("fer.crop_size", meta.get("fer.input_size", 48)))
-    m = build(stem, head, ch, classes)
-    load_into(m, tensors)
+    m, ch, _, size = load_model(model)
     for T in TTAS:
         for n in FACES:
             x = torch.randn(n * T, ch, size, size)

@@ -400,6 +400,17 @@ GST_START_TEST (test_bus_message)
 
 GST_END_TEST;
 
+/* Whether backend=auto finds a CUDA device here. */
+static gboolean
+cuda_device_present (void)
+{
+  fer_model_options opts = { FER_BACKEND_AUTO, 0, 1 };
+  fer_model *m = fer_model_load (model7, &opts, NULL);
+  gboolean cuda = m && fer_model_backend (m) == FER_BACKEND_CUDA;
+  fer_model_free (m);
+  return cuda;
+}
+
 /* Starting with this model/backend fails; the error names `needle`. */
 static void
 expect_start_error (const char *props, const char *needle)
@@ -445,6 +456,13 @@ GST_START_TEST (test_bad_models)
   if (!fer_have_cuda_build ()) {
     props = g_strdup_printf ("model=%s backend=cuda", model7);
     expect_start_error (props, "cuda");
+    g_free (props);
+  } else if (!cuda_device_present ()) {
+    props = g_strdup_printf ("model=%s backend=cuda", model7);
+    expect_start_error (props, "no CUDA device");
+    g_free (props);
+    props = g_strdup_printf ("model=%s backend=cuda device-id=3", model7);
+    expect_start_error (props, "no CUDA device");
     g_free (props);
   }
   g_unlink (corrupt);

@@ -1,0 +1,207 @@
+/* The CUDA backend's private header: its state, the check macros, and the
+ * entry points its files share. Only cuda/ includes it (and tests that
+ * reach into the backend); CUDA types never leave nn/src/cuda.
+ *
+ * Every CUDA runtime, cuBLAS and cuDNN call goes through CUDA_OK, CUBLAS_OK
+ * or CUDNN_OK: a failure becomes a GError (FER_ERROR_BACKEND, or
+ * FER_ERROR_NOMEM for out-of-memory) naming the status, the statement and
+ * its file and line, and the macro is FALSE; the *_CHECK forms return FALSE
+ * from the calling function. Nothing here exits or aborts. The functions
+ * using them have a `GError **error` in scope. */
+#ifndef FER_CUDA_BACKEND_H
+#define FER_CUDA_BACKEND_H
+
+#include <cuda_runtime_api.h>
+#include <cublas_v2.h>
+#include <cudnn.h>
+
+#include "backend.h"
+#include "cuda/kernels.h"
+#include "cuda/plan.h"
+
+typedef struct
+{
+  fer_backend base;
+  int device;
+  fer_cuda_math math;
+  gboolean find_algorithms;  /* FER_CUDA_CONV_FIND=1: measure, not rank */
+  cudaStream_t stream;
+  cublasHandle_t blas;
+  cudnnHandle_t dnn;
+
+  GHashTable *conv_plans;    /* fer_cuda_conv_key -> cuda_conv_plan */
+  void *workspace;           /* cuDNN's, one for all convolutions, grows */
+  size_t workspace_bytes;
+  void *scratch;             /* batch-norm partial sums, the loss, labels */
+  size_t scratch_bytes;
+  void *frame;               /* preprocess: the frame's planes and taps */
+  size_t frame_bytes;
+  void *taps_host;           /* preprocess: the taps, built on the host */
+  size_t taps_host_bytes;
+
+  /* Pinned host memory through which every upload and download goes,
+   * reused; `staging_done` is recorded after the last copy out of it. */
+  void *staging;
+  size_t staging_bytes;
+  cudaEvent_t staging_done;
+} cuda_backend;
+
+gboolean fer_cuda_check_runtime (cudaError_t status, const char *stmt,
+    const char *file, int line, GError **error);
+gboolean fer_cuda_check_cublas (cublasStatus_t status, const char *stmt,
+    const char *file, int line, GError **error);
+gboolean fer_cuda_check_cudnn (cudnnStatus_t status, const char *stmt,
+    const char *file, int line, GError **error);
+
+#define CUDA_OK(stmt) \
+  fer_cuda_check_runtime ((stmt), #stmt, __FILE__, __LINE__, error)
+#define CUBLAS_OK(stmt) \
+  fer_cuda_check_cublas ((stmt), #stmt, __FILE__, __LINE__, error)
+#define CUDNN_OK(stmt) \
+  fer_cuda_check_cudnn ((stmt), #stmt, __FILE__, __LINE__, error)
+#define CUDA_CHECK(stmt) \
+  do { if (!CUDA_OK (stmt)) return FALSE; } while (0)
+#define CUBLAS_CHECK(stmt) \
+  do { if (!CUBLAS_OK (stmt)) return FALSE; } while (0)
+#define CUDNN_CHECK(stmt) \
+  do { if (!CUDNN_OK (stmt)) return FALSE; } while (0)
+
+/* The backend's table, for tests that check it is complete without a
+ * device to make a backend on. */
+const fer_backend_ops *fer_cuda_backend_ops (void);
+
+/* Makes the backend's device current for the calling thread (the element
+ * loads the model in one thread and streams in another). */
+gboolean fer_cuda_enter (cuda_backend *cb, GError **error);
+/* The scratch buffer, grown to at least `bytes`. */
+void *fer_cuda_scratch (cuda_backend *cb, size_t bytes, GError **error);
+/* Grows *buf (device memory) to hold `bytes`; the stream is drained first,
+ * since kernels queued on it may still use the old buffer. */
+gboolean fer_cuda_grow_device (cuda_backend *cb, void **buf, size_t *have,
+    size_t bytes, GError **error);
+/* Host <-> device copies of `bytes` through the pinned staging buffer. */
+gboolean fer_cuda_upload_bytes (cuda_backend *cb, void *dst, const void *src,
+    size_t bytes, GError **error);
+gboolean fer_cuda_download_bytes (cuda_backend *cb, void *dst,
+    const void *src, size_t bytes, GError **error);
+
+/* conv.c */
+void fer_cuda_conv_plan_free (gpointer plan);
+/* For tests, without a device: what cuDNN makes of the descriptors a plan
+ * for s gets: the output's (n, c, h, w) and their strides. */
+gboolean fer_cuda_conv_output_layout (const fer_conv_shape *s, int dims[4],
+    int strides[4], GError **error);
+gboolean fer_cuda_conv2d_forward (fer_backend *be, float *out,
+    const float *inp, const float *weight, const float *bias,
+    const float *residual, const fer_conv_shape *s, gboolean relu,
+    GError **error);
+size_t fer_cuda_conv2d_train_workspace (fer_backend *be,
+    const fer_conv_shape *s);
+gboolean fer_cuda_conv2d_forward_train (fer_backend *be, float *out,
+    const float *inp, const float *weight, const fer_conv_shape *s,
+    float *ws, size_t ws_floats, GError **error);
+gboolean fer_cuda_conv2d_backward (fer_backend *be, float *dinp,
+    float *dweight, const float *dout, const float *inp, const float *weight,
+    const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error);
+
+/* linear.c */
+gboolean fer_cuda_linear_forward (fer_backend *be, float *out,
+    const float *inp, const float *weight, const float *bias, int n, int nin,
+    int nout, gboolean relu, GError **error);
+gboolean fer_cuda_linear_backward (fer_backend *be, float *dinp,
+    float *dweight, float *dbias, const float *dout, const float *inp,
+    const float *weight, int n, int nin, int nout, GError **error);
+
+/* frame.c: the input batch from a frame, on the device. The host part
+ * (no CUDA call; tests run it): validation, the frame's layout, each
+ * view's filter taps in *buf (grown to *cap bytes): ints (n x 4 x S, then
+ * n flips) and floats (n x S x (stride_x + stride_y)). */
+typedef struct
+{
+  fer_cuda_frame frame;        /* offsets: where upload puts each plane */
+  fer_cuda_norm norm;
+  size_t plane_bytes[3];
+  size_t frame_bytes;
+  int stride_x, stride_y;
+  size_t n_ints, n_floats;
+  int *ints, *flips;           /* into *buf */
+  float *floats;
+} fer_cuda_batch_plan;
+
+gboolean fer_cuda_batch_plan_make (fer_cuda_batch_plan *p, void **buf,
+    size_t *cap, const fer_image *img, const fer_view *views, int n,
+    const fer_input_spec *spec, GError **error);
+gboolean fer_cuda_op_preprocess (fer_backend *be, float *out,
+    const fer_image *img, const fer_view *views, int n,
+    const fer_input_spec *spec, GError **error);
+
+/* ops.c: pooling, batch norm, element-wise ops, loss, optimizers; the
+ * table's entries for them. */
+#define FER_CUDA_OPS \
+  .maxpool2d_forward = fer_cuda_op_maxpool2d_forward, \
+  .avgpool_forward = fer_cuda_op_avgpool_forward, \
+  .conv2d_train_workspace = fer_cuda_conv2d_train_workspace, \
+  .conv2d_forward_train = fer_cuda_conv2d_forward_train, \
+  .conv2d_backward = fer_cuda_conv2d_backward, \
+  .batchnorm_forward_train = fer_cuda_op_batchnorm_forward_train, \
+  .batchnorm_forward_eval = fer_cuda_op_batchnorm_forward_eval, \
+  .batchnorm_backward = fer_cuda_op_batchnorm_backward, \
+  .relu_backward = fer_cuda_op_relu_backward, \
+  .add = fer_cuda_op_add, \
+  .dropout_forward = fer_cuda_op_dropout_forward, \
+  .dropout_backward = fer_cuda_op_dropout_backward, \
+  .maxpool2d_backward = fer_cuda_op_maxpool2d_backward, \
+  .avgpool_backward = fer_cuda_op_avgpool_backward, \
+  .linear_backward = fer_cuda_linear_backward, \
+  .softmax_xent = fer_cuda_op_softmax_xent, \
+  .adam_update = fer_cuda_op_adam_update, \
+  .sgd_update = fer_cuda_op_sgd_update, \
+  .zero = fer_cuda_op_zero
+
+gboolean fer_cuda_op_maxpool2d_forward (fer_backend *be, float *out,
+    const float *inp, int n, int h, int w, int c, int k, int stride, int pad,
+    GError **error);
+gboolean fer_cuda_op_avgpool_forward (fer_backend *be, float *out,
+    const float *inp, int n, int hw, int c, GError **error);
+gboolean fer_cuda_op_batchnorm_forward_train (fer_backend *be, float *out,
+    float *save_mean, float *save_rstd, float *running_mean,
+    float *running_var, const float *inp, const float *gamma,
+    const float *beta, const float *residual, int rows, int c,
+    float momentum, float eps, gboolean relu, GError **error);
+gboolean fer_cuda_op_batchnorm_forward_eval (fer_backend *be, float *out,
+    const float *inp, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var,
+    const float *residual, int rows, int c, float eps, gboolean relu,
+    GError **error);
+gboolean fer_cuda_op_batchnorm_backward (fer_backend *be, float *dinp,
+    float *dgamma, float *dbeta, const float *dout, const float *inp,
+    const float *save_mean, const float *save_rstd, const float *gamma,
+    int rows, int c, GError **error);
+gboolean fer_cuda_op_relu_backward (fer_backend *be, float *dinp,
+    const float *dout, const float *out, size_t n, GError **error);
+gboolean fer_cuda_op_add (fer_backend *be, float *out, const float *a,
+    const float *b, size_t n, GError **error);
+gboolean fer_cuda_op_dropout_forward (fer_backend *be, float *out,
+    const float *inp, const float *mask, size_t n, GError **error);
+gboolean fer_cuda_op_dropout_backward (fer_backend *be, float *dinp,
+    const float *dout, const float *mask, size_t n, GError **error);
+gboolean fer_cuda_op_maxpool2d_backward (fer_backend *be, float *dinp,
+    const float *dout, const float *inp, int n, int h, int w, int c, int k,
+    int stride, int pad, GError **error);
+gboolean fer_cuda_op_avgpool_backward (fer_backend *be, float *dinp,
+    const float *dout, int n, int hw, int c, GError **error);
+gboolean fer_cuda_op_softmax_xent (fer_backend *be, float *loss,
+    float *dlogits, const float *logits, const int *y_a, const int *y_b,
+    float lam, const float *class_weights, int n, int k, float smoothing,
+    float focal_gamma, GError **error);
+gboolean fer_cuda_op_adam_update (fer_backend *be, float *params, float *m,
+    float *v, const float *grads, size_t n, float lr, float beta1,
+    float beta2, float eps, float weight_decay, int64_t step,
+    gboolean decoupled, GError **error);
+gboolean fer_cuda_op_sgd_update (fer_backend *be, float *params, float *buf,
+    const float *grads, size_t n, float lr, float momentum,
+    float weight_decay, gboolean nesterov, gboolean first_step,
+    GError **error);
+gboolean fer_cuda_op_zero (fer_backend *be, float *p, size_t n, GError **error);
+
+#endif

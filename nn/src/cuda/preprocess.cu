@@ -1,0 +1,39 @@
+/* Face-crop preprocessing on the device: fer_preprocess (nn/src/
+ * preprocess.c) for a batch of views of one frame, written straight into
+ * the network's NHWC input, a thread per value. The host (frame.c)
+ * validates, computes each view's filter taps with preprocess.c's own code
+ * and uploads the frame's planes once; the arithmetic is in
+ * preprocess-math.h, which a CPU test checks against fer_preprocess. */
+#include "kernels.h"
+#include "plan.h"
+#include "preprocess-math.h"
+
+static __global__ void
+preprocess_kernel (float *out, fer_cuda_frame f, const unsigned char *data,
+    const int *taps_int, const float *taps_w, const int *flips, int n,
+    int S, int C, int stride_x, int stride_y, fer_cuda_norm norm)
+{
+  const size_t total = (size_t) n * S * S * C;
+  for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < total;
+      i += (size_t) gridDim.x * blockDim.x) {
+    const int c = (int) (i % C);
+    const int ox = (int) (i / C % S), oy = (int) (i / C / S % S);
+    const int v = (int) (i / ((size_t) C * S * S));
+    out[i] = fer_pp_value (&f, data, taps_int, taps_w, flips, S, C,
+        stride_x, stride_y, &norm, v, oy, ox, c);
+  }
+}
+
+extern "C" cudaError_t
+fer_cuda_preprocess (cudaStream_t stream, float *out,
+    const fer_cuda_frame *frame, const unsigned char *data,
+    const int *taps_int, const float *taps_w, const int *flips, int n, int S,
+    int C, int stride_x, int stride_y, const fer_cuda_norm *norm)
+{
+  const size_t total = (size_t) n * S * S * C;
+  if (total > 0)
+    preprocess_kernel<<<fer_cuda_blocks (total), FER_CUDA_THREADS, 0,
+        stream>>> (out, *frame, data, taps_int, taps_w, flips, n, S, C,
+        stride_x, stride_y, *norm);
+  return cudaGetLastError ();
+}

@@ -1,0 +1,152 @@
+/* The whole network on the CUDA backend against the CPU backend:
+ *   - probabilities of a random model (torchvision stem, mlp head, random
+ *     batch-norm statistics) for faces x TTA views, T = 1 and 5, in the
+ *     default math (exact FP32 inference) and in TF32;
+ *   - the loss curve of the first training steps (Adam, dropout, class
+ *     weights, label smoothing) in exact FP32 and in the default math
+ *     (TF32 training), from the same initial model and batches.
+ * Prints max |difference| per case. Skips (exit 77) without a device. */
+#include <string.h>
+#include <glib/gstdio.h>
+
+#include <fer/train.h>
+#include "gpu-common.h"
+#include "rng.h"
+
+static int failures;
+
+static void
+verdict (const char *what, double err, double tol)
+{
+  gboolean ok = err <= tol;
+  printf ("%-4s %-52s %.3g (tolerance %.0e)\n", ok ? "ok" : "FAIL", what, err,
+      tol);
+  failures += !ok;
+}
+
+static void
+probabilities (const char *model, const char *math, double tol)
+{
+  enum { W = 160, H = 120, FACES = 8, K = 7 };
+  const fer_model_options cpu_opts = { FER_BACKEND_CPU, 0, 0 };
+  const fer_model_options gpu_opts = { FER_BACKEND_CUDA, 0, 0 };
+  static uint8_t px[W * H];
+  fer_rect faces[FACES];
+  float pc[FACES * K], pg[FACES * K];
+  GError *error = NULL;
+  fer_rng rng;
+
+  fer_rng_seed (&rng, 7);
+  for (int i = 0; i < W * H; i++)
+    px[i] = (uint8_t) (fer_rng_uniform (&rng) * 255.0f);
+  for (int f = 0; f < FACES; f++)
+    faces[f] = (fer_rect) { 5.0f * f, 3.0f * f, 40.0f + 4 * f, 44.0f + 3 * f };
+  fer_image img = { FER_PIXEL_GRAY8, W, H, { px }, { W }, TRUE };
+
+  g_setenv ("FER_CUDA_MATH", math, TRUE);
+  fer_model *mc = fer_model_load (model, &cpu_opts, &error);
+  g_assert_no_error (error);
+  fer_model *mg = fer_model_load (model, &gpu_opts, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (fer_model_backend (mg), ==, FER_BACKEND_CUDA);
+  for (int T = 1; T <= 5; T += 4) {
+    char what[96];
+    double err = 0.0;
+    g_assert_true (fer_model_classify (mc, &img, faces, FACES, T, pc,
+            &error));
+    if (!fer_model_classify (mg, &img, faces, FACES, T, pg, &error)) {
+      printf ("FAIL classify on cuda: %s\n", error->message);
+      failures++;
+      g_clear_error (&error);
+      continue;
+    }
+    for (int i = 0; i < FACES * K; i++)
+      err = fmax (err, fabs ((double) pg[i] - pc[i]));
+    g_snprintf (what, sizeof what, "probabilities, %d faces x %d views, %s",
+        FACES, T, math);
+    verdict (what, err, tol);
+  }
+  fer_model_free (mc);
+  fer_model_free (mg);
+}
+
+static void
+loss_curve (const char *model, const char *math, double tol)
+{
+  enum { N = 16, S = 48, K = 7, STEPS = 6 };
+  const fer_arch a = { FER_STEM_TORCHVISION, FER_HEAD_MLP, 1, K };
+  const float weights[K] = { 1.0f, 9.0f, 1.0f, 0.6f, 0.8f, 0.9f, 1.2f };
+  float *x = g_new (float, (size_t) STEPS * N * S * S);
+  int y[STEPS * N];
+  float loss[2][STEPS];
+  GError *error = NULL;
+  fer_rng rng;
+
+  fer_rng_seed (&rng, 8);
+  for (size_t i = 0; i < (size_t) STEPS * N * S * S; i++)
+    x[i] = fer_rng_normal (&rng);
+  for (int i = 0; i < STEPS * N; i++)
+    y[i] = (int) (fer_rng_uniform (&rng) * K) % K;
+  g_setenv ("FER_CUDA_MATH", math, TRUE);
+  for (int b = 0; b < 2; b++) {
+    fer_train_config cfg;
+    fer_train_config_init (&cfg, &a);
+    cfg.backend = b == 0 ? FER_BACKEND_CPU : FER_BACKEND_CUDA;
+    cfg.seed = 9;
+    cfg.dropout = 0.5f;
+    cfg.label_smoothing = 0.1f;
+    cfg.class_weights = weights;
+    fer_trainer *t = fer_trainer_new (&cfg, model, &error);
+    g_assert_no_error (error);
+    for (int s = 0; s < STEPS; s++) {
+      if (!fer_trainer_step (t, x + (size_t) s * N * S * S, y + s * N, NULL,
+              1.0f, N, &loss[b][s], NULL, &error)) {
+        printf ("FAIL training step %d on %s: %s\n", s + 1,
+            b ? "cuda" : "cpu", error->message);
+        failures++;
+        g_clear_error (&error);
+        loss[b][s] = NAN;
+      }
+    }
+    fer_trainer_free (t);
+  }
+  printf ("loss curve (%s): step, cpu, cuda\n", math);
+  double err = 0.0;
+  for (int s = 0; s < STEPS; s++) {
+    printf ("  %d  %.7f  %.7f\n", s + 1, loss[0][s], loss[1][s]);
+    double e = fabs ((double) loss[1][s] - loss[0][s]) / fabs (loss[0][s]);
+    err = isnan (e) ? INFINITY : fmax (err, e);
+  }
+  char what[96];
+  g_snprintf (what, sizeof what, "loss curve, %d Adam steps, relative, %s",
+      STEPS, math);
+  verdict (what, err, tol);
+  g_free (x);
+}
+
+int
+main (void)
+{
+  GError *error = NULL;
+  const fer_arch a = { FER_STEM_TORCHVISION, FER_HEAD_MLP, 1, 7 };
+  char *dir, *model;
+
+  fer_backend_free (gpu_backend_or_skip ());
+  dir = g_dir_make_tmp ("fer-cuda-model-XXXXXX", &error);
+  g_assert_no_error (error);
+  model = g_build_filename (dir, "m.safetensors", NULL);
+  g_assert_true (fer_model_write_random (&a, 21, TRUE, FER_DTYPE_F32, NULL,
+          model, &error));
+
+  probabilities (model, "default", 1e-4);
+  probabilities (model, "tf32", 1e-2);
+  loss_curve (model, "fp32", 1e-3);
+  loss_curve (model, "default", 3e-2);
+
+  g_unlink (model);
+  g_rmdir (dir);
+  g_free (model);
+  g_free (dir);
+  printf ("%d failure%s\n", failures, failures == 1 ? "" : "s");
+  return failures ? 1 : 0;
+}

@@ -1,0 +1,379 @@
+/* The CUDA backend's host side, which runs without a GPU: the planning
+ * (cuda/plan.c: the math modes and which convolutions may use TF32, the
+ * plan cache's key, the algorithm choice from cuDNN's ranked candidates,
+ * the growth of the workspace and scratch buffers, the batch-norm
+ * reduction split, launch sizes), the check macros that turn CUDA,
+ * cuBLAS and cuDNN failures into GErrors, the backend table, and the
+ * cuDNN descriptors of a convolution (cuDNN's descriptor calls need no
+ * device). Built only with the CUDA backend. */
+#include <string.h>
+#include <glib.h>
+
+#include "cuda/backend_cuda.h"
+#include "cuda/preprocess-math.h"
+
+static void
+test_math (void)
+{
+  fer_cuda_math m = FER_CUDA_MATH_TF32;
+  g_assert_cmpint (fer_cuda_math_parse (NULL, &m), ==, 0);
+  g_assert_cmpint (m, ==, FER_CUDA_MATH_DEFAULT);
+  g_assert_cmpint (fer_cuda_math_parse ("fp32", &m), ==, 0);
+  g_assert_cmpint (m, ==, FER_CUDA_MATH_FP32);
+  g_assert_cmpint (fer_cuda_math_parse ("tf32", &m), ==, 0);
+  g_assert_cmpint (m, ==, FER_CUDA_MATH_TF32);
+  g_assert_cmpint (fer_cuda_math_parse ("", &m), ==, 0);
+  g_assert_cmpint (m, ==, FER_CUDA_MATH_DEFAULT);
+  g_assert_cmpint (fer_cuda_math_parse ("fp16", &m), ==, -1);
+
+  /* default: TF32 for training, exact inference */
+  g_assert_false (fer_cuda_math_tensor_op (FER_CUDA_MATH_DEFAULT,
+          FER_CUDA_CONV_FORWARD));
+  for (int k = FER_CUDA_CONV_FORWARD_TRAIN; k < FER_CUDA_CONV_N_KINDS; k++) {
+    g_assert_true (fer_cuda_math_tensor_op (FER_CUDA_MATH_DEFAULT, k));
+    g_assert_false (fer_cuda_math_tensor_op (FER_CUDA_MATH_FP32, k));
+    g_assert_true (fer_cuda_math_tensor_op (FER_CUDA_MATH_TF32, k));
+  }
+  g_assert_true (fer_cuda_math_tensor_op (FER_CUDA_MATH_TF32,
+          FER_CUDA_CONV_FORWARD));
+}
+
+static void
+test_key (void)
+{
+  fer_cuda_conv_key a, b;
+  fer_cuda_conv_key_init (&a, 8, 48, 48, 1, 64, 7, 2, 3,
+      FER_CUDA_CONV_FORWARD, 0);
+  fer_cuda_conv_key_init (&b, 8, 48, 48, 1, 64, 7, 2, 3,
+      FER_CUDA_CONV_FORWARD, 0);
+  g_assert_true (fer_cuda_conv_key_equal (&a, &b));
+  g_assert_cmpuint (fer_cuda_conv_key_hash (&a), ==,
+      fer_cuda_conv_key_hash (&b));
+  /* every field takes part */
+  const fer_cuda_conv_key variants[] = {
+    { 9, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 47, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 47, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 3, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 1, 32, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 1, 64, 3, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 1, 64, 7, 1, 3, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 1, 64, 7, 2, 1, FER_CUDA_CONV_FORWARD, 0 },
+    { 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_BACKWARD_DATA, 0 },
+    { 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 1 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (variants); i++) {
+    fer_cuda_conv_key v;
+    const fer_cuda_conv_key *s = &variants[i];
+    fer_cuda_conv_key_init (&v, s->n, s->h, s->w, s->cin, s->cout, s->k,
+        s->stride, s->pad, s->kind, s->tensor_op);
+    g_assert_false (fer_cuda_conv_key_equal (&a, &v));
+    g_assert_cmpuint (fer_cuda_conv_key_hash (&a), !=,
+        fer_cuda_conv_key_hash (&v));
+  }
+  /* any non-zero tensor_op is the same key */
+  fer_cuda_conv_key_init (&a, 1, 2, 2, 1, 1, 1, 1, 0, FER_CUDA_CONV_FORWARD, 5);
+  fer_cuda_conv_key_init (&b, 1, 2, 2, 1, 1, 1, 1, 0, FER_CUDA_CONV_FORWARD, 1);
+  g_assert_true (fer_cuda_conv_key_equal (&a, &b));
+}
+
+static void
+test_pick_algo (void)
+{
+  const fer_cuda_algo_candidate c[] = {
+    { 7, 0, 0, 0, 0 },                  /* not supported */
+    { 6, 1, (size_t) 2 << 30, 0, 0 },   /* too much workspace */
+    { 5, 1, 1000, 1, 1 },               /* tensor cores */
+    { 1, 1, 5000, 0, 3 },
+    { 0, 1, 0, 0, 3 },
+  };
+  g_assert_cmpint (fer_cuda_pick_algo (c, 5, FER_CUDA_WS_LIMIT, 1), ==, 2);
+  g_assert_cmpint (fer_cuda_pick_algo (c, 5, FER_CUDA_WS_LIMIT, 0), ==, 3);
+  g_assert_cmpint (fer_cuda_pick_algo (c, 5, (size_t) 4 << 30, 0), ==, 1);
+  g_assert_cmpint (fer_cuda_pick_algo (c, 5, 100, 0), ==, 4);
+  g_assert_cmpint (fer_cuda_pick_algo (c, 1, FER_CUDA_WS_LIMIT, 1), ==, -1);
+  g_assert_cmpint (fer_cuda_pick_algo (c, 0, FER_CUDA_WS_LIMIT, 1), ==, -1);
+}
+
+static void
+test_grow (void)
+{
+  const size_t mib = 1 << 20;
+  g_assert_cmpuint (fer_cuda_grow_bytes (0, 0), ==, 0);
+  g_assert_cmpuint (fer_cuda_grow_bytes (mib, mib), ==, 0);
+  g_assert_cmpuint (fer_cuda_grow_bytes (mib, 10), ==, 0);
+  g_assert_cmpuint (fer_cuda_grow_bytes (0, 1), ==, mib);
+  g_assert_cmpuint (fer_cuda_grow_bytes (0, 3 * mib + 1), ==, 4 * mib);
+  /* a little more than there is: half as much again */
+  g_assert_cmpuint (fer_cuda_grow_bytes (10 * mib, 10 * mib + 1), ==,
+      15 * mib);
+  /* much more: what is asked, rounded */
+  g_assert_cmpuint (fer_cuda_grow_bytes (mib, 100 * mib - 5), ==, 100 * mib);
+}
+
+static void
+test_batchnorm_split (void)
+{
+  g_assert_cmpint (fer_cuda_bn_splits (1), ==, 1);
+  g_assert_cmpint (fer_cuda_bn_splits (511), ==, 1);
+  g_assert_cmpint (fer_cuda_bn_splits (2304), ==, 9);
+  g_assert_cmpint (fer_cuda_bn_splits (256 * 24 * 24), ==, 128);
+  /* two partials per split and channel + mean in double, 4 floats */
+  g_assert_cmpuint (fer_cuda_bn_scratch_bytes (2304, 512), ==,
+      (2 * 9 + 1) * 512 * 8 + 4 * 512 * 4);
+  g_assert_cmpuint (fer_cuda_bn_scratch_bytes (1, 1), ==, 3 * 8 + 16);
+}
+
+static void
+test_blocks (void)
+{
+  g_assert_cmpuint (fer_cuda_blocks (0), ==, 1);
+  g_assert_cmpuint (fer_cuda_blocks (1), ==, 1);
+  g_assert_cmpuint (fer_cuda_blocks (FER_CUDA_THREADS), ==, 1);
+  g_assert_cmpuint (fer_cuda_blocks (FER_CUDA_THREADS + 1), ==, 2);
+  /* capped: grid-stride loops do the rest */
+  g_assert_cmpuint (fer_cuda_blocks ((size_t) 1 << 40), ==, 65535u * 16);
+}
+
+static void
+expect (GError *error, int code, const char *const *needles)
+{
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+  g_assert_cmpint (error->code, ==, code);
+  for (int i = 0; needles[i]; i++)
+    if (!strstr (error->message, needles[i]))
+      g_error ("'%s' lacks '%s'", error->message, needles[i]);
+}
+
+/* A function in the backend's style: CUDA_CHECK returns FALSE from it. */
+static gboolean
+two_calls (cudaError_t first, cudaError_t second, int *reached,
+    GError **error)
+{
+  CUDA_CHECK (first);
+  *reached = 1;
+  CUDA_CHECK (second);
+  *reached = 2;
+  return TRUE;
+}
+
+static void
+test_checks (void)
+{
+  GError *error = NULL;
+  int reached = 0;
+
+  g_assert_true (fer_cuda_check_runtime (cudaSuccess, "x", "f.c", 1,
+          &error));
+  g_assert_no_error (error);
+  g_assert_false (fer_cuda_check_runtime (cudaErrorMemoryAllocation,
+          "cudaMalloc (&p, bytes)", "conv.c", 42, &error));
+  expect (error, FER_ERROR_NOMEM, (const char *const[]) {
+        "cudaErrorMemoryAllocation", "`cudaMalloc (&p, bytes)`", "conv.c:42",
+        NULL });
+  g_clear_error (&error);
+  g_assert_false (fer_cuda_check_cublas (CUBLAS_STATUS_EXECUTION_FAILED,
+          "cublasSgemm (...)", "linear.c", 7, &error));
+  expect (error, FER_ERROR_BACKEND, (const char *const[]) { "cuBLAS",
+        "CUBLAS_STATUS_EXECUTION_FAILED", "`cublasSgemm (...)`",
+        "linear.c:7", NULL });
+  g_clear_error (&error);
+  g_assert_false (fer_cuda_check_cudnn (CUDNN_STATUS_BAD_PARAM,
+          "cudnnConvolutionForward (...)", "conv.c", 9, &error));
+  expect (error, FER_ERROR_BACKEND, (const char *const[]) { "cuDNN",
+        "CUDNN_STATUS_BAD_PARAM", "`cudnnConvolutionForward (...)`",
+        "conv.c:9", NULL });
+  g_clear_error (&error);
+
+  /* the macro form: the statement text, this file, and an early return */
+  g_assert_true (two_calls (cudaSuccess, cudaSuccess, &reached, &error));
+  g_assert_cmpint (reached, ==, 2);
+  g_assert_false (two_calls (cudaSuccess, cudaErrorInvalidValue, &reached,
+          &error));
+  g_assert_cmpint (reached, ==, 1);
+  expect (error, FER_ERROR_BACKEND, (const char *const[]) {
+        "cudaErrorInvalidValue", "`second`", "test_cuda_host.c", NULL });
+  g_clear_error (&error);
+  reached = 0;
+  g_assert_false (two_calls (cudaErrorLaunchFailure, cudaSuccess, &reached,
+          &error));
+  g_assert_cmpint (reached, ==, 0);
+  g_clear_error (&error);
+}
+
+/* The descriptors a convolution plan makes, read back from cuDNN (no
+ * device needed): cuDNN derives our output size from them, with the
+ * channel count of the NHWC filter, and the output tensor is NHWC. */
+static void
+test_descriptors (void)
+{
+  static const int shapes[][6] = {  /* h, cin, cout, k, stride, pad */
+    { 48, 1, 64, 7, 2, 3 }, { 48, 3, 64, 3, 1, 1 }, { 12, 64, 64, 3, 1, 1 },
+    { 12, 64, 128, 3, 2, 1 }, { 12, 64, 128, 1, 2, 0 },
+    { 6, 128, 256, 3, 2, 1 }, { 3, 256, 512, 3, 2, 1 },
+    { 2, 512, 512, 3, 1, 1 }, { 7, 5, 9, 3, 2, 1 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (shapes); i++) {
+    const int *v = shapes[i];
+    fer_conv_shape s;
+    int dims[4], strides[4];
+    GError *error = NULL;
+    fer_conv_shape_init (&s, 3, v[0], v[0], v[1], v[2], v[3], v[4], v[5]);
+    g_assert_true (fer_cuda_conv_output_layout (&s, dims, strides, &error));
+    g_assert_no_error (error);
+    g_test_message ("%dx%d/%d %d>%d at %d: (%d, %d, %d, %d)", s.k, s.k,
+        s.stride, s.cin, s.cout, s.h, dims[0], dims[1], dims[2], dims[3]);
+    g_assert_cmpint (dims[0], ==, s.n);
+    g_assert_cmpint (dims[1], ==, s.cout);
+    g_assert_cmpint (dims[2], ==, s.oh);
+    g_assert_cmpint (dims[3], ==, s.ow);
+    g_assert_cmpint (strides[0], ==, s.oh * s.ow * s.cout);
+    g_assert_cmpint (strides[1], ==, 1);
+    g_assert_cmpint (strides[2], ==, s.ow * s.cout);
+    g_assert_cmpint (strides[3], ==, s.cout);
+  }
+}
+
+/* The device's preprocessing without the device: the host plan (taps,
+ * layout) and the arithmetic the kernel runs (preprocess-math.h), on the
+ * frame laid out as the upload lays it, against fer_preprocess, bit for
+ * bit: every pixel format, gray and colour inputs, both YUV ranges, views
+ * flipped, across the frame's edges, up- and downscaled. */
+static void
+test_preprocess_math (void)
+{
+  enum { W = 101, H = 77, S = 48, N = 5 };
+  static const fer_pixel_format formats[] = { FER_PIXEL_GRAY8,
+    FER_PIXEL_RGB, FER_PIXEL_BGR, FER_PIXEL_RGBA, FER_PIXEL_BGRA,
+    FER_PIXEL_RGBX, FER_PIXEL_BGRX, FER_PIXEL_XRGB, FER_PIXEL_ARGB,
+    FER_PIXEL_I420, FER_PIXEL_NV12 };
+  static const int bpp[] = { 1, 3, 3, 4, 4, 4, 4, 4, 4, 1, 1 };
+  const fer_view views[N] = {
+    { { 10.0f, 5.0f, 60.0f, 60.0f }, FALSE },
+    { { 10.0f, 5.0f, 60.0f, 60.0f }, TRUE },
+    { { -12.5f, 30.25f, 40.0f, 52.0f }, FALSE },
+    { { 3.0f, 2.0f, 20.0f, 17.0f }, TRUE },
+    { { 0.0f, 0.0f, (float) W, (float) H }, FALSE },
+  };
+  GRand *r = g_rand_new_with_seed (3);
+  void *buf = NULL;
+  size_t cap = 0;
+  int checked = 0;
+
+  for (guint fi = 0; fi < G_N_ELEMENTS (formats); fi++) {
+    const gboolean yuv = formats[fi] == FER_PIXEL_I420
+        || formats[fi] == FER_PIXEL_NV12;
+    for (int C = 1; C <= 3; C += 2) {
+      for (int full = 0; full < (yuv ? 2 : 1); full++) {
+        const int stride = W * bpp[fi] + 7, cstride = W + 9;
+        guint8 *planes[3];
+        for (int k = 0; k < 3; k++) {
+          planes[k] = g_new (guint8, (size_t) (k ? cstride : stride) * H);
+          for (int i = 0; i < (k ? cstride : stride) * H; i++)
+            planes[k][i] = (guint8) g_rand_int_range (r, 0, 256);
+        }
+        fer_image img = { formats[fi], W, H,
+          { planes[0], planes[1], planes[2] }, { stride, cstride, cstride },
+          full };
+        fer_input_spec spec = { S, C, { 0.5f, 0.4f, 0.3f },
+          { 0.25f, 0.2f, 0.3f } };
+        fer_cuda_batch_plan p;
+        GError *error = NULL;
+        g_assert_true (fer_cuda_batch_plan_make (&p, &buf, &cap, &img, views,
+                N, &spec, &error));
+        g_assert_no_error (error);
+        /* the frame as the upload lays it out */
+        guint8 *data = g_malloc0 (MAX (p.frame_bytes, 1));
+        for (int k = 0; k < 3; k++)
+          if (p.plane_bytes[k])
+            memcpy (data + p.frame.offsets[k], planes[k], p.plane_bytes[k]);
+        float *ref = g_new (float, (size_t) C * S * S);
+        for (int v = 0; v < N; v++) {
+          g_assert_true (fer_preprocess (&img, &views[v], &spec, ref, NULL,
+                  &error));
+          for (int c = 0; c < C; c++)
+            for (int oy = 0; oy < S; oy++)
+              for (int ox = 0; ox < S; ox++) {
+                float got = fer_pp_value (&p.frame, data, p.ints, p.floats,
+                    p.flips, S, C, p.stride_x, p.stride_y, &p.norm, v, oy,
+                    ox, c);
+                float want = ref[((size_t) c * S + oy) * S + ox];
+                if (memcmp (&got, &want, sizeof got) != 0)
+                  g_error ("format %d, %d channels, range %d, view %d, "
+                      "(%d, %d, %d): %.9g, fer_preprocess %.9g",
+                      formats[fi], C, full, v, c, oy, ox, got, want);
+                checked++;
+              }
+        }
+        g_free (ref);
+        g_free (data);
+        for (int k = 0; k < 3; k++)
+          g_free (planes[k]);
+      }
+    }
+  }
+  g_test_message ("%d values equal to fer_preprocess's", checked);
+
+  /* fer_preprocess's validation, with its message */
+  guint8 px[4] = { 0 };
+  fer_image tiny = { FER_PIXEL_GRAY8, 2, 2, { px }, { 2 }, TRUE };
+  fer_input_spec spec = { S, 1, { 0.5f }, { 0.25f } };
+  fer_view bad = { { 0.0f, 0.0f, 0.0f, 1.0f }, FALSE };
+  fer_cuda_batch_plan p;
+  GError *e1 = NULL, *e2 = NULL;
+  float out[S * S];
+  g_assert_false (fer_cuda_batch_plan_make (&p, &buf, &cap, &tiny, &bad, 1,
+          &spec, &e1));
+  g_assert_false (fer_preprocess (&tiny, &bad, &spec, out, NULL, &e2));
+  g_assert_cmpstr (e1->message, ==, e2->message);
+  g_clear_error (&e1);
+  g_clear_error (&e2);
+  g_free (buf);
+  g_rand_free (r);
+}
+
+/* Every entry of the table is there: a missing one would only show on a
+ * GPU (the trainer refuses a backend without all its training ops). */
+static void
+test_table (void)
+{
+  const fer_backend_ops *o = fer_cuda_backend_ops ();
+  const gboolean present[] = {
+    o->name != NULL, o->destroy != NULL, o->alloc != NULL, o->release != NULL,
+    o->upload != NULL, o->download != NULL, o->set_threads != NULL,
+    o->conv2d_prepare_weight != NULL, o->conv2d_forward != NULL,
+    o->maxpool2d_forward != NULL, o->avgpool_forward != NULL,
+    o->linear_forward != NULL, o->conv2d_train_workspace != NULL,
+    o->conv2d_forward_train != NULL, o->conv2d_backward != NULL,
+    o->batchnorm_forward_train != NULL, o->batchnorm_forward_eval != NULL,
+    o->batchnorm_backward != NULL, o->relu_backward != NULL, o->add != NULL,
+    o->dropout_forward != NULL, o->dropout_backward != NULL,
+    o->maxpool2d_backward != NULL, o->avgpool_backward != NULL,
+    o->linear_backward != NULL, o->softmax_xent != NULL,
+    o->adam_update != NULL, o->sgd_update != NULL, o->zero != NULL,
+    o->preprocess != NULL
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (present); i++)
+    if (!present[i])
+      g_error ("entry %u of the cuda backend's table is NULL", i);
+  g_assert_cmpstr (o->name, ==, "cuda");
+  g_assert_cmpint (o->forward_chunk, >, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cuda-plan/math", test_math);
+  g_test_add_func ("/cuda-plan/key", test_key);
+  g_test_add_func ("/cuda-plan/pick-algo", test_pick_algo);
+  g_test_add_func ("/cuda-plan/grow", test_grow);
+  g_test_add_func ("/cuda-plan/batchnorm-split", test_batchnorm_split);
+  g_test_add_func ("/cuda-plan/blocks", test_blocks);
+  g_test_add_func ("/cuda-host/checks", test_checks);
+  g_test_add_func ("/cuda-host/table", test_table);
+  g_test_add_func ("/cuda-host/descriptors", test_descriptors);
+  g_test_add_func ("/cuda-host/preprocess", test_preprocess_math);
+  return g_test_run ();
+}
