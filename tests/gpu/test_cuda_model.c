@@ -11,7 +11,7 @@
 
 #include <fer/train.h>
 #include "gpu-common.h"
-#include "rng.h"
+#include <fer/rng.h>
 
 static int failures;
 

@@ -13,7 +13,7 @@
 
 #include <fer/image.h>
 #include "gpu-common.h"
-#include "rng.h"
+#include <fer/rng.h>
 
 static fer_backend *cpu, *gpu;
 static fer_rng rng;

@@ -11,7 +11,7 @@
 #include <fer/model.h>
 #include <fer/train.h>
 #include "backend.h"
-#include "rng.h"
+#include <fer/rng.h>
 
 static char *tmpdir;
 static char *model_path;
