@@ -20,8 +20,12 @@
  *
  * Work is handed out in items (a chunk of tiles x a range of panels) from
  * a shared counter, so threads balance themselves and a thread that does
- * not get a core in time does not hold the others up. */
+ * not get a core in time does not hold the others up.
+ *
+ * The training convolution (forward, input and weight gradients) is at the
+ * end of the file and runs on the same kernels and threads. */
 #include "cpu/ops.h"
+#include "cpu/ops_train.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -74,6 +78,12 @@ struct fer_cpu_conv_scratch
   size_t *packed_cap;
   int n_packed;
   size_t chunk;
+  float *train_weight;         /* training: the weight (or its transpose),
+                                * packed afresh for each call */
+  size_t train_weight_cap;
+  int *ids;                    /* 0, 1, 2...: output rows of a weight
+                                * gradient tile */
+  size_t ids_cap;
 };
 
 static int
@@ -112,24 +122,34 @@ fer_cpu_conv2d_weight_floats (int cout, int k, int cin)
   return blocks * reduction_rows (k, cin) * FER_CPU_NR;
 }
 
+/* Panel jb of `packed`: the reduction (k rows of kc = k * cin values, each
+ * padded to rowlen) x FER_CPU_NR outputs from jb * NR; value (o, ky, j) is
+ * src[o * so + (ky * kc + j) * sj], so that the same packing serves the
+ * weight (Cout, K, K, Cin) and its transpose. */
+static void
+pack_panel (float *packed, const float *src, ptrdiff_t so, ptrdiff_t sj,
+    int cout, int k, int cin, int jb)
+{
+  const int kc = k * cin, rowlen = reduction_rowlen (k, cin);
+  const int krows = reduction_rows (k, cin);
+  float *dst = packed + (size_t) jb * krows * FER_CPU_NR;
+
+  for (int kk = 0; kk < krows; kk++, dst += FER_CPU_NR) {
+    int ky = kk / rowlen, j = kk % rowlen;
+    for (int c = 0; c < FER_CPU_NR; c++) {
+      int o = jb * FER_CPU_NR + c;
+      dst[c] = o < cout && ky < k && j < kc
+          ? src[o * so + (ptrdiff_t) (ky * kc + j) * sj] : 0.0f;
+    }
+  }
+}
+
 void
 fer_cpu_conv2d_pack_weight (float *packed, const float *weight, int cout,
     int k, int cin)
 {
-  const int kc = k * cin, rowlen = reduction_rowlen (k, cin);
-  const int krows = reduction_rows (k, cin);
-  const int blocks = (cout + FER_CPU_NR - 1) / FER_CPU_NR;
-
-  for (int jb = 0; jb < blocks; jb++)
-    for (int kk = 0; kk < krows; kk++) {
-      int ky = kk / rowlen, j = kk % rowlen;
-      for (int c = 0; c < FER_CPU_NR; c++) {
-        int o = jb * FER_CPU_NR + c;
-        packed[((size_t) jb * krows + kk) * FER_CPU_NR + c] =
-            o < cout && ky < k && j < kc
-            ? weight[((size_t) o * k + ky) * kc + j] : 0.0f;
-      }
-    }
+  for (int jb = 0; jb < (cout + FER_CPU_NR - 1) / FER_CPU_NR; jb++)
+    pack_panel (packed, weight, (ptrdiff_t) k * k * cin, 1, cout, k, cin, jb);
 }
 
 /* ------------------------------------------------------------------ */
@@ -159,6 +179,8 @@ fer_cpu_conv_scratch_free (fer_cpu_conv_scratch *sc)
     free (sc->packed[i]);
   g_free (sc->packed);
   g_free (sc->packed_cap);
+  free (sc->train_weight);
+  g_free (sc->ids);
   g_free (sc);
 }
 
@@ -187,6 +209,27 @@ grow (void **buf, size_t *cap, size_t want, size_t size, GError **error)
   return TRUE;
 }
 
+/* *buf holds at least `floats` floats, 64-byte aligned (old contents
+ * dropped). */
+static gboolean
+grow_aligned (float **buf, size_t *cap, size_t floats, GError **error)
+{
+  void *p;
+
+  if (floats <= *cap)
+    return TRUE;
+  if (posix_memalign (&p, 64, floats * sizeof (float)) != 0) {
+    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+        "cpu backend: cannot allocate %zu floats of convolution scratch",
+        floats);
+    return FALSE;
+  }
+  free (*buf);
+  *buf = p;
+  *cap = floats;
+  return TRUE;
+}
+
 static gboolean
 grow_packed (fer_cpu_conv_scratch *sc, int threads, size_t floats,
     GError **error)
@@ -200,21 +243,19 @@ grow_packed (fer_cpu_conv_scratch *sc, int threads, size_t floats,
     }
     sc->n_packed = threads;
   }
-  for (int i = 0; i < threads; i++) {
-    void *p;
-    if (floats <= sc->packed_cap[i])
-      continue;
-    if (posix_memalign (&p, 64, floats * sizeof (float)) != 0) {
-      g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-          "cpu backend: cannot allocate %zu floats of convolution scratch",
-          floats);
+  for (int i = 0; i < threads; i++)
+    if (!grow_aligned (&sc->packed[i], &sc->packed_cap[i], floats, error))
       return FALSE;
-    }
-    free (sc->packed[i]);
-    sc->packed[i] = p;
-    sc->packed_cap[i] = floats;
-  }
   return TRUE;
+}
+
+static void
+run_job (fer_cpu_workers *workers, fer_cpu_job fn, void *job)
+{
+  if (workers)
+    fer_cpu_workers_run (workers, fn, job);
+  else
+    fn (job, 0, 1);
 }
 
 /* ------------------------------------------------------------------ */
@@ -620,9 +661,393 @@ fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
 
   if (!grow_packed (sc, threads, MAX (largest, 1), error))
     return FALSE;
-  if (workers)
-    fer_cpu_workers_run (workers, conv_job_run, &j);
-  else
-    conv_job_run (&j, 0, 1);
+  run_job (workers, conv_job_run, &j);
   return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Training                                                            */
+/*
+ * The trainer's weights change every step, so each call packs them afresh
+ * into the scratch (in parallel, a panel per item), then:
+ *   forward: the convolution above, without bias or activation;
+ *   dinp:    dcol (pixels, kdim) = dout (pixels, cout) . weight (cout, kdim),
+ *            which is the convolution above as a 1 x 1 conv over dout with
+ *            the transposed weight, then a col2im that sums the taps back
+ *            into dinp, image by image; kdim = k * k * cin;
+ *   dweight: (cout, kdim) += dout^T . im2col(inp) on the same micro-kernel:
+ *            a tile is a few output channels x one panel of NR kdim
+ *            columns, reduced over the pixels, with the kernel's residual
+ *            pointing at the tile itself so that it accumulates. Each item
+ *            owns a range of panels (no two threads write the same dweight)
+ *            and, chunk of pixels by chunk of pixels, packs dout^T (every
+ *            channel) and the im2col panel of its columns straight from inp.
+ * The workspace holds dcol for as many images as fit; with fewer than the
+ * batch, dinp runs in chunks of images. */
+
+/* Floats of dout^T a weight-gradient item packs per chunk of pixels. */
+#define DWEIGHT_CHUNK_FLOATS ((size_t) 64 * 1024)
+#define DWEIGHT_CHUNK_MAX_PIXELS 512
+
+static gboolean
+is_pointwise (const fer_conv_shape *s)
+{
+  return s->k == 1 && s->stride == 1 && s->pad == 0;
+}
+
+size_t
+fer_cpu_conv2d_train_col_per_image (const fer_conv_shape *s)
+{
+  if (is_pointwise (s))
+    return 0;
+  return (size_t) s->oh * s->ow * s->k * s->k * s->cin;
+}
+
+typedef struct
+{
+  float *packed;
+  const float *src;
+  ptrdiff_t so, sj;
+  int cout, k, cin, blocks;
+  atomic_int next_item;
+} pack_job;
+
+static void
+pack_job_run (void *data, int thread, int threads)
+{
+  pack_job *j = data;
+
+  for (;;) {
+    int jb = atomic_fetch_add_explicit (&j->next_item, 1,
+        memory_order_relaxed);
+    if (jb >= j->blocks)
+      return;
+    pack_panel (j->packed, j->src, j->so, j->sj, j->cout, j->k, j->cin, jb);
+  }
+}
+
+/* sc->train_weight = the panels of a conv with cout outputs and a k x k x
+ * cin reduction whose value (o, ky, j) is at src[o * so + (ky * k * cin + j)
+ * * sj]. */
+static gboolean
+pack_train_weight (fer_cpu_conv_scratch *sc, const float *src, ptrdiff_t so,
+    ptrdiff_t sj, int cout, int k, int cin, fer_cpu_workers *workers,
+    GError **error)
+{
+  pack_job j = { NULL, src, so, sj, cout, k, cin,
+    (cout + FER_CPU_NR - 1) / FER_CPU_NR, 0 };
+
+  if (!grow_aligned (&sc->train_weight, &sc->train_weight_cap,
+          fer_cpu_conv2d_weight_floats (cout, k, cin), error))
+    return FALSE;
+  j.packed = sc->train_weight;
+  atomic_init (&j.next_item, 0);
+  run_job (workers, pack_job_run, &j);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_conv2d_forward_train_mt (float *out, const float *inp,
+    const float *weight, const fer_conv_shape *s, fer_cpu_conv_scratch *sc,
+    fer_cpu_workers *workers, GError **error)
+{
+  return pack_train_weight (sc, weight, (ptrdiff_t) s->k * s->k * s->cin, 1,
+      s->cout, s->k, s->cin, workers, error)
+      && fer_cpu_conv2d_forward (out, inp, sc->train_weight, NULL, NULL, s,
+          FALSE, sc, workers, error);
+}
+
+/* ---- weight gradient ---- */
+
+typedef struct
+{
+  float *dweight;              /* (cout, kdim) */
+  const float *dout, *inp;
+  const fer_conv_shape *s;
+  fer_cpu_isa isa;
+  const fer_cpu_conv_scratch *sc;
+  int pixels, chunk;           /* s->n * oh * ow; per step, multiple of KB */
+  int mr;                      /* channels per tile, at most */
+  int panels, parts;           /* item i: panels [i, i + 1) * panels / parts */
+  atomic_int next_item;
+} dweight_job;
+
+/* a (tiles of dout^T: for each, (chunk / KB, rows, KB)) from dout's pixels
+ * [m0, m0 + len), zeros up to the chunk's len rounded up to KB. The tiles
+ * cut cout as cut_group cuts pixels: nt tiles, as even as possible. */
+static void
+pack_dout_t (float *a, const float *dout, int cout, int mr, int m0, int len)
+{
+  const int lenp = round_up (len, FER_CPU_KB), nt = (cout + mr - 1) / mr;
+
+  for (int t = 0, c0 = 0; t < nt; t++) {
+    const int rows = cout / nt + (t < cout % nt);
+    float *at = a + (size_t) c0 * lenp;
+    for (int i = 0; i < lenp; i++) {
+      float *dst = at + (size_t) (i / FER_CPU_KB) * rows * FER_CPU_KB
+          + i % FER_CPU_KB;
+      if (i < len) {
+        const float *src = dout + (size_t) (m0 + i) * cout + c0;
+        for (int r = 0; r < rows; r++)
+          dst[r * FER_CPU_KB] = src[r];
+      } else {
+        for (int r = 0; r < rows; r++)
+          dst[r * FER_CPU_KB] = 0.0f;
+      }
+    }
+    c0 += rows;
+  }
+}
+
+/* b (lenp, NR) = im2col(inp) of pixels [m0, m0 + len) and kdim columns
+ * [j0, j0 + ncols), zeros elsewhere. Within one tap the columns are cin
+ * contiguous input floats. */
+static void
+pack_im2col_panel (float *b, const float *inp, const fer_conv_shape *s,
+    int m0, int len, int j0, int ncols)
+{
+  const int lenp = round_up (len, FER_CPU_KB), ohw = s->oh * s->ow;
+
+  for (int i = 0; i < lenp; i++, b += FER_CPU_NR) {
+    int j = 0;
+    if (i < len) {
+      const int m = m0 + i, bi = m / ohw, oy = m % ohw / s->ow,
+          ox = m % s->ow;
+      const float *img = inp + (size_t) bi * s->h * s->w * s->cin;
+      while (j < ncols) {
+        const int kk = j0 + j, tap = kk / s->cin, ci = kk % s->cin;
+        const int iy = oy * s->stride - s->pad + tap / s->k;
+        const int ix = ox * s->stride - s->pad + tap % s->k;
+        const int n = MIN (s->cin - ci, ncols - j);
+        if (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w)
+          memcpy (b + j, img + ((size_t) iy * s->w + ix) * s->cin + ci,
+              n * sizeof (float));
+        else
+          memset (b + j, 0, n * sizeof (float));
+        j += n;
+      }
+    }
+    memset (b + j, 0, (FER_CPU_NR - j) * sizeof (float));
+  }
+}
+
+static void
+dweight_job_run (void *data, int thread, int threads)
+{
+  dweight_job *j = data;
+  const fer_conv_shape *s = j->s;
+  const int kdim = s->k * s->k * s->cin, cout = s->cout;
+  const int nt = (cout + j->mr - 1) / j->mr;
+  float *a = j->sc->packed[thread];
+  float *b = a + (size_t) cout * j->chunk;
+
+  for (;;) {
+    int item = atomic_fetch_add_explicit (&j->next_item, 1,
+        memory_order_relaxed);
+    if (item >= j->parts)
+      return;
+    const int p0 = item * j->panels / j->parts;
+    const int p1 = (item + 1) * j->panels / j->parts;
+
+    for (int m0 = 0; m0 < j->pixels; m0 += j->chunk) {
+      const int len = MIN (j->chunk, j->pixels - m0);
+      const fer_cpu_krun run = { 0, round_up (len, FER_CPU_KB) };
+      pack_dout_t (a, j->dout, cout, j->mr, m0, len);
+      for (int p = p0; p < p1; p++) {
+        const int c0 = p * FER_CPU_NR;
+        fer_cpu_tile kt = {
+          .b = b,
+          .runs = &run,
+          .n_runs = 1,
+          .c = j->dweight + c0,
+          .res = j->dweight + c0,
+          .ldc = kdim,
+          .ncols = MIN (FER_CPU_NR, kdim - c0),
+        };
+        pack_im2col_panel (b, j->inp, s, m0, len, c0, kt.ncols);
+        for (int t = 0, o0 = 0; t < nt; t++) {
+          kt.rows = cout / nt + (t < cout % nt);
+          kt.a = a + (size_t) o0 * run.len;
+          kt.row_ids = j->sc->ids + o0;
+          fer_cpu_gemm_tile (j->isa, &kt);
+          o0 += kt.rows;
+        }
+      }
+    }
+  }
+}
+
+/* dweight (cout, kdim) += dout^T . im2col(inp) over the whole batch. */
+static gboolean
+conv2d_dweight (float *dweight, const float *dout, const float *inp,
+    const fer_conv_shape *s, fer_cpu_conv_scratch *sc,
+    fer_cpu_workers *workers, GError **error)
+{
+  const int threads = workers ? fer_cpu_workers_n (workers) : 1;
+  const int kdim = s->k * s->k * s->cin;
+  const size_t pixels = (size_t) s->n * s->oh * s->ow;
+  dweight_job j = { dweight, dout, inp, s, fer_cpu_isa_get (), sc,
+    (int) pixels, 0, 0, (kdim + FER_CPU_NR - 1) / FER_CPU_NR, 1, 0 };
+
+  if (pixels == 0)
+    return TRUE;
+  if (pixels > G_MAXINT) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "cpu backend: convolution of %zu output pixels, expected at most %d",
+        pixels, G_MAXINT);
+    return FALSE;
+  }
+  j.mr = fer_cpu_isa_mr (j.isa);
+  j.chunk = (int) CLAMP (DWEIGHT_CHUNK_FLOATS / (size_t) s->cout,
+      FER_CPU_KB, DWEIGHT_CHUNK_MAX_PIXELS) / FER_CPU_KB * FER_CPU_KB;
+  j.chunk = MIN (j.chunk, round_up ((int) pixels, FER_CPU_KB));
+  if (threads > 1)
+    j.parts = MIN (ITEMS_PER_THREAD * threads, j.panels);
+  if (!grow ((void **) &sc->ids, &sc->ids_cap, s->cout, sizeof (int), error)
+      || !grow_packed (sc, threads,
+          (size_t) (s->cout + FER_CPU_NR) * j.chunk, error))
+    return FALSE;
+  for (int i = 0; i < s->cout; i++)
+    sc->ids[i] = i;
+  atomic_init (&j.next_item, 0);
+  run_job (workers, dweight_job_run, &j);
+  return TRUE;
+}
+
+/* ---- input gradient ---- */
+
+/* Input columns ix = ox*stride - pad + kx for kx in [k0, k1) are inside the
+ * image; for one output pixel and kernel row they are one contiguous run of
+ * (k1 - k0) * cin floats in NHWC. */
+static inline void
+valid_kx (const fer_conv_shape *s, int ox, int *k0, int *k1)
+{
+  int ix0 = ox * s->stride - s->pad;
+  *k0 = ix0 < 0 ? -ix0 : 0;
+  *k1 = s->w - ix0 < s->k ? s->w - ix0 : s->k;
+  if (*k1 < *k0)
+    *k1 = *k0;
+}
+
+G_NO_INLINE static void
+add_run (float *restrict dst, const float *restrict src, size_t n)
+{
+  FER_FOR_VEC (i, n, dst[i] += src[i]);
+}
+
+/* img (h, w, cin) = the taps of col (oh, ow, k, k, cin) summed back. */
+static void
+col2im (float *img, const float *col, const fer_conv_shape *s)
+{
+  const int cin = s->cin, k = s->k;
+
+  memset (img, 0, (size_t) s->h * s->w * cin * sizeof (float));
+  for (int oy = 0; oy < s->oh; oy++)
+    for (int ox = 0; ox < s->ow; ox++) {
+      int k0, k1;
+      valid_kx (s, ox, &k0, &k1);
+      int ix0 = ox * s->stride - s->pad;
+      for (int ky = 0; ky < k; ky++) {
+        int iy = oy * s->stride - s->pad + ky;
+        if (iy >= 0 && iy < s->h && k0 < k1)
+          add_run (img + ((size_t) iy * s->w + ix0 + k0) * cin,
+              col + (size_t) k0 * cin, (size_t) (k1 - k0) * cin);
+        col += (size_t) k * cin;
+      }
+    }
+}
+
+typedef struct
+{
+  float *dinp;
+  const float *col;
+  const fer_conv_shape *s;
+  int n;
+  atomic_int next_item;
+} col2im_job;
+
+static void
+col2im_job_run (void *data, int thread, int threads)
+{
+  col2im_job *j = data;
+  const fer_conv_shape *s = j->s;
+
+  for (;;) {
+    int b = atomic_fetch_add_explicit (&j->next_item, 1,
+        memory_order_relaxed);
+    if (b >= j->n)
+      return;
+    col2im (j->dinp + (size_t) b * s->h * s->w * s->cin,
+        j->col + (size_t) b * fer_cpu_conv2d_train_col_per_image (s), s);
+  }
+}
+
+gboolean
+fer_cpu_conv2d_backward_mt (float *dinp, float *dweight, const float *dout,
+    const float *inp, const float *weight, const fer_conv_shape *s,
+    float *col, size_t col_cap, fer_cpu_conv_scratch *sc,
+    fer_cpu_workers *workers, GError **error)
+{
+  const int kdim = s->k * s->k * s->cin;
+  const size_t per_image = fer_cpu_conv2d_train_col_per_image (s);
+  const size_t out_floats = (size_t) s->oh * s->ow * s->cout;
+  const size_t in_floats = (size_t) s->h * s->w * s->cin;
+  /* dcol = dout . weight: a 1 x 1 conv over dout, cout -> kdim channels */
+  fer_conv_shape t;
+
+  if (!conv2d_dweight (dweight, dout, inp, s, sc, workers, error))
+    return FALSE;
+  if (!dinp)
+    return TRUE;
+  if (per_image > col_cap) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "cpu backend: convolution workspace of %zu floats, expected at "
+        "least %zu", col_cap, per_image);
+    return FALSE;
+  }
+  if (!pack_train_weight (sc, weight, 1, kdim, kdim, 1, s->cout, workers,
+          error))
+    return FALSE;
+  if (is_pointwise (s)) {
+    fer_conv_shape_init (&t, s->n, s->oh, s->ow, s->cout, kdim, 1, 1, 0);
+    return fer_cpu_conv2d_forward (dinp, dout, sc->train_weight, NULL, NULL,
+        &t, FALSE, sc, workers, error);
+  }
+  const int chunk = (int) MIN ((size_t) s->n, col_cap / per_image);
+  for (int b0 = 0; b0 < s->n; b0 += chunk) {
+    const int nb = MIN (chunk, s->n - b0);
+    col2im_job c = { dinp + b0 * in_floats, col, s, nb, 0 };
+    fer_conv_shape_init (&t, nb, s->oh, s->ow, s->cout, kdim, 1, 1, 0);
+    if (!fer_cpu_conv2d_forward (col, dout + b0 * out_floats,
+            sc->train_weight, NULL, NULL, &t, FALSE, sc, workers, error))
+      return FALSE;
+    atomic_init (&c.next_item, 0);
+    run_job (workers, col2im_job_run, &c);
+  }
+  return TRUE;
+}
+
+/* ---- on this thread, with a scratch of their own (tests) ---- */
+
+gboolean
+fer_cpu_conv2d_forward_train (float *out, const float *inp,
+    const float *weight, const fer_conv_shape *s, float *col, size_t col_cap)
+{
+  fer_cpu_conv_scratch *sc = fer_cpu_conv_scratch_new ();
+  gboolean ok = fer_cpu_conv2d_forward_train_mt (out, inp, weight, s, sc,
+      NULL, NULL);
+  fer_cpu_conv_scratch_free (sc);
+  return ok;
+}
+
+gboolean
+fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
+    const float *inp, const float *weight, const fer_conv_shape *s,
+    float *col, size_t col_cap)
+{
+  fer_cpu_conv_scratch *sc = fer_cpu_conv_scratch_new ();
+  gboolean ok = fer_cpu_conv2d_backward_mt (dinp, dweight, dout, inp, weight,
+      s, col, col_cap, sc, NULL, NULL);
+  fer_cpu_conv_scratch_free (sc);
+  return ok;
 }
