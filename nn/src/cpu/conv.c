@@ -28,6 +28,7 @@
 #include "cpu/ops_train.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,34 +123,59 @@ fer_cpu_conv2d_weight_floats (int cout, int k, int cin)
   return blocks * reduction_rows (k, cin) * FER_CPU_NR;
 }
 
-/* Panel jb of `packed`: the reduction (k rows of kc = k * cin values, each
- * padded to rowlen) x FER_CPU_NR outputs from jb * NR; value (o, ky, j) is
- * src[o * so + (ky * kc + j) * sj], so that the same packing serves the
- * weight (Cout, K, K, Cin) and its transpose. */
+/* Where value (o, ky, kx, c) of a weight to pack is: src[o * so + ky * sy
+ * + kx * sx + c * sc]; so that the same packing serves the weight
+ * (Cout, K, K, Cin), its transpose and its flipped transpose. */
+typedef struct
+{
+  const float *src;
+  ptrdiff_t so, sy, sx, sc;
+} weight_view;
+
+/* Panel jb of `packed`: the reduction (k rows of k * cin values, each
+ * padded to rowlen) x FER_CPU_NR outputs from jb * NR. A block of KB rows
+ * at a time, output by output, so that both the reads (along the
+ * reduction, or across outputs from one block to the next) and the writes
+ * stay within a few cache lines. */
 static void
-pack_panel (float *packed, const float *src, ptrdiff_t so, ptrdiff_t sj,
-    int cout, int k, int cin, int jb)
+pack_panel (float *packed, const weight_view *v, int cout, int k, int cin,
+    int jb)
 {
   const int kc = k * cin, rowlen = reduction_rowlen (k, cin);
   const int krows = reduction_rows (k, cin);
-  float *dst = packed + (size_t) jb * krows * FER_CPU_NR;
+  ptrdiff_t off[FER_CPU_KB];   /* PTRDIFF_MIN: a padding row */
 
-  for (int kk = 0; kk < krows; kk++, dst += FER_CPU_NR) {
-    int ky = kk / rowlen, j = kk % rowlen;
+  for (int kb = 0; kb < krows; kb += FER_CPU_KB) {
+    float *dst = packed + ((size_t) jb * krows + kb) * FER_CPU_NR;
+    for (int i = 0; i < FER_CPU_KB; i++) {
+      int ky = (kb + i) / rowlen, j = (kb + i) % rowlen;
+      off[i] = ky < k && j < kc
+          ? ky * v->sy + j / cin * v->sx + j % cin * v->sc : PTRDIFF_MIN;
+    }
     for (int c = 0; c < FER_CPU_NR; c++) {
       int o = jb * FER_CPU_NR + c;
-      dst[c] = o < cout && ky < k && j < kc
-          ? src[o * so + (ptrdiff_t) (ky * kc + j) * sj] : 0.0f;
+      const float *src = o < cout ? v->src + o * v->so : NULL;
+      for (int i = 0; i < FER_CPU_KB; i++)
+        dst[i * FER_CPU_NR + c] = src && off[i] != PTRDIFF_MIN
+            ? src[off[i]] : 0.0f;
     }
   }
+}
+
+static weight_view
+weight_view_plain (const float *weight, int k, int cin)
+{
+  return (weight_view) { weight, (ptrdiff_t) k * k * cin,
+    (ptrdiff_t) k * cin, cin, 1 };
 }
 
 void
 fer_cpu_conv2d_pack_weight (float *packed, const float *weight, int cout,
     int k, int cin)
 {
+  const weight_view v = weight_view_plain (weight, k, cin);
   for (int jb = 0; jb < (cout + FER_CPU_NR - 1) / FER_CPU_NR; jb++)
-    pack_panel (packed, weight, (ptrdiff_t) k * k * cin, 1, cout, k, cin, jb);
+    pack_panel (packed, &v, cout, k, cin, jb);
 }
 
 /* ------------------------------------------------------------------ */
@@ -671,10 +697,11 @@ fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
  * The trainer's weights change every step, so each call packs them afresh
  * into the scratch (in parallel, a panel per item), then:
  *   forward: the convolution above, without bias or activation;
- *   dinp:    dcol (pixels, kdim) = dout (pixels, cout) . weight (cout, kdim),
- *            which is the convolution above as a 1 x 1 conv over dout with
- *            the transposed weight, then a col2im that sums the taps back
- *            into dinp, image by image; kdim = k * k * cin;
+ *   dinp:    stride 1: the convolution above over dout (dinp_is_conv);
+ *            else dcol (pixels, kdim) = dout (pixels, cout) . weight (cout,
+ *            kdim), which is the convolution above as a 1 x 1 conv over
+ *            dout with the transposed weight, then a col2im that sums the
+ *            taps back into dinp, image by image; kdim = k * k * cin;
  *   dweight: (cout, kdim) += dout^T . im2col(inp) on the same micro-kernel:
  *            a tile is a few output channels x one panel of NR kdim
  *            columns, reduced over the pixels, with the kernel's residual
@@ -683,22 +710,26 @@ fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
  *            and, chunk of pixels by chunk of pixels, packs dout^T (every
  *            channel) and the im2col panel of its columns straight from inp.
  * The workspace holds dcol for as many images as fit; with fewer than the
- * batch, dinp runs in chunks of images. */
+ * batch, dinp runs in chunks of images. Stride-1 convs need none. */
 
 /* Floats of dout^T a weight-gradient item packs per chunk of pixels. */
 #define DWEIGHT_CHUNK_FLOATS ((size_t) 64 * 1024)
 #define DWEIGHT_CHUNK_MAX_PIXELS 512
 
+/* With stride 1 the input gradient is itself a stride-1 convolution: of
+ * dout, padded by k - 1 - pad, with the weight flipped in space and its
+ * channels transposed. No workspace, no col2im, and the padding taps are
+ * skipped as in any forward. */
 static gboolean
-is_pointwise (const fer_conv_shape *s)
+dinp_is_conv (const fer_conv_shape *s)
 {
-  return s->k == 1 && s->stride == 1 && s->pad == 0;
+  return s->stride == 1 && s->pad < s->k;
 }
 
 size_t
 fer_cpu_conv2d_train_col_per_image (const fer_conv_shape *s)
 {
-  if (is_pointwise (s))
+  if (dinp_is_conv (s))
     return 0;
   return (size_t) s->oh * s->ow * s->k * s->k * s->cin;
 }
@@ -706,8 +737,7 @@ fer_cpu_conv2d_train_col_per_image (const fer_conv_shape *s)
 typedef struct
 {
   float *packed;
-  const float *src;
-  ptrdiff_t so, sj;
+  weight_view v;
   int cout, k, cin, blocks;
   atomic_int next_item;
 } pack_job;
@@ -722,20 +752,18 @@ pack_job_run (void *data, int thread, int threads)
         memory_order_relaxed);
     if (jb >= j->blocks)
       return;
-    pack_panel (j->packed, j->src, j->so, j->sj, j->cout, j->k, j->cin, jb);
+    pack_panel (j->packed, &j->v, j->cout, j->k, j->cin, jb);
   }
 }
 
 /* sc->train_weight = the panels of a conv with cout outputs and a k x k x
- * cin reduction whose value (o, ky, j) is at src[o * so + (ky * k * cin + j)
- * * sj]. */
+ * cin reduction whose values v gives. */
 static gboolean
-pack_train_weight (fer_cpu_conv_scratch *sc, const float *src, ptrdiff_t so,
-    ptrdiff_t sj, int cout, int k, int cin, fer_cpu_workers *workers,
-    GError **error)
+pack_train_weight (fer_cpu_conv_scratch *sc, weight_view v, int cout, int k,
+    int cin, fer_cpu_workers *workers, GError **error)
 {
-  pack_job j = { NULL, src, so, sj, cout, k, cin,
-    (cout + FER_CPU_NR - 1) / FER_CPU_NR, 0 };
+  pack_job j = { NULL, v, cout, k, cin, (cout + FER_CPU_NR - 1) / FER_CPU_NR,
+    0 };
 
   if (!grow_aligned (&sc->train_weight, &sc->train_weight_cap,
           fer_cpu_conv2d_weight_floats (cout, k, cin), error))
@@ -751,7 +779,7 @@ fer_cpu_conv2d_forward_train_mt (float *out, const float *inp,
     const float *weight, const fer_conv_shape *s, fer_cpu_conv_scratch *sc,
     fer_cpu_workers *workers, GError **error)
 {
-  return pack_train_weight (sc, weight, (ptrdiff_t) s->k * s->k * s->cin, 1,
+  return pack_train_weight (sc, weight_view_plain (weight, s->k, s->cin),
       s->cout, s->k, s->cin, workers, error)
       && fer_cpu_conv2d_forward (out, inp, sc->train_weight, NULL, NULL, s,
           FALSE, sc, workers, error);
@@ -992,27 +1020,35 @@ fer_cpu_conv2d_backward_mt (float *dinp, float *dweight, const float *dout,
   const size_t per_image = fer_cpu_conv2d_train_col_per_image (s);
   const size_t out_floats = (size_t) s->oh * s->ow * s->cout;
   const size_t in_floats = (size_t) s->h * s->w * s->cin;
-  /* dcol = dout . weight: a 1 x 1 conv over dout, cout -> kdim channels */
   fer_conv_shape t;
 
   if (!conv2d_dweight (dweight, dout, inp, s, sc, workers, error))
     return FALSE;
   if (!dinp)
     return TRUE;
+  if (dinp_is_conv (s)) {
+    const weight_view flipped = {
+      weight + ((size_t) (s->k - 1) * s->k + s->k - 1) * s->cin, 1,
+      -(ptrdiff_t) s->k * s->cin, -(ptrdiff_t) s->cin, kdim };
+    fer_conv_shape_init (&t, s->n, s->oh, s->ow, s->cout, s->cin, s->k, 1,
+        s->k - 1 - s->pad);
+    return pack_train_weight (sc, flipped, s->cin, s->k, s->cout, workers,
+        error)
+        && fer_cpu_conv2d_forward (dinp, dout, sc->train_weight, NULL, NULL,
+            &t, FALSE, sc, workers, error);
+  }
+
+  /* dcol (pixels, kdim) = dout . weight: a 1 x 1 conv over dout, cout ->
+   * kdim channels, with the transposed weight; then col2im */
+  const weight_view transposed = { weight, 1, 0, 0, kdim };
   if (per_image > col_cap) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "cpu backend: convolution workspace of %zu floats, expected at "
         "least %zu", col_cap, per_image);
     return FALSE;
   }
-  if (!pack_train_weight (sc, weight, 1, kdim, kdim, 1, s->cout, workers,
-          error))
+  if (!pack_train_weight (sc, transposed, kdim, 1, s->cout, workers, error))
     return FALSE;
-  if (is_pointwise (s)) {
-    fer_conv_shape_init (&t, s->n, s->oh, s->ow, s->cout, kdim, 1, 1, 0);
-    return fer_cpu_conv2d_forward (dinp, dout, sc->train_weight, NULL, NULL,
-        &t, FALSE, sc, workers, error);
-  }
   const int chunk = (int) MIN ((size_t) s->n, col_cap / per_image);
   for (int b0 = 0; b0 < s->n; b0 += chunk) {
     const int nb = MIN (chunk, s->n - b0);
