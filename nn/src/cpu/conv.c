@@ -28,7 +28,6 @@
 #include "cpu/ops_train.h"
 
 #include <stdatomic.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,31 +132,47 @@ typedef struct
 } weight_view;
 
 /* Panel jb of `packed`: the reduction (k rows of k * cin values, each
- * padded to rowlen) x FER_CPU_NR outputs from jb * NR. A block of KB rows
- * at a time, output by output, so that both the reads (along the
- * reduction, or across outputs from one block to the next) and the writes
- * stay within a few cache lines. */
+ * padded to rowlen) x FER_CPU_NR outputs from jb * NR, a block of KB rows
+ * at a time. Outputs side by side in src (so == 1: the transposes) pack a
+ * row with one copy; otherwise output by output, reading along the
+ * reduction, with the block's writes within a few cache lines. */
 static void
 pack_panel (float *packed, const weight_view *v, int cout, int k, int cin,
     int jb)
 {
   const int kc = k * cin, rowlen = reduction_rowlen (k, cin);
   const int krows = reduction_rows (k, cin);
-  ptrdiff_t off[FER_CPU_KB];   /* PTRDIFF_MIN: a padding row */
+  const int o0 = jb * FER_CPU_NR, ncols = MIN (FER_CPU_NR, cout - o0);
+  ptrdiff_t off[FER_CPU_KB];
+  gboolean valid[FER_CPU_KB];
 
   for (int kb = 0; kb < krows; kb += FER_CPU_KB) {
     float *dst = packed + ((size_t) jb * krows + kb) * FER_CPU_NR;
+    gboolean all_valid = TRUE;
     for (int i = 0; i < FER_CPU_KB; i++) {
       int ky = (kb + i) / rowlen, j = (kb + i) % rowlen;
-      off[i] = ky < k && j < kc
-          ? ky * v->sy + j / cin * v->sx + j % cin * v->sc : PTRDIFF_MIN;
+      valid[i] = ky < k && j < kc;
+      off[i] = valid[i] ? ky * v->sy + j / cin * v->sx + j % cin * v->sc : 0;
+      all_valid = all_valid && valid[i];
     }
-    for (int c = 0; c < FER_CPU_NR; c++) {
-      int o = jb * FER_CPU_NR + c;
-      const float *src = o < cout ? v->src + o * v->so : NULL;
+    if (ncols < FER_CPU_NR || !all_valid)
+      memset (dst, 0, FER_CPU_KB * FER_CPU_NR * sizeof (float));
+    if (v->so == 1) {
       for (int i = 0; i < FER_CPU_KB; i++)
-        dst[i * FER_CPU_NR + c] = src && off[i] != PTRDIFF_MIN
-            ? src[off[i]] : 0.0f;
+        if (valid[i])
+          memcpy (dst + i * FER_CPU_NR, v->src + o0 + off[i],
+              ncols * sizeof (float));
+      continue;
+    }
+    for (int c = 0; c < ncols; c++) {
+      const float *src = v->src + (o0 + c) * v->so;
+      if (all_valid)
+        for (int i = 0; i < FER_CPU_KB; i++)
+          dst[i * FER_CPU_NR + c] = src[off[i]];
+      else
+        for (int i = 0; i < FER_CPU_KB; i++)
+          if (valid[i])
+            dst[i * FER_CPU_NR + c] = src[off[i]];
     }
   }
 }
@@ -827,35 +842,65 @@ pack_dout_t (float *a, const float *dout, int cout, int mr, int m0, int len)
   }
 }
 
-/* b (lenp, NR) = im2col(inp) of pixels [m0, m0 + len) and kdim columns
- * [j0, j0 + ncols), zeros elsewhere. Within one tap the columns are cin
- * contiguous input floats. */
+/* Columns [j, j + n) of an im2col panel: input floats [ci, ci + n) of tap
+ * (ky, kx); within one tap the columns are contiguous input floats. */
+typedef struct
+{
+  int j, n, ky, kx, ci;
+} panel_run;
+
+/* The runs of kdim columns [j0, j0 + ncols); returns how many. */
+static int
+panel_runs (panel_run *runs, const fer_conv_shape *s, int j0, int ncols)
+{
+  int n_runs = 0;
+
+  for (int j = 0; j < ncols;) {
+    const int kk = j0 + j, tap = kk / s->cin, ci = kk % s->cin;
+    const int n = MIN (s->cin - ci, ncols - j);
+    runs[n_runs++] = (panel_run) { j, n, tap / s->k, tap % s->k, ci };
+    j += n;
+  }
+  return n_runs;
+}
+
+/* b (lenp, NR) = im2col(inp) of pixels [m0, m0 + len) for the columns of
+ * `runs`, zeros elsewhere (past ncols, past len up to KB). */
 static void
 pack_im2col_panel (float *b, const float *inp, const fer_conv_shape *s,
-    int m0, int len, int j0, int ncols)
+    const panel_run *runs, int n_runs, int ncols, int m0, int len,
+    fer_cpu_isa isa)
 {
   const int lenp = round_up (len, FER_CPU_KB), ohw = s->oh * s->ow;
+  int bi = m0 / ohw, oy = m0 % ohw / s->ow, ox = m0 % s->ow;
 
   for (int i = 0; i < lenp; i++, b += FER_CPU_NR) {
-    int j = 0;
-    if (i < len) {
-      const int m = m0 + i, bi = m / ohw, oy = m % ohw / s->ow,
-          ox = m % s->ow;
-      const float *img = inp + (size_t) bi * s->h * s->w * s->cin;
-      while (j < ncols) {
-        const int kk = j0 + j, tap = kk / s->cin, ci = kk % s->cin;
-        const int iy = oy * s->stride - s->pad + tap / s->k;
-        const int ix = ox * s->stride - s->pad + tap % s->k;
-        const int n = MIN (s->cin - ci, ncols - j);
-        if (iy >= 0 && iy < s->h && ix >= 0 && ix < s->w)
-          memcpy (b + j, img + ((size_t) iy * s->w + ix) * s->cin + ci,
-              n * sizeof (float));
-        else
-          memset (b + j, 0, n * sizeof (float));
-        j += n;
+    if (i >= len || ncols < FER_CPU_NR)
+      memset (b, 0, FER_CPU_NR * sizeof (float));
+    if (i >= len)
+      continue;
+    const float *img = inp + (size_t) bi * s->h * s->w * s->cin;
+    const int iy0 = oy * s->stride - s->pad, ix0 = ox * s->stride - s->pad;
+    for (int r = 0; r < n_runs; r++) {
+      const panel_run *run = &runs[r];
+      const int iy = iy0 + run->ky, ix = ix0 + run->kx;
+      const float *src = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w
+          ? img + ((size_t) iy * s->w + ix) * s->cin + run->ci : NULL;
+      if (run->n % FER_CPU_KB == 0)
+        fer_cpu_pack_blocks (isa, b + run->j, FER_CPU_KB, src,
+            run->n / FER_CPU_KB);
+      else if (src)
+        memcpy (b + run->j, src, run->n * sizeof (float));
+      else
+        memset (b + run->j, 0, run->n * sizeof (float));
+    }
+    if (++ox == s->ow) {
+      ox = 0;
+      if (++oy == s->oh) {
+        oy = 0;
+        bi++;
       }
     }
-    memset (b + j, 0, (FER_CPU_NR - j) * sizeof (float));
   }
 }
 
@@ -892,7 +937,10 @@ dweight_job_run (void *data, int thread, int threads)
           .ldc = kdim,
           .ncols = MIN (FER_CPU_NR, kdim - c0),
         };
-        pack_im2col_panel (b, j->inp, s, m0, len, c0, kt.ncols);
+        panel_run runs[FER_CPU_NR];
+        const int n_runs = panel_runs (runs, s, c0, kt.ncols);
+        pack_im2col_panel (b, j->inp, s, runs, n_runs, kt.ncols, m0, len,
+            j->isa);
         for (int t = 0, o0 = 0; t < nt; t++) {
           kt.rows = cout / nt + (t < cout % nt);
           kt.a = a + (size_t) o0 * run.len;
