@@ -60,6 +60,14 @@ typedef struct
   int b, oy, ox;
 } conv_pixel;
 
+/* Pixels [g0, g1) of an order that all see the taps ky in [win[0], win[1]],
+ * kx in [win[2], win[3]] (and no others). */
+typedef struct
+{
+  int g0, g1;
+  int win[4];
+} conv_class;
+
 struct fer_cpu_conv_scratch
 {
   int *order;                  /* output row of each scheduled pixel */
@@ -72,6 +80,8 @@ struct fer_cpu_conv_scratch
   size_t chunks_cap;
   int *ranges;                 /* valid ky per oy, kx per ox: 4 per entry */
   size_t ranges_cap;
+  conv_class *classes;
+  size_t classes_cap;
   float *padded;               /* dense mode: zero-bordered input */
   size_t padded_cap;
   float **packed;              /* per thread, 64-byte aligned */
@@ -215,6 +225,7 @@ fer_cpu_conv_scratch_free (fer_cpu_conv_scratch *sc)
   g_free (sc->other);
   g_free (sc->chunks);
   g_free (sc->ranges);
+  g_free (sc->classes);
   g_free (sc->padded);
   for (int i = 0; i < sc->n_packed; i++)
     free (sc->packed[i]);
@@ -288,6 +299,22 @@ grow_packed (fer_cpu_conv_scratch *sc, int threads, size_t floats,
     if (!grow_aligned (&sc->packed[i], &sc->packed_cap[i], floats, error))
       return FALSE;
   return TRUE;
+}
+
+/* Room for `orders` orders of s's pixels, their tap ranges and classes. */
+static gboolean
+grow_orders (fer_cpu_conv_scratch *sc, const fer_conv_shape *s, int orders,
+    GError **error)
+{
+  const size_t m = (size_t) s->n * s->oh * s->ow;
+  return grow ((void **) &sc->order, &sc->order_cap, orders * m, sizeof (int),
+      error)
+      && grow ((void **) &sc->where, &sc->where_cap, orders * m,
+          sizeof (conv_pixel), error)
+      && grow ((void **) &sc->ranges, &sc->ranges_cap,
+          4 * (size_t) MAX (s->oh, s->ow), sizeof (int), error)
+      && grow ((void **) &sc->classes, &sc->classes_cap,
+          (size_t) s->oh * s->ow, sizeof (conv_class), error);
 }
 
 static void
@@ -384,16 +411,11 @@ cut_group (conv_tile *tiles, int n_tiles, const conv_pixel *where, int g0,
   return n_tiles;
 }
 
-/* Orders the pixels and cuts them into tiles (sc->order, sc->tiles);
- * returns the number of tiles. sc->order has room for two orders. */
-static int
-schedule (fer_cpu_conv_scratch *sc, const fer_conv_shape *s, int mr)
+/* ranges[4 * o]: valid ky lo, hi of output row o; ranges[4 * o + 2]: valid
+ * kx lo, hi of output column o. */
+static void
+fill_ranges (int *ranges, const fer_conv_shape *s)
 {
-  const int ohw = s->oh * s->ow, m = s->n * ohw;
-  int *ranges = sc->ranges;  /* [4 * o]: ky lo, hi of row o; kx lo, hi of col o */
-  gint64 natural_cost = 0, class_cost = 0;
-  int n_natural, n_class = 0;
-
   for (int o = 0; o < MAX (s->oh, s->ow); o++) {
     if (o < s->oh)
       valid_taps (o, s->stride, s->pad, s->k, s->h, &ranges[4 * o],
@@ -402,42 +424,72 @@ schedule (fer_cpu_conv_scratch *sc, const fer_conv_shape *s, int mr)
       valid_taps (o, s->stride, s->pad, s->k, s->w, &ranges[4 * o + 2],
           &ranges[4 * o + 3]);
   }
+}
 
-  for (int b = 0, i = 0; b < s->n; b++)
-    for (int oy = 0; oy < s->oh; oy++)
-      for (int ox = 0; ox < s->ow; ox++, i++) {
-        sc->order[i] = i;
-        sc->where[i] = (conv_pixel) { b, oy, ox };
-      }
-  n_natural = cut_group (sc->tiles, 0, sc->where, 0, m, mr, NULL, ranges, s,
-      &natural_cost);
-  if (!skip_mode (s))
-    return n_natural;
+/* order, where (n * oh * ow each) = the pixels grouped by the taps they
+ * see, and classes (at most oh * ow) the groups; returns how many. Rows
+ * (columns) with the same valid taps are contiguous, since the valid range
+ * only shrinks towards the borders. */
+static int
+order_by_class (int *order, conv_pixel *where, conv_class *classes,
+    const int *ranges, const fer_conv_shape *s)
+{
+  const int ohw = s->oh * s->ow;
+  int pos = 0, n = 0;
 
-  /* Classes: rows (columns) with the same valid taps are contiguous, since
-   * the valid range only shrinks towards the borders. */
-  int *order = sc->order + m;
-  conv_pixel *where = sc->where + m;
-  int pos = 0;
   for (int y0 = 0, y1; y0 < s->oh; y0 = y1) {
     for (y1 = y0 + 1; y1 < s->oh && ranges[4 * y1] == ranges[4 * y0]
         && ranges[4 * y1 + 1] == ranges[4 * y0 + 1]; y1++);
     for (int x0 = 0, x1; x0 < s->ow; x0 = x1) {
       for (x1 = x0 + 1; x1 < s->ow && ranges[4 * x1 + 2] == ranges[4 * x0 + 2]
           && ranges[4 * x1 + 3] == ranges[4 * x0 + 3]; x1++);
-      int cls[4] = { ranges[4 * y0], ranges[4 * y0 + 1], ranges[4 * x0 + 2],
-        ranges[4 * x0 + 3] };
-      int g0 = pos;
+      conv_class *c = &classes[n++];
+      c->g0 = pos;
+      c->win[0] = ranges[4 * y0];
+      c->win[1] = ranges[4 * y0 + 1];
+      c->win[2] = ranges[4 * x0 + 2];
+      c->win[3] = ranges[4 * x0 + 3];
       for (int b = 0; b < s->n; b++)
         for (int oy = y0; oy < y1; oy++)
           for (int ox = x0; ox < x1; ox++, pos++) {
             order[pos] = b * ohw + oy * s->ow + ox;
             where[pos] = (conv_pixel) { b, oy, ox };
           }
-      n_class = cut_group (sc->other, n_class, where, g0, pos, mr, cls,
-          ranges, s, &class_cost);
+      c->g1 = pos;
     }
   }
+  return n;
+}
+
+/* Orders the pixels and cuts them into tiles (sc->order, sc->tiles);
+ * returns the number of tiles. sc->order has room for two orders. */
+static int
+schedule (fer_cpu_conv_scratch *sc, const fer_conv_shape *s, int mr)
+{
+  const int m = s->n * s->oh * s->ow;
+  gint64 natural_cost = 0, class_cost = 0;
+  int n_natural, n_class = 0;
+
+  fill_ranges (sc->ranges, s);
+  for (int b = 0, i = 0; b < s->n; b++)
+    for (int oy = 0; oy < s->oh; oy++)
+      for (int ox = 0; ox < s->ow; ox++, i++) {
+        sc->order[i] = i;
+        sc->where[i] = (conv_pixel) { b, oy, ox };
+      }
+  n_natural = cut_group (sc->tiles, 0, sc->where, 0, m, mr, NULL, sc->ranges,
+      s, &natural_cost);
+  if (!skip_mode (s))
+    return n_natural;
+
+  int *order = sc->order + m;
+  conv_pixel *where = sc->where + m;
+  const int n_classes = order_by_class (order, where, sc->classes,
+      sc->ranges, s);
+  for (int i = 0; i < n_classes; i++)
+    n_class = cut_group (sc->other, n_class, where, sc->classes[i].g0,
+        sc->classes[i].g1, mr, sc->classes[i].win, sc->ranges, s,
+        &class_cost);
   if (class_cost >= natural_cost)
     return n_natural;
   memcpy (sc->order, order, (size_t) m * sizeof (int));
@@ -658,11 +710,7 @@ fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
 
   if (m == 0)
     return TRUE;
-  if (!grow ((void **) &sc->order, &sc->order_cap, 2 * m, sizeof (int), error)
-      || !grow ((void **) &sc->where, &sc->where_cap, 2 * m,
-          sizeof (conv_pixel), error)
-      || !grow ((void **) &sc->ranges, &sc->ranges_cap,
-          4 * (size_t) MAX (s->oh, s->ow), sizeof (int), error)
+  if (!grow_orders (sc, s, 2, error)
       || !grow ((void **) &sc->chunks, &sc->chunks_cap, m + 1, sizeof (int),
           error))
     return FALSE;
@@ -809,19 +857,24 @@ typedef struct
   const fer_conv_shape *s;
   fer_cpu_isa isa;
   const fer_cpu_conv_scratch *sc;
-  int pixels, chunk;           /* s->n * oh * ow; per step, multiple of KB */
+  const conv_pixel *where;     /* the pixels by class */
+  const conv_class *classes;
+  int n_classes;
+  int chunk;                   /* pixels per step, a multiple of KB */
   int mr;                      /* channels per tile, at most */
   int panels, parts;           /* item i: panels [i, i + 1) * panels / parts */
   atomic_int next_item;
 } dweight_job;
 
 /* a (tiles of dout^T: for each, (chunk / KB, rows, KB)) from dout's pixels
- * [m0, m0 + len), zeros up to the chunk's len rounded up to KB. The tiles
- * cut cout as cut_group cuts pixels: nt tiles, as even as possible. */
+ * where[0 .. len), zeros up to len rounded up to KB. The tiles cut cout as
+ * cut_group cuts pixels: nt tiles, as even as possible. */
 static void
-pack_dout_t (float *a, const float *dout, int cout, int mr, int m0, int len)
+pack_dout_t (float *a, const float *dout, const fer_conv_shape *s, int mr,
+    const conv_pixel *where, int len)
 {
-  const int lenp = round_up (len, FER_CPU_KB), nt = (cout + mr - 1) / mr;
+  const int cout = s->cout, nt = (cout + mr - 1) / mr;
+  const int lenp = round_up (len, FER_CPU_KB);
 
   for (int t = 0, c0 = 0; t < nt; t++) {
     const int rows = cout / nt + (t < cout % nt);
@@ -830,7 +883,9 @@ pack_dout_t (float *a, const float *dout, int cout, int mr, int m0, int len)
       float *dst = at + (size_t) (i / FER_CPU_KB) * rows * FER_CPU_KB
           + i % FER_CPU_KB;
       if (i < len) {
-        const float *src = dout + (size_t) (m0 + i) * cout + c0;
+        const conv_pixel *px = &where[i];
+        const float *src = dout + (((size_t) px->b * s->oh + px->oy) * s->ow
+            + px->ox) * cout + c0;
         for (int r = 0; r < rows; r++)
           dst[r * FER_CPU_KB] = src[r];
       } else {
@@ -864,23 +919,35 @@ panel_runs (panel_run *runs, const fer_conv_shape *s, int j0, int ncols)
   return n_runs;
 }
 
-/* b (lenp, NR) = im2col(inp) of pixels [m0, m0 + len) for the columns of
- * `runs`, zeros elsewhere (past ncols, past len up to KB). */
+/* Whether any column of `runs` is a tap inside the window win. */
+static gboolean
+panel_sees (const panel_run *runs, int n_runs, const int *win)
+{
+  for (int r = 0; r < n_runs; r++)
+    if (runs[r].ky >= win[0] && runs[r].ky <= win[1]
+        && runs[r].kx >= win[2] && runs[r].kx <= win[3])
+      return TRUE;
+  return FALSE;
+}
+
+/* b (lenp, NR) = im2col(inp) of the pixels where[0 .. len) for the columns
+ * of `runs`, zeros elsewhere (past ncols, past len up to KB). */
 static void
 pack_im2col_panel (float *b, const float *inp, const fer_conv_shape *s,
-    const panel_run *runs, int n_runs, int ncols, int m0, int len,
-    fer_cpu_isa isa)
+    const panel_run *runs, int n_runs, int ncols, const conv_pixel *where,
+    int len, fer_cpu_isa isa)
 {
-  const int lenp = round_up (len, FER_CPU_KB), ohw = s->oh * s->ow;
-  int bi = m0 / ohw, oy = m0 % ohw / s->ow, ox = m0 % s->ow;
+  const int lenp = round_up (len, FER_CPU_KB);
 
   for (int i = 0; i < lenp; i++, b += FER_CPU_NR) {
     if (i >= len || ncols < FER_CPU_NR)
       memset (b, 0, FER_CPU_NR * sizeof (float));
     if (i >= len)
       continue;
-    const float *img = inp + (size_t) bi * s->h * s->w * s->cin;
-    const int iy0 = oy * s->stride - s->pad, ix0 = ox * s->stride - s->pad;
+    const conv_pixel *px = &where[i];
+    const float *img = inp + (size_t) px->b * s->h * s->w * s->cin;
+    const int iy0 = px->oy * s->stride - s->pad;
+    const int ix0 = px->ox * s->stride - s->pad;
     for (int r = 0; r < n_runs; r++) {
       const panel_run *run = &runs[r];
       const int iy = iy0 + run->ky, ix = ix0 + run->kx;
@@ -894,13 +961,6 @@ pack_im2col_panel (float *b, const float *inp, const fer_conv_shape *s,
       else
         memset (b + run->j, 0, run->n * sizeof (float));
     }
-    if (++ox == s->ow) {
-      ox = 0;
-      if (++oy == s->oh) {
-        oy = 0;
-        bi++;
-      }
-    }
   }
 }
 
@@ -913,6 +973,7 @@ dweight_job_run (void *data, int thread, int threads)
   const int nt = (cout + j->mr - 1) / j->mr;
   float *a = j->sc->packed[thread];
   float *b = a + (size_t) cout * j->chunk;
+  panel_run runs[FER_CPU_NR];
 
   for (;;) {
     int item = atomic_fetch_add_explicit (&j->next_item, 1,
@@ -922,38 +983,50 @@ dweight_job_run (void *data, int thread, int threads)
     const int p0 = item * j->panels / j->parts;
     const int p1 = (item + 1) * j->panels / j->parts;
 
-    for (int m0 = 0; m0 < j->pixels; m0 += j->chunk) {
-      const int len = MIN (j->chunk, j->pixels - m0);
-      const fer_cpu_krun run = { 0, round_up (len, FER_CPU_KB) };
-      pack_dout_t (a, j->dout, cout, j->mr, m0, len);
-      for (int p = p0; p < p1; p++) {
-        const int c0 = p * FER_CPU_NR;
-        fer_cpu_tile kt = {
-          .b = b,
-          .runs = &run,
-          .n_runs = 1,
-          .c = j->dweight + c0,
-          .res = j->dweight + c0,
-          .ldc = kdim,
-          .ncols = MIN (FER_CPU_NR, kdim - c0),
-        };
-        panel_run runs[FER_CPU_NR];
-        const int n_runs = panel_runs (runs, s, c0, kt.ncols);
-        pack_im2col_panel (b, j->inp, s, runs, n_runs, kt.ncols, m0, len,
-            j->isa);
-        for (int t = 0, o0 = 0; t < nt; t++) {
-          kt.rows = cout / nt + (t < cout % nt);
-          kt.a = a + (size_t) o0 * run.len;
-          kt.row_ids = j->sc->ids + o0;
-          fer_cpu_gemm_tile (j->isa, &kt);
-          o0 += kt.rows;
+    for (int cl = 0; cl < j->n_classes; cl++) {
+      const conv_class *c = &j->classes[cl];
+      for (int g = c->g0; g < c->g1; g += j->chunk) {
+        const int len = MIN (j->chunk, c->g1 - g);
+        const fer_cpu_krun run = { 0, round_up (len, FER_CPU_KB) };
+        gboolean packed_a = FALSE;
+        for (int p = p0; p < p1; p++) {
+          const int c0 = p * FER_CPU_NR;
+          fer_cpu_tile kt = {
+            .b = b,
+            .runs = &run,
+            .n_runs = 1,
+            .c = j->dweight + c0,
+            .res = j->dweight + c0,
+            .ldc = kdim,
+            .ncols = MIN (FER_CPU_NR, kdim - c0),
+          };
+          const int n_runs = panel_runs (runs, s, c0, kt.ncols);
+          /* taps outside for the whole class: only zeros to add */
+          if (!panel_sees (runs, n_runs, c->win))
+            continue;
+          if (!packed_a) {
+            pack_dout_t (a, j->dout, s, j->mr, j->where + g, len);
+            packed_a = TRUE;
+          }
+          pack_im2col_panel (b, j->inp, s, runs, n_runs, kt.ncols,
+              j->where + g, len, j->isa);
+          for (int t = 0, o0 = 0; t < nt; t++) {
+            kt.rows = cout / nt + (t < cout % nt);
+            kt.a = a + (size_t) o0 * run.len;
+            kt.row_ids = j->sc->ids + o0;
+            fer_cpu_gemm_tile (j->isa, &kt);
+            o0 += kt.rows;
+          }
         }
       }
     }
   }
 }
 
-/* dweight (cout, kdim) += dout^T . im2col(inp) over the whole batch. */
+/* dweight (cout, kdim) += dout^T . im2col(inp) over the whole batch. The
+ * pixels go by class (order_by_class), so that a chunk of them skips the
+ * panels of taps that are all padding for it: on the small maps of the
+ * last layers (2 x 2 at 48 x 48 input), most of them. */
 static gboolean
 conv2d_dweight (float *dweight, const float *dout, const float *inp,
     const fer_conv_shape *s, fer_cpu_conv_scratch *sc,
@@ -962,29 +1035,30 @@ conv2d_dweight (float *dweight, const float *dout, const float *inp,
   const int threads = workers ? fer_cpu_workers_n (workers) : 1;
   const int kdim = s->k * s->k * s->cin;
   const size_t pixels = (size_t) s->n * s->oh * s->ow;
-  dweight_job j = { dweight, dout, inp, s, fer_cpu_isa_get (), sc,
-    (int) pixels, 0, 0, (kdim + FER_CPU_NR - 1) / FER_CPU_NR, 1, 0 };
+  dweight_job j = { dweight, dout, inp, s, fer_cpu_isa_get (), sc, NULL,
+    NULL, 0, 0, 0, (kdim + FER_CPU_NR - 1) / FER_CPU_NR, 1, 0 };
 
   if (pixels == 0)
     return TRUE;
-  if (pixels > G_MAXINT) {
-    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "cpu backend: convolution of %zu output pixels, expected at most %d",
-        pixels, G_MAXINT);
-    return FALSE;
-  }
   j.mr = fer_cpu_isa_mr (j.isa);
   j.chunk = (int) CLAMP (DWEIGHT_CHUNK_FLOATS / (size_t) s->cout,
       FER_CPU_KB, DWEIGHT_CHUNK_MAX_PIXELS) / FER_CPU_KB * FER_CPU_KB;
   j.chunk = MIN (j.chunk, round_up ((int) pixels, FER_CPU_KB));
   if (threads > 1)
     j.parts = MIN (ITEMS_PER_THREAD * threads, j.panels);
-  if (!grow ((void **) &sc->ids, &sc->ids_cap, s->cout, sizeof (int), error)
+  if (!grow_orders (sc, s, 1, error)
+      || !grow ((void **) &sc->ids, &sc->ids_cap, s->cout, sizeof (int),
+          error)
       || !grow_packed (sc, threads,
           (size_t) (s->cout + FER_CPU_NR) * j.chunk, error))
     return FALSE;
   for (int i = 0; i < s->cout; i++)
     sc->ids[i] = i;
+  fill_ranges (sc->ranges, s);
+  j.n_classes = order_by_class (sc->order, sc->where, sc->classes,
+      sc->ranges, s);
+  j.where = sc->where;
+  j.classes = sc->classes;
   atomic_init (&j.next_item, 0);
   run_job (workers, dweight_job_run, &j);
   return TRUE;
