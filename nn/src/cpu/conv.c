@@ -326,6 +326,14 @@ run_job (fer_cpu_workers *workers, fer_cpu_job fn, void *job)
     fn (job, 0, 1);
 }
 
+/* The next of a job's n_items work items, or -1 when all are taken. */
+static int
+take_item (atomic_int *next_item, int n_items)
+{
+  int item = atomic_fetch_add_explicit (next_item, 1, memory_order_relaxed);
+  return item < n_items ? item : -1;
+}
+
 /* ------------------------------------------------------------------ */
 /* Schedule                                                            */
 
@@ -626,11 +634,7 @@ conv_job_run (void *data, int thread, int threads)
   float *buf = sc->packed[thread];
   int packed_chunk = -1;
 
-  for (;;) {
-    int item = atomic_fetch_add_explicit (&j->next_item, 1,
-        memory_order_relaxed);
-    if (item >= n_items)
-      return;
+  for (int item; (item = take_item (&j->next_item, n_items)) >= 0;) {
     const int c = item / j->parts, part = item % j->parts;
     const int t0 = sc->chunks[c], t1 = sc->chunks[c + 1];
 
@@ -810,11 +814,7 @@ pack_job_run (void *data, int thread, int threads)
 {
   pack_job *j = data;
 
-  for (;;) {
-    int jb = atomic_fetch_add_explicit (&j->next_item, 1,
-        memory_order_relaxed);
-    if (jb >= j->blocks)
-      return;
+  for (int jb; (jb = take_item (&j->next_item, j->blocks)) >= 0;) {
     pack_panel (j->packed, &j->v, j->cout, j->k, j->cin, jb);
   }
 }
@@ -975,11 +975,7 @@ dweight_job_run (void *data, int thread, int threads)
   float *b = a + (size_t) cout * j->chunk;
   panel_run runs[FER_CPU_NR];
 
-  for (;;) {
-    int item = atomic_fetch_add_explicit (&j->next_item, 1,
-        memory_order_relaxed);
-    if (item >= j->parts)
-      return;
+  for (int item; (item = take_item (&j->next_item, j->parts)) >= 0;) {
     const int p0 = item * j->panels / j->parts;
     const int p1 = (item + 1) * j->panels / j->parts;
 
@@ -1122,11 +1118,7 @@ col2im_job_run (void *data, int thread, int threads)
   col2im_job *j = data;
   const fer_conv_shape *s = j->s;
 
-  for (;;) {
-    int b = atomic_fetch_add_explicit (&j->next_item, 1,
-        memory_order_relaxed);
-    if (b >= j->n)
-      return;
+  for (int b; (b = take_item (&j->next_item, j->n)) >= 0;) {
     col2im (j->dinp + (size_t) b * s->h * s->w * s->cin,
         j->col + (size_t) b * fer_cpu_conv2d_train_col_per_image (s), s);
   }
