@@ -775,7 +775,8 @@ fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
  *            pointing at the tile itself so that it accumulates. Each item
  *            owns a range of panels (no two threads write the same dweight)
  *            and, chunk of pixels by chunk of pixels, packs dout^T (every
- *            channel) and the im2col panel of its columns straight from inp.
+ *            channel) and the im2col panel of its columns straight from inp;
+ *            the pixels go by class, so that panels of padding are skipped.
  * The workspace holds dcol for as many images as fit; with fewer than the
  * batch, dinp runs in chunks of images. Stride-1 convs need none. */
 
@@ -814,9 +815,8 @@ pack_job_run (void *data, int thread, int threads)
 {
   pack_job *j = data;
 
-  for (int jb; (jb = take_item (&j->next_item, j->blocks)) >= 0;) {
+  for (int jb; (jb = take_item (&j->next_item, j->blocks)) >= 0;)
     pack_panel (j->packed, &j->v, j->cout, j->k, j->cin, jb);
-  }
 }
 
 /* sc->train_weight = the panels of a conv with cout outputs and a k x k x
@@ -935,7 +935,7 @@ panel_sees (const panel_run *runs, int n_runs, const int *win)
 static void
 pack_im2col_panel (float *b, const float *inp, const fer_conv_shape *s,
     const panel_run *runs, int n_runs, int ncols, const conv_pixel *where,
-    int len, fer_cpu_isa isa)
+    int len)
 {
   const int lenp = round_up (len, FER_CPU_KB);
 
@@ -953,9 +953,12 @@ pack_im2col_panel (float *b, const float *inp, const fer_conv_shape *s,
       const int iy = iy0 + run->ky, ix = ix0 + run->kx;
       const float *src = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w
           ? img + ((size_t) iy * s->w + ix) * s->cin + run->ci : NULL;
-      if (run->n % FER_CPU_KB == 0)
-        fer_cpu_pack_blocks (isa, b + run->j, FER_CPU_KB, src,
-            run->n / FER_CPU_KB);
+      /* a whole panel from one tap (cin >= NR): a copy of constant size,
+       * which the compiler inlines */
+      if (run->n == FER_CPU_NR && src)
+        memcpy (b, src, FER_CPU_NR * sizeof (float));
+      else if (run->n == FER_CPU_NR)
+        memset (b, 0, FER_CPU_NR * sizeof (float));
       else if (src)
         memcpy (b + run->j, src, run->n * sizeof (float));
       else
@@ -1005,7 +1008,7 @@ dweight_job_run (void *data, int thread, int threads)
             packed_a = TRUE;
           }
           pack_im2col_panel (b, j->inp, s, runs, n_runs, kt.ncols,
-              j->where + g, len, j->isa);
+              j->where + g, len);
           for (int t = 0, o0 = 0; t < nt; t++) {
             kt.rows = cout / nt + (t < cout % nt);
             kt.a = a + (size_t) o0 * run.len;
