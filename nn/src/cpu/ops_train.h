@@ -40,7 +40,7 @@ typedef struct fer_cpu_conv_scratch fer_cpu_conv_scratch;
 typedef struct fer_cpu_workers fer_cpu_workers;
 
 /* Floats of workspace (col) one image needs for the input gradient (0:
- * 1x1 stride-1 pad-0 convs need none). */
+ * stride-1 convs need none). */
 size_t fer_cpu_conv2d_train_col_per_image (const fer_conv_shape *s);
 
 /* out (n, oh, ow, cout) = conv(inp (n, h, w, cin), weight (cout, k, k, cin)),
@@ -54,7 +54,8 @@ gboolean fer_cpu_conv2d_forward_train_mt (float *out, const float *inp,
 /* dinp (n, h, w, cin) = conv^T(dout, weight), overwritten (NULL: not
  * wanted, e.g. for the network input); dweight (cout, k, k, cin) +=
  * dout^T . im2col(inp). col: workspace of col_cap >= col_per_image floats;
- * the input gradient runs in chunks of images that fit. */
+ * the input gradient runs in chunks of images that fit. FALSE when scratch
+ * cannot grow or col_cap is too small. */
 gboolean fer_cpu_conv2d_backward_mt (float *dinp, float *dweight,
     const float *dout, const float *inp, const float *weight,
     const fer_conv_shape *s, float *col, size_t col_cap,
