@@ -1037,7 +1037,7 @@ conv2d_dweight (float *dweight, const float *dout, const float *inp,
   dweight_job j = { dweight, dout, inp, s, fer_cpu_isa_get (), sc, NULL,
     NULL, 0, 0, 0, (kdim + FER_CPU_NR - 1) / FER_CPU_NR, 1, 0 };
 
-  if (pixels == 0)
+  if (pixels == 0 || s->cout == 0)
     return TRUE;
   j.mr = fer_cpu_isa_mr (j.isa);
   j.chunk = (int) CLAMP (DWEIGHT_CHUNK_FLOATS / (size_t) s->cout,
