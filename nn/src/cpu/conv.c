@@ -168,8 +168,12 @@ pack_panel (float *packed, const weight_view *v, int cout, int k, int cin,
     if (ncols < FER_CPU_NR || !all_valid)
       memset (dst, 0, FER_CPU_KB * FER_CPU_NR * sizeof (float));
     if (v->so == 1) {
+      /* whole rows as copies of constant size, which the compiler inlines */
       for (int i = 0; i < FER_CPU_KB; i++)
-        if (valid[i])
+        if (valid[i] && ncols == FER_CPU_NR)
+          memcpy (dst + i * FER_CPU_NR, v->src + o0 + off[i],
+              FER_CPU_NR * sizeof (float));
+        else if (valid[i])
           memcpy (dst + i * FER_CPU_NR, v->src + o0 + off[i],
               ncols * sizeof (float));
       continue;
