@@ -1,6 +1,7 @@
 /* The CPU backend: host memory (64-byte aligned, for the vector kernels),
  * our own packed-weight convolution kernels (conv.c, gemm.c) split across
- * our own thread team (workers.c), OpenBLAS for the small linear head.
+ * our own thread team (workers.c), for inference and training alike;
+ * OpenBLAS for the small linear head.
  * The convolution scratch grows to the largest conv seen and is then
  * reused, so a steady stream of same-sized batches allocates nothing. */
 #include "cpu/ops.h"
@@ -100,6 +101,32 @@ cpu_conv2d_forward (fer_backend *be, float *out, const float *inp,
       cpu->conv, cpu->workers, error);
 }
 
+static size_t
+cpu_conv2d_train_workspace (fer_backend *be, const fer_conv_shape *s)
+{
+  return fer_cpu_conv2d_train_col_per_image (s) * s->n;
+}
+
+static gboolean
+cpu_conv2d_forward_train (fer_backend *be, float *out, const float *inp,
+    const float *weight, const fer_conv_shape *s, float *ws, size_t ws_floats,
+    GError **error)
+{
+  cpu_backend *cpu = (cpu_backend *) be;
+  return fer_cpu_conv2d_forward_train_mt (out, inp, weight, s, cpu->conv,
+      cpu->workers, error);
+}
+
+static gboolean
+cpu_conv2d_backward (fer_backend *be, float *dinp, float *dweight,
+    const float *dout, const float *inp, const float *weight,
+    const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error)
+{
+  cpu_backend *cpu = (cpu_backend *) be;
+  return fer_cpu_conv2d_backward_mt (dinp, dweight, dout, inp, weight, s, ws,
+      ws_floats, cpu->conv, cpu->workers, error);
+}
+
 static gboolean
 cpu_maxpool2d_forward (fer_backend *be, float *out, const float *inp, int n,
     int h, int w, int c, int k, int stride, int pad, GError **error)
@@ -138,6 +165,9 @@ static const fer_backend_ops cpu_ops = {
   .maxpool2d_forward = cpu_maxpool2d_forward,
   .avgpool_forward = cpu_avgpool_forward,
   .linear_forward = cpu_linear_forward,
+  .conv2d_train_workspace = cpu_conv2d_train_workspace,
+  .conv2d_forward_train = cpu_conv2d_forward_train,
+  .conv2d_backward = cpu_conv2d_backward,
   FER_CPU_TRAIN_OPS,
 };
 

@@ -2,35 +2,12 @@
  * (backend.h, "training ops") to the op files, which know nothing of
  * backends or errors. CPU backend memory is host memory, so every pointer
  * goes straight through. Hooked into backend_cpu.c's table with
- * FER_CPU_TRAIN_OPS (cpu/ops_train.h). */
+ * FER_CPU_TRAIN_OPS (cpu/ops_train.h); the convolution's adapters are in
+ * backend_cpu.c, next to the scratch and threads they share with the
+ * inference convolution. */
 #include "cpu/ops_train.h"
 
 #include <string.h>
-
-size_t
-fer_cpu_train_conv2d_workspace (fer_backend *be, const fer_conv_shape *s)
-{
-  return fer_cpu_conv2d_train_col_per_image (s) * s->n;
-}
-
-gboolean
-fer_cpu_train_conv2d_forward (fer_backend *be, float *out, const float *inp,
-    const float *weight, const fer_conv_shape *s, float *ws, size_t ws_floats,
-    GError **error)
-{
-  fer_cpu_conv2d_forward_train (out, inp, weight, s, ws, ws_floats);
-  return TRUE;
-}
-
-gboolean
-fer_cpu_train_conv2d_backward (fer_backend *be, float *dinp, float *dweight,
-    const float *dout, const float *inp, const float *weight,
-    const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error)
-{
-  fer_cpu_conv2d_backward (dinp, dweight, dout, inp, weight, s, ws,
-      ws_floats);
-  return TRUE;
-}
 
 gboolean
 fer_cpu_train_batchnorm_forward_train (fer_backend *be, float *out,

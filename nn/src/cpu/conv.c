@@ -20,8 +20,12 @@
  *
  * Work is handed out in items (a chunk of tiles x a range of panels) from
  * a shared counter, so threads balance themselves and a thread that does
- * not get a core in time does not hold the others up. */
+ * not get a core in time does not hold the others up.
+ *
+ * The training convolution (forward, input and weight gradients) is at the
+ * end of the file and runs on the same kernels and threads. */
 #include "cpu/ops.h"
+#include "cpu/ops_train.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -56,6 +60,14 @@ typedef struct
   int b, oy, ox;
 } conv_pixel;
 
+/* Pixels [g0, g1) of an order that all see the taps ky in [win[0], win[1]],
+ * kx in [win[2], win[3]] (and no others). */
+typedef struct
+{
+  int g0, g1;
+  int win[4];
+} conv_class;
+
 struct fer_cpu_conv_scratch
 {
   int *order;                  /* output row of each scheduled pixel */
@@ -68,12 +80,20 @@ struct fer_cpu_conv_scratch
   size_t chunks_cap;
   int *ranges;                 /* valid ky per oy, kx per ox: 4 per entry */
   size_t ranges_cap;
+  conv_class *classes;
+  size_t classes_cap;
   float *padded;               /* dense mode: zero-bordered input */
   size_t padded_cap;
   float **packed;              /* per thread, 64-byte aligned */
   size_t *packed_cap;
   int n_packed;
   size_t chunk;
+  float *train_weight;         /* training: the weight (or its transpose),
+                                * packed afresh for each call */
+  size_t train_weight_cap;
+  int *ids;                    /* 0, 1, 2...: output rows of a weight
+                                * gradient tile */
+  size_t ids_cap;
 };
 
 static int
@@ -112,24 +132,79 @@ fer_cpu_conv2d_weight_floats (int cout, int k, int cin)
   return blocks * reduction_rows (k, cin) * FER_CPU_NR;
 }
 
+/* Where value (o, ky, kx, c) of a weight to pack is: src[o * so + ky * sy
+ * + kx * sx + c * sc]; so that the same packing serves the weight
+ * (Cout, K, K, Cin), its transpose and its flipped transpose. */
+typedef struct
+{
+  const float *src;
+  ptrdiff_t so, sy, sx, sc;
+} weight_view;
+
+/* Panel jb of `packed`: the reduction (k rows of k * cin values, each
+ * padded to rowlen) x FER_CPU_NR outputs from jb * NR, a block of KB rows
+ * at a time. Outputs side by side in src (so == 1: the transposes) pack a
+ * row with one copy; otherwise output by output, reading along the
+ * reduction, with the block's writes within a few cache lines. */
+static void
+pack_panel (float *packed, const weight_view *v, int cout, int k, int cin,
+    int jb)
+{
+  const int kc = k * cin, rowlen = reduction_rowlen (k, cin);
+  const int krows = reduction_rows (k, cin);
+  const int o0 = jb * FER_CPU_NR, ncols = MIN (FER_CPU_NR, cout - o0);
+  ptrdiff_t off[FER_CPU_KB];
+  gboolean valid[FER_CPU_KB];
+
+  for (int kb = 0; kb < krows; kb += FER_CPU_KB) {
+    float *dst = packed + ((size_t) jb * krows + kb) * FER_CPU_NR;
+    gboolean all_valid = TRUE;
+    for (int i = 0; i < FER_CPU_KB; i++) {
+      int ky = (kb + i) / rowlen, j = (kb + i) % rowlen;
+      valid[i] = ky < k && j < kc;
+      off[i] = valid[i] ? ky * v->sy + j / cin * v->sx + j % cin * v->sc : 0;
+      all_valid = all_valid && valid[i];
+    }
+    if (ncols < FER_CPU_NR || !all_valid)
+      memset (dst, 0, FER_CPU_KB * FER_CPU_NR * sizeof (float));
+    if (v->so == 1) {
+      /* whole rows as copies of constant size, which the compiler inlines */
+      for (int i = 0; i < FER_CPU_KB; i++)
+        if (valid[i] && ncols == FER_CPU_NR)
+          memcpy (dst + i * FER_CPU_NR, v->src + o0 + off[i],
+              FER_CPU_NR * sizeof (float));
+        else if (valid[i])
+          memcpy (dst + i * FER_CPU_NR, v->src + o0 + off[i],
+              ncols * sizeof (float));
+      continue;
+    }
+    for (int c = 0; c < ncols; c++) {
+      const float *src = v->src + (o0 + c) * v->so;
+      if (all_valid)
+        for (int i = 0; i < FER_CPU_KB; i++)
+          dst[i * FER_CPU_NR + c] = src[off[i]];
+      else
+        for (int i = 0; i < FER_CPU_KB; i++)
+          if (valid[i])
+            dst[i * FER_CPU_NR + c] = src[off[i]];
+    }
+  }
+}
+
+static weight_view
+weight_view_plain (const float *weight, int k, int cin)
+{
+  return (weight_view) { weight, (ptrdiff_t) k * k * cin,
+    (ptrdiff_t) k * cin, cin, 1 };
+}
+
 void
 fer_cpu_conv2d_pack_weight (float *packed, const float *weight, int cout,
     int k, int cin)
 {
-  const int kc = k * cin, rowlen = reduction_rowlen (k, cin);
-  const int krows = reduction_rows (k, cin);
-  const int blocks = (cout + FER_CPU_NR - 1) / FER_CPU_NR;
-
-  for (int jb = 0; jb < blocks; jb++)
-    for (int kk = 0; kk < krows; kk++) {
-      int ky = kk / rowlen, j = kk % rowlen;
-      for (int c = 0; c < FER_CPU_NR; c++) {
-        int o = jb * FER_CPU_NR + c;
-        packed[((size_t) jb * krows + kk) * FER_CPU_NR + c] =
-            o < cout && ky < k && j < kc
-            ? weight[((size_t) o * k + ky) * kc + j] : 0.0f;
-      }
-    }
+  const weight_view v = weight_view_plain (weight, k, cin);
+  for (int jb = 0; jb < (cout + FER_CPU_NR - 1) / FER_CPU_NR; jb++)
+    pack_panel (packed, &v, cout, k, cin, jb);
 }
 
 /* ------------------------------------------------------------------ */
@@ -154,11 +229,14 @@ fer_cpu_conv_scratch_free (fer_cpu_conv_scratch *sc)
   g_free (sc->other);
   g_free (sc->chunks);
   g_free (sc->ranges);
+  g_free (sc->classes);
   g_free (sc->padded);
   for (int i = 0; i < sc->n_packed; i++)
     free (sc->packed[i]);
   g_free (sc->packed);
   g_free (sc->packed_cap);
+  free (sc->train_weight);
+  g_free (sc->ids);
   g_free (sc);
 }
 
@@ -187,6 +265,27 @@ grow (void **buf, size_t *cap, size_t want, size_t size, GError **error)
   return TRUE;
 }
 
+/* *buf holds at least `floats` floats, 64-byte aligned (old contents
+ * dropped). */
+static gboolean
+grow_aligned (float **buf, size_t *cap, size_t floats, GError **error)
+{
+  void *p;
+
+  if (floats <= *cap)
+    return TRUE;
+  if (posix_memalign (&p, 64, floats * sizeof (float)) != 0) {
+    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+        "cpu backend: cannot allocate %zu floats of convolution scratch",
+        floats);
+    return FALSE;
+  }
+  free (*buf);
+  *buf = p;
+  *cap = floats;
+  return TRUE;
+}
+
 static gboolean
 grow_packed (fer_cpu_conv_scratch *sc, int threads, size_t floats,
     GError **error)
@@ -200,21 +299,43 @@ grow_packed (fer_cpu_conv_scratch *sc, int threads, size_t floats,
     }
     sc->n_packed = threads;
   }
-  for (int i = 0; i < threads; i++) {
-    void *p;
-    if (floats <= sc->packed_cap[i])
-      continue;
-    if (posix_memalign (&p, 64, floats * sizeof (float)) != 0) {
-      g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-          "cpu backend: cannot allocate %zu floats of convolution scratch",
-          floats);
+  for (int i = 0; i < threads; i++)
+    if (!grow_aligned (&sc->packed[i], &sc->packed_cap[i], floats, error))
       return FALSE;
-    }
-    free (sc->packed[i]);
-    sc->packed[i] = p;
-    sc->packed_cap[i] = floats;
-  }
   return TRUE;
+}
+
+/* Room for `orders` orders of s's pixels, their tap ranges and classes. */
+static gboolean
+grow_orders (fer_cpu_conv_scratch *sc, const fer_conv_shape *s, int orders,
+    GError **error)
+{
+  const size_t m = (size_t) s->n * s->oh * s->ow;
+  return grow ((void **) &sc->order, &sc->order_cap, orders * m, sizeof (int),
+      error)
+      && grow ((void **) &sc->where, &sc->where_cap, orders * m,
+          sizeof (conv_pixel), error)
+      && grow ((void **) &sc->ranges, &sc->ranges_cap,
+          4 * (size_t) MAX (s->oh, s->ow), sizeof (int), error)
+      && grow ((void **) &sc->classes, &sc->classes_cap,
+          (size_t) s->oh * s->ow, sizeof (conv_class), error);
+}
+
+static void
+run_job (fer_cpu_workers *workers, fer_cpu_job fn, void *job)
+{
+  if (workers)
+    fer_cpu_workers_run (workers, fn, job);
+  else
+    fn (job, 0, 1);
+}
+
+/* The next of a job's n_items work items, or -1 when all are taken. */
+static int
+take_item (atomic_int *next_item, int n_items)
+{
+  int item = atomic_fetch_add_explicit (next_item, 1, memory_order_relaxed);
+  return item < n_items ? item : -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -302,16 +423,11 @@ cut_group (conv_tile *tiles, int n_tiles, const conv_pixel *where, int g0,
   return n_tiles;
 }
 
-/* Orders the pixels and cuts them into tiles (sc->order, sc->tiles);
- * returns the number of tiles. sc->order has room for two orders. */
-static int
-schedule (fer_cpu_conv_scratch *sc, const fer_conv_shape *s, int mr)
+/* ranges[4 * o]: valid ky lo, hi of output row o; ranges[4 * o + 2]: valid
+ * kx lo, hi of output column o. */
+static void
+fill_ranges (int *ranges, const fer_conv_shape *s)
 {
-  const int ohw = s->oh * s->ow, m = s->n * ohw;
-  int *ranges = sc->ranges;  /* [4 * o]: ky lo, hi of row o; kx lo, hi of col o */
-  gint64 natural_cost = 0, class_cost = 0;
-  int n_natural, n_class = 0;
-
   for (int o = 0; o < MAX (s->oh, s->ow); o++) {
     if (o < s->oh)
       valid_taps (o, s->stride, s->pad, s->k, s->h, &ranges[4 * o],
@@ -320,42 +436,72 @@ schedule (fer_cpu_conv_scratch *sc, const fer_conv_shape *s, int mr)
       valid_taps (o, s->stride, s->pad, s->k, s->w, &ranges[4 * o + 2],
           &ranges[4 * o + 3]);
   }
+}
 
-  for (int b = 0, i = 0; b < s->n; b++)
-    for (int oy = 0; oy < s->oh; oy++)
-      for (int ox = 0; ox < s->ow; ox++, i++) {
-        sc->order[i] = i;
-        sc->where[i] = (conv_pixel) { b, oy, ox };
-      }
-  n_natural = cut_group (sc->tiles, 0, sc->where, 0, m, mr, NULL, ranges, s,
-      &natural_cost);
-  if (!skip_mode (s))
-    return n_natural;
+/* order, where (n * oh * ow each) = the pixels grouped by the taps they
+ * see, and classes (at most oh * ow) the groups; returns how many. Rows
+ * (columns) with the same valid taps are contiguous, since the valid range
+ * only shrinks towards the borders. */
+static int
+order_by_class (int *order, conv_pixel *where, conv_class *classes,
+    const int *ranges, const fer_conv_shape *s)
+{
+  const int ohw = s->oh * s->ow;
+  int pos = 0, n = 0;
 
-  /* Classes: rows (columns) with the same valid taps are contiguous, since
-   * the valid range only shrinks towards the borders. */
-  int *order = sc->order + m;
-  conv_pixel *where = sc->where + m;
-  int pos = 0;
   for (int y0 = 0, y1; y0 < s->oh; y0 = y1) {
     for (y1 = y0 + 1; y1 < s->oh && ranges[4 * y1] == ranges[4 * y0]
         && ranges[4 * y1 + 1] == ranges[4 * y0 + 1]; y1++);
     for (int x0 = 0, x1; x0 < s->ow; x0 = x1) {
       for (x1 = x0 + 1; x1 < s->ow && ranges[4 * x1 + 2] == ranges[4 * x0 + 2]
           && ranges[4 * x1 + 3] == ranges[4 * x0 + 3]; x1++);
-      int cls[4] = { ranges[4 * y0], ranges[4 * y0 + 1], ranges[4 * x0 + 2],
-        ranges[4 * x0 + 3] };
-      int g0 = pos;
+      conv_class *c = &classes[n++];
+      c->g0 = pos;
+      c->win[0] = ranges[4 * y0];
+      c->win[1] = ranges[4 * y0 + 1];
+      c->win[2] = ranges[4 * x0 + 2];
+      c->win[3] = ranges[4 * x0 + 3];
       for (int b = 0; b < s->n; b++)
         for (int oy = y0; oy < y1; oy++)
           for (int ox = x0; ox < x1; ox++, pos++) {
             order[pos] = b * ohw + oy * s->ow + ox;
             where[pos] = (conv_pixel) { b, oy, ox };
           }
-      n_class = cut_group (sc->other, n_class, where, g0, pos, mr, cls,
-          ranges, s, &class_cost);
+      c->g1 = pos;
     }
   }
+  return n;
+}
+
+/* Orders the pixels and cuts them into tiles (sc->order, sc->tiles);
+ * returns the number of tiles. sc->order has room for two orders. */
+static int
+schedule (fer_cpu_conv_scratch *sc, const fer_conv_shape *s, int mr)
+{
+  const int m = s->n * s->oh * s->ow;
+  gint64 natural_cost = 0, class_cost = 0;
+  int n_natural, n_class = 0;
+
+  fill_ranges (sc->ranges, s);
+  for (int b = 0, i = 0; b < s->n; b++)
+    for (int oy = 0; oy < s->oh; oy++)
+      for (int ox = 0; ox < s->ow; ox++, i++) {
+        sc->order[i] = i;
+        sc->where[i] = (conv_pixel) { b, oy, ox };
+      }
+  n_natural = cut_group (sc->tiles, 0, sc->where, 0, m, mr, NULL, sc->ranges,
+      s, &natural_cost);
+  if (!skip_mode (s))
+    return n_natural;
+
+  int *order = sc->order + m;
+  conv_pixel *where = sc->where + m;
+  const int n_classes = order_by_class (order, where, sc->classes,
+      sc->ranges, s);
+  for (int i = 0; i < n_classes; i++)
+    n_class = cut_group (sc->other, n_class, where, sc->classes[i].g0,
+        sc->classes[i].g1, mr, sc->classes[i].win, sc->ranges, s,
+        &class_cost);
   if (class_cost >= natural_cost)
     return n_natural;
   memcpy (sc->order, order, (size_t) m * sizeof (int));
@@ -492,11 +638,7 @@ conv_job_run (void *data, int thread, int threads)
   float *buf = sc->packed[thread];
   int packed_chunk = -1;
 
-  for (;;) {
-    int item = atomic_fetch_add_explicit (&j->next_item, 1,
-        memory_order_relaxed);
-    if (item >= n_items)
-      return;
+  for (int item; (item = take_item (&j->next_item, n_items)) >= 0;) {
     const int c = item / j->parts, part = item % j->parts;
     const int t0 = sc->chunks[c], t1 = sc->chunks[c + 1];
 
@@ -576,11 +718,7 @@ fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
 
   if (m == 0)
     return TRUE;
-  if (!grow ((void **) &sc->order, &sc->order_cap, 2 * m, sizeof (int), error)
-      || !grow ((void **) &sc->where, &sc->where_cap, 2 * m,
-          sizeof (conv_pixel), error)
-      || !grow ((void **) &sc->ranges, &sc->ranges_cap,
-          4 * (size_t) MAX (s->oh, s->ow), sizeof (int), error)
+  if (!grow_orders (sc, s, 2, error)
       || !grow ((void **) &sc->chunks, &sc->chunks_cap, m + 1, sizeof (int),
           error))
     return FALSE;
@@ -620,9 +758,453 @@ fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
 
   if (!grow_packed (sc, threads, MAX (largest, 1), error))
     return FALSE;
-  if (workers)
-    fer_cpu_workers_run (workers, conv_job_run, &j);
-  else
-    conv_job_run (&j, 0, 1);
+  run_job (workers, conv_job_run, &j);
   return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Training                                                            */
+/*
+ * The trainer's weights change every step, so each call packs them afresh
+ * into the scratch (in parallel, a panel per item), then:
+ *   forward: the convolution above, without bias or activation;
+ *   dinp:    stride 1: the convolution above over dout (dinp_is_conv);
+ *            else dcol (pixels, kdim) = dout (pixels, cout) . weight (cout,
+ *            kdim), which is the convolution above as a 1 x 1 conv over
+ *            dout with the transposed weight, then a col2im that sums the
+ *            taps back into dinp, image by image; kdim = k * k * cin;
+ *   dweight: (cout, kdim) += dout^T . im2col(inp) on the same micro-kernel:
+ *            a tile is a few output channels x one panel of NR kdim
+ *            columns, reduced over the pixels, with the kernel's residual
+ *            pointing at the tile itself so that it accumulates. Each item
+ *            owns a range of panels (no two threads write the same dweight)
+ *            and, chunk of pixels by chunk of pixels, packs dout^T (every
+ *            channel) and the im2col panel of its columns straight from inp;
+ *            the pixels go by class, so that panels of padding are skipped.
+ * The workspace holds dcol for as many images as fit; with fewer than the
+ * batch, dinp runs in chunks of images. Stride-1 convs need none. */
+
+/* Floats of dout^T a weight-gradient item packs per chunk of pixels. */
+#define DWEIGHT_CHUNK_FLOATS ((size_t) 64 * 1024)
+#define DWEIGHT_CHUNK_MAX_PIXELS 512
+
+/* With stride 1 the input gradient is itself a stride-1 convolution: of
+ * dout, padded by k - 1 - pad, with the weight flipped in space and its
+ * channels transposed. No workspace, no col2im, and the padding taps are
+ * skipped as in any forward. */
+static gboolean
+dinp_is_conv (const fer_conv_shape *s)
+{
+  return s->stride == 1 && s->pad < s->k;
+}
+
+size_t
+fer_cpu_conv2d_train_col_per_image (const fer_conv_shape *s)
+{
+  if (dinp_is_conv (s))
+    return 0;
+  return (size_t) s->oh * s->ow * s->k * s->k * s->cin;
+}
+
+typedef struct
+{
+  float *packed;
+  weight_view v;
+  int cout, k, cin, blocks;
+  atomic_int next_item;
+} pack_job;
+
+static void
+pack_job_run (void *data, int thread, int threads)
+{
+  pack_job *j = data;
+
+  for (int jb; (jb = take_item (&j->next_item, j->blocks)) >= 0;)
+    pack_panel (j->packed, &j->v, j->cout, j->k, j->cin, jb);
+}
+
+/* sc->train_weight = the panels of a conv with cout outputs and a k x k x
+ * cin reduction whose values v gives. */
+static gboolean
+pack_train_weight (fer_cpu_conv_scratch *sc, weight_view v, int cout, int k,
+    int cin, fer_cpu_workers *workers, GError **error)
+{
+  pack_job j = { NULL, v, cout, k, cin, (cout + FER_CPU_NR - 1) / FER_CPU_NR,
+    0 };
+
+  if (!grow_aligned (&sc->train_weight, &sc->train_weight_cap,
+          fer_cpu_conv2d_weight_floats (cout, k, cin), error))
+    return FALSE;
+  j.packed = sc->train_weight;
+  atomic_init (&j.next_item, 0);
+  run_job (workers, pack_job_run, &j);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_conv2d_forward_train_mt (float *out, const float *inp,
+    const float *weight, const fer_conv_shape *s, fer_cpu_conv_scratch *sc,
+    fer_cpu_workers *workers, GError **error)
+{
+  return pack_train_weight (sc, weight_view_plain (weight, s->k, s->cin),
+      s->cout, s->k, s->cin, workers, error)
+      && fer_cpu_conv2d_forward (out, inp, sc->train_weight, NULL, NULL, s,
+          FALSE, sc, workers, error);
+}
+
+/* ---- weight gradient ---- */
+
+typedef struct
+{
+  float *dweight;              /* (cout, kdim) */
+  const float *dout, *inp;
+  const fer_conv_shape *s;
+  fer_cpu_isa isa;
+  const fer_cpu_conv_scratch *sc;
+  const conv_pixel *where;     /* the pixels by class */
+  const conv_class *classes;
+  int n_classes;
+  int chunk;                   /* pixels per step, a multiple of KB */
+  int mr;                      /* channels per tile, at most */
+  int panels, parts;           /* item i: panels [i, i + 1) * panels / parts */
+  atomic_int next_item;
+} dweight_job;
+
+/* a (tiles of dout^T: for each, (chunk / KB, rows, KB)) from dout's pixels
+ * where[0 .. len), zeros up to len rounded up to KB. The tiles cut cout as
+ * cut_group cuts pixels: nt tiles, as even as possible. */
+static void
+pack_dout_t (float *a, const float *dout, const fer_conv_shape *s, int mr,
+    const conv_pixel *where, int len)
+{
+  const int cout = s->cout, nt = (cout + mr - 1) / mr;
+  const int lenp = round_up (len, FER_CPU_KB);
+
+  for (int t = 0, c0 = 0; t < nt; t++) {
+    const int rows = cout / nt + (t < cout % nt);
+    float *at = a + (size_t) c0 * lenp;
+    for (int i = 0; i < lenp; i++) {
+      float *dst = at + (size_t) (i / FER_CPU_KB) * rows * FER_CPU_KB
+          + i % FER_CPU_KB;
+      if (i < len) {
+        const conv_pixel *px = &where[i];
+        const float *src = dout + (((size_t) px->b * s->oh + px->oy) * s->ow
+            + px->ox) * cout + c0;
+        for (int r = 0; r < rows; r++)
+          dst[r * FER_CPU_KB] = src[r];
+      } else {
+        for (int r = 0; r < rows; r++)
+          dst[r * FER_CPU_KB] = 0.0f;
+      }
+    }
+    c0 += rows;
+  }
+}
+
+/* Columns [j, j + n) of an im2col panel: input floats [ci, ci + n) of tap
+ * (ky, kx); within one tap the columns are contiguous input floats. */
+typedef struct
+{
+  int j, n, ky, kx, ci;
+} panel_run;
+
+/* The runs of kdim columns [j0, j0 + ncols); returns how many. */
+static int
+panel_runs (panel_run *runs, const fer_conv_shape *s, int j0, int ncols)
+{
+  int n_runs = 0;
+
+  for (int j = 0; j < ncols;) {
+    const int kk = j0 + j, tap = kk / s->cin, ci = kk % s->cin;
+    const int n = MIN (s->cin - ci, ncols - j);
+    runs[n_runs++] = (panel_run) { j, n, tap / s->k, tap % s->k, ci };
+    j += n;
+  }
+  return n_runs;
+}
+
+/* Whether any column of `runs` is a tap inside the window win. */
+static gboolean
+panel_sees (const panel_run *runs, int n_runs, const int *win)
+{
+  for (int r = 0; r < n_runs; r++)
+    if (runs[r].ky >= win[0] && runs[r].ky <= win[1]
+        && runs[r].kx >= win[2] && runs[r].kx <= win[3])
+      return TRUE;
+  return FALSE;
+}
+
+/* b (lenp, NR) = im2col(inp) of the pixels where[0 .. len) for the columns
+ * of `runs`, zeros elsewhere (past ncols, past len up to KB). */
+static void
+pack_im2col_panel (float *b, const float *inp, const fer_conv_shape *s,
+    const panel_run *runs, int n_runs, int ncols, const conv_pixel *where,
+    int len)
+{
+  const int lenp = round_up (len, FER_CPU_KB);
+
+  for (int i = 0; i < lenp; i++, b += FER_CPU_NR) {
+    if (i >= len || ncols < FER_CPU_NR)
+      memset (b, 0, FER_CPU_NR * sizeof (float));
+    if (i >= len)
+      continue;
+    const conv_pixel *px = &where[i];
+    const float *img = inp + (size_t) px->b * s->h * s->w * s->cin;
+    const int iy0 = px->oy * s->stride - s->pad;
+    const int ix0 = px->ox * s->stride - s->pad;
+    for (int r = 0; r < n_runs; r++) {
+      const panel_run *run = &runs[r];
+      const int iy = iy0 + run->ky, ix = ix0 + run->kx;
+      const float *src = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w
+          ? img + ((size_t) iy * s->w + ix) * s->cin + run->ci : NULL;
+      /* a whole panel from one tap (cin >= NR): a copy of constant size,
+       * which the compiler inlines */
+      if (run->n == FER_CPU_NR && src)
+        memcpy (b, src, FER_CPU_NR * sizeof (float));
+      else if (run->n == FER_CPU_NR)
+        memset (b, 0, FER_CPU_NR * sizeof (float));
+      else if (src)
+        memcpy (b + run->j, src, run->n * sizeof (float));
+      else
+        memset (b + run->j, 0, run->n * sizeof (float));
+    }
+  }
+}
+
+static void
+dweight_job_run (void *data, int thread, int threads)
+{
+  dweight_job *j = data;
+  const fer_conv_shape *s = j->s;
+  const int kdim = s->k * s->k * s->cin, cout = s->cout;
+  const int nt = (cout + j->mr - 1) / j->mr;
+  float *a = j->sc->packed[thread];
+  float *b = a + (size_t) cout * j->chunk;
+  panel_run runs[FER_CPU_NR];
+
+  for (int item; (item = take_item (&j->next_item, j->parts)) >= 0;) {
+    const int p0 = item * j->panels / j->parts;
+    const int p1 = (item + 1) * j->panels / j->parts;
+
+    for (int cl = 0; cl < j->n_classes; cl++) {
+      const conv_class *c = &j->classes[cl];
+      for (int g = c->g0; g < c->g1; g += j->chunk) {
+        const int len = MIN (j->chunk, c->g1 - g);
+        const fer_cpu_krun run = { 0, round_up (len, FER_CPU_KB) };
+        gboolean packed_a = FALSE;
+        for (int p = p0; p < p1; p++) {
+          const int c0 = p * FER_CPU_NR;
+          fer_cpu_tile kt = {
+            .b = b,
+            .runs = &run,
+            .n_runs = 1,
+            .c = j->dweight + c0,
+            .res = j->dweight + c0,
+            .ldc = kdim,
+            .ncols = MIN (FER_CPU_NR, kdim - c0),
+          };
+          const int n_runs = panel_runs (runs, s, c0, kt.ncols);
+          /* taps outside for the whole class: only zeros to add */
+          if (!panel_sees (runs, n_runs, c->win))
+            continue;
+          if (!packed_a) {
+            pack_dout_t (a, j->dout, s, j->mr, j->where + g, len);
+            packed_a = TRUE;
+          }
+          pack_im2col_panel (b, j->inp, s, runs, n_runs, kt.ncols,
+              j->where + g, len);
+          for (int t = 0, o0 = 0; t < nt; t++) {
+            kt.rows = cout / nt + (t < cout % nt);
+            kt.a = a + (size_t) o0 * run.len;
+            kt.row_ids = j->sc->ids + o0;
+            fer_cpu_gemm_tile (j->isa, &kt);
+            o0 += kt.rows;
+          }
+        }
+      }
+    }
+  }
+}
+
+/* dweight (cout, kdim) += dout^T . im2col(inp) over the whole batch. The
+ * pixels go by class (order_by_class), so that a chunk of them skips the
+ * panels of taps that are all padding for it: on the small maps of the
+ * last layers (2 x 2 at 48 x 48 input), most of them. */
+static gboolean
+conv2d_dweight (float *dweight, const float *dout, const float *inp,
+    const fer_conv_shape *s, fer_cpu_conv_scratch *sc,
+    fer_cpu_workers *workers, GError **error)
+{
+  const int threads = workers ? fer_cpu_workers_n (workers) : 1;
+  const int kdim = s->k * s->k * s->cin;
+  const size_t pixels = (size_t) s->n * s->oh * s->ow;
+  dweight_job j = { dweight, dout, inp, s, fer_cpu_isa_get (), sc, NULL,
+    NULL, 0, 0, 0, (kdim + FER_CPU_NR - 1) / FER_CPU_NR, 1, 0 };
+
+  if (pixels == 0 || s->cout == 0)
+    return TRUE;
+  j.mr = fer_cpu_isa_mr (j.isa);
+  j.chunk = (int) CLAMP (DWEIGHT_CHUNK_FLOATS / (size_t) s->cout,
+      FER_CPU_KB, DWEIGHT_CHUNK_MAX_PIXELS) / FER_CPU_KB * FER_CPU_KB;
+  j.chunk = MIN (j.chunk, round_up ((int) pixels, FER_CPU_KB));
+  if (threads > 1)
+    j.parts = MIN (ITEMS_PER_THREAD * threads, j.panels);
+  if (!grow_orders (sc, s, 1, error)
+      || !grow ((void **) &sc->ids, &sc->ids_cap, s->cout, sizeof (int),
+          error)
+      || !grow_packed (sc, threads,
+          (size_t) (s->cout + FER_CPU_NR) * j.chunk, error))
+    return FALSE;
+  for (int i = 0; i < s->cout; i++)
+    sc->ids[i] = i;
+  fill_ranges (sc->ranges, s);
+  j.n_classes = order_by_class (sc->order, sc->where, sc->classes,
+      sc->ranges, s);
+  j.where = sc->where;
+  j.classes = sc->classes;
+  atomic_init (&j.next_item, 0);
+  run_job (workers, dweight_job_run, &j);
+  return TRUE;
+}
+
+/* ---- input gradient ---- */
+
+/* Input columns ix = ox*stride - pad + kx for kx in [k0, k1) are inside the
+ * image; for one output pixel and kernel row they are one contiguous run of
+ * (k1 - k0) * cin floats in NHWC. */
+static inline void
+valid_kx (const fer_conv_shape *s, int ox, int *k0, int *k1)
+{
+  int ix0 = ox * s->stride - s->pad;
+  *k0 = ix0 < 0 ? -ix0 : 0;
+  *k1 = s->w - ix0 < s->k ? s->w - ix0 : s->k;
+  if (*k1 < *k0)
+    *k1 = *k0;
+}
+
+G_NO_INLINE static void
+add_run (float *restrict dst, const float *restrict src, size_t n)
+{
+  FER_FOR_VEC (i, n, dst[i] += src[i]);
+}
+
+/* img (h, w, cin) = the taps of col (oh, ow, k, k, cin) summed back. */
+static void
+col2im (float *img, const float *col, const fer_conv_shape *s)
+{
+  const int cin = s->cin, k = s->k;
+
+  memset (img, 0, (size_t) s->h * s->w * cin * sizeof (float));
+  for (int oy = 0; oy < s->oh; oy++)
+    for (int ox = 0; ox < s->ow; ox++) {
+      int k0, k1;
+      valid_kx (s, ox, &k0, &k1);
+      int ix0 = ox * s->stride - s->pad;
+      for (int ky = 0; ky < k; ky++) {
+        int iy = oy * s->stride - s->pad + ky;
+        if (iy >= 0 && iy < s->h && k0 < k1)
+          add_run (img + ((size_t) iy * s->w + ix0 + k0) * cin,
+              col + (size_t) k0 * cin, (size_t) (k1 - k0) * cin);
+        col += (size_t) k * cin;
+      }
+    }
+}
+
+typedef struct
+{
+  float *dinp;
+  const float *col;
+  const fer_conv_shape *s;
+  int n;
+  atomic_int next_item;
+} col2im_job;
+
+static void
+col2im_job_run (void *data, int thread, int threads)
+{
+  col2im_job *j = data;
+  const fer_conv_shape *s = j->s;
+
+  for (int b; (b = take_item (&j->next_item, j->n)) >= 0;) {
+    col2im (j->dinp + (size_t) b * s->h * s->w * s->cin,
+        j->col + (size_t) b * fer_cpu_conv2d_train_col_per_image (s), s);
+  }
+}
+
+gboolean
+fer_cpu_conv2d_backward_mt (float *dinp, float *dweight, const float *dout,
+    const float *inp, const float *weight, const fer_conv_shape *s,
+    float *col, size_t col_cap, fer_cpu_conv_scratch *sc,
+    fer_cpu_workers *workers, GError **error)
+{
+  const int kdim = s->k * s->k * s->cin;
+  const size_t per_image = fer_cpu_conv2d_train_col_per_image (s);
+  const size_t out_floats = (size_t) s->oh * s->ow * s->cout;
+  const size_t in_floats = (size_t) s->h * s->w * s->cin;
+  fer_conv_shape t;
+
+  if (!conv2d_dweight (dweight, dout, inp, s, sc, workers, error))
+    return FALSE;
+  if (!dinp)
+    return TRUE;
+  if (dinp_is_conv (s)) {
+    const weight_view flipped = {
+      weight + ((size_t) (s->k - 1) * s->k + s->k - 1) * s->cin, 1,
+      -(ptrdiff_t) s->k * s->cin, -(ptrdiff_t) s->cin, kdim };
+    fer_conv_shape_init (&t, s->n, s->oh, s->ow, s->cout, s->cin, s->k, 1,
+        s->k - 1 - s->pad);
+    return pack_train_weight (sc, flipped, s->cin, s->k, s->cout, workers,
+        error)
+        && fer_cpu_conv2d_forward (dinp, dout, sc->train_weight, NULL, NULL,
+            &t, FALSE, sc, workers, error);
+  }
+
+  /* dcol (pixels, kdim) = dout . weight: a 1 x 1 conv over dout, cout ->
+   * kdim channels, with the transposed weight; then col2im */
+  const weight_view transposed = { weight, 1, 0, 0, kdim };
+  if (per_image > col_cap) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "cpu backend: convolution workspace of %zu floats, expected at "
+        "least %zu", col_cap, per_image);
+    return FALSE;
+  }
+  if (!pack_train_weight (sc, transposed, kdim, 1, s->cout, workers, error))
+    return FALSE;
+  const int chunk = (int) MIN ((size_t) s->n, col_cap / per_image);
+  for (int b0 = 0; b0 < s->n; b0 += chunk) {
+    const int nb = MIN (chunk, s->n - b0);
+    col2im_job c = { dinp + b0 * in_floats, col, s, nb, 0 };
+    fer_conv_shape_init (&t, nb, s->oh, s->ow, s->cout, kdim, 1, 1, 0);
+    if (!fer_cpu_conv2d_forward (col, dout + b0 * out_floats,
+            sc->train_weight, NULL, NULL, &t, FALSE, sc, workers, error))
+      return FALSE;
+    atomic_init (&c.next_item, 0);
+    run_job (workers, col2im_job_run, &c);
+  }
+  return TRUE;
+}
+
+/* ---- on this thread, with a scratch of their own (tests) ---- */
+
+gboolean
+fer_cpu_conv2d_forward_train (float *out, const float *inp,
+    const float *weight, const fer_conv_shape *s, float *col, size_t col_cap)
+{
+  fer_cpu_conv_scratch *sc = fer_cpu_conv_scratch_new ();
+  gboolean ok = fer_cpu_conv2d_forward_train_mt (out, inp, weight, s, sc,
+      NULL, NULL);
+  fer_cpu_conv_scratch_free (sc);
+  return ok;
+}
+
+gboolean
+fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
+    const float *inp, const float *weight, const fer_conv_shape *s,
+    float *col, size_t col_cap)
+{
+  fer_cpu_conv_scratch *sc = fer_cpu_conv_scratch_new ();
+  gboolean ok = fer_cpu_conv2d_backward_mt (dinp, dweight, dout, inp, weight,
+      s, col, col_cap, sc, NULL, NULL);
+  fer_cpu_conv_scratch_free (sc);
+  return ok;
 }

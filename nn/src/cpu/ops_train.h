@@ -34,24 +34,40 @@
     } \
   } while (0)
 
-/* ---- conv_backward.c (moves into conv.c once its rewrite lands) ---- */
+/* ---- conv.c (training; the inference conv is in cpu/ops.h) ---- */
 
-/* Floats of im2col scratch one image needs (0: 1x1 stride-1 pad-0 convs
- * read the activation directly). */
+typedef struct fer_cpu_conv_scratch fer_cpu_conv_scratch;
+typedef struct fer_cpu_workers fer_cpu_workers;
+
+/* Floats of workspace (col) one image needs for the input gradient (0:
+ * stride-1 convs need none). */
 size_t fer_cpu_conv2d_train_col_per_image (const fer_conv_shape *s);
 
 /* out (n, oh, ow, cout) = conv(inp (n, h, w, cin), weight (cout, k, k, cin)),
- * no bias (ResNet's convs have none; BatchNorm follows). col: scratch of
- * col_cap >= col_per_image floats; the batch runs in chunks that fit. */
-void fer_cpu_conv2d_forward_train (float *out, const float *inp,
-    const float *weight, const fer_conv_shape *s, float *col, size_t col_cap);
+ * no bias (ResNet's convs have none; BatchNorm follows). The weight is
+ * packed into `scratch` and the work split across `workers` (NULL: this
+ * thread only). FALSE only when scratch cannot grow. */
+gboolean fer_cpu_conv2d_forward_train_mt (float *out, const float *inp,
+    const float *weight, const fer_conv_shape *s,
+    fer_cpu_conv_scratch *scratch, fer_cpu_workers *workers, GError **error);
 
 /* dinp (n, h, w, cin) = conv^T(dout, weight), overwritten (NULL: not
  * wanted, e.g. for the network input); dweight (cout, k, k, cin) +=
- * dout^T . im2col(inp). col as above. */
-void fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
-    const float *inp, const float *weight, const fer_conv_shape *s,
-    float *col, size_t col_cap);
+ * dout^T . im2col(inp). col: workspace of col_cap >= col_per_image floats;
+ * the input gradient runs in chunks of images that fit. FALSE when scratch
+ * cannot grow or col_cap is too small. */
+gboolean fer_cpu_conv2d_backward_mt (float *dinp, float *dweight,
+    const float *dout, const float *inp, const float *weight,
+    const fer_conv_shape *s, float *col, size_t col_cap,
+    fer_cpu_conv_scratch *scratch, fer_cpu_workers *workers, GError **error);
+
+/* The same on this thread with a scratch of their own, for tests (col is
+ * not used by the forward). */
+gboolean fer_cpu_conv2d_forward_train (float *out, const float *inp,
+    const float *weight, const fer_conv_shape *s, float *col, size_t col_cap);
+gboolean fer_cpu_conv2d_backward (float *dinp, float *dweight,
+    const float *dout, const float *inp, const float *weight,
+    const fer_conv_shape *s, float *col, size_t col_cap);
 
 /* ---- batchnorm.c: BatchNorm2d over NHWC (rows = n*h*w) and BatchNorm1d
  * over (n, c) are the same op. ---- */
@@ -164,15 +180,9 @@ void fer_cpu_sgd_update (float *params, float *buf, const float *grads,
 /* The CPU backend's training entries, for its fer_backend_ops initializer
  * in backend_cpu.c:
  *     static const fer_backend_ops cpu_ops = { ..., FER_CPU_TRAIN_OPS };
- * (a macro so that the table can stay `static const`). */
-size_t fer_cpu_train_conv2d_workspace (fer_backend *be,
-    const fer_conv_shape *s);
-gboolean fer_cpu_train_conv2d_forward (fer_backend *be, float *out,
-    const float *inp, const float *weight, const fer_conv_shape *s,
-    float *ws, size_t ws_floats, GError **error);
-gboolean fer_cpu_train_conv2d_backward (fer_backend *be, float *dinp,
-    float *dweight, const float *dout, const float *inp, const float *weight,
-    const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error);
+ * (a macro so that the table can stay `static const`). The convolution's
+ * entries are in backend_cpu.c: they use the backend's scratch and
+ * threads. */
 gboolean fer_cpu_train_batchnorm_forward_train (fer_backend *be, float *out,
     float *save_mean, float *save_rstd, float *running_mean,
     float *running_var, const float *inp, const float *gamma,
@@ -219,9 +229,6 @@ gboolean fer_cpu_train_zero (fer_backend *be, float *p, size_t n,
     GError **error);
 
 #define FER_CPU_TRAIN_OPS \
-  .conv2d_train_workspace = fer_cpu_train_conv2d_workspace, \
-  .conv2d_forward_train = fer_cpu_train_conv2d_forward, \
-  .conv2d_backward = fer_cpu_train_conv2d_backward, \
   .batchnorm_forward_train = fer_cpu_train_batchnorm_forward_train, \
   .batchnorm_forward_eval = fer_cpu_train_batchnorm_forward_eval, \
   .batchnorm_backward = fer_cpu_train_batchnorm_backward, \
