@@ -30,22 +30,8 @@ GST_PLUGIN_PATH=$build/gst
 GST_REGISTRY=$tmp/registry.bin
 export FER_BUILD_DIR GST_PLUGIN_PATH GST_REGISTRY
 
-n=0
-failed=0
-ok () { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok () {
-  n=$((n + 1)); failed=1
-  echo "not ok $n - $1"
-  [ -f "$tmp/out" ] && sed 's/^/# /' "$tmp/out"
-  return 0
-}
-skip () { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
-# check DESCRIPTION COMMAND...: ok when COMMAND succeeds, its output shown
-# as TAP comments when it does not
-check () {
-  desc=$1; shift
-  if "$@" >"$tmp/out" 2>&1; then ok "$desc"; else not_ok "$desc"; fi
-}
+# shellcheck source=tests/gst/tap.sh
+. "$FER_SOURCE_DIR/tests/gst/tap.sh"
 
 # check_log DESCRIPTION PATTERN LOG: ok when LOG has a line matching the
 # extended regular expression PATTERN; LOG is shown when it does not
@@ -95,7 +81,7 @@ reasons () {
 }
 missing=$(reasons "$no_plugin" "$no_facedetect" "$no_photo")
 
-echo "1..13"
+echo "1..15"
 
 model=$tmp/random.safetensors
 check "fer-init writes a random model" "$FER_TOOLS_DIR/fer-init" --out "$model" --seed 1
@@ -119,6 +105,18 @@ else
   fi
   check_log "photo-snapshot.sh prints a face and its emotion" \
     ": face [0-9]+,[0-9]+ [0-9]+x[0-9]+: ($labels) \(0\.[0-9]+\)$" "$tmp/snap.log"
+fi
+
+# The shipped default model (no --model): the astronaut smiles.
+if [ -n "$missing" ]; then
+  skip "photo-snapshot.sh with the shipped model writes the PNG" "$missing"
+  skip "photo-snapshot.sh with the shipped model: the astronaut is happy" "$missing"
+else
+  check "photo-snapshot.sh with the shipped model writes the PNG" \
+    sh "$scripts/photo-snapshot.sh" "$photo" "$tmp/snap-default.png"
+  cp "$tmp/out" "$tmp/snap-default.log"
+  check_log "photo-snapshot.sh with the shipped model: the astronaut is happy" \
+    ": face [0-9]+,[0-9]+ [0-9]+x[0-9]+: happy \(0\.[0-9]+\)$" "$tmp/snap-default.log"
 fi
 
 # 5: the error path names what is missing

@@ -1,0 +1,19 @@
+# TAP helpers shared by the shell tests of tests/gst (sourced; they need
+# $tmp, the test's scratch folder). Each result is numbered; not_ok shows
+# $tmp/out, the output of the command that failed, as TAP comments.
+n=0
+failed=0
+ok () { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok () {
+  n=$((n + 1)); failed=1
+  echo "not ok $n - $1"
+  [ -f "$tmp/out" ] && sed 's/^/# /' "$tmp/out" | head -40
+  return 0
+}
+skip () { n=$((n + 1)); echo "ok $n - $1 # SKIP $2"; }
+# check DESCRIPTION COMMAND...: ok when COMMAND succeeds, its output shown
+# as TAP comments when it does not
+check () {
+  desc=$1; shift
+  if "$@" >"$tmp/out" 2>&1; then ok "$desc"; else not_ok "$desc"; fi
+}
