@@ -9,29 +9,9 @@
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "cpu/workers.h"
+#include "test-util.h"
 
 static fer_rng rng;
-
-static float *
-random_floats (size_t n)
-{
-  float *x = g_new (float, n);
-  for (size_t i = 0; i < n; i++)
-    x[i] = fer_rng_normal (&rng);
-  return x;
-}
-
-/* max |a - b| relative to max(1, max |b|) */
-static double
-max_rel_error (const float *a, const double *b, size_t n)
-{
-  double err = 0.0, scale = 1.0;
-  for (size_t i = 0; i < n; i++) {
-    err = fmax (err, fabs (a[i] - b[i]));
-    scale = fmax (scale, fabs (b[i]));
-  }
-  return err / scale;
-}
 
 static void
 naive_conv (double *out, const float *inp, const float *w, const float *bias,
@@ -78,12 +58,12 @@ check_conv (const conv_case *c)
       c->stride, c->pad);
   size_t nin = (size_t) s.n * s.h * s.w * s.cin;
   size_t nout = (size_t) s.n * s.oh * s.ow * s.cout;
-  float *inp = random_floats (nin);
-  float *w = random_floats ((size_t) s.cout * s.k * s.k * s.cin);
+  float *inp = test_random_floats (&rng, nin);
+  float *w = test_random_floats (&rng, (size_t) s.cout * s.k * s.k * s.cin);
   float *packed = g_new (float,
       fer_cpu_conv2d_weight_floats (s.cout, s.k, s.cin));
-  float *bias = c->bias ? random_floats (s.cout) : NULL;
-  float *res = c->residual ? random_floats (nout) : NULL;
+  float *bias = c->bias ? test_random_floats (&rng, s.cout) : NULL;
+  float *res = c->residual ? test_random_floats (&rng, nout) : NULL;
   float *out = g_new (float, nout);
   double *ref = g_new (double, nout);
   fer_cpu_conv_scratch *scratch = fer_cpu_conv_scratch_new ();
@@ -104,7 +84,7 @@ check_conv (const conv_case *c)
       g_assert_true (fer_cpu_conv2d_forward (out, inp, packed, bias, res, &s,
               c->relu, scratch, threads == 2 ? two : NULL, &error));
       g_assert_no_error (error);
-      double err = max_rel_error (out, ref, nout);
+      double err = test_max_rel_error (out, ref, nout);
       g_test_message ("conv n=%d %dx%dx%d -> %d k=%d s=%d p=%d bias=%d "
           "res=%d relu=%d chunk=%zu %s threads=%d: max rel error %.3g",
           c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad,
@@ -188,12 +168,12 @@ test_conv2d_nan (void)
         c->stride, c->pad);
     size_t nin = (size_t) s.n * s.h * s.w * s.cin;
     size_t nout = (size_t) s.n * s.oh * s.ow * s.cout;
-    float *inp = random_floats (nin);
-    float *w = random_floats ((size_t) s.cout * s.k * s.k * s.cin);
+    float *inp = test_random_floats (&rng, nin);
+    float *w = test_random_floats (&rng, (size_t) s.cout * s.k * s.k * s.cin);
     float *packed = g_new (float,
         fer_cpu_conv2d_weight_floats (s.cout, s.k, s.cin));
-    float *bias = random_floats (s.cout);
-    float *res = c->residual ? random_floats (nout) : NULL;
+    float *bias = test_random_floats (&rng, s.cout);
+    float *res = c->residual ? test_random_floats (&rng, nout) : NULL;
     float *out = g_new (float, nout);
     double *ref = g_new (double, nout);
     fer_cpu_conv_scratch *scratch = fer_cpu_conv_scratch_new ();
@@ -321,7 +301,7 @@ test_maxpool (void)
 {
   const int n = 2, h = 7, w = 6, c = 5, k = 3, st = 2, p = 1;
   int oh = (h + 2 * p - k) / st + 1, ow = (w + 2 * p - k) / st + 1;
-  float *inp = random_floats ((size_t) n * h * w * c);
+  float *inp = test_random_floats (&rng, (size_t) n * h * w * c);
   float *out = g_new (float, (size_t) n * oh * ow * c);
   double *ref = g_new (double, (size_t) n * oh * ow * c);
 
@@ -340,7 +320,7 @@ test_maxpool (void)
                 m = fmax (m, inp[(((size_t) b * h + y) * w + x) * c + ch]);
           ref[(((size_t) b * oh + oy) * ow + ox) * c + ch] = m;
         }
-  double err = max_rel_error (out, ref, (size_t) n * oh * ow * c);
+  double err = test_max_rel_error (out, ref, (size_t) n * oh * ow * c);
   g_test_message ("maxpool 3x3/2 pad 1: max rel error %.3g", err);
   g_assert_cmpfloat (err, ==, 0.0);
   g_free (inp);
@@ -352,7 +332,7 @@ static void
 test_avgpool (void)
 {
   const int n = 3, hw = 9, c = 7;
-  float *inp = random_floats ((size_t) n * hw * c);
+  float *inp = test_random_floats (&rng, (size_t) n * hw * c);
   float out[3 * 7];
   double ref[3 * 7];
   fer_cpu_avgpool_forward (out, inp, n, hw, c);
@@ -363,7 +343,7 @@ test_avgpool (void)
         s += inp[((size_t) b * hw + i) * c + ch];
       ref[b * c + ch] = s / hw;
     }
-  double err = max_rel_error (out, ref, n * c);
+  double err = test_max_rel_error (out, ref, n * c);
   g_test_message ("global avgpool: max rel error %.3g", err);
   g_assert_cmpfloat (err, <, 1e-6);
   g_free (inp);
@@ -374,9 +354,9 @@ test_linear (void)
 {
   const int n = 4, nin = 37, nout = 11;
   for (int relu = 0; relu < 2; relu++) {
-    float *inp = random_floats ((size_t) n * nin);
-    float *w = random_floats ((size_t) nout * nin);
-    float *b = random_floats (nout);
+    float *inp = test_random_floats (&rng, (size_t) n * nin);
+    float *w = test_random_floats (&rng, (size_t) nout * nin);
+    float *b = test_random_floats (&rng, nout);
     float out[4 * 11];
     double ref[4 * 11];
     fer_cpu_linear_forward (out, inp, w, b, n, nin, nout, relu);
@@ -387,7 +367,7 @@ test_linear (void)
           s += (double) inp[i * nin + k] * w[j * nin + k];
         ref[i * nout + j] = relu && s < 0 ? 0 : s;
       }
-    double err = max_rel_error (out, ref, n * nout);
+    double err = test_max_rel_error (out, ref, n * nout);
     g_test_message ("linear relu=%d: max rel error %.3g", relu, err);
     g_assert_cmpfloat (err, <, 1e-5);
     g_free (inp);
@@ -413,12 +393,12 @@ test_softmax (void)
     for (int j = 0; j < 4; j++)
       ref[r * 4 + j] = exp (x[r * 4 + j] - mx) / s;
   }
-  double err = max_rel_error (y, ref, 8);
+  double err = test_max_rel_error (y, ref, 8);
   g_test_message ("softmax: max error %.3g", err);
   g_assert_cmpfloat (err, <, 1e-6);
   /* in place */
   fer_cpu_softmax_forward (x, x, 2, 4);
-  g_assert_cmpfloat (max_rel_error (x, ref, 8), <, 1e-6);
+  g_assert_cmpfloat (test_max_rel_error (x, ref, 8), <, 1e-6);
 }
 
 int

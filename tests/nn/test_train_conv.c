@@ -16,20 +16,12 @@
 #include "cpu/ops_train.h"
 #include "cpu/workers.h"
 #include <fer/rng.h>
+#include "test-util.h"
 
 #define TOL 1e-5
 #define DWEIGHT_START 0.25f
 
 static fer_rng rng;
-
-static float *
-random_floats (size_t n)
-{
-  float *x = g_new (float, n);
-  for (size_t i = 0; i < n; i++)
-    x[i] = fer_rng_normal (&rng);
-  return x;
-}
 
 static float *
 nan_floats (size_t n)
@@ -38,18 +30,6 @@ nan_floats (size_t n)
   for (size_t i = 0; i < n; i++)
     x[i] = NAN;
   return x;
-}
-
-/* max |a - b| relative to max(1, max |b|); a NaN counts as infinite */
-static double
-max_rel_error (const float *a, const double *b, size_t n)
-{
-  double err = 0.0, scale = 1.0;
-  for (size_t i = 0; i < n; i++) {
-    err = fmax (err, isnan (a[i]) ? INFINITY : fabs (a[i] - b[i]));
-    scale = fmax (scale, fabs (b[i]));
-  }
-  return err / scale;
 }
 
 /* out = conv(inp, w); dinp = conv^T(dout, w); dw = start + dout^T . im2col */
@@ -105,8 +85,8 @@ check_case (const conv_case *c, fer_cpu_conv_scratch *scratch,
   const size_t nout = (size_t) s.n * s.oh * s.ow * s.cout;
   const size_t per_image = fer_cpu_conv2d_train_col_per_image (&s);
   const size_t ws_floats = per_image * (c->ws_images ? c->ws_images : s.n);
-  float *inp = random_floats (nin), *w = random_floats (nw);
-  float *dout = random_floats (nout);
+  float *inp = test_random_floats (&rng, nin), *w = test_random_floats (&rng, nw);
+  float *dout = test_random_floats (&rng, nout);
   float *ws = g_new (float, MAX (ws_floats, 1));
   double *ref_out = g_new (double, nout), *ref_dinp = g_new (double, nin);
   double *ref_dw = g_new (double, nw);
@@ -132,9 +112,9 @@ check_case (const conv_case *c, fer_cpu_conv_scratch *scratch,
               &s, ws, ws_floats, scratch, workers, &error));
       g_assert_no_error (error);
 
-      double e_out = max_rel_error (out, ref_out, nout);
-      double e_dinp = max_rel_error (dinp, ref_dinp, nin);
-      double e_dw = max_rel_error (dw, ref_dw, nw);
+      double e_out = test_max_rel_error (out, ref_out, nout);
+      double e_dinp = test_max_rel_error (dinp, ref_dinp, nin);
+      double e_dw = test_max_rel_error (dw, ref_dw, nw);
       g_test_message ("conv n=%d %dx%dx%d -> %d k=%d s=%d p=%d ws=%d img "
           "%s x%d: max rel err out %.2e dinp %.2e dweight %.2e",
           c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad,
@@ -206,8 +186,8 @@ test_train_conv_own_scratch (void)
   const size_t nw = (size_t) s.cout * s.k * s.k * s.cin;
   const size_t nout = (size_t) s.n * s.oh * s.ow * s.cout;
   const size_t ws_floats = fer_cpu_conv2d_train_col_per_image (&s);
-  float *inp = random_floats (nin), *w = random_floats (nw);
-  float *dout = random_floats (nout), *ws = g_new (float, ws_floats);
+  float *inp = test_random_floats (&rng, nin), *w = test_random_floats (&rng, nw);
+  float *dout = test_random_floats (&rng, nout), *ws = g_new (float, ws_floats);
   float *out = nan_floats (nout), *dinp = nan_floats (nin);
   float *dw = g_new0 (float, nw);
   double *ref_out = g_new (double, nout), *ref_dinp = g_new (double, nin);
@@ -220,9 +200,9 @@ test_train_conv_own_scratch (void)
           ws_floats));
   g_assert_true (fer_cpu_conv2d_backward (dinp, dw, dout, inp, w, &s, ws,
           ws_floats));
-  double e_out = max_rel_error (out, ref_out, nout);
-  double e_dinp = max_rel_error (dinp, ref_dinp, nin);
-  double e_dw = max_rel_error (dw, ref_dw, nw);
+  double e_out = test_max_rel_error (out, ref_out, nout);
+  double e_dinp = test_max_rel_error (dinp, ref_dinp, nin);
+  double e_dw = test_max_rel_error (dw, ref_dw, nw);
   g_test_message ("own scratch: max rel err out %.2e dinp %.2e dweight %.2e",
       e_out, e_dinp, e_dw);
   g_assert_cmpfloat (e_out, <, TOL);

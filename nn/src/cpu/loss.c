@@ -14,6 +14,7 @@
  * model is confident. Mixup: lam * L(y_a) + (1 - lam) * L(y_b), each term
  * with its own W. dlogits is overwritten. */
 #include "cpu/ops_train.h"
+#include "xent-row.h"
 
 #include <math.h>
 #include <string.h>
@@ -31,49 +32,9 @@ xent_term (double *loss, float *dlogits, const float *logits, const int *y,
     return;
   const double norm = scale / wsum;
 
-  for (int i = 0; i < n; i++) {
-    const float *z = logits + (size_t) i * k;
-    const int t = y[i];
-    double mx = z[0];
-    for (int j = 1; j < k; j++)
-      mx = fmax (mx, z[j]);
-    double se = 0.0;
-    for (int j = 0; j < k; j++)
-      se += exp (z[j] - mx);
-    const double lse = mx + log (se);
-
-    /* CE_i, Q and 1 - p_t */
-    const double wt = w ? w[t] : 1.0;
-    double ce = -(1.0 - smoothing) * wt * (z[t] - lse), q_total =
-        (1.0 - smoothing) * wt, rest = 0.0;
-    for (int j = 0; j < k; j++) {
-      const double wj = w ? w[j] : 1.0;
-      ce -= smoothing / k * wj * (z[j] - lse);
-      q_total += smoothing / k * wj;
-      if (j != t)
-        rest += exp (z[j] - lse);
-    }
-    const double pt = exp (z[t] - lse);
-    double f = 1.0, df_common = 0.0;
-    if (gamma > 0.0) {
-      f = pow (rest, gamma);
-      /* df/dz_j = df_common * ([j == t] - p_j); 0 when p_t is exactly 1 */
-      df_common = rest > 0.0 ? -gamma * pow (rest, gamma - 1.0) * pt : 0.0;
-    }
-    *loss += norm * f * ce;
-    if (!dlogits)
-      continue;
-    float *d = dlogits + (size_t) i * k;
-    for (int j = 0; j < k; j++) {
-      const double pj = exp (z[j] - lse);
-      const double qj = smoothing / k * (w ? w[j] : 1.0)
-          + (j == t ? (1.0 - smoothing) * wt : 0.0);
-      double g = f * (q_total * pj - qj);
-      if (gamma > 0.0)
-        g += ce * df_common * ((j == t ? 1.0 : 0.0) - pj);
-      d[j] += (float) (norm * g);
-    }
-  }
+  for (int i = 0; i < n; i++)
+    *loss += fer_xent_row (dlogits ? dlogits + (size_t) i * k : NULL,
+        logits + (size_t) i * k, y[i], norm, w, k, smoothing, gamma);
 }
 
 void

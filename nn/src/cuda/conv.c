@@ -64,6 +64,13 @@ tensor_op_math (cudnnMathType_t m)
   return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
 }
 
+/* perf[0 .. *n) (any of cuDNN's three *AlgoPerf_t types) into cand. */
+#define TO_CANDIDATES(perf) \
+  for (int i = 0; i < *n; i++) \
+    cand[i] = (fer_cuda_algo_candidate) { (perf)[i].algo, \
+      (perf)[i].status == CUDNN_STATUS_SUCCESS, (perf)[i].memory, \
+      tensor_op_math ((perf)[i].mathType), (perf)[i].mathType }
+
 /* cuDNN's ranked candidates for the plan's kind, as plan.h's list. */
 static gboolean
 rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
@@ -79,10 +86,7 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
       else
         CUDNN_CHECK (cudnnGetConvolutionForwardAlgorithm_v7 (cb->dnn, p->x,
               p->w, p->conv, p->y, MAX_ALGOS, n, perf));
-      for (int i = 0; i < *n; i++)
-        cand[i] = (fer_cuda_algo_candidate) { perf[i].algo,
-          perf[i].status == CUDNN_STATUS_SUCCESS, perf[i].memory,
-          tensor_op_math (perf[i].mathType), perf[i].mathType };
+      TO_CANDIDATES (perf);
       return TRUE;
     }
     case FER_CUDA_CONV_BACKWARD_DATA:{
@@ -93,10 +97,7 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
       else
         CUDNN_CHECK (cudnnGetConvolutionBackwardDataAlgorithm_v7 (cb->dnn,
               p->w, p->y, p->conv, p->x, MAX_ALGOS, n, perf));
-      for (int i = 0; i < *n; i++)
-        cand[i] = (fer_cuda_algo_candidate) { perf[i].algo,
-          perf[i].status == CUDNN_STATUS_SUCCESS, perf[i].memory,
-          tensor_op_math (perf[i].mathType), perf[i].mathType };
+      TO_CANDIDATES (perf);
       return TRUE;
     }
     case FER_CUDA_CONV_BACKWARD_FILTER:{
@@ -107,10 +108,7 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
       else
         CUDNN_CHECK (cudnnGetConvolutionBackwardFilterAlgorithm_v7 (cb->dnn,
               p->x, p->y, p->conv, p->w, MAX_ALGOS, n, perf));
-      for (int i = 0; i < *n; i++)
-        cand[i] = (fer_cuda_algo_candidate) { perf[i].algo,
-          perf[i].status == CUDNN_STATUS_SUCCESS, perf[i].memory,
-          tensor_op_math (perf[i].mathType), perf[i].mathType };
+      TO_CANDIDATES (perf);
       return TRUE;
     }
     case FER_CUDA_CONV_N_KINDS:

@@ -1,6 +1,6 @@
 /* The training loss on the device: weighted, label-smoothed (focal)
- * softmax cross-entropy with mixup, cpu/loss.c's formulas and double
- * arithmetic, so that the loss curve matches the CPU backend's. A batch
+ * softmax cross-entropy with mixup, the CPU backend's formulas (xent-row.h) in
+ * double arithmetic, so that the loss curve matches the CPU backend's. A batch
  * has a few hundred rows of a few classes: one block, a thread per row
  * (grid-stride within the block), and block reductions for the weight sums
  * and the loss. */
@@ -8,6 +8,7 @@
 
 #include "kernels.h"
 #include "plan.h"
+#include "xent-row.h"
 
 /* Sum over the block of v; every thread gets the result. */
 static __device__ double
@@ -23,50 +24,6 @@ block_sum (double v, double *shared)
   const double r = shared[0];
   __syncthreads ();
   return r;
-}
-
-/* One row's term: scale * L_i to the return value, scale * dL_i/dz added
- * to d (when not NULL). norm = scale / W. */
-static __device__ double
-xent_row (float *d, const float *z, int t, double norm, const float *w,
-    int k, double smoothing, double gamma)
-{
-  double mx = z[0];
-  for (int j = 1; j < k; j++)
-    mx = fmax (mx, (double) z[j]);
-  double se = 0.0;
-  for (int j = 0; j < k; j++)
-    se += exp (z[j] - mx);
-  const double lse = mx + log (se);
-
-  const double wt = w ? w[t] : 1.0;
-  double ce = -(1.0 - smoothing) * wt * (z[t] - lse);
-  double q_total = (1.0 - smoothing) * wt, rest = 0.0;
-  for (int j = 0; j < k; j++) {
-    const double wj = w ? w[j] : 1.0;
-    ce -= smoothing / k * wj * (z[j] - lse);
-    q_total += smoothing / k * wj;
-    if (j != t)
-      rest += exp (z[j] - lse);
-  }
-  const double pt = exp (z[t] - lse);
-  double f = 1.0, df_common = 0.0;
-  if (gamma > 0.0) {
-    f = pow (rest, gamma);
-    df_common = rest > 0.0 ? -gamma * pow (rest, gamma - 1.0) * pt : 0.0;
-  }
-  if (d) {
-    for (int j = 0; j < k; j++) {
-      const double pj = exp (z[j] - lse);
-      const double qj = smoothing / k * (w ? w[j] : 1.0)
-          + (j == t ? (1.0 - smoothing) * wt : 0.0);
-      double g = f * (q_total * pj - qj);
-      if (gamma > 0.0)
-        g += ce * df_common * ((j == t ? 1.0 : 0.0) - pj);
-      d[j] += (float) (norm * g);
-    }
-  }
-  return norm * f * ce;
 }
 
 static __global__ void
@@ -92,7 +49,7 @@ xent_kernel (float *loss, float *dlogits, const float *logits,
       continue;
     const double norm = scales[term] / wsum;
     for (int i = threadIdx.x; i < n; i += blockDim.x)
-      my_loss += xent_row (dlogits ? dlogits + (size_t) i * k : NULL,
+      my_loss += fer_xent_row (dlogits ? dlogits + (size_t) i * k : NULL,
           logits + (size_t) i * k, y[i], norm, w, k, smoothing, focal_gamma);
   }
   const double total = block_sum (my_loss, shared);
