@@ -58,6 +58,8 @@ VARIANTS = [
     ("small-mlp-1", "small", "mlp", 1, 7, "F32"),
     ("small-mlp-3", "small", "mlp", 3, 7, "F32"),
     ("tv-mlp-3-f16", "torchvision", "mlp", 3, 7, "F16"),
+    ("nopool-fc-1", "nopool", "fc", 1, 7, "F32"),
+    ("nopool-mlp-3", "nopool", "mlp", 3, 6, "F32"),
 ]
 INPUT_N, INPUT_SIZE = 3, 48
 
@@ -107,6 +109,8 @@ def build(stem, head, channels, classes):
         m.maxpool = torch.nn.Identity()
     else:
         m.conv1 = torch.nn.Conv2d(channels, 64, 7, 2, 3, bias=False)
+        if stem == "nopool":
+            m.maxpool = torch.nn.Identity()
     if head == "mlp":
         m.fc = torch.nn.Sequential(torch.nn.Linear(512, 256), torch.nn.BatchNorm1d(256),
                                    torch.nn.ReLU(), torch.nn.Dropout(0.5),
@@ -125,7 +129,8 @@ def load_model(path):
     variant recognised from its tensors as libfernn does; returns (model,
     channels, classes, input size)."""
     tensors, meta = read_safetensors(path)
-    stem = "small" if tensors["conv1.weight"].shape[2] == 3 else "torchvision"
+    stem = meta.get("fer.stem",
+                    "small" if tensors["conv1.weight"].shape[2] == 3 else "torchvision")
     head = "mlp" if "fc.4.weight" in tensors else "fc"
     ch = tensors["conv1.weight"].shape[1]
     classes = tensors["fc.weight" if head == "fc" else "fc.4.weight"].shape[0]
@@ -183,6 +188,10 @@ TRAIN_VARIANTS = [
      "classes": 5, "size": 8, "optimizer": "adamw", "lr": 2e-3, "eps": 1e-3,
      "weight_decay": 0.05, "label_smoothing": 0.1, "focal_gamma": 2.0, "lam": 0.7,
      "class_weights": [1.0, 0.6, 1.4, 0.9, 1.1]},
+    {"name": "nopool-fc-1", "seed": 103, "stem": "nopool", "head": "fc", "channels": 1,
+     "classes": 7, "size": 16, "optimizer": "adam", "lr": 1e-3, "eps": 1e-3,
+     "weight_decay": 0.0, "label_smoothing": 0.1, "focal_gamma": 0.0, "lam": None,
+     "class_weights": [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]},
 ]
 N_SAMPLES = 6
 # A ReLU network's gradient jumps where a pre-activation crosses 0 or two
@@ -442,7 +451,7 @@ def live(outdir, variant, dtype):
         # PyTorch then computes with the same rounded weights
         load_into(m, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
     write_safetensors(f"{outdir}/model.safetensors", sd,
-                      {"fer.mean": str(mean), "fer.std": str(std)})
+                      {"fer.mean": str(mean), "fer.std": str(std), "fer.stem": stem})
     rng = np.random.default_rng(7)
     shape = (48, 48) if ch == 1 else (48, 48, 3)
     pixels = rng.integers(0, 256, size=shape, dtype=np.uint8)

@@ -56,6 +56,41 @@ add_linear (inventory *inv, const char *name, int out, int in)
   add (inv, FER_PARAM_LINEAR_BIAS, 1, bshape, "%s.bias", name);
 }
 
+static const struct
+{
+  const char *name;
+  fer_stem_geometry g;
+} stems[] = {
+  [FER_STEM_TORCHVISION] = {"torchvision", {7, 2, 3, TRUE}},
+  [FER_STEM_SMALL] = {"small", {3, 1, 1, FALSE}},
+  [FER_STEM_NOPOOL] = {"nopool", {7, 2, 3, FALSE}},
+};
+
+const char *
+fer_stem_name (fer_stem stem)
+{
+  return (unsigned) stem < G_N_ELEMENTS (stems) ? stems[stem].name : NULL;
+}
+
+gboolean
+fer_stem_from_name (const char *name, fer_stem *stem)
+{
+  for (unsigned i = 0; name && i < G_N_ELEMENTS (stems); i++)
+    if (strcmp (name, stems[i].name) == 0) {
+      *stem = (fer_stem) i;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+fer_stem_geometry
+fer_stem_geometry_of (fer_stem stem)
+{
+  g_return_val_if_fail ((unsigned) stem < G_N_ELEMENTS (stems),
+      stems[0].g);
+  return stems[stem].g;
+}
+
 void
 fer_block_names_init (fer_block_names *n, int stage, int b)
 {
@@ -88,7 +123,8 @@ fer_arch_params (const fer_arch *a, fer_param_desc *out)
 {
   inventory inv = { out, 0 };
 
-  add_conv (&inv, "conv1", 64, a->channels, a->stem == FER_STEM_SMALL ? 3 : 7);
+  add_conv (&inv, "conv1", 64, a->channels,
+      fer_stem_geometry_of (a->stem).k);
   add_bn (&inv, "bn1", 64);
   int inplanes = 64;
   for (int stage = 0; stage < 4; stage++) {

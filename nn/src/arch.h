@@ -59,6 +59,16 @@ fer_dtype_is_float (fer_dtype d)
   return d == FER_DTYPE_F32 || d == FER_DTYPE_F16 || d == FER_DTYPE_BF16;
 }
 
+/* conv1's kernel, stride and padding, and whether a 3x3/2 max-pool
+ * follows it, for each stem. */
+typedef struct
+{
+  int k, stride, pad;
+  gboolean max_pool;
+} fer_stem_geometry;
+
+fer_stem_geometry fer_stem_geometry_of (fer_stem stem);
+
 /* Stage geometry shared by the graph builders. */
 static inline int
 fer_stage_planes (int stage)

@@ -77,7 +77,7 @@ fer_init_default_metadata (fer_st_writer *w, const fer_arch *arch,
   fer_st_writer_set_metadata (w, "fer.mean", "0.5");
   fer_st_writer_set_metadata (w, "fer.std", "0.25");
   fer_st_writer_set_metadata (w, "fer.stem",
-      arch->stem == FER_STEM_SMALL ? "small" : "torchvision");
+      fer_stem_name (arch->stem));
   fer_st_writer_set_metadata (w, "fer.trained_by", trained_by);
   g_string_free (labels, TRUE);
   g_free (size);

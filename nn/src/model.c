@@ -121,7 +121,7 @@ static gboolean
 apply_metadata (fer_model *m, const char *fc_name, GError **error)
 {
   const char *path = m->path;
-  const fer_arch *a = &m->arch;
+  fer_arch *a = &m->arch;
   const char *v;
 
   v = g_hash_table_lookup (m->metadata, "fer.labels");
@@ -166,21 +166,24 @@ apply_metadata (fer_model *m, const char *fc_name, GError **error)
     }
   }
 
+  /* conv1's kernel tells 3x3 (small) from 7x7; only the metadata tells
+   * the 7x7 stems apart, and without it a 7x7 stem is torchvision's. */
   v = g_hash_table_lookup (m->metadata, "fer.stem");
   if (v) {
-    const char *actual = a->stem == FER_STEM_SMALL ? "small" : "torchvision";
-    if (strcmp (v, "small") != 0 && strcmp (v, "torchvision") != 0) {
+    fer_stem named;
+    if (!fer_stem_from_name (v, &named)) {
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-          "%s: metadata fer.stem='%s', expected 'torchvision' or 'small'",
-          path, v);
+          "%s: metadata fer.stem='%s', expected 'torchvision', 'small' or "
+          "'nopool'", path, v);
       return FALSE;
     }
-    if (strcmp (v, actual) != 0) {
+    if (fer_stem_geometry_of (named).k != fer_stem_geometry_of (a->stem).k) {
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
           "%s: metadata fer.stem='%s' contradicts tensor 'conv1.weight' "
-          "(a %s stem)", path, v, actual);
+          "(a %s stem)", path, v, fer_stem_name (a->stem));
       return FALSE;
     }
+    a->stem = named;
   }
 
   m->input_size = 48;
@@ -427,10 +430,10 @@ static gboolean
 build_graph (fer_model *m, const fer_safetensors *st, GError **error)
 {
   const fer_arch *a = &m->arch;
-  int k = a->stem == FER_STEM_SMALL ? 3 : 7;
+  fer_stem_geometry g = fer_stem_geometry_of (a->stem);
 
-  if (!load_conv_bn (m, st, &m->stem, "conv1", "bn1", a->channels, 64, k,
-          a->stem == FER_STEM_SMALL ? 1 : 2, k / 2, error))
+  if (!load_conv_bn (m, st, &m->stem, "conv1", "bn1", a->channels, 64, g.k,
+          g.stride, g.pad, error))
     return FALSE;
   int inplanes = 64;
   for (int stage = 0; stage < 4; stage++) {
@@ -478,7 +481,7 @@ max_activation (const fer_model *m)
   size_t mx = MAX ((size_t) s * s * m->arch.channels,
       (size_t) cs.oh * cs.ow * 64);
   s = cs.oh;
-  if (m->arch.stem == FER_STEM_TORCHVISION)
+  if (fer_stem_geometry_of (m->arch.stem).max_pool)
     s = (s + 2 - 3) / 2 + 1;
   for (int i = 0; i < 8; i++) {
     const conv_layer *l = &m->blocks[i].conv1;
@@ -739,7 +742,7 @@ run_graph (fer_model *m, int n, GError **error)
 
   if (!run_conv (m, &m->stem, cur, in, NULL, n, &h, &w, TRUE, error))
     return FALSE;
-  if (m->arch.stem == FER_STEM_TORCHVISION) {
+  if (fer_stem_geometry_of (m->arch.stem).max_pool) {
     float *pooled = free_buffer (m, cur, NULL, NULL);
     if (!ops->maxpool2d_forward (m->be, pooled, cur, n, h, w, 64, 3, 2, 1,
             error))

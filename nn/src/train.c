@@ -102,7 +102,7 @@ struct fer_trainer
   /* Graph */
   conv_unit stem;
   int stem_oh;          /* stem conv output side */
-  int pool_oh;          /* after the max-pool (torchvision stem) */
+  int pool_oh;          /* after the max-pool (torchvision stem only) */
   size_t pool_per_image;
   float *pool;          /* backend (n, pool_oh, pool_oh, 64) */
   block_unit blocks[8];
@@ -266,16 +266,16 @@ static gboolean
 build_graph (fer_trainer *t)
 {
   const fer_arch *a = &t->cfg.arch;
-  const gboolean small = a->stem == FER_STEM_SMALL;
+  const fer_stem_geometry g = fer_stem_geometry_of (a->stem);
   int h = t->cfg.input_size;
 
   t->max_act = (size_t) h * h * a->channels;
-  init_conv (t, &t->stem, "conv1", "bn1", h, a->channels, 64, small ? 3 : 7,
-      small ? 1 : 2, small ? 1 : 3);
+  init_conv (t, &t->stem, "conv1", "bn1", h, a->channels, 64, g.k, g.stride,
+      g.pad);
   h = t->stem_oh = t->stem.s.oh;
   if (h < 1)
     return FALSE;
-  if (!small) {
+  if (g.max_pool) {
     h = t->pool_oh = (h + 2 - 3) / 2 + 1;
     t->pool_per_image = (size_t) h * h * 64;
   }
@@ -734,8 +734,8 @@ check_config (const fer_train_config *c, GError **error)
       a->channels, "1 or 3");
   CHECK (a->n_classes >= 2 && a->n_classes <= 100000, "arch.n_classes", "%d",
       a->n_classes, "2..100000");
-  CHECK (a->stem == FER_STEM_TORCHVISION || a->stem == FER_STEM_SMALL,
-      "arch.stem", "%d", (int) a->stem, "torchvision or small");
+  CHECK (fer_stem_name (a->stem) != NULL, "arch.stem", "%d", (int) a->stem,
+      "torchvision, small or nopool");
   CHECK (a->head == FER_HEAD_FC || a->head == FER_HEAD_MLP, "arch.head", "%d",
       (int) a->head, "fc or mlp");
   CHECK (c->input_size >= 8 && c->input_size <= 1024, "input_size", "%d",
@@ -901,7 +901,7 @@ fer_trainer_new (const fer_train_config *cfg, const char *init_model,
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "training config: input_size = %d is too small for a ResNet-18 with "
         "the %s stem", cfg->input_size,
-        cfg->arch.stem == FER_STEM_SMALL ? "small" : "torchvision");
+        fer_stem_name (cfg->arch.stem));
     goto fail;
   }
 

@@ -133,7 +133,7 @@ describe_model (fer_model *m)
   fer_arch a = fer_model_arch (m);
   return g_strdup_printf ("ResNet-18, %s stem, %s head, %d input channel%s, "
       "%d classes, %" G_GINT64_FORMAT " parameters",
-      a.stem == FER_STEM_SMALL ? "small" : "torchvision",
+      fer_stem_name (a.stem),
       a.head == FER_HEAD_MLP ? "mlp" : "fc", a.channels,
       a.channels == 1 ? "" : "s", a.n_classes, fer_model_n_params (m));
 }

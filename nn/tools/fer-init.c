@@ -24,7 +24,7 @@ main (int argc, char **argv)
     { "seed", 's', 0, G_OPTION_ARG_STRING, &seed_text,
       "Random seed, 0 to 2^64-1 (default 0)", "S" },
     { "stem", 0, 0, G_OPTION_ARG_STRING, &stem_text,
-      "torchvision (7x7/2 conv + max-pool, default) or small (3x3/1 conv)",
+      "torchvision (7x7/2 conv + max-pool, default), small (3x3/1 conv) or nopool (7x7/2 conv, no max-pool)",
       "STEM" },
     { "head", 0, 0, G_OPTION_ARG_STRING, &head_text,
       "fc (Linear 512->C, default) or mlp (512->256, BN, ReLU, Dropout, ->C)",
@@ -60,11 +60,9 @@ main (int argc, char **argv)
       && !g_ascii_string_to_unsigned (seed_text, 10, 0, G_MAXUINT64, &seed, NULL))
     return fer_cli_usage_error ("--seed '%s': expected an integer from 0 to "
         "%" G_GUINT64_FORMAT, seed_text, G_MAXUINT64);
-  if (stem_text != NULL && strcmp (stem_text, "small") == 0)
-    arch.stem = FER_STEM_SMALL;
-  else if (stem_text != NULL && strcmp (stem_text, "torchvision") != 0)
-    return fer_cli_usage_error ("--stem '%s': expected torchvision or small",
-        stem_text);
+  if (stem_text != NULL && !fer_stem_from_name (stem_text, &arch.stem))
+    return fer_cli_usage_error ("--stem '%s': expected torchvision, small "
+        "or nopool", stem_text);
   if (head_text != NULL && strcmp (head_text, "mlp") == 0)
     arch.head = FER_HEAD_MLP;
   else if (head_text != NULL && strcmp (head_text, "fc") != 0)
@@ -97,7 +95,7 @@ main (int argc, char **argv)
     }
   printf ("%s: ResNet-18, %s stem, %s head, %d input channel%s, %d classes, "
       "seed %" G_GUINT64_FORMAT ", %s%s\n", out,
-      arch.stem == FER_STEM_SMALL ? "small" : "torchvision",
+      fer_stem_name (arch.stem),
       arch.head == FER_HEAD_MLP ? "mlp" : "fc", channels,
       channels == 1 ? "" : "s", n_classes, seed, f16 ? "F16" : "F32",
       randomize_bn ? ", random batch norm" : "");

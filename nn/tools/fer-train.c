@@ -84,7 +84,7 @@ static const option_spec option_specs[] = {
   { "val-split", TRUE, OPT_RECIPE, "F",
     "Validate on this fraction of each class of the training data (seeded)" },
   { "input-size", TRUE, OPT_RECIPE, "N", "Side of the stored images (default 48)" },
-  { "stem", TRUE, OPT_RECIPE, "STEM", "torchvision (7x7/2 + max-pool, default) or small (3x3/1)" },
+  { "stem", TRUE, OPT_RECIPE, "STEM", "torchvision (7x7/2 + max-pool, default), small (3x3/1) or nopool (7x7/2, no max-pool)" },
   { "channels", TRUE, OPT_RECIPE, "N", "1 (gray, default) or 3 (RGB)" },
   { "head", TRUE, OPT_RECIPE, "HEAD", "fc (default) or mlp (512-256-BN-ReLU-Dropout-K)" },
   { "dropout", TRUE, OPT_RECIPE, "P", "Dropout of the mlp head (default 0.5)" },
@@ -337,12 +337,8 @@ apply_option (train_options *o, const char *name, const char *value,
     return parse_int (name, value, 8, 1024, &o->input_size, error);
   else if (IS ("stem"))
     {
-      if (strcmp (value, "torchvision") == 0)
-        o->stem = FER_STEM_TORCHVISION;
-      else if (strcmp (value, "small") == 0)
-        o->stem = FER_STEM_SMALL;
-      else
-        return CHOICE_ERROR ("torchvision or small");
+      if (!fer_stem_from_name (value, &o->stem))
+        return CHOICE_ERROR ("torchvision, small or nopool");
     }
   else if (IS ("channels"))
     {
@@ -568,7 +564,7 @@ recipe_string (const train_options *o, gboolean with_control)
 {
   GString *s = g_string_new (NULL);
   g_string_append_printf (s, "input-size=%d stem=%s channels=%d head=%s",
-      o->input_size, o->stem == FER_STEM_SMALL ? "small" : "torchvision",
+      o->input_size, fer_stem_name (o->stem),
       o->channels, o->head == FER_HEAD_MLP ? "mlp" : "fc");
   if (o->head == FER_HEAD_MLP)
     g_string_append_printf (s, " dropout=%g", o->dropout);
@@ -1020,9 +1016,9 @@ model_labels (const char *path, const train_options *o, GError **error)
           "%s is a ResNet-18 with the %s stem, the %s head and %d input "
           "channel(s); the options ask for %s, %s and %d (set --stem, --head "
           "and --channels to match)", path,
-          a.stem == FER_STEM_SMALL ? "small" : "torchvision",
+          fer_stem_name (a.stem),
           a.head == FER_HEAD_MLP ? "mlp" : "fc", a.channels,
-          o->stem == FER_STEM_SMALL ? "small" : "torchvision",
+          fer_stem_name (o->stem),
           o->head == FER_HEAD_MLP ? "mlp" : "fc", o->channels);
       fer_model_free (m);
       return NULL;
@@ -1418,7 +1414,7 @@ describe_arch (const train_options *o, int n_classes)
       o->crop, o->crop) : g_strdup ("");
   return g_strdup_printf ("ResNet-18, %s stem, %s head, %d input channel%s, "
       "%d classes, %dx%d input%s",
-      o->stem == FER_STEM_SMALL ? "small" : "torchvision",
+      fer_stem_name (o->stem),
       o->head == FER_HEAD_MLP ? "mlp" : "fc", o->channels,
       o->channels == 1 ? "" : "s", n_classes, o->input_size, o->input_size,
       crop);

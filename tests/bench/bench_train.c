@@ -1,7 +1,7 @@
 /* Training throughput of libfernn: images/second through fer_trainer_step
  * (forward with batch statistics, loss, backward, Adam) on random batches,
  * after two warm-up steps. One JSON object per line.
- *   bench-train [--model M] [--stem torchvision|small] [--head fc|mlp] [--channels N]
+ *   bench-train [--model M] [--stem torchvision|small|nopool] [--head fc|mlp] [--channels N]
  *               [--batch N] [--size S] [--threads N] [--seconds S]
  *               [--backend cpu|cuda|auto]
  * cpu_images_per_s divides by the process's CPU time instead of the wall
@@ -30,7 +30,7 @@ main (int argc, char **argv)
   GOptionEntry entries[] = {
     {"model", 0, 0, G_OPTION_ARG_FILENAME, &model,
       "Start from this model (its architecture; default: a fresh one)", "M"},
-    {"stem", 0, 0, G_OPTION_ARG_STRING, &stem, "torchvision or small", "S"},
+    {"stem", 0, 0, G_OPTION_ARG_STRING, &stem, "torchvision, small or nopool", "S"},
     {"head", 0, 0, G_OPTION_ARG_STRING, &head, "fc or mlp", "H"},
     {"channels", 0, 0, G_OPTION_ARG_INT, &channels, "Input channels", "N"},
     {"batch", 0, 0, G_OPTION_ARG_INT, &batch, "Batch size", "N"},
@@ -56,10 +56,15 @@ main (int argc, char **argv)
   g_free (backend_s);
 
   fer_arch arch = {
-    g_strcmp0 (stem, "small") == 0 ? FER_STEM_SMALL : FER_STEM_TORCHVISION,
+    FER_STEM_TORCHVISION,
     g_strcmp0 (head, "mlp") == 0 ? FER_HEAD_MLP : FER_HEAD_FC,
     channels, classes
   };
+  if (stem && !fer_stem_from_name (stem, &arch.stem)) {
+    fprintf (stderr, "bench-train: --stem %s: expected torchvision, small "
+        "or nopool\n", stem);
+    return 2;
+  }
   float weights[7] = { 1.0f, 9.4f, 1.0f, 0.6f, 0.8f, 0.9f, 1.3f };
   fer_train_config cfg;
   fer_train_config_init (&cfg, &arch);
@@ -105,7 +110,7 @@ main (int argc, char **argv)
       "\"steps\": %d, \"images_per_s\": %.1f, \"cpu_images_per_s\": %.1f, "
       "\"loss\": %.4f}\n",
       fer_backend_type_to_string (backend),
-      arch.stem == FER_STEM_SMALL ? "small" : "torchvision",
+      fer_stem_name (arch.stem),
       arch.head == FER_HEAD_MLP ? "mlp" : "fc", channels, size, batch,
       threads, steps, steps * batch / elapsed, steps * batch / cpu, loss);
   fer_trainer_free (t);

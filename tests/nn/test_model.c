@@ -97,6 +97,8 @@ test_variants (void)
     {FER_STEM_TORCHVISION, FER_HEAD_FC, 3, 7, 11180103},
     {FER_STEM_SMALL, FER_HEAD_FC, 1, 7, 11170240 - 3136 + 576 + 3591},
     {FER_STEM_SMALL, FER_HEAD_MLP, 3, 4, 0},
+    /* torchvision's resnet18 with maxpool = Identity, 1 channel */
+    {FER_STEM_NOPOOL, FER_HEAD_FC, 1, 7, 11180103 - 2 * 7 * 7 * 64},
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     GError *error = NULL;
@@ -129,6 +131,41 @@ test_variants (void)
     g_unlink (path);
     g_free (path);
   }
+}
+
+/* The 7x7 stems differ only in fer.stem: the key decides, and a file
+ * without it is torchvision's (max-pool). */
+static void
+test_stem_from_metadata (void)
+{
+  char *nopool = write_model ("nopool.safetensors", FER_STEM_NOPOOL,
+      FER_HEAD_FC, 1, 7, NULL);
+  char *tv = rewrite (nopool, "tv.safetensors", NULL, NULL, "fer.stem",
+      "torchvision");
+  const struct
+  {
+    const char *path;
+    fer_stem stem;
+  } cases[] = { {nopool, FER_STEM_NOPOOL}, {tv, FER_STEM_TORCHVISION} };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    GError *error = NULL;
+    fer_model *m = fer_model_load (cases[i].path, &cpu1, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (fer_model_arch (m).stem, ==, cases[i].stem);
+    fer_model_free (m);
+  }
+  char *small = write_model ("small.safetensors", FER_STEM_SMALL,
+      FER_HEAD_FC, 1, 7, NULL);
+  char *bad = rewrite (small, "bad.safetensors", NULL, NULL, "fer.stem",
+      "nopool");
+  expect_load_error (bad, "conv1.weight");
+  for (const char *const *p = (const char *const[]) {nopool, tv, small, bad,
+          NULL}; *p; p++)
+    g_unlink (*p);
+  g_free (nopool);
+  g_free (tv);
+  g_free (small);
+  g_free (bad);
 }
 
 static void
@@ -177,6 +214,7 @@ test_bad_models (void)
     {NULL, NULL, "fer.labels", "a,,c,d,e,f,g", "empty label"},
     {NULL, NULL, "fer.input_channels", "3", "conv1.weight"},
     {NULL, NULL, "fer.stem", "small", "conv1.weight"},
+    {NULL, NULL, "fer.stem", "Small", "fer.stem"},
     {NULL, NULL, "fer.stem", "resnet", "fer.stem"},
     {NULL, NULL, "fer.input_size", "forty", "fer.input_size"},
     {NULL, NULL, "fer.input_size", "4", "fer.input_size"},
@@ -339,6 +377,7 @@ main (int argc, char **argv)
   tmpdir = g_dir_make_tmp ("fer-model-XXXXXX", &error);
   g_assert_no_error (error);
   g_test_add_func ("/model/variants", test_variants);
+  g_test_add_func ("/model/stem-from-metadata", test_stem_from_metadata);
   g_test_add_func ("/model/metadata", test_metadata);
   g_test_add_func ("/model/bad-models", test_bad_models);
   g_test_add_func ("/model/classify", test_classify);

@@ -8,7 +8,7 @@ set -u
 tools=${FER_TOOLS_DIR:?FER_TOOLS_DIR not set}
 script=${FER_SOURCE_DIR:?FER_SOURCE_DIR not set}/tests/torch_reference.py
 py=/usr/bin/python3
-variants="torchvision-fc-1:F32 torchvision-mlp-3:F32 small-fc-3:F16 small-mlp-1:F16 torchvision-fc-3:F16"
+variants="torchvision-fc-1:F32 torchvision-mlp-3:F32 small-fc-3:F16 small-mlp-1:F16 torchvision-fc-3:F16 nopool-fc-1:F32 nopool-mlp-3:F16"
 
 echo "1..$(echo $variants | wc -w)"
 if ! $py -c 'import torch, torchvision, PIL' 2>/dev/null; then

@@ -35,8 +35,8 @@ fer_arch
 torch_fixture_arch (JsonObject *v)
 {
   fer_arch a;
-  a.stem = g_strcmp0 (json_object_get_string_member (v, "stem"), "small") == 0
-      ? FER_STEM_SMALL : FER_STEM_TORCHVISION;
+  g_assert_true (fer_stem_from_name (json_object_get_string_member (v,
+              "stem"), &a.stem));
   a.head = g_strcmp0 (json_object_get_string_member (v, "head"), "mlp") == 0
       ? FER_HEAD_MLP : FER_HEAD_FC;
   a.channels = (int) json_object_get_int_member (v, "channels");

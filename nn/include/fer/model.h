@@ -2,8 +2,10 @@
  *
  * A fer_model is built from a safetensors file with torchvision's ResNet-18
  * tensor names. Variants are recognised from the tensors:
- *   stem:  conv1 7x7/2 + 3x3/2 max-pool ("torchvision") or conv1 3x3/1 and
- *          no max-pool ("small");
+ *   stem:  conv1 7x7/2 + 3x3/2 max-pool ("torchvision"), conv1 3x3/1 and
+ *          no max-pool ("small"), or conv1 7x7/2 and no max-pool ("nopool",
+ *          torchvision's resnet18 with maxpool = Identity: told apart from
+ *          "torchvision" only by the metadata key fer.stem);
  *   input: 1 or 3 channels (conv1.weight's second dimension);
  *   head:  fc = Linear(512, C) ("fc"), or fc.0 Linear(512, 256), fc.1
  *          BatchNorm1d(256), ReLU, Dropout, fc.4 Linear(256, C) ("mlp").
@@ -32,9 +34,16 @@ typedef enum
 
 typedef enum
 {
-  FER_STEM_TORCHVISION,
-  FER_STEM_SMALL,
+  FER_STEM_TORCHVISION, /* conv1 7x7/2 + 3x3/2 max-pool: layer1 at 1/4 */
+  FER_STEM_SMALL,       /* conv1 3x3/1, no max-pool: layer1 at full size */
+  FER_STEM_NOPOOL,      /* conv1 7x7/2, no max-pool: layer1 at 1/2 */
 } fer_stem;
+
+/* "torchvision", "small" or "nopool" (the fer.stem metadata value and the
+ * tools' --stem); NULL for a value outside the enum. */
+FER_API const char *fer_stem_name (fer_stem stem);
+/* The stem called `name`; FALSE (stem untouched) for an unknown name. */
+FER_API gboolean fer_stem_from_name (const char *name, fer_stem *stem);
 
 typedef enum
 {
