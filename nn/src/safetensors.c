@@ -136,27 +136,11 @@ format_shape (const int64_t *shape, int ndim)
   return g_string_free (s, FALSE);
 }
 
-/* Strings from a file go into one-line messages: control characters become
- * '?' and very long strings are cut (at a character boundary: json-glib
- * only hands out valid UTF-8). */
+/* Strings from a file go into one-line messages: see fer_text_quote. */
 static char *
 quotable (const char *s)
 {
-  char *q;
-
-  if (g_utf8_strlen (s, MAX_QUOTED_CHARS + 1) > MAX_QUOTED_CHARS) {
-    char *head = g_strndup (s,
-        (size_t) (g_utf8_offset_to_pointer (s, MAX_QUOTED_CHARS) - s));
-    q = g_strconcat (head, "...", NULL);
-    g_free (head);
-  } else {
-    q = g_strdup (s);
-  }
-  for (char *p = q; *p != '\0'; p++) {
-    if ((guchar) *p < 0x20 || *p == 0x7f)
-      *p = '?';
-  }
-  return q;
+  return fer_text_quote (s, MAX_QUOTED_CHARS);
 }
 
 static void set_format_error (GError ** error, const char *file,
@@ -175,14 +159,18 @@ set_format_error (GError **error, const char *file, const char *tensor,
   what = g_strdup_vprintf (format, args);
   va_end (args);
 
+  /* A path is whatever bytes the caller's file system holds. */
+  char *shown_file = fer_text_quote (file, 0);
   if (tensor != NULL) {
     char *quoted = quotable (tensor);
     g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "%s: tensor '%s': %s",
-        file, quoted, what);
+        shown_file, quoted, what);
     g_free (quoted);
   } else {
-    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "%s: %s", file, what);
+    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "%s: %s", shown_file,
+        what);
   }
+  g_free (shown_file);
   g_free (what);
 }
 
@@ -479,10 +467,17 @@ parse_metadata (fer_safetensors *st, JsonNode *node, GError **error)
     JsonNode *value = json_object_get_member (metadata, key);
     char *k;
 
-    if (!node_is_string (value)) {
+    const char *problem = NULL;
+    if (!g_utf8_validate (key, -1, NULL))
+      problem = "key is not valid UTF-8";
+    else if (!node_is_string (value))
+      problem = "value is not a string";
+    else if (!g_utf8_validate (json_node_get_string (value), -1, NULL))
+      problem = "value is not valid UTF-8";
+    if (problem) {
       char *quoted = quotable (key);
       set_format_error (error, st->path, NULL,
-          "\"__metadata__\" value of '%s' is not a string", quoted);
+          "\"__metadata__\" entry '%s': %s", quoted, problem);
       g_free (quoted);
       ok = FALSE;
       break;
@@ -591,6 +586,14 @@ parse_header (fer_safetensors *st, const char *header, size_t header_len,
     const char *name = l->data;
     JsonNode *node = json_object_get_member (entries, name);
 
+    /* JSON escapes such as "\\ud800" decode to bytes that are not UTF-8,
+     * and json-glib passes them on: names, like every string the file
+     * holds, must be text before they go anywhere else. */
+    if (!g_utf8_validate (name, -1, NULL)) {
+      set_format_error (error, st->path, name, "tensor name is not valid "
+          "UTF-8");
+      goto done;
+    }
     if (strcmp (name, "__metadata__") == 0) {
       if (!parse_metadata (st, node, error))
         goto done;

@@ -55,6 +55,7 @@ assert_error_names (const GError *error, gint code, const char *subject,
   g_assert_nonnull (strstr (error->message, subject));
   g_assert_nonnull (strstr (error->message, word));
   g_assert_null (strchr (error->message, '\n'));
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
 }
 
 /* `word2`, when not NULL, must be in the message too. */
@@ -634,7 +635,63 @@ static const hostile_header hostile_headers[] = {
   {"metadata-not-string", "{\"__metadata__\": {\"epochs\": 30}}", 0,
       "not a string", "'epochs'"},
   {"name-with-newline", "{\"a\\nb\": 5}", 0, "'a?b'", "not a JSON object"},
+  /* JSON escapes of lone surrogates decode to bytes that are not UTF-8;
+   * messages show them escaped, and such names and metadata are refused. */
+  {"utf8-tensor-name", "{\"\\udfffa\":{\"dtype\":\"F32\",\"shape\":[1],"
+      "\"data_offsets\":[0,4]}}", 4, "'\\xED\\xBF\\xBF'",
+      "tensor name is not valid UTF-8"},
+  {"utf8-dtype", "{\"a\":{\"dtype\":\"F\\ud800 \",\"shape\":[1],"
+      "\"data_offsets\":[0,4]}}", 4, "unsupported dtype 'F\\xED\\xA0\\x80'",
+      "'a'"},
+  {"utf8-metadata-key", "{\"__metadata__\":{\"\\ud800 \":\"x\"}}", 0,
+      "'\\xED\\xA0\\x80'", "key is not valid UTF-8"},
+  {"utf8-metadata-value", "{\"__metadata__\":{\"fer.labels\":\"\\ud800 \"}}",
+      0, "'fer.labels'", "value is not valid UTF-8"},
+  {"utf8-json-error", "{\"a\\ud800\":{\"dtype\":\"X\",\"shape\":[1],"
+      "\"data_offsets\":[0,4]}}", 4, "JSON", "\\xED\\xA0\\x80"},
 };
+
+/* fer_text_quote: every message string from a file goes through it. */
+static void
+test_quote (void)
+{
+  const struct
+  {
+    const char *in;
+    int max;
+    const char *out;
+  } cases[] = {
+    {"conv1.weight", 0, "conv1.weight"},
+    {"a\nb\x7f", 0, "a?b?"},
+    {"caf\xc3\xa9 \xe2\x82\xac", 0, "caf\xc3\xa9 \xe2\x82\xac"},
+    /* a sequence cut short at the very end: never read past the NUL */
+    {"a\xe2\x82", 0, "a\\xE2\\x82"},
+    {"\xf0\x9f\x98", 0, "\\xF0\\x9F\\x98"},
+    {"\x80x", 0, "\\x80x"},
+    {"\xff\xfe", 0, "\\xFF\\xFE"},
+    /* an encoded surrogate (what "\ud800" in JSON becomes) */
+    {"\xed\xa0\x80", 0, "\\xED\\xA0\\x80"},
+    /* cut at a character boundary */
+    {"h\xc3\xa9llo", 2, "h\xc3\xa9..."},
+    {"abc", 3, "abc"},
+    {"", 0, ""},
+    {NULL, 0, "(null)"},
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    char *q = fer_text_quote (cases[i].in, cases[i].max);
+    g_assert_cmpstr (q, ==, cases[i].out);
+    g_assert_true (g_utf8_validate (q, -1, NULL));
+    g_free (q);
+  }
+  /* A partial sequence at the end of a heap block of exactly its size:
+   * ASan reports any read past it. */
+  char *tail = g_malloc (3);
+  memcpy (tail, "\xe2\x82", 3);
+  char *q = fer_text_quote (tail, 0);
+  g_assert_cmpstr (q, ==, "\\xE2\\x82");
+  g_free (q);
+  g_free (tail);
+}
 
 static void
 test_hostile_header (gconstpointer data)
@@ -919,6 +976,7 @@ main (int argc, char **argv)
   g_test_add_func ("/safetensors/writer/missing-directory",
       test_writer_missing_directory);
   g_test_add_func ("/safetensors/free-null", test_free_null);
+  g_test_add_func ("/safetensors/quote", test_quote);
 
   ret = g_test_run ();
 

@@ -32,6 +32,15 @@ typedef enum
 
 FER_API GQuark fer_error_quark (void);
 
+/* `s` made safe to show in a one-line message, a GError, a GstStructure
+ * string or JSON: always valid UTF-8. Valid characters are kept, control
+ * characters become '?', and every byte that is not part of a valid UTF-8
+ * character (stray continuation bytes, a sequence cut short at the end,
+ * encoded surrogates) is written as \xNN. Reads `s` only up to its NUL.
+ * With max_chars > 0, at most that many characters are kept and "..."
+ * marks a cut. NULL gives "(null)". g_free the result. */
+FER_API char *fer_text_quote (const char *s, int max_chars);
+
 G_END_DECLS
 
 #endif
