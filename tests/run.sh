@@ -3,7 +3,8 @@
 # errors), then the libfernn and element tests again under AddressSanitizer +
 # LeakSanitizer (hostile model files, preprocessing, the network, the
 # elements; tests/lsan.supp lists the third-party one-time allocations that
-# are not leaks). Prints one summary line
+# are not leaks), then short libFuzzer runs of every parser target (clang,
+# tests/fuzz). Prints one summary line
 # "N passed, N failed, N skipped" last. Usage: tests/run.sh [BUILDDIR]
 set -u
 cd "$(dirname "$0")/.."
@@ -41,6 +42,19 @@ export ASAN_OPTIONS=detect_leaks=1:fast_unwind_on_malloc=0:protect_shadow_gap=0
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run_suite "$asan" --suite nn --suite gst
+
+# libFuzzer smoke runs (tests/fuzz, docs/security.md): clang with ASan and
+# UBSan, a fixed number of executions per parser target from generated
+# seeds plus every input that once failed. Only the fuzz targets are built.
+fuzz=$build-fuzz
+CC=clang meson setup "$fuzz" --reconfigure -Dfuzzing=true -Dcuda=disabled \
+    -Db_sanitize=address,undefined -Db_lundef=false >/dev/null 2>&1 \
+  || CC=clang meson setup "$fuzz" -Dfuzzing=true -Dcuda=disabled \
+    -Db_sanitize=address,undefined -Db_lundef=false \
+  || exit 1
+meson compile -C "$fuzz" tests/fuzz/fuzz-seeds tests/fuzz/fuzz-safetensors \
+    tests/fuzz/fuzz-image tests/fuzz/fuzz-csv || exit 1
+run_suite "$fuzz" --no-rebuild --suite fuzz
 
 passed=$(grep -c -E '^(OK|EXPECTEDFAIL)$' "$build.summary")
 failed=$(grep -c -E '^(FAIL|ERROR|TIMEOUT|UNEXPECTEDPASS)$' "$build.summary")

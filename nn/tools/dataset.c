@@ -196,7 +196,18 @@ collect_files (const char *root, const char *const *labels,
           return NULL;
         }
       for (guint i = 0; i < folders->len; i++)
-        if (strchr (folders->pdata[i], ',') != NULL)
+        if (!g_utf8_validate (folders->pdata[i], -1, NULL))
+          {
+            /* A label goes into the model's metadata, bus messages and
+             * JSON lines: it must be text. */
+            g_autofree char *q = fer_text_quote (folders->pdata[i], 0);
+            g_autofree char *r = fer_text_quote (root, 0);
+            g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+                "%s: label folder '%s' is not a valid UTF-8 name; rename it "
+                "(labels become model metadata)", r, q);
+            return NULL;
+          }
+        else if (strchr (folders->pdata[i], ',') != NULL)
           {
             g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
                 "%s: label folder '%s' has a comma in its name, which the "
@@ -372,8 +383,9 @@ parse_pixels (const char *s, uint8_t *out, char **why)
         break;
       if (!g_ascii_isdigit (*p))
         {
-          *why = g_strdup_printf ("pixel %d is '%.10s', expected a number "
-              "from 0 to 255", n + 1, p);
+          g_autofree char *q = fer_text_quote (p, 10);
+          *why = g_strdup_printf ("pixel %d is '%s', expected a number "
+              "from 0 to 255", n + 1, q);
           return FALSE;
         }
       int v = 0, digits = 0;
@@ -443,6 +455,9 @@ fer_dataset_load_csv (const char *path, const char *const *labels,
     GError **error)
 {
   *train = *val = NULL;
+  /* Messages carry the path and the file's own text: both shown as valid
+   * UTF-8 whatever their bytes (fer_text_quote). */
+  g_autofree char *shown = fer_text_quote (path, 0);
   if (labels == NULL)
     labels = fer_dataset_fer2013_labels;
   int emotion_label[7];
@@ -455,7 +470,7 @@ fer_dataset_load_csv (const char *path, const char *const *labels,
           g_autofree char *list = g_strjoinv (", ", (char **) labels);
           g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
               "%s: FER2013 emotion %d ('%s') is not a label of %s (%s)",
-              path, e, name, labels_origin, list);
+              shown, e, name, labels_origin, list);
           return FALSE;
         }
     }
@@ -464,7 +479,7 @@ fer_dataset_load_csv (const char *path, const char *const *labels,
   if (f == NULL)
     {
       int e = errno;
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot open %s: %s", path,
+      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot open %s: %s", shown,
           g_strerror (e));
       return FALSE;
     }
@@ -488,7 +503,7 @@ fer_dataset_load_csv (const char *path, const char *const *labels,
   if (len < 0)
     {
       g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "%s is empty; expected "
-          "fer2013.csv with the header emotion,pixels,Usage", path);
+          "fer2013.csv with the header emotion,pixels,Usage", shown);
       goto out;
     }
   line[strcspn (line, "\r\n")] = '\0';
@@ -506,19 +521,20 @@ fer_dataset_load_csv (const char *path, const char *const *labels,
     }
   if (col_emotion < 0 || col_pixels < 0 || n_columns > (int) G_N_ELEMENTS (fields))
     {
-      g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "%s:1: header '%.80s' "
+      g_autofree char *quoted_header = fer_text_quote (header, 80);
+      g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "%s:1: header '%s' "
           "lacks the columns emotion and pixels; expected fer2013.csv's "
-          "emotion,pixels,Usage", path, header);
+          "emotion,pixels,Usage", shown, quoted_header);
       goto out;
     }
 
-  char *source = g_strdup_printf ("%s (%s rows)", path,
+  char *source = g_strdup_printf ("%s (%s rows)", shown,
       col_usage >= 0 ? "Training" : "all");
   sets[0] = dataset_new (source, size, channels, labels, n_labels);
   g_free (source);
   if (col_usage >= 0)
     {
-      source = g_strdup_printf ("%s (PublicTest rows)", path);
+      source = g_strdup_printf ("%s (PublicTest rows)", shown);
       sets[1] = dataset_new (source, size, channels, labels, n_labels);
       g_free (source);
     }
@@ -539,12 +555,17 @@ fer_dataset_load_csv (const char *path, const char *const *labels,
             n_fields, n_columns);
       else if (!g_ascii_string_to_signed (fields[col_emotion], 10, 0, 6,
               &emotion, NULL))
-        why = g_strdup_printf ("emotion '%.20s', expected 0 to 6",
-            fields[col_emotion]);
+        {
+          g_autofree char *q = fer_text_quote (fields[col_emotion], 20);
+          why = g_strdup_printf ("emotion '%s', expected 0 to 6", q);
+        }
       else if (col_usage >= 0
           && (usage = parse_usage (fields[col_usage])) == USAGE_BAD)
-        why = g_strdup_printf ("Usage '%.20s', expected Training, PublicTest "
-            "or PrivateTest", fields[col_usage]);
+        {
+          g_autofree char *q = fer_text_quote (fields[col_usage], 20);
+          why = g_strdup_printf ("Usage '%s', expected Training, "
+              "PublicTest or PrivateTest", q);
+        }
       else
         parse_pixels (fields[col_pixels], gray, &why);
 
@@ -556,7 +577,7 @@ fer_dataset_load_csv (const char *path, const char *const *labels,
               first_bad_line = lineno;
             }
           g_autofree char *message = g_strdup_printf ("%s:%d: %s; row skipped",
-              path, lineno, why);
+              shown, lineno, why);
           report_skip (cb, &n_bad, message);
           continue;
         }
@@ -572,7 +593,7 @@ fer_dataset_load_csv (const char *path, const char *const *labels,
   if (ferror (f))
     {
       int e = errno;
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot read %s: %s", path,
+      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot read %s: %s", shown,
           g_strerror (e));
       goto out;
     }
@@ -580,14 +601,14 @@ fer_dataset_load_csv (const char *path, const char *const *labels,
     {
       g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "%s: %d of %d rows are "
           "malformed (the first, line %d: %s); expected fer2013.csv rows "
-          "emotion,pixels,Usage", path, n_bad, n_rows, first_bad_line,
+          "emotion,pixels,Usage", shown, n_bad, n_rows, first_bad_line,
           first_bad);
       goto out;
     }
   if (sets[0]->n == 0)
     {
       g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "%s has no usable "
-          "%s rows (%d rows read, %d malformed)", path,
+          "%s rows (%d rows read, %d malformed)", shown,
           col_usage >= 0 ? "Training" : "", n_rows, n_bad);
       goto out;
     }
