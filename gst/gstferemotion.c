@@ -173,9 +173,13 @@ settings_copy (GstFerEmotionSettings * dst, const GstFerEmotionSettings * src)
 static fer_model *
 load_model (const GstFerEmotionSettings * s, GError ** error)
 {
-  fer_model_options opts = { s->backend, s->device_id, s->threads };
+  fer_model_options opts;
   fer_model *m;
 
+  fer_model_options_init (&opts);
+  opts.backend = s->backend;
+  opts.device_id = s->device_id;
+  opts.threads = s->threads;
   if (!s->model || !*s->model) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "no model file set (property model)");

@@ -1,16 +1,30 @@
 /* GstFerEmotionMeta: per-face emotion results. Copied with the buffer's
  * metadata; on a scale transform (videoscale) the box is rescaled, like
- * GstVideoRegionOfInterestMeta. */
+ * GstVideoRegionOfInterestMeta, whose tags it carries so that videoscale
+ * calls the scale transform at all (with "video" alone it copies the box
+ * unscaled). */
 #include "gstferemotionmeta.h"
 
 #include <gst/video/video.h>
 #include <string.h>
 
+/* The meta as allocated: the public part, then the per-class storage its
+ * array pointers point to. Only this file knows the storage's layout, so
+ * raising GST_FER_EMOTION_MAX_CLASSES moves no public field. */
+typedef struct
+{
+  GstFerEmotionMeta meta;
+  const gchar *class_labels[GST_FER_EMOTION_MAX_CLASSES];
+  gfloat probabilities[GST_FER_EMOTION_MAX_CLASSES];
+} GstFerEmotionMetaStorage;
+
 GType
 gst_fer_emotion_meta_api_get_type (void)
 {
   static GType type = 0;
-  static const gchar *tags[] = { GST_META_TAG_VIDEO_STR, NULL };
+  static const gchar *tags[] = { GST_META_TAG_VIDEO_STR,
+    GST_META_TAG_VIDEO_ORIENTATION_STR, GST_META_TAG_VIDEO_SIZE_STR, NULL
+  };
 
   if (g_once_init_enter (&type)) {
     GType t = gst_meta_api_type_register ("GstFerEmotionMetaAPI", tags);
@@ -22,17 +36,34 @@ gst_fer_emotion_meta_api_get_type (void)
 static gboolean
 gst_fer_emotion_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
 {
-  GstFerEmotionMeta *m = (GstFerEmotionMeta *) meta;
+  GstFerEmotionMetaStorage *st = (GstFerEmotionMetaStorage *) meta;
+  GstFerEmotionMeta *m = &st->meta;
 
-  m->x = m->y = m->w = m->h = 0;
+  memset ((guint8 *) st + sizeof (GstMeta), 0, sizeof *st - sizeof (GstMeta));
   m->roi_id = -1;
   m->label_id = -1;
-  m->label = NULL;
-  m->confidence = 0.0f;
-  m->n_classes = 0;
-  memset (m->class_labels, 0, sizeof m->class_labels);
-  memset (m->probabilities, 0, sizeof m->probabilities);
+  m->class_labels = st->class_labels;
+  m->probabilities = st->probabilities;
   return TRUE;
+}
+
+/* Copies the face, its classes into dst's own storage. */
+static void
+copy_face (GstFerEmotionMeta * dst, const GstFerEmotionMeta * src)
+{
+  guint n = MIN (src->n_classes, GST_FER_EMOTION_MAX_CLASSES);
+
+  dst->x = src->x;
+  dst->y = src->y;
+  dst->w = src->w;
+  dst->h = src->h;
+  dst->roi_id = src->roi_id;
+  dst->label_id = src->label_id;
+  dst->label = src->label;
+  dst->confidence = src->confidence;
+  dst->n_classes = n;
+  memcpy (dst->class_labels, src->class_labels, n * sizeof (const gchar *));
+  memcpy (dst->probabilities, src->probabilities, n * sizeof (gfloat));
 }
 
 static gboolean
@@ -40,39 +71,35 @@ gst_fer_emotion_meta_transform (GstBuffer * dest, GstMeta * meta,
     GstBuffer * buffer, GQuark type, gpointer data)
 {
   GstFerEmotionMeta *src = (GstFerEmotionMeta *) meta, *dst;
+  GstVideoMetaTransform *scale = NULL;
 
-  if (GST_META_TRANSFORM_IS_COPY (type)) {
-    dst = (GstFerEmotionMeta *) gst_buffer_add_meta (dest,
-        GST_FER_EMOTION_META_INFO, NULL);
-    if (!dst)
-      return FALSE;
-    memcpy ((guint8 *) dst + sizeof (GstMeta), (guint8 *) src
-        + sizeof (GstMeta), sizeof (GstFerEmotionMeta) - sizeof (GstMeta));
-    return TRUE;
-  }
   if (GST_VIDEO_META_TRANSFORM_IS_SCALE (type)) {
-    GstVideoMetaTransform *trans = data;
-    gint ow = GST_VIDEO_INFO_WIDTH (trans->in_info);
-    gint oh = GST_VIDEO_INFO_HEIGHT (trans->in_info);
-    gint nw = GST_VIDEO_INFO_WIDTH (trans->out_info);
-    gint nh = GST_VIDEO_INFO_HEIGHT (trans->out_info);
+    scale = data;
+    if (GST_VIDEO_INFO_WIDTH (scale->in_info) <= 0
+        || GST_VIDEO_INFO_HEIGHT (scale->in_info) <= 0)
+      return FALSE;
+  } else if (!GST_META_TRANSFORM_IS_COPY (type)) {
+    /* other transforms (crops, format changes...) would invalidate the box */
+    return FALSE;
+  }
 
-    if (ow <= 0 || oh <= 0)
-      return FALSE;
-    dst = (GstFerEmotionMeta *) gst_buffer_add_meta (dest,
-        GST_FER_EMOTION_META_INFO, NULL);
-    if (!dst)
-      return FALSE;
-    memcpy ((guint8 *) dst + sizeof (GstMeta), (guint8 *) src
-        + sizeof (GstMeta), sizeof (GstFerEmotionMeta) - sizeof (GstMeta));
+  dst = (GstFerEmotionMeta *) gst_buffer_add_meta (dest,
+      GST_FER_EMOTION_META_INFO, NULL);
+  if (!dst)
+    return FALSE;
+  copy_face (dst, src);
+  if (scale) {
+    gint ow = GST_VIDEO_INFO_WIDTH (scale->in_info);
+    gint oh = GST_VIDEO_INFO_HEIGHT (scale->in_info);
+    gint nw = GST_VIDEO_INFO_WIDTH (scale->out_info);
+    gint nh = GST_VIDEO_INFO_HEIGHT (scale->out_info);
+
     dst->x = (gint) ((gint64) src->x * nw / ow);
     dst->y = (gint) ((gint64) src->y * nh / oh);
     dst->w = (gint) ((gint64) src->w * nw / ow);
     dst->h = (gint) ((gint64) src->h * nh / oh);
-    return TRUE;
   }
-  /* other transforms (crops, format changes...) would invalidate the box */
-  return FALSE;
+  return TRUE;
 }
 
 const GstMetaInfo *
@@ -82,7 +109,7 @@ gst_fer_emotion_meta_get_info (void)
 
   if (g_once_init_enter ((GstMetaInfo **) & info)) {
     const GstMetaInfo *mi = gst_meta_register (GST_FER_EMOTION_META_API_TYPE,
-        "GstFerEmotionMeta", sizeof (GstFerEmotionMeta),
+        "GstFerEmotionMeta", sizeof (GstFerEmotionMetaStorage),
         gst_fer_emotion_meta_init, NULL, gst_fer_emotion_meta_transform);
     g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
   }

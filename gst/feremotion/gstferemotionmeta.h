@@ -1,13 +1,9 @@
 /* GStreamer emotion metadata, as attached by the feremotion element.
  *
- * One GstFerEmotionMeta per classified face. Read it with
- *
- *   gpointer state = NULL;
- *   GstFerEmotionMeta *m;
- *   while ((m = gst_buffer_iterate_fer_emotion_meta (buffer, &state)))
- *     g_print ("%s %.2f at %d,%d\n", m->label, m->confidence, m->x, m->y);
- *
- * Build against it with `pkg-config --cflags --libs gst-feremotion-1.0`. */
+ * Thread safety: the registration functions may be called from any thread.
+ * A meta lives in its buffer and follows GStreamer's buffer rules: add one
+ * only to a writable buffer; any number of threads may read the metas of a
+ * buffer that no thread modifies. */
 #ifndef __GST_FER_EMOTION_META_H__
 #define __GST_FER_EMOTION_META_H__
 
@@ -15,33 +11,90 @@
 
 G_BEGIN_DECLS
 
+/**
+ * SECTION:gstferemotionmeta
+ * @title: GstFerEmotionMeta
+ * @short_description: Per-face facial expression results on a buffer
+ *
+ * The feremotion element attaches one #GstFerEmotionMeta per classified
+ * face. Read them with
+ *
+ * |[<!-- language="C" -->
+ *   gpointer state = NULL;
+ *   GstFerEmotionMeta *m;
+ *   while ((m = gst_buffer_iterate_fer_emotion_meta (buffer, &state)))
+ *     g_print ("%s %.2f at %d,%d\n", m->label, m->confidence, m->x, m->y);
+ * ]|
+ *
+ * Build against it with `pkg-config --cflags --libs gst-feremotion-1.0`.
+ *
+ * The meta is registered with the tags "video", "size" and "orientation",
+ * like #GstVideoRegionOfInterestMeta: it is copied with the buffer's
+ * metadata, a scale (videoscale, videoconvertscale) rescales its box, and
+ * other transforms, which would leave the box wrong, drop it.
+ */
+
+/**
+ * GST_FER_META_API:
+ *
+ * Marks the functions that the gstferemotionmeta library exports.
+ */
 #ifdef BUILDING_GST_FER_META
 #define GST_FER_META_API __attribute__ ((visibility ("default")))
 #else
 #define GST_FER_META_API
 #endif
 
-/* Models with more classes are refused by the element. */
+/**
+ * GST_FER_EMOTION_MAX_CLASSES:
+ *
+ * The most classes one #GstFerEmotionMeta holds; the element refuses
+ * models with more. A later version may raise it without an ABI break
+ * (the per-class arrays live outside #GstFerEmotionMeta's layout), so
+ * size loops and arrays by #GstFerEmotionMeta.n_classes, not by this value.
+ */
 #define GST_FER_EMOTION_MAX_CLASSES 32
 
+/**
+ * GST_FER_EMOTION_META_API_TYPE:
+ *
+ * The #GType of the #GstFerEmotionMeta API, for gst_buffer_get_meta() and
+ * gst_buffer_iterate_meta_filtered().
+ */
 #define GST_FER_EMOTION_META_API_TYPE (gst_fer_emotion_meta_api_get_type ())
+
+/**
+ * GST_FER_EMOTION_META_INFO:
+ *
+ * The #GstMetaInfo of #GstFerEmotionMeta, for gst_buffer_add_meta().
+ */
 #define GST_FER_EMOTION_META_INFO (gst_fer_emotion_meta_get_info ())
 
 typedef struct _GstFerEmotionMeta GstFerEmotionMeta;
 
 /**
  * GstFerEmotionMeta:
- * @meta: parent
- * @x, @y, @w, @h: the face box in frame pixels (clipped to the frame)
- * @roi_id: id of the GstVideoRegionOfInterestMeta the face came from, or -1
- *   when the whole frame was classified
+ * @meta: parent #GstMeta
+ * @x: left edge of the face box in frame pixels (the box is clipped to the
+ *   frame)
+ * @y: top edge of the face box
+ * @w: width of the face box
+ * @h: height of the face box
+ * @roi_id: id of the #GstVideoRegionOfInterestMeta the face came from, or
+ *   -1 when the whole frame was classified
  * @label_id: index of the most probable class
  * @label: its name (an interned string, valid for the process lifetime)
  * @confidence: its probability
- * @n_classes: number of classes of the model
- * @class_labels: name of each class (interned strings)
- * @probabilities: probability of each class, summing to 1 (after TTA
- *   averaging and, when enabled, temporal smoothing)
+ * @n_classes: number of classes of the model, 1 to
+ *   #GST_FER_EMOTION_MAX_CLASSES
+ * @class_labels: (array length=n_classes): name of each class (interned
+ *   strings)
+ * @probabilities: (array length=n_classes): probability of each class,
+ *   summing to 1 (after TTA averaging and, when enabled, temporal
+ *   smoothing)
+ *
+ * The emotion of one face. @class_labels and @probabilities point into
+ * storage that the meta itself carries, valid as long as the meta.
  */
 struct _GstFerEmotionMeta
 {
@@ -53,30 +106,94 @@ struct _GstFerEmotionMeta
   const gchar *label;
   gfloat confidence;
   guint n_classes;
-  const gchar *class_labels[GST_FER_EMOTION_MAX_CLASSES];
-  gfloat probabilities[GST_FER_EMOTION_MAX_CLASSES];
+  const gchar **class_labels;
+  gfloat *probabilities;
+
+  /*< private >*/
+  gpointer _gst_reserved[GST_PADDING];
 };
 
+/**
+ * gst_fer_emotion_meta_api_get_type:
+ *
+ * Registers the #GstFerEmotionMeta API (tags "video", "size",
+ * "orientation") on first use.
+ *
+ * Returns: the API's #GType
+ */
 GST_FER_META_API GType gst_fer_emotion_meta_api_get_type (void);
+
+/**
+ * gst_fer_emotion_meta_get_info:
+ *
+ * Registers the #GstFerEmotionMeta implementation on first use.
+ *
+ * Returns: (transfer none): its #GstMetaInfo
+ */
 GST_FER_META_API const GstMetaInfo *gst_fer_emotion_meta_get_info (void);
 
-/* Adds a meta for one face; label, label_id and confidence are derived
- * (argmax). Returns NULL when n_classes is 0 or above
- * GST_FER_EMOTION_MAX_CLASSES. The buffer must be writable. */
+/**
+ * gst_buffer_add_fer_emotion_meta:
+ * @buffer: a writable #GstBuffer
+ * @x: left edge of the face box in frame pixels
+ * @y: top edge of the face box
+ * @w: width of the face box
+ * @h: height of the face box
+ * @roi_id: id of the face's #GstVideoRegionOfInterestMeta, or -1
+ * @n_classes: number of classes, 1 to #GST_FER_EMOTION_MAX_CLASSES
+ * @class_labels: (array length=n_classes): class names (interned by the
+ *   meta)
+ * @probabilities: (array length=n_classes): class probabilities (copied)
+ *
+ * Adds a meta for one face. The label, label_id and confidence are derived
+ * (the first most probable class).
+ *
+ * Returns: (transfer none) (nullable): the new meta, or %NULL when
+ *   @n_classes is 0 or above #GST_FER_EMOTION_MAX_CLASSES or an array is
+ *   %NULL
+ */
 GST_FER_META_API GstFerEmotionMeta *gst_buffer_add_fer_emotion_meta (
     GstBuffer *buffer, gint x, gint y, gint w, gint h, gint roi_id,
     guint n_classes, const gchar *const *class_labels,
     const gfloat *probabilities);
 
-/* The first emotion meta of the buffer, or NULL. */
+/**
+ * gst_buffer_get_fer_emotion_meta:
+ * @b: a #GstBuffer
+ *
+ * The first #GstFerEmotionMeta of a buffer; use
+ * gst_buffer_iterate_fer_emotion_meta() to see them all.
+ *
+ * Returns: (transfer none) (nullable): the meta, or %NULL when the buffer
+ *   has none
+ */
 #define gst_buffer_get_fer_emotion_meta(b) \
   ((GstFerEmotionMeta *) gst_buffer_get_meta ((b), GST_FER_EMOTION_META_API_TYPE))
 
-/* Iterates the emotion metas of a buffer (state starts at NULL). */
+/**
+ * gst_buffer_iterate_fer_emotion_meta:
+ * @buffer: a #GstBuffer
+ * @state: (inout): iteration state, %NULL before the first call
+ *
+ * Iterates the emotion metas of a buffer, in the order they were added.
+ *
+ * Returns: (transfer none) (nullable): the next meta, or %NULL after the
+ *   last one
+ */
 GST_FER_META_API GstFerEmotionMeta *gst_buffer_iterate_fer_emotion_meta (
     GstBuffer *buffer, gpointer *state);
 
-/* The emotion meta whose roi_id is `roi_id`, or NULL. */
+/**
+ * gst_buffer_get_fer_emotion_meta_for_roi:
+ * @buffer: a #GstBuffer
+ * @roi_id: the id of a #GstVideoRegionOfInterestMeta (or -1 for the
+ *   whole-frame face)
+ *
+ * Finds the face that came from one region of interest.
+ *
+ * Returns: (transfer none) (nullable): the first emotion meta whose
+ *   roi_id is @roi_id, or %NULL
+ */
 GST_FER_META_API GstFerEmotionMeta *gst_buffer_get_fer_emotion_meta_for_roi (
     GstBuffer *buffer, gint roi_id);
 

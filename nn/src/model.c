@@ -548,11 +548,19 @@ fer_model_free (fer_model *m)
   g_free (m);
 }
 
+void
+fer_model_options_init (fer_model_options *opts)
+{
+  g_return_if_fail (opts != NULL);
+  memset (opts, 0, sizeof *opts);
+  opts->backend = FER_BACKEND_AUTO;
+}
+
 fer_model *
 fer_model_load (const char *path, const fer_model_options *opts,
     GError **error)
 {
-  fer_model_options defaults = { FER_BACKEND_AUTO, 0, 0 };
+  fer_model_options defaults;
   fer_safetensors *st = NULL;
   fer_model *m = NULL;
   const char *fc_name = NULL;
@@ -563,8 +571,10 @@ fer_model_load (const char *path, const fer_model_options *opts,
         "no model path given");
     return NULL;
   }
-  if (!opts)
+  if (!opts) {
+    fer_model_options_init (&defaults);
     opts = &defaults;
+  }
 
   st = fer_safetensors_open (path, error);
   if (!st)
@@ -891,8 +901,8 @@ classify_on_device (fer_model *m, const fer_image *img,
     return FALSE;
   }
   for (int f = 0; f < n; f++)
-    if (fer_tta_views (&faces[f], m->input_size, m->crop_size, T,
-            m->views + (size_t) f * T, error) < 0)
+    if (!fer_tta_views (&faces[f], m->input_size, m->crop_size, T,
+            m->views + (size_t) f * T, error))
       return FALSE;
   if (!ensure_workspace (m, MIN (total, chunk), error))
     return FALSE;
@@ -944,8 +954,8 @@ classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
     const fer_image *img = per_face_image ? &imgs[f] : imgs;
     fer_rect whole = { 0.0f, 0.0f, (float) img->width, (float) img->height };
     const fer_rect *face = faces ? &faces[f] : &whole;
-    if (fer_tta_views (face, m->input_size, m->crop_size, T, views,
-            error) < 0)
+    if (!fer_tta_views (face, m->input_size, m->crop_size, T, views,
+            error))
       return FALSE;
     for (int v = 0; v < T; v++)
       if (!fer_preprocess (img, &views[v], spec,
@@ -982,7 +992,7 @@ fer_model_classify_images (fer_model *m, const fer_image *imgs, int n, int T,
 /* Random models                                                       */
 
 gboolean
-fer_model_write_random (const fer_arch *arch, guint64 seed,
+fer_model_write_random (const fer_arch *arch, uint64_t seed,
     gboolean randomize_bn, fer_dtype dtype, const char *const *metadata,
     const char *path, GError **error)
 {

@@ -112,7 +112,7 @@ ten_crop_view (const fer_rect *face, int input_size, int crop_size, int i)
   return v;
 }
 
-int
+gboolean
 fer_tta_views (const fer_rect *face, int input_size, int crop_size, int T,
     fer_view *views, GError **error)
 {
@@ -122,13 +122,13 @@ fer_tta_views (const fer_rect *face, int input_size, int crop_size, int T,
     {
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
           "TTA views T=%d: expected 1..%d", T, FER_TTA_MAX);
-      return -1;
+      return FALSE;
     }
   if (!face || !views)
     {
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
           "fer_tta_views: %s is NULL", !face ? "face" : "views");
-      return -1;
+      return FALSE;
     }
   if (!(face->w > 0 && face->h > 0) || !isfinite (face->x)
       || !isfinite (face->y) || !isfinite (face->w) || !isfinite (face->h))
@@ -137,25 +137,25 @@ fer_tta_views (const fer_rect *face, int input_size, int crop_size, int T,
           "face rectangle (x=%g, y=%g, w=%g, h=%g) is empty or not finite: "
           "expected finite values with w > 0 and h > 0",
           face->x, face->y, face->w, face->h);
-      return -1;
+      return FALSE;
     }
   if (input_size <= 0)
     {
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
           "model input size %d: expected > 0", input_size);
-      return -1;
+      return FALSE;
     }
   if (crop_size < 0 || crop_size > input_size)
     {
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
           "crop size %d: expected 0 (no crops) or 1..%d (the input size)",
           crop_size, input_size);
-      return -1;
+      return FALSE;
     }
 
   crops = crop_size != 0 && crop_size != input_size;
   for (int i = 0; i < T; i++)
     views[i] = crops ? ten_crop_view (face, input_size, crop_size, i)
         : face_transform_view (face, &face_transforms[i]);
-  return T;
+  return TRUE;
 }

@@ -39,7 +39,9 @@ fer_model *
 fer_cli_load_model (const char *path, const char *backend_text, int threads,
     int *status)
 {
-  fer_model_options opts = { .threads = threads };
+  fer_model_options opts;
+  fer_model_options_init (&opts);
+  opts.threads = threads;
   if (!fer_backend_type_from_string (backend_text ? backend_text : "auto",
           &opts.backend))
     {

@@ -20,8 +20,8 @@ identity_logits (fer_model *m, const fer_image *img, float *input,
 {
   fer_rect whole = { 0, 0, img->width, img->height };
   fer_view view;
-  if (fer_tta_views (&whole, fer_model_input_size (m), fer_model_crop_size (m),
-          1, &view, error) < 0)
+  if (!fer_tta_views (&whole, fer_model_input_size (m), fer_model_crop_size (m),
+          1, &view, error))
     return FALSE;
   return fer_preprocess (img, &view, fer_model_input_spec (m), input, scratch,
           error)

@@ -69,7 +69,9 @@ main (int argc, char **argv)
   fer_st_writer_free (w);
   fer_safetensors_free (st);
 
-  fer_model_options cpu = { .backend = FER_BACKEND_CPU };
+  fer_model_options cpu;
+  fer_model_options_init (&cpu);
+  cpu.backend = FER_BACKEND_CPU;
   fer_model *m = ok ? fer_model_load (argv[2], &cpu, &error) : NULL;
   if (m == NULL)
     {

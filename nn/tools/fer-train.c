@@ -1005,7 +1005,10 @@ join_labels (char *const *labels, const char *sep)
 static char **
 model_labels (const char *path, const train_options *o, GError **error)
 {
-  fer_model_options mo = { .backend = FER_BACKEND_CPU, .threads = 1 };
+  fer_model_options mo;
+  fer_model_options_init (&mo);
+  mo.backend = FER_BACKEND_CPU;
+  mo.threads = 1;
   fer_model *m = fer_model_load (path, &mo, error);
   if (m == NULL)
     return NULL;
@@ -1450,7 +1453,10 @@ static gboolean
 final_report (run *r, const char *stop_reason, GError **error)
 {
   g_autofree char *best_path = run_path (r, "best.safetensors");
-  fer_model_options mo = { .backend = r->o.backend, .threads = r->o.threads };
+  fer_model_options mo;
+  fer_model_options_init (&mo);
+  mo.backend = r->o.backend;
+  mo.threads = r->o.threads;
   fer_model *m = fer_model_load (best_path, &mo, error);
   if (m == NULL)
     return FALSE;

@@ -60,7 +60,10 @@ main (int argc, char **argv)
     return 2;
   }
 
-  fer_model_options opts = { backend, 0, threads };
+  fer_model_options opts;
+  fer_model_options_init (&opts);
+  opts.backend = backend;
+  opts.threads = threads;
   fer_model *m = fer_model_load (model, &opts, &error);
   if (!m) {
     fprintf (stderr, "bench-cpu: %s\n", error->message);

@@ -224,7 +224,7 @@ main (int argc, char **argv)
   GOptionContext *ctx = g_option_context_new ("- feremotion element "
       "throughput against bare libfernn");
   GError *error = NULL;
-  fer_model_options opts = { FER_BACKEND_CPU, 0, 0 };
+  fer_model_options opts;
   GstElementFactory *feremotion;
   fer_model *m;
   gint *ttas, *faces;
@@ -240,6 +240,7 @@ main (int argc, char **argv)
   g_option_context_free (ctx);
   if (!backend_s)
     backend_s = g_strdup ("cpu");
+  fer_model_options_init (&opts);
   if (!fer_backend_type_from_string (backend_s, &opts.backend)) {
     fprintf (stderr, "bench-element: --backend %s: expected cpu, cuda or "
         "auto\n", backend_s);

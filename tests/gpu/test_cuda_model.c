@@ -28,8 +28,7 @@ static void
 probabilities (const char *model, const char *math, double tol)
 {
   enum { W = 160, H = 120, FACES = 8, K = 7 };
-  const fer_model_options cpu_opts = { FER_BACKEND_CPU, 0, 0 };
-  const fer_model_options gpu_opts = { FER_BACKEND_CUDA, 0, 0 };
+  fer_model_options opts;
   static uint8_t px[W * H];
   fer_rect faces[FACES];
   float pc[FACES * K], pg[FACES * K];
@@ -44,9 +43,12 @@ probabilities (const char *model, const char *math, double tol)
   fer_image img = { FER_PIXEL_GRAY8, W, H, { px }, { W }, TRUE };
 
   g_setenv ("FER_CUDA_MATH", math, TRUE);
-  fer_model *mc = fer_model_load (model, &cpu_opts, &error);
+  fer_model_options_init (&opts);
+  opts.backend = FER_BACKEND_CPU;
+  fer_model *mc = fer_model_load (model, &opts, &error);
   g_assert_no_error (error);
-  fer_model *mg = fer_model_load (model, &gpu_opts, &error);
+  opts.backend = FER_BACKEND_CUDA;
+  fer_model *mg = fer_model_load (model, &opts, &error);
   g_assert_no_error (error);
   g_assert_cmpint (fer_model_backend (mg), ==, FER_BACKEND_CUDA);
   for (int T = 1; T <= 5; T += 4) {

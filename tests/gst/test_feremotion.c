@@ -110,7 +110,9 @@ reference_probs (const char *model, int w, int h, guint seed, int T,
     const fer_rect * face, float *probs)
 {
   GError *error = NULL;
-  fer_model_options opts = { FER_BACKEND_CPU, 0, 0 };
+  fer_model_options opts;
+  fer_model_options_init (&opts);
+  opts.backend = FER_BACKEND_CPU;
   fer_model *m = fer_model_load (model, &opts, &error);
   GstBuffer *buf = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, w, h, seed);
   GstMapInfo map;
@@ -404,7 +406,9 @@ GST_END_TEST;
 static gboolean
 cuda_device_present (void)
 {
-  fer_model_options opts = { FER_BACKEND_AUTO, 0, 1 };
+  fer_model_options opts;
+  fer_model_options_init (&opts);
+  opts.threads = 1;
   fer_model *m = fer_model_load (model7, &opts, NULL);
   gboolean cuda = m && fer_model_backend (m) == FER_BACKEND_CUDA;
   fer_model_free (m);

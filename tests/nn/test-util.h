@@ -1,11 +1,13 @@
-/* Helpers that the numerical op tests (test_ops.c, test_train_conv.c)
- * share: random inputs and the error measure they print and assert on. */
+/* Helpers that the nn tests share: random inputs and the error measure the
+ * numerical op tests (test_ops.c, test_train_conv.c) print and assert on,
+ * and model loading with given options. */
 #ifndef FER_TEST_UTIL_H
 #define FER_TEST_UTIL_H
 
 #include <math.h>
 #include <stddef.h>
 #include <glib.h>
+#include <fer/model.h>
 #include <fer/rng.h>
 
 /* n standard normal floats (g_free them). */
@@ -29,6 +31,19 @@ test_max_rel_error (const float *a, const double *b, size_t n)
     scale = fmax (scale, fabs (b[i]));
   }
   return err / scale;
+}
+
+/* fer_model_load with `backend` and `threads` CPU threads, the other
+ * options at their defaults. */
+static inline fer_model *
+test_load_model (const char *path, fer_backend_type backend, int threads,
+    GError **error)
+{
+  fer_model_options opts;
+  fer_model_options_init (&opts);
+  opts.backend = backend;
+  opts.threads = threads;
+  return fer_model_load (path, &opts, error);
 }
 
 #endif

@@ -12,6 +12,7 @@
 #include <fer/train.h>
 #include "backend.h"
 #include <fer/rng.h>
+#include "test-util.h"
 
 static char *tmpdir;
 static char *model_path;
@@ -52,9 +53,8 @@ test_cuda_without_device (void)
   }
 
   /* the same through the public entry points */
-  fer_model_options opts = { FER_BACKEND_CUDA, 0, 1 };
   GError *error = NULL;
-  g_assert_null (fer_model_load (model_path, &opts, &error));
+  g_assert_null (test_load_model (model_path, FER_BACKEND_CUDA, 1, &error));
   g_assert_error (error, FER_ERROR, FER_ERROR_NO_DEVICE);
   g_assert_nonnull (strstr (error->message, model_path));
   g_clear_error (&error);
@@ -79,8 +79,6 @@ static void
 test_auto_is_cpu_model (void)
 {
   enum { W = 64, H = 56, FACES = 3, K = 7 };
-  const fer_model_options auto_opts = { FER_BACKEND_AUTO, 0, 1 };
-  const fer_model_options cpu_opts = { FER_BACKEND_CPU, 0, 1 };
   const fer_rect faces[FACES] = { { 0, 0, W, H }, { 4, 6, 30, 30 },
     { 20, 10, 40, 44 } };
   float p_auto[FACES * K], p_cpu[FACES * K];
@@ -95,9 +93,9 @@ test_auto_is_cpu_model (void)
   fer_rng_seed (&rng, 11);
   random_gray (px, W * H, &rng);
   fer_image img = { FER_PIXEL_GRAY8, W, H, { px }, { W }, TRUE };
-  fer_model *ma = fer_model_load (model_path, &auto_opts, &error);
+  fer_model *ma = test_load_model (model_path, FER_BACKEND_AUTO, 1, &error);
   g_assert_no_error (error);
-  fer_model *mc = fer_model_load (model_path, &cpu_opts, &error);
+  fer_model *mc = test_load_model (model_path, FER_BACKEND_CPU, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpint (fer_model_backend (ma), ==, FER_BACKEND_CPU);
   for (int T = 1; T <= 5; T += 4) {

@@ -7,9 +7,9 @@
 
 #include <fer/model.h>
 #include "arch.h"
+#include "test-util.h"
 
 static char *tmpdir;
-static const fer_model_options cpu1 = { FER_BACKEND_CPU, 0, 1 };
 
 static char *
 tmp_path (const char *name)
@@ -70,7 +70,7 @@ static void
 expect_load_error (const char *path, const char *needle)
 {
   GError *error = NULL;
-  fer_model *m = fer_model_load (path, &cpu1, &error);
+  fer_model *m = test_load_model (path, FER_BACKEND_CPU, 1, &error);
   g_assert_null (m);
   g_assert_nonnull (error);
   g_test_message ("%s -> %s", path, error->message);
@@ -104,7 +104,7 @@ test_variants (void)
     GError *error = NULL;
     char *path = write_model ("variant.safetensors", cases[i].stem,
         cases[i].head, cases[i].channels, cases[i].classes, NULL);
-    fer_model *m = fer_model_load (path, &cpu1, &error);
+    fer_model *m = test_load_model (path, FER_BACKEND_CPU, 1, &error);
     g_assert_no_error (error);
     fer_arch a = fer_model_arch (m);
     g_assert_cmpint (a.stem, ==, cases[i].stem);
@@ -179,7 +179,7 @@ test_metadata (void)
   GError *error = NULL;
   char *path = write_model ("meta.safetensors", FER_STEM_SMALL, FER_HEAD_FC,
       3, 3, meta);
-  fer_model *m = fer_model_load (path, &cpu1, &error);
+  fer_model *m = test_load_model (path, FER_BACKEND_CPU, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (fer_model_label (m, 1), ==, "b");
   g_assert_cmpint (fer_model_input_size (m), ==, 40);
@@ -255,7 +255,7 @@ test_classify (void)
   GError *error = NULL;
   char *path = write_model ("cls.safetensors", FER_STEM_TORCHVISION,
       FER_HEAD_FC, 1, 7, NULL);
-  fer_model *m = fer_model_load (path, &cpu1, &error);
+  fer_model *m = test_load_model (path, FER_BACKEND_CPU, 1, &error);
   g_assert_no_error (error);
   guint8 *pixels = g_new (guint8, 160 * 120);
   fer_image img = gray_frame (pixels, 160, 120, 11);
@@ -344,8 +344,7 @@ test_backend_choice (void)
   GError *error = NULL;
   char *path = write_model ("be.safetensors", FER_STEM_SMALL, FER_HEAD_FC, 1,
       7, NULL);
-  fer_model_options cuda = { FER_BACKEND_CUDA, 0, 0 };
-  fer_model *m = fer_model_load (path, &cuda, &error);
+  fer_model *m = test_load_model (path, FER_BACKEND_CUDA, 0, &error);
   if (!fer_have_cuda_build ()) {
     g_assert_null (m);
     g_assert_error (error, FER_ERROR, FER_ERROR_NO_DEVICE);
@@ -355,8 +354,7 @@ test_backend_choice (void)
   fer_model_free (m);
   g_clear_error (&error);
   /* auto on a machine without a GPU is the CPU backend */
-  fer_model_options autob = { FER_BACKEND_AUTO, 0, 0 };
-  m = fer_model_load (path, &autob, &error);
+  m = test_load_model (path, FER_BACKEND_AUTO, 0, &error);
   g_assert_no_error (error);
   if (!fer_have_cuda_build ())
     g_assert_cmpint (fer_model_backend (m), ==, FER_BACKEND_CPU);

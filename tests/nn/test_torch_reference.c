@@ -9,6 +9,7 @@
 
 #include <fer/model.h>
 
+#include "test-util.h"
 #include "torch_fixture.h"
 
 static JsonNode *fixture;
@@ -42,8 +43,7 @@ check_variant (gconstpointer data)
   char *path = torch_fixture_write_model (v, &a, dtype, tmpdir);
   GError *error = NULL;
 
-  fer_model_options opts = { FER_BACKEND_CPU, 0, 1 };
-  fer_model *m = fer_model_load (path, &opts, &error);
+  fer_model *m = test_load_model (path, FER_BACKEND_CPU, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpint (fer_model_input_spec (m)->size, ==, size);
 

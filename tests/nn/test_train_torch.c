@@ -29,6 +29,7 @@
 #include <fer/train.h>
 #include <fer/rng.h>
 
+#include "test-util.h"
 #include "torch_fixture.h"
 
 /* Error bounds: gradients relative to the tensor's scale in the fixture (its
@@ -434,8 +435,7 @@ test_saved_model_runs (void)
   g_assert_true (fer_trainer_save_model (t, path, FER_DTYPE_F32, meta,
           &error));
   g_assert_no_error (error);
-  fer_model_options opts = { FER_BACKEND_CPU, 0, 1 };
-  fer_model *m = fer_model_load (path, &opts, &error);
+  fer_model *m = test_load_model (path, FER_BACKEND_CPU, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpint (fer_model_input_size (m), ==, size);
   g_assert_cmpstr (fer_model_label (m, 6), ==, "g");

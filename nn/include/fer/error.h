@@ -1,8 +1,23 @@
-/* libfernn: error domain shared by every module.
+/* libfernn: error domain shared by every module, and the library's calling
+ * conventions.
  *
- * Library functions never exit or abort on bad input: they return FALSE / NULL
- * (or a negative status) and fill a GError in the FER_ERROR domain whose
- * message names the file, tensor or value and what was expected. */
+ * Library functions never exit or abort on bad input. One return
+ * convention: a call that can fail returns gboolean (TRUE on success) and
+ * fills a GError in the FER_ERROR domain whose message names the file,
+ * tensor or value and what was expected; a constructor (`_new`, `_open`,
+ * `_load`) returns the object, or NULL with the GError set. Every `_free`
+ * accepts NULL, and every handle has a g_autoptr cleanup. Documented
+ * exceptions, all lookups that cannot fail: fer_backend_type_from_string
+ * (FALSE for an unknown name), fer_model_label_index (-1),
+ * fer_model_label, fer_model_metadata, fer_safetensors_find and
+ * fer_safetensors_metadata (NULL when absent) set no GError.
+ *
+ * Integers: `int` for counts, indices, sizes in pixels and thread counts;
+ * `int64_t` for element counts and shapes of tensors and parameters;
+ * `size_t` for byte sizes and offsets; `uint64_t` for seeds and random
+ * state.
+ *
+ * Thread safety: fer_error_quark may be called from any thread. */
 #ifndef FER_ERROR_H
 #define FER_ERROR_H
 

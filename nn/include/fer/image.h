@@ -5,7 +5,11 @@
  * resample (bilinear; when shrinking, the filter widens to cover the source
  * footprint, like PIL's antialiased BILINEAR) -> channels (luma for
  * grayscale models, RGB for colour models) -> (x/255 - mean) / std.
- * Samples outside the frame repeat the nearest edge pixel. */
+ * Samples outside the frame repeat the nearest edge pixel.
+ *
+ * Thread safety: every function here may be called from any number of
+ * threads at once; they share no state. The exception is a fer_scratch,
+ * which serves one call at a time: give each thread its own (or NULL). */
 #ifndef FER_IMAGE_H
 #define FER_IMAGE_H
 
@@ -72,6 +76,7 @@ typedef struct
 typedef struct fer_scratch fer_scratch;
 FER_API fer_scratch *fer_scratch_new (void);
 FER_API void fer_scratch_free (fer_scratch *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_scratch, fer_scratch_free)
 
 /* Checks that planes/strides/size are usable for the format. */
 FER_API gboolean fer_image_validate (const fer_image *img, GError **error);
@@ -83,7 +88,8 @@ FER_API gboolean fer_preprocess (const fer_image *img, const fer_view *view,
     GError **error);
 
 /* The T test-time-augmentation views of a face rectangle, written to
- * views[0..T-1]; returns T, or -1 (with error) when T is outside 1..10.
+ * views[0..T-1]. Fails (FALSE, with error) when T is outside 1..10, the
+ * rectangle is empty or not finite, or the sizes are out of range.
  *
  * input_size is the model's fer.input_size; crop_size is fer.crop_size
  * (0 or == input_size: no crops). Views:
@@ -95,8 +101,8 @@ FER_API gboolean fer_preprocess (const fer_image *img, const fer_view *view,
  *   face resized to input_size: centre, centre flipped, top-left, top-left
  *   flipped, top-right, top-right flipped, bottom-left, bottom-left
  *   flipped, bottom-right, bottom-right flipped. */
-FER_API int fer_tta_views (const fer_rect *face, int input_size, int crop_size,
-    int T, fer_view *views, GError **error);
+FER_API gboolean fer_tta_views (const fer_rect *face, int input_size,
+    int crop_size, int T, fer_view *views, GError **error);
 
 G_END_DECLS
 

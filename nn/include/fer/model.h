@@ -14,8 +14,14 @@
  * keys get the defaults documented in docs/model-format.md. BatchNorm is
  * folded into the preceding conv / linear at load time.
  *
- * Thread safety: a model may be used from one thread at a time (the element
- * and the tools each own theirs); distinct models are independent. */
+ * Thread safety: calls that compute with a model (fer_model_forward,
+ * fer_model_classify, fer_model_classify_images, fer_model_set_threads)
+ * reuse its buffers and backend, so they must not overlap on one model
+ * (the element and the tools each own theirs). The accessors that take a
+ * `const fer_model *` only read what the load fixed and may be called from
+ * any thread while the model lives. Distinct models are independent:
+ * fer_model_load, fer_model_write_random and everything else here may run
+ * in several threads at once on different models. */
 #ifndef FER_MODEL_H
 #define FER_MODEL_H
 
@@ -61,12 +67,20 @@ typedef struct
   int n_classes;   /* >= 2 */
 } fer_arch;
 
+/* How to load a model. Fill it with fer_model_options_init, then set the
+ * fields you need: options added in later versions take their defaults
+ * from the init function and use the reserved space, so callers that do
+ * this keep compiling and keep their binary compatibility. */
 typedef struct
 {
   fer_backend_type backend;
   int device_id;   /* CUDA device, ignored by the CPU backend */
   int threads;     /* CPU backend threads; 0 = library default */
+  void *reserved[8]; /* for later options; zeroed by the init function */
 } fer_model_options;
+
+/* The defaults: auto backend, device 0, the library's default threads. */
+FER_API void fer_model_options_init (fer_model_options *opts);
 
 typedef struct fer_model fer_model;
 
@@ -76,11 +90,12 @@ FER_API const char *fer_backend_type_to_string (fer_backend_type t);
 /* TRUE when this build of libfernn contains the CUDA backend. */
 FER_API gboolean fer_have_cuda_build (void);
 
-/* opts may be NULL (auto backend, default threads). Returns NULL on failure
- * with an error that names `path` and the problem. */
+/* opts may be NULL (the fer_model_options_init defaults). Returns NULL on
+ * failure with an error that names `path` and the problem. */
 FER_API fer_model *fer_model_load (const char *path, const fer_model_options *opts,
     GError **error);
 FER_API void fer_model_free (fer_model *m);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_model, fer_model_free)
 
 FER_API const char *fer_model_path (const fer_model *m);
 FER_API fer_arch fer_model_arch (const fer_model *m);
@@ -126,7 +141,7 @@ FER_API gboolean fer_model_classify_images (fer_model *m, const fer_image *imgs,
  * seed. dtype: F32 or F16. Metadata: FER2013 labels when n_classes == 7,
  * input size 48, mean 0.5, std 0.25 (unless set in `metadata`, a
  * NULL-terminated key, value, key, value... list that may be NULL). */
-FER_API gboolean fer_model_write_random (const fer_arch *arch, guint64 seed,
+FER_API gboolean fer_model_write_random (const fer_arch *arch, uint64_t seed,
     gboolean randomize_bn, fer_dtype dtype, const char *const *metadata,
     const char *path, GError **error);
 

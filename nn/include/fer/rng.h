@@ -6,7 +6,10 @@
  * The state is public because callers keep generators by value and save
  * them: fer_trainer_save_state writes the four words of its dropout
  * generator as fer.state.rng, and a generator restored from them continues
- * the same stream. */
+ * the same stream.
+ *
+ * Thread safety: the functions share no state; a generator is the caller's
+ * and serves one thread at a time (give each thread its own stream). */
 #ifndef FER_RNG_H
 #define FER_RNG_H
 

@@ -9,7 +9,12 @@
  * against the file size, JSON syntax, dtype (F32, F16, BF16, F64, I64, I32,
  * I16, I8, U8, BOOL), shape vs byte
  * size, offsets inside the data area and not overlapping. Every error names
- * the file and, where there is one, the tensor. */
+ * the file and, where there is one, the tensor.
+ *
+ * Thread safety: an open fer_safetensors is never modified after
+ * fer_safetensors_open returns, so any number of threads may read it at
+ * once (accessors and fer_safetensors_read_f32). A fer_st_writer serves
+ * one thread at a time. The half-precision helpers share no state. */
 #ifndef FER_SAFETENSORS_H
 #define FER_SAFETENSORS_H
 
@@ -57,6 +62,7 @@ FER_API fer_safetensors *fer_safetensors_open (const char *path, GError **error)
 FER_API fer_safetensors *fer_safetensors_open_bytes (const void *data, size_t size,
     const char *name, GError **error);
 FER_API void fer_safetensors_free (fer_safetensors *st);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_safetensors, fer_safetensors_free)
 
 FER_API const char *fer_safetensors_path (const fer_safetensors *st);
 FER_API int fer_safetensors_n_tensors (const fer_safetensors *st);
@@ -71,7 +77,8 @@ FER_API const char *fer_safetensors_metadata (const fer_safetensors *st,
 /* NULL-terminated array of metadata keys (owned by st). */
 FER_API const char *const *fer_safetensors_metadata_keys (const fer_safetensors *st);
 
-/* Converts the tensor to float32 into `out` (t->numel floats). */
+/* Converts the tensor to float32 into `out` (t->numel floats). Cannot fail:
+ * the open validated the tensor's dtype and bytes. */
 FER_API void fer_safetensors_read_f32 (const fer_safetensors *st,
     const fer_st_tensor *t, float *out);
 
@@ -82,6 +89,7 @@ typedef struct fer_st_writer fer_st_writer;
 
 FER_API fer_st_writer *fer_st_writer_new (void);
 FER_API void fer_st_writer_free (fer_st_writer *w);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_st_writer, fer_st_writer_free)
 /* dtype: FER_DTYPE_F32 or FER_DTYPE_F16 (round to nearest even). */
 FER_API gboolean fer_st_writer_add (fer_st_writer *w, const char *name,
     fer_dtype dtype, int ndim, const int64_t *shape, const float *data,

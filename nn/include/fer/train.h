@@ -15,7 +15,12 @@
  * lam * L(y_a) + (1 - lam) * L(y_b), as in the mixup paper's code.
  *
  * Determinism: for a given seed, thread count and sequence of calls, results
- * are bit-identical (dropout masks come from the trainer's own generator). */
+ * are bit-identical (dropout masks come from the trainer's own generator).
+ *
+ * Thread safety: every call on a fer_trainer, the accessors included, uses
+ * or changes its buffers, backend, step count or generator, so calls on one
+ * trainer must not overlap. Distinct trainers are independent and may run
+ * in different threads at once; fer_train_config_init shares no state. */
 #ifndef FER_TRAIN_H
 #define FER_TRAIN_H
 
@@ -50,11 +55,15 @@ typedef struct
   fer_backend_type backend;
   int device_id;
   int threads;
-  guint64 seed;            /* initialisation (when no init model) and dropout */
+  uint64_t seed;           /* initialisation (when no init model) and dropout */
+
+  void *reserved[8];       /* for later settings; zeroed by the init function */
 } fer_train_config;
 
 /* Fills a config with PyTorch's defaults (Adam, lr 1e-3, betas 0.9/0.999,
- * eps 1e-8, no decay, no smoothing) for `arch` at input_size 48. */
+ * eps 1e-8, no decay, no smoothing) for `arch` at input_size 48. Start
+ * every config here, then set fields: settings added in later versions
+ * take their defaults from it. */
 FER_API void fer_train_config_init (fer_train_config *cfg, const fer_arch *arch);
 
 typedef struct fer_trainer fer_trainer;
@@ -65,6 +74,7 @@ typedef struct fer_trainer fer_trainer;
 FER_API fer_trainer *fer_trainer_new (const fer_train_config *cfg,
     const char *init_model, GError **error);
 FER_API void fer_trainer_free (fer_trainer *t);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_trainer, fer_trainer_free)
 
 FER_API void fer_trainer_set_lr (fer_trainer *t, float lr);
 FER_API float fer_trainer_get_lr (const fer_trainer *t);
