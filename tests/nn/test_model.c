@@ -149,7 +149,7 @@ test_stem_from_metadata (void)
   } cases[] = { {nopool, FER_STEM_NOPOOL}, {tv, FER_STEM_TORCHVISION} };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     GError *error = NULL;
-    fer_model *m = fer_model_load (cases[i].path, &cpu1, &error);
+    fer_model *m = test_load_model (cases[i].path, FER_BACKEND_CPU, 1, &error);
     g_assert_no_error (error);
     g_assert_cmpint (fer_model_arch (m).stem, ==, cases[i].stem);
     fer_model_free (m);
