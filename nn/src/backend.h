@@ -1,39 +1,174 @@
-/* The backend interface (private): what the graph code in model.c calls.
- * Only backend.c knows which backends exist; cpu/ and cuda/ never include
- * each other. Tensors are activations in NHWC order; conv weights are
- * (Cout, KH, KW, Cin) after load-time reordering; linear weights are
- * (out, in) as in PyTorch. Pointers passed to ops are backend memory
- * (from alloc); only upload/download touch host memory. */
+/* The backend interface (private): what the graph code in model.c and the
+ * trainer in train.c call. Only backend.c knows which backends exist; cpu/
+ * and cuda/ never include each other. Tensors are activations in NHWC
+ * order; conv weights are (Cout, KH, KW, Cin) after load-time reordering;
+ * linear weights are (out, in) as in PyTorch. Pointers passed to ops are
+ * backend memory (from alloc); only upload/download touch host memory,
+ * and the few host arguments an op takes are named so below.
+ *
+ * The ops come in families, one file per family and backend with the same
+ * name: cpu/<family>.c holds the CPU kernels and this table's entries for
+ * them (fer_cpu_op_<entry>), cuda/<family>.c the CUDA entries
+ * (fer_cuda_op_<entry>) and cuda/<family>.cu their kernels. Each entry's
+ * type, fer_op_<entry>, is declared here once; the backends' private
+ * headers declare their entries with it.
+ *
+ * Training contract: parameter gradients (dweight, dbias, dgamma, dbeta)
+ * accumulate with +=; activation gradients and outputs are overwritten.
+ * Conv weights in the training ops are the trainer's plain (Cout, K, K,
+ * Cin) parameters, never conv2d_prepare_weight's. Activations are NHWC, so
+ * BatchNorm2d is a per-column op over (rows = n*h*w, c) and BatchNorm1d the
+ * same op over (n, c). A backend that cannot train leaves the training
+ * entries NULL, and fer_trainer_new refuses it. */
 #ifndef FER_BACKEND_H
 #define FER_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <fer/model.h>
 
-typedef struct
-{
-  int n, h, w, cin;          /* input, NHWC */
-  int cout, k, stride, pad;  /* square kernels */
-  int oh, ow;                /* output spatial size */
-} fer_conv_shape;
-
-static inline void
-fer_conv_shape_init (fer_conv_shape *s, int n, int h, int w, int cin,
-    int cout, int k, int stride, int pad)
-{
-  s->n = n;
-  s->h = h;
-  s->w = w;
-  s->cin = cin;
-  s->cout = cout;
-  s->k = k;
-  s->stride = stride;
-  s->pad = pad;
-  s->oh = (h + 2 * pad - k) / stride + 1;
-  s->ow = (w + 2 * pad - k) / stride + 1;
-}
+#include "conv-shape.h"
 
 typedef struct fer_backend fer_backend;
+
+/* ---- conv: cpu/conv.c, cuda/conv.c ---- */
+
+/* Turns host conv weights (Cout, K, K, Cin) into whatever layout this
+ * backend's conv2d_forward wants (packed, on the device...), once at load
+ * time; the result is released with release(). */
+typedef float *fer_op_conv2d_prepare_weight (fer_backend *be,
+    const float *weight, int cout, int k, int cin, GError **error);
+/* Inference: out = act(conv(inp, weight) + bias [+ residual]); act = ReLU
+ * or none. weight comes from conv2d_prepare_weight; residual (same shape
+ * as out) may be NULL. */
+typedef gboolean fer_op_conv2d_forward (fer_backend *be, float *out,
+    const float *inp, const float *weight, const float *bias,
+    const float *residual, const fer_conv_shape *s, gboolean relu,
+    GError **error);
+/* Training: floats of conv workspace that conv2d_backward wants for the
+ * whole batch of s; it also works with less, down to this value for
+ * s->n = 1, by running the batch in chunks. */
+typedef size_t fer_op_conv2d_train_workspace (fer_backend *be,
+    const fer_conv_shape *s);
+/* Training: out = conv(inp, weight), no bias, no activation. */
+typedef gboolean fer_op_conv2d_forward_train (fer_backend *be, float *out,
+    const float *inp, const float *weight, const fer_conv_shape *s,
+    GError **error);
+/* dinp (may be NULL: not wanted) = conv^T(dout, weight); dweight +=.
+ * ws: conv2d_train_workspace's floats (or fewer, see there). */
+typedef gboolean fer_op_conv2d_backward (fer_backend *be, float *dinp,
+    float *dweight, const float *dout, const float *inp, const float *weight,
+    const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error);
+
+/* ---- pool: cpu/pool.c, cuda/pool.c ---- */
+
+/* k x k max-pool; padded positions never win (PyTorch semantics). */
+typedef gboolean fer_op_maxpool2d_forward (fer_backend *be, float *out,
+    const float *inp, int n, int h, int w, int c, int k, int stride, int pad,
+    GError **error);
+/* Gradient to the first maximum of each window, (ky, kx) scan order. */
+typedef gboolean fer_op_maxpool2d_backward (fer_backend *be, float *dinp,
+    const float *dout, const float *inp, int n, int h, int w, int c, int k,
+    int stride, int pad, GError **error);
+/* (n, hw, c) -> (n, c) mean over hw. */
+typedef gboolean fer_op_avgpool_forward (fer_backend *be, float *out,
+    const float *inp, int n, int hw, int c, GError **error);
+typedef gboolean fer_op_avgpool_backward (fer_backend *be, float *dinp,
+    const float *dout, int n, int hw, int c, GError **error);
+
+/* ---- linear: cpu/linear.c, cuda/linear.c ---- */
+
+/* out (n, nout) = act(inp (n, nin) . weight^T + bias). */
+typedef gboolean fer_op_linear_forward (fer_backend *be, float *out,
+    const float *inp, const float *weight, const float *bias, int n, int nin,
+    int nout, gboolean relu, GError **error);
+/* dinp (may be NULL) = dout . weight; dweight += dout^T . inp; dbias +=. */
+typedef gboolean fer_op_linear_backward (fer_backend *be, float *dinp,
+    float *dweight, float *dbias, const float *dout, const float *inp,
+    const float *weight, int n, int nin, int nout, GError **error);
+
+/* ---- batchnorm: cpu/batchnorm.c, cuda/batchnorm.c (inference folds it
+ * into the convolutions; these are the trainer's) ---- */
+
+/* out = act(BN(inp) [+ residual]) with batch statistics (biased variance)
+ * saved for the backward pass; running_mean/var (NULL: left alone) move
+ * by `momentum` toward the batch mean and unbiased variance (PyTorch). */
+typedef gboolean fer_op_batchnorm_forward_train (fer_backend *be, float *out,
+    float *save_mean, float *save_rstd, float *running_mean,
+    float *running_var, const float *inp, const float *gamma,
+    const float *beta, const float *residual, int rows, int c,
+    float momentum, float eps, gboolean relu, GError **error);
+/* out = act(BN(inp) [+ residual]) with the running statistics. */
+typedef gboolean fer_op_batchnorm_forward_eval (fer_backend *be, float *out,
+    const float *inp, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var,
+    const float *residual, int rows, int c, float eps, gboolean relu,
+    GError **error);
+typedef gboolean fer_op_batchnorm_backward (fer_backend *be, float *dinp,
+    float *dgamma, float *dbeta, const float *dout, const float *inp,
+    const float *save_mean, const float *save_rstd, const float *gamma,
+    int rows, int c, GError **error);
+
+/* ---- activation: cpu/activation.c, cuda/activation.c (ReLU's forward
+ * is fused into the conv, batch-norm and linear ops) ---- */
+
+/* dinp = dout * (out > 0); dinp may be dout. */
+typedef gboolean fer_op_relu_backward (fer_backend *be, float *dinp,
+    const float *dout, const float *out, size_t n, GError **error);
+/* out = a + b (residual add; also sums two branches' gradients). */
+typedef gboolean fer_op_add (fer_backend *be, float *out, const float *a,
+    const float *b, size_t n, GError **error);
+/* out = inp * mask and dinp = dout * mask; the mask (0 or 1/(1-p)) is
+ * drawn by the trainer on the host and uploaded, so that every backend
+ * drops the same units. */
+typedef gboolean fer_op_dropout_forward (fer_backend *be, float *out,
+    const float *inp, const float *mask, size_t n, GError **error);
+typedef gboolean fer_op_dropout_backward (fer_backend *be, float *dinp,
+    const float *dout, const float *mask, size_t n, GError **error);
+
+/* ---- softmax: cpu/softmax.c, cuda/softmax.c ---- */
+
+/* probs (n_faces, k), HOST memory = for each face, the mean over its
+ * `views` consecutive rows of logits (n_faces * views, k) of their softmax:
+ * the test-time-augmentation average of fer_model_classify. */
+typedef gboolean fer_op_softmax_average (fer_backend *be, float *probs,
+    const float *logits, int n_faces, int views, int k, GError **error);
+
+/* ---- loss: cpu/loss.c, cuda/loss.c ---- */
+
+/* Weighted, label-smoothed (focal) softmax cross-entropy, mixup as
+ * lam * L(y_a) + (1 - lam) * L(y_b) when y_b is not NULL; see
+ * fer_cpu_softmax_xent. loss, y_a and y_b are HOST memory; dlogits (NULL:
+ * loss only) is overwritten. */
+typedef gboolean fer_op_softmax_xent (fer_backend *be, float *loss,
+    float *dlogits, const float *logits, const int *y_a, const int *y_b,
+    float lam, const float *class_weights, int n, int k, float smoothing,
+    float focal_gamma, GError **error);
+
+/* ---- optimizer: cpu/optimizer.c, cuda/optimizer.c ---- */
+
+/* torch.optim.Adam / AdamW (decoupled) over a whole parameter buffer. */
+typedef gboolean fer_op_adam_update (fer_backend *be, float *params,
+    float *m, float *v, const float *grads, size_t n, float lr, float beta1,
+    float beta2, float eps, float weight_decay, int64_t step,
+    gboolean decoupled, GError **error);
+/* torch.optim.SGD with momentum (optionally Nesterov), dampening 0. */
+typedef gboolean fer_op_sgd_update (fer_backend *be, float *params,
+    float *buf, const float *grads, size_t n, float lr, float momentum,
+    float weight_decay, gboolean nesterov, gboolean first_step,
+    GError **error);
+/* p (n) = 0: the gradients before each backward pass, the moments of a
+ * new trainer. */
+typedef gboolean fer_op_zero (fer_backend *be, float *p, size_t n,
+    GError **error);
+
+/* ---- preprocess: cpu/preprocess.c, cuda/preprocess.c ---- */
+
+/* out (n, S, S, C) NHWC = fer_preprocess of views[0..n) of img for spec,
+ * with its validation and messages. img, views and spec are HOST memory. */
+typedef gboolean fer_op_preprocess (fer_backend *be, float *out,
+    const fer_image *img, const fer_view *views, int n,
+    const fer_input_spec *spec, GError **error);
 
 typedef struct
 {
@@ -41,6 +176,8 @@ typedef struct
   /* Images per inference forward (model.c runs larger batches in chunks
    * of this many); 0: the model's default. */
   int forward_chunk;
+
+  /* The backend object: backend_cpu.c, backend_cuda.c */
   void (*destroy) (fer_backend *be);
   float *(*alloc) (fer_backend *be, size_t n_floats, GError **error);
   void (*release) (fer_backend *be, float *p);
@@ -50,117 +187,34 @@ typedef struct
       size_t n, GError **error);
   gboolean (*set_threads) (fer_backend *be, int threads, GError **error);
 
-  /* Turns host conv weights (Cout, K, K, Cin) into whatever layout this
-   * backend's conv2d_forward wants (packed, on the device...), once at
-   * load time; the result is released with release(). */
-  float *(*conv2d_prepare_weight) (fer_backend *be, const float *weight,
-      int cout, int k, int cin, GError **error);
-  /* out = act(conv(inp, weight) + bias [+ residual]); act = ReLU or none.
-   * weight comes from conv2d_prepare_weight; residual (same shape as out)
-   * may be NULL. */
-  gboolean (*conv2d_forward) (fer_backend *be, float *out, const float *inp,
-      const float *weight, const float *bias, const float *residual,
-      const fer_conv_shape *s, gboolean relu, GError **error);
-  /* k x k max-pool; padded positions never win (PyTorch semantics). */
-  gboolean (*maxpool2d_forward) (fer_backend *be, float *out, const float *inp,
-      int n, int h, int w, int c, int k, int stride, int pad, GError **error);
-  /* (n, hw, c) -> (n, c) mean over hw. */
-  gboolean (*avgpool_forward) (fer_backend *be, float *out, const float *inp,
-      int n, int hw, int c, GError **error);
-  /* out (n, nout) = act(inp (n, nin) . weight^T + bias). */
-  gboolean (*linear_forward) (fer_backend *be, float *out, const float *inp,
-      const float *weight, const float *bias, int n, int nin, int nout,
-      gboolean relu, GError **error);
+  /* Inference (model.c). preprocess is optional: without it model.c runs
+   * fer_preprocess on the host and uploads the result. */
+  fer_op_conv2d_prepare_weight *conv2d_prepare_weight;
+  fer_op_conv2d_forward *conv2d_forward;
+  fer_op_maxpool2d_forward *maxpool2d_forward;
+  fer_op_avgpool_forward *avgpool_forward;
+  fer_op_linear_forward *linear_forward;
+  fer_op_softmax_average *softmax_average;
+  fer_op_preprocess *preprocess;
 
-  /* Optional (NULL: model.c runs fer_preprocess on the host and uploads
-   * the result): out (n, S, S, C) NHWC, backend memory, = fer_preprocess
-   * of views[0..n) of img for spec, with its validation and messages. img,
-   * views and spec are host memory. */
-  gboolean (*preprocess) (fer_backend *be, float *out, const fer_image *img,
-      const fer_view *views, int n, const fer_input_spec *spec,
-      GError **error);
-
-  /* ---- Training ops (train.c) ------------------------------------------
-   * NULL in a backend that cannot train: fer_trainer_new then refuses it.
-   * Contract: parameter gradients (dweight, dbias, dgamma, dbeta) accumulate
-   * with +=; activation gradients and outputs are overwritten. Conv weights
-   * here are the trainer's plain (Cout, K, K, Cin) parameters, never
-   * conv2d_prepare_weight's. Activations are NHWC, so BatchNorm2d is a
-   * per-column op over (rows = n*h*w, c) and BatchNorm1d the same op over
-   * (n, c). All pointers are backend memory except the labels and the loss
-   * of softmax_xent, which are host memory. */
-
-  /* Floats of conv workspace that conv2d_forward_train / conv2d_backward
-   * want for the whole batch of s; they also work with less, down to this
-   * value for s->n = 1, by running the batch in chunks. */
-  size_t (*conv2d_train_workspace) (fer_backend *be, const fer_conv_shape *s);
-  /* out = conv(inp, weight), no bias, no activation. */
-  gboolean (*conv2d_forward_train) (fer_backend *be, float *out,
-      const float *inp, const float *weight, const fer_conv_shape *s,
-      float *ws, size_t ws_floats, GError **error);
-  /* dinp (may be NULL: not wanted) = conv^T(dout, weight); dweight +=. */
-  gboolean (*conv2d_backward) (fer_backend *be, float *dinp, float *dweight,
-      const float *dout, const float *inp, const float *weight,
-      const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error);
-  /* out = act(BN(inp) [+ residual]) with batch statistics (biased variance)
-   * saved for the backward pass; running_mean/var (NULL: left alone) move
-   * by `momentum` toward the batch mean and unbiased variance (PyTorch). */
-  gboolean (*batchnorm_forward_train) (fer_backend *be, float *out,
-      float *save_mean, float *save_rstd, float *running_mean,
-      float *running_var, const float *inp, const float *gamma,
-      const float *beta, const float *residual, int rows, int c,
-      float momentum, float eps, gboolean relu, GError **error);
-  /* out = act(BN(inp) [+ residual]) with the running statistics. */
-  gboolean (*batchnorm_forward_eval) (fer_backend *be, float *out,
-      const float *inp, const float *gamma, const float *beta,
-      const float *running_mean, const float *running_var,
-      const float *residual, int rows, int c, float eps, gboolean relu,
-      GError **error);
-  gboolean (*batchnorm_backward) (fer_backend *be, float *dinp,
-      float *dgamma, float *dbeta, const float *dout, const float *inp,
-      const float *save_mean, const float *save_rstd, const float *gamma,
-      int rows, int c, GError **error);
-  /* dinp = dout * (out > 0); dinp may be dout. */
-  gboolean (*relu_backward) (fer_backend *be, float *dinp, const float *dout,
-      const float *out, size_t n, GError **error);
-  /* out = a + b (residual add; also sums two branches' gradients). */
-  gboolean (*add) (fer_backend *be, float *out, const float *a,
-      const float *b, size_t n, GError **error);
-  /* out = inp * mask and dinp = dout * mask; the mask (0 or 1/(1-p)) is
-   * drawn by the trainer on the host and uploaded, so that every backend
-   * drops the same units. */
-  gboolean (*dropout_forward) (fer_backend *be, float *out, const float *inp,
-      const float *mask, size_t n, GError **error);
-  gboolean (*dropout_backward) (fer_backend *be, float *dinp,
-      const float *dout, const float *mask, size_t n, GError **error);
-  /* Gradient to the first maximum of each window, (ky, kx) scan order. */
-  gboolean (*maxpool2d_backward) (fer_backend *be, float *dinp,
-      const float *dout, const float *inp, int n, int h, int w, int c, int k,
-      int stride, int pad, GError **error);
-  gboolean (*avgpool_backward) (fer_backend *be, float *dinp,
-      const float *dout, int n, int hw, int c, GError **error);
-  /* dinp (may be NULL) = dout . weight; dweight += dout^T . inp; dbias +=. */
-  gboolean (*linear_backward) (fer_backend *be, float *dinp, float *dweight,
-      float *dbias, const float *dout, const float *inp, const float *weight,
-      int n, int nin, int nout, GError **error);
-  /* Weighted, label-smoothed (focal) softmax cross-entropy, mixup as
-   * lam * L(y_a) + (1 - lam) * L(y_b) when y_b is not NULL; see
-   * fer_cpu_softmax_xent. loss (host) and dlogits (NULL: loss only). */
-  gboolean (*softmax_xent) (fer_backend *be, float *loss, float *dlogits,
-      const float *logits, const int *y_a, const int *y_b, float lam,
-      const float *class_weights, int n, int k, float smoothing,
-      float focal_gamma, GError **error);
-  /* torch.optim.Adam / AdamW (decoupled) over a whole parameter buffer. */
-  gboolean (*adam_update) (fer_backend *be, float *params, float *m, float *v,
-      const float *grads, size_t n, float lr, float beta1, float beta2,
-      float eps, float weight_decay, int64_t step, gboolean decoupled,
-      GError **error);
-  /* torch.optim.SGD with momentum (optionally Nesterov), dampening 0. */
-  gboolean (*sgd_update) (fer_backend *be, float *params, float *buf,
-      const float *grads, size_t n, float lr, float momentum,
-      float weight_decay, gboolean nesterov, gboolean first_step,
-      GError **error);
-  gboolean (*zero) (fer_backend *be, float *p, size_t n, GError **error);
+  /* Training (train.c); NULL in a backend that cannot train. */
+  fer_op_conv2d_train_workspace *conv2d_train_workspace;
+  fer_op_conv2d_forward_train *conv2d_forward_train;
+  fer_op_conv2d_backward *conv2d_backward;
+  fer_op_maxpool2d_backward *maxpool2d_backward;
+  fer_op_avgpool_backward *avgpool_backward;
+  fer_op_linear_backward *linear_backward;
+  fer_op_batchnorm_forward_train *batchnorm_forward_train;
+  fer_op_batchnorm_forward_eval *batchnorm_forward_eval;
+  fer_op_batchnorm_backward *batchnorm_backward;
+  fer_op_relu_backward *relu_backward;
+  fer_op_add *add;
+  fer_op_dropout_forward *dropout_forward;
+  fer_op_dropout_backward *dropout_backward;
+  fer_op_softmax_xent *softmax_xent;
+  fer_op_adam_update *adam_update;
+  fer_op_sgd_update *sgd_update;
+  fer_op_zero *zero;
 } fer_backend_ops;
 
 struct fer_backend

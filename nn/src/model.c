@@ -64,8 +64,6 @@ struct fer_model
   float *host_nhwc;               /* (ws_chunk, S, S, C) staging for C=3 */
   float *host_in;                 /* classify: (faces x views, C, S, S) */
   size_t host_in_cap;
-  float *host_logits;             /* classify: (faces x views, n_classes) */
-  size_t host_logits_cap;
   fer_view *views;                /* classify on the device: faces x views */
   size_t views_cap;
   fer_scratch *scratch;
@@ -538,7 +536,6 @@ fer_model_free (fer_model *m)
     fer_backend_free (m->be);
   }
   g_free (m->host_in);
-  g_free (m->host_logits);
   g_free (m->views);
   fer_scratch_free (m->scratch);
   g_strfreev (m->labels);
@@ -797,6 +794,25 @@ run_graph (fer_model *m, int n, GError **error)
   return TRUE;
 }
 
+/* nb images from src, NCHW (the public, PyTorch layout), into act[0],
+ * NHWC (the graph's). */
+static gboolean
+upload_input (fer_model *m, const float *src, int nb, GError **error)
+{
+  const int c = m->arch.channels, s = m->spec.size;
+
+  if (c > 1) {
+    for (int b = 0; b < nb; b++)
+      for (int ch = 0; ch < c; ch++)
+        for (int p = 0; p < s * s; p++)
+          m->host_nhwc[((size_t) b * s * s + p) * c + ch] =
+              src[((size_t) b * c + ch) * s * s + p];
+    src = m->host_nhwc;
+  }
+  return m->be->ops->upload (m->be, m->act[0], src, (size_t) nb * c * s * s,
+      error);
+}
+
 gboolean
 fer_model_forward (fer_model *m, const float *input, int n, float *logits,
     GError **error)
@@ -816,17 +832,7 @@ fer_model_forward (fer_model *m, const float *input, int n, float *logits,
     return FALSE;
   for (int b0 = 0; b0 < n; b0 += chunk) {
     int nb = MIN (chunk, n - b0);
-    const float *src = input + (size_t) b0 * per_image;
-    if (c > 1) {
-      /* NCHW (the public, PyTorch layout) -> NHWC (the graph's). */
-      for (int b = 0; b < nb; b++)
-        for (int ch = 0; ch < c; ch++)
-          for (int p = 0; p < s * s; p++)
-            m->host_nhwc[((size_t) b * s * s + p) * c + ch] =
-                src[((size_t) b * c + ch) * s * s + p];
-      src = m->host_nhwc;
-    }
-    if (!m->be->ops->upload (m->be, m->act[0], src, nb * per_image, error)
+    if (!upload_input (m, input + (size_t) b0 * per_image, nb, error)
         || !run_graph (m, nb, error)
         || !m->be->ops->download (m->be,
             logits + (size_t) b0 * m->arch.n_classes, m->dev_logits,
@@ -852,38 +858,45 @@ grow (float **buf, size_t *cap, size_t want)
   return TRUE;
 }
 
-static void
-softmax_average (float *probs, const float *logits, int n_faces, int T,
-    int n_classes)
+/* The probabilities of n faces x T views: the views' inputs come, a chunk
+ * of whole faces at a time, from the backend's preprocess op (img: the
+ * frame, views in m->views) or from m->host_in (img NULL), and the backend
+ * averages each face's views. */
+static gboolean
+classify_views (fer_model *m, const fer_image *img, int n, int T,
+    float *probs, GError **error)
 {
-  for (int f = 0; f < n_faces; f++) {
-    float *p = probs + (size_t) f * n_classes;
-    memset (p, 0, sizeof (float) * n_classes);
-    for (int v = 0; v < T; v++) {
-      const float *z = logits + ((size_t) f * T + v) * n_classes;
-      float mx = z[0];
-      double sum = 0.0;
-      for (int j = 1; j < n_classes; j++)
-        mx = MAX (mx, z[j]);
-      for (int j = 0; j < n_classes; j++)
-        sum += exp ((double) z[j] - mx);
-      for (int j = 0; j < n_classes; j++)
-        p[j] += (float) (exp ((double) z[j] - mx) / sum / T);
-    }
+  const fer_backend_ops *ops = m->be->ops;
+  const int k = m->arch.n_classes, total = n * T;
+  const size_t per_view = (size_t) m->spec.channels * m->spec.size
+      * m->spec.size;
+  const int chunk = MAX (1, (ops->forward_chunk > 0 ? ops->forward_chunk
+          : FORWARD_CHUNK) / T) * T;
+
+  if (!ensure_workspace (m, MIN (total, chunk), error))
+    return FALSE;
+  for (int b0 = 0; b0 < total; b0 += chunk) {
+    const int nb = MIN (chunk, total - b0);
+    if (!(img ? ops->preprocess (m->be, m->act[0], img, m->views + b0, nb,
+                &m->spec, error)
+            : upload_input (m, m->host_in + (size_t) b0 * per_view, nb,
+                error))
+        || !run_graph (m, nb, error)
+        || !ops->softmax_average (m->be, probs + (size_t) (b0 / T) * k,
+            m->dev_logits, nb / T, T, k, error))
+      return FALSE;
   }
+  return TRUE;
 }
 
 /* The backend builds the input batch from the frame (its preprocess op:
  * one upload of the frame per chunk of views instead of the views' floats);
- * the views are made and the probabilities averaged here. */
+ * the views are made here. */
 static gboolean
 classify_on_device (fer_model *m, const fer_image *img,
     const fer_rect *faces, int n, int T, float *probs, GError **error)
 {
-  const fer_backend_ops *ops = m->be->ops;
-  const int k = m->arch.n_classes, total = n * T;
-  const int chunk = ops->forward_chunk > 0 ? ops->forward_chunk
-      : FORWARD_CHUNK;
+  const int total = n * T;
 
   if (m->views_cap < (size_t) total) {
     fer_view *v = g_try_renew (fer_view, m->views, total);
@@ -895,28 +908,11 @@ classify_on_device (fer_model *m, const fer_image *img,
     m->views = v;
     m->views_cap = total;
   }
-  if (!grow (&m->host_logits, &m->host_logits_cap, (size_t) total * k)) {
-    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-        "cannot allocate the logits of %d faces x %d views", n, T);
-    return FALSE;
-  }
   for (int f = 0; f < n; f++)
     if (!fer_tta_views (&faces[f], m->input_size, m->crop_size, T,
             m->views + (size_t) f * T, error))
       return FALSE;
-  if (!ensure_workspace (m, MIN (total, chunk), error))
-    return FALSE;
-  for (int b0 = 0; b0 < total; b0 += chunk) {
-    int nb = MIN (chunk, total - b0);
-    if (!ops->preprocess (m->be, m->act[0], img, m->views + b0, nb, &m->spec,
-            error)
-        || !run_graph (m, nb, error)
-        || !ops->download (m->be, m->host_logits + (size_t) b0 * k,
-            m->dev_logits, (size_t) nb * k, error))
-      return FALSE;
-  }
-  softmax_average (probs, m->host_logits, n, T, k);
-  return TRUE;
+  return classify_views (m, img, n, T, probs, error);
 }
 
 /* faces: one rectangle per image, or NULL for whole images; imgs holds one
@@ -943,9 +939,7 @@ classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
     return TRUE;
   if (!per_face_image && faces && m->be->ops->preprocess)
     return classify_on_device (m, imgs, faces, n, T, probs, error);
-  if (!grow (&m->host_in, &m->host_in_cap, (size_t) n * T * per_view)
-      || !grow (&m->host_logits, &m->host_logits_cap,
-          (size_t) n * T * m->arch.n_classes)) {
+  if (!grow (&m->host_in, &m->host_in_cap, (size_t) n * T * per_view)) {
     g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
         "cannot allocate the input batch for %d faces x %d views", n, T);
     return FALSE;
@@ -963,10 +957,7 @@ classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
               error))
         return FALSE;
   }
-  if (!fer_model_forward (m, m->host_in, n * T, m->host_logits, error))
-    return FALSE;
-  softmax_average (probs, m->host_logits, n, T, m->arch.n_classes);
-  return TRUE;
+  return classify_views (m, NULL, n, T, probs, error);
 }
 
 gboolean

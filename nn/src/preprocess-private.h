@@ -1,7 +1,8 @@
 /* libfernn internals: what tests may observe of preprocessing scratch
- * memory, and the pieces of fer_preprocess that a backend building its
- * input on the device (cuda/frame.c) reuses, so that it validates with the
- * same messages and filters with the same weights. */
+ * memory, and the pieces of fer_preprocess that the backends' preprocess
+ * ops (cpu/preprocess.c, cuda/preprocess.c) reuse, so that they validate
+ * with the same messages and (on the device) filter with the same
+ * weights. */
 #ifndef FER_PREPROCESS_PRIVATE_H
 #define FER_PREPROCESS_PRIVATE_H
 

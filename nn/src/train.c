@@ -480,8 +480,7 @@ conv_bn_forward (fer_trainer *t, conv_unit *u, const float *inp,
   fer_conv_shape s = u->s;
   s.n = n;
   return t->be->ops->conv2d_forward_train (t->be, u->c, inp,
-      param_ptr (t, t->params, u->weight), &s, t->conv_ws,
-      t->conv_ws_floats, error)
+      param_ptr (t, t->params, u->weight), &s, error)
       && bn_forward (t, &u->bn, u->a, u->c, residual, n * s.oh * s.ow, relu,
       train, update, error);
 }

@@ -4,7 +4,9 @@
  *     default math (exact FP32 inference) and in TF32;
  *   - the loss curve of the first training steps (Adam, dropout, class
  *     weights, label smoothing) in exact FP32 and in the default math
- *     (TF32 training), from the same initial model and batches.
+ *     (TF32 training), from the same initial model and batches;
+ *   - a failing CUDA call: a GError that names it.
+ * (Each op alone: test_cuda_op_<family>.c.)
  * Prints max |difference| per case. Skips (exit 77) without a device. */
 #include <string.h>
 #include <glib/gstdio.h>
@@ -126,14 +128,29 @@ loss_curve (const char *model, const char *math, double tol)
   g_free (x);
 }
 
+/* A failure of a CUDA call comes back as a GError naming the call. */
+static void
+error_path (fer_backend *gpu)
+{
+  GError *error = NULL;
+  float *p = gpu->ops->alloc (gpu, (size_t) 1 << 62, &error);
+  gboolean ok = !p && error && strstr (error->message, "cudaMalloc");
+  printf ("%-4s %-52s %s\n", ok ? "ok" : "FAIL", "alloc of 2^62 floats",
+      error ? error->message : "(no error)");
+  failures += !ok;
+  g_clear_error (&error);
+}
+
 int
 main (void)
 {
   GError *error = NULL;
   const fer_arch a = { FER_STEM_TORCHVISION, FER_HEAD_MLP, 1, 7 };
+  fer_backend *gpu = gpu_backend_or_skip ();
   char *dir, *model;
 
-  fer_backend_free (gpu_backend_or_skip ());
+  error_path (gpu);
+  fer_backend_free (gpu);
   dir = g_dir_make_tmp ("fer-cuda-model-XXXXXX", &error);
   g_assert_no_error (error);
   model = g_build_filename (dir, "m.safetensors", NULL);

@@ -3,8 +3,8 @@
  * units and a run is reproducible from its seed). ReLU's forward is fused
  * into the conv / batch-norm / linear ops that precede it.
  * Contract: outputs and activation gradients are overwritten; all of these
- * may run in place. */
-#include "cpu/ops_train.h"
+ * may run in place. The backend table's entries are at the end. */
+#include "cpu/backend_cpu.h"
 
 /* In-place and out-of-place versions of each loop, so that every pointer
  * can be restrict (see FER_FOR_VEC); not inlined, since GCC loses restrict
@@ -89,4 +89,36 @@ fer_cpu_dropout_backward (float *dinp, const float *dout, const float *mask,
     size_t n)
 {
   fer_cpu_dropout_forward (dinp, dout, mask, n);
+}
+
+gboolean
+fer_cpu_op_relu_backward (fer_backend *be, float *dinp, const float *dout,
+    const float *out, size_t n, GError **error)
+{
+  fer_cpu_relu_backward (dinp, dout, out, n);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_add (fer_backend *be, float *out, const float *a, const float *b,
+    size_t n, GError **error)
+{
+  fer_cpu_add (out, a, b, n);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_dropout_forward (fer_backend *be, float *out, const float *inp,
+    const float *mask, size_t n, GError **error)
+{
+  fer_cpu_dropout_forward (out, inp, mask, n);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_dropout_backward (fer_backend *be, float *dinp, const float *dout,
+    const float *mask, size_t n, GError **error)
+{
+  fer_cpu_dropout_backward (dinp, dout, mask, n);
+  return TRUE;
 }

@@ -1,24 +1,17 @@
-/* The CPU backend: host memory (64-byte aligned, for the vector kernels),
- * our own packed-weight convolution kernels (conv.c, gemm.c) split across
- * our own thread team (workers.c), for inference and training alike;
- * OpenBLAS for the small linear head.
+/* The CPU backend object and its table: host memory (64-byte aligned, for
+ * the vector kernels), our own thread team (workers.c) and the scratch
+ * the ops share. The ops are in their families' files (backend_cpu.h):
+ * our own packed-weight convolution kernels (conv.c, gemm.c) for inference
+ * and training alike, OpenBLAS for the small linear head (linear.c).
  * The convolution scratch grows to the largest conv seen and is then
  * reused, so a steady stream of same-sized batches allocates nothing. */
-#include "cpu/ops.h"
+#include "cpu/backend_cpu.h"
 
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/ops_train.h"
 #include "cpu/workers.h"
-
-typedef struct
-{
-  fer_backend base;
-  fer_cpu_conv_scratch *conv;
-  fer_cpu_workers *workers;    /* NULL: one thread */
-} cpu_backend;
 
 static void
 cpu_destroy (fer_backend *be)
@@ -26,6 +19,8 @@ cpu_destroy (fer_backend *be)
   cpu_backend *cpu = (cpu_backend *) be;
   fer_cpu_workers_free (cpu->workers);
   fer_cpu_conv_scratch_free (cpu->conv);
+  fer_scratch_free (cpu->preprocess);
+  g_free (cpu->planar);
   g_free (cpu);
 }
 
@@ -80,78 +75,6 @@ cpu_set_threads (fer_backend *be, int threads, GError **error)
   return TRUE;
 }
 
-static float *
-cpu_conv2d_prepare_weight (fer_backend *be, const float *weight, int cout,
-    int k, int cin, GError **error)
-{
-  float *w = cpu_alloc (be, fer_cpu_conv2d_weight_floats (cout, k, cin),
-      error);
-  if (w)
-    fer_cpu_conv2d_pack_weight (w, weight, cout, k, cin);
-  return w;
-}
-
-static gboolean
-cpu_conv2d_forward (fer_backend *be, float *out, const float *inp,
-    const float *weight, const float *bias, const float *residual,
-    const fer_conv_shape *s, gboolean relu, GError **error)
-{
-  cpu_backend *cpu = (cpu_backend *) be;
-  return fer_cpu_conv2d_forward (out, inp, weight, bias, residual, s, relu,
-      cpu->conv, cpu->workers, error);
-}
-
-static size_t
-cpu_conv2d_train_workspace (fer_backend *be, const fer_conv_shape *s)
-{
-  return fer_cpu_conv2d_train_col_per_image (s) * s->n;
-}
-
-static gboolean
-cpu_conv2d_forward_train (fer_backend *be, float *out, const float *inp,
-    const float *weight, const fer_conv_shape *s, float *ws, size_t ws_floats,
-    GError **error)
-{
-  cpu_backend *cpu = (cpu_backend *) be;
-  return fer_cpu_conv2d_forward_train_mt (out, inp, weight, s, cpu->conv,
-      cpu->workers, error);
-}
-
-static gboolean
-cpu_conv2d_backward (fer_backend *be, float *dinp, float *dweight,
-    const float *dout, const float *inp, const float *weight,
-    const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error)
-{
-  cpu_backend *cpu = (cpu_backend *) be;
-  return fer_cpu_conv2d_backward_mt (dinp, dweight, dout, inp, weight, s, ws,
-      ws_floats, cpu->conv, cpu->workers, error);
-}
-
-static gboolean
-cpu_maxpool2d_forward (fer_backend *be, float *out, const float *inp, int n,
-    int h, int w, int c, int k, int stride, int pad, GError **error)
-{
-  fer_cpu_maxpool2d_forward (out, inp, n, h, w, c, k, stride, pad);
-  return TRUE;
-}
-
-static gboolean
-cpu_avgpool_forward (fer_backend *be, float *out, const float *inp, int n,
-    int hw, int c, GError **error)
-{
-  fer_cpu_avgpool_forward (out, inp, n, hw, c);
-  return TRUE;
-}
-
-static gboolean
-cpu_linear_forward (fer_backend *be, float *out, const float *inp,
-    const float *weight, const float *bias, int n, int nin, int nout,
-    gboolean relu, GError **error)
-{
-  fer_cpu_linear_forward (out, inp, weight, bias, n, nin, nout, relu);
-  return TRUE;
-}
-
 static const fer_backend_ops cpu_ops = {
   .name = "cpu",
   .destroy = cpu_destroy,
@@ -160,15 +83,32 @@ static const fer_backend_ops cpu_ops = {
   .upload = cpu_copy,
   .download = cpu_copy,
   .set_threads = cpu_set_threads,
-  .conv2d_prepare_weight = cpu_conv2d_prepare_weight,
-  .conv2d_forward = cpu_conv2d_forward,
-  .maxpool2d_forward = cpu_maxpool2d_forward,
-  .avgpool_forward = cpu_avgpool_forward,
-  .linear_forward = cpu_linear_forward,
-  .conv2d_train_workspace = cpu_conv2d_train_workspace,
-  .conv2d_forward_train = cpu_conv2d_forward_train,
-  .conv2d_backward = cpu_conv2d_backward,
-  FER_CPU_TRAIN_OPS,
+
+  .conv2d_prepare_weight = fer_cpu_op_conv2d_prepare_weight,
+  .conv2d_forward = fer_cpu_op_conv2d_forward,
+  .maxpool2d_forward = fer_cpu_op_maxpool2d_forward,
+  .avgpool_forward = fer_cpu_op_avgpool_forward,
+  .linear_forward = fer_cpu_op_linear_forward,
+  .softmax_average = fer_cpu_op_softmax_average,
+  .preprocess = fer_cpu_op_preprocess,
+
+  .conv2d_train_workspace = fer_cpu_op_conv2d_train_workspace,
+  .conv2d_forward_train = fer_cpu_op_conv2d_forward_train,
+  .conv2d_backward = fer_cpu_op_conv2d_backward,
+  .maxpool2d_backward = fer_cpu_op_maxpool2d_backward,
+  .avgpool_backward = fer_cpu_op_avgpool_backward,
+  .linear_backward = fer_cpu_op_linear_backward,
+  .batchnorm_forward_train = fer_cpu_op_batchnorm_forward_train,
+  .batchnorm_forward_eval = fer_cpu_op_batchnorm_forward_eval,
+  .batchnorm_backward = fer_cpu_op_batchnorm_backward,
+  .relu_backward = fer_cpu_op_relu_backward,
+  .add = fer_cpu_op_add,
+  .dropout_forward = fer_cpu_op_dropout_forward,
+  .dropout_backward = fer_cpu_op_dropout_backward,
+  .softmax_xent = fer_cpu_op_softmax_xent,
+  .adam_update = fer_cpu_op_adam_update,
+  .sgd_update = fer_cpu_op_sgd_update,
+  .zero = fer_cpu_op_zero,
 };
 
 fer_backend *
@@ -177,6 +117,7 @@ fer_backend_cpu_new (int threads, GError **error)
   cpu_backend *cpu = g_new0 (cpu_backend, 1);
   cpu->base.ops = &cpu_ops;
   cpu->conv = fer_cpu_conv_scratch_new ();
+  cpu->preprocess = fer_scratch_new ();
   if (!cpu_set_threads (&cpu->base, threads, error)) {
     cpu_destroy (&cpu->base);
     return NULL;

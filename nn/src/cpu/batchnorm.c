@@ -12,8 +12,9 @@
  *   dinp = (dout - sum(dout)/N - (x - mean) * rstd^2 * sum(dout*(x - mean))/N)
  *          * rstd * gamma,  dgamma += rstd * sum(dout*(x - mean)),
  *   dbeta += sum(dout).
- * Contract: dgamma, dbeta accumulate; out, dinp are overwritten. */
-#include "cpu/ops_train.h"
+ * Contract: dgamma, dbeta accumulate; out, dinp are overwritten. The
+ * backend table's entries are at the end. */
+#include "cpu/backend_cpu.h"
 
 #include <math.h>
 
@@ -187,4 +188,39 @@ fer_cpu_batchnorm_backward (float *dinp, float *dgamma, float *dbeta,
       dx_row (dinp + at, dout + at, inp + at, mean, k_dy, k_xmu, k_const, cb);
     }
   }
+}
+
+gboolean
+fer_cpu_op_batchnorm_forward_train (fer_backend *be, float *out,
+    float *save_mean, float *save_rstd, float *running_mean,
+    float *running_var, const float *inp, const float *gamma,
+    const float *beta, const float *residual, int rows, int c,
+    float momentum, float eps, gboolean relu, GError **error)
+{
+  fer_cpu_batchnorm_forward_train (out, save_mean, save_rstd, running_mean,
+      running_var, inp, gamma, beta, residual, rows, c, momentum, eps, relu);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_batchnorm_forward_eval (fer_backend *be, float *out,
+    const float *inp, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var,
+    const float *residual, int rows, int c, float eps, gboolean relu,
+    GError **error)
+{
+  fer_cpu_batchnorm_forward_eval (out, inp, gamma, beta, running_mean,
+      running_var, residual, rows, c, eps, relu);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_batchnorm_backward (fer_backend *be, float *dinp, float *dgamma,
+    float *dbeta, const float *dout, const float *inp,
+    const float *save_mean, const float *save_rstd, const float *gamma,
+    int rows, int c, GError **error)
+{
+  fer_cpu_batchnorm_backward (dinp, dgamma, dbeta, dout, inp, save_mean,
+      save_rstd, gamma, rows, c);
+  return TRUE;
 }

@@ -22,10 +22,11 @@
  * a shared counter, so threads balance themselves and a thread that does
  * not get a core in time does not hold the others up.
  *
- * The training convolution (forward, input and weight gradients) is at the
- * end of the file and runs on the same kernels and threads. */
-#include "cpu/ops.h"
-#include "cpu/ops_train.h"
+ * The training convolution (forward, input and weight gradients) comes
+ * next and runs on the same kernels and threads; the backend table's
+ * entries, which hand each call the backend's scratch and threads, are at
+ * the end of the file. */
+#include "cpu/backend_cpu.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -842,7 +843,7 @@ pack_train_weight (fer_cpu_conv_scratch *sc, weight_view v, int cout, int k,
 }
 
 gboolean
-fer_cpu_conv2d_forward_train_mt (float *out, const float *inp,
+fer_cpu_conv2d_forward_train (float *out, const float *inp,
     const float *weight, const fer_conv_shape *s, fer_cpu_conv_scratch *sc,
     fer_cpu_workers *workers, GError **error)
 {
@@ -1132,7 +1133,7 @@ col2im_job_run (void *data, int thread, int threads)
 }
 
 gboolean
-fer_cpu_conv2d_backward_mt (float *dinp, float *dweight, const float *dout,
+fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
     const float *inp, const float *weight, const fer_conv_shape *s,
     float *col, size_t col_cap, fer_cpu_conv_scratch *sc,
     fer_cpu_workers *workers, GError **error)
@@ -1184,27 +1185,52 @@ fer_cpu_conv2d_backward_mt (float *dinp, float *dweight, const float *dout,
   return TRUE;
 }
 
-/* ---- on this thread, with a scratch of their own (tests) ---- */
+/* ------------------------------------------------------------------ */
+/* The backend table's entries                                         */
 
-gboolean
-fer_cpu_conv2d_forward_train (float *out, const float *inp,
-    const float *weight, const fer_conv_shape *s, float *col, size_t col_cap)
+float *
+fer_cpu_op_conv2d_prepare_weight (fer_backend *be, const float *weight,
+    int cout, int k, int cin, GError **error)
 {
-  fer_cpu_conv_scratch *sc = fer_cpu_conv_scratch_new ();
-  gboolean ok = fer_cpu_conv2d_forward_train_mt (out, inp, weight, s, sc,
-      NULL, NULL);
-  fer_cpu_conv_scratch_free (sc);
-  return ok;
+  float *w = be->ops->alloc (be, fer_cpu_conv2d_weight_floats (cout, k, cin),
+      error);
+  if (w)
+    fer_cpu_conv2d_pack_weight (w, weight, cout, k, cin);
+  return w;
 }
 
 gboolean
-fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
-    const float *inp, const float *weight, const fer_conv_shape *s,
-    float *col, size_t col_cap)
+fer_cpu_op_conv2d_forward (fer_backend *be, float *out, const float *inp,
+    const float *weight, const float *bias, const float *residual,
+    const fer_conv_shape *s, gboolean relu, GError **error)
 {
-  fer_cpu_conv_scratch *sc = fer_cpu_conv_scratch_new ();
-  gboolean ok = fer_cpu_conv2d_backward_mt (dinp, dweight, dout, inp, weight,
-      s, col, col_cap, sc, NULL, NULL);
-  fer_cpu_conv_scratch_free (sc);
-  return ok;
+  cpu_backend *cpu = (cpu_backend *) be;
+  return fer_cpu_conv2d_forward (out, inp, weight, bias, residual, s, relu,
+      cpu->conv, cpu->workers, error);
+}
+
+size_t
+fer_cpu_op_conv2d_train_workspace (fer_backend *be, const fer_conv_shape *s)
+{
+  return fer_cpu_conv2d_train_col_per_image (s) * s->n;
+}
+
+gboolean
+fer_cpu_op_conv2d_forward_train (fer_backend *be, float *out,
+    const float *inp, const float *weight, const fer_conv_shape *s,
+    GError **error)
+{
+  cpu_backend *cpu = (cpu_backend *) be;
+  return fer_cpu_conv2d_forward_train (out, inp, weight, s, cpu->conv,
+      cpu->workers, error);
+}
+
+gboolean
+fer_cpu_op_conv2d_backward (fer_backend *be, float *dinp, float *dweight,
+    const float *dout, const float *inp, const float *weight,
+    const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error)
+{
+  cpu_backend *cpu = (cpu_backend *) be;
+  return fer_cpu_conv2d_backward (dinp, dweight, dout, inp, weight, s, ws,
+      ws_floats, cpu->conv, cpu->workers, error);
 }

@@ -1,8 +1,8 @@
 /* Fully connected layer on the CPU: one SGEMM, fused bias and ReLU; the
- * backward pass is two SGEMMs and a column sum. Backward contract: dweight
- * and dbias accumulate, dinp is overwritten. */
-#include "cpu/ops.h"
-#include "cpu/ops_train.h"
+ * backward pass is two SGEMMs and a column sum; then the backend table's
+ * entries. Backward contract: dweight and dbias accumulate, dinp is
+ * overwritten. */
+#include "cpu/backend_cpu.h"
 
 #include <cblas.h>
 
@@ -37,4 +37,23 @@ fer_cpu_linear_backward (float *dinp, float *dweight, float *dbias,
     for (int b = 0; b < n; b++)
       for (int j = 0; j < nout; j++)
         dbias[j] += dout[(size_t) b * nout + j];
+}
+
+gboolean
+fer_cpu_op_linear_forward (fer_backend *be, float *out, const float *inp,
+    const float *weight, const float *bias, int n, int nin, int nout,
+    gboolean relu, GError **error)
+{
+  fer_cpu_linear_forward (out, inp, weight, bias, n, nin, nout, relu);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_linear_backward (fer_backend *be, float *dinp, float *dweight,
+    float *dbias, const float *dout, const float *inp, const float *weight,
+    int n, int nin, int nout, GError **error)
+{
+  fer_cpu_linear_backward (dinp, dweight, dbias, dout, inp, weight, n, nin,
+      nout);
+  return TRUE;
 }

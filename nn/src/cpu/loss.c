@@ -12,8 +12,9 @@
  *   df/dz_j = -gamma (1 - p_t)^(gamma - 1) p_t ([j == t] - p_j),
  * 1 - p_t taken as sum_{j != t} p_j so that it keeps its precision when the
  * model is confident. Mixup: lam * L(y_a) + (1 - lam) * L(y_b), each term
- * with its own W. dlogits is overwritten. */
-#include "cpu/ops_train.h"
+ * with its own W. dlogits is overwritten. The backend table's entry is at
+ * the end. */
+#include "cpu/backend_cpu.h"
 #include "xent-row.h"
 
 #include <math.h>
@@ -51,4 +52,15 @@ fer_cpu_softmax_xent (float *loss, float *dlogits, const float *logits,
     xent_term (&total, dlogits, logits, y_b, 1.0 - lam, class_weights, n, k,
         smoothing, focal_gamma);
   *loss = (float) total;
+}
+
+gboolean
+fer_cpu_op_softmax_xent (fer_backend *be, float *loss, float *dlogits,
+    const float *logits, const int *y_a, const int *y_b, float lam,
+    const float *class_weights, int n, int k, float smoothing,
+    float focal_gamma, GError **error)
+{
+  fer_cpu_softmax_xent (loss, dlogits, logits, y_a, y_b, lam, class_weights,
+      n, k, smoothing, focal_gamma);
+  return TRUE;
 }

@@ -11,10 +11,13 @@
  * AdamW: p *= 1 - lr * wd first, and g = grad.
  * SGD:   g = grad (+ wd * p); with momentum, buf = g at t = 1, else
  *        buf = momentum buf + g; d = nesterov ? g + momentum buf : buf;
- *        p += -lr d. */
-#include "cpu/ops_train.h"
+ *        p += -lr d.
+ * The backend table's entries are at the end, with the zeroing of the
+ * gradients and moments. */
+#include "cpu/backend_cpu.h"
 
 #include <math.h>
+#include <string.h>
 
 void
 fer_cpu_adam_update (float *restrict params, float *restrict m,
@@ -62,4 +65,33 @@ fer_cpu_sgd_update (float *params, float *buf, const float *grads, size_t n,
     }
     params[i] += neg_lr * g;
   }
+}
+
+gboolean
+fer_cpu_op_adam_update (fer_backend *be, float *params, float *m, float *v,
+    const float *grads, size_t n, float lr, float beta1, float beta2,
+    float eps, float weight_decay, int64_t step, gboolean decoupled,
+    GError **error)
+{
+  fer_cpu_adam_update (params, m, v, grads, n, lr, beta1, beta2, eps,
+      weight_decay, step, decoupled);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_sgd_update (fer_backend *be, float *params, float *buf,
+    const float *grads, size_t n, float lr, float momentum,
+    float weight_decay, gboolean nesterov, gboolean first_step,
+    GError **error)
+{
+  fer_cpu_sgd_update (params, buf, grads, n, lr, momentum, weight_decay,
+      nesterov, first_step);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_zero (fer_backend *be, float *p, size_t n, GError **error)
+{
+  memset (p, 0, n * sizeof (float));
+  return TRUE;
 }

@@ -1,7 +1,7 @@
 /* Pooling on the CPU, NHWC: max-pool and global average pool, forward and
- * backward. Backward contract: dinp is overwritten. */
-#include "cpu/ops.h"
-#include "cpu/ops_train.h"
+ * backward, and the backend table's entries for them. Backward contract:
+ * dinp is overwritten. */
+#include "cpu/backend_cpu.h"
 
 #include <float.h>
 #include <math.h>
@@ -124,4 +124,37 @@ fer_cpu_avgpool_backward (float *dinp, const float *dout, int n, int hw,
       for (int ch = 0; ch < c; ch++)
         p[(size_t) i * c + ch] = d[ch] / (float) hw;
   }
+}
+
+gboolean
+fer_cpu_op_maxpool2d_forward (fer_backend *be, float *out, const float *inp,
+    int n, int h, int w, int c, int k, int stride, int pad, GError **error)
+{
+  fer_cpu_maxpool2d_forward (out, inp, n, h, w, c, k, stride, pad);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_maxpool2d_backward (fer_backend *be, float *dinp,
+    const float *dout, const float *inp, int n, int h, int w, int c, int k,
+    int stride, int pad, GError **error)
+{
+  fer_cpu_maxpool2d_backward (dinp, dout, inp, n, h, w, c, k, stride, pad);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_avgpool_forward (fer_backend *be, float *out, const float *inp,
+    int n, int hw, int c, GError **error)
+{
+  fer_cpu_avgpool_forward (out, inp, n, hw, c);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_avgpool_backward (fer_backend *be, float *dinp,
+    const float *dout, int n, int hw, int c, GError **error)
+{
+  fer_cpu_avgpool_backward (dinp, dout, n, hw, c);
+  return TRUE;
 }

@@ -1,43 +1,24 @@
-/* Softmax on the CPU, max-subtracted so large logits do not overflow. */
-#include "cpu/ops.h"
-#include "cpu/ops_train.h"
-
-#include <math.h>
+/* Softmax on the CPU: the per-face average of the probabilities of a
+ * face's test-time-augmented views, which every classification ends with
+ * (fer_model_classify; the arithmetic is softmax-average.h's, shared with
+ * the CUDA kernel), and the backend table's entry for it. The training
+ * loss differentiates through its own log-softmax (loss.c). */
+#include "cpu/backend_cpu.h"
+#include "softmax-average.h"
 
 void
-fer_cpu_softmax_forward (float *out, const float *inp, int n, int c)
+fer_cpu_softmax_average (float *probs, const float *logits, int n_faces,
+    int views, int k)
 {
-  for (int b = 0; b < n; b++) {
-    const float *x = inp + (size_t) b * c;
-    float *y = out + (size_t) b * c;
-    float mx = x[0];
-    for (int j = 1; j < c; j++)
-      mx = x[j] > mx ? x[j] : mx;
-    double sum = 0.0;
-    for (int j = 0; j < c; j++) {
-      y[j] = expf (x[j] - mx);
-      sum += y[j];
-    }
-    for (int j = 0; j < c; j++)
-      y[j] = (float) (y[j] / sum);
-  }
+  for (int f = 0; f < n_faces; f++)
+    fer_softmax_average_face (probs + (size_t) f * k,
+        logits + (size_t) f * views * k, views, k);
 }
 
-/* dinp = out * (dout - <dout, out>) per row; dinp is overwritten. (The
- * training loss differentiates through its own log-softmax in loss.c; this
- * is the op for a softmax inside a graph.) */
-void
-fer_cpu_softmax_backward (float *dinp, const float *dout, const float *out,
-    int n, int c)
+gboolean
+fer_cpu_op_softmax_average (fer_backend *be, float *probs,
+    const float *logits, int n_faces, int views, int k, GError **error)
 {
-  for (int b = 0; b < n; b++) {
-    const float *d = dout + (size_t) b * c;
-    const float *y = out + (size_t) b * c;
-    float *dx = dinp + (size_t) b * c;
-    double dot = 0.0;
-    for (int j = 0; j < c; j++)
-      dot += (double) d[j] * y[j];
-    for (int j = 0; j < c; j++)
-      dx[j] = (float) (y[j] * (d[j] - dot));
-  }
+  fer_cpu_softmax_average (probs, logits, n_faces, views, k);
+  return TRUE;
 }

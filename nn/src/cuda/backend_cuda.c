@@ -1,6 +1,8 @@
-/* The CUDA backend: device memory, one stream per backend on which every
- * op is queued in order, cuDNN for the convolutions (conv.c), cuBLAS for
- * the linear layers (linear.c), our kernels for the rest (ops.c, *.cu).
+/* The CUDA backend object and its table: device memory, one stream per
+ * backend on which every op is queued in order. The ops are in their
+ * families' files (backend_cuda.h): cuDNN for the convolutions (conv.c),
+ * cuBLAS for the linear layers (linear.c), our kernels for the rest
+ * (<family>.c calling <family>.cu).
  * Host <-> device copies go through one pinned staging buffer, reused, so
  * a steady stream of same-sized batches allocates nothing; an upload
  * returns once its data is in the staging buffer (the copy overlaps the
@@ -220,21 +222,6 @@ cuda_set_threads (fer_backend *be, int threads, GError **error)
   return TRUE;
 }
 
-/* (Cout, K, K, Cin) is cuDNN's NHWC filter layout: the weight goes up as
- * it is. */
-static float *
-cuda_conv2d_prepare_weight (fer_backend *be, const float *weight, int cout,
-    int k, int cin, GError **error)
-{
-  size_t n = (size_t) cout * k * k * cin;
-  float *w = cuda_alloc (be, n, error);
-  if (w && !cuda_upload (be, w, weight, n, error)) {
-    cuda_release (be, w);
-    return NULL;
-  }
-  return w;
-}
-
 /* ------------------------------------------------------------------ */
 /* Life cycle                                                          */
 
@@ -279,11 +266,32 @@ static const fer_backend_ops cuda_ops = {
   .upload = cuda_upload,
   .download = cuda_download,
   .set_threads = cuda_set_threads,
-  .conv2d_prepare_weight = cuda_conv2d_prepare_weight,
-  .conv2d_forward = fer_cuda_conv2d_forward,
-  .linear_forward = fer_cuda_linear_forward,
+
+  .conv2d_prepare_weight = fer_cuda_op_conv2d_prepare_weight,
+  .conv2d_forward = fer_cuda_op_conv2d_forward,
+  .maxpool2d_forward = fer_cuda_op_maxpool2d_forward,
+  .avgpool_forward = fer_cuda_op_avgpool_forward,
+  .linear_forward = fer_cuda_op_linear_forward,
+  .softmax_average = fer_cuda_op_softmax_average,
   .preprocess = fer_cuda_op_preprocess,
-  FER_CUDA_OPS,
+
+  .conv2d_train_workspace = fer_cuda_op_conv2d_train_workspace,
+  .conv2d_forward_train = fer_cuda_op_conv2d_forward_train,
+  .conv2d_backward = fer_cuda_op_conv2d_backward,
+  .maxpool2d_backward = fer_cuda_op_maxpool2d_backward,
+  .avgpool_backward = fer_cuda_op_avgpool_backward,
+  .linear_backward = fer_cuda_op_linear_backward,
+  .batchnorm_forward_train = fer_cuda_op_batchnorm_forward_train,
+  .batchnorm_forward_eval = fer_cuda_op_batchnorm_forward_eval,
+  .batchnorm_backward = fer_cuda_op_batchnorm_backward,
+  .relu_backward = fer_cuda_op_relu_backward,
+  .add = fer_cuda_op_add,
+  .dropout_forward = fer_cuda_op_dropout_forward,
+  .dropout_backward = fer_cuda_op_dropout_backward,
+  .softmax_xent = fer_cuda_op_softmax_xent,
+  .adam_update = fer_cuda_op_adam_update,
+  .sgd_update = fer_cuda_op_sgd_update,
+  .zero = fer_cuda_op_zero,
 };
 
 const fer_backend_ops *

@@ -65,6 +65,10 @@ gboolean fer_cuda_check_cudnn (cudnnStatus_t status, const char *stmt,
   do { if (!CUBLAS_OK (stmt)) return FALSE; } while (0)
 #define CUDNN_CHECK(stmt) \
   do { if (!CUDNN_OK (stmt)) return FALSE; } while (0)
+/* A launch of our kernels (kernels.h) from a table entry: the backend cb's
+ * device made current, then `call`, whose launch error is checked. */
+#define CUDA_LAUNCH_OK(cb, call) \
+  (fer_cuda_enter ((cb), error) && CUDA_OK (call))
 
 /* The backend's table, for tests that check it is complete without a
  * device to make a backend on. */
@@ -85,35 +89,55 @@ gboolean fer_cuda_upload_bytes (cuda_backend *cb, void *dst, const void *src,
 gboolean fer_cuda_download_bytes (cuda_backend *cb, void *dst,
     const void *src, size_t bytes, GError **error);
 
-/* conv.c */
+/* The table's entries, each in its op family's file next to the calls
+ * it makes (cuDNN, cuBLAS, our kernels). */
+
+/* conv.c: cuDNN's convolutions */
+fer_op_conv2d_prepare_weight fer_cuda_op_conv2d_prepare_weight;
+fer_op_conv2d_forward fer_cuda_op_conv2d_forward;
+fer_op_conv2d_train_workspace fer_cuda_op_conv2d_train_workspace;
+fer_op_conv2d_forward_train fer_cuda_op_conv2d_forward_train;
+fer_op_conv2d_backward fer_cuda_op_conv2d_backward;
 void fer_cuda_conv_plan_free (gpointer plan);
 /* For tests, without a device: what cuDNN makes of the descriptors a plan
  * for s gets: the output's (n, c, h, w) and their strides. */
 gboolean fer_cuda_conv_output_layout (const fer_conv_shape *s, int dims[4],
     int strides[4], GError **error);
-gboolean fer_cuda_conv2d_forward (fer_backend *be, float *out,
-    const float *inp, const float *weight, const float *bias,
-    const float *residual, const fer_conv_shape *s, gboolean relu,
-    GError **error);
-size_t fer_cuda_conv2d_train_workspace (fer_backend *be,
-    const fer_conv_shape *s);
-gboolean fer_cuda_conv2d_forward_train (fer_backend *be, float *out,
-    const float *inp, const float *weight, const fer_conv_shape *s,
-    float *ws, size_t ws_floats, GError **error);
-gboolean fer_cuda_conv2d_backward (fer_backend *be, float *dinp,
-    float *dweight, const float *dout, const float *inp, const float *weight,
-    const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error);
 
-/* linear.c */
-gboolean fer_cuda_linear_forward (fer_backend *be, float *out,
-    const float *inp, const float *weight, const float *bias, int n, int nin,
-    int nout, gboolean relu, GError **error);
-gboolean fer_cuda_linear_backward (fer_backend *be, float *dinp,
-    float *dweight, float *dbias, const float *dout, const float *inp,
-    const float *weight, int n, int nin, int nout, GError **error);
+/* pool.c */
+fer_op_maxpool2d_forward fer_cuda_op_maxpool2d_forward;
+fer_op_maxpool2d_backward fer_cuda_op_maxpool2d_backward;
+fer_op_avgpool_forward fer_cuda_op_avgpool_forward;
+fer_op_avgpool_backward fer_cuda_op_avgpool_backward;
 
-/* frame.c: the input batch from a frame, on the device. The host part
- * (no CUDA call; tests run it): validation, the frame's layout, each
+/* linear.c: cuBLAS's products */
+fer_op_linear_forward fer_cuda_op_linear_forward;
+fer_op_linear_backward fer_cuda_op_linear_backward;
+
+/* batchnorm.c */
+fer_op_batchnorm_forward_train fer_cuda_op_batchnorm_forward_train;
+fer_op_batchnorm_forward_eval fer_cuda_op_batchnorm_forward_eval;
+fer_op_batchnorm_backward fer_cuda_op_batchnorm_backward;
+
+/* activation.c */
+fer_op_relu_backward fer_cuda_op_relu_backward;
+fer_op_add fer_cuda_op_add;
+fer_op_dropout_forward fer_cuda_op_dropout_forward;
+fer_op_dropout_backward fer_cuda_op_dropout_backward;
+
+/* softmax.c */
+fer_op_softmax_average fer_cuda_op_softmax_average;
+
+/* loss.c */
+fer_op_softmax_xent fer_cuda_op_softmax_xent;
+
+/* optimizer.c */
+fer_op_adam_update fer_cuda_op_adam_update;
+fer_op_sgd_update fer_cuda_op_sgd_update;
+fer_op_zero fer_cuda_op_zero;
+
+/* preprocess.c: the input batch from a frame, on the device. The host
+ * part (no CUDA call; tests run it): validation, the frame's layout, each
  * view's filter taps in *buf (grown to *cap bytes): ints (n x 4 x S, then
  * n flips) and floats (n x S x (stride_x + stride_y)). */
 typedef struct
@@ -131,77 +155,6 @@ typedef struct
 gboolean fer_cuda_batch_plan_make (fer_cuda_batch_plan *p, void **buf,
     size_t *cap, const fer_image *img, const fer_view *views, int n,
     const fer_input_spec *spec, GError **error);
-gboolean fer_cuda_op_preprocess (fer_backend *be, float *out,
-    const fer_image *img, const fer_view *views, int n,
-    const fer_input_spec *spec, GError **error);
-
-/* ops.c: pooling, batch norm, element-wise ops, loss, optimizers; the
- * table's entries for them. */
-#define FER_CUDA_OPS \
-  .maxpool2d_forward = fer_cuda_op_maxpool2d_forward, \
-  .avgpool_forward = fer_cuda_op_avgpool_forward, \
-  .conv2d_train_workspace = fer_cuda_conv2d_train_workspace, \
-  .conv2d_forward_train = fer_cuda_conv2d_forward_train, \
-  .conv2d_backward = fer_cuda_conv2d_backward, \
-  .batchnorm_forward_train = fer_cuda_op_batchnorm_forward_train, \
-  .batchnorm_forward_eval = fer_cuda_op_batchnorm_forward_eval, \
-  .batchnorm_backward = fer_cuda_op_batchnorm_backward, \
-  .relu_backward = fer_cuda_op_relu_backward, \
-  .add = fer_cuda_op_add, \
-  .dropout_forward = fer_cuda_op_dropout_forward, \
-  .dropout_backward = fer_cuda_op_dropout_backward, \
-  .maxpool2d_backward = fer_cuda_op_maxpool2d_backward, \
-  .avgpool_backward = fer_cuda_op_avgpool_backward, \
-  .linear_backward = fer_cuda_linear_backward, \
-  .softmax_xent = fer_cuda_op_softmax_xent, \
-  .adam_update = fer_cuda_op_adam_update, \
-  .sgd_update = fer_cuda_op_sgd_update, \
-  .zero = fer_cuda_op_zero
-
-gboolean fer_cuda_op_maxpool2d_forward (fer_backend *be, float *out,
-    const float *inp, int n, int h, int w, int c, int k, int stride, int pad,
-    GError **error);
-gboolean fer_cuda_op_avgpool_forward (fer_backend *be, float *out,
-    const float *inp, int n, int hw, int c, GError **error);
-gboolean fer_cuda_op_batchnorm_forward_train (fer_backend *be, float *out,
-    float *save_mean, float *save_rstd, float *running_mean,
-    float *running_var, const float *inp, const float *gamma,
-    const float *beta, const float *residual, int rows, int c,
-    float momentum, float eps, gboolean relu, GError **error);
-gboolean fer_cuda_op_batchnorm_forward_eval (fer_backend *be, float *out,
-    const float *inp, const float *gamma, const float *beta,
-    const float *running_mean, const float *running_var,
-    const float *residual, int rows, int c, float eps, gboolean relu,
-    GError **error);
-gboolean fer_cuda_op_batchnorm_backward (fer_backend *be, float *dinp,
-    float *dgamma, float *dbeta, const float *dout, const float *inp,
-    const float *save_mean, const float *save_rstd, const float *gamma,
-    int rows, int c, GError **error);
-gboolean fer_cuda_op_relu_backward (fer_backend *be, float *dinp,
-    const float *dout, const float *out, size_t n, GError **error);
-gboolean fer_cuda_op_add (fer_backend *be, float *out, const float *a,
-    const float *b, size_t n, GError **error);
-gboolean fer_cuda_op_dropout_forward (fer_backend *be, float *out,
-    const float *inp, const float *mask, size_t n, GError **error);
-gboolean fer_cuda_op_dropout_backward (fer_backend *be, float *dinp,
-    const float *dout, const float *mask, size_t n, GError **error);
-gboolean fer_cuda_op_maxpool2d_backward (fer_backend *be, float *dinp,
-    const float *dout, const float *inp, int n, int h, int w, int c, int k,
-    int stride, int pad, GError **error);
-gboolean fer_cuda_op_avgpool_backward (fer_backend *be, float *dinp,
-    const float *dout, int n, int hw, int c, GError **error);
-gboolean fer_cuda_op_softmax_xent (fer_backend *be, float *loss,
-    float *dlogits, const float *logits, const int *y_a, const int *y_b,
-    float lam, const float *class_weights, int n, int k, float smoothing,
-    float focal_gamma, GError **error);
-gboolean fer_cuda_op_adam_update (fer_backend *be, float *params, float *m,
-    float *v, const float *grads, size_t n, float lr, float beta1,
-    float beta2, float eps, float weight_decay, int64_t step,
-    gboolean decoupled, GError **error);
-gboolean fer_cuda_op_sgd_update (fer_backend *be, float *params, float *buf,
-    const float *grads, size_t n, float lr, float momentum,
-    float weight_decay, gboolean nesterov, gboolean first_step,
-    GError **error);
-gboolean fer_cuda_op_zero (fer_backend *be, float *p, size_t n, GError **error);
+fer_op_preprocess fer_cuda_op_preprocess;
 
 #endif

@@ -14,7 +14,8 @@
  * bias/residual/ReLU epilogue; a refusal is remembered in the plan.
  *
  * Training uses the backend's own workspace, not the trainer's `ws`
- * (conv2d_train_workspace asks for none). Filter gradients accumulate
+ * (conv2d_train_workspace asks for none). The backend table's entries are
+ * the functions here that take a fer_backend. Filter gradients accumulate
  * (beta = 1), as the backend contract wants. */
 #include "cuda/backend_cuda.h"
 
@@ -229,6 +230,21 @@ fail:
   return NULL;
 }
 
+/* (Cout, K, K, Cin) is cuDNN's NHWC filter layout: the weight goes up as
+ * it is. */
+float *
+fer_cuda_op_conv2d_prepare_weight (fer_backend *be, const float *weight,
+    int cout, int k, int cin, GError **error)
+{
+  size_t n = (size_t) cout * k * k * cin;
+  float *w = be->ops->alloc (be, n, error);
+  if (w && !be->ops->upload (be, w, weight, n, error)) {
+    be->ops->release (be, w);
+    return NULL;
+  }
+  return w;
+}
+
 static gboolean
 plain_forward (cuda_backend *cb, const cuda_conv_plan *p, float *out,
     const float *inp, const float *weight, GError **error)
@@ -241,7 +257,7 @@ plain_forward (cuda_backend *cb, const cuda_conv_plan *p, float *out,
 }
 
 gboolean
-fer_cuda_conv2d_forward (fer_backend *be, float *out, const float *inp,
+fer_cuda_op_conv2d_forward (fer_backend *be, float *out, const float *inp,
     const float *weight, const float *bias, const float *residual,
     const fer_conv_shape *s, gboolean relu, GError **error)
 {
@@ -278,15 +294,15 @@ fer_cuda_conv2d_forward (fer_backend *be, float *out, const float *inp,
 }
 
 size_t
-fer_cuda_conv2d_train_workspace (fer_backend *be, const fer_conv_shape *s)
+fer_cuda_op_conv2d_train_workspace (fer_backend *be, const fer_conv_shape *s)
 {
   return 0;
 }
 
 gboolean
-fer_cuda_conv2d_forward_train (fer_backend *be, float *out, const float *inp,
-    const float *weight, const fer_conv_shape *s, float *ws,
-    size_t ws_floats, GError **error)
+fer_cuda_op_conv2d_forward_train (fer_backend *be, float *out,
+    const float *inp, const float *weight, const fer_conv_shape *s,
+    GError **error)
 {
   cuda_backend *cb = (cuda_backend *) be;
   cuda_conv_plan *p = get_plan (cb, s, FER_CUDA_CONV_FORWARD_TRAIN, error);
@@ -294,7 +310,7 @@ fer_cuda_conv2d_forward_train (fer_backend *be, float *out, const float *inp,
 }
 
 gboolean
-fer_cuda_conv2d_backward (fer_backend *be, float *dinp, float *dweight,
+fer_cuda_op_conv2d_backward (fer_backend *be, float *dinp, float *dweight,
     const float *dout, const float *inp, const float *weight,
     const fer_conv_shape *s, float *ws, size_t ws_floats, GError **error)
 {

@@ -1,11 +1,13 @@
-/* Our own CUDA kernels (private), one launcher per op, plain C so that the
- * host side (.c, gcc) calls what nvcc built (.cu). Same conventions as the
- * CPU ops (cpu/ops.h, cpu/ops_train.h): arguments are outputs, inputs,
- * then sizes; activations NHWC, i.e. (rows, c); parameter gradients
- * accumulate (+=), outputs and activation gradients are overwritten. Every
- * pointer is device memory. Each launcher queues its kernels on `stream`
- * and returns cudaGetLastError() (launch errors; faults surface at the next
- * synchronising call). Booleans are ints.
+/* Our own CUDA kernels (private), one launcher per op, by op family
+ * (cuda/<family>.cu; the backend table's entries that call them are in
+ * cuda/<family>.c), plain C so that the host side (.c, gcc) calls what
+ * nvcc built (.cu). Same conventions as the CPU kernels (cpu/ops.h):
+ * arguments are outputs, inputs, then sizes; activations NHWC, i.e.
+ * (rows, c); parameter gradients accumulate (+=), outputs and activation
+ * gradients are overwritten. Every pointer is device memory. Each launcher
+ * queues its kernels on `stream` and returns cudaGetLastError() (launch
+ * errors; faults surface at the next synchronising call). Booleans are
+ * ints.
  *
  * Numerics mirror the CPU ops: the same reductions in double, the same
  * order of float operations, and nvcc's FMA contraction is off
@@ -18,51 +20,37 @@
 #include <stdint.h>
 #include <cuda_runtime_api.h>
 
+#ifdef __CUDACC__
+#include "plan.h"
+
+/* For the kernels: a grid-stride loop of i over [0, n), and the launch of
+ * such a kernel over n items (none when n is 0) that returns the launch
+ * error from the calling launcher. */
+#define FER_CUDA_GRID_STRIDE(i, n) \
+  for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
+      i += (size_t) gridDim.x * blockDim.x)
+#define FER_CUDA_LAUNCH(kernel, n, stream, ...) \
+  do { \
+    if ((n) > 0) \
+      kernel<<<fer_cuda_blocks (n), FER_CUDA_THREADS, 0, stream>>> ( \
+          __VA_ARGS__); \
+    return cudaGetLastError (); \
+  } while (0)
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- elementwise.cu ---- */
-
-/* dinp = dout * (out > 0); dinp may be dout. */
-cudaError_t fer_cuda_relu_backward (cudaStream_t stream, float *dinp,
-    const float *dout, const float *out, size_t n);
-/* out = a + b; out may be a or b. */
-cudaError_t fer_cuda_add (cudaStream_t stream, float *out, const float *a,
-    const float *b, size_t n);
-/* out = a * b (dropout forward and backward with its mask); in place ok. */
-cudaError_t fer_cuda_mul (cudaStream_t stream, float *out, const float *a,
-    const float *b, size_t n);
-/* out (rows, c) = act(out + bias [+ residual]) in place; bias (c) and
- * residual (rows, c) may be NULL. The epilogue of unfused convolutions and
- * of the linear layers. */
-cudaError_t fer_cuda_bias_act (cudaStream_t stream, float *out,
-    const float *bias, const float *residual, size_t rows, int c, int relu);
-/* sums (c) += column sums of x (rows, c), each column added in row order. */
-cudaError_t fer_cuda_column_sums (cudaStream_t stream, float *sums,
-    const float *x, int rows, int c);
-/* The Adam/AdamW step with the per-step scalars computed on the host as
- * fer_cpu_adam_update does: p = params * p_scale; g = grads + g_decay * p;
- * m = b1 m + omb1 g; v = b2 v + omb2 g^2;
- * params = p + neg_step_size * m / (sqrt(v) / bc2_sqrt + eps). */
-cudaError_t fer_cuda_adam (cudaStream_t stream, float *params, float *m,
-    float *v, const float *grads, size_t n, float p_scale, float g_decay,
-    float b1, float omb1, float b2, float omb2, float neg_step_size,
-    float bc2_sqrt, float eps);
-/* torch.optim.SGD as fer_cpu_sgd_update; buf may be NULL when momentum is 0. */
-cudaError_t fer_cuda_sgd (cudaStream_t stream, float *params, float *buf,
-    const float *grads, size_t n, float lr, float momentum,
-    float weight_decay, int nesterov, int first_step);
-
 /* ---- pool.cu ---- */
 
 /* k x k max-pool, padding never wins (fer_cpu_maxpool2d_forward). */
-cudaError_t fer_cuda_maxpool_forward (cudaStream_t stream, float *out,
+cudaError_t fer_cuda_maxpool2d_forward (cudaStream_t stream, float *out,
     const float *inp, int n, int h, int w, int c, int k, int stride, int pad);
 /* dinp overwritten: each output's gradient to the first maximum of its
  * window in (ky, kx) order, gathered per input element (no atomics; the
  * contributions add in output order, as on the CPU). */
-cudaError_t fer_cuda_maxpool_backward (cudaStream_t stream, float *dinp,
+cudaError_t fer_cuda_maxpool2d_backward (cudaStream_t stream, float *dinp,
     const float *dout, const float *inp, int n, int h, int w, int c, int k,
     int stride, int pad);
 /* out (n, c) = mean over hw of inp (n, hw, c), summed in hw order. */
@@ -70,6 +58,13 @@ cudaError_t fer_cuda_avgpool_forward (cudaStream_t stream, float *out,
     const float *inp, int n, int hw, int c);
 cudaError_t fer_cuda_avgpool_backward (cudaStream_t stream, float *dinp,
     const float *dout, int n, int hw, int c);
+
+/* ---- linear.cu (the GEMMs are cuBLAS's, in linear.c) ---- */
+
+/* sums (c) += column sums of x (rows, c), each column added in row order:
+ * the bias gradient. */
+cudaError_t fer_cuda_column_sums (cudaStream_t stream, float *sums,
+    const float *x, int rows, int c);
 
 /* ---- batchnorm.cu: scratch of fer_cuda_bn_scratch_bytes (rows, c) ---- */
 
@@ -87,6 +82,46 @@ cudaError_t fer_cuda_batchnorm_backward (cudaStream_t stream, float *dinp,
     float *dgamma, float *dbeta, const float *dout, const float *inp,
     const float *save_mean, const float *save_rstd, const float *gamma,
     int rows, int c, void *scratch);
+
+/* ---- activation.cu ---- */
+
+/* dinp = dout * (out > 0); dinp may be dout. */
+cudaError_t fer_cuda_relu_backward (cudaStream_t stream, float *dinp,
+    const float *dout, const float *out, size_t n);
+/* out = a + b; out may be a or b. */
+cudaError_t fer_cuda_add (cudaStream_t stream, float *out, const float *a,
+    const float *b, size_t n);
+/* out = inp * mask: dropout, and its backward with the same mask; in
+ * place ok. */
+cudaError_t fer_cuda_dropout_forward (cudaStream_t stream, float *out,
+    const float *inp, const float *mask, size_t n);
+/* out (rows, c) = act(out + bias [+ residual]) in place; bias (c) and
+ * residual (rows, c) may be NULL. The epilogue of unfused convolutions and
+ * of the linear layers. */
+cudaError_t fer_cuda_bias_act (cudaStream_t stream, float *out,
+    const float *bias, const float *residual, size_t rows, int c, int relu);
+
+/* ---- softmax.cu ---- */
+
+/* probs (n_faces, k) = fer_cpu_softmax_average of logits (n_faces * views,
+ * k), a thread per face. */
+cudaError_t fer_cuda_softmax_average (cudaStream_t stream, float *probs,
+    const float *logits, int n_faces, int views, int k);
+
+/* ---- optimizer.cu ---- */
+
+/* The Adam/AdamW step with the per-step scalars computed on the host as
+ * fer_cpu_adam_update does: p = params * p_scale; g = grads + g_decay * p;
+ * m = b1 m + omb1 g; v = b2 v + omb2 g^2;
+ * params = p + neg_step_size * m / (sqrt(v) / bc2_sqrt + eps). */
+cudaError_t fer_cuda_adam_update (cudaStream_t stream, float *params,
+    float *m, float *v, const float *grads, size_t n, float p_scale,
+    float g_decay, float b1, float omb1, float b2, float omb2,
+    float neg_step_size, float bc2_sqrt, float eps);
+/* torch.optim.SGD as fer_cpu_sgd_update; buf may be NULL when momentum is 0. */
+cudaError_t fer_cuda_sgd_update (cudaStream_t stream, float *params,
+    float *buf, const float *grads, size_t n, float lr, float momentum,
+    float weight_decay, int nesterov, int first_step);
 
 /* ---- preprocess.cu ---- */
 

@@ -1,5 +1,6 @@
 /* Fully connected layers on the CUDA backend: cuBLAS SGEMM and our
- * bias/ReLU epilogue; the backward pass is two SGEMMs and a column sum.
+ * bias/ReLU epilogue (activation.cu); the backward pass is two SGEMMs and
+ * a column sum (linear.cu).
  * Our matrices are row-major and cuBLAS's column-major, so every product
  * is written for the transposes: a row-major (r, c) matrix is a
  * column-major (c, r) one with leading dimension c.
@@ -17,7 +18,7 @@ set_math (cuda_backend *cb, fer_cuda_conv_kind kind, GError **error)
 }
 
 gboolean
-fer_cuda_linear_forward (fer_backend *be, float *out, const float *inp,
+fer_cuda_op_linear_forward (fer_backend *be, float *out, const float *inp,
     const float *weight, const float *bias, int n, int nin, int nout,
     gboolean relu, GError **error)
 {
@@ -41,7 +42,7 @@ fer_cuda_linear_forward (fer_backend *be, float *out, const float *inp,
 }
 
 gboolean
-fer_cuda_linear_backward (fer_backend *be, float *dinp, float *dweight,
+fer_cuda_op_linear_backward (fer_backend *be, float *dinp, float *dweight,
     float *dbias, const float *dout, const float *inp, const float *weight,
     int n, int nin, int nout, GError **error)
 {

@@ -1,18 +1,14 @@
 /* Pooling CUDA kernels, NHWC: max-pool and global average pool, forward
- * and backward. Our own kernels
- * rather than cuDNN's pooling: the backward pass must send each window's
- * gradient to the FIRST maximum in (ky, kx) order, as PyTorch's and our CPU
- * kernel do (ties are common after ReLU: all-zero windows), and it gathers
- * per input element so that no atomics make it run-to-run different. */
+ * and backward (the backend table's entries are in pool.c). Our own
+ * kernels rather than cuDNN's pooling: the backward pass must send each
+ * window's gradient to the FIRST maximum in (ky, kx) order, as PyTorch's
+ * and our CPU kernel do (ties are common after ReLU: all-zero windows), and
+ * it gathers per input element so that no atomics make it run-to-run
+ * different. */
 #include <float.h>
 #include <math.h>
 
 #include "kernels.h"
-#include "plan.h"
-
-#define GRID_STRIDE(i, n) \
-  for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
-      i += (size_t) gridDim.x * blockDim.x)
 
 /* Position (iy * w + ix) of the first maximum of output (oy, ox)'s window
  * in channel ch, as fer_cpu_maxpool2d_backward picks it. */
@@ -45,10 +41,10 @@ window_argmax (const float *img, int h, int w, int c, int ch, int k,
 /* The window's maximum is the value at its first maximum; padding never
  * wins (the window always holds a real pixel). */
 static __global__ void
-maxpool_forward_kernel (float *out, const float *inp, int n, int h, int w,
+maxpool2d_forward_kernel (float *out, const float *inp, int n, int h, int w,
     int c, int k, int stride, int pad, int oh, int ow)
 {
-  GRID_STRIDE (i, (size_t) n * oh * ow * c) {
+  FER_CUDA_GRID_STRIDE (i, (size_t) n * oh * ow * c) {
     const int ch = (int) (i % c);
     const size_t pix = i / c;
     const int ox = (int) (pix % ow), oy = (int) (pix / ow % oh);
@@ -61,10 +57,10 @@ maxpool_forward_kernel (float *out, const float *inp, int n, int h, int w,
 }
 
 static __global__ void
-maxpool_backward_kernel (float *dinp, const float *dout, const float *inp,
+maxpool2d_backward_kernel (float *dinp, const float *dout, const float *inp,
     int n, int h, int w, int c, int k, int stride, int pad, int oh, int ow)
 {
-  GRID_STRIDE (i, (size_t) n * h * w * c) {
+  FER_CUDA_GRID_STRIDE (i, (size_t) n * h * w * c) {
     const int ch = (int) (i % c);
     const size_t pix = i / c;
     const int ix = (int) (pix % w), iy = (int) (pix / w % h);
@@ -90,7 +86,7 @@ maxpool_backward_kernel (float *dinp, const float *dout, const float *inp,
 static __global__ void
 avgpool_forward_kernel (float *out, const float *inp, int n, int hw, int c)
 {
-  GRID_STRIDE (i, (size_t) n * c) {
+  FER_CUDA_GRID_STRIDE (i, (size_t) n * c) {
     const int ch = (int) (i % c);
     const float *p = inp + i / c * hw * c;
     float s = 0.0f;
@@ -103,27 +99,27 @@ avgpool_forward_kernel (float *out, const float *inp, int n, int hw, int c)
 static __global__ void
 avgpool_backward_kernel (float *dinp, const float *dout, int n, int hw, int c)
 {
-  GRID_STRIDE (i, (size_t) n * hw * c) {
+  FER_CUDA_GRID_STRIDE (i, (size_t) n * hw * c) {
     const size_t b = i / ((size_t) hw * c);
     dinp[i] = dout[b * c + i % c] / (float) hw;
   }
 }
 
 extern "C" cudaError_t
-fer_cuda_maxpool_forward (cudaStream_t stream, float *out, const float *inp,
-    int n, int h, int w, int c, int k, int stride, int pad)
+fer_cuda_maxpool2d_forward (cudaStream_t stream, float *out,
+    const float *inp, int n, int h, int w, int c, int k, int stride, int pad)
 {
   const int oh = (h + 2 * pad - k) / stride + 1;
   const int ow = (w + 2 * pad - k) / stride + 1;
   const size_t total = (size_t) n * oh * ow * c;
   if (total > 0)
-    maxpool_forward_kernel<<<fer_cuda_blocks (total), FER_CUDA_THREADS, 0,
+    maxpool2d_forward_kernel<<<fer_cuda_blocks (total), FER_CUDA_THREADS, 0,
         stream>>> (out, inp, n, h, w, c, k, stride, pad, oh, ow);
   return cudaGetLastError ();
 }
 
 extern "C" cudaError_t
-fer_cuda_maxpool_backward (cudaStream_t stream, float *dinp,
+fer_cuda_maxpool2d_backward (cudaStream_t stream, float *dinp,
     const float *dout, const float *inp, int n, int h, int w, int c, int k,
     int stride, int pad)
 {
@@ -131,7 +127,7 @@ fer_cuda_maxpool_backward (cudaStream_t stream, float *dinp,
   const int ow = (w + 2 * pad - k) / stride + 1;
   const size_t total = (size_t) n * h * w * c;
   if (total > 0)
-    maxpool_backward_kernel<<<fer_cuda_blocks (total), FER_CUDA_THREADS, 0,
+    maxpool2d_backward_kernel<<<fer_cuda_blocks (total), FER_CUDA_THREADS, 0,
         stream>>> (dinp, dout, inp, n, h, w, c, k, stride, pad, oh, ow);
   return cudaGetLastError ();
 }

@@ -1,9 +1,10 @@
 /* Face-crop preprocessing on the device: fer_preprocess (nn/src/
  * preprocess.c) for a batch of views of one frame, written straight into
- * the network's NHWC input, a thread per value. The host (frame.c)
- * validates, computes each view's filter taps with preprocess.c's own code
- * and uploads the frame's planes once; the arithmetic is in
- * preprocess-math.h, which a CPU test checks against fer_preprocess. */
+ * the network's NHWC input, a thread per value. The host side (cuda/
+ * preprocess.c) validates, computes each view's filter taps with nn/src/
+ * preprocess.c's own code and uploads the frame's planes once; the
+ * arithmetic is in preprocess-math.h, which a CPU test checks against
+ * fer_preprocess. */
 #include "kernels.h"
 #include "plan.h"
 #include "preprocess-math.h"

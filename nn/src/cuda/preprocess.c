@@ -1,7 +1,8 @@
 /* The CUDA backend's preprocess op: a batch of views of one frame into the
- * network's NHWC input on the device (preprocess.cu). The host validates
+ * network's NHWC input on the device (preprocess.cu), as the CPU backend's
+ * op (cpu/preprocess.c) builds it with fer_preprocess. The host validates
  * (fer_preprocess's checks and messages) and computes each view's filter
- * taps with preprocess.c's own code (fer_cuda_batch_plan_make); the
+ * taps with nn/src/preprocess.c's own code (fer_cuda_batch_plan_make); the
  * frame's planes then go up once, with the taps, and one kernel does the
  * rest. */
 #include "cuda/backend_cuda.h"
