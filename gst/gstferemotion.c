@@ -10,8 +10,12 @@
  *
  * Modes: `frame` classifies each whole buffer as one face crop; `roi`
  * classifies every region-of-interest meta of type #GstFerEmotion:roi-type
- * (as attached by `facedetect`); `auto` uses the ROI metas when a buffer
- * has any, else the whole frame. Every face is evaluated with
+ * (as attached by `facedetect`); `auto` (the default) classifies whole
+ * frames until the stream carries such a ROI meta, and from then on only
+ * ROIs, so that a frame where the detector found no face gets no emotion;
+ * a stream-start event starts the decision afresh. With a detector upstream,
+ * `roi` also leaves the frames before its first face unlabelled. Every face
+ * is evaluated with
  * #GstFerEmotion:tta test-time-augmented views, all faces x views of a
  * buffer in one batched forward pass.
  *
@@ -23,7 +27,7 @@
  * ]| prints one `feremotion` element message per face crop.
  * |[
  * gst-launch-1.0 v4l2src ! videoconvert ! facedetect display=false \
- *     ! feremotion ! videoconvert ! feremotionoverlay ! videoconvert ! autovideosink
+ *     ! feremotion mode=roi ! videoconvert ! feremotionoverlay ! videoconvert ! autovideosink
  * ]| shows the webcam with an emotion label on every detected face.
  */
 #ifdef HAVE_CONFIG_H
@@ -99,8 +103,9 @@ gst_fer_emotion_mode_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-    {GST_FER_EMOTION_MODE_AUTO, "Region-of-interest metas when present, "
-          "else the whole frame", "auto"},
+    {GST_FER_EMOTION_MODE_AUTO, "The whole frame until the stream carries "
+          "a region-of-interest meta of roi-type, then roi (until the next "
+          "stream-start)", "auto"},
     {GST_FER_EMOTION_MODE_FRAME, "Each buffer is one face crop", "frame"},
     {GST_FER_EMOTION_MODE_ROI, "Every region-of-interest meta of roi-type",
         "roi"},
@@ -233,6 +238,7 @@ gst_fer_emotion_start (GstBaseTransform * trans)
   g_mutex_lock (&self->model_lock);
   install_model (self, m);
   self->frame_count = 0;
+  self->seen_rois = FALSE;
   g_mutex_unlock (&self->model_lock);
 
   GST_OBJECT_LOCK (self);
@@ -356,6 +362,11 @@ gst_fer_emotion_sink_event (GstBaseTransform * trans, GstEvent * event)
 {
   GstFerEmotion *self = GST_FER_EMOTION (trans);
 
+  /* a new stream may come without a detector: mode=auto decides afresh.
+   * A seek (flush, segment) or a caps change keeps the stream's decision:
+   * its detector is still there. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START)
+    self->seen_rois = FALSE;
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP
       || GST_EVENT_TYPE (event) == GST_EVENT_SEGMENT) {
     GST_OBJECT_LOCK (self);
@@ -409,6 +420,17 @@ face_rect (const GstVideoRegionOfInterestMeta * roi, gint width, gint height,
   return TRUE;
 }
 
+/* Whether this buffer is one face: mode=frame, or mode=auto on a stream
+ * that has not carried a face ROI meta since it started. Once a detector's
+ * ROIs were seen, a frame without one is a frame where the detector found
+ * no face, not a face crop. */
+static gboolean
+classifies_whole_frame (GstFerEmotion * self, const GstFerEmotionSettings * s)
+{
+  return s->mode == GST_FER_EMOTION_MODE_FRAME
+      || (s->mode == GST_FER_EMOTION_MODE_AUTO && !self->seen_rois);
+}
+
 /* Fills rects/roi_ids/rois with the faces to classify; returns their count. */
 static guint
 collect_faces (GstFerEmotion * self, GstBuffer * buf,
@@ -443,8 +465,13 @@ collect_faces (GstFerEmotion * self, GstBuffer * buf,
       n++;
     }
   }
-  if (s->mode == GST_FER_EMOTION_MODE_FRAME
-      || (s->mode == GST_FER_EMOTION_MODE_AUTO && n_roi == 0)) {
+  if (s->mode == GST_FER_EMOTION_MODE_AUTO && n_roi > 0 && !self->seen_rois) {
+    GST_INFO_OBJECT (self, "mode=auto: the stream carries \"%s\" ROI metas; "
+        "frames without one get no emotion until the next stream",
+        g_quark_to_string (s->roi_type));
+    self->seen_rois = TRUE;
+  }
+  if (classifies_whole_frame (self, s)) {
     ensure_capacity (self, 1);
     self->rects[0] = (fer_rect) {
     0.0f, 0.0f, (gfloat) width, (gfloat) height};
@@ -598,8 +625,8 @@ set_roi_param (GstVideoRegionOfInterestMeta * roi, GstStructure * s)
 }
 
 static void
-post_message (GstFerEmotion * self, GstBuffer * buf, GstStructure ** faces,
-    guint n)
+post_message (GstFerEmotion * self, GstBuffer * buf, const gchar * mode,
+    GstStructure ** faces, guint n)
 {
   GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
   GstClockTime ts = GST_BUFFER_PTS (buf);
@@ -610,7 +637,8 @@ post_message (GstFerEmotion * self, GstBuffer * buf, GstStructure ** faces,
       gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME, ts),
       "running-time", G_TYPE_UINT64,
       gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME, ts),
-      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buf), NULL);
+      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buf),
+      "mode", G_TYPE_STRING, mode, NULL);
 
   g_value_init (&labels, GST_TYPE_ARRAY);
   for (guint i = 0; i < self->n_classes; i++) {
@@ -705,7 +733,8 @@ gst_fer_emotion_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   }
   g_mutex_unlock (&self->model_lock);
   if (s.post_messages)
-    post_message (self, buf, self->faces, n);
+    post_message (self, buf, classifies_whole_frame (self, &s) ? "frame" :
+        "roi", self->faces, n);
   return GST_FLOW_OK;
 }
 
@@ -898,7 +927,11 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
           "Faces per forward batch (0 = all faces of a buffer at once)",
           0, 4096, DEFAULT_BATCH_SIZE, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_MODE,
-      g_param_spec_enum ("mode", "Mode", "What is classified",
+      g_param_spec_enum ("mode", "Mode", "What is classified. auto: whole "
+          "frames until the stream carries a face ROI meta (roi-type), then "
+          "ROIs only: frames without a face get no emotion. With a face "
+          "detector upstream use roi, which also skips the frames before "
+          "its first face",
           GST_TYPE_FER_EMOTION_MODE, DEFAULT_MODE,
           rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_ROI_TYPE,

@@ -75,6 +75,7 @@ struct _GstFerEmotion
   GstVideoRegionOfInterestMeta **rois;
   gfloat *probs;
   GstStructure **faces;        /* for the bus message */
+  gboolean seen_rois;           /* this stream carried face ROI metas */
   GstFerEmotionTrack tracks[GST_FER_EMOTION_MAX_TRACKS];
   guint64 frame_count;
 

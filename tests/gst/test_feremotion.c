@@ -297,8 +297,16 @@ GST_START_TEST (test_frame_and_auto_modes)
   gst_buffer_unref (out);
   gst_harness_teardown (h);
 
-  /* auto: ROIs when present, else the frame */
+  /* auto on a stream without ROIs: each frame is a face crop */
   h = harness ("tta=1 mode=auto", caps);
+  for (guint i = 0; i < 2; i++) {
+    out = gst_harness_push_and_pull (h,
+        pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, i));
+    fail_unless_equals_int (count_metas (out), 1);
+    fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->roi_id, -1);
+    gst_buffer_unref (out);
+  }
+  /* ... until a detector's face ROIs arrive: then only ROIs are faces */
   in = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 1);
   add_roi (in, "face", 10, 8, 30, 30, 7);
   add_roi (in, "face", 20, 10, 20, 20, 8);
@@ -306,10 +314,53 @@ GST_START_TEST (test_frame_and_auto_modes)
   fail_unless_equals_int (count_metas (out), 2);
   fail_unless (gst_buffer_get_fer_emotion_meta_for_roi (out, 7) != NULL);
   gst_buffer_unref (out);
+  /* a frame where the detector found nothing: no emotion (issue 13, 1) */
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (fer (h), bus);
   out = gst_harness_push_and_pull (h,
-      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 1));
+      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 2));
+  fail_unless_equals_int (count_metas (out), 0);
+  gst_buffer_unref (out);
+  /* the bus message says which rule applied, with no face */
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT);
+  fail_unless (msg != NULL);
+  const GstStructure *st = gst_message_get_structure (msg);
+  fail_unless_equals_string (gst_structure_get_string (st, "mode"), "roi");
+  fail_unless_equals_int (gst_value_list_get_size (gst_structure_get_value
+          (st, "faces")), 0);
+  gst_message_unref (msg);
+  /* ROIs of another type do not count as a detector's faces, and a frame
+   * with only those gets nothing either once the stream had faces */
+  in = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 3);
+  add_roi (in, "car", 0, 0, 64, 48, 9);
+  out = gst_harness_push_and_pull (h, in);
+  fail_unless_equals_int (count_metas (out), 0);
+  gst_buffer_unref (out);
+  gst_message_unref (gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT));
+  /* a new stream decides afresh */
+  fail_unless (gst_harness_push_event (h,
+          gst_event_new_stream_start ("another-stream")));
+  gst_harness_set_src_caps_str (h, caps);
+  out = gst_harness_push_and_pull (h,
+      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 4));
   fail_unless_equals_int (count_metas (out), 1);
   fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->roi_id, -1);
+  gst_buffer_unref (out);
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT);
+  fail_unless (msg != NULL);
+  fail_unless_equals_string (gst_structure_get_string
+      (gst_message_get_structure (msg), "mode"), "frame");
+  gst_message_unref (msg);
+  gst_element_set_bus (fer (h), NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+
+  /* auto on a stream with only "car" ROIs: still whole frames */
+  h = harness ("tta=1 mode=auto", caps);
+  in = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 3);
+  add_roi (in, "car", 0, 0, 64, 48, 9);
+  out = gst_harness_push_and_pull (h, in);
+  fail_unless_equals_int (count_metas (out), 1);
   gst_buffer_unref (out);
   gst_harness_teardown (h);
 }
