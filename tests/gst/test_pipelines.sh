@@ -81,7 +81,7 @@ reasons () {
 }
 missing=$(reasons "$no_plugin" "$no_facedetect" "$no_photo")
 
-echo "1..15"
+echo "1..17"
 
 model=$tmp/random.safetensors
 check "fer-init writes a random model" "$FER_TOOLS_DIR/fer-init" --out "$model" --seed 1
@@ -170,7 +170,43 @@ print("%d lines, %d faces" % (len(lines), faces))
 ' "$tmp/astro.jsonl" "$labels"
 fi
 
-# 10: webcam.sh with the camera and window replaced
+# video-to-json.sh stopped by SIGTERM: exits 143, not 0, and the lines
+# written so far are whole
+if [ -n "$missing" ]; then
+  skip "video-to-json.sh exits 143 on SIGTERM" "$missing"
+  skip "the interrupted JSON lines all parse" "$missing"
+else
+  gst-launch-1.0 -q filesrc location="$photo" ! decodebin \
+    ! imagefreeze num-buffers=600 ! video/x-raw,framerate=10/1 \
+    ! videoconvert ! jpegenc ! avimux ! filesink location="$tmp/long.avi" >&2 || true
+  sh "$scripts/video-to-json.sh" --model "$model" "$tmp/long.avi" \
+    "$tmp/long.jsonl" >"$tmp/out" 2>&1 &
+  pid=$!
+  i=0
+  while [ ! -s "$tmp/long.jsonl" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  sleep 0.5
+  kill -TERM "$pid"
+  status=0
+  wait "$pid" || status=$?
+  if [ "$status" -eq 143 ] && grep -q "interrupted" "$tmp/out"; then
+    ok "video-to-json.sh exits 143 on SIGTERM"
+  else
+    echo "exit status $status" >>"$tmp/out"
+    not_ok "video-to-json.sh exits 143 on SIGTERM"
+  fi
+  check "the interrupted JSON lines all parse" python3 -c '
+import json, sys
+data = open(sys.argv[1], "rb").read()
+assert data.endswith(b"\n"), "ends mid-line"
+lines = data.decode().splitlines()
+for line in lines:
+    json.loads(line)
+assert 0 < len(lines) < 600, "%d lines: not interrupted?" % len(lines)
+print("%d lines" % len(lines))
+' "$tmp/long.jsonl"
+fi
+
+# webcam.sh with the camera and window replaced
 if [ -n "$no_plugin$no_facedetect" ]; then
   skip "webcam.sh runs with videotestsrc and fakesink" "$(reasons "$no_plugin" "$no_facedetect")"
 else
