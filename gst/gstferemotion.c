@@ -44,10 +44,10 @@
 GST_DEBUG_CATEGORY_STATIC (gst_fer_emotion_debug);
 #define GST_CAT_DEFAULT gst_fer_emotion_debug
 
-#define DEFAULT_MODEL FER_DATADIR "/feremotion-resnet18-fer2013.safetensors"
+#define DEFAULT_MODEL FER_MODEL_DEFAULT
 #define DEFAULT_BACKEND FER_BACKEND_AUTO
 #define DEFAULT_DEVICE_ID 0
-#define DEFAULT_TTA 5
+#define DEFAULT_TTA FER_TTA_DEFAULT
 #define DEFAULT_BATCH_SIZE 0
 #define DEFAULT_MODE GST_FER_EMOTION_MODE_AUTO
 #define DEFAULT_ROI_TYPE "face"
@@ -180,24 +180,25 @@ load_model (const GstFerEmotionSettings * s, GError ** error)
 {
   fer_model_options opts;
   fer_model *m;
+  gchar *path;
 
   fer_model_options_init (&opts);
   opts.backend = s->backend;
   opts.device_id = s->device_id;
   opts.threads = s->threads;
-  if (!s->model || !*s->model) {
-    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "no model file set (property model)");
+  /* a name ("fast") is looked up in $FER_MODEL_PATH, then $datadir */
+  path = fer_model_find (s->model, error);
+  if (!path)
     return NULL;
-  }
-  m = fer_model_load (s->model, &opts, error);
+  m = fer_model_load (path, &opts, error);
   if (m && fer_model_n_classes (m) > GST_FER_EMOTION_MAX_CLASSES) {
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: %d classes, this element supports at most %d", s->model,
+        "%s: %d classes, this element supports at most %d", path,
         fer_model_n_classes (m), GST_FER_EMOTION_MAX_CLASSES);
     fer_model_free (m);
-    return NULL;
+    m = NULL;
   }
+  g_free (path);
   return m;
 }
 
@@ -232,8 +233,9 @@ gst_fer_emotion_start (GstBaseTransform * trans)
   if (s.backend == FER_BACKEND_AUTO)
     GST_INFO_OBJECT (self, "backend=auto chose the %s backend",
         fer_backend_type_to_string (fer_model_backend (m)));
-  GST_INFO_OBJECT (self, "loaded %s: %d classes, input %d", s.model,
-      fer_model_n_classes (m), fer_model_input_spec (m)->size);
+  GST_INFO_OBJECT (self, "loaded %s (%s): %d classes, input %d", s.model,
+      fer_model_path (m), fer_model_n_classes (m),
+      fer_model_input_spec (m)->size);
 
   g_mutex_lock (&self->model_lock);
   install_model (self, m);
@@ -897,6 +899,7 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
   const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
+  gchar **names, *known, *model_blurb;
 
   GST_DEBUG_CATEGORY_INIT (gst_fer_emotion_debug, "feremotion", 0,
       "facial expression recognition");
@@ -905,12 +908,21 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
   gobject_class->get_property = gst_fer_emotion_get_property;
   gobject_class->finalize = gst_fer_emotion_finalize;
 
+  names = fer_model_names ();
+  known = g_strjoinv (", ", names);
+  /* the names that exist where this process looks, as gst-inspect shows */
+  model_blurb = g_strdup_printf ("Emotion model: a name, looked up in "
+      "$FER_MODEL_PATH, then " FER_DATADIR " (found here: %s), or a "
+      ".safetensors file (torchvision ResNet-18 names); may be changed "
+      "while playing: the new model is loaded, then swapped in between two "
+      "buffers", names[0] ? known : "none");
   g_object_class_install_property (gobject_class, PROP_MODEL,
-      g_param_spec_string ("model", "Model",
-          "Emotion model file (.safetensors, torchvision ResNet-18 names); "
-          "may be changed while playing: the new model is loaded, then "
-          "swapped in between two buffers", DEFAULT_MODEL,
-          rw | GST_PARAM_MUTABLE_PLAYING));
+      g_param_spec_string ("model", "Model", model_blurb, DEFAULT_MODEL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_NAME | G_PARAM_STATIC_NICK
+          | GST_PARAM_MUTABLE_PLAYING));
+  g_free (model_blurb);
+  g_free (known);
+  g_strfreev (names);
   g_object_class_install_property (gobject_class, PROP_BACKEND,
       g_param_spec_enum ("backend", "Backend", "Where inference runs",
           GST_TYPE_FER_EMOTION_BACKEND, DEFAULT_BACKEND,

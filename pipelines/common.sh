@@ -45,9 +45,12 @@ launch_errors () {
   grep -v -E '^(Got message|Got EOS|Setting pipeline|Pipeline is|Redistribute|New clock|Execution ended|Freeing pipeline|EOS on shutdown|Waiting for EOS)' "$1" >&2
 }
 
-# The model: `--model M.safetensors` as the first argument, else $FER_MODEL,
-# else the default model shipped in the checkout's models/.
+# The model: `--model M.safetensors` (or a model name such as `fast`) as
+# the first argument, else $FER_MODEL, else the default model shipped in
+# the checkout's models/, where names are looked up too.
 repo=$(cd "$(dirname "$0")/.." && pwd)
+FER_MODEL_PATH=${FER_MODEL_PATH:+$FER_MODEL_PATH:}$repo/models
+export FER_MODEL_PATH
 model=${FER_MODEL:-$repo/models/feremotion-resnet18-fer2013.safetensors}
 if [ "${1:-}" = --model ]; then
   [ $# -ge 2 ] || die "--model needs a file"
@@ -55,8 +58,13 @@ if [ "${1:-}" = --model ]; then
   shift 2
 fi
 
+# A file must exist; a name is looked up by the element, whose error lists
+# the names that exist.
 require_model () {
-  [ -f "$model" ] || die "model $model: no such file (pass --model M.safetensors or set FER_MODEL)"
+  case $model in
+    */*|*.safetensors)
+      [ -f "$model" ] || die "model $model: no such file (pass --model M.safetensors or a model name, or set FER_MODEL)" ;;
+  esac
 }
 
 # From a checkout, use the plugin just built rather than an installed one.

@@ -527,6 +527,42 @@ GST_START_TEST (test_bad_models)
 
 GST_END_TEST;
 
+/* model=NAME: found in $FER_MODEL_PATH; the default, "fast", is the shipped
+ * model (tests/meson.build points FER_MODEL_PATH at the source's models/);
+ * a name that matches nothing fails with the names that exist. */
+GST_START_TEST (test_model_names)
+{
+  const char *caps =
+      "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1";
+  GstHarness *h = gst_harness_new_parse ("feremotion tta=1");
+  gchar *model = NULL;
+  g_object_get (fer (h), "model", &model, NULL);
+  fail_unless_equals_string (model, "fast");
+  g_free (model);
+  gst_harness_set_src_caps_str (h, caps);
+  GstBuffer *out = gst_harness_push_and_pull (h,
+      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1));
+  fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->n_classes,
+      7);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+
+  g_setenv ("FER_MODEL_PATH", tmpdir, TRUE);
+  h = gst_harness_new_parse ("feremotion model=m5 tta=1");
+  gst_harness_set_src_caps_str (h, caps);
+  out = gst_harness_push_and_pull (h,
+      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1));
+  fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->n_classes,
+      5);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+
+  expect_start_error ("model=nosuch", "models there: m5, m7");
+  g_unsetenv ("FER_MODEL_PATH");
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_state_cycles)
 {
   char *desc = g_strdup_printf ("videotestsrc num-buffers=2 ! "
@@ -716,6 +752,7 @@ feremotion_suite (void)
   tcase_add_test (tc, test_caps_formats);
   tcase_add_test (tc, test_roi_mode);
   tcase_add_test (tc, test_frame_and_auto_modes);
+  tcase_add_test (tc, test_model_names);
   tcase_add_test (tc, test_batch_size_and_tta);
   tcase_add_test (tc, test_bus_message);
   tcase_add_test (tc, test_bad_models);
