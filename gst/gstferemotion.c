@@ -55,7 +55,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_fer_emotion_debug);
 #define DEFAULT_MIN_FACE_SIZE 8
 #define DEFAULT_SMOOTHING 0.0
 #define DEFAULT_POST_MESSAGES TRUE
-#define DEFAULT_SKIP_LATE TRUE
+#define DEFAULT_QOS TRUE
 #define DEFAULT_THREADS 0
 
 /* A track not matched for this many frames is forgotten. */
@@ -77,7 +77,7 @@ enum
   PROP_MIN_FACE_SIZE,
   PROP_SMOOTHING,
   PROP_POST_MESSAGES,
-  PROP_SKIP_LATE,
+  PROP_QOS,
   PROP_THREADS,
   PROP_LABELS,
 };
@@ -691,7 +691,7 @@ gst_fer_emotion_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   s.model = NULL;               /* not needed here: no copy */
   GST_OBJECT_UNLOCK (self);
 
-  if (s.skip_late && is_late (self, buf)) {
+  if (s.qos && is_late (self, buf)) {
     GST_OBJECT_LOCK (self);
     self->skipped_late++;
     GST_OBJECT_UNLOCK (self);
@@ -793,8 +793,8 @@ gst_fer_emotion_set_property (GObject * object, guint prop_id,
     case PROP_POST_MESSAGES:
       self->settings.post_messages = g_value_get_boolean (value);
       break;
-    case PROP_SKIP_LATE:
-      self->settings.skip_late = g_value_get_boolean (value);
+    case PROP_QOS:
+      self->settings.qos = g_value_get_boolean (value);
       break;
     case PROP_THREADS:
       self->settings.threads = g_value_get_int (value);
@@ -863,8 +863,8 @@ gst_fer_emotion_get_property (GObject * object, guint prop_id,
     case PROP_POST_MESSAGES:
       g_value_set_boolean (value, self->settings.post_messages);
       break;
-    case PROP_SKIP_LATE:
-      g_value_set_boolean (value, self->settings.skip_late);
+    case PROP_QOS:
+      g_value_set_boolean (value, self->settings.qos);
       break;
     case PROP_THREADS:
       g_value_set_int (value, self->settings.threads);
@@ -968,11 +968,14 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
       g_param_spec_boolean ("post-messages", "Post messages",
           "Post a 'feremotion' element message per buffer",
           DEFAULT_POST_MESSAGES, rw | GST_PARAM_MUTABLE_PLAYING));
-  g_object_class_install_property (gobject_class, PROP_SKIP_LATE,
-      g_param_spec_boolean ("skip-late", "Skip late buffers",
-          "Pass buffers that downstream QoS reports as late on without "
-          "inference (never drops a buffer)", DEFAULT_SKIP_LATE,
-          rw | GST_PARAM_MUTABLE_PLAYING));
+  /* GstBaseTransform's own `qos` (off by default) would drop late buffers;
+   * this one replaces it, so that there is one late-buffer knob, and a
+   * recording or a JSON export downstream never loses a frame. */
+  g_object_class_install_property (gobject_class, PROP_QOS,
+      g_param_spec_boolean ("qos", "QoS",
+          "Handle downstream Quality-of-Service events: buffers reported "
+          "late are passed on without inference (never dropped)",
+          DEFAULT_QOS, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_THREADS,
       g_param_spec_int ("threads", "Threads",
           "CPU backend threads (0 = library default)", 0, 1024,
@@ -986,7 +989,7 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
       "Facial expression recognition", "Filter/Analyzer/Video",
       "Classifies the facial expression of faces (whole frames or "
       "region-of-interest metas) with a ResNet-18 and attaches emotion "
-      "metadata", "gst-feremotion developers");
+      "metadata", "gst-feremotion authors");
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
 
@@ -1020,7 +1023,7 @@ gst_fer_emotion_init (GstFerEmotion * self)
   s->min_face_size = DEFAULT_MIN_FACE_SIZE;
   s->smoothing = DEFAULT_SMOOTHING;
   s->post_messages = DEFAULT_POST_MESSAGES;
-  s->skip_late = DEFAULT_SKIP_LATE;
+  s->qos = DEFAULT_QOS;
   s->threads = DEFAULT_THREADS;
   self->earliest_time = GST_CLOCK_TIME_NONE;
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);

@@ -35,7 +35,7 @@ typedef struct
   gint min_face_size;
   gdouble smoothing;
   gboolean post_messages;
-  gboolean skip_late;
+  gboolean qos;
   gint threads;
 } GstFerEmotionSettings;
 

@@ -30,7 +30,7 @@ require_element facedetect
 
 # mode=roi: frames without a detected face are shown without a label
 # rather than the whole picture classified as one face. smoothing keeps a
-# face's label from flickering between frames. skip-late (on by default)
+# face's label from flickering between frames. qos (on by default)
 # lets the window's QoS pass frames on unclassified when inference falls
 # behind, so the picture stays live.
 # Closing the window ends with status 0, Ctrl-C with 130.

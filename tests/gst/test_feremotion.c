@@ -602,6 +602,46 @@ GST_START_TEST (test_labels_and_latency)
 
 GST_END_TEST;
 
+/* What gst-inspect-1.0 shows: a real origin, one spelling of the authors
+ * for all three elements, one late-buffer knob (`qos`, on by default:
+ * GstBaseTransform's own `qos` is replaced, no `skip-late` beside it). */
+GST_START_TEST (test_plugin_metadata)
+{
+  GstPlugin *plugin = gst_registry_find_plugin (gst_registry_get (),
+      "feremotion");
+  const char *elements[] = { "feremotion", "feremotionoverlay",
+    "feremotionexport" };
+  const char *author = NULL;
+
+  fail_unless (plugin != NULL);
+  fail_unless (strstr (gst_plugin_get_origin (plugin), "example.invalid")
+      == NULL, "origin %s", gst_plugin_get_origin (plugin));
+  gst_object_unref (plugin);
+  for (guint i = 0; i < G_N_ELEMENTS (elements); i++) {
+    GstElementFactory *f = gst_element_factory_find (elements[i]);
+    const char *a = gst_element_factory_get_metadata (f,
+        GST_ELEMENT_METADATA_AUTHOR);
+    fail_unless (f != NULL);
+    if (author)
+      fail_unless_equals_string (a, author);
+    author = a;
+    gst_object_unref (f);
+  }
+
+  GstElement *e = gst_element_factory_make ("feremotion", NULL);
+  GObjectClass *klass = G_OBJECT_GET_CLASS (e);
+  GParamSpec *qos = g_object_class_find_property (klass, "qos");
+  fail_unless (g_object_class_find_property (klass, "skip-late") == NULL);
+  fail_unless (qos != NULL && qos->owner_type == G_OBJECT_TYPE (e));
+  fail_unless (G_PARAM_SPEC_BOOLEAN (qos)->default_value);
+  gboolean on;
+  g_object_get (e, "qos", &on, NULL);
+  fail_unless (on);
+  gst_object_unref (e);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_qos_skips_inference_not_buffers)
 {
   GstHarness *h = harness ("tta=1",
@@ -623,8 +663,8 @@ GST_START_TEST (test_qos_skips_inference_not_buffers)
   out = gst_harness_push_and_pull (h, on_time);
   fail_unless_equals_int (count_metas (out), 1);
   gst_buffer_unref (out);
-  /* skip-late=false: always inference */
-  g_object_set (fer (h), "skip-late", FALSE, NULL);
+  /* qos=false: always inference */
+  g_object_set (fer (h), "qos", FALSE, NULL);
   fail_unless (gst_harness_push_upstream_event (h,
           gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 0.5, GST_SECOND,
               20 * GST_SECOND)));
@@ -758,6 +798,7 @@ feremotion_suite (void)
   tcase_add_test (tc, test_bad_models);
   tcase_add_test (tc, test_state_cycles);
   tcase_add_test (tc, test_labels_and_latency);
+  tcase_add_test (tc, test_plugin_metadata);
   tcase_add_test (tc, test_qos_skips_inference_not_buffers);
   tcase_add_test (tc, test_smoothing);
   tcase_add_test (tc, test_model_swap_while_playing);
