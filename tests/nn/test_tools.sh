@@ -185,8 +185,11 @@ check "fer-classify: a nonexistent model is named, status 1" \
   failed_naming 1 no/such/model.safetensors
 
 run "$tools/fer-classify" --model rgb.png face.jpg
-check "fer-classify: a file that is not a model is named, status 1" \
-  failed_naming 1 rgb.png
+check "fer-classify: a file that is not a model is named as such, status 1" \
+  eval 'failed_naming 1 rgb.png && grep -q "not a safetensors file" err'
+run "$tools/fer-classify" --model text.png face.jpg
+check "fer-classify: a text file as the model: not a safetensors file" \
+  eval 'failed_naming 1 text.png && grep -q "not a safetensors file" err'
 
 # Defaults: the element's (the shipped model by the name "fast", 5 views),
 # so that the same crop gets the same answer; names are looked up in
