@@ -272,6 +272,26 @@ rmdir tree/smile
 run "$tools/fer-eval" --model m1.safetensors --data no/such/dir
 check "fer-eval: a missing data directory is named, status 1" failed_naming 1 no/such/dir
 
+# A folder of one class: the macro average is over the classes present in
+# the data (counting the absent one as 0 made a perfect result read 1/k).
+mkdir -p oneclass/b
+cp face.jpg gray.png rgb.png rgba.png jpeg-gray.jpg png-gray16.png \
+  png-palette-trns.png oneclass/b/
+"$tools/fer-init" --out ab.safetensors --classes 2 --meta fer.labels=a,b \
+  --seed 5 >/dev/null 2>&1
+run "$tools/fer-eval" --model ab.safetensors --data oneclass --json
+cp out oneclass.json
+check "fer-eval: the macro average is over the classes present in the data" \
+  eval '[ "$status" -eq 0 ] && json_check oneclass.json "
+assert d[\"accuracy\"] > 0, \"no image predicted as b: choose another --seed\"
+assert d[\"macro_avg_classes\"] == 1, d
+assert abs(d[\"macro_avg\"][\"recall\"] - d[\"accuracy\"]) < 1e-9, d
+assert d[\"macro_avg\"][\"precision\"] == 1.0, d
+"'
+run "$tools/fer-eval" --model ab.safetensors --data oneclass
+check "fer-eval text output says which classes the macro average is over" \
+  grep -q "macro avg over the 1 of 2 classes present" out
+
 # ---- FER2013 public test split --------------------------------------------
 
 public="$data_dir/publictest"
