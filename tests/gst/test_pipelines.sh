@@ -81,7 +81,7 @@ reasons () {
 }
 missing=$(reasons "$no_plugin" "$no_facedetect" "$no_photo")
 
-echo "1..17"
+echo "1..18"
 
 model=$tmp/random.safetensors
 check "fer-init writes a random model" "$FER_TOOLS_DIR/fer-init" --out "$model" --seed 1
@@ -168,6 +168,17 @@ for i, line in enumerate(lines):
 assert faces >= 10, "only %d faces in 10 frames" % faces
 print("%d lines, %d faces" % (len(lines), faces))
 ' "$tmp/astro.jsonl" "$labels"
+fi
+
+# the example application on the same video reads every frame, with the
+# default model ("fast", found through FER_MODEL_PATH)
+if [ -n "$missing" ] || [ ! -x "$example" ]; then
+  skip "feremotion-example reads every frame of a video" \
+    "$(reasons "$missing" "$([ -x "$example" ] || echo "$example not built")")"
+else
+  "$example" "$tmp/astro.avi" >"$tmp/example-video.log" 2>&1 || true
+  check_log "feremotion-example reads every frame of a video" \
+    "^10 buffer\(s\), (1[0-9]|[2-9][0-9]) face\(s\)$" "$tmp/example-video.log"
 fi
 
 # video-to-json.sh stopped by SIGTERM: exits 143, not 0, and the lines
