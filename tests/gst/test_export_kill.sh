@@ -42,8 +42,8 @@ model=$tmp/m.safetensors
 "$FER_TOOLS_DIR/fer-init" --out "$model" --seed 3 >"$tmp/out" 2>&1 \
   || { not_ok "fer-init"; exit 1; }
 
-# kill_after SIGNAL NUMBER: runs the pipeline for about a second, sends
-# SIGNAL, then checks the file it wrote.
+# kill_after SIGNAL NUMBER: runs the pipeline until it has written lines
+# and half a second more, sends SIGNAL, then checks the file it wrote.
 kill_after () {
   sig=$1
   signum=$2
@@ -54,33 +54,11 @@ kill_after () {
     ! video/x-raw,format=GRAY8,width=64,height=48,framerate=1000/1 \
     ! feremotion model="$model" tta=1 \
     ! feremotionexport location="$out" ! fakesink >"$tmp/$sig.log" 2>&1 &
-  pid=$!
-  # wait for the first lines, then a little more
-  i=0
-  while [ ! -s "$out" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-  sleep 0.7
-  kill -"$sig" "$pid"
-  status=0
-  wait "$pid" || status=$?
+  kill_once_written "$out" $! "$sig"
   cp "$tmp/$sig.log" "$tmp/out"
-  if [ "$status" -eq $((128 + signum)) ]; then
-    ok "SIG$sig: the pipeline ran until killed"
-  else
-    echo "exit status $status" >>"$tmp/out"
-    not_ok "SIG$sig: the pipeline ran until killed"
-  fi
-  check "after SIG$sig every line parses, each with one face" python3 -c '
-import json, sys
-data = open(sys.argv[1], "rb").read()
-assert data, "empty file"
-assert data.endswith(b"\n"), "ends mid-line: %r" % data[-60:]
-lines = data.decode().splitlines()
-for i, line in enumerate(lines):
-    frame = json.loads(line)
-    assert len(frame["faces"]) == 1, "line %d: %d faces" % (i + 1, len(frame["faces"]))
-assert len(lines) >= 10, "only %d lines" % len(lines)
-print("%d whole lines" % len(lines))
-' "$out"
+  expect_status "SIG$sig: the pipeline ran until killed" $((128 + signum))
+  check "after SIG$sig every line parses, each with one face" \
+    python3 "$FER_SOURCE_DIR/tests/gst/whole_lines.py" "$out" 10 - 1
 }
 
 kill_after TERM 15
