@@ -108,9 +108,11 @@ fer_model_names (void)
           g_ptr_array_add (names, name);
         }
     }
-  /* aliases first, in their order; then file names, sorted */
-  qsort (names->pdata + n_aliases, names->len - n_aliases, sizeof (gpointer),
-      compare_strings);
+  /* aliases first, in their order; then file names, sorted (pdata is
+   * NULL while the array is empty) */
+  if (names->len > n_aliases)
+    qsort (names->pdata + n_aliases, names->len - n_aliases,
+        sizeof (gpointer), compare_strings);
   g_ptr_array_add (names, NULL);
   return (char **) g_ptr_array_free (names, FALSE);
 }
