@@ -10,8 +10,12 @@
  *
  * Modes: `frame` classifies each whole buffer as one face crop; `roi`
  * classifies every region-of-interest meta of type #GstFerEmotion:roi-type
- * (as attached by `facedetect`); `auto` uses the ROI metas when a buffer
- * has any, else the whole frame. Every face is evaluated with
+ * (as attached by `facedetect`); `auto` (the default) classifies whole
+ * frames until the stream carries such a ROI meta, and from then on only
+ * ROIs, so that a frame where the detector found no face gets no emotion;
+ * a stream-start event starts the decision afresh. With a detector upstream,
+ * `roi` also leaves the frames before its first face unlabelled. Every face
+ * is evaluated with
  * #GstFerEmotion:tta test-time-augmented views, all faces x views of a
  * buffer in one batched forward pass.
  *
@@ -23,7 +27,7 @@
  * ]| prints one `feremotion` element message per face crop.
  * |[
  * gst-launch-1.0 v4l2src ! videoconvert ! facedetect display=false \
- *     ! feremotion ! videoconvert ! feremotionoverlay ! videoconvert ! autovideosink
+ *     ! feremotion mode=roi ! videoconvert ! feremotionoverlay ! videoconvert ! autovideosink
  * ]| shows the webcam with an emotion label on every detected face.
  */
 #ifdef HAVE_CONFIG_H
@@ -40,10 +44,10 @@
 GST_DEBUG_CATEGORY_STATIC (gst_fer_emotion_debug);
 #define GST_CAT_DEFAULT gst_fer_emotion_debug
 
-#define DEFAULT_MODEL FER_DATADIR "/feremotion-resnet18-fer2013.safetensors"
+#define DEFAULT_MODEL FER_MODEL_DEFAULT
 #define DEFAULT_BACKEND FER_BACKEND_AUTO
 #define DEFAULT_DEVICE_ID 0
-#define DEFAULT_TTA 5
+#define DEFAULT_TTA FER_TTA_DEFAULT
 #define DEFAULT_BATCH_SIZE 0
 #define DEFAULT_MODE GST_FER_EMOTION_MODE_AUTO
 #define DEFAULT_ROI_TYPE "face"
@@ -51,7 +55,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_fer_emotion_debug);
 #define DEFAULT_MIN_FACE_SIZE 8
 #define DEFAULT_SMOOTHING 0.0
 #define DEFAULT_POST_MESSAGES TRUE
-#define DEFAULT_SKIP_LATE TRUE
+#define DEFAULT_QOS TRUE
 #define DEFAULT_THREADS 0
 
 /* A track not matched for this many frames is forgotten. */
@@ -73,7 +77,7 @@ enum
   PROP_MIN_FACE_SIZE,
   PROP_SMOOTHING,
   PROP_POST_MESSAGES,
-  PROP_SKIP_LATE,
+  PROP_QOS,
   PROP_THREADS,
   PROP_LABELS,
 };
@@ -99,8 +103,9 @@ gst_fer_emotion_mode_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-    {GST_FER_EMOTION_MODE_AUTO, "Region-of-interest metas when present, "
-          "else the whole frame", "auto"},
+    {GST_FER_EMOTION_MODE_AUTO, "The whole frame until the stream carries "
+          "a region-of-interest meta of roi-type, then roi (until the next "
+          "stream-start)", "auto"},
     {GST_FER_EMOTION_MODE_FRAME, "Each buffer is one face crop", "frame"},
     {GST_FER_EMOTION_MODE_ROI, "Every region-of-interest meta of roi-type",
         "roi"},
@@ -175,24 +180,25 @@ load_model (const GstFerEmotionSettings * s, GError ** error)
 {
   fer_model_options opts;
   fer_model *m;
+  gchar *path;
 
   fer_model_options_init (&opts);
   opts.backend = s->backend;
   opts.device_id = s->device_id;
   opts.threads = s->threads;
-  if (!s->model || !*s->model) {
-    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "no model file set (property model)");
+  /* a name ("fast") is looked up in $FER_MODEL_PATH, then $datadir */
+  path = fer_model_find (s->model, error);
+  if (!path)
     return NULL;
-  }
-  m = fer_model_load (s->model, &opts, error);
+  m = fer_model_load (path, &opts, error);
   if (m && fer_model_n_classes (m) > GST_FER_EMOTION_MAX_CLASSES) {
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: %d classes, this element supports at most %d", s->model,
+        "%s: %d classes, this element supports at most %d", path,
         fer_model_n_classes (m), GST_FER_EMOTION_MAX_CLASSES);
     fer_model_free (m);
-    return NULL;
+    m = NULL;
   }
+  g_free (path);
   return m;
 }
 
@@ -227,12 +233,14 @@ gst_fer_emotion_start (GstBaseTransform * trans)
   if (s.backend == FER_BACKEND_AUTO)
     GST_INFO_OBJECT (self, "backend=auto chose the %s backend",
         fer_backend_type_to_string (fer_model_backend (m)));
-  GST_INFO_OBJECT (self, "loaded %s: %d classes, input %d", s.model,
-      fer_model_n_classes (m), fer_model_input_spec (m)->size);
+  GST_INFO_OBJECT (self, "loaded %s (%s): %d classes, input %d", s.model,
+      fer_model_path (m), fer_model_n_classes (m),
+      fer_model_input_spec (m)->size);
 
   g_mutex_lock (&self->model_lock);
   install_model (self, m);
   self->frame_count = 0;
+  self->seen_rois = FALSE;
   g_mutex_unlock (&self->model_lock);
 
   GST_OBJECT_LOCK (self);
@@ -356,6 +364,11 @@ gst_fer_emotion_sink_event (GstBaseTransform * trans, GstEvent * event)
 {
   GstFerEmotion *self = GST_FER_EMOTION (trans);
 
+  /* a new stream may come without a detector: mode=auto decides afresh.
+   * A seek (flush, segment) or a caps change keeps the stream's decision:
+   * its detector is still there. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START)
+    self->seen_rois = FALSE;
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP
       || GST_EVENT_TYPE (event) == GST_EVENT_SEGMENT) {
     GST_OBJECT_LOCK (self);
@@ -409,6 +422,17 @@ face_rect (const GstVideoRegionOfInterestMeta * roi, gint width, gint height,
   return TRUE;
 }
 
+/* Whether this buffer is one face: mode=frame, or mode=auto on a stream
+ * that has not carried a face ROI meta since it started. Once a detector's
+ * ROIs were seen, a frame without one is a frame where the detector found
+ * no face, not a face crop. */
+static gboolean
+classifies_whole_frame (GstFerEmotion * self, const GstFerEmotionSettings * s)
+{
+  return s->mode == GST_FER_EMOTION_MODE_FRAME
+      || (s->mode == GST_FER_EMOTION_MODE_AUTO && !self->seen_rois);
+}
+
 /* Fills rects/roi_ids/rois with the faces to classify; returns their count. */
 static guint
 collect_faces (GstFerEmotion * self, GstBuffer * buf,
@@ -443,8 +467,13 @@ collect_faces (GstFerEmotion * self, GstBuffer * buf,
       n++;
     }
   }
-  if (s->mode == GST_FER_EMOTION_MODE_FRAME
-      || (s->mode == GST_FER_EMOTION_MODE_AUTO && n_roi == 0)) {
+  if (s->mode == GST_FER_EMOTION_MODE_AUTO && n_roi > 0 && !self->seen_rois) {
+    GST_INFO_OBJECT (self, "mode=auto: the stream carries \"%s\" ROI metas; "
+        "frames without one get no emotion until the next stream",
+        g_quark_to_string (s->roi_type));
+    self->seen_rois = TRUE;
+  }
+  if (classifies_whole_frame (self, s)) {
     ensure_capacity (self, 1);
     self->rects[0] = (fer_rect) {
     0.0f, 0.0f, (gfloat) width, (gfloat) height};
@@ -598,8 +627,8 @@ set_roi_param (GstVideoRegionOfInterestMeta * roi, GstStructure * s)
 }
 
 static void
-post_message (GstFerEmotion * self, GstBuffer * buf, GstStructure ** faces,
-    guint n)
+post_message (GstFerEmotion * self, GstBuffer * buf, const gchar * mode,
+    GstStructure ** faces, guint n)
 {
   GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
   GstClockTime ts = GST_BUFFER_PTS (buf);
@@ -610,7 +639,8 @@ post_message (GstFerEmotion * self, GstBuffer * buf, GstStructure ** faces,
       gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME, ts),
       "running-time", G_TYPE_UINT64,
       gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME, ts),
-      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buf), NULL);
+      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buf),
+      "mode", G_TYPE_STRING, mode, NULL);
 
   g_value_init (&labels, GST_TYPE_ARRAY);
   for (guint i = 0; i < self->n_classes; i++) {
@@ -661,7 +691,7 @@ gst_fer_emotion_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   s.model = NULL;               /* not needed here: no copy */
   GST_OBJECT_UNLOCK (self);
 
-  if (s.skip_late && is_late (self, buf)) {
+  if (s.qos && is_late (self, buf)) {
     GST_OBJECT_LOCK (self);
     self->skipped_late++;
     GST_OBJECT_UNLOCK (self);
@@ -705,7 +735,8 @@ gst_fer_emotion_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   }
   g_mutex_unlock (&self->model_lock);
   if (s.post_messages)
-    post_message (self, buf, self->faces, n);
+    post_message (self, buf, classifies_whole_frame (self, &s) ? "frame" :
+        "roi", self->faces, n);
   return GST_FLOW_OK;
 }
 
@@ -762,8 +793,8 @@ gst_fer_emotion_set_property (GObject * object, guint prop_id,
     case PROP_POST_MESSAGES:
       self->settings.post_messages = g_value_get_boolean (value);
       break;
-    case PROP_SKIP_LATE:
-      self->settings.skip_late = g_value_get_boolean (value);
+    case PROP_QOS:
+      self->settings.qos = g_value_get_boolean (value);
       break;
     case PROP_THREADS:
       self->settings.threads = g_value_get_int (value);
@@ -832,8 +863,8 @@ gst_fer_emotion_get_property (GObject * object, guint prop_id,
     case PROP_POST_MESSAGES:
       g_value_set_boolean (value, self->settings.post_messages);
       break;
-    case PROP_SKIP_LATE:
-      g_value_set_boolean (value, self->settings.skip_late);
+    case PROP_QOS:
+      g_value_set_boolean (value, self->settings.qos);
       break;
     case PROP_THREADS:
       g_value_set_int (value, self->settings.threads);
@@ -868,6 +899,7 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
   const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
+  gchar **names, *known, *model_blurb;
 
   GST_DEBUG_CATEGORY_INIT (gst_fer_emotion_debug, "feremotion", 0,
       "facial expression recognition");
@@ -876,12 +908,21 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
   gobject_class->get_property = gst_fer_emotion_get_property;
   gobject_class->finalize = gst_fer_emotion_finalize;
 
+  names = fer_model_names ();
+  known = g_strjoinv (", ", names);
+  /* the names that exist where this process looks, as gst-inspect shows */
+  model_blurb = g_strdup_printf ("Emotion model: a name, looked up in "
+      "$FER_MODEL_PATH, then " FER_DATADIR " (found here: %s), or a "
+      ".safetensors file (torchvision ResNet-18 names); may be changed "
+      "while playing: the new model is loaded, then swapped in between two "
+      "buffers", names[0] ? known : "none");
   g_object_class_install_property (gobject_class, PROP_MODEL,
-      g_param_spec_string ("model", "Model",
-          "Emotion model file (.safetensors, torchvision ResNet-18 names); "
-          "may be changed while playing: the new model is loaded, then "
-          "swapped in between two buffers", DEFAULT_MODEL,
-          rw | GST_PARAM_MUTABLE_PLAYING));
+      g_param_spec_string ("model", "Model", model_blurb, DEFAULT_MODEL,
+          G_PARAM_READWRITE | G_PARAM_STATIC_NAME | G_PARAM_STATIC_NICK
+          | GST_PARAM_MUTABLE_PLAYING));
+  g_free (model_blurb);
+  g_free (known);
+  g_strfreev (names);
   g_object_class_install_property (gobject_class, PROP_BACKEND,
       g_param_spec_enum ("backend", "Backend", "Where inference runs",
           GST_TYPE_FER_EMOTION_BACKEND, DEFAULT_BACKEND,
@@ -898,7 +939,11 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
           "Faces per forward batch (0 = all faces of a buffer at once)",
           0, 4096, DEFAULT_BATCH_SIZE, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_MODE,
-      g_param_spec_enum ("mode", "Mode", "What is classified",
+      g_param_spec_enum ("mode", "Mode", "What is classified. auto: whole "
+          "frames until the stream carries a face ROI meta (roi-type), then "
+          "ROIs only: frames without a face get no emotion. With a face "
+          "detector upstream use roi, which also skips the frames before "
+          "its first face",
           GST_TYPE_FER_EMOTION_MODE, DEFAULT_MODE,
           rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_ROI_TYPE,
@@ -923,11 +968,14 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
       g_param_spec_boolean ("post-messages", "Post messages",
           "Post a 'feremotion' element message per buffer",
           DEFAULT_POST_MESSAGES, rw | GST_PARAM_MUTABLE_PLAYING));
-  g_object_class_install_property (gobject_class, PROP_SKIP_LATE,
-      g_param_spec_boolean ("skip-late", "Skip late buffers",
-          "Pass buffers that downstream QoS reports as late on without "
-          "inference (never drops a buffer)", DEFAULT_SKIP_LATE,
-          rw | GST_PARAM_MUTABLE_PLAYING));
+  /* GstBaseTransform's own `qos` (off by default) would drop late buffers;
+   * this one replaces it, so that there is one late-buffer knob, and a
+   * recording or a JSON export downstream never loses a frame. */
+  g_object_class_install_property (gobject_class, PROP_QOS,
+      g_param_spec_boolean ("qos", "QoS",
+          "Handle downstream Quality-of-Service events: buffers reported "
+          "late are passed on without inference (never dropped)",
+          DEFAULT_QOS, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_THREADS,
       g_param_spec_int ("threads", "Threads",
           "CPU backend threads (0 = library default)", 0, 1024,
@@ -941,7 +989,7 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
       "Facial expression recognition", "Filter/Analyzer/Video",
       "Classifies the facial expression of faces (whole frames or "
       "region-of-interest metas) with a ResNet-18 and attaches emotion "
-      "metadata", "gst-feremotion developers");
+      "metadata", "gst-feremotion authors");
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
 
@@ -975,7 +1023,7 @@ gst_fer_emotion_init (GstFerEmotion * self)
   s->min_face_size = DEFAULT_MIN_FACE_SIZE;
   s->smoothing = DEFAULT_SMOOTHING;
   s->post_messages = DEFAULT_POST_MESSAGES;
-  s->skip_late = DEFAULT_SKIP_LATE;
+  s->qos = DEFAULT_QOS;
   s->threads = DEFAULT_THREADS;
   self->earliest_time = GST_CLOCK_TIME_NONE;
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);

@@ -35,7 +35,7 @@ typedef struct
   gint min_face_size;
   gdouble smoothing;
   gboolean post_messages;
-  gboolean skip_late;
+  gboolean qos;
   gint threads;
 } GstFerEmotionSettings;
 
@@ -75,6 +75,7 @@ struct _GstFerEmotion
   GstVideoRegionOfInterestMeta **rois;
   gfloat *probs;
   GstStructure **faces;        /* for the bus message */
+  gboolean seen_rois;           /* this stream carried face ROI metas */
   GstFerEmotionTrack tracks[GST_FER_EMOTION_MAX_TRACKS];
   guint64 frame_count;
 

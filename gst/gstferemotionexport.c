@@ -15,8 +15,12 @@
  *
  * The element passes buffers through without copying or mapping them, so it
  * takes raw video in any format and memory. The file is created when the
- * element goes to PAUSED, flushed at EOS and closed when it goes back to
- * READY; a file that cannot be opened or written is an element error.
+ * element goes to PAUSED and closed when it goes back to READY. Each line
+ * goes to the file with one write(2) before its buffer is passed on, never
+ * held in a user-space buffer: a pipeline stopped at any moment (EOS, state
+ * NULL, SIGTERM, even SIGKILL) leaves whole lines for every buffer that
+ * passed, and `tail -f` readers never see half a line. A file that cannot
+ * be opened or written is an element error.
  *
  * ## Example launch line
  * |[
@@ -30,10 +34,11 @@
 #include "gstferemotionexport.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib/gstdio.h>
+#include <unistd.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
-#include <stdio.h>
 
 #include "feremotion/gstferemotionmeta.h"
 
@@ -56,7 +61,7 @@ struct _GstFerEmotionExport
   /* under the object lock */
   gchar *location;
   gboolean all_buffers;
-  FILE *file;                   /* open between start() and stop() */
+  gint fd;                      /* open between start() and stop(), else -1 */
 
   /* streaming thread, and start()/stop() */
   gchar *filename;              /* the location the file was opened with */
@@ -164,6 +169,27 @@ add_face (JsonBuilder * b, const GstFerEmotionMeta * m)
   json_builder_end_object (b);
 }
 
+/* The whole line in one write(2) (looping only on what the kernel refuses
+ * to take at once): the kernel has it when this returns, whatever happens
+ * to the process next. FALSE with errno set on failure. */
+static gboolean
+write_line (gint fd, const gchar * line, gsize len)
+{
+  while (len > 0) {
+    gssize n = write (fd, line, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      if (n == 0)
+        errno = EIO;
+      return FALSE;
+    }
+    line += n;
+    len -= (gsize) n;
+  }
+  return TRUE;
+}
+
 static GstFlowReturn
 gst_fer_emotion_export_transform_ip (GstBaseTransform * trans,
     GstBuffer * buffer)
@@ -206,8 +232,7 @@ gst_fer_emotion_export_transform_ip (GstBaseTransform * trans,
   json_generator_to_gstring (self->generator, self->line);
   g_string_append_c (self->line, '\n');
 
-  if (fwrite (self->line->str, 1, self->line->len, self->file)
-      != self->line->len)
+  if (!write_line (self->fd, self->line->str, self->line->len))
     goto write_failed;
   return GST_FLOW_OK;
 
@@ -215,23 +240,6 @@ write_failed:
   {
     gst_fer_emotion_export_write_failed (self, errno);
     return GST_FLOW_ERROR;
-  }
-}
-
-static gboolean
-gst_fer_emotion_export_sink_event (GstBaseTransform * trans, GstEvent * event)
-{
-  GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (trans);
-
-  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS && fflush (self->file) != 0)
-    goto flush_failed;
-  return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
-
-flush_failed:
-  {
-    gst_fer_emotion_export_write_failed (self, errno);
-    gst_event_unref (event);
-    return FALSE;
   }
 }
 
@@ -254,7 +262,7 @@ gst_fer_emotion_export_start (GstBaseTransform * trans)
 {
   GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (trans);
   gchar *location;
-  FILE *file;
+  gint fd;
 
   GST_OBJECT_LOCK (self);
   location = g_strdup (self->location);
@@ -262,8 +270,8 @@ gst_fer_emotion_export_start (GstBaseTransform * trans)
 
   if (!location || !*location)
     goto no_location;
-  file = g_fopen (location, "wb");
-  if (!file)
+  fd = g_open (location, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0)
     goto open_failed;
   GST_DEBUG_OBJECT (self, "writing to %s", location);
 
@@ -271,7 +279,7 @@ gst_fer_emotion_export_start (GstBaseTransform * trans)
   self->write_failed = FALSE;
   self->width = self->height = 0;
   GST_OBJECT_LOCK (self);
-  self->file = file;
+  self->fd = fd;
   GST_OBJECT_UNLOCK (self);
   return TRUE;
 
@@ -300,16 +308,16 @@ gst_fer_emotion_export_stop (GstBaseTransform * trans)
 {
   GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (trans);
   gboolean ok = TRUE;
-  FILE *file;
+  gint fd;
 
   GST_OBJECT_LOCK (self);
-  file = self->file;
-  self->file = NULL;
+  fd = self->fd;
+  self->fd = -1;
   GST_OBJECT_UNLOCK (self);
 
-  /* closing writes what stdio still holds; a stream that already failed
-   * fails again here, and that was reported */
-  if (file && fclose (file) != 0 && !self->write_failed) {
+  /* every line is already written: close can only report a deferred
+   * error (e.g. from a network file system), once */
+  if (fd >= 0 && close (fd) != 0 && !self->write_failed) {
     gst_fer_emotion_export_write_failed (self, errno);
     ok = FALSE;
   }
@@ -328,7 +336,7 @@ gst_fer_emotion_export_set_property (GObject * object, guint prop_id,
       gboolean open;
 
       GST_OBJECT_LOCK (self);
-      open = self->file != NULL;
+      open = self->fd >= 0;
       if (!open) {
         g_free (self->location);
         self->location = g_value_dup_string (value);
@@ -417,8 +425,6 @@ gst_fer_emotion_export_class_init (GstFerEmotionExportClass * klass)
   trans_class->start = GST_DEBUG_FUNCPTR (gst_fer_emotion_export_start);
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_fer_emotion_export_stop);
   trans_class->set_caps = GST_DEBUG_FUNCPTR (gst_fer_emotion_export_set_caps);
-  trans_class->sink_event =
-      GST_DEBUG_FUNCPTR (gst_fer_emotion_export_sink_event);
   trans_class->transform_ip =
       GST_DEBUG_FUNCPTR (gst_fer_emotion_export_transform_ip);
 }
@@ -427,6 +433,7 @@ static void
 gst_fer_emotion_export_init (GstFerEmotionExport * self)
 {
   self->all_buffers = DEFAULT_ALL_BUFFERS;
+  self->fd = -1;
   self->builder = json_builder_new ();
   self->generator = json_generator_new ();
   self->line = g_string_new (NULL);

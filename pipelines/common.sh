@@ -6,9 +6,51 @@ set -eu
 prog=$(basename "$0")
 die () { echo "$prog: $*" >&2; exit 2; }
 
-# The model: `--model M.safetensors` as the first argument, else $FER_MODEL,
-# else the default model shipped in the checkout's models/.
+# Interrupted (Ctrl-C, kill, systemd or docker stop): exit 130 / 143, never
+# 0, and run the scripts' EXIT traps (the shell skips them when a signal
+# kills it).
+trap 'exit 130' INT
+trap 'exit 143' TERM
+# the caller's stderr, for messages while a pipeline's output goes to a log
+exec 3>&2
+
+# run_pipeline ARG...: gst-launch-1.0 -e ARG..., its exit status. INT or
+# TERM sent to the script while it runs is passed on as INT: gst-launch-1.0
+# -e then sends EOS, so files and muxers are finished; the script then
+# says so and exits 130 / 143 rather than carrying on as if all went well.
+run_pipeline () {
+  interrupted=0
+  gst-launch-1.0 -e "$@" &
+  pipeline_pid=$!
+  trap 'interrupted=130; kill -INT "$pipeline_pid" 2>/dev/null || :' INT
+  trap 'interrupted=143; kill -INT "$pipeline_pid" 2>/dev/null || :' TERM
+  while :; do
+    pipeline_status=0
+    wait "$pipeline_pid" || pipeline_status=$?
+    # a trapped signal ends the wait, not the pipeline: wait until it is done
+    kill -0 "$pipeline_pid" 2>/dev/null || break
+  done
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  if [ "$interrupted" -ne 0 ]; then
+    echo "$prog: interrupted; stopped the pipeline (what it wrote so far is complete)" >&3
+    exit "$interrupted"
+  fi
+  return "$pipeline_status"
+}
+
+# The progress lines of gst-launch-1.0 (-m, -e): what is left once they go
+# is the error and its cause.
+launch_errors () {
+  grep -v -E '^(Got message|Got EOS|Setting pipeline|Pipeline is|Redistribute|New clock|Execution ended|Freeing pipeline|EOS on shutdown|Waiting for EOS)' "$1" >&2
+}
+
+# The model: `--model M.safetensors` (or a model name such as `fast`) as
+# the first argument, else $FER_MODEL, else the default model shipped in
+# the checkout's models/, where names are looked up too.
 repo=$(cd "$(dirname "$0")/.." && pwd)
+FER_MODEL_PATH=${FER_MODEL_PATH:+$FER_MODEL_PATH:}$repo/models
+export FER_MODEL_PATH
 model=${FER_MODEL:-$repo/models/feremotion-resnet18-fer2013.safetensors}
 if [ "${1:-}" = --model ]; then
   [ $# -ge 2 ] || die "--model needs a file"
@@ -16,8 +58,13 @@ if [ "${1:-}" = --model ]; then
   shift 2
 fi
 
+# A file must exist; a name is looked up by the element, whose error lists
+# the names that exist.
 require_model () {
-  [ -f "$model" ] || die "model $model: no such file (pass --model M.safetensors or set FER_MODEL)"
+  case $model in
+    */*|*.safetensors)
+      [ -f "$model" ] || die "model $model: no such file (pass --model M.safetensors or a model name, or set FER_MODEL)" ;;
+  esac
 }
 
 # From a checkout, use the plugin just built rather than an installed one.

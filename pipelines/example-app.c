@@ -1,12 +1,13 @@
 /* feremotion-example: how an application reads the emotion metadata.
  *
- *   feremotion-example --model M.safetensors PHOTO
- *   feremotion-example --model M.safetensors --pipeline "DESCRIPTION"
+ *   feremotion-example [--model M] FILE
+ *   feremotion-example [--model M] --pipeline "DESCRIPTION"
  *
- * Builds `filesrc location=PHOTO ! decodebin ! imagefreeze num-buffers=1 !
- * videoconvert ! facedetect display=false ! feremotion model=M mode=roi !
- * fakesink` (or any description with an element named `feremotion`, whose
- * model --model then sets), and prints one line per face from the
+ * Builds `filesrc location=FILE ! decodebin ! videoconvert ! facedetect
+ * display=false ! feremotion model=M mode=roi ! fakesink` for a photo or a
+ * video (every frame of it), or runs any description with an element named
+ * `feremotion`, whose model --model then sets (a name such as `fast`, the
+ * default, or a .safetensors file), and prints one line per face from the
  * GstFerEmotionMeta that feremotion attaches:
  *
  *   pts=0:00:00.000000000 face 175,64 97x97: happy (0.31) [angry=0.12 ...]
@@ -53,11 +54,11 @@ print_emotions (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   return GST_PAD_PROBE_OK;
 }
 
-/* The photo's path and the model's are set as properties below, so that no
- * file name needs quoting for the parser. mode=roi: a photo without a
- * detected face has nothing to classify. */
-#define PHOTO_PIPELINE "filesrc name=photo ! decodebin " \
-  "! imagefreeze num-buffers=1 ! videoconvert " \
+/* The file's path and the model's are set as properties below, so that no
+ * file name needs quoting for the parser. decodebin gives a photo's one
+ * frame or every frame of a video. mode=roi: a frame without a detected
+ * face has nothing to classify. */
+#define FILE_PIPELINE "filesrc name=file ! decodebin ! videoconvert " \
   "! facedetect display=false min-size-width=48 min-size-height=48 " \
   "min-neighbors=5 ! feremotion name=feremotion mode=roi ! fakesink"
 
@@ -120,16 +121,17 @@ int
 main (int argc, char **argv)
 {
   gchar *model = NULL, *description = NULL;
-  const gchar *photo_path = NULL;
+  const gchar *file_path = NULL;
   GOptionEntry entries[] = {
     {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model,
-        "Emotion model (.safetensors)", "M"},
+        "Emotion model: a name (default: fast) or a .safetensors file",
+        "M"},
     {"pipeline", 'p', 0, G_OPTION_ARG_STRING, &description,
-          "Pipeline description instead of the photo pipeline; needs an "
+          "Pipeline description instead of the file pipeline; needs an "
           "element named feremotion", "DESC"},
     {NULL}
   };
-  GOptionContext *ctx = g_option_context_new ("[PHOTO]");
+  GOptionContext *ctx = g_option_context_new ("[FILE]");
   GError *error = NULL;
   GstElement *pipeline = NULL, *fer = NULL;
   GstPad *src = NULL;
@@ -141,7 +143,8 @@ main (int argc, char **argv)
    * would read as ours; the face cascade it needs is present. */
   g_setenv ("OPENCV_LOG_LEVEL", "FATAL", FALSE);
   g_option_context_set_summary (ctx, "Prints the facial expression that "
-      "feremotion attaches to each face of a photo (or of any pipeline).");
+      "feremotion attaches to each face of a photo or video FILE (or of any "
+      "pipeline).");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_add_group (ctx, gst_init_get_option_group ());
   if (!g_option_context_parse (ctx, &argc, &argv, &error)) {
@@ -150,9 +153,8 @@ main (int argc, char **argv)
     status = 2;
     goto out;
   }
-  if (!description && (argc != 2 || !model)) {
-    g_printerr ("feremotion-example: give --model M and one PHOTO, or "
-        "--pipeline DESC\n");
+  if (!description && argc != 2) {
+    g_printerr ("feremotion-example: give one FILE, or --pipeline DESC\n");
     status = 2;
     goto out;
   }
@@ -167,8 +169,8 @@ main (int argc, char **argv)
   if (!description) {
     if (!have_element ("facedetect", "install gstreamer1.0-opencv"))
       goto out;
-    photo_path = argv[1];
-    description = g_strdup (PHOTO_PIPELINE);
+    file_path = argv[1];
+    description = g_strdup (FILE_PIPELINE);
   }
 
   pipeline = gst_parse_launch (description, &error);
@@ -193,10 +195,10 @@ main (int argc, char **argv)
   }
   if (model)
     g_object_set (fer, "model", model, NULL);
-  if (photo_path) {
-    GstElement *photo = gst_bin_get_by_name (GST_BIN (pipeline), "photo");
-    g_object_set (photo, "location", photo_path, NULL);
-    gst_object_unref (photo);
+  if (file_path) {
+    GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "file");
+    g_object_set (src, "location", file_path, NULL);
+    gst_object_unref (src);
   }
   src = gst_element_get_static_pad (fer, "src");
   gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_BUFFER, print_emotions, &counts,

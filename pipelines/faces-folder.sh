@@ -15,7 +15,7 @@ require_model
 require_element feremotion
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/faces-folder.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT INT TERM
+trap 'rm -rf "$tmp"' EXIT
 
 # multifilesrc reads location=PATTERN with a running index, so the files
 # are linked under numbered names; one sequence per format, because the
@@ -42,12 +42,11 @@ status=0
 for kind in png jpeg; do
   [ -f "$tmp/$kind.list" ] || continue
   # framerate: gives each crop a timestamp (one per second) for the message
-  if ! gst-launch-1.0 -m \
+  if ! run_pipeline -m \
       multifilesrc location="$tmp/$kind-%06d" caps="image/$kind,framerate=1/1" \
       ! "${kind}dec" ! videoconvert \
       ! feremotion model="$model" mode=frame ! fakesink >"$tmp/$kind.log" 2>&1; then
-    # what is left once the progress lines go is the error and its cause
-    grep -v -E '^(Got message|Got EOS|Setting pipeline|Pipeline is|Redistribute|New clock|Execution ended|Freeing pipeline)' "$tmp/$kind.log" >&2
+    launch_errors "$tmp/$kind.log"
     echo "$prog: the pipeline failed on the $kind files of $dir" >&2
     status=1
     continue

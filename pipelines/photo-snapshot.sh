@@ -19,22 +19,21 @@ require_element feremotion
 require_element facedetect
 
 log=$(mktemp "${TMPDIR:-/tmp}/photo-snapshot.XXXXXX")
-trap 'rm -f "$log"' EXIT INT TERM
+trap 'rm -f "$log"' EXIT
 
 # mode=roi: a photo without a detected face has nothing to classify (auto
 # would classify the whole picture as if it were a face). Faces under 48
 # pixels, the model's input size, are too blurred to read; min-neighbors=5
 # rather than 3 drops weak detections (at 3, a JPEG copy of astronaut.png
 # gets a second "face" on her suit).
-if ! gst-launch-1.0 -m \
+if ! run_pipeline -m \
     filesrc location="$photo" ! decodebin ! imagefreeze num-buffers=1 \
     ! videoconvert \
     ! facedetect display=false min-size-width=48 min-size-height=48 min-neighbors=5 \
     ! feremotion model="$model" mode=roi \
     ! videoconvert ! feremotionoverlay ! videoconvert \
     ! pngenc ! filesink location="$out" >"$log" 2>&1; then
-  # what is left once the progress lines go is the error and its cause
-  grep -v -E '^(Got message|Got EOS|Setting pipeline|Pipeline is|Redistribute|New clock|Execution ended|Freeing pipeline)' "$log" >&2
+  launch_errors "$log"
   echo "$prog: the pipeline failed on $photo" >&2
   exit 1
 fi

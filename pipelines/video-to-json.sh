@@ -18,7 +18,7 @@ require_element feremotion
 require_element facedetect
 
 log=$(mktemp "${TMPDIR:-/tmp}/video-to-json.XXXXXX")
-trap 'rm -f "$log"' EXIT INT TERM
+trap 'rm -f "$log"' EXIT
 
 # mode=roi: frames without a detected face get an empty "faces" list
 # instead of the whole frame classified as a face. Faces under 48 pixels,
@@ -26,14 +26,14 @@ trap 'rm -f "$log"' EXIT INT TERM
 # than 3 drops weak detections (at 3, a JPEG copy of astronaut.png gets a
 # second "face" on her suit). fakesink does not sync to the clock, so the
 # file is processed as fast as inference allows and no frame is skipped
-# as late.
-if ! gst-launch-1.0 \
+# as late. Interrupted, the file keeps a whole line for every frame done
+# and the script exits 130 (INT) or 143 (TERM).
+if ! run_pipeline \
     filesrc location="$input" ! decodebin ! videoconvert \
     ! facedetect display=false min-size-width=48 min-size-height=48 min-neighbors=5 \
     ! feremotion model="$model" mode=roi \
     ! feremotionexport location="$output" ! fakesink >"$log" 2>&1; then
-  # what is left once the progress lines go is the error and its cause
-  grep -v -E '^(Setting pipeline|Pipeline is|Redistribute|New clock|Execution ended|Freeing pipeline)' "$log" >&2
+  launch_errors "$log"
   echo "$prog: the pipeline failed on $input" >&2
   exit 1
 fi

@@ -30,11 +30,12 @@ require_element facedetect
 
 # mode=roi: frames without a detected face are shown without a label
 # rather than the whole picture classified as one face. smoothing keeps a
-# face's label from flickering between frames. skip-late (on by default)
+# face's label from flickering between frames. qos (on by default)
 # lets the window's QoS pass frames on unclassified when inference falls
 # behind, so the picture stays live.
+# Closing the window ends with status 0, Ctrl-C with 130.
 # shellcheck disable=SC2086 # source and sink are gst-launch fragments
-exec gst-launch-1.0 \
+run_pipeline \
     $source ! videoconvert \
     ! facedetect display=false min-size-width=48 min-size-height=48 min-neighbors=5 \
     ! feremotion model="$model" mode=roi smoothing=0.6 \

@@ -633,9 +633,11 @@ parse_file (guint8 *bytes, size_t size, const char *name, GError **error)
   }
   memcpy (&header_len, bytes, 8);
   header_len = GUINT64_FROM_LE (header_len);
+  /* what an image, a text or any other file usually gets here */
   if (header_len > MAX_HEADER_BYTES) {
-    set_format_error (error, name, NULL, "header length %" G_GUINT64_FORMAT
-        " is over the limit of %d bytes", header_len, MAX_HEADER_BYTES);
+    set_format_error (error, name, NULL, "not a safetensors file (its first "
+        "8 bytes, read as the JSON header's length, give %" G_GUINT64_FORMAT
+        " bytes, over the limit of %d)", header_len, MAX_HEADER_BYTES);
     goto fail;
   }
   if (header_len > size - 8) {

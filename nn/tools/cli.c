@@ -36,7 +36,7 @@ fer_cli_parse (GOptionContext *ctx, int *argc, char ***argv,
 }
 
 fer_model *
-fer_cli_load_model (const char *path, const char *backend_text, int threads,
+fer_cli_load_model (const char *model, const char *backend_text, int threads,
     int *status)
 {
   fer_model_options opts;
@@ -50,7 +50,9 @@ fer_cli_load_model (const char *path, const char *backend_text, int threads,
       return NULL;
     }
   g_autoptr (GError) error = NULL;
-  fer_model *m = fer_model_load (path, &opts, &error);
+  g_autofree char *path = fer_model_find (model ? model : FER_MODEL_DEFAULT,
+      &error);
+  fer_model *m = path ? fer_model_load (path, &opts, &error) : NULL;
   if (m == NULL)
     {
       fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);

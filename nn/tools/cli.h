@@ -20,10 +20,18 @@ int fer_cli_usage_error (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
 gboolean fer_cli_parse (GOptionContext *ctx, int *argc, char ***argv,
     gboolean arguments_allowed);
 
-/* The options that fer-classify and fer-eval share, with the same help. */
-#define FER_CLI_OPTION_TTA(var) \
+/* The options that fer-classify and fer-eval share, with the same help.
+ * default_views: the tool's default, an integer literal. */
+#define FER_CLI_OPTION_MODEL(var) \
+  { "model", 'm', 0, G_OPTION_ARG_FILENAME, (var), \
+    "Model: a name (fast, accurate or an installed model's file name " \
+    "without .safetensors, looked up in $FER_MODEL_PATH, then the " \
+    "installed models) or a .safetensors file (default: " \
+    FER_MODEL_DEFAULT ")", "NAME|FILE" }
+#define FER_CLI_OPTION_TTA(var, default_views) \
   { "tta", 't', 0, G_OPTION_ARG_INT, (var), \
-    "Test-time-augmentation views per image, 1 (none, default) to 10", "N" }
+    "Test-time-augmentation views per image, 1 (none) to 10 (default " \
+    G_STRINGIFY (default_views) ")", "N" }
 #define FER_CLI_OPTION_BACKEND(var) \
   { "backend", 'b', 0, G_OPTION_ARG_STRING, (var), \
     "cpu, cuda or auto (default: CUDA when available)", "NAME" }
@@ -31,10 +39,12 @@ gboolean fer_cli_parse (GOptionContext *ctx, int *argc, char ***argv,
   { "threads", 0, 0, G_OPTION_ARG_INT, (var), \
     "CPU backend threads (default 0: the library's choice)", "N" }
 
-/* Loads the model at path on backend_text (NULL: auto) with `threads` CPU
- * threads. On failure reports why on stderr and returns NULL with *status
- * FER_CLI_USAGE (a bad --backend) or 1 (the model cannot be used). */
-fer_model *fer_cli_load_model (const char *path, const char *backend_text,
+/* Loads `model` (a name or a file, as fer_model_find takes it; NULL: the
+ * default model) on backend_text (NULL: auto) with `threads` CPU threads.
+ * On failure reports why on stderr and returns NULL with *status
+ * FER_CLI_USAGE (a bad --backend) or 1 (the model cannot be found or
+ * used). */
+fer_model *fer_cli_load_model (const char *model, const char *backend_text,
     int threads, int *status);
 
 /* The command line as a reader would retype it: program name without its

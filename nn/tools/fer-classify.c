@@ -90,12 +90,12 @@ main (int argc, char **argv)
 {
   g_autofree char *model_path = NULL, *backend_text = NULL;
   g_auto (GStrv) images = NULL;
-  int tta = 1, threads = 0;
+  /* the feremotion element's defaults: the same crop, the same answer */
+  int tta = FER_TTA_DEFAULT, threads = 0;
   gboolean want_logits = FALSE, json = FALSE;
   GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
-      "Model file (required)", "M.safetensors" },
-    FER_CLI_OPTION_TTA (&tta),
+    FER_CLI_OPTION_MODEL (&model_path),
+    FER_CLI_OPTION_TTA (&tta, FER_TTA_DEFAULT),
     FER_CLI_OPTION_BACKEND (&backend_text),
     FER_CLI_OPTION_THREADS (&threads),
     { "logits", 0, 0, G_OPTION_ARG_NONE, &want_logits,
@@ -116,8 +116,6 @@ main (int argc, char **argv)
       "model or an image could not be used, 2 on a command-line error.\n");
   if (!fer_cli_parse (ctx, &argc, &argv, TRUE))
     return FER_CLI_USAGE;
-  if (model_path == NULL)
-    return fer_cli_usage_error ("--model is required");
   if (images == NULL || images[0] == NULL)
     return fer_cli_usage_error ("no IMAGE given");
   if (tta < 1 || tta > FER_TTA_MAX)

@@ -289,11 +289,10 @@ main (int argc, char **argv)
   int tta = 1, threads = 0, batch = 64;
   gboolean json = FALSE;
   GOptionEntry entries[] = {
-    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model_path,
-      "Model file (required)", "M.safetensors" },
+    FER_CLI_OPTION_MODEL (&model_path),
     { "data", 'd', 0, G_OPTION_ARG_FILENAME, &data,
       "Image-folder tree DIR/<label>/*.jpg|*.png (required)", "DIR" },
-    FER_CLI_OPTION_TTA (&tta),
+    FER_CLI_OPTION_TTA (&tta, 1),
     FER_CLI_OPTION_BACKEND (&backend_text),
     FER_CLI_OPTION_THREADS (&threads),
     { "batch", 0, 0, G_OPTION_ARG_INT, &batch,
@@ -315,8 +314,8 @@ main (int argc, char **argv)
       "completed, 1 when it could not, 2 on a command-line error.\n");
   if (!fer_cli_parse (ctx, &argc, &argv, FALSE))
     return FER_CLI_USAGE;
-  if (model_path == NULL || data == NULL)
-    return fer_cli_usage_error ("--model and --data are required");
+  if (data == NULL)
+    return fer_cli_usage_error ("--data is required");
   if (tta < 1 || tta > FER_TTA_MAX)
     return fer_cli_usage_error ("--tta %d: expected 1 to %d", tta, FER_TTA_MAX);
   if (threads < 0)

@@ -52,6 +52,7 @@ fer_metrics_compute (fer_metrics *m)
   int64_t correct = 0;
   fer_class_scores macro = { 0 }, weighted = { 0 };
 
+  m->macro_classes = 0;
   for (int c = 0; c < k; c++)
     {
       int64_t tp = m->confusion[(size_t) c * k + c];
@@ -69,15 +70,25 @@ fer_metrics_compute (fer_metrics *m)
       s->support = support;
       correct += tp;
 
-      macro.precision += s->precision / k;
-      macro.recall += s->recall / k;
-      macro.f1 += s->f1 / k;
+      if (support > 0)
+        {
+          macro.precision += s->precision;
+          macro.recall += s->recall;
+          macro.f1 += s->f1;
+          m->macro_classes++;
+        }
       weighted.precision += s->precision * support;
       weighted.recall += s->recall * support;
       weighted.f1 += s->f1 * support;
     }
 
   macro.support = weighted.support = m->n;
+  if (m->macro_classes > 0)
+    {
+      macro.precision /= m->macro_classes;
+      macro.recall /= m->macro_classes;
+      macro.f1 /= m->macro_classes;
+    }
   if (m->n > 0)
     {
       weighted.precision /= m->n;
@@ -123,6 +134,9 @@ fer_metrics_print_text (const fer_metrics *m, FILE *out)
       "accuracy", "", "", m->accuracy, m->n);
   print_scores_row (out, w, "macro avg", &m->macro);
   print_scores_row (out, w, "weighted avg", &m->weighted);
+  if (m->macro_classes < m->n_classes)
+    fprintf (out, "(macro avg over the %d of %d classes present in the "
+        "data)\n", m->macro_classes, m->n_classes);
 
   /* Columns wide enough for both the largest count and the label. */
   int64_t max_count = 0;
@@ -189,6 +203,8 @@ fer_metrics_to_json (const fer_metrics *m, JsonBuilder *b)
   json_builder_end_object (b);
   json_builder_set_member_name (b, "macro_avg");
   scores_to_json (b, &m->macro);
+  json_builder_set_member_name (b, "macro_avg_classes");
+  json_builder_add_int_value (b, m->macro_classes);
   json_builder_set_member_name (b, "weighted_avg");
   scores_to_json (b, &m->weighted);
 
@@ -224,6 +240,9 @@ fer_metrics_append_markdown (const fer_metrics *m, GString *out)
     markdown_scores_row (out, m->labels[c], &m->per_class[c]);
   markdown_scores_row (out, "*macro avg*", &m->macro);
   markdown_scores_row (out, "*weighted avg*", &m->weighted);
+  if (m->macro_classes < m->n_classes)
+    g_string_append_printf (out, "\nThe macro average is over the %d of %d "
+        "classes present in the data.\n", m->macro_classes, m->n_classes);
 
   g_string_append (out, "\nConfusion matrix (rows: true class, columns: "
       "predicted class):\n\n| true \\ predicted |");

@@ -3,9 +3,11 @@
  *
  * Conventions (scikit-learn's, with zero_division=0): a class that is never
  * predicted has precision 0, a class with no samples has recall 0, and F1 is
- * 0 when precision + recall is 0. The macro average weighs every class
- * equally (classes without samples included); the weighted average weighs
- * each class by its support.
+ * 0 when precision + recall is 0. The macro average weighs equally every
+ * class present in the data (support > 0): a class without samples has no
+ * recall to average, and counting it as 0 would put a perfect result on a
+ * one-class folder at 1/k. The weighted average weighs each class by its
+ * support.
  *
  * Usage: fer_metrics_new, fer_metrics_add per sample, fer_metrics_compute,
  * then read the fields or use the output functions. */
@@ -36,6 +38,7 @@ typedef struct
   double accuracy;
   fer_class_scores *per_class; /* n_classes */
   fer_class_scores macro, weighted;
+  int macro_classes;           /* classes the macro average is over */
 } fer_metrics;
 
 /* labels: n_classes names (copied). */
@@ -52,7 +55,8 @@ void fer_metrics_print_text (const fer_metrics *m, FILE *out);
 
 /* Adds members to the object b is building: "accuracy", "n", "labels",
  * "per_class" ({label: {precision, recall, f1, support}}), "macro_avg",
- * "weighted_avg" and "confusion" (rows = true classes, in label order). */
+ * "macro_avg_classes" (how many classes it is over), "weighted_avg" and
+ * "confusion" (rows = true classes, in label order). */
 void fer_metrics_to_json (const fer_metrics *m, JsonBuilder *b);
 
 /* Appends the same tables as GitHub-flavoured Markdown. */

@@ -17,3 +17,23 @@ check () {
   desc=$1; shift
   if "$@" >"$tmp/out" 2>&1; then ok "$desc"; else not_ok "$desc"; fi
 }
+# kill_once_written FILE PID SIGNAL: once FILE has content (at most 30 s
+# on), half a second later sends SIGNAL to the background job PID and
+# waits for it; its exit status is then in $status.
+kill_once_written () {
+  i=0
+  while [ ! -s "$1" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  sleep 0.5
+  kill -"$3" "$2"
+  status=0
+  wait "$2" || status=$?
+}
+# expect_status DESCRIPTION EXPECTED: ok when $status is EXPECTED
+expect_status () {
+  if [ "$status" -eq "$2" ]; then
+    ok "$1"
+  else
+    echo "exit status $status" >>"$tmp/out"
+    not_ok "$1"
+  fi
+}

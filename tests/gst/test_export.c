@@ -1,5 +1,6 @@
 /* feremotionexport: three buffers (0, 1 and 2 faces) give three JSON lines
- * that parse back to the pushed values; buffers pass through uncopied; a
+ * that parse back to the pushed values, each on disk as soon as its buffer
+ * has passed; buffers pass through uncopied; a
  * bad location fails the state change with an error naming the file; a
  * full disk is an element error, not a silent loss. */
 #include <gst/check/gstcheck.h>
@@ -187,11 +188,18 @@ GST_START_TEST (test_three_buffers)
   tmp_file_init (&t);
   h = export_harness (t.location,
       "video/x-raw,format=I420,width=320,height=240,framerate=30/1");
-  for (guint i = 0; i < 3; i++)
+  /* each buffer's line is on disk, whole, once the buffer has passed: no
+   * EOS, no state change (a pipeline killed then loses nothing it passed) */
+  for (guint i = 0; i < 3; i++) {
     push_passthrough (h, make_buffer (i, i));
+    lines = read_lines (t.location);
+    fail_unless_equals_int (lines->len, i + 1);
+    check_line (g_ptr_array_index (lines, i), i, i, 320, 240);
+    g_ptr_array_unref (lines);
+  }
   fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
 
-  /* read before teardown: EOS alone must have flushed the file */
+  /* read before teardown */
   lines = read_lines (t.location);
   fail_unless_equals_int (lines->len, 3);
   for (guint i = 0; i < 3; i++)
@@ -347,8 +355,8 @@ GST_START_TEST (test_empty_location)
 
 GST_END_TEST;
 
-/* /dev/full fails every write with ENOSPC; stdio holds the small lines
- * until the flush at EOS, which must report it. */
+/* /dev/full fails every write with ENOSPC: the first buffer's line, written
+ * as the buffer passes, reports it. */
 GST_START_TEST (test_disk_full)
 {
   GstElement *e;
@@ -367,8 +375,8 @@ GST_START_TEST (test_disk_full)
   gst_harness_set_src_caps_str (h,
       "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
 
-  push_passthrough (h, make_buffer (0, 2));
-  fail_if (gst_harness_push_event (h, gst_event_new_eos ()));
+  fail_unless_equals_int (gst_harness_push (h, make_buffer (0, 2)),
+      GST_FLOW_ERROR);
   msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
   fail_unless (msg != NULL, "disk full went unreported");
   gst_message_parse_error (msg, &err, NULL);
@@ -377,6 +385,8 @@ GST_START_TEST (test_disk_full)
   fail_unless (strstr (err->message, "/dev/full") != NULL, "%s", err->message);
   /* reported once, and closing still succeeds */
   gst_message_unref (msg);
+  fail_unless_equals_int (gst_harness_push (h, make_buffer (1, 2)),
+      GST_FLOW_ERROR);
   g_error_free (err);
   gst_harness_teardown (h);
   fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR) == NULL);

@@ -297,8 +297,16 @@ GST_START_TEST (test_frame_and_auto_modes)
   gst_buffer_unref (out);
   gst_harness_teardown (h);
 
-  /* auto: ROIs when present, else the frame */
+  /* auto on a stream without ROIs: each frame is a face crop */
   h = harness ("tta=1 mode=auto", caps);
+  for (guint i = 0; i < 2; i++) {
+    out = gst_harness_push_and_pull (h,
+        pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, i));
+    fail_unless_equals_int (count_metas (out), 1);
+    fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->roi_id, -1);
+    gst_buffer_unref (out);
+  }
+  /* ... until a detector's face ROIs arrive: then only ROIs are faces */
   in = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 1);
   add_roi (in, "face", 10, 8, 30, 30, 7);
   add_roi (in, "face", 20, 10, 20, 20, 8);
@@ -306,10 +314,53 @@ GST_START_TEST (test_frame_and_auto_modes)
   fail_unless_equals_int (count_metas (out), 2);
   fail_unless (gst_buffer_get_fer_emotion_meta_for_roi (out, 7) != NULL);
   gst_buffer_unref (out);
+  /* a frame where the detector found nothing: no emotion (issue 13, 1) */
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (fer (h), bus);
   out = gst_harness_push_and_pull (h,
-      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 1));
+      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 2));
+  fail_unless_equals_int (count_metas (out), 0);
+  gst_buffer_unref (out);
+  /* the bus message says which rule applied, with no face */
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT);
+  fail_unless (msg != NULL);
+  const GstStructure *st = gst_message_get_structure (msg);
+  fail_unless_equals_string (gst_structure_get_string (st, "mode"), "roi");
+  fail_unless_equals_int (gst_value_list_get_size (gst_structure_get_value
+          (st, "faces")), 0);
+  gst_message_unref (msg);
+  /* ROIs of another type do not count as a detector's faces, and a frame
+   * with only those gets nothing either once the stream had faces */
+  in = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 3);
+  add_roi (in, "car", 0, 0, 64, 48, 9);
+  out = gst_harness_push_and_pull (h, in);
+  fail_unless_equals_int (count_metas (out), 0);
+  gst_buffer_unref (out);
+  gst_message_unref (gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT));
+  /* a new stream decides afresh */
+  fail_unless (gst_harness_push_event (h,
+          gst_event_new_stream_start ("another-stream")));
+  gst_harness_set_src_caps_str (h, caps);
+  out = gst_harness_push_and_pull (h,
+      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 4));
   fail_unless_equals_int (count_metas (out), 1);
   fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->roi_id, -1);
+  gst_buffer_unref (out);
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT);
+  fail_unless (msg != NULL);
+  fail_unless_equals_string (gst_structure_get_string
+      (gst_message_get_structure (msg), "mode"), "frame");
+  gst_message_unref (msg);
+  gst_element_set_bus (fer (h), NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+
+  /* auto on a stream with only "car" ROIs: still whole frames */
+  h = harness ("tta=1 mode=auto", caps);
+  in = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 3);
+  add_roi (in, "car", 0, 0, 64, 48, 9);
+  out = gst_harness_push_and_pull (h, in);
+  fail_unless_equals_int (count_metas (out), 1);
   gst_buffer_unref (out);
   gst_harness_teardown (h);
 }
@@ -476,6 +527,42 @@ GST_START_TEST (test_bad_models)
 
 GST_END_TEST;
 
+/* model=NAME: found in $FER_MODEL_PATH; the default, "fast", is the shipped
+ * model (tests/meson.build points FER_MODEL_PATH at the source's models/);
+ * a name that matches nothing fails with the names that exist. */
+GST_START_TEST (test_model_names)
+{
+  const char *caps =
+      "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1";
+  GstHarness *h = gst_harness_new_parse ("feremotion tta=1");
+  gchar *model = NULL;
+  g_object_get (fer (h), "model", &model, NULL);
+  fail_unless_equals_string (model, "fast");
+  g_free (model);
+  gst_harness_set_src_caps_str (h, caps);
+  GstBuffer *out = gst_harness_push_and_pull (h,
+      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1));
+  fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->n_classes,
+      7);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+
+  g_setenv ("FER_MODEL_PATH", tmpdir, TRUE);
+  h = gst_harness_new_parse ("feremotion model=m5 tta=1");
+  gst_harness_set_src_caps_str (h, caps);
+  out = gst_harness_push_and_pull (h,
+      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1));
+  fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->n_classes,
+      5);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+
+  expect_start_error ("model=nosuch", "models there: m5, m7");
+  g_unsetenv ("FER_MODEL_PATH");
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_state_cycles)
 {
   char *desc = g_strdup_printf ("videotestsrc num-buffers=2 ! "
@@ -515,6 +602,46 @@ GST_START_TEST (test_labels_and_latency)
 
 GST_END_TEST;
 
+/* What gst-inspect-1.0 shows: a real origin, one spelling of the authors
+ * for all three elements, one late-buffer knob (`qos`, on by default:
+ * GstBaseTransform's own `qos` is replaced, no `skip-late` beside it). */
+GST_START_TEST (test_plugin_metadata)
+{
+  GstPlugin *plugin = gst_registry_find_plugin (gst_registry_get (),
+      "feremotion");
+  const char *elements[] = { "feremotion", "feremotionoverlay",
+    "feremotionexport" };
+  const char *author = NULL;
+
+  fail_unless (plugin != NULL);
+  fail_unless (strstr (gst_plugin_get_origin (plugin), "example.invalid")
+      == NULL, "origin %s", gst_plugin_get_origin (plugin));
+  gst_object_unref (plugin);
+  for (guint i = 0; i < G_N_ELEMENTS (elements); i++) {
+    GstElementFactory *f = gst_element_factory_find (elements[i]);
+    const char *a = gst_element_factory_get_metadata (f,
+        GST_ELEMENT_METADATA_AUTHOR);
+    fail_unless (f != NULL);
+    if (author)
+      fail_unless_equals_string (a, author);
+    author = a;
+    gst_object_unref (f);
+  }
+
+  GstElement *e = gst_element_factory_make ("feremotion", NULL);
+  GObjectClass *klass = G_OBJECT_GET_CLASS (e);
+  GParamSpec *qos = g_object_class_find_property (klass, "qos");
+  fail_unless (g_object_class_find_property (klass, "skip-late") == NULL);
+  fail_unless (qos != NULL && qos->owner_type == G_OBJECT_TYPE (e));
+  fail_unless (G_PARAM_SPEC_BOOLEAN (qos)->default_value);
+  gboolean on;
+  g_object_get (e, "qos", &on, NULL);
+  fail_unless (on);
+  gst_object_unref (e);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_qos_skips_inference_not_buffers)
 {
   GstHarness *h = harness ("tta=1",
@@ -536,8 +663,8 @@ GST_START_TEST (test_qos_skips_inference_not_buffers)
   out = gst_harness_push_and_pull (h, on_time);
   fail_unless_equals_int (count_metas (out), 1);
   gst_buffer_unref (out);
-  /* skip-late=false: always inference */
-  g_object_set (fer (h), "skip-late", FALSE, NULL);
+  /* qos=false: always inference */
+  g_object_set (fer (h), "qos", FALSE, NULL);
   fail_unless (gst_harness_push_upstream_event (h,
           gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 0.5, GST_SECOND,
               20 * GST_SECOND)));
@@ -665,11 +792,13 @@ feremotion_suite (void)
   tcase_add_test (tc, test_caps_formats);
   tcase_add_test (tc, test_roi_mode);
   tcase_add_test (tc, test_frame_and_auto_modes);
+  tcase_add_test (tc, test_model_names);
   tcase_add_test (tc, test_batch_size_and_tta);
   tcase_add_test (tc, test_bus_message);
   tcase_add_test (tc, test_bad_models);
   tcase_add_test (tc, test_state_cycles);
   tcase_add_test (tc, test_labels_and_latency);
+  tcase_add_test (tc, test_plugin_metadata);
   tcase_add_test (tc, test_qos_skips_inference_not_buffers);
   tcase_add_test (tc, test_smoothing);
   tcase_add_test (tc, test_model_swap_while_playing);

@@ -1,7 +1,9 @@
 #!/bin/sh
 # The installed layout (TAP): `meson install --destdir` puts the shipped
-# model exactly where the installed element's default `model` property
-# points, and the installed element loads it and classifies frames with it.
+# model where the installed element's default `model` ("fast") is looked
+# up, and the installed element loads it and classifies frames with it;
+# gst-inspect lists the model names; a name not installed is refused. And
+# `meson devenv` does the same from the build tree.
 #
 # Environment (set by tests/meson.build): FER_TOOLS_DIR (build/nn/tools),
 # FER_SOURCE_DIR. The build directory is FER_TOOLS_DIR/../..
@@ -18,6 +20,19 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 # shellcheck source=tests/gst/tap.sh
 . "$FER_SOURCE_DIR/tests/gst/tap.sh"
 finish () { echo "1..$n"; exit $failed; }
+
+# Uninstalled: `meson devenv -C build` runs the README's element examples
+# from the build tree, the plugin and the model "fast" found there.
+if env -u GST_PLUGIN_PATH -u GST_PLUGIN_PATH_1_0 -u FER_MODEL_PATH \
+    GST_REGISTRY_1_0="$tmp/devenv-registry.bin" \
+    meson devenv -C "$build" sh -c 'gst-inspect-1.0 feremotion >/dev/null \
+      && gst-launch-1.0 -m videotestsrc num-buffers=3 \
+        ! video/x-raw,width=96,height=96 ! feremotion ! fakesink' >"$tmp/out" 2>&1 \
+    && [ "$(grep -c 'element): feremotion' "$tmp/out")" -eq 3 ]; then
+  ok "meson devenv: the built plugin classifies 3 frames with the model \"fast\""
+else
+  not_ok "meson devenv: the built plugin classifies 3 frames with the model \"fast\""
+fi
 
 if ! meson install -C "$build" --destdir "$tmp/root" --no-rebuild >"$tmp/out" 2>&1; then
   not_ok "meson install --destdir"
@@ -43,25 +58,44 @@ libdir=$(dirname "$(find "$tmp/root" -name 'libfernn.so*' | head -1)")
 export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export GST_PLUGIN_PATH_1_0="$(dirname "$plugin")"
 export GST_REGISTRY_1_0="$tmp/registry.bin"
-unset GST_PLUGIN_PATH GST_REGISTRY
+unset GST_PLUGIN_PATH GST_REGISTRY FER_MODEL_PATH
 
+# The installed models folder, as FER_MODEL_PATH names it for a destdir
+# install (installed for real, it is $datadir/feremotion, searched anyway).
+FER_MODEL_PATH=$(dirname "$installed_model")
+export FER_MODEL_PATH
 gst-inspect-1.0 feremotion >"$tmp/inspect" 2>&1
 default=$(sed -n '/^  model /,/Default:/s/.*Default: "\(.*\)"/\1/p' "$tmp/inspect" | head -1)
 cp "$tmp/inspect" "$tmp/out"
-if [ -n "$default" ] && [ "$tmp/root$default" = "$installed_model" ]; then
-  ok "the element's default model ($default) is the installed file"
+if [ "$default" = fast ]; then
+  ok "the element's default model is the name \"fast\""
 else
-  not_ok "the element's default model ('$default') is the installed file"
+  not_ok "the element's default model is the name \"fast\" (got '$default')"
+fi
+# gst-inspect says which names exist (the blurb may wrap)
+if tr -d '\n' <"$tmp/inspect" | tr -s ' ' | grep -q "found here: fast, feremotion-resnet18-fer2013"; then
+  ok "gst-inspect lists the installed model names"
+else
+  not_ok "gst-inspect lists the installed model names"
 fi
 
-# The installed element with the installed model: one classification per
+# The installed element with its default model: one classification per
 # frame on its bus.
 if gst-launch-1.0 -m videotestsrc num-buffers=3 pattern=ball \
-    ! video/x-raw,width=96,height=96 ! feremotion model="$installed_model" \
+    ! video/x-raw,width=96,height=96 ! feremotion \
     ! fakesink >"$tmp/out" 2>&1 \
     && [ "$(grep -c 'element): feremotion' "$tmp/out")" -eq 3 ]; then
-  ok "the installed element classifies 3 frames with the installed model"
+  ok "the installed element classifies 3 frames with the default model"
 else
-  not_ok "the installed element classifies 3 frames with the installed model"
+  not_ok "the installed element classifies 3 frames with the default model"
+fi
+# and a name that is not installed is refused with the names that are
+if gst-launch-1.0 videotestsrc num-buffers=1 ! feremotion model=accurate \
+    ! fakesink >"$tmp/out" 2>&1; then
+  not_ok "model=accurate (not installed) is refused"
+elif grep -q "models there: fast, feremotion-resnet18-fer2013" "$tmp/out"; then
+  ok "model=accurate (not installed) is refused with the names that exist"
+else
+  not_ok "model=accurate (not installed) is refused with the names that exist"
 fi
 finish

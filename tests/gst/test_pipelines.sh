@@ -53,6 +53,14 @@ refuses () {
   fi
 }
 
+# photo_avi FRAMES FILE: an MJPEG AVI of FRAMES copies of the photo at 10
+# frames per second.
+photo_avi () {
+  gst-launch-1.0 -q filesrc location="$photo" ! decodebin \
+    ! imagefreeze num-buffers="$1" ! video/x-raw,framerate=10/1 \
+    ! videoconvert ! jpegenc ! avimux ! filesink location="$2" >&2 || true
+}
+
 # Width and height from a PNG's IHDR chunk, no image library needed.
 png_size () {
   python3 -c 'import struct, sys
@@ -81,7 +89,7 @@ reasons () {
 }
 missing=$(reasons "$no_plugin" "$no_facedetect" "$no_photo")
 
-echo "1..15"
+echo "1..19"
 
 model=$tmp/random.safetensors
 check "fer-init writes a random model" "$FER_TOOLS_DIR/fer-init" --out "$model" --seed 1
@@ -149,9 +157,7 @@ if [ -n "$missing" ]; then
   skip "every JSON line parses and every face has a label" "$missing"
 else
   # a failure here shows up below as "input ...astro.avi: no such file"
-  gst-launch-1.0 -q filesrc location="$photo" ! decodebin \
-    ! imagefreeze num-buffers=10 ! video/x-raw,framerate=10/1 \
-    ! videoconvert ! jpegenc ! avimux ! filesink location="$tmp/astro.avi" >&2 || true
+  photo_avi 10 "$tmp/astro.avi"
   check "video-to-json.sh writes JSON lines" \
     sh "$scripts/video-to-json.sh" --model "$model" "$tmp/astro.avi" "$tmp/astro.jsonl"
   check "every JSON line parses and every face has a label" python3 -c '
@@ -170,7 +176,36 @@ print("%d lines, %d faces" % (len(lines), faces))
 ' "$tmp/astro.jsonl" "$labels"
 fi
 
-# 10: webcam.sh with the camera and window replaced
+# the example application on the same video reads every frame, with the
+# default model ("fast", found through FER_MODEL_PATH)
+if [ -n "$missing" ] || [ ! -x "$example" ]; then
+  skip "feremotion-example reads every frame of a video" \
+    "$(reasons "$missing" "$([ -x "$example" ] || echo "$example not built")")"
+else
+  "$example" "$tmp/astro.avi" >"$tmp/example-video.log" 2>&1 || true
+  check_log "feremotion-example reads every frame of a video" \
+    "^10 buffer\(s\), (1[0-9]|[2-9][0-9]) face\(s\)$" "$tmp/example-video.log"
+fi
+
+# video-to-json.sh stopped by SIGTERM: exits 143, not 0, and the lines
+# written so far are whole
+if [ -n "$missing" ]; then
+  skip "video-to-json.sh exits 143 on SIGTERM" "$missing"
+  skip "video-to-json.sh says it was interrupted" "$missing"
+  skip "the interrupted JSON lines all parse" "$missing"
+else
+  photo_avi 600 "$tmp/long.avi"
+  sh "$scripts/video-to-json.sh" --model "$model" "$tmp/long.avi" \
+    "$tmp/long.jsonl" >"$tmp/long.log" 2>&1 &
+  kill_once_written "$tmp/long.jsonl" $! TERM
+  cp "$tmp/long.log" "$tmp/out"
+  expect_status "video-to-json.sh exits 143 on SIGTERM" 143
+  check_log "video-to-json.sh says it was interrupted" "interrupted" "$tmp/long.log"
+  check "the interrupted JSON lines all parse" \
+    python3 "$FER_SOURCE_DIR/tests/gst/whole_lines.py" "$tmp/long.jsonl" 1 599
+fi
+
+# webcam.sh with the camera and window replaced
 if [ -n "$no_plugin$no_facedetect" ]; then
   skip "webcam.sh runs with videotestsrc and fakesink" "$(reasons "$no_plugin" "$no_facedetect")"
 else

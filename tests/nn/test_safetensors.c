@@ -528,6 +528,20 @@ test_header_length_past_end (void)
   g_free (bytes);
 }
 
+/* What fer-classify --model face.png met: the file is named for what it
+ * is not, not for an absurd header length alone. */
+static void
+test_not_safetensors (void)
+{
+  const guint8 png[16] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
+    0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+  const char text[] = "just some text, not a model\n";
+
+  assert_bytes_rejected (png, sizeof png, "not a safetensors file", NULL);
+  assert_bytes_rejected ((const guint8 *) text, sizeof text - 1,
+      "not a safetensors file", NULL);
+}
+
 static void
 test_header_length_absurd (void)
 {
@@ -959,6 +973,8 @@ main (int argc, char **argv)
       test_header_length_past_end);
   g_test_add_func ("/safetensors/hostile/header-length-absurd",
       test_header_length_absurd);
+  g_test_add_func ("/safetensors/hostile/not-safetensors",
+      test_not_safetensors);
   g_test_add_func ("/safetensors/hostile/truncated-data",
       test_truncated_data);
   for (guint i = 0; i < G_N_ELEMENTS (hostile_headers); i++) {

@@ -131,7 +131,7 @@ run "$tools/fer-classify" --model m1.safetensors --logits face.jpg
 check "fer-classify --logits prints the 7 logits" \
   eval '[ "$status" -eq 0 ] && [ "$(grep -o "[a-z]*=[-0-9.e+]*" out | wc -l)" -eq 7 ]'
 
-run "$tools/fer-classify" --model m1.safetensors --logits --json face.jpg rgba.png
+run "$tools/fer-classify" --model m1.safetensors --tta 1 --logits --json face.jpg rgba.png
 cp out logits.json
 check "fer-classify --logits: softmax of the logits is the T=1 probability" \
   eval '[ "$status" -eq 0 ] && json_check logits.json "
@@ -147,7 +147,7 @@ for o in ds:
 run "$tools/fer-convert" m1.safetensors m1-f16.safetensors
 check "fer-convert writes an F16 copy of half the size" \
   eval '[ "$status" -eq 0 ] && [ $(( $(wc -c < m1.safetensors) / $(wc -c < m1-f16.safetensors) )) -eq 1 ] && [ $(( 2 * $(wc -c < m1-f16.safetensors) )) -lt $(( $(wc -c < m1.safetensors) + 100000 )) ]'
-run "$tools/fer-classify" --model m1-f16.safetensors --logits --json face.jpg rgba.png
+run "$tools/fer-classify" --model m1-f16.safetensors --tta 1 --logits --json face.jpg rgba.png
 cp out logits16.json
 check "fer-convert F16: same labels metadata, logits within 1e-2 of F32" \
   eval '[ "$status" -eq 0 ] && json_check logits16.json "
@@ -185,8 +185,34 @@ check "fer-classify: a nonexistent model is named, status 1" \
   failed_naming 1 no/such/model.safetensors
 
 run "$tools/fer-classify" --model rgb.png face.jpg
-check "fer-classify: a file that is not a model is named, status 1" \
-  failed_naming 1 rgb.png
+check "fer-classify: a file that is not a model is named as such, status 1" \
+  eval 'failed_naming 1 rgb.png && grep -q "not a safetensors file" err'
+run "$tools/fer-classify" --model text.png face.jpg
+check "fer-classify: a text file as the model: not a safetensors file" \
+  eval 'failed_naming 1 text.png && grep -q "not a safetensors file" err'
+
+# Defaults: the element's (the shipped model by the name "fast", 5 views),
+# so that the same crop gets the same answer; names are looked up in
+# $FER_MODEL_PATH (tests/meson.build: the source's models/).
+if [ -n "${FER_MODEL_PATH:-}" ] && [ -f "$FER_MODEL_PATH/feremotion-resnet18-fer2013.safetensors" ]; then
+  "$tools/fer-classify" --model "$FER_MODEL_PATH/feremotion-resnet18-fer2013.safetensors" \
+    --tta 5 face.jpg rgb.png >explicit.out 2>&1
+  run "$tools/fer-classify" face.jpg rgb.png
+  check "fer-classify defaults to the shipped model and 5 TTA views" \
+    eval '[ "$status" -eq 0 ] && cmp -s out explicit.out'
+  run "$tools/fer-classify" --model fast face.jpg rgb.png
+  check "fer-classify --model fast is the shipped model" \
+    eval '[ "$status" -eq 0 ] && cmp -s out explicit.out'
+else
+  pass "fer-classify defaults to the shipped model and 5 TTA views # SKIP FER_MODEL_PATH has no shipped model"
+  pass "fer-classify --model fast is the shipped model # SKIP FER_MODEL_PATH has no shipped model"
+fi
+FER_MODEL_PATH=$tmp run "$tools/fer-classify" --model m1 --tta 1 face.jpg
+check "fer-classify --model NAME finds NAME.safetensors in FER_MODEL_PATH" \
+  eval '[ "$status" -eq 0 ] && grep -q "^face.jpg: " out'
+FER_MODEL_PATH=$tmp run "$tools/fer-classify" --model nosuch face.jpg
+check "fer-classify --model with an unknown name lists the names that exist, status 1" \
+  eval 'failed_naming 1 "model \"nosuch\"" && grep -q "models there: .*m1, m1-again" err'
 
 # ---- fer-eval ---------------------------------------------------------------
 
@@ -245,6 +271,26 @@ rmdir tree/smile
 
 run "$tools/fer-eval" --model m1.safetensors --data no/such/dir
 check "fer-eval: a missing data directory is named, status 1" failed_naming 1 no/such/dir
+
+# A folder of one class: the macro average is over the classes present in
+# the data (counting the absent one as 0 made a perfect result read 1/k).
+mkdir -p oneclass/b
+cp face.jpg gray.png rgb.png rgba.png jpeg-gray.jpg png-gray16.png \
+  png-palette-trns.png oneclass/b/
+"$tools/fer-init" --out ab.safetensors --classes 2 --meta fer.labels=a,b \
+  --seed 5 >/dev/null 2>&1
+run "$tools/fer-eval" --model ab.safetensors --data oneclass --json
+cp out oneclass.json
+check "fer-eval: the macro average is over the classes present in the data" \
+  eval '[ "$status" -eq 0 ] && json_check oneclass.json "
+assert d[\"accuracy\"] > 0, \"no image predicted as b: choose another --seed\"
+assert d[\"macro_avg_classes\"] == 1, d
+assert abs(d[\"macro_avg\"][\"recall\"] - d[\"accuracy\"]) < 1e-9, d
+assert d[\"macro_avg\"][\"precision\"] == 1.0, d
+"'
+run "$tools/fer-eval" --model ab.safetensors --data oneclass
+check "fer-eval text output says which classes the macro average is over" \
+  grep -q "macro avg over the 1 of 2 classes present" out
 
 # ---- FER2013 public test split --------------------------------------------
 

@@ -70,6 +70,8 @@ typedef struct
 } fer_input_spec;
 
 #define FER_TTA_MAX 10
+/* The views the feremotion element and fer-classify use unless told. */
+#define FER_TTA_DEFAULT 5
 
 /* Growable scratch memory so that steady-state preprocessing allocates
  * nothing. May be NULL (then each call allocates and frees its own). */

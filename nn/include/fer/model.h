@@ -90,6 +90,28 @@ FER_API const char *fer_backend_type_to_string (fer_backend_type t);
 /* TRUE when this build of libfernn contains the CUDA backend. */
 FER_API gboolean fer_have_cuda_build (void);
 
+/* Model names. A model is given either as a file (anything that contains
+ * '/' or ends in .safetensors: used as is) or as a name: "fast" (the
+ * shipped feremotion-resnet18-fer2013.safetensors), "accurate"
+ * (feremotion-resnet18-fer2013-accurate.safetensors) or any model file's
+ * name without .safetensors. Names are looked up in the folders of
+ * $FER_MODEL_PATH (separated by ':', searched in order), then in the
+ * installed models folder ($datadir/feremotion); a name that matches no
+ * model there but is an existing file (`face.png` in the working folder)
+ * is that file. */
+#define FER_MODEL_DEFAULT "fast"
+
+/* The file `model` stands for (free with g_free): a path is returned as
+ * is, a name as the first matching file. NULL with an error naming the
+ * folders searched and the names found there when nothing matches. */
+FER_API char *fer_model_find (const char *model, GError **error);
+/* The names fer_model_find accepts now: the aliases whose file exists,
+ * then every *.safetensors file's name in the search path, sorted; a
+ * NULL-terminated list (g_strfreev), possibly empty. */
+FER_API char **fer_model_names (void);
+/* The folders searched, in order (g_strfreev). */
+FER_API char **fer_model_search_path (void);
+
 /* opts may be NULL (the fer_model_options_init defaults). Returns NULL on
  * failure with an error that names `path` and the problem. */
 FER_API fer_model *fer_model_load (const char *path, const fer_model_options *opts,
