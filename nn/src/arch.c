@@ -3,58 +3,30 @@
 #include <stdio.h>
 #include <string.h>
 
-typedef struct
+/* torchvision's resnet18 body, layer<stage>.<block>: channels in and out
+ * and the stride of the block's first conv. A block that changes either
+ * has the 1x1 downsample shortcut. */
+static const struct
 {
-  fer_param_desc *out;
-  int n;
-} inventory;
+  int stage, block, cin, cout, stride;
+} resnet18_blocks[FER_N_BLOCKS] = {
+  {1, 0, 64, 64, 1}, {1, 1, 64, 64, 1},
+  {2, 0, 64, 128, 2}, {2, 1, 128, 128, 1},
+  {3, 0, 128, 256, 2}, {3, 1, 256, 256, 1},
+  {4, 0, 256, 512, 2}, {4, 1, 512, 512, 1},
+};
 
-static void
-add (inventory *inv, fer_param_kind kind, int ndim, const int64_t *shape,
-    const char *fmt, ...) G_GNUC_PRINTF (5, 6);
-
-static void
-add (inventory *inv, fer_param_kind kind, int ndim, const int64_t *shape,
-    const char *fmt, ...)
+/* The heads' linear layers (nout 0: the classes), and the BatchNorm1d
+ * that follows the mlp head's hidden layer. */
+static const struct
 {
-  fer_param_desc *d = &inv->out[inv->n++];
-  va_list ap;
-  va_start (ap, fmt);
-  vsnprintf (d->name, sizeof d->name, fmt, ap);
-  va_end (ap);
-  d->kind = kind;
-  d->ndim = ndim;
-  d->numel = 1;
-  for (int i = 0; i < ndim; i++) {
-    d->shape[i] = shape[i];
-    d->numel *= shape[i];
-  }
-}
-
-static void
-add_conv (inventory *inv, const char *name, int cout, int cin, int k)
-{
-  int64_t shape[4] = { cout, cin, k, k };
-  add (inv, FER_PARAM_CONV_WEIGHT, 4, shape, "%s.weight", name);
-}
-
-static void
-add_bn (inventory *inv, const char *name, int c)
-{
-  int64_t shape[1] = { c };
-  add (inv, FER_PARAM_BN_WEIGHT, 1, shape, "%s.weight", name);
-  add (inv, FER_PARAM_BN_BIAS, 1, shape, "%s.bias", name);
-  add (inv, FER_PARAM_BN_MEAN, 1, shape, "%s.running_mean", name);
-  add (inv, FER_PARAM_BN_VAR, 1, shape, "%s.running_var", name);
-}
-
-static void
-add_linear (inventory *inv, const char *name, int out, int in)
-{
-  int64_t wshape[2] = { out, in }, bshape[1] = { out };
-  add (inv, FER_PARAM_LINEAR_WEIGHT, 2, wshape, "%s.weight", name);
-  add (inv, FER_PARAM_LINEAR_BIAS, 1, bshape, "%s.bias", name);
-}
+  const char *linear, *bn;
+  int nin, nout;
+} heads[][2] = {
+  [FER_HEAD_FC] = {{"fc", NULL, FER_FEATURES, 0}},
+  [FER_HEAD_MLP] = {{"fc.0", "fc.1", FER_FEATURES, FER_MLP_HIDDEN},
+      {"fc.4", NULL, FER_MLP_HIDDEN, 0}},
+};
 
 static const struct
 {
@@ -91,21 +63,103 @@ fer_stem_geometry_of (fer_stem stem)
   return stems[stem].g;
 }
 
-void
-fer_block_names_init (fer_block_names *n, int stage, int b)
+/* ------------------------------------------------------------------ */
+/* Topology and inventory                                              */
+
+/* Appends tensor <prefix><name>.<part> to the inventory; its index. */
+static int
+add (fer_topology *t, fer_param_kind kind, int ndim, const int64_t *shape,
+    const char *prefix, const char *name, const char *part)
 {
-  snprintf (n->conv1, sizeof n->conv1, "layer%d.%d.conv1", stage + 1, b);
-  snprintf (n->bn1, sizeof n->bn1, "layer%d.%d.bn1", stage + 1, b);
-  snprintf (n->conv2, sizeof n->conv2, "layer%d.%d.conv2", stage + 1, b);
-  snprintf (n->bn2, sizeof n->bn2, "layer%d.%d.bn2", stage + 1, b);
-  n->has_down = b == 0 && stage > 0;
-  n->down_conv[0] = n->down_bn[0] = '\0';
-  if (n->has_down) {
-    snprintf (n->down_conv, sizeof n->down_conv, "layer%d.0.downsample.0",
-        stage + 1);
-    snprintf (n->down_bn, sizeof n->down_bn, "layer%d.0.downsample.1",
-        stage + 1);
+  g_assert (t->n_params < FER_ARCH_MAX_PARAMS);
+  fer_param_desc *d = &t->params[t->n_params];
+  snprintf (d->name, sizeof d->name, "%s%s.%s", prefix, name, part);
+  d->kind = kind;
+  d->ndim = ndim;
+  d->numel = 1;
+  for (int i = 0; i < ndim; i++) {
+    d->shape[i] = shape[i];
+    d->numel *= shape[i];
   }
+  return t->n_params++;
+}
+
+static int
+add_bn (fer_topology *t, const char *prefix, const char *name, int c)
+{
+  int64_t shape[1] = { c };
+  int first = add (t, FER_PARAM_BN_WEIGHT, 1, shape, prefix, name, "weight");
+  add (t, FER_PARAM_BN_BIAS, 1, shape, prefix, name, "bias");
+  add (t, FER_PARAM_BN_MEAN, 1, shape, prefix, name, "running_mean");
+  add (t, FER_PARAM_BN_VAR, 1, shape, prefix, name, "running_var");
+  return first;
+}
+
+static fer_conv_desc
+add_conv (fer_topology *t, const char *prefix, const char *conv,
+    const char *bn, int cin, int cout, int k, int stride, int pad)
+{
+  int64_t shape[4] = { cout, cin, k, k };
+  fer_conv_desc d = { cin, cout, k, stride, pad,
+    add (t, FER_PARAM_CONV_WEIGHT, 4, shape, prefix, conv, "weight") };
+  add_bn (t, prefix, bn, cout);
+  return d;
+}
+
+void
+fer_topology_init (fer_topology *t, const fer_arch *a)
+{
+  g_assert ((unsigned) a->head < G_N_ELEMENTS (heads));
+  memset (t, 0, sizeof *t);
+  t->arch = *a;
+  t->stem_geometry = fer_stem_geometry_of (a->stem);
+  t->stem = add_conv (t, "", "conv1", "bn1", a->channels,
+      resnet18_blocks[0].cin, t->stem_geometry.k, t->stem_geometry.stride,
+      t->stem_geometry.pad);
+
+  for (int i = 0; i < FER_N_BLOCKS; i++) {
+    const int cin = resnet18_blocks[i].cin, cout = resnet18_blocks[i].cout;
+    const int stride = resnet18_blocks[i].stride;
+    fer_block_desc *b = &t->blocks[i];
+    char prefix[16];
+    snprintf (prefix, sizeof prefix, "layer%d.%d.", resnet18_blocks[i].stage,
+        resnet18_blocks[i].block);
+    b->conv1 = add_conv (t, prefix, "conv1", "bn1", cin, cout, 3, stride, 1);
+    b->conv2 = add_conv (t, prefix, "conv2", "bn2", cout, cout, 3, 1, 1);
+    b->has_down = stride != 1 || cin != cout;
+    if (b->has_down)
+      b->down = add_conv (t, prefix, "downsample.0", "downsample.1", cin,
+          cout, 1, stride, 0);
+  }
+
+  for (int i = 0; i < 2 && heads[a->head][i].linear; i++) {
+    const char *name = heads[a->head][i].linear;
+    const int nin = heads[a->head][i].nin;
+    const int nout = heads[a->head][i].nout ? heads[a->head][i].nout
+        : a->n_classes;
+    int64_t wshape[2] = { nout, nin }, bshape[1] = { nout };
+    fer_linear_desc *l = &t->head[t->n_head++];
+    l->nin = nin;
+    l->nout = nout;
+    l->weight = add (t, FER_PARAM_LINEAR_WEIGHT, 2, wshape, "", name,
+        "weight");
+    add (t, FER_PARAM_LINEAR_BIAS, 1, bshape, "", name, "bias");
+    l->bn = heads[a->head][i].bn ? add_bn (t, "", heads[a->head][i].bn, nout)
+        : -1;
+  }
+}
+
+int64_t
+fer_arch_n_params (const fer_arch *a)
+{
+  fer_topology t;
+  int64_t total = 0;
+  fer_topology_init (&t, a);
+  for (int i = 0; i < t.n_params; i++)
+    if (t.params[i].kind != FER_PARAM_BN_MEAN
+        && t.params[i].kind != FER_PARAM_BN_VAR)
+      total += t.params[i].numel;
+  return total;
 }
 
 char *
@@ -118,51 +172,196 @@ fer_shape_string (int ndim, const int64_t *shape)
   return g_string_free (s, FALSE);
 }
 
-int
-fer_arch_params (const fer_arch *a, fer_param_desc *out)
-{
-  inventory inv = { out, 0 };
+/* ------------------------------------------------------------------ */
+/* The reader                                                          */
 
-  add_conv (&inv, "conv1", 64, a->channels,
-      fer_stem_geometry_of (a->stem).k);
-  add_bn (&inv, "bn1", 64);
-  int inplanes = 64;
-  for (int stage = 0; stage < 4; stage++) {
-    int planes = fer_stage_planes (stage);
-    for (int b = 0; b < 2; b++) {
-      int cin = b == 0 ? inplanes : planes;
-      fer_block_names n;
-      fer_block_names_init (&n, stage, b);
-      add_conv (&inv, n.conv1, planes, cin, 3);
-      add_bn (&inv, n.bn1, planes);
-      add_conv (&inv, n.conv2, planes, planes, 3);
-      add_bn (&inv, n.bn2, planes);
-      if (n.has_down) {
-        add_conv (&inv, n.down_conv, planes, cin, 1);
-        add_bn (&inv, n.down_bn, planes);
-      }
-    }
-    inplanes = planes;
+gboolean
+fer_check_tensor (const fer_st_tensor *t, const fer_param_desc *d,
+    const char *path, const char *name, gboolean any_float, GError **error)
+{
+  if (!t) {
+    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+        "%s: missing tensor '%s'", path, name);
+    return FALSE;
   }
-  if (a->head == FER_HEAD_FC) {
-    add_linear (&inv, "fc", a->n_classes, 512);
-  } else {
-    add_linear (&inv, "fc.0", FER_MLP_HIDDEN, 512);
-    add_bn (&inv, "fc.1", FER_MLP_HIDDEN);
-    add_linear (&inv, "fc.4", a->n_classes, FER_MLP_HIDDEN);
+  if (any_float ? !fer_dtype_is_float (t->dtype) : t->dtype != FER_DTYPE_F32) {
+    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+        "%s: tensor '%s' is not %s", path, name,
+        any_float ? "a float tensor (F32, F16 or BF16 expected)" : "F32");
+    return FALSE;
   }
-  g_assert (inv.n <= FER_ARCH_MAX_PARAMS);
-  return inv.n;
+  gboolean same = t->ndim == d->ndim;
+  for (int i = 0; same && i < d->ndim; i++)
+    same = t->shape[i] == d->shape[i];
+  if (!same) {
+    char *got = fer_shape_string (t->ndim, t->shape);
+    char *want = fer_shape_string (d->ndim, d->shape);
+    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+        "%s: tensor '%s' has shape %s, expected %s", path, name, got, want);
+    g_free (got);
+    g_free (want);
+    return FALSE;
+  }
+  return TRUE;
 }
 
-int64_t
-fer_arch_n_params (const fer_arch *a)
+gboolean
+fer_metadata_int (const char *path, const char *key, const char *value,
+    int lo, int hi, int *out, GError **error)
 {
-  fer_param_desc d[FER_ARCH_MAX_PARAMS];
-  int n = fer_arch_params (a, d);
-  int64_t total = 0;
-  for (int i = 0; i < n; i++)
-    if (d[i].kind != FER_PARAM_BN_MEAN && d[i].kind != FER_PARAM_BN_VAR)
-      total += d[i].numel;
-  return total;
+  char *end = NULL;
+  gint64 v = value ? g_ascii_strtoll (value, &end, 10) : 0;
+  if (!value || end == value || *end != '\0' || v < lo || v > hi) {
+    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+        "%s: metadata %s='%s' is not an integer in %d..%d", path, key,
+        value ? value : "", lo, hi);
+    return FALSE;
+  }
+  *out = (int) v;
+  return TRUE;
+}
+
+/* The variant of a file: channels and kernel from conv1.weight, head and
+ * classes from the classifier's weight, and the metadata that must agree
+ * with them. conv1's kernel tells 3x3 (small) from 7x7; only fer.stem
+ * tells the 7x7 stems apart, and without it a 7x7 stem is torchvision's. */
+static gboolean
+recognise_arch (const fer_safetensors *st, const char *path, fer_arch *a,
+    GError **error)
+{
+  const fer_st_tensor *t = fer_safetensors_find (st, "conv1.weight");
+  const char *fc_name;
+  const char *v;
+
+  if (!t) {
+    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+        "%s: missing tensor 'conv1.weight': not a ResNet-18 state dict",
+        path);
+    return FALSE;
+  }
+  if (t->ndim != 4 || t->shape[0] != 64 || (t->shape[1] != 1
+          && t->shape[1] != 3) || t->shape[2] != t->shape[3]
+      || (t->shape[2] != 7 && t->shape[2] != 3)) {
+    char *s = fer_shape_string (t->ndim, t->shape);
+    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+        "%s: tensor 'conv1.weight' has shape %s, expected [64, 1|3, 7, 7] "
+        "(torchvision stem) or [64, 1|3, 3, 3] (small stem)", path, s);
+    g_free (s);
+    return FALSE;
+  }
+  a->channels = (int) t->shape[1];
+  a->stem = t->shape[2] == 7 ? FER_STEM_TORCHVISION : FER_STEM_SMALL;
+
+  if ((t = fer_safetensors_find (st, "fc.weight"))) {
+    a->head = FER_HEAD_FC;
+    fc_name = "fc.weight";
+  } else if ((t = fer_safetensors_find (st, "fc.4.weight"))) {
+    a->head = FER_HEAD_MLP;
+    fc_name = "fc.4.weight";
+  } else {
+    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+        "%s: missing classifier: neither tensor 'fc.weight' nor "
+        "'fc.4.weight' is present", path);
+    return FALSE;
+  }
+  if (t->ndim != 2 || t->shape[0] < 2 || t->shape[0] > 100000) {
+    char *s = fer_shape_string (t->ndim, t->shape);
+    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+        "%s: tensor '%s' has shape %s, expected [classes >= 2, %d]", path,
+        fc_name, s, a->head == FER_HEAD_FC ? FER_FEATURES : FER_MLP_HIDDEN);
+    g_free (s);
+    return FALSE;
+  }
+  a->n_classes = (int) t->shape[0];
+
+  v = fer_safetensors_metadata (st, "fer.input_channels");
+  if (v) {
+    int c;
+    if (!fer_metadata_int (path, "fer.input_channels", v, 1, 3, &c, error))
+      return FALSE;
+    if (c != a->channels) {
+      g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+          "%s: metadata fer.input_channels=%d contradicts tensor "
+          "'conv1.weight' (%d input channels)", path, c, a->channels);
+      return FALSE;
+    }
+  }
+
+  v = fer_safetensors_metadata (st, "fer.stem");
+  if (v) {
+    fer_stem named;
+    if (!fer_stem_from_name (v, &named)) {
+      g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+          "%s: metadata fer.stem='%s', expected 'torchvision', 'small' or "
+          "'nopool'", path, v);
+      return FALSE;
+    }
+    if (fer_stem_geometry_of (named).k != fer_stem_geometry_of (a->stem).k) {
+      g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+          "%s: metadata fer.stem='%s' contradicts tensor 'conv1.weight' "
+          "(a %s stem)", path, v, fer_stem_name (a->stem));
+      return FALSE;
+    }
+    a->stem = named;
+  }
+  return TRUE;
+}
+
+fer_weights *
+fer_weights_read (const char *path, const fer_arch *arch, GError **error)
+{
+  const fer_st_tensor *found[FER_ARCH_MAX_PARAMS];
+  fer_safetensors *st = fer_safetensors_open (path, error);
+  fer_weights *w;
+  fer_arch a;
+  size_t total = 0;
+
+  if (!st)
+    return NULL;
+  if (arch)
+    a = *arch;
+  else if (!recognise_arch (st, path, &a, error))
+    goto fail;
+
+  w = g_new0 (fer_weights, 1);
+  fer_topology_init (&w->topo, &a);
+  for (int i = 0; i < w->topo.n_params; i++) {
+    const fer_param_desc *d = &w->topo.params[i];
+    found[i] = fer_safetensors_find (st, d->name);
+    if (!fer_check_tensor (found[i], d, path, d->name, TRUE, error)) {
+      fer_weights_free (w);
+      goto fail;
+    }
+    total += d->numel;
+  }
+
+  float *p = w->data = g_new (float, total);
+  for (int i = 0; i < w->topo.n_params; i++) {
+    w->tensor[i] = p;
+    fer_safetensors_read_f32 (st, found[i], p);
+    p += w->topo.params[i].numel;
+  }
+  w->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+      g_free);
+  for (const char *const *k = fer_safetensors_metadata_keys (st); k && *k;
+      k++)
+    g_hash_table_insert (w->metadata, g_strdup (*k),
+        g_strdup (fer_safetensors_metadata (st, *k)));
+  fer_safetensors_free (st);
+  return w;
+
+fail:
+  fer_safetensors_free (st);
+  return NULL;
+}
+
+void
+fer_weights_free (fer_weights *w)
+{
+  if (!w)
+    return;
+  if (w->metadata)
+    g_hash_table_unref (w->metadata);
+  g_free (w->data);
+  g_free (w);
 }

@@ -1,6 +1,7 @@
-/* Fresh parameters and default metadata (init.h). Moved out of model.c so
- * that fer_model_write_random and the trainer share them; the values for a
- * seed must not change: the PyTorch fixtures are made from them. */
+/* Fresh parameters and default metadata (init.h), and the random model
+ * files made of them (fer_model_write_random); the trainer starts from the
+ * same values. The values for a seed must not change: the PyTorch fixtures
+ * are made from them. */
 #include "init.h"
 
 #include <math.h>
@@ -82,4 +83,54 @@ fer_init_default_metadata (fer_st_writer *w, const fer_arch *arch,
   g_string_free (labels, TRUE);
   g_free (size);
   g_free (channels);
+}
+
+gboolean
+fer_model_write_random (const fer_arch *arch, uint64_t seed,
+    gboolean randomize_bn, fer_dtype dtype, const char *const *metadata,
+    const char *path, GError **error)
+{
+  fer_topology t;
+  fer_rng rng;
+  int64_t fan_in = 0;
+  gboolean ok = TRUE;
+
+  if (arch->channels != 1 && arch->channels != 3) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "channels=%d, expected 1 or 3", arch->channels);
+    return FALSE;
+  }
+  if (arch->n_classes < 2 || arch->n_classes > 100000) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "classes=%d, expected 2..100000", arch->n_classes);
+    return FALSE;
+  }
+  if (!fer_stem_name (arch->stem)) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "stem=%d, expected torchvision, small or nopool", (int) arch->stem);
+    return FALSE;
+  }
+  if (arch->head != FER_HEAD_FC && arch->head != FER_HEAD_MLP) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "head=%d, expected fc or mlp", (int) arch->head);
+    return FALSE;
+  }
+  fer_rng_seed (&rng, seed);
+  fer_topology_init (&t, arch);
+  fer_st_writer *w = fer_st_writer_new ();
+  for (int i = 0; ok && i < t.n_params; i++) {
+    const fer_param_desc *d = &t.params[i];
+    float *x = g_new (float, d->numel);
+    fer_init_param (d, &fan_in, &rng, randomize_bn, x);
+    ok = fer_st_writer_add (w, d->name, dtype, d->ndim, d->shape, x, error);
+    g_free (x);
+  }
+
+  fer_init_default_metadata (w, arch, 48, "fer-init (random)");
+  for (int i = 0; metadata && metadata[i] && metadata[i + 1]; i += 2)
+    fer_st_writer_set_metadata (w, metadata[i], metadata[i + 1]);
+  if (ok)
+    ok = fer_st_writer_save (w, path, error);
+  fer_st_writer_free (w);
+  return ok;
 }

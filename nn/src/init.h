@@ -1,6 +1,6 @@
-/* Fresh parameters and default metadata: what fer_model_write_random writes
- * and what a fer_trainer starts from without an init model, shared so that
- * the same seed gives the same network in both. */
+/* Fresh parameters and default metadata: what fer_model_write_random (in
+ * init.c) writes and what a fer_trainer starts from without an init model,
+ * shared so that the same seed gives the same network in both. */
 #ifndef FER_INIT_H
 #define FER_INIT_H
 
@@ -10,9 +10,9 @@
 /* Fills x (d->numel floats, PyTorch layout) with tensor d's initial values
  * (Kaiming normal fan_out for convs as torchvision does, nn.Linear's
  * default for linear layers, BatchNorm identity or, with randomize_bn,
- * random). Call it for every tensor of fer_arch_params in order, with one
- * generator and one *linear_fan_in (initially 0) carried along: a linear
- * weight sets the fan-in its bias needs. */
+ * random). Call it for every tensor of a fer_topology's inventory in
+ * order, with one generator and one *linear_fan_in (initially 0) carried
+ * along: a linear weight sets the fan-in its bias needs. */
 void fer_init_param (const fer_param_desc *d, int64_t *linear_fan_in,
     fer_rng *rng, gboolean randomize_bn, float *x);
 

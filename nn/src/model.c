@@ -1,11 +1,9 @@
-/* The ResNet-18 inference graph: loading (validation, BatchNorm folding,
- * upload), the forward pass over the backend interface, TTA classification,
- * and randomly initialised model files. */
+/* The ResNet-18 inference graph: loading (the weights of arch.c's reader,
+ * BatchNorm folding, upload), the forward pass over the backend interface,
+ * and TTA classification. */
 #include <fer/model.h>
-#include <fer/rng.h>
 
 #include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "arch.h"
@@ -52,7 +50,7 @@ struct fer_model
   int64_t n_params;
 
   conv_layer stem;
-  basic_block blocks[8];
+  basic_block blocks[FER_N_BLOCKS];
   linear_layer head[2];
   int n_head;
 
@@ -71,22 +69,6 @@ struct fer_model
 
 /* ------------------------------------------------------------------ */
 /* Metadata                                                            */
-
-static gboolean
-parse_int (const char *path, const char *key, const char *value, int lo,
-    int hi, int *out, GError **error)
-{
-  char *end = NULL;
-  gint64 v = value ? g_ascii_strtoll (value, &end, 10) : 0;
-  if (!value || end == value || *end != '\0' || v < lo || v > hi) {
-    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: metadata %s='%s' is not an integer in %d..%d", path, key,
-        value ? value : "", lo, hi);
-    return FALSE;
-  }
-  *out = (int) v;
-  return TRUE;
-}
 
 /* "0.5" or "0.485,0.456,0.406": one value for all channels or one each. */
 static gboolean
@@ -119,7 +101,7 @@ static gboolean
 apply_metadata (fer_model *m, const char *fc_name, GError **error)
 {
   const char *path = m->path;
-  fer_arch *a = &m->arch;
+  const fer_arch *a = &m->arch;
   const char *v;
 
   v = g_hash_table_lookup (m->metadata, "fer.labels");
@@ -151,49 +133,17 @@ apply_metadata (fer_model *m, const char *fc_name, GError **error)
       m->labels[i] = fer_default_label (a->n_classes, i);
   }
 
-  v = g_hash_table_lookup (m->metadata, "fer.input_channels");
-  if (v) {
-    int c;
-    if (!parse_int (path, "fer.input_channels", v, 1, 3, &c, error))
-      return FALSE;
-    if (c != a->channels) {
-      g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-          "%s: metadata fer.input_channels=%d contradicts tensor "
-          "'conv1.weight' (%d input channels)", path, c, a->channels);
-      return FALSE;
-    }
-  }
-
-  /* conv1's kernel tells 3x3 (small) from 7x7; only the metadata tells
-   * the 7x7 stems apart, and without it a 7x7 stem is torchvision's. */
-  v = g_hash_table_lookup (m->metadata, "fer.stem");
-  if (v) {
-    fer_stem named;
-    if (!fer_stem_from_name (v, &named)) {
-      g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-          "%s: metadata fer.stem='%s', expected 'torchvision', 'small' or "
-          "'nopool'", path, v);
-      return FALSE;
-    }
-    if (fer_stem_geometry_of (named).k != fer_stem_geometry_of (a->stem).k) {
-      g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-          "%s: metadata fer.stem='%s' contradicts tensor 'conv1.weight' "
-          "(a %s stem)", path, v, fer_stem_name (a->stem));
-      return FALSE;
-    }
-    a->stem = named;
-  }
-
   m->input_size = 48;
   v = g_hash_table_lookup (m->metadata, "fer.input_size");
-  if (v && !parse_int (path, "fer.input_size", v, 8, 1024, &m->input_size,
-          error))
+  if (v && !fer_metadata_int (path, "fer.input_size", v, 8, 1024,
+          &m->input_size, error))
     return FALSE;
 
   m->crop_size = 0;
   v = g_hash_table_lookup (m->metadata, "fer.crop_size");
   if (v) {
-    if (!parse_int (path, "fer.crop_size", v, 8, 1024, &m->crop_size, error))
+    if (!fer_metadata_int (path, "fer.crop_size", v, 8, 1024, &m->crop_size,
+            error))
       return FALSE;
     if (m->crop_size > m->input_size) {
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
@@ -225,121 +175,18 @@ apply_metadata (fer_model *m, const char *fc_name, GError **error)
 /* ------------------------------------------------------------------ */
 /* Loading                                                             */
 
-/* Recognises the variant from conv1 and the head tensors. */
-static gboolean
-detect_arch (const fer_safetensors *st, const char *path, fer_arch *a,
-    const char **fc_name, GError **error)
-{
-  const fer_st_tensor *t = fer_safetensors_find (st, "conv1.weight");
-  if (!t) {
-    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: missing tensor 'conv1.weight': not a ResNet-18 state dict",
-        path);
-    return FALSE;
-  }
-  if (t->ndim != 4 || t->shape[0] != 64 || (t->shape[1] != 1
-          && t->shape[1] != 3) || t->shape[2] != t->shape[3]
-      || (t->shape[2] != 7 && t->shape[2] != 3)) {
-    char *s = fer_shape_string (t->ndim, t->shape);
-    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: tensor 'conv1.weight' has shape %s, expected [64, 1|3, 7, 7] "
-        "(torchvision stem) or [64, 1|3, 3, 3] (small stem)", path, s);
-    g_free (s);
-    return FALSE;
-  }
-  a->channels = (int) t->shape[1];
-  a->stem = t->shape[2] == 7 ? FER_STEM_TORCHVISION : FER_STEM_SMALL;
-
-  if ((t = fer_safetensors_find (st, "fc.weight"))) {
-    a->head = FER_HEAD_FC;
-    *fc_name = "fc.weight";
-  } else if ((t = fer_safetensors_find (st, "fc.4.weight"))) {
-    a->head = FER_HEAD_MLP;
-    *fc_name = "fc.4.weight";
-  } else {
-    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: missing classifier: neither tensor 'fc.weight' nor "
-        "'fc.4.weight' is present", path);
-    return FALSE;
-  }
-  if (t->ndim != 2 || t->shape[0] < 2 || t->shape[0] > 100000) {
-    char *s = fer_shape_string (t->ndim, t->shape);
-    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: tensor '%s' has shape %s, expected [classes >= 2, %d]", path,
-        *fc_name, s, a->head == FER_HEAD_FC ? 512 : FER_MLP_HIDDEN);
-    g_free (s);
-    return FALSE;
-  }
-  a->n_classes = (int) t->shape[0];
-  return TRUE;
-}
-
-/* Checks every tensor the architecture needs: present, float, right shape. */
-static gboolean
-check_inventory (const fer_safetensors *st, const char *path,
-    const fer_arch *a, GError **error)
-{
-  fer_param_desc want[FER_ARCH_MAX_PARAMS];
-  int n = fer_arch_params (a, want);
-  for (int i = 0; i < n; i++) {
-    const fer_st_tensor *t = fer_safetensors_find (st, want[i].name);
-    if (!t) {
-      g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-          "%s: missing tensor '%s'", path, want[i].name);
-      return FALSE;
-    }
-    if (!fer_dtype_is_float (t->dtype)) {
-      g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-          "%s: tensor '%s' is not a float tensor (F32, F16 or BF16 expected)",
-          path, want[i].name);
-      return FALSE;
-    }
-    gboolean same = t->ndim == want[i].ndim;
-    for (int d = 0; same && d < t->ndim; d++)
-      same = t->shape[d] == want[i].shape[d];
-    if (!same) {
-      char *got = fer_shape_string (t->ndim, t->shape);
-      char *exp = fer_shape_string (want[i].ndim, want[i].shape);
-      g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-          "%s: tensor '%s' has shape %s, expected %s", path, want[i].name,
-          got, exp);
-      g_free (got);
-      g_free (exp);
-      return FALSE;
-    }
-  }
-  return TRUE;
-}
-
-static float *
-read_tensor (const fer_safetensors *st, const char *name)
-{
-  const fer_st_tensor *t = fer_safetensors_find (st, name);
-  float *data = g_new (float, t->numel);
-  fer_safetensors_read_f32 (st, t, data);
-  return data;
-}
-
-/* Per-channel scale and shift of BatchNorm prefix.{weight,bias,running_*},
- * computed in double: y = x * scale + shift. */
+/* Per-channel scale and shift of the BatchNorm whose weight, bias,
+ * running_mean and running_var are tensors bn .. bn + 3 of w, computed in
+ * double: y = x * scale + shift. */
 static void
-bn_affine (const fer_safetensors *st, const char *prefix, int c,
-    double *scale, double *shift)
+bn_affine (const fer_weights *w, int bn, int c, double *scale, double *shift)
 {
-  char name[64];
-  float *p[4];
-  static const char *const parts[4] =
-      { "weight", "bias", "running_mean", "running_var" };
-  for (int i = 0; i < 4; i++) {
-    snprintf (name, sizeof name, "%s.%s", prefix, parts[i]);
-    p[i] = read_tensor (st, name);
-  }
+  const float *gamma = w->tensor[bn], *beta = w->tensor[bn + 1];
+  const float *mean = w->tensor[bn + 2], *var = w->tensor[bn + 3];
   for (int j = 0; j < c; j++) {
-    scale[j] = p[0][j] / sqrt ((double) p[3][j] + FER_BN_EPS);
-    shift[j] = p[1][j] - p[2][j] * scale[j];
+    scale[j] = gamma[j] / sqrt ((double) var[j] + FER_BN_EPS);
+    shift[j] = beta[j] - mean[j] * scale[j];
   }
-  for (int i = 0; i < 4; i++)
-    g_free (p[i]);
 }
 
 static gboolean
@@ -350,22 +197,19 @@ upload_new (fer_model *m, float **dst, const float *src, size_t n,
   return *dst && m->be->ops->upload (m->be, *dst, src, n, error);
 }
 
-/* conv `name` followed by BatchNorm `bn`, folded and reordered to
- * (Cout, K, K, Cin). */
+/* Conv d and its BatchNorm, folded and reordered to (Cout, K, K, Cin). */
 static gboolean
-load_conv_bn (fer_model *m, const fer_safetensors *st, conv_layer *l,
-    const char *name, const char *bn, int cin, int cout, int k, int stride,
-    int pad, GError **error)
+load_conv_bn (fer_model *m, const fer_weights *wt, conv_layer *l,
+    const fer_conv_desc *d, GError **error)
 {
-  char wname[64];
-  snprintf (wname, sizeof wname, "%s.weight", name);
-  float *w = read_tensor (st, wname);  /* (Cout, Cin, K, K) */
+  const int cin = d->cin, cout = d->cout, k = d->k;
+  const float *w = wt->tensor[d->weight];  /* (Cout, Cin, K, K) */
   double *scale = g_new (double, cout), *shift = g_new (double, cout);
   float *wf = g_new (float, (size_t) cout * k * k * cin);
   float *bf = g_new (float, cout);
   gboolean ok;
 
-  bn_affine (st, bn, cout, scale, shift);
+  bn_affine (wt, d->weight + 1, cout, scale, shift);
   for (int o = 0; o < cout; o++) {
     for (int ci = 0; ci < cin; ci++)
       for (int ky = 0; ky < k; ky++)
@@ -377,12 +221,11 @@ load_conv_bn (fer_model *m, const fer_safetensors *st, conv_layer *l,
   l->cin = cin;
   l->cout = cout;
   l->k = k;
-  l->stride = stride;
-  l->pad = pad;
+  l->stride = d->stride;
+  l->pad = d->pad;
   l->weight = m->be->ops->conv2d_prepare_weight (m->be, wf, cout, k, cin,
       error);
   ok = l->weight && upload_new (m, &l->bias, bf, cout, error);
-  g_free (w);
   g_free (scale);
   g_free (shift);
   g_free (wf);
@@ -390,22 +233,20 @@ load_conv_bn (fer_model *m, const fer_safetensors *st, conv_layer *l,
   return ok;
 }
 
-/* Linear `name`, optionally followed by BatchNorm1d `bn` (folded). */
+/* Linear d, with its BatchNorm1d folded in when it has one (and then the
+ * ReLU that follows it). */
 static gboolean
-load_linear (fer_model *m, const fer_safetensors *st, linear_layer *l,
-    const char *name, const char *bn, int nin, int nout, gboolean relu,
-    GError **error)
+load_linear (fer_model *m, const fer_weights *wt, linear_layer *l,
+    const fer_linear_desc *d, GError **error)
 {
-  char n[64];
-  snprintf (n, sizeof n, "%s.weight", name);
-  float *w = read_tensor (st, n);
-  snprintf (n, sizeof n, "%s.bias", name);
-  float *b = read_tensor (st, n);
+  const int nin = d->nin, nout = d->nout;
+  float *w = g_memdup2 (wt->tensor[d->weight], sizeof (float) * nout * nin);
+  float *b = g_memdup2 (wt->tensor[d->weight + 1], sizeof (float) * nout);
   gboolean ok;
 
-  if (bn) {
+  if (d->bn >= 0) {
     double *scale = g_new (double, nout), *shift = g_new (double, nout);
-    bn_affine (st, bn, nout, scale, shift);
+    bn_affine (wt, d->bn, nout, scale, shift);
     for (int o = 0; o < nout; o++) {
       for (int i = 0; i < nin; i++)
         w[(size_t) o * nin + i] = (float) (w[(size_t) o * nin + i] * scale[o]);
@@ -416,7 +257,7 @@ load_linear (fer_model *m, const fer_safetensors *st, linear_layer *l,
   }
   l->nin = nin;
   l->nout = nout;
-  l->relu = relu;
+  l->relu = d->bn >= 0;
   ok = upload_new (m, &l->weight, w, (size_t) nout * nin, error)
       && upload_new (m, &l->bias, b, nout, error);
   g_free (w);
@@ -425,47 +266,27 @@ load_linear (fer_model *m, const fer_safetensors *st, linear_layer *l,
 }
 
 static gboolean
-build_graph (fer_model *m, const fer_safetensors *st, GError **error)
+build_graph (fer_model *m, const fer_weights *w, GError **error)
 {
-  const fer_arch *a = &m->arch;
-  fer_stem_geometry g = fer_stem_geometry_of (a->stem);
+  const fer_topology *t = &w->topo;
 
-  if (!load_conv_bn (m, st, &m->stem, "conv1", "bn1", a->channels, 64, g.k,
-          g.stride, g.pad, error))
+  if (!load_conv_bn (m, w, &m->stem, &t->stem, error))
     return FALSE;
-  int inplanes = 64;
-  for (int stage = 0; stage < 4; stage++) {
-    int planes = fer_stage_planes (stage);
-    for (int b = 0; b < 2; b++) {
-      basic_block *blk = &m->blocks[stage * 2 + b];
-      int cin = b == 0 ? inplanes : planes;
-      int stride = b == 0 && stage > 0 ? 2 : 1;
-      fer_block_names n;
-      fer_block_names_init (&n, stage, b);
-      if (!load_conv_bn (m, st, &blk->conv1, n.conv1, n.bn1, cin, planes, 3,
-              stride, 1, error)
-          || !load_conv_bn (m, st, &blk->conv2, n.conv2, n.bn2, planes,
-              planes, 3, 1, 1, error))
-        return FALSE;
-      blk->has_down = n.has_down;
-      if (blk->has_down) {
-        if (!load_conv_bn (m, st, &blk->down, n.down_conv, n.down_bn, cin,
-                planes, 1, 2, 0, error))
-          return FALSE;
-      }
-    }
-    inplanes = planes;
+  for (int i = 0; i < FER_N_BLOCKS; i++) {
+    const fer_block_desc *d = &t->blocks[i];
+    basic_block *blk = &m->blocks[i];
+    blk->has_down = d->has_down;
+    if (!load_conv_bn (m, w, &blk->conv1, &d->conv1, error)
+        || !load_conv_bn (m, w, &blk->conv2, &d->conv2, error)
+        || (d->has_down && !load_conv_bn (m, w, &blk->down, &d->down,
+                error)))
+      return FALSE;
   }
-  if (a->head == FER_HEAD_FC) {
-    m->n_head = 1;
-    return load_linear (m, st, &m->head[0], "fc", NULL, 512, a->n_classes,
-        FALSE, error);
-  }
-  m->n_head = 2;
-  return load_linear (m, st, &m->head[0], "fc.0", "fc.1", 512,
-      FER_MLP_HIDDEN, TRUE, error)
-      && load_linear (m, st, &m->head[1], "fc.4", NULL, FER_MLP_HIDDEN,
-      a->n_classes, FALSE, error);
+  m->n_head = t->n_head;
+  for (int i = 0; i < t->n_head; i++)
+    if (!load_linear (m, w, &m->head[i], &t->head[i], error))
+      return FALSE;
+  return TRUE;
 }
 
 /* Floats of the largest activation of one image, walking the graph. */
@@ -474,19 +295,19 @@ max_activation (const fer_model *m)
 {
   int s = m->spec.size;
   fer_conv_shape cs;
-  fer_conv_shape_init (&cs, 1, s, s, m->arch.channels, 64, m->stem.k,
-      m->stem.stride, m->stem.pad);
+  fer_conv_shape_init (&cs, 1, s, s, m->arch.channels, m->stem.cout,
+      m->stem.k, m->stem.stride, m->stem.pad);
   size_t mx = MAX ((size_t) s * s * m->arch.channels,
-      (size_t) cs.oh * cs.ow * 64);
+      (size_t) cs.oh * cs.ow * m->stem.cout);
   s = cs.oh;
   if (fer_stem_geometry_of (m->arch.stem).max_pool)
-    s = (s + 2 - 3) / 2 + 1;
-  for (int i = 0; i < 8; i++) {
+    s = fer_pool_side (s);
+  for (int i = 0; i < FER_N_BLOCKS; i++) {
     const conv_layer *l = &m->blocks[i].conv1;
     s = (s + 2 * l->pad - l->k) / l->stride + 1;
     mx = MAX (mx, (size_t) s * s * l->cout);
   }
-  return MAX (mx, (size_t) 512);
+  return MAX (mx, (size_t) FER_FEATURES);
 }
 
 static void
@@ -523,7 +344,7 @@ fer_model_free (fer_model *m)
   if (m->be) {
     free_workspace (m);
     free_layer_buffers (m, &m->stem.weight, &m->stem.bias);
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < FER_N_BLOCKS; i++) {
       free_layer_buffers (m, &m->blocks[i].conv1.weight,
           &m->blocks[i].conv1.bias);
       free_layer_buffers (m, &m->blocks[i].conv2.weight,
@@ -558,9 +379,8 @@ fer_model_load (const char *path, const fer_model_options *opts,
     GError **error)
 {
   fer_model_options defaults;
-  fer_safetensors *st = NULL;
+  fer_weights *w = NULL;
   fer_model *m = NULL;
-  const char *fc_name = NULL;
 
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (!path || !*path) {
@@ -573,21 +393,15 @@ fer_model_load (const char *path, const fer_model_options *opts,
     opts = &defaults;
   }
 
-  st = fer_safetensors_open (path, error);
-  if (!st)
+  w = fer_weights_read (path, NULL, error);
+  if (!w)
     goto fail;
   m = g_new0 (fer_model, 1);
   m->path = g_strdup (path);
-  m->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-      g_free);
-  for (const char *const *k = fer_safetensors_metadata_keys (st); k && *k;
-      k++)
-    g_hash_table_insert (m->metadata, g_strdup (*k),
-        g_strdup (fer_safetensors_metadata (st, *k)));
-
-  if (!detect_arch (st, path, &m->arch, &fc_name, error)
-      || !check_inventory (st, path, &m->arch, error)
-      || !apply_metadata (m, fc_name, error))
+  m->arch = w->topo.arch;
+  m->metadata = g_hash_table_ref (w->metadata);
+  const fer_linear_desc *fc = &w->topo.head[w->topo.n_head - 1];
+  if (!apply_metadata (m, w->topo.params[fc->weight].name, error))
     goto fail;
   m->n_params = fer_arch_n_params (&m->arch);
 
@@ -595,17 +409,17 @@ fer_model_load (const char *path, const fer_model_options *opts,
       &m->backend_type, error);
   if (!m->be)
     goto fail;
-  if (!build_graph (m, st, error))
+  if (!build_graph (m, w, error))
     goto fail;
   m->act_per_image = max_activation (m);
   m->scratch = fer_scratch_new ();
-  fer_safetensors_free (st);
+  fer_weights_free (w);
   return m;
 
 fail:
   if (error && *error && m && !g_str_has_prefix ((*error)->message, path))
     g_prefix_error (error, "%s: ", path);
-  fer_safetensors_free (st);
+  fer_weights_free (w);
   fer_model_free (m);
   return NULL;
 }
@@ -751,14 +565,14 @@ run_graph (fer_model *m, int n, GError **error)
     return FALSE;
   if (fer_stem_geometry_of (m->arch.stem).max_pool) {
     float *pooled = free_buffer (m, cur, NULL, NULL);
-    if (!ops->maxpool2d_forward (m->be, pooled, cur, n, h, w, 64, 3, 2, 1,
-            error))
+    if (!ops->maxpool2d_forward (m->be, pooled, cur, n, h, w, m->stem.cout,
+            FER_POOL_K, FER_POOL_STRIDE, FER_POOL_PAD, error))
       return FALSE;
-    h = (h + 2 - 3) / 2 + 1;
-    w = (w + 2 - 3) / 2 + 1;
+    h = fer_pool_side (h);
+    w = fer_pool_side (w);
     cur = pooled;
   }
-  for (int i = 0; i < 8; i++) {
+  for (int i = 0; i < FER_N_BLOCKS; i++) {
     const basic_block *blk = &m->blocks[i];
     float *t = free_buffer (m, cur, NULL, NULL);
     float *identity = cur;
@@ -780,7 +594,8 @@ run_graph (fer_model *m, int n, GError **error)
     cur = y;
   }
   float *feat = free_buffer (m, cur, NULL, NULL);
-  if (!ops->avgpool_forward (m->be, feat, cur, n, h * w, 512, error))
+  if (!ops->avgpool_forward (m->be, feat, cur, n, h * w, FER_FEATURES,
+          error))
     return FALSE;
   for (int i = 0; i < m->n_head; i++) {
     const linear_layer *l = &m->head[i];
@@ -977,47 +792,4 @@ fer_model_classify_images (fer_model *m, const fer_image *imgs, int n, int T,
     float *probs, GError **error)
 {
   return classify (m, imgs, TRUE, NULL, n, T, probs, error);
-}
-
-/* ------------------------------------------------------------------ */
-/* Random models                                                       */
-
-gboolean
-fer_model_write_random (const fer_arch *arch, uint64_t seed,
-    gboolean randomize_bn, fer_dtype dtype, const char *const *metadata,
-    const char *path, GError **error)
-{
-  fer_param_desc d[FER_ARCH_MAX_PARAMS];
-  fer_rng rng;
-  int64_t fan_in = 0;
-  gboolean ok = TRUE;
-
-  if (arch->channels != 1 && arch->channels != 3) {
-    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "channels=%d, expected 1 or 3", arch->channels);
-    return FALSE;
-  }
-  if (arch->n_classes < 2 || arch->n_classes > 100000) {
-    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "classes=%d, expected 2..100000", arch->n_classes);
-    return FALSE;
-  }
-  fer_rng_seed (&rng, seed);
-  fer_st_writer *w = fer_st_writer_new ();
-  int n = fer_arch_params (arch, d);
-  for (int i = 0; ok && i < n; i++) {
-    float *x = g_new (float, d[i].numel);
-    fer_init_param (&d[i], &fan_in, &rng, randomize_bn, x);
-    ok = fer_st_writer_add (w, d[i].name, dtype, d[i].ndim, d[i].shape, x,
-        error);
-    g_free (x);
-  }
-
-  fer_init_default_metadata (w, arch, 48, "fer-init (random)");
-  for (int i = 0; metadata && metadata[i] && metadata[i + 1]; i += 2)
-    fer_st_writer_set_metadata (w, metadata[i], metadata[i + 1]);
-  if (ok)
-    ok = fer_st_writer_save (w, path, error);
-  fer_st_writer_free (w);
-  return ok;
 }

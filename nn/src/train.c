@@ -83,11 +83,11 @@ struct fer_trainer
   fer_backend *be;
   fer_backend_type backend_type;
 
-  /* Tensors: the inventory, and for each its view. learn[i] is the
-   * inventory index of learnable parameter i (fer_trainer_param order). */
-  fer_param_desc desc[FER_ARCH_MAX_PARAMS];
+  /* Tensors: the topology's inventory, and for each its view. learn[i] is
+   * the inventory index of learnable parameter i (fer_trainer_param
+   * order). */
+  fer_topology topo;
   tensor_view view[FER_ARCH_MAX_PARAMS];
-  int n_desc;
   int learn[FER_ARCH_MAX_PARAMS];
   int n_learn;
   size_t n_params, n_running;
@@ -105,7 +105,7 @@ struct fer_trainer
   int pool_oh;          /* after the max-pool (torchvision stem only) */
   size_t pool_per_image;
   float *pool;          /* backend (n, pool_oh, pool_oh, 64) */
-  block_unit blocks[8];
+  block_unit blocks[FER_N_BLOCKS];
   int final_hw;         /* spatial positions of layer4's output */
   linear_unit fc[2];
   int n_fc;
@@ -155,55 +155,41 @@ is_statistic (fer_param_kind k)
   return k == FER_PARAM_BN_MEAN || k == FER_PARAM_BN_VAR;
 }
 
-static int
-find_tensor (const fer_trainer *t, const char *name)
-{
-  for (int i = 0; i < t->n_desc; i++)
-    if (strcmp (t->desc[i].name, name) == 0)
-      return i;
-  g_assert_not_reached ();
-  return -1;
-}
-
 static void
 build_views (fer_trainer *t)
 {
-  t->n_desc = fer_arch_params (&t->cfg.arch, t->desc);
-  for (int i = 0; i < t->n_desc; i++) {
+  fer_topology_init (&t->topo, &t->cfg.arch);
+  for (int i = 0; i < t->topo.n_params; i++) {
     tensor_view *v = &t->view[i];
-    v->learnable = !is_statistic (t->desc[i].kind);
+    v->learnable = !is_statistic (t->topo.params[i].kind);
     if (v->learnable) {
       v->offset = t->n_params;
-      t->n_params += t->desc[i].numel;
+      t->n_params += t->topo.params[i].numel;
       t->learn[t->n_learn++] = i;
     } else {
       v->offset = t->n_running;
-      t->n_running += t->desc[i].numel;
+      t->n_running += t->topo.params[i].numel;
     }
   }
 }
 
-/* PyTorch (Cout, Cin, K, K) <-> ours (Cout, K, K, Cin). */
+/* PyTorch's (Cout, Cin, K, K) to ours (Cout, K, K, Cin), or back. */
 static void
-conv_to_nhwc (float *dst, const float *src, const fer_param_desc *d)
+conv_relayout (float *dst, const float *src, const fer_param_desc *d,
+    gboolean to_ours)
 {
   const int64_t co = d->shape[0], ci = d->shape[1], kk = d->shape[2]
       * d->shape[3];
   for (int64_t o = 0; o < co; o++)
     for (int64_t c = 0; c < ci; c++)
-      for (int64_t p = 0; p < kk; p++)
-        dst[(o * kk + p) * ci + c] = src[(o * ci + c) * kk + p];
-}
-
-static void
-conv_to_torch (float *dst, const float *src, const fer_param_desc *d)
-{
-  const int64_t co = d->shape[0], ci = d->shape[1], kk = d->shape[2]
-      * d->shape[3];
-  for (int64_t o = 0; o < co; o++)
-    for (int64_t c = 0; c < ci; c++)
-      for (int64_t p = 0; p < kk; p++)
-        dst[(o * ci + c) * kk + p] = src[(o * kk + p) * ci + c];
+      for (int64_t p = 0; p < kk; p++) {
+        const int64_t torch = (o * ci + c) * kk + p, ours = (o * kk + p) * ci
+            + c;
+        if (to_ours)
+          dst[ours] = src[torch];
+        else
+          dst[torch] = src[ours];
+      }
 }
 
 /* Uploads tensor i, given in PyTorch layout, into `buf` (params, m, v) or,
@@ -211,13 +197,13 @@ conv_to_torch (float *dst, const float *src, const fer_param_desc *d)
 static gboolean
 set_tensor (fer_trainer *t, float *buf, int i, const float *x, GError **error)
 {
-  const fer_param_desc *d = &t->desc[i];
+  const fer_param_desc *d = &t->topo.params[i];
   float *dst = t->view[i].learnable ? param_ptr (t, buf, i)
       : running_ptr (t, i);
   if (d->kind != FER_PARAM_CONV_WEIGHT)
     return t->be->ops->upload (t->be, dst, x, d->numel, error);
   float *tmp = g_new (float, d->numel);
-  conv_to_nhwc (tmp, x, d);
+  conv_relayout (tmp, x, d, TRUE);
   gboolean ok = t->be->ops->upload (t->be, dst, tmp, d->numel, error);
   g_free (tmp);
   return ok;
@@ -229,7 +215,7 @@ static gboolean
 get_tensor (fer_trainer *t, const float *buf, int i, float *out,
     GError **error)
 {
-  const fer_param_desc *d = &t->desc[i];
+  const fer_param_desc *d = &t->topo.params[i];
   const float *src = t->view[i].learnable ? buf + t->view[i].offset
       : running_ptr (t, i);
   if (d->kind != FER_PARAM_CONV_WEIGHT)
@@ -237,7 +223,7 @@ get_tensor (fer_trainer *t, const float *buf, int i, float *out,
   float *tmp = g_new (float, d->numel);
   gboolean ok = t->be->ops->download (t->be, tmp, src, d->numel, error);
   if (ok)
-    conv_to_torch (out, tmp, d);
+    conv_relayout (out, tmp, d, FALSE);
   g_free (tmp);
   return ok;
 }
@@ -245,18 +231,16 @@ get_tensor (fer_trainer *t, const float *buf, int i, float *out,
 /* ------------------------------------------------------------------ */
 /* Graph                                                               */
 
+/* Unit u for conv d on an h x h input. */
 static void
-init_conv (fer_trainer *t, conv_unit *u, const char *name, const char *bn,
-    int h, int cin, int cout, int k, int stride, int pad)
+init_conv (fer_trainer *t, conv_unit *u, const fer_conv_desc *d, int h)
 {
-  char n[64];
-  fer_conv_shape_init (&u->s, 1, h, h, cin, cout, k, stride, pad);
-  snprintf (n, sizeof n, "%s.weight", name);
-  u->weight = find_tensor (t, n);
-  snprintf (n, sizeof n, "%s.weight", bn);
-  u->bn.c = cout;
-  u->bn.gamma = find_tensor (t, n);
-  u->per_image = (size_t) u->s.oh * u->s.ow * cout;
+  fer_conv_shape_init (&u->s, 1, h, h, d->cin, d->cout, d->k, d->stride,
+      d->pad);
+  u->weight = d->weight;
+  u->bn.c = d->cout;
+  u->bn.gamma = d->weight + 1;
+  u->per_image = (size_t) u->s.oh * u->s.ow * d->cout;
   t->max_act = MAX (t->max_act, u->per_image);
 }
 
@@ -265,58 +249,41 @@ init_conv (fer_trainer *t, conv_unit *u, const char *name, const char *bn,
 static gboolean
 build_graph (fer_trainer *t)
 {
-  const fer_arch *a = &t->cfg.arch;
-  const fer_stem_geometry g = fer_stem_geometry_of (a->stem);
+  const fer_topology *topo = &t->topo;
   int h = t->cfg.input_size;
 
-  t->max_act = (size_t) h * h * a->channels;
-  init_conv (t, &t->stem, "conv1", "bn1", h, a->channels, 64, g.k, g.stride,
-      g.pad);
+  t->max_act = (size_t) h * h * topo->stem.cin;
+  init_conv (t, &t->stem, &topo->stem, h);
   h = t->stem_oh = t->stem.s.oh;
   if (h < 1)
     return FALSE;
-  if (g.max_pool) {
-    h = t->pool_oh = (h + 2 - 3) / 2 + 1;
-    t->pool_per_image = (size_t) h * h * 64;
+  if (topo->stem_geometry.max_pool) {
+    h = t->pool_oh = fer_pool_side (h);
+    t->pool_per_image = (size_t) h * h * topo->stem.cout;
   }
-  int inplanes = 64;
-  for (int stage = 0; stage < 4; stage++) {
-    int planes = fer_stage_planes (stage);
-    for (int b = 0; b < 2; b++) {
-      block_unit *blk = &t->blocks[stage * 2 + b];
-      int cin = b == 0 ? inplanes : planes;
-      int stride = b == 0 && stage > 0 ? 2 : 1;
-      fer_block_names n;
-      fer_block_names_init (&n, stage, b);
-      init_conv (t, &blk->conv1, n.conv1, n.bn1, h, cin, planes, 3, stride,
-          1);
-      init_conv (t, &blk->conv2, n.conv2, n.bn2, blk->conv1.s.oh, planes,
-          planes, 3, 1, 1);
-      blk->has_down = n.has_down;
-      if (blk->has_down)
-        init_conv (t, &blk->down, n.down_conv, n.down_bn, h, cin, planes, 1,
-            2, 0);
-      h = blk->conv2.s.oh;
-      if (h < 1)
-        return FALSE;
-    }
-    inplanes = planes;
+  for (int i = 0; i < FER_N_BLOCKS; i++) {
+    const fer_block_desc *d = &topo->blocks[i];
+    block_unit *blk = &t->blocks[i];
+    init_conv (t, &blk->conv1, &d->conv1, h);
+    init_conv (t, &blk->conv2, &d->conv2, blk->conv1.s.oh);
+    blk->has_down = d->has_down;
+    if (blk->has_down)
+      init_conv (t, &blk->down, &d->down, h);
+    h = blk->conv2.s.oh;
+    if (h < 1)
+      return FALSE;
   }
   t->final_hw = h * h;
-  if (a->head == FER_HEAD_FC) {
-    t->n_fc = 1;
-    t->fc[0] = (linear_unit) { 512, a->n_classes, find_tensor (t, "fc.weight"),
-      NULL };
-  } else {
-    t->n_fc = 2;
-    t->fc[0] = (linear_unit) { 512, FER_MLP_HIDDEN,
-      find_tensor (t, "fc.0.weight"), NULL };
-    t->fc[1] = (linear_unit) { FER_MLP_HIDDEN, a->n_classes,
-      find_tensor (t, "fc.4.weight"), NULL };
-    t->head_bn.c = FER_MLP_HIDDEN;
-    t->head_bn.gamma = find_tensor (t, "fc.1.weight");
+  t->n_fc = topo->n_head;
+  for (int i = 0; i < topo->n_head; i++) {
+    const fer_linear_desc *d = &topo->head[i];
+    t->fc[i] = (linear_unit) { d->nin, d->nout, d->weight, NULL };
+    if (d->bn >= 0) {
+      t->head_bn.c = d->nout;
+      t->head_bn.gamma = d->bn;
+    }
   }
-  t->max_act = MAX (t->max_act, (size_t) 512);
+  t->max_act = MAX (t->max_act, (size_t) FER_FEATURES);
   return TRUE;
 }
 
@@ -326,7 +293,7 @@ conv_units (fer_trainer *t, conv_unit **out)
 {
   int n = 0;
   out[n++] = &t->stem;
-  for (int i = 0; i < 8; i++) {
+  for (int i = 0; i < FER_N_BLOCKS; i++) {
     out[n++] = &t->blocks[i].conv1;
     out[n++] = &t->blocks[i].conv2;
     if (t->blocks[i].has_down)
@@ -401,7 +368,7 @@ ensure_workspace (fer_trainer *t, int n, GError **error)
     return TRUE;
   free_workspace (t);
 
-  size_t per_image = t->pool_per_image + 512 + 2 * (size_t) k;
+  size_t per_image = t->pool_per_image + FER_FEATURES + 2 * (size_t) k;
   for (int i = 0; i < n_units; i++)
     per_image += 2 * units[i]->per_image;
   if (t->n_fc == 2)
@@ -415,7 +382,7 @@ ensure_workspace (fer_trainer *t, int n, GError **error)
     units[i]->a = take (&p, units[i]->per_image * n);
   }
   t->pool = t->pool_per_image ? take (&p, t->pool_per_image * n) : NULL;
-  t->feat = take (&p, (size_t) 512 * n);
+  t->feat = take (&p, (size_t) FER_FEATURES * n);
   t->dlogits = take (&p, (size_t) k * n);
   t->fc[t->n_fc - 1].out = take (&p, (size_t) k * n);
   if (t->n_fc == 2) {
@@ -521,9 +488,10 @@ forward (fer_trainer *t, int n, gboolean train, gboolean update,
           error))
     return FALSE;
   if (t->pool && !ops->maxpool2d_forward (be, t->pool, t->stem.a, n,
-          t->stem_oh, t->stem_oh, 64, 3, 2, 1, error))
+          t->stem_oh, t->stem_oh, t->stem.bn.c, FER_POOL_K, FER_POOL_STRIDE,
+          FER_POOL_PAD, error))
     return FALSE;
-  for (int i = 0; i < 8; i++) {
+  for (int i = 0; i < FER_N_BLOCKS; i++) {
     block_unit *blk = &t->blocks[i];
     const float *identity = x;
     if (!conv_bn_forward (t, &blk->conv1, x, NULL, TRUE, n, train, update,
@@ -540,7 +508,8 @@ forward (fer_trainer *t, int n, gboolean train, gboolean update,
       return FALSE;
     x = blk->conv2.a;
   }
-  if (!ops->avgpool_forward (be, t->feat, x, n, t->final_hw, 512, error))
+  if (!ops->avgpool_forward (be, t->feat, x, n, t->final_hw, FER_FEATURES,
+          error))
     return FALSE;
 
   const linear_unit *fc = &t->fc[0];
@@ -642,12 +611,13 @@ backward (fer_trainer *t, int n, GError **error)
             error))
       return FALSE;
   }
-  if (!ops->avgpool_backward (be, g[1], g[0], n, t->final_hw, 512, error))
+  if (!ops->avgpool_backward (be, g[1], g[0], n, t->final_hw, FER_FEATURES,
+          error))
     return FALSE;
 
   /* Blocks, last to first; `cur` holds the gradient of the block output. */
   int cur = 1;
-  for (int i = 7; i >= 0; i--) {
+  for (int i = FER_N_BLOCKS - 1; i >= 0; i--) {
     block_unit *blk = &t->blocks[i];
     const float *x = i > 0 ? t->blocks[i - 1].conv2.a
         : t->pool ? t->pool : t->stem.a;
@@ -683,7 +653,8 @@ backward (fer_trainer *t, int n, GError **error)
   if (t->pool) {
     int to = other_buffer (cur, -1, -1);
     if (!ops->maxpool2d_backward (be, g[to], g[cur], t->stem.a, n,
-            t->stem_oh, t->stem_oh, 64, 3, 2, 1, error))
+            t->stem_oh, t->stem_oh, t->stem.bn.c, FER_POOL_K,
+            FER_POOL_STRIDE, FER_POOL_PAD, error))
       return FALSE;
     cur = to;
   }
@@ -792,45 +763,13 @@ init_fresh (fer_trainer *t, GError **error)
   int64_t fan_in = 0;
   gboolean ok = TRUE;
   fer_rng_seed (&rng, t->cfg.seed);
-  for (int i = 0; ok && i < t->n_desc; i++) {
-    float *x = g_new (float, t->desc[i].numel);
-    fer_init_param (&t->desc[i], &fan_in, &rng, FALSE, x);
+  for (int i = 0; ok && i < t->topo.n_params; i++) {
+    float *x = g_new (float, t->topo.params[i].numel);
+    fer_init_param (&t->topo.params[i], &fan_in, &rng, FALSE, x);
     ok = set_tensor (t, t->params, i, x, error);
     g_free (x);
   }
   return ok;
-}
-
-/* FALSE (with an error naming the file and tensor) unless t has dtype F32
- * (or any float type when any_float) and the shape of d. */
-static gboolean
-check_tensor (const fer_st_tensor *t, const fer_param_desc *d,
-    const char *path, const char *name, gboolean any_float, GError **error)
-{
-  if (!t) {
-    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: missing tensor '%s'", path, name);
-    return FALSE;
-  }
-  if (any_float ? !fer_dtype_is_float (t->dtype) : t->dtype != FER_DTYPE_F32) {
-    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: tensor '%s' is not %s", path, name,
-        any_float ? "a float tensor (F32, F16 or BF16)" : "F32");
-    return FALSE;
-  }
-  gboolean same = t->ndim == d->ndim;
-  for (int i = 0; same && i < d->ndim; i++)
-    same = t->shape[i] == d->shape[i];
-  if (!same) {
-    char *got = fer_shape_string (t->ndim, t->shape);
-    char *want = fer_shape_string (d->ndim, d->shape);
-    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: tensor '%s' has shape %s, expected %s", path, name, got, want);
-    g_free (got);
-    g_free (want);
-    return FALSE;
-  }
-  return TRUE;
 }
 
 /* Metadata an init model passes on to the models saved from it: its
@@ -843,28 +782,26 @@ is_inherited_key (const char *key)
       && strcmp (key, "fer.dataset") != 0;
 }
 
+/* The init model's weights, which must be those of the configured
+ * architecture, and its inherited metadata. */
 static gboolean
 init_from_file (fer_trainer *t, const char *path, GError **error)
 {
-  fer_safetensors *st = fer_safetensors_open (path, error);
-  gboolean ok = st != NULL;
-  for (int i = 0; ok && i < t->n_desc; i++) {
-    const fer_param_desc *d = &t->desc[i];
-    const fer_st_tensor *tensor = fer_safetensors_find (st, d->name);
-    ok = check_tensor (tensor, d, path, d->name, TRUE, error);
-    if (ok) {
-      float *x = g_new (float, d->numel);
-      fer_safetensors_read_f32 (st, tensor, x);
-      ok = set_tensor (t, t->params, i, x, error);
-      g_free (x);
-    }
+  fer_weights *w = fer_weights_read (path, &t->cfg.arch, error);
+  GHashTableIter it;
+  gpointer key, value;
+  gboolean ok = w != NULL;
+
+  for (int i = 0; ok && i < t->topo.n_params; i++)
+    ok = set_tensor (t, t->params, i, w->tensor[i], error);
+  if (ok) {
+    g_hash_table_iter_init (&it, w->metadata);
+    while (g_hash_table_iter_next (&it, &key, &value))
+      if (is_inherited_key (key))
+        g_hash_table_insert (t->init_metadata, g_strdup (key),
+            g_strdup (value));
   }
-  for (const char *const *k = ok ? fer_safetensors_metadata_keys (st) : NULL;
-      k && *k; k++)
-    if (is_inherited_key (*k))
-      g_hash_table_insert (t->init_metadata, g_strdup (*k),
-          g_strdup (fer_safetensors_metadata (st, *k)));
-  fer_safetensors_free (st);
+  fer_weights_free (w);
   return ok;
 }
 
@@ -1142,13 +1079,13 @@ check_index (const fer_trainer *t, int i, GError **error)
 const char *
 fer_trainer_param_name (const fer_trainer *t, int i)
 {
-  return i >= 0 && i < t->n_learn ? t->desc[t->learn[i]].name : NULL;
+  return i >= 0 && i < t->n_learn ? t->topo.params[t->learn[i]].name : NULL;
 }
 
 int64_t
 fer_trainer_param_numel (const fer_trainer *t, int i)
 {
-  return i >= 0 && i < t->n_learn ? t->desc[t->learn[i]].numel : 0;
+  return i >= 0 && i < t->n_learn ? t->topo.params[t->learn[i]].numel : 0;
 }
 
 gboolean
@@ -1182,8 +1119,8 @@ fer_trainer_save_model (fer_trainer *t, const char *path, fer_dtype dtype,
     return FALSE;
   }
   fer_st_writer *w = fer_st_writer_new ();
-  for (int i = 0; ok && i < t->n_desc; i++) {
-    const fer_param_desc *d = &t->desc[i];
+  for (int i = 0; ok && i < t->topo.n_params; i++) {
+    const fer_param_desc *d = &t->topo.params[i];
     float *x = g_new (float, d->numel);
     ok = get_tensor (t, t->params, i, x, error)
         && fer_st_writer_add (w, d->name, dtype, d->ndim, d->shape, x, error);
@@ -1239,7 +1176,7 @@ fer_trainer_save_state (fer_trainer *t, const char *path, GError **error)
   fer_st_writer *w = fer_st_writer_new ();
   for (int s = 0; ok && s < slots; s++) {
     for (int i = 0; ok && i < t->n_learn; i++) {
-      const fer_param_desc *d = &t->desc[t->learn[i]];
+      const fer_param_desc *d = &t->topo.params[t->learn[i]];
       char *name = g_strdup_printf ("%s.%s", d->name, suffixes[s]);
       float *x = g_new (float, d->numel);
       ok = get_tensor (t, bufs[s], t->learn[i], x, error)
@@ -1340,10 +1277,10 @@ fer_trainer_load_state (fer_trainer *t, const char *path, GError **error)
   ok = TRUE;
   for (int s = 0; ok && s < slots; s++) {
     for (int i = 0; ok && i < t->n_learn; i++) {
-      const fer_param_desc *d = &t->desc[t->learn[i]];
+      const fer_param_desc *d = &t->topo.params[t->learn[i]];
       char *name = g_strdup_printf ("%s.%s", d->name, suffixes[s]);
       const fer_st_tensor *tensor = fer_safetensors_find (st, name);
-      ok = check_tensor (tensor, d, path, name, FALSE, error);
+      ok = fer_check_tensor (tensor, d, path, name, FALSE, error);
       if (ok) {
         float *x = g_new (float, d->numel);
         fer_safetensors_read_f32 (st, tensor, x);
