@@ -170,7 +170,8 @@ void fer_cpu_dropout_backward (float *dinp, const float *dout,
 /* ---- softmax.c ---- */
 
 /* probs (n_faces, k) = per face, the mean over its `views` consecutive rows
- * of logits (n_faces * views, k) of their softmax (softmax-average.h). */
+ * of logits (n_faces * views, k) of their softmax (softmax-average.h);
+ * probs may not alias logits. */
 void fer_cpu_softmax_average (float *probs, const float *logits, int n_faces,
     int views, int k);
 
