@@ -93,6 +93,16 @@ FER_API gboolean fer_trainer_step (fer_trainer *t, const float *x,
 FER_API gboolean fer_trainer_eval (fer_trainer *t, const float *x, int n,
     float *logits, GError **error);
 
+/* The loss above without a trainer or gradients, on logits the caller has
+ * (e.g. fer_trainer_eval's, for a validation loss): n x K logits (K =
+ * cfg->arch.n_classes) against labels y with cfg's class weights, label
+ * smoothing and focal exponent, the backends' per-sample formula in double,
+ * summed and divided by the sum of the targets' weights. *loss is NAN when
+ * that sum is 0 (n = 0, or only targets of weight 0), where a training step
+ * counts 0. Fails on a label outside 0..K-1. Reads only its arguments. */
+FER_API gboolean fer_train_loss (const fer_train_config *cfg,
+    const float *logits, const int *y, int n, double *loss, GError **error);
+
 /* The loss and the gradients of every parameter for one batch, without an
  * update (for tests against PyTorch): grads receive the parameter
  * gradients in fer_trainer_param order. Training-mode forward (batch
