@@ -82,20 +82,21 @@ enum
   PROP_LABELS,
 };
 
-#define FORMATS "{ GRAY8, RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, ARGB, I420, NV12 }"
+#define FORMATS                                                                \
+  "{ GRAY8, RGB, BGR, RGBA, BGRA, RGBx, BGRx, xRGB, ARGB, I420, NV12 }"
 
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (FORMATS)));
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+        GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (FORMATS)));
 
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
-    GST_PAD_SRC, GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (FORMATS)));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC, GST_PAD_ALWAYS,
+        GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (FORMATS)));
 
 #define gst_fer_emotion_parent_class parent_class
 G_DEFINE_TYPE (GstFerEmotion, gst_fer_emotion, GST_TYPE_BASE_TRANSFORM);
-GST_ELEMENT_REGISTER_DEFINE (feremotion, "feremotion", GST_RANK_NONE,
-    GST_TYPE_FER_EMOTION);
+GST_ELEMENT_REGISTER_DEFINE (
+    feremotion, "feremotion", GST_RANK_NONE, GST_TYPE_FER_EMOTION);
 
 #define GST_TYPE_FER_EMOTION_MODE (gst_fer_emotion_mode_get_type ())
 static GType
@@ -103,13 +104,15 @@ gst_fer_emotion_mode_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-    {GST_FER_EMOTION_MODE_AUTO, "The whole frame until the stream carries "
-          "a region-of-interest meta of roi-type, then roi (until the next "
-          "stream-start)", "auto"},
-    {GST_FER_EMOTION_MODE_FRAME, "Each buffer is one face crop", "frame"},
-    {GST_FER_EMOTION_MODE_ROI, "Every region-of-interest meta of roi-type",
-        "roi"},
-    {0, NULL, NULL}
+    { GST_FER_EMOTION_MODE_AUTO,
+        "The whole frame until the stream carries "
+        "a region-of-interest meta of roi-type, then roi (until the next "
+        "stream-start)",
+        "auto" },
+    { GST_FER_EMOTION_MODE_FRAME, "Each buffer is one face crop", "frame" },
+    { GST_FER_EMOTION_MODE_ROI, "Every region-of-interest meta of roi-type",
+        "roi" },
+    { 0, NULL, NULL }
   };
   if (g_once_init_enter (&type)) {
     GType t = g_enum_register_static ("GstFerEmotionMode", values);
@@ -124,10 +127,9 @@ gst_fer_emotion_backend_get_type (void)
 {
   static GType type = 0;
   static const GEnumValue values[] = {
-    {FER_BACKEND_AUTO, "CUDA when available, else CPU", "auto"},
-    {FER_BACKEND_CPU, "CPU (OpenBLAS)", "cpu"},
-    {FER_BACKEND_CUDA, "NVIDIA GPU (CUDA/cuDNN)", "cuda"},
-    {0, NULL, NULL}
+    { FER_BACKEND_AUTO, "CUDA when available, else CPU", "auto" },
+    { FER_BACKEND_CPU, "CPU (own SIMD kernels)", "cpu" },
+    { FER_BACKEND_CUDA, "NVIDIA GPU (CUDA/cuDNN)", "cuda" }, { 0, NULL, NULL }
   };
   if (g_once_init_enter (&type)) {
     GType t = g_enum_register_static ("GstFerEmotionBackend", values);
@@ -137,24 +139,24 @@ gst_fer_emotion_backend_get_type (void)
 }
 
 static gboolean
-pixel_format_from_video (GstVideoFormat f, fer_pixel_format * out)
+pixel_format_from_video (GstVideoFormat f, fer_pixel_format *out)
 {
   static const struct
   {
     GstVideoFormat video;
     fer_pixel_format fer;
   } map[] = {
-    {GST_VIDEO_FORMAT_GRAY8, FER_PIXEL_GRAY8},
-    {GST_VIDEO_FORMAT_RGB, FER_PIXEL_RGB},
-    {GST_VIDEO_FORMAT_BGR, FER_PIXEL_BGR},
-    {GST_VIDEO_FORMAT_RGBA, FER_PIXEL_RGBA},
-    {GST_VIDEO_FORMAT_BGRA, FER_PIXEL_BGRA},
-    {GST_VIDEO_FORMAT_RGBx, FER_PIXEL_RGBX},
-    {GST_VIDEO_FORMAT_BGRx, FER_PIXEL_BGRX},
-    {GST_VIDEO_FORMAT_xRGB, FER_PIXEL_XRGB},
-    {GST_VIDEO_FORMAT_ARGB, FER_PIXEL_ARGB},
-    {GST_VIDEO_FORMAT_I420, FER_PIXEL_I420},
-    {GST_VIDEO_FORMAT_NV12, FER_PIXEL_NV12},
+    { GST_VIDEO_FORMAT_GRAY8, FER_PIXEL_GRAY8 },
+    { GST_VIDEO_FORMAT_RGB, FER_PIXEL_RGB },
+    { GST_VIDEO_FORMAT_BGR, FER_PIXEL_BGR },
+    { GST_VIDEO_FORMAT_RGBA, FER_PIXEL_RGBA },
+    { GST_VIDEO_FORMAT_BGRA, FER_PIXEL_BGRA },
+    { GST_VIDEO_FORMAT_RGBx, FER_PIXEL_RGBX },
+    { GST_VIDEO_FORMAT_BGRx, FER_PIXEL_BGRX },
+    { GST_VIDEO_FORMAT_xRGB, FER_PIXEL_XRGB },
+    { GST_VIDEO_FORMAT_ARGB, FER_PIXEL_ARGB },
+    { GST_VIDEO_FORMAT_I420, FER_PIXEL_I420 },
+    { GST_VIDEO_FORMAT_NV12, FER_PIXEL_NV12 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (map); i++) {
     if (map[i].video == f) {
@@ -169,14 +171,14 @@ pixel_format_from_video (GstVideoFormat f, fer_pixel_format * out)
 /* Model                                                               */
 
 static void
-settings_copy (GstFerEmotionSettings * dst, const GstFerEmotionSettings * src)
+settings_copy (GstFerEmotionSettings *dst, const GstFerEmotionSettings *src)
 {
   *dst = *src;
   dst->model = g_strdup (src->model);
 }
 
 static fer_model *
-load_model (const GstFerEmotionSettings * s, GError ** error)
+load_model (const GstFerEmotionSettings *s, GError **error)
 {
   fer_model_options opts;
   fer_model *m;
@@ -204,7 +206,7 @@ load_model (const GstFerEmotionSettings * s, GError ** error)
 
 /* Installs `m` as the model; called with model_lock held. */
 static void
-install_model (GstFerEmotion * self, fer_model * m)
+install_model (GstFerEmotion *self, fer_model *m)
 {
   fer_model_free (self->model);
   self->model = m;
@@ -216,7 +218,7 @@ install_model (GstFerEmotion * self, fer_model * m)
 }
 
 static gboolean
-gst_fer_emotion_start (GstBaseTransform * trans)
+gst_fer_emotion_start (GstBaseTransform *trans)
 {
   GstFerEmotion *self = GST_FER_EMOTION (trans);
   GstFerEmotionSettings s;
@@ -256,7 +258,8 @@ load_failed:
   if (g_error_matches (error, FER_ERROR, FER_ERROR_NO_DEVICE))
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
         ("Backend \"%s\" is not available.",
-            fer_backend_type_to_string (s.backend)), ("%s", error->message));
+            fer_backend_type_to_string (s.backend)),
+        ("%s", error->message));
   else if (g_error_matches (error, FER_ERROR, FER_ERROR_IO))
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
         ("Could not read emotion model \"%s\".", s.model ? s.model : ""),
@@ -271,7 +274,7 @@ load_failed:
 }
 
 static gboolean
-gst_fer_emotion_stop (GstBaseTransform * trans)
+gst_fer_emotion_stop (GstBaseTransform *trans)
 {
   GstFerEmotion *self = GST_FER_EMOTION (trans);
 
@@ -296,7 +299,7 @@ gst_fer_emotion_stop (GstBaseTransform * trans)
  * between two buffers; on failure the old model stays and a warning says
  * why. */
 static void
-swap_model (GstFerEmotion * self, const GstFerEmotionSettings * s)
+swap_model (GstFerEmotion *self, const GstFerEmotionSettings *s)
 {
   GError *error = NULL;
   fer_model *m = load_model (s, &error);
@@ -304,7 +307,8 @@ swap_model (GstFerEmotion * self, const GstFerEmotionSettings * s)
   if (!m) {
     GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ,
         ("Could not load emotion model \"%s\"; keeping the previous one.",
-            s->model ? s->model : ""), ("%s", error->message));
+            s->model ? s->model : ""),
+        ("%s", error->message));
     g_clear_error (&error);
     return;
   }
@@ -319,15 +323,15 @@ swap_model (GstFerEmotion * self, const GstFerEmotionSettings * s)
 /* Caps and events                                                     */
 
 static gboolean
-gst_fer_emotion_set_caps (GstBaseTransform * trans, GstCaps * incaps,
-    GstCaps * outcaps)
+gst_fer_emotion_set_caps (
+    GstBaseTransform *trans, GstCaps *incaps, GstCaps *outcaps)
 {
   GstFerEmotion *self = GST_FER_EMOTION (trans);
   GstVideoInfo info;
 
   if (!gst_video_info_from_caps (&info, incaps)
-      || !pixel_format_from_video (GST_VIDEO_INFO_FORMAT (&info),
-          &self->pixel_format)) {
+      || !pixel_format_from_video (
+          GST_VIDEO_INFO_FORMAT (&info), &self->pixel_format)) {
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
         ("unsupported caps %" GST_PTR_FORMAT, incaps));
     return FALSE;
@@ -337,7 +341,7 @@ gst_fer_emotion_set_caps (GstBaseTransform * trans, GstCaps * incaps,
 }
 
 static gboolean
-gst_fer_emotion_src_event (GstBaseTransform * trans, GstEvent * event)
+gst_fer_emotion_src_event (GstBaseTransform *trans, GstEvent *event)
 {
   GstFerEmotion *self = GST_FER_EMOTION (trans);
 
@@ -360,7 +364,7 @@ gst_fer_emotion_src_event (GstBaseTransform * trans, GstEvent * event)
 }
 
 static gboolean
-gst_fer_emotion_sink_event (GstBaseTransform * trans, GstEvent * event)
+gst_fer_emotion_sink_event (GstBaseTransform *trans, GstEvent *event)
 {
   GstFerEmotion *self = GST_FER_EMOTION (trans);
 
@@ -382,7 +386,7 @@ gst_fer_emotion_sink_event (GstBaseTransform * trans, GstEvent * event)
 /* Streaming                                                           */
 
 static gboolean
-ensure_capacity (GstFerEmotion * self, guint n)
+ensure_capacity (GstFerEmotion *self, guint n)
 {
   if (n <= self->capacity)
     return TRUE;
@@ -390,8 +394,8 @@ ensure_capacity (GstFerEmotion * self, guint n)
   self->rects = g_renew (fer_rect, self->rects, n);
   self->roi_ids = g_renew (gint, self->roi_ids, n);
   self->rois = g_renew (GstVideoRegionOfInterestMeta *, self->rois, n);
-  self->probs = g_renew (gfloat, self->probs,
-      (gsize) n * GST_FER_EMOTION_MAX_CLASSES);
+  self->probs =
+      g_renew (gfloat, self->probs, (gsize) n * GST_FER_EMOTION_MAX_CLASSES);
   self->faces = g_renew (GstStructure *, self->faces, n);
   self->capacity = n;
   return TRUE;
@@ -400,8 +404,8 @@ ensure_capacity (GstFerEmotion * self, guint n)
 /* The ROI box grown by `margin` of its size on every side and clipped to
  * the frame; FALSE when nothing of at least `min_size` pixels is left. */
 static gboolean
-face_rect (const GstVideoRegionOfInterestMeta * roi, gint width, gint height,
-    gdouble margin, gint min_size, fer_rect * out)
+face_rect (const GstVideoRegionOfInterestMeta *roi, gint width, gint height,
+    gdouble margin, gint min_size, fer_rect *out)
 {
   /* ROI fields are unsigned: a detector's negative coordinate arrives as a
    * huge value, which lands outside the frame and is refused below. */
@@ -427,7 +431,7 @@ face_rect (const GstVideoRegionOfInterestMeta * roi, gint width, gint height,
  * ROIs were seen, a frame without one is a frame where the detector found
  * no face, not a face crop. */
 static gboolean
-classifies_whole_frame (GstFerEmotion * self, const GstFerEmotionSettings * s)
+classifies_whole_frame (GstFerEmotion *self, const GstFerEmotionSettings *s)
 {
   return s->mode == GST_FER_EMOTION_MODE_FRAME
       || (s->mode == GST_FER_EMOTION_MODE_AUTO && !self->seen_rois);
@@ -435,8 +439,8 @@ classifies_whole_frame (GstFerEmotion * self, const GstFerEmotionSettings * s)
 
 /* Fills rects/roi_ids/rois with the faces to classify; returns their count. */
 static guint
-collect_faces (GstFerEmotion * self, GstBuffer * buf,
-    const GstFerEmotionSettings * s)
+collect_faces (
+    GstFerEmotion *self, GstBuffer *buf, const GstFerEmotionSettings *s)
 {
   gint width = GST_VIDEO_INFO_WIDTH (&self->info);
   gint height = GST_VIDEO_INFO_HEIGHT (&self->info);
@@ -445,19 +449,20 @@ collect_faces (GstFerEmotion * self, GstBuffer * buf,
   if (s->mode != GST_FER_EMOTION_MODE_FRAME) {
     gpointer state = NULL;
     GstMeta *meta;
-    while ((meta = gst_buffer_iterate_meta_filtered (buf, &state,
-                GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
-      GstVideoRegionOfInterestMeta *roi =
-          (GstVideoRegionOfInterestMeta *) meta;
+    while ((meta = gst_buffer_iterate_meta_filtered (
+                buf, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
+      GstVideoRegionOfInterestMeta *roi = (GstVideoRegionOfInterestMeta *) meta;
       fer_rect r;
       if (roi->roi_type != s->roi_type)
         continue;
       n_roi++;
-      if (!face_rect (roi, width, height, s->face_margin, s->min_face_size,
-              &r)) {
-        GST_LOG_OBJECT (self, "skipping ROI %d (%u,%u %ux%u): empty, outside "
-            "the %dx%d frame or smaller than min-face-size=%d", roi->id,
-            roi->x, roi->y, roi->w, roi->h, width, height, s->min_face_size);
+      if (!face_rect (
+              roi, width, height, s->face_margin, s->min_face_size, &r)) {
+        GST_LOG_OBJECT (self,
+            "skipping ROI %d (%u,%u %ux%u): empty, outside "
+            "the %dx%d frame or smaller than min-face-size=%d",
+            roi->id, roi->x, roi->y, roi->w, roi->h, width, height,
+            s->min_face_size);
         continue;
       }
       ensure_capacity (self, n + 1);
@@ -468,15 +473,15 @@ collect_faces (GstFerEmotion * self, GstBuffer * buf,
     }
   }
   if (s->mode == GST_FER_EMOTION_MODE_AUTO && n_roi > 0 && !self->seen_rois) {
-    GST_INFO_OBJECT (self, "mode=auto: the stream carries \"%s\" ROI metas; "
+    GST_INFO_OBJECT (self,
+        "mode=auto: the stream carries \"%s\" ROI metas; "
         "frames without one get no emotion until the next stream",
         g_quark_to_string (s->roi_type));
     self->seen_rois = TRUE;
   }
   if (classifies_whole_frame (self, s)) {
     ensure_capacity (self, 1);
-    self->rects[0] = (fer_rect) {
-    0.0f, 0.0f, (gfloat) width, (gfloat) height};
+    self->rects[0] = (fer_rect){ 0.0f, 0.0f, (gfloat) width, (gfloat) height };
     self->roi_ids[0] = -1;
     self->rois[0] = NULL;
     n = 1;
@@ -485,8 +490,8 @@ collect_faces (GstFerEmotion * self, GstBuffer * buf,
 }
 
 static gboolean
-classify_faces (GstFerEmotion * self, GstBuffer * buf, guint n,
-    const GstFerEmotionSettings * s, GError ** error)
+classify_faces (GstFerEmotion *self, GstBuffer *buf, guint n,
+    const GstFerEmotionSettings *s, GError **error)
 {
   GstVideoFrame frame;
   fer_image img = { 0 };
@@ -505,8 +510,7 @@ classify_faces (GstFerEmotion * self, GstBuffer * buf, guint n,
     img.planes[p] = GST_VIDEO_FRAME_PLANE_DATA (&frame, p);
     img.strides[p] = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, p);
   }
-  img.full_range =
-      self->info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255;
+  img.full_range = self->info.colorimetry.range == GST_VIDEO_COLOR_RANGE_0_255;
 
   for (guint f0 = 0; ok && f0 < n; f0 += batch) {
     guint nb = MIN (batch, n - f0);
@@ -518,7 +522,7 @@ classify_faces (GstFerEmotion * self, GstBuffer * buf, guint n,
 }
 
 static gfloat
-box_iou (const fer_rect * a, const fer_rect * b)
+box_iou (const fer_rect *a, const fer_rect *b)
 {
   gfloat x0 = MAX (a->x, b->x), y0 = MAX (a->y, b->y);
   gfloat x1 = MIN (a->x + a->w, b->x + b->w);
@@ -532,7 +536,7 @@ box_iou (const fer_rect * a, const fer_rect * b)
  * p = smoothing * p_previous + (1 - smoothing) * p_now, faces matched to
  * tracks by ROI id (when the detector sets distinct ids) or box overlap. */
 static void
-smooth (GstFerEmotion * self, guint n, gdouble smoothing)
+smooth (GstFerEmotion *self, guint n, gdouble smoothing)
 {
   gboolean taken[GST_FER_EMOTION_MAX_TRACKS] = { FALSE };
   guint k = self->n_classes;
@@ -589,19 +593,18 @@ smooth (GstFerEmotion * self, guint n, gdouble smoothing)
 }
 
 static GstStructure *
-face_structure (GstFerEmotion * self, const GstFerEmotionMeta * m,
-    const gchar * name, gboolean with_box)
+face_structure (GstFerEmotion *self, const GstFerEmotionMeta *m,
+    const gchar *name, gboolean with_box)
 {
   GValue arr = G_VALUE_INIT, v = G_VALUE_INIT;
-  GstStructure *s = gst_structure_new (name,
-      "label", G_TYPE_STRING, m->label,
-      "label_id", G_TYPE_INT, m->label_id,
-      "confidence", G_TYPE_DOUBLE, (gdouble) m->confidence, NULL);
+  GstStructure *s = gst_structure_new (name, "label", G_TYPE_STRING, m->label,
+      "label_id", G_TYPE_INT, m->label_id, "confidence", G_TYPE_DOUBLE,
+      (gdouble) m->confidence, NULL);
 
   if (with_box)
-    gst_structure_set (s, "x", G_TYPE_INT, m->x, "y", G_TYPE_INT, m->y,
-        "width", G_TYPE_INT, m->w, "height", G_TYPE_INT, m->h,
-        "roi-id", G_TYPE_INT, m->roi_id, NULL);
+    gst_structure_set (s, "x", G_TYPE_INT, m->x, "y", G_TYPE_INT, m->y, "width",
+        G_TYPE_INT, m->w, "height", G_TYPE_INT, m->h, "roi-id", G_TYPE_INT,
+        m->roi_id, NULL);
   g_value_init (&arr, GST_TYPE_ARRAY);
   for (guint i = 0; i < m->n_classes; i++) {
     g_value_init (&v, G_TYPE_DOUBLE);
@@ -614,9 +617,9 @@ face_structure (GstFerEmotion * self, const GstFerEmotionMeta * m,
 
 /* Replaces any earlier `emotion` param (a second feremotion downstream). */
 static void
-set_roi_param (GstVideoRegionOfInterestMeta * roi, GstStructure * s)
+set_roi_param (GstVideoRegionOfInterestMeta *roi, GstStructure *s)
 {
-  for (GList * l = roi->params; l; l = l->next) {
+  for (GList *l = roi->params; l; l = l->next) {
     if (gst_structure_has_name (l->data, "emotion")) {
       gst_structure_free (l->data);
       roi->params = g_list_delete_link (roi->params, l);
@@ -627,20 +630,19 @@ set_roi_param (GstVideoRegionOfInterestMeta * roi, GstStructure * s)
 }
 
 static void
-post_message (GstFerEmotion * self, GstBuffer * buf, const gchar * mode,
-    GstStructure ** faces, guint n)
+post_message (GstFerEmotion *self, GstBuffer *buf, const gchar *mode,
+    GstStructure **faces, guint n)
 {
   GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
   GstClockTime ts = GST_BUFFER_PTS (buf);
   GValue list = G_VALUE_INIT, labels = G_VALUE_INIT, v = G_VALUE_INIT;
-  GstStructure *s = gst_structure_new ("feremotion",
-      "timestamp", G_TYPE_UINT64, ts,
-      "stream-time", G_TYPE_UINT64,
+  GstStructure *s = gst_structure_new ("feremotion", "timestamp", G_TYPE_UINT64,
+      ts, "stream-time", G_TYPE_UINT64,
       gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME, ts),
       "running-time", G_TYPE_UINT64,
       gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME, ts),
-      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buf),
-      "mode", G_TYPE_STRING, mode, NULL);
+      "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (buf), "mode",
+      G_TYPE_STRING, mode, NULL);
 
   g_value_init (&labels, GST_TYPE_ARRAY);
   for (guint i = 0; i < self->n_classes; i++) {
@@ -656,12 +658,12 @@ post_message (GstFerEmotion * self, GstBuffer * buf, const gchar * mode,
     gst_value_list_append_and_take_value (&list, &v);
   }
   gst_structure_take_value (s, "faces", &list);
-  gst_element_post_message (GST_ELEMENT (self),
-      gst_message_new_element (GST_OBJECT (self), s));
+  gst_element_post_message (
+      GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
 }
 
 static gboolean
-is_late (GstFerEmotion * self, GstBuffer * buf)
+is_late (GstFerEmotion *self, GstBuffer *buf)
 {
   GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
   GstClockTime rt, earliest;
@@ -671,15 +673,15 @@ is_late (GstFerEmotion * self, GstBuffer * buf)
   GST_OBJECT_UNLOCK (self);
   if (!GST_CLOCK_TIME_IS_VALID (earliest) || !GST_BUFFER_PTS_IS_VALID (buf))
     return FALSE;
-  rt = gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME,
-      GST_BUFFER_PTS (buf));
+  rt = gst_segment_to_running_time (
+      &trans->segment, GST_FORMAT_TIME, GST_BUFFER_PTS (buf));
   if (GST_BUFFER_DURATION_IS_VALID (buf))
     rt += GST_BUFFER_DURATION (buf);
   return GST_CLOCK_TIME_IS_VALID (rt) && rt < earliest;
 }
 
 static GstFlowReturn
-gst_fer_emotion_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
+gst_fer_emotion_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
 {
   GstFerEmotion *self = GST_FER_EMOTION (trans);
   GstFerEmotionSettings s;
@@ -688,30 +690,31 @@ gst_fer_emotion_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
 
   GST_OBJECT_LOCK (self);
   s = self->settings;
-  s.model = NULL;               /* not needed here: no copy */
+  s.model = NULL; /* not needed here: no copy */
   GST_OBJECT_UNLOCK (self);
 
   if (s.qos && is_late (self, buf)) {
     GST_OBJECT_LOCK (self);
     self->skipped_late++;
     GST_OBJECT_UNLOCK (self);
-    GST_DEBUG_OBJECT (self, "late buffer %" GST_TIME_FORMAT ": passed on "
-        "without inference", GST_TIME_ARGS (GST_BUFFER_PTS (buf)));
+    GST_DEBUG_OBJECT (self,
+        "late buffer %" GST_TIME_FORMAT ": passed on "
+        "without inference",
+        GST_TIME_ARGS (GST_BUFFER_PTS (buf)));
     return GST_FLOW_OK;
   }
 
   g_mutex_lock (&self->model_lock);
   if (!self->model) {
     g_mutex_unlock (&self->model_lock);
-    GST_ELEMENT_ERROR (self, CORE, STATE_CHANGE, (NULL),
-        ("no model loaded"));
+    GST_ELEMENT_ERROR (self, CORE, STATE_CHANGE, (NULL), ("no model loaded"));
     return GST_FLOW_ERROR;
   }
   n = collect_faces (self, buf, &s);
   if (n > 0 && !classify_faces (self, buf, n, &s, &error)) {
     g_mutex_unlock (&self->model_lock);
-    GST_ELEMENT_ERROR (self, STREAM, FAILED,
-        ("Emotion inference failed."), ("%s", error->message));
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Emotion inference failed."),
+        ("%s", error->message));
     g_clear_error (&error);
     return GST_FLOW_ERROR;
   }
@@ -722,12 +725,11 @@ gst_fer_emotion_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
     const fer_rect *r = &self->rects[f];
     GstFerEmotionMeta *m = gst_buffer_add_fer_emotion_meta (buf,
         (gint) lroundf (r->x), (gint) lroundf (r->y), (gint) lroundf (r->w),
-        (gint) lroundf (r->h), self->roi_ids[f], self->n_classes,
-        self->labels, self->probs + (gsize) f * self->n_classes);
+        (gint) lroundf (r->h), self->roi_ids[f], self->n_classes, self->labels,
+        self->probs + (gsize) f * self->n_classes);
     if (self->rois[f]) {
       GstStructure *param = face_structure (self, m, "emotion", FALSE);
-      GST_LOG_OBJECT (self, "ROI %d param: %" GST_PTR_FORMAT, m->roi_id,
-          param);
+      GST_LOG_OBJECT (self, "ROI %d param: %" GST_PTR_FORMAT, m->roi_id, param);
       set_roi_param (self->rois[f], param);
     }
     if (s.post_messages)
@@ -735,8 +737,8 @@ gst_fer_emotion_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
   }
   g_mutex_unlock (&self->model_lock);
   if (s.post_messages)
-    post_message (self, buf, classifies_whole_frame (self, &s) ? "frame" :
-        "roi", self->faces, n);
+    post_message (self, buf,
+        classifies_whole_frame (self, &s) ? "frame" : "roi", self->faces, n);
   return GST_FLOW_OK;
 }
 
@@ -744,8 +746,8 @@ gst_fer_emotion_transform_ip (GstBaseTransform * trans, GstBuffer * buf)
 /* Properties                                                          */
 
 static void
-gst_fer_emotion_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_fer_emotion_set_property (
+    GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
 {
   GstFerEmotion *self = GST_FER_EMOTION (object);
   GstFerEmotionSettings swap;
@@ -777,9 +779,9 @@ gst_fer_emotion_set_property (GObject * object, guint prop_id,
       self->settings.mode = g_value_get_enum (value);
       break;
     case PROP_ROI_TYPE:
-      self->settings.roi_type =
-          g_quark_from_string (g_value_get_string (value) ?
-          g_value_get_string (value) : DEFAULT_ROI_TYPE);
+      self->settings.roi_type = g_quark_from_string (g_value_get_string (value)
+              ? g_value_get_string (value)
+              : DEFAULT_ROI_TYPE);
       break;
     case PROP_FACE_MARGIN:
       self->settings.face_margin = g_value_get_double (value);
@@ -812,8 +814,8 @@ gst_fer_emotion_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_fer_emotion_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec)
+gst_fer_emotion_get_property (
+    GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
 {
   GstFerEmotion *self = GST_FER_EMOTION (object);
 
@@ -877,7 +879,7 @@ gst_fer_emotion_get_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_fer_emotion_finalize (GObject * object)
+gst_fer_emotion_finalize (GObject *object)
 {
   GstFerEmotion *self = GST_FER_EMOTION (object);
 
@@ -893,7 +895,7 @@ gst_fer_emotion_finalize (GObject * object)
 }
 
 static void
-gst_fer_emotion_class_init (GstFerEmotionClass * klass)
+gst_fer_emotion_class_init (GstFerEmotionClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
@@ -901,8 +903,8 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
   const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
   gchar **names, *known, *model_blurb;
 
-  GST_DEBUG_CATEGORY_INIT (gst_fer_emotion_debug, "feremotion", 0,
-      "facial expression recognition");
+  GST_DEBUG_CATEGORY_INIT (
+      gst_fer_emotion_debug, "feremotion", 0, "facial expression recognition");
 
   gobject_class->set_property = gst_fer_emotion_set_property;
   gobject_class->get_property = gst_fer_emotion_get_property;
@@ -911,15 +913,17 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
   names = fer_model_names ();
   known = g_strjoinv (", ", names);
   /* the names that exist where this process looks, as gst-inspect shows */
-  model_blurb = g_strdup_printf ("Emotion model: a name, looked up in "
+  model_blurb = g_strdup_printf (
+      "Emotion model: a name, looked up in "
       "$FER_MODEL_PATH, then " FER_DATADIR " (found here: %s), or a "
       ".safetensors file (torchvision ResNet-18 names); may be changed "
       "while playing: the new model is loaded, then swapped in between two "
-      "buffers", names[0] ? known : "none");
+      "buffers",
+      names[0] ? known : "none");
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model", model_blurb, DEFAULT_MODEL,
           G_PARAM_READWRITE | G_PARAM_STATIC_NAME | G_PARAM_STATIC_NICK
-          | GST_PARAM_MUTABLE_PLAYING));
+              | GST_PARAM_MUTABLE_PLAYING));
   g_free (model_blurb);
   g_free (known);
   g_strfreev (names);
@@ -932,14 +936,15 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
           0, 64, DEFAULT_DEVICE_ID, rw | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_TTA,
       g_param_spec_int ("tta", "TTA views",
-          "Test-time-augmented views per face (1 = none; docs/tta.md)",
-          1, FER_TTA_MAX, DEFAULT_TTA, rw | GST_PARAM_MUTABLE_PLAYING));
+          "Test-time-augmented views per face (1 = none; docs/tta.md)", 1,
+          FER_TTA_MAX, DEFAULT_TTA, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_BATCH_SIZE,
       g_param_spec_int ("batch-size", "Batch size",
-          "Faces per forward batch (0 = all faces of a buffer at once)",
-          0, 4096, DEFAULT_BATCH_SIZE, rw | GST_PARAM_MUTABLE_PLAYING));
+          "Faces per forward batch (0 = all faces of a buffer at once)", 0,
+          4096, DEFAULT_BATCH_SIZE, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_MODE,
-      g_param_spec_enum ("mode", "Mode", "What is classified. auto: whole "
+      g_param_spec_enum ("mode", "Mode",
+          "What is classified. auto: whole "
           "frames until the stream carries a face ROI meta (roi-type), then "
           "ROIs only: frames without a face get no emotion. With a face "
           "detector upstream use roi, which also skips the frames before "
@@ -952,18 +957,18 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
           DEFAULT_ROI_TYPE, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_FACE_MARGIN,
       g_param_spec_double ("face-margin", "Face margin",
-          "Fraction of the ROI size added on every side before cropping",
-          0.0, 1.0, DEFAULT_FACE_MARGIN, rw | GST_PARAM_MUTABLE_PLAYING));
+          "Fraction of the ROI size added on every side before cropping", 0.0,
+          1.0, DEFAULT_FACE_MARGIN, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_MIN_FACE_SIZE,
       g_param_spec_int ("min-face-size", "Minimum face size",
           "ROIs narrower or shorter than this (pixels, after clipping to "
-          "the frame) are not classified", 1, G_MAXINT,
-          DEFAULT_MIN_FACE_SIZE, rw | GST_PARAM_MUTABLE_PLAYING));
+          "the frame) are not classified",
+          1, G_MAXINT, DEFAULT_MIN_FACE_SIZE, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_SMOOTHING,
       g_param_spec_double ("smoothing", "Smoothing",
           "Weight of the previous frames in a per-face exponential moving "
-          "average of the probabilities (0 = off)", 0.0, 0.99,
-          DEFAULT_SMOOTHING, rw | GST_PARAM_MUTABLE_PLAYING));
+          "average of the probabilities (0 = off)",
+          0.0, 0.99, DEFAULT_SMOOTHING, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_POST_MESSAGES,
       g_param_spec_boolean ("post-messages", "Post messages",
           "Post a 'feremotion' element message per buffer",
@@ -978,18 +983,19 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
           DEFAULT_QOS, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_THREADS,
       g_param_spec_int ("threads", "Threads",
-          "CPU backend threads (0 = library default)", 0, 1024,
-          DEFAULT_THREADS, rw | GST_PARAM_MUTABLE_READY));
+          "CPU backend threads (0 = library default)", 0, 1024, DEFAULT_THREADS,
+          rw | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_LABELS,
       g_param_spec_boxed ("labels", "Labels",
-          "Class names of the loaded model, in probability order",
-          G_TYPE_STRV, G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+          "Class names of the loaded model, in probability order", G_TYPE_STRV,
+          G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
 
   gst_element_class_set_static_metadata (element_class,
       "Facial expression recognition", "Filter/Analyzer/Video",
       "Classifies the facial expression of faces (whole frames or "
       "region-of-interest metas) with a ResNet-18 and attaches emotion "
-      "metadata", "gst-feremotion authors");
+      "metadata",
+      "gst-feremotion authors");
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
 
@@ -1007,7 +1013,7 @@ gst_fer_emotion_class_init (GstFerEmotionClass * klass)
 }
 
 static void
-gst_fer_emotion_init (GstFerEmotion * self)
+gst_fer_emotion_init (GstFerEmotion *self)
 {
   GstFerEmotionSettings *s = &self->settings;
 

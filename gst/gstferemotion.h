@@ -12,8 +12,8 @@
 G_BEGIN_DECLS
 
 #define GST_TYPE_FER_EMOTION (gst_fer_emotion_get_type ())
-G_DECLARE_FINAL_TYPE (GstFerEmotion, gst_fer_emotion, GST, FER_EMOTION,
-    GstBaseTransform)
+G_DECLARE_FINAL_TYPE (
+    GstFerEmotion, gst_fer_emotion, GST, FER_EMOTION, GstBaseTransform)
 
 typedef enum
 {
@@ -64,18 +64,18 @@ struct _GstFerEmotion
   GMutex model_lock;
   fer_model *model;
   guint n_classes;
-  const gchar *labels[GST_FER_EMOTION_MAX_CLASSES];   /* interned */
+  const gchar *labels[GST_FER_EMOTION_MAX_CLASSES]; /* interned */
 
   /* streaming thread only */
   GstVideoInfo info;
   fer_pixel_format pixel_format;
-  guint capacity;              /* faces the arrays below hold */
+  guint capacity; /* faces the arrays below hold */
   fer_rect *rects;
   gint *roi_ids;
   GstVideoRegionOfInterestMeta **rois;
   gfloat *probs;
-  GstStructure **faces;        /* for the bus message */
-  gboolean seen_rois;           /* this stream carried face ROI metas */
+  GstStructure **faces; /* for the bus message */
+  gboolean seen_rois;   /* this stream carried face ROI metas */
   GstFerEmotionTrack tracks[GST_FER_EMOTION_MAX_TRACKS];
   guint64 frame_count;
 

@@ -61,35 +61,31 @@ struct _GstFerEmotionExport
   /* under the object lock */
   gchar *location;
   gboolean all_buffers;
-  gint fd;                      /* open between start() and stop(), else -1 */
+  gint fd; /* open between start() and stop(), else -1 */
 
   /* streaming thread, and start()/stop() */
-  gchar *filename;              /* the location the file was opened with */
-  gboolean write_failed;        /* already reported: say it once */
-  gint width, height;           /* from the caps; 0 when they have none */
+  gchar *filename;       /* the location the file was opened with */
+  gboolean write_failed; /* already reported: say it once */
+  gint width, height;    /* from the caps; 0 when they have none */
   JsonBuilder *builder;
   JsonGenerator *generator;
   GString *line;
 };
 
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK,
-    GST_PAD_ALWAYS,
-    GST_STATIC_CAPS ("video/x-raw(ANY)"));
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE (
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS ("video/x-raw(ANY)"));
 
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
-    GST_PAD_SRC,
-    GST_PAD_ALWAYS,
-    GST_STATIC_CAPS ("video/x-raw(ANY)"));
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS ("video/x-raw(ANY)"));
 
 #define gst_fer_emotion_export_parent_class parent_class
-G_DEFINE_TYPE (GstFerEmotionExport, gst_fer_emotion_export,
-    GST_TYPE_BASE_TRANSFORM);
+G_DEFINE_TYPE (
+    GstFerEmotionExport, gst_fer_emotion_export, GST_TYPE_BASE_TRANSFORM);
 GST_ELEMENT_REGISTER_DEFINE (feremotionexport, "feremotionexport",
     GST_RANK_NONE, GST_TYPE_FER_EMOTION_EXPORT);
 
 static void
-gst_fer_emotion_export_write_failed (GstFerEmotionExport * self, gint errsv)
+gst_fer_emotion_export_write_failed (GstFerEmotionExport *self, gint errsv)
 {
   if (self->write_failed)
     return;
@@ -105,14 +101,14 @@ gst_fer_emotion_export_write_failed (GstFerEmotionExport * self, gint errsv)
 }
 
 static void
-add_int (JsonBuilder * b, const gchar * name, gint64 value)
+add_int (JsonBuilder *b, const gchar *name, gint64 value)
 {
   json_builder_set_member_name (b, name);
   json_builder_add_int_value (b, value);
 }
 
 static void
-add_time (JsonBuilder * b, const gchar * name, GstClockTime t)
+add_time (JsonBuilder *b, const gchar *name, GstClockTime t)
 {
   json_builder_set_member_name (b, name);
   if (GST_CLOCK_TIME_IS_VALID (t))
@@ -122,7 +118,7 @@ add_time (JsonBuilder * b, const gchar * name, GstClockTime t)
 }
 
 static void
-add_size (JsonBuilder * b, const gchar * name, gint size)
+add_size (JsonBuilder *b, const gchar *name, gint size)
 {
   json_builder_set_member_name (b, name);
   if (size > 0)
@@ -133,7 +129,7 @@ add_size (JsonBuilder * b, const gchar * name, gint size)
 
 /* JSON has no NaN or infinity (a broken model can produce them): null */
 static void
-add_number (JsonBuilder * b, const gchar * name, gfloat value)
+add_number (JsonBuilder *b, const gchar *name, gfloat value)
 {
   json_builder_set_member_name (b, name);
   if (isfinite (value))
@@ -143,7 +139,7 @@ add_number (JsonBuilder * b, const gchar * name, gfloat value)
 }
 
 static void
-add_face (JsonBuilder * b, const GstFerEmotionMeta * m)
+add_face (JsonBuilder *b, const GstFerEmotionMeta *m)
 {
   guint n_classes = MIN (m->n_classes, GST_FER_EMOTION_MAX_CLASSES);
 
@@ -173,7 +169,7 @@ add_face (JsonBuilder * b, const GstFerEmotionMeta * m)
  * to take at once): the kernel has it when this returns, whatever happens
  * to the process next. FALSE with errno set on failure. */
 static gboolean
-write_line (gint fd, const gchar * line, gsize len)
+write_line (gint fd, const gchar *line, gsize len)
 {
   while (len > 0) {
     gssize n = write (fd, line, len);
@@ -191,8 +187,7 @@ write_line (gint fd, const gchar * line, gsize len)
 }
 
 static GstFlowReturn
-gst_fer_emotion_export_transform_ip (GstBaseTransform * trans,
-    GstBuffer * buffer)
+gst_fer_emotion_export_transform_ip (GstBaseTransform *trans, GstBuffer *buffer)
 {
   GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (trans);
   JsonBuilder *b = self->builder;
@@ -236,16 +231,15 @@ gst_fer_emotion_export_transform_ip (GstBaseTransform * trans,
     goto write_failed;
   return GST_FLOW_OK;
 
-write_failed:
-  {
-    gst_fer_emotion_export_write_failed (self, errno);
-    return GST_FLOW_ERROR;
-  }
+write_failed : {
+  gst_fer_emotion_export_write_failed (self, errno);
+  return GST_FLOW_ERROR;
+}
 }
 
 static gboolean
-gst_fer_emotion_export_set_caps (GstBaseTransform * trans, GstCaps * incaps,
-    GstCaps * outcaps)
+gst_fer_emotion_export_set_caps (
+    GstBaseTransform *trans, GstCaps *incaps, GstCaps *outcaps)
 {
   GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (trans);
   const GstStructure *s = gst_caps_get_structure (incaps, 0);
@@ -258,7 +252,7 @@ gst_fer_emotion_export_set_caps (GstBaseTransform * trans, GstCaps * incaps,
 }
 
 static gboolean
-gst_fer_emotion_export_start (GstBaseTransform * trans)
+gst_fer_emotion_export_start (GstBaseTransform *trans)
 {
   GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (trans);
   gchar *location;
@@ -283,28 +277,26 @@ gst_fer_emotion_export_start (GstBaseTransform * trans)
   GST_OBJECT_UNLOCK (self);
   return TRUE;
 
-no_location:
-  {
-    GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-        ("No file name specified for writing."),
-        ("the \"location\" property is %s", location ? "empty" : "not set"));
-    g_free (location);
-    return FALSE;
-  }
-open_failed:
-  {
-    gint errsv = errno;
+no_location : {
+  GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
+      ("No file name specified for writing."),
+      ("the \"location\" property is %s", location ? "empty" : "not set"));
+  g_free (location);
+  return FALSE;
+}
+open_failed : {
+  gint errsv = errno;
 
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
-        ("Could not open file \"%s\" for writing.", location),
-        ("system error: %s", g_strerror (errsv)));
-    g_free (location);
-    return FALSE;
-  }
+  GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
+      ("Could not open file \"%s\" for writing.", location),
+      ("system error: %s", g_strerror (errsv)));
+  g_free (location);
+  return FALSE;
+}
 }
 
 static gboolean
-gst_fer_emotion_export_stop (GstBaseTransform * trans)
+gst_fer_emotion_export_stop (GstBaseTransform *trans)
 {
   GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (trans);
   gboolean ok = TRUE;
@@ -326,13 +318,13 @@ gst_fer_emotion_export_stop (GstBaseTransform * trans)
 }
 
 static void
-gst_fer_emotion_export_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_fer_emotion_export_set_property (
+    GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
 {
   GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (object);
 
   switch (prop_id) {
-    case PROP_LOCATION:{
+    case PROP_LOCATION: {
       gboolean open;
 
       GST_OBJECT_LOCK (self);
@@ -344,7 +336,8 @@ gst_fer_emotion_export_set_property (GObject * object, guint prop_id,
       GST_OBJECT_UNLOCK (self);
       if (open)
         g_warning ("%s: cannot change \"location\" while the file is open; "
-            "set it before the element leaves READY", GST_OBJECT_NAME (self));
+                   "set it before the element leaves READY",
+            GST_OBJECT_NAME (self));
       break;
     }
     case PROP_ALL_BUFFERS:
@@ -359,8 +352,8 @@ gst_fer_emotion_export_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_fer_emotion_export_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec)
+gst_fer_emotion_export_get_property (
+    GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
 {
   GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (object);
 
@@ -380,7 +373,7 @@ gst_fer_emotion_export_get_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_fer_emotion_export_finalize (GObject * object)
+gst_fer_emotion_export_finalize (GObject *object)
 {
   GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (object);
 
@@ -392,15 +385,15 @@ gst_fer_emotion_export_finalize (GObject * object)
 }
 
 static void
-gst_fer_emotion_export_class_init (GstFerEmotionExportClass * klass)
+gst_fer_emotion_export_class_init (GstFerEmotionExportClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
   GstBaseTransformClass *trans_class = GST_BASE_TRANSFORM_CLASS (klass);
   const GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS;
 
-  GST_DEBUG_CATEGORY_INIT (gst_fer_emotion_export_debug, "feremotionexport",
-      0, "Writes facial expression results as JSON lines");
+  GST_DEBUG_CATEGORY_INIT (gst_fer_emotion_export_debug, "feremotionexport", 0,
+      "Writes facial expression results as JSON lines");
 
   gobject_class->set_property = gst_fer_emotion_export_set_property;
   gobject_class->get_property = gst_fer_emotion_export_get_property;
@@ -420,7 +413,8 @@ gst_fer_emotion_export_class_init (GstFerEmotionExportClass * klass)
   gst_element_class_set_static_metadata (element_class,
       "Facial expression JSON export", "Filter/Metadata/Video",
       "Writes the GstFerEmotionMeta of each buffer to a JSON Lines file "
-      "and passes the buffer on", "gst-feremotion authors");
+      "and passes the buffer on",
+      "gst-feremotion authors");
 
   trans_class->start = GST_DEBUG_FUNCPTR (gst_fer_emotion_export_start);
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_fer_emotion_export_stop);
@@ -430,7 +424,7 @@ gst_fer_emotion_export_class_init (GstFerEmotionExportClass * klass)
 }
 
 static void
-gst_fer_emotion_export_init (GstFerEmotionExport * self)
+gst_fer_emotion_export_init (GstFerEmotionExport *self)
 {
   self->all_buffers = DEFAULT_ALL_BUFFERS;
   self->fd = -1;

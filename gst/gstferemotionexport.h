@@ -8,8 +8,8 @@
 G_BEGIN_DECLS
 
 #define GST_TYPE_FER_EMOTION_EXPORT (gst_fer_emotion_export_get_type ())
-G_DECLARE_FINAL_TYPE (GstFerEmotionExport, gst_fer_emotion_export,
-    GST, FER_EMOTION_EXPORT, GstBaseTransform)
+G_DECLARE_FINAL_TYPE (GstFerEmotionExport, gst_fer_emotion_export, GST,
+    FER_EMOTION_EXPORT, GstBaseTransform)
 
 GST_ELEMENT_REGISTER_DECLARE (feremotionexport);
 

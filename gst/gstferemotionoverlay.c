@@ -64,21 +64,21 @@ typedef struct
 typedef struct
 {
   const GstFerEmotionMeta *meta;
-  cairo_rectangle_int_t box;    /* clipped to the frame */
+  cairo_rectangle_int_t box; /* clipped to the frame */
   gint line_width;
 
   gboolean has_tag;
   cairo_rectangle_int_t tag;
   gint font_size;
-  gdouble text_x, text_y;       /* baseline origin of the tag text */
-  gchar suffix[8];              /* " 87%", or empty without show-confidence */
+  gdouble text_x, text_y; /* baseline origin of the tag text */
+  gchar suffix[8];        /* " 87%", or empty without show-confidence */
 
   gboolean has_bars;
   cairo_rectangle_int_t bars;
   gint bar_font_size;
   gdouble bar_ascent;
   gint row_height, name_width, bar_length;
-  guint32 named;                /* bit i: class_labels[i] can be drawn */
+  guint32 named; /* bit i: class_labels[i] can be drawn */
 } GstFerEmotionFaceLayout;
 
 struct _GstFerEmotionOverlay
@@ -95,26 +95,24 @@ struct _GstFerEmotionOverlay
    * nothing. */
   cairo_surface_t *canvas;
   cairo_t *cr;
-  GArray *faces;                /* of GstFerEmotionFaceLayout */
-  GArray *rects;                /* of cairo_rectangle_int_t */
+  GArray *faces; /* of GstFerEmotionFaceLayout */
+  GArray *rects; /* of cairo_rectangle_int_t */
 };
 
-#define OVERLAY_FORMATS \
+#define OVERLAY_FORMATS                                                        \
   "{ BGRx, BGRA, RGBx, RGBA, xRGB, ARGB, xBGR, ABGR, RGB, BGR }"
 
-static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("sink",
-    GST_PAD_SINK,
-    GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (OVERLAY_FORMATS)));
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+        GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (OVERLAY_FORMATS)));
 
-static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
-    GST_PAD_SRC,
-    GST_PAD_ALWAYS,
-    GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (OVERLAY_FORMATS)));
+static GstStaticPadTemplate src_template =
+    GST_STATIC_PAD_TEMPLATE ("src", GST_PAD_SRC, GST_PAD_ALWAYS,
+        GST_STATIC_CAPS (GST_VIDEO_CAPS_MAKE (OVERLAY_FORMATS)));
 
 #define gst_fer_emotion_overlay_parent_class parent_class
-G_DEFINE_TYPE (GstFerEmotionOverlay, gst_fer_emotion_overlay,
-    GST_TYPE_VIDEO_FILTER);
+G_DEFINE_TYPE (
+    GstFerEmotionOverlay, gst_fer_emotion_overlay, GST_TYPE_VIDEO_FILTER);
 GST_ELEMENT_REGISTER_DEFINE (feremotionoverlay, "feremotionoverlay",
     GST_RANK_NONE, GST_TYPE_FER_EMOTION_OVERLAY);
 
@@ -122,16 +120,16 @@ GST_ELEMENT_REGISTER_DEFINE (feremotionoverlay, "feremotionoverlay",
  * (alphabetical) order read naturally: angry red, disgust green, fear
  * purple, happy yellow, neutral grey, sad blue, surprise orange. */
 static const gdouble palette[][3] = {
-  {0.84, 0.15, 0.16},
-  {0.17, 0.63, 0.17},
-  {0.58, 0.40, 0.74},
-  {1.00, 0.80, 0.00},
-  {0.50, 0.50, 0.50},
-  {0.12, 0.47, 0.71},
-  {1.00, 0.50, 0.05},
-  {0.55, 0.34, 0.29},
-  {0.89, 0.47, 0.76},
-  {0.09, 0.75, 0.81},
+  { 0.84, 0.15, 0.16 },
+  { 0.17, 0.63, 0.17 },
+  { 0.58, 0.40, 0.74 },
+  { 1.00, 0.80, 0.00 },
+  { 0.50, 0.50, 0.50 },
+  { 0.12, 0.47, 0.71 },
+  { 1.00, 0.50, 0.05 },
+  { 0.55, 0.34, 0.29 },
+  { 0.89, 0.47, 0.76 },
+  { 0.09, 0.75, 0.81 },
 };
 
 static const gdouble *
@@ -156,7 +154,7 @@ rect (gint x, gint y, gint width, gint height)
 }
 
 static gboolean
-clip_to_frame (cairo_rectangle_int_t * r, gint width, gint height)
+clip_to_frame (cairo_rectangle_int_t *r, gint width, gint height)
 {
   gint x1 = MIN (r->x + r->width, width), y1 = MIN (r->y + r->height, height);
 
@@ -170,7 +168,7 @@ clip_to_frame (cairo_rectangle_int_t * r, gint width, gint height)
 /* The outline as four filled strips inside the box: pixel-exact, so the
  * rectangles copied back are exactly the pixels painted. */
 static void
-box_strips (const GstFerEmotionFaceLayout * f, cairo_rectangle_int_t s[4])
+box_strips (const GstFerEmotionFaceLayout *f, cairo_rectangle_int_t s[4])
 {
   const cairo_rectangle_int_t *b = &f->box;
   gint lw = f->line_width, side = MAX (b->height - 2 * lw, 0);
@@ -182,8 +180,8 @@ box_strips (const GstFerEmotionFaceLayout * f, cairo_rectangle_int_t s[4])
 }
 
 static void
-gst_fer_emotion_overlay_layout_bars (GstFerEmotionOverlay * self,
-    GstFerEmotionFaceLayout * f, gint width, gint height)
+gst_fer_emotion_overlay_layout_bars (GstFerEmotionOverlay *self,
+    GstFerEmotionFaceLayout *f, gint width, gint height)
 {
   const GstFerEmotionMeta *m = f->meta;
   const cairo_rectangle_int_t *b = &f->box;
@@ -224,9 +222,9 @@ gst_fer_emotion_overlay_layout_bars (GstFerEmotionOverlay * self,
 
 /* Returns FALSE when nothing of the face is inside the frame. */
 static gboolean
-gst_fer_emotion_overlay_layout_face (GstFerEmotionOverlay * self,
-    const GstFerEmotionOverlaySettings * s, const GstFerEmotionMeta * m,
-    gint width, gint height, GstFerEmotionFaceLayout * f)
+gst_fer_emotion_overlay_layout_face (GstFerEmotionOverlay *self,
+    const GstFerEmotionOverlaySettings *s, const GstFerEmotionMeta *m,
+    gint width, gint height, GstFerEmotionFaceLayout *f)
 {
   gint x0 = (gint) CLAMP ((gint64) m->x, 0, width);
   gint y0 = (gint) CLAMP ((gint64) m->y, 0, height);
@@ -241,8 +239,8 @@ gst_fer_emotion_overlay_layout_face (GstFerEmotionOverlay * self,
   f->line_width = MIN ((gint) s->line_width, MIN (x1 - x0, y1 - y0));
   /* whole pixels: cairo caches a scaled font per size, and auto sizes
    * would otherwise differ with every jitter of the box */
-  f->font_size = s->font_size ? (gint) s->font_size
-      : CLAMP ((y1 - y0) / 10, 10, 40);
+  f->font_size =
+      s->font_size ? (gint) s->font_size : CLAMP ((y1 - y0) / 10, 10, 40);
 
   f->has_tag = m->label && g_utf8_validate (m->label, -1, NULL);
   if (f->has_tag) {
@@ -278,8 +276,8 @@ gst_fer_emotion_overlay_layout_face (GstFerEmotionOverlay * self,
 }
 
 static void
-gst_fer_emotion_overlay_draw_face (cairo_t * cr,
-    const GstFerEmotionFaceLayout * f)
+gst_fer_emotion_overlay_draw_face (
+    cairo_t *cr, const GstFerEmotionFaceLayout *f)
 {
   const GstFerEmotionMeta *m = f->meta;
   const gdouble *c = class_colour (m->label_id);
@@ -288,8 +286,8 @@ gst_fer_emotion_overlay_draw_face (cairo_t * cr,
   box_strips (f, strips);
   cairo_set_source_rgb (cr, c[0], c[1], c[2]);
   for (guint i = 0; i < G_N_ELEMENTS (strips); i++)
-    cairo_rectangle (cr, strips[i].x, strips[i].y, strips[i].width,
-        strips[i].height);
+    cairo_rectangle (
+        cr, strips[i].x, strips[i].y, strips[i].width, strips[i].height);
   cairo_fill (cr);
 
   if (f->has_tag) {
@@ -344,11 +342,11 @@ typedef struct
 {
   guint8 *data;
   gint stride, pstride;
-  gint r, g, b, a;              /* byte offsets in a pixel; a < 0: no alpha */
+  gint r, g, b, a; /* byte offsets in a pixel; a < 0: no alpha */
 } PackedRgb;
 
 static inline guint32
-premultiply (const PackedRgb * px, const guint8 * p)
+premultiply (const PackedRgb *px, const guint8 *p)
 {
   guint a = px->a >= 0 ? p[px->a] : 255;
 
@@ -363,12 +361,12 @@ unpremultiply (guint c, guint a)
 }
 
 static void
-load_rect (const PackedRgb * px, guint8 * canvas, gint canvas_stride,
-    const cairo_rectangle_int_t * r)
+load_rect (const PackedRgb *px, guint8 *canvas, gint canvas_stride,
+    const cairo_rectangle_int_t *r)
 {
   for (gint y = r->y; y < r->y + r->height; y++) {
-    const guint8 *p = px->data + (gsize) y * px->stride
-        + (gsize) r->x * px->pstride;
+    const guint8 *p =
+        px->data + (gsize) y * px->stride + (gsize) r->x * px->pstride;
     guint32 *c = (guint32 *) (canvas + (gsize) y * canvas_stride) + r->x;
 
     for (gint x = 0; x < r->width; x++, p += px->pstride)
@@ -379,13 +377,13 @@ load_rect (const PackedRgb * px, guint8 * canvas, gint canvas_stride,
 /* Pixels that came out of the canvas as they went in are not written, so
  * that the premultiply round trip cannot alter untouched translucent ones. */
 static void
-store_rect (const PackedRgb * px, const guint8 * canvas, gint canvas_stride,
-    const cairo_rectangle_int_t * r)
+store_rect (const PackedRgb *px, const guint8 *canvas, gint canvas_stride,
+    const cairo_rectangle_int_t *r)
 {
   for (gint y = r->y; y < r->y + r->height; y++) {
     guint8 *p = px->data + (gsize) y * px->stride + (gsize) r->x * px->pstride;
-    const guint32 *c = (const guint32 *) (canvas + (gsize) y * canvas_stride)
-        + r->x;
+    const guint32 *c =
+        (const guint32 *) (canvas + (gsize) y * canvas_stride) + r->x;
 
     for (gint x = 0; x < r->width; x++, p += px->pstride) {
       guint32 v = c[x];
@@ -407,15 +405,15 @@ store_rect (const PackedRgb * px, const guint8 * canvas, gint canvas_stride,
 }
 
 static void
-add_rect (GArray * rects, cairo_rectangle_int_t r, gint width, gint height)
+add_rect (GArray *rects, cairo_rectangle_int_t r, gint width, gint height)
 {
   if (clip_to_frame (&r, width, height))
     g_array_append_val (rects, r);
 }
 
 static GstFlowReturn
-gst_fer_emotion_overlay_transform_frame_ip (GstVideoFilter * filter,
-    GstVideoFrame * frame)
+gst_fer_emotion_overlay_transform_frame_ip (
+    GstVideoFilter *filter, GstVideoFrame *frame)
 {
   GstFerEmotionOverlay *self = GST_FER_EMOTION_OVERLAY (filter);
   gint width = GST_VIDEO_FRAME_WIDTH (frame);
@@ -437,8 +435,8 @@ gst_fer_emotion_overlay_transform_frame_ip (GstVideoFilter * filter,
   g_array_set_size (self->rects, 0);
   cairo_save (self->cr);
   while ((meta = gst_buffer_iterate_fer_emotion_meta (frame->buffer, &state)))
-    if (gst_fer_emotion_overlay_layout_face (self, &settings, meta, width,
-            height, &layout))
+    if (gst_fer_emotion_overlay_layout_face (
+            self, &settings, meta, width, height, &layout))
       g_array_append_val (self->faces, layout);
 
   for (guint i = 0; i < self->faces->len; i++) {
@@ -454,8 +452,8 @@ gst_fer_emotion_overlay_transform_frame_ip (GstVideoFilter * filter,
     if (f->has_bars)
       add_rect (self->rects, f->bars, width, height);
   }
-  GST_LOG_OBJECT (self, "%u faces, %u rectangles", self->faces->len,
-      self->rects->len);
+  GST_LOG_OBJECT (
+      self, "%u faces, %u rectangles", self->faces->len, self->rects->len);
 
   px.data = GST_VIDEO_FRAME_PLANE_DATA (frame, 0);
   px.stride = GST_VIDEO_FRAME_PLANE_STRIDE (frame, 0);
@@ -463,8 +461,9 @@ gst_fer_emotion_overlay_transform_frame_ip (GstVideoFilter * filter,
   px.r = GST_VIDEO_FRAME_COMP_POFFSET (frame, GST_VIDEO_COMP_R);
   px.g = GST_VIDEO_FRAME_COMP_POFFSET (frame, GST_VIDEO_COMP_G);
   px.b = GST_VIDEO_FRAME_COMP_POFFSET (frame, GST_VIDEO_COMP_B);
-  px.a = GST_VIDEO_INFO_HAS_ALPHA (&frame->info) ?
-      (gint) GST_VIDEO_FRAME_COMP_POFFSET (frame, GST_VIDEO_COMP_A) : -1;
+  px.a = GST_VIDEO_INFO_HAS_ALPHA (&frame->info)
+      ? (gint) GST_VIDEO_FRAME_COMP_POFFSET (frame, GST_VIDEO_COMP_A)
+      : -1;
 
   cairo_surface_flush (self->canvas);
   canvas = cairo_image_surface_get_data (self->canvas);
@@ -476,8 +475,8 @@ gst_fer_emotion_overlay_transform_frame_ip (GstVideoFilter * filter,
   cairo_surface_mark_dirty (self->canvas);
 
   for (guint i = 0; i < self->faces->len; i++)
-    gst_fer_emotion_overlay_draw_face (self->cr,
-        &g_array_index (self->faces, GstFerEmotionFaceLayout, i));
+    gst_fer_emotion_overlay_draw_face (
+        self->cr, &g_array_index (self->faces, GstFerEmotionFaceLayout, i));
   cairo_restore (self->cr);
   status = cairo_status (self->cr);
   if (status != CAIRO_STATUS_SUCCESS)
@@ -489,17 +488,16 @@ gst_fer_emotion_overlay_transform_frame_ip (GstVideoFilter * filter,
         &g_array_index (self->rects, cairo_rectangle_int_t, i));
   return GST_FLOW_OK;
 
-draw_failed:
-  {
-    GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
-        ("Could not draw the emotion overlay."),
-        ("cairo: %s", cairo_status_to_string (status)));
-    return GST_FLOW_ERROR;
-  }
+draw_failed : {
+  GST_ELEMENT_ERROR (self, LIBRARY, FAILED,
+      ("Could not draw the emotion overlay."),
+      ("cairo: %s", cairo_status_to_string (status)));
+  return GST_FLOW_ERROR;
+}
 }
 
 static gboolean
-has_faces (GstBuffer * buffer)
+has_faces (GstBuffer *buffer)
 {
   return gst_buffer_get_meta (buffer, GST_FER_EMOTION_META_API_TYPE) != NULL;
 }
@@ -507,21 +505,21 @@ has_faces (GstBuffer * buffer)
 /* The base class makes an in-place buffer writable (copying it when it is
  * shared) before transform_ip; a buffer without faces skips that. */
 static GstFlowReturn
-gst_fer_emotion_overlay_prepare_output_buffer (GstBaseTransform * trans,
-    GstBuffer * inbuf, GstBuffer ** outbuf)
+gst_fer_emotion_overlay_prepare_output_buffer (
+    GstBaseTransform *trans, GstBuffer *inbuf, GstBuffer **outbuf)
 {
   if (!has_faces (inbuf)) {
     *outbuf = inbuf;
     return GST_FLOW_OK;
   }
-  return GST_BASE_TRANSFORM_CLASS (parent_class)->prepare_output_buffer
-      (trans, inbuf, outbuf);
+  return GST_BASE_TRANSFORM_CLASS (parent_class)
+      ->prepare_output_buffer (trans, inbuf, outbuf);
 }
 
 /* ... and is not mapped for writing, which a shared buffer could not be. */
 static GstFlowReturn
-gst_fer_emotion_overlay_transform_ip (GstBaseTransform * trans,
-    GstBuffer * buffer)
+gst_fer_emotion_overlay_transform_ip (
+    GstBaseTransform *trans, GstBuffer *buffer)
 {
   if (!has_faces (buffer))
     return GST_FLOW_OK;
@@ -529,15 +527,15 @@ gst_fer_emotion_overlay_transform_ip (GstBaseTransform * trans,
 }
 
 static void
-gst_fer_emotion_overlay_free_canvas (GstFerEmotionOverlay * self)
+gst_fer_emotion_overlay_free_canvas (GstFerEmotionOverlay *self)
 {
   g_clear_pointer (&self->cr, cairo_destroy);
   g_clear_pointer (&self->canvas, cairo_surface_destroy);
 }
 
 static gboolean
-gst_fer_emotion_overlay_set_info (GstVideoFilter * filter, GstCaps * incaps,
-    GstVideoInfo * in_info, GstCaps * outcaps, GstVideoInfo * out_info)
+gst_fer_emotion_overlay_set_info (GstVideoFilter *filter, GstCaps *incaps,
+    GstVideoInfo *in_info, GstCaps *outcaps, GstVideoInfo *out_info)
 {
   GstFerEmotionOverlay *self = GST_FER_EMOTION_OVERLAY (filter);
   gint width = GST_VIDEO_INFO_WIDTH (in_info);
@@ -549,37 +547,36 @@ gst_fer_emotion_overlay_set_info (GstVideoFilter * filter, GstCaps * incaps,
     return TRUE;
 
   gst_fer_emotion_overlay_free_canvas (self);
-  self->canvas = cairo_image_surface_create (CAIRO_FORMAT_ARGB32, width,
-      height);
+  self->canvas =
+      cairo_image_surface_create (CAIRO_FORMAT_ARGB32, width, height);
   self->cr = cairo_create (self->canvas);
-  cairo_select_font_face (self->cr, "Sans", CAIRO_FONT_SLANT_NORMAL,
-      CAIRO_FONT_WEIGHT_BOLD);
+  cairo_select_font_face (
+      self->cr, "Sans", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_BOLD);
   /* a failed surface hands its status on to the context */
   status = cairo_status (self->cr);
   if (status != CAIRO_STATUS_SUCCESS)
     goto no_canvas;
   return TRUE;
 
-no_canvas:
-  {
-    GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
-        ("Could not allocate a %dx%d drawing surface.", width, height),
-        ("cairo: %s", cairo_status_to_string (status)));
-    gst_fer_emotion_overlay_free_canvas (self);
-    return FALSE;
-  }
+no_canvas : {
+  GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+      ("Could not allocate a %dx%d drawing surface.", width, height),
+      ("cairo: %s", cairo_status_to_string (status)));
+  gst_fer_emotion_overlay_free_canvas (self);
+  return FALSE;
+}
 }
 
 static gboolean
-gst_fer_emotion_overlay_stop (GstBaseTransform * trans)
+gst_fer_emotion_overlay_stop (GstBaseTransform *trans)
 {
   gst_fer_emotion_overlay_free_canvas (GST_FER_EMOTION_OVERLAY (trans));
   return TRUE;
 }
 
 static void
-gst_fer_emotion_overlay_set_property (GObject * object, guint prop_id,
-    const GValue * value, GParamSpec * pspec)
+gst_fer_emotion_overlay_set_property (
+    GObject *object, guint prop_id, const GValue *value, GParamSpec *pspec)
 {
   GstFerEmotionOverlay *self = GST_FER_EMOTION_OVERLAY (object);
 
@@ -605,8 +602,8 @@ gst_fer_emotion_overlay_set_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_fer_emotion_overlay_get_property (GObject * object, guint prop_id,
-    GValue * value, GParamSpec * pspec)
+gst_fer_emotion_overlay_get_property (
+    GObject *object, guint prop_id, GValue *value, GParamSpec *pspec)
 {
   GstFerEmotionOverlay *self = GST_FER_EMOTION_OVERLAY (object);
 
@@ -632,7 +629,7 @@ gst_fer_emotion_overlay_get_property (GObject * object, guint prop_id,
 }
 
 static void
-gst_fer_emotion_overlay_finalize (GObject * object)
+gst_fer_emotion_overlay_finalize (GObject *object)
 {
   GstFerEmotionOverlay *self = GST_FER_EMOTION_OVERLAY (object);
 
@@ -642,7 +639,7 @@ gst_fer_emotion_overlay_finalize (GObject * object)
 }
 
 static void
-gst_fer_emotion_overlay_class_init (GstFerEmotionOverlayClass * klass)
+gst_fer_emotion_overlay_class_init (GstFerEmotionOverlayClass *klass)
 {
   GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
   GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
@@ -660,30 +657,28 @@ gst_fer_emotion_overlay_class_init (GstFerEmotionOverlayClass * klass)
   g_object_class_install_property (gobject_class, PROP_SHOW_BARS,
       g_param_spec_boolean ("show-bars", "Show bars",
           "Draw one bar per class with its probability beside each face",
-          DEFAULT_SHOW_BARS,
-          rw | GST_PARAM_MUTABLE_PLAYING));
+          DEFAULT_SHOW_BARS, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_LINE_WIDTH,
       g_param_spec_uint ("line-width", "Line width",
-          "Width of the face box outline in pixels", 1, 64,
-          DEFAULT_LINE_WIDTH,
+          "Width of the face box outline in pixels", 1, 64, DEFAULT_LINE_WIDTH,
           rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_FONT_SIZE,
       g_param_spec_uint ("font-size", "Font size",
           "Label font size in pixels (0 = a tenth of the face height, "
-          "between 10 and 40)", 0, 512, DEFAULT_FONT_SIZE,
-          rw | GST_PARAM_MUTABLE_PLAYING));
+          "between 10 and 40)",
+          0, 512, DEFAULT_FONT_SIZE, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_SHOW_CONFIDENCE,
       g_param_spec_boolean ("show-confidence", "Show confidence",
           "Append the confidence in percent to the label",
-          DEFAULT_SHOW_CONFIDENCE,
-          rw | GST_PARAM_MUTABLE_PLAYING));
+          DEFAULT_SHOW_CONFIDENCE, rw | GST_PARAM_MUTABLE_PLAYING));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
   gst_element_class_set_static_metadata (element_class,
       "Facial expression overlay", "Filter/Effect/Video",
       "Draws face boxes, emotion labels and class probabilities from "
-      "GstFerEmotionMeta", "gst-feremotion authors");
+      "GstFerEmotionMeta",
+      "gst-feremotion authors");
 
   trans_class->prepare_output_buffer =
       GST_DEBUG_FUNCPTR (gst_fer_emotion_overlay_prepare_output_buffer);
@@ -696,7 +691,7 @@ gst_fer_emotion_overlay_class_init (GstFerEmotionOverlayClass * klass)
 }
 
 static void
-gst_fer_emotion_overlay_init (GstFerEmotionOverlay * self)
+gst_fer_emotion_overlay_init (GstFerEmotionOverlay *self)
 {
   self->settings.show_bars = DEFAULT_SHOW_BARS;
   self->settings.line_width = DEFAULT_LINE_WIDTH;

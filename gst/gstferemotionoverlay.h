@@ -8,8 +8,8 @@
 G_BEGIN_DECLS
 
 #define GST_TYPE_FER_EMOTION_OVERLAY (gst_fer_emotion_overlay_get_type ())
-G_DECLARE_FINAL_TYPE (GstFerEmotionOverlay, gst_fer_emotion_overlay,
-    GST, FER_EMOTION_OVERLAY, GstVideoFilter)
+G_DECLARE_FINAL_TYPE (GstFerEmotionOverlay, gst_fer_emotion_overlay, GST,
+    FER_EMOTION_OVERLAY, GstVideoFilter)
 
 GST_ELEMENT_REGISTER_DECLARE (feremotionoverlay);
 

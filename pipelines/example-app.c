@@ -28,7 +28,7 @@ typedef struct
 /* Runs in the streaming thread: the meta is only valid while the buffer is
  * alive, so it is read here rather than handed to the main thread. */
 static GstPadProbeReturn
-print_emotions (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+print_emotions (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
   ExampleCounts *counts = user_data;
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
@@ -39,10 +39,10 @@ print_emotions (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   while ((m = gst_buffer_iterate_fer_emotion_meta (buf, &state))) {
     GString *line = g_string_new (NULL);
 
-    g_string_append_printf (line, "pts=%" GST_TIME_FORMAT
-        " face %d,%d %dx%d: %s (%.2f) [",
-        GST_TIME_ARGS (GST_BUFFER_PTS (buf)), m->x, m->y, m->w, m->h,
-        m->label, m->confidence);
+    g_string_append_printf (line,
+        "pts=%" GST_TIME_FORMAT " face %d,%d %dx%d: %s (%.2f) [",
+        GST_TIME_ARGS (GST_BUFFER_PTS (buf)), m->x, m->y, m->w, m->h, m->label,
+        m->confidence);
     for (guint i = 0; i < m->n_classes; i++)
       g_string_append_printf (line, "%s%s=%.2f", i ? " " : "",
           m->class_labels[i], m->probabilities[i]);
@@ -58,20 +58,21 @@ print_emotions (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
  * file name needs quoting for the parser. decodebin gives a photo's one
  * frame or every frame of a video. mode=roi: a frame without a detected
  * face has nothing to classify. */
-#define FILE_PIPELINE "filesrc name=file ! decodebin ! videoconvert " \
-  "! facedetect display=false min-size-width=48 min-size-height=48 " \
+#define FILE_PIPELINE                                                          \
+  "filesrc name=file ! decodebin ! videoconvert "                              \
+  "! facedetect display=false min-size-width=48 min-size-height=48 "           \
   "min-neighbors=5 ! feremotion name=feremotion mode=roi ! fakesink"
 
 /* The elements this program needs, checked up front to say how to get
  * them rather than just that the pipeline does not parse. */
 static gboolean
-have_element (const gchar * name, const gchar * how)
+have_element (const gchar *name, const gchar *how)
 {
   GstElementFactory *f = gst_element_factory_find (name);
 
   if (!f) {
-    g_printerr ("feremotion-example: no GStreamer element \"%s\": %s\n",
-        name, how);
+    g_printerr (
+        "feremotion-example: no GStreamer element \"%s\": %s\n", name, how);
     return FALSE;
   }
   gst_object_unref (f);
@@ -80,7 +81,7 @@ have_element (const gchar * name, const gchar * how)
 
 /* Returns TRUE at EOS, FALSE after printing the first error. */
 static gboolean
-run_until_done (GstElement * pipeline)
+run_until_done (GstElement *pipeline)
 {
   GstBus *bus = gst_element_get_bus (pipeline);
   gboolean ok = FALSE;
@@ -90,11 +91,11 @@ run_until_done (GstElement * pipeline)
   /* An element that fails its state change has already posted the error
    * that names the cause (feremotion: the model file and why), so it is
    * taken from the bus rather than waited for. */
-  if (gst_element_set_state (pipeline,
-          GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE)
+  if (gst_element_set_state (pipeline, GST_STATE_PLAYING)
+      == GST_STATE_CHANGE_FAILURE)
     wait = 0;
-  msg = gst_bus_timed_pop_filtered (bus, wait,
-      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  msg = gst_bus_timed_pop_filtered (
+      bus, wait, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
   if (!msg) {
     g_printerr ("feremotion-example: the pipeline did not start\n");
   } else if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
@@ -103,8 +104,7 @@ run_until_done (GstElement * pipeline)
 
     gst_message_parse_error (msg, &err, &dbg);
     g_printerr ("feremotion-example: error from %s: %s\n%s\n",
-        GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), err->message,
-        dbg ? dbg : "");
+        GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)), err->message, dbg ? dbg : "");
     g_clear_error (&err);
     g_free (dbg);
   } else {
@@ -123,13 +123,13 @@ main (int argc, char **argv)
   gchar *model = NULL, *description = NULL;
   const gchar *file_path = NULL;
   GOptionEntry entries[] = {
-    {"model", 'm', 0, G_OPTION_ARG_FILENAME, &model,
-        "Emotion model: a name (default: fast) or a .safetensors file",
-        "M"},
-    {"pipeline", 'p', 0, G_OPTION_ARG_STRING, &description,
-          "Pipeline description instead of the file pipeline; needs an "
-          "element named feremotion", "DESC"},
-    {NULL}
+    { "model", 'm', 0, G_OPTION_ARG_FILENAME, &model,
+        "Emotion model: a name (default: fast) or a .safetensors file", "M" },
+    { "pipeline", 'p', 0, G_OPTION_ARG_STRING, &description,
+        "Pipeline description instead of the file pipeline; needs an "
+        "element named feremotion",
+        "DESC" },
+    { NULL }
   };
   GOptionContext *ctx = g_option_context_new ("[FILE]");
   GError *error = NULL;
@@ -142,7 +142,8 @@ main (int argc, char **argv)
    * opencv-data does not ship, and OpenCV logs each miss as an error that
    * would read as ours; the face cascade it needs is present. */
   g_setenv ("OPENCV_LOG_LEVEL", "FATAL", FALSE);
-  g_option_context_set_summary (ctx, "Prints the facial expression that "
+  g_option_context_set_summary (ctx,
+      "Prints the facial expression that "
       "feremotion attaches to each face of a photo or video FILE (or of any "
       "pipeline).");
   g_option_context_add_main_entries (ctx, entries, NULL);
@@ -163,7 +164,8 @@ main (int argc, char **argv)
     status = 2;
     goto out;
   }
-  if (!have_element ("feremotion", "build the project, and from a "
+  if (!have_element ("feremotion",
+          "build the project, and from a "
           "checkout set GST_PLUGIN_PATH to its build/gst"))
     goto out;
   if (!description) {
@@ -175,8 +177,8 @@ main (int argc, char **argv)
 
   pipeline = gst_parse_launch (description, &error);
   if (!pipeline) {
-    g_printerr ("feremotion-example: could not build \"%s\": %s\n",
-        description, error->message);
+    g_printerr ("feremotion-example: could not build \"%s\": %s\n", description,
+        error->message);
     g_clear_error (&error);
     goto out;
   }
@@ -190,7 +192,7 @@ main (int argc, char **argv)
   fer = gst_bin_get_by_name (GST_BIN (pipeline), "feremotion");
   if (!fer) {
     g_printerr ("feremotion-example: the pipeline has no element named "
-        "\"feremotion\"\n");
+                "\"feremotion\"\n");
     goto out;
   }
   if (model)
@@ -201,8 +203,8 @@ main (int argc, char **argv)
     gst_object_unref (src);
   }
   src = gst_element_get_static_pad (fer, "src");
-  gst_pad_add_probe (src, GST_PAD_PROBE_TYPE_BUFFER, print_emotions, &counts,
-      NULL);
+  gst_pad_add_probe (
+      src, GST_PAD_PROBE_TYPE_BUFFER, print_emotions, &counts, NULL);
 
   if (run_until_done (pipeline)) {
     g_print ("%u buffer(s), %u face(s)\n", counts.buffers, counts.faces);

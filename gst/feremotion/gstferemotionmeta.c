@@ -23,8 +23,7 @@ gst_fer_emotion_meta_api_get_type (void)
 {
   static GType type = 0;
   static const gchar *tags[] = { GST_META_TAG_VIDEO_STR,
-    GST_META_TAG_VIDEO_ORIENTATION_STR, GST_META_TAG_VIDEO_SIZE_STR, NULL
-  };
+    GST_META_TAG_VIDEO_ORIENTATION_STR, GST_META_TAG_VIDEO_SIZE_STR, NULL };
 
   if (g_once_init_enter (&type)) {
     GType t = gst_meta_api_type_register ("GstFerEmotionMetaAPI", tags);
@@ -34,7 +33,7 @@ gst_fer_emotion_meta_api_get_type (void)
 }
 
 static gboolean
-gst_fer_emotion_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
+gst_fer_emotion_meta_init (GstMeta *meta, gpointer params, GstBuffer *buffer)
 {
   GstFerEmotionMetaStorage *st = (GstFerEmotionMetaStorage *) meta;
   GstFerEmotionMeta *m = &st->meta;
@@ -49,7 +48,7 @@ gst_fer_emotion_meta_init (GstMeta * meta, gpointer params, GstBuffer * buffer)
 
 /* Copies the face, its classes into dst's own storage. */
 static void
-copy_face (GstFerEmotionMeta * dst, const GstFerEmotionMeta * src)
+copy_face (GstFerEmotionMeta *dst, const GstFerEmotionMeta *src)
 {
   guint n = MIN (src->n_classes, GST_FER_EMOTION_MAX_CLASSES);
 
@@ -67,8 +66,8 @@ copy_face (GstFerEmotionMeta * dst, const GstFerEmotionMeta * src)
 }
 
 static gboolean
-gst_fer_emotion_meta_transform (GstBuffer * dest, GstMeta * meta,
-    GstBuffer * buffer, GQuark type, gpointer data)
+gst_fer_emotion_meta_transform (GstBuffer *dest, GstMeta *meta,
+    GstBuffer *buffer, GQuark type, gpointer data)
 {
   GstFerEmotionMeta *src = (GstFerEmotionMeta *) meta, *dst;
   GstVideoMetaTransform *scale = NULL;
@@ -83,8 +82,8 @@ gst_fer_emotion_meta_transform (GstBuffer * dest, GstMeta * meta,
     return FALSE;
   }
 
-  dst = (GstFerEmotionMeta *) gst_buffer_add_meta (dest,
-      GST_FER_EMOTION_META_INFO, NULL);
+  dst = (GstFerEmotionMeta *) gst_buffer_add_meta (
+      dest, GST_FER_EMOTION_META_INFO, NULL);
   if (!dst)
     return FALSE;
   copy_face (dst, src);
@@ -107,31 +106,31 @@ gst_fer_emotion_meta_get_info (void)
 {
   static const GstMetaInfo *info = NULL;
 
-  if (g_once_init_enter ((GstMetaInfo **) & info)) {
+  if (g_once_init_enter ((GstMetaInfo **) &info)) {
     const GstMetaInfo *mi = gst_meta_register (GST_FER_EMOTION_META_API_TYPE,
         "GstFerEmotionMeta", sizeof (GstFerEmotionMetaStorage),
         gst_fer_emotion_meta_init, NULL, gst_fer_emotion_meta_transform);
-    g_once_init_leave ((GstMetaInfo **) & info, (GstMetaInfo *) mi);
+    g_once_init_leave ((GstMetaInfo **) &info, (GstMetaInfo *) mi);
   }
   return info;
 }
 
 GstFerEmotionMeta *
-gst_buffer_add_fer_emotion_meta (GstBuffer * buffer, gint x, gint y, gint w,
-    gint h, gint roi_id, guint n_classes, const gchar * const *class_labels,
-    const gfloat * probabilities)
+gst_buffer_add_fer_emotion_meta (GstBuffer *buffer, gint x, gint y, gint w,
+    gint h, gint roi_id, guint n_classes, const gchar *const *class_labels,
+    const gfloat *probabilities)
 {
   GstFerEmotionMeta *m;
   guint best = 0;
 
   g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
   g_return_val_if_fail (gst_buffer_is_writable (buffer), NULL);
-  if (n_classes == 0 || n_classes > GST_FER_EMOTION_MAX_CLASSES
-      || !class_labels || !probabilities)
+  if (n_classes == 0 || n_classes > GST_FER_EMOTION_MAX_CLASSES || !class_labels
+      || !probabilities)
     return NULL;
 
-  m = (GstFerEmotionMeta *) gst_buffer_add_meta (buffer,
-      GST_FER_EMOTION_META_INFO, NULL);
+  m = (GstFerEmotionMeta *) gst_buffer_add_meta (
+      buffer, GST_FER_EMOTION_META_INFO, NULL);
   if (!m)
     return NULL;
   m->x = x;
@@ -153,14 +152,14 @@ gst_buffer_add_fer_emotion_meta (GstBuffer * buffer, gint x, gint y, gint w,
 }
 
 GstFerEmotionMeta *
-gst_buffer_iterate_fer_emotion_meta (GstBuffer * buffer, gpointer * state)
+gst_buffer_iterate_fer_emotion_meta (GstBuffer *buffer, gpointer *state)
 {
-  return (GstFerEmotionMeta *) gst_buffer_iterate_meta_filtered (buffer,
-      state, GST_FER_EMOTION_META_API_TYPE);
+  return (GstFerEmotionMeta *) gst_buffer_iterate_meta_filtered (
+      buffer, state, GST_FER_EMOTION_META_API_TYPE);
 }
 
 GstFerEmotionMeta *
-gst_buffer_get_fer_emotion_meta_for_roi (GstBuffer * buffer, gint roi_id)
+gst_buffer_get_fer_emotion_meta_for_roi (GstBuffer *buffer, gint roi_id)
 {
   gpointer state = NULL;
   GstFerEmotionMeta *m;

@@ -167,8 +167,9 @@ GST_FER_META_API GstFerEmotionMeta *gst_buffer_add_fer_emotion_meta (
  * Returns: (transfer none) (nullable): the meta, or %NULL when the buffer
  *   has none
  */
-#define gst_buffer_get_fer_emotion_meta(b) \
-  ((GstFerEmotionMeta *) gst_buffer_get_meta ((b), GST_FER_EMOTION_META_API_TYPE))
+#define gst_buffer_get_fer_emotion_meta(b)                                     \
+  ((GstFerEmotionMeta *) gst_buffer_get_meta (                                 \
+      (b), GST_FER_EMOTION_META_API_TYPE))
 
 /**
  * gst_buffer_iterate_fer_emotion_meta:

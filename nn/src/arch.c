@@ -10,10 +10,14 @@ static const struct
 {
   int stage, block, cin, cout, stride;
 } resnet18_blocks[FER_N_BLOCKS] = {
-  {1, 0, 64, 64, 1}, {1, 1, 64, 64, 1},
-  {2, 0, 64, 128, 2}, {2, 1, 128, 128, 1},
-  {3, 0, 128, 256, 2}, {3, 1, 256, 256, 1},
-  {4, 0, 256, 512, 2}, {4, 1, 512, 512, 1},
+  { 1, 0, 64, 64, 1 },
+  { 1, 1, 64, 64, 1 },
+  { 2, 0, 64, 128, 2 },
+  { 2, 1, 128, 128, 1 },
+  { 3, 0, 128, 256, 2 },
+  { 3, 1, 256, 256, 1 },
+  { 4, 0, 256, 512, 2 },
+  { 4, 1, 512, 512, 1 },
 };
 
 /* The heads' linear layers (nout 0: the classes), and the BatchNorm1d
@@ -23,9 +27,9 @@ static const struct
   const char *linear, *bn;
   int nin, nout;
 } heads[][2] = {
-  [FER_HEAD_FC] = {{"fc", NULL, FER_FEATURES, 0}},
-  [FER_HEAD_MLP] = {{"fc.0", "fc.1", FER_FEATURES, FER_MLP_HIDDEN},
-      {"fc.4", NULL, FER_MLP_HIDDEN, 0}},
+  [FER_HEAD_FC] = { { "fc", NULL, FER_FEATURES, 0 } },
+  [FER_HEAD_MLP] = { { "fc.0", "fc.1", FER_FEATURES, FER_MLP_HIDDEN },
+      { "fc.4", NULL, FER_MLP_HIDDEN, 0 } },
 };
 
 static const struct
@@ -33,9 +37,9 @@ static const struct
   const char *name;
   fer_stem_geometry g;
 } stems[] = {
-  [FER_STEM_TORCHVISION] = {"torchvision", {7, 2, 3, TRUE}},
-  [FER_STEM_SMALL] = {"small", {3, 1, 1, FALSE}},
-  [FER_STEM_NOPOOL] = {"nopool", {7, 2, 3, FALSE}},
+  [FER_STEM_TORCHVISION] = { "torchvision", { 7, 2, 3, TRUE } },
+  [FER_STEM_SMALL] = { "small", { 3, 1, 1, FALSE } },
+  [FER_STEM_NOPOOL] = { "nopool", { 7, 2, 3, FALSE } },
 };
 
 const char *
@@ -58,8 +62,7 @@ fer_stem_from_name (const char *name, fer_stem *stem)
 fer_stem_geometry
 fer_stem_geometry_of (fer_stem stem)
 {
-  g_return_val_if_fail ((unsigned) stem < G_N_ELEMENTS (stems),
-      stems[0].g);
+  g_return_val_if_fail ((unsigned) stem < G_N_ELEMENTS (stems), stems[0].g);
   return stems[stem].g;
 }
 
@@ -96,8 +99,8 @@ add_bn (fer_topology *t, const char *prefix, const char *name, int c)
 }
 
 static fer_conv_desc
-add_conv (fer_topology *t, const char *prefix, const char *conv,
-    const char *bn, int cin, int cout, int k, int stride, int pad)
+add_conv (fer_topology *t, const char *prefix, const char *conv, const char *bn,
+    int cin, int cout, int k, int stride, int pad)
 {
   int64_t shape[4] = { cout, cin, k, k };
   fer_conv_desc d = { cin, cout, k, stride, pad,
@@ -113,9 +116,9 @@ fer_topology_init (fer_topology *t, const fer_arch *a)
   memset (t, 0, sizeof *t);
   t->arch = *a;
   t->stem_geometry = fer_stem_geometry_of (a->stem);
-  t->stem = add_conv (t, "", "conv1", "bn1", a->channels,
-      resnet18_blocks[0].cin, t->stem_geometry.k, t->stem_geometry.stride,
-      t->stem_geometry.pad);
+  t->stem =
+      add_conv (t, "", "conv1", "bn1", a->channels, resnet18_blocks[0].cin,
+          t->stem_geometry.k, t->stem_geometry.stride, t->stem_geometry.pad);
 
   for (int i = 0; i < FER_N_BLOCKS; i++) {
     const int cin = resnet18_blocks[i].cin, cout = resnet18_blocks[i].cout;
@@ -128,24 +131,23 @@ fer_topology_init (fer_topology *t, const fer_arch *a)
     b->conv2 = add_conv (t, prefix, "conv2", "bn2", cout, cout, 3, 1, 1);
     b->has_down = stride != 1 || cin != cout;
     if (b->has_down)
-      b->down = add_conv (t, prefix, "downsample.0", "downsample.1", cin,
-          cout, 1, stride, 0);
+      b->down = add_conv (
+          t, prefix, "downsample.0", "downsample.1", cin, cout, 1, stride, 0);
   }
 
   for (int i = 0; i < 2 && heads[a->head][i].linear; i++) {
     const char *name = heads[a->head][i].linear;
     const int nin = heads[a->head][i].nin;
-    const int nout = heads[a->head][i].nout ? heads[a->head][i].nout
-        : a->n_classes;
+    const int nout =
+        heads[a->head][i].nout ? heads[a->head][i].nout : a->n_classes;
     int64_t wshape[2] = { nout, nin }, bshape[1] = { nout };
     fer_linear_desc *l = &t->head[t->n_head++];
     l->nin = nin;
     l->nout = nout;
-    l->weight = add (t, FER_PARAM_LINEAR_WEIGHT, 2, wshape, "", name,
-        "weight");
+    l->weight = add (t, FER_PARAM_LINEAR_WEIGHT, 2, wshape, "", name, "weight");
     add (t, FER_PARAM_LINEAR_BIAS, 1, bshape, "", name, "bias");
-    l->bn = heads[a->head][i].bn ? add_bn (t, "", heads[a->head][i].bn, nout)
-        : -1;
+    l->bn =
+        heads[a->head][i].bn ? add_bn (t, "", heads[a->head][i].bn, nout) : -1;
   }
 }
 
@@ -180,13 +182,13 @@ fer_check_tensor (const fer_st_tensor *t, const fer_param_desc *d,
     const char *path, const char *name, gboolean any_float, GError **error)
 {
   if (!t) {
-    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: missing tensor '%s'", path, name);
+    g_set_error (error, FER_ERROR, FER_ERROR_MODEL, "%s: missing tensor '%s'",
+        path, name);
     return FALSE;
   }
   if (any_float ? !fer_dtype_is_float (t->dtype) : t->dtype != FER_DTYPE_F32) {
-    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: tensor '%s' is not %s", path, name,
+    g_set_error (error, FER_ERROR, FER_ERROR_MODEL, "%s: tensor '%s' is not %s",
+        path, name,
         any_float ? "a float tensor (F32, F16 or BF16 expected)" : "F32");
     return FALSE;
   }
@@ -206,8 +208,8 @@ fer_check_tensor (const fer_st_tensor *t, const fer_param_desc *d,
 }
 
 gboolean
-fer_metadata_int (const char *path, const char *key, const char *value,
-    int lo, int hi, int *out, GError **error)
+fer_metadata_int (const char *path, const char *key, const char *value, int lo,
+    int hi, int *out, GError **error)
 {
   char *end = NULL;
   gint64 v = value ? g_ascii_strtoll (value, &end, 10) : 0;
@@ -226,8 +228,8 @@ fer_metadata_int (const char *path, const char *key, const char *value,
  * with them. conv1's kernel tells 3x3 (small) from 7x7; only fer.stem
  * tells the 7x7 stems apart, and without it a 7x7 stem is torchvision's. */
 static gboolean
-recognise_arch (const fer_safetensors *st, const char *path, fer_arch *a,
-    GError **error)
+recognise_arch (
+    const fer_safetensors *st, const char *path, fer_arch *a, GError **error)
 {
   const fer_st_tensor *t = fer_safetensors_find (st, "conv1.weight");
   const char *fc_name;
@@ -235,17 +237,17 @@ recognise_arch (const fer_safetensors *st, const char *path, fer_arch *a,
 
   if (!t) {
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: missing tensor 'conv1.weight': not a ResNet-18 state dict",
-        path);
+        "%s: missing tensor 'conv1.weight': not a ResNet-18 state dict", path);
     return FALSE;
   }
-  if (t->ndim != 4 || t->shape[0] != 64 || (t->shape[1] != 1
-          && t->shape[1] != 3) || t->shape[2] != t->shape[3]
+  if (t->ndim != 4 || t->shape[0] != 64
+      || (t->shape[1] != 1 && t->shape[1] != 3) || t->shape[2] != t->shape[3]
       || (t->shape[2] != 7 && t->shape[2] != 3)) {
     char *s = fer_shape_string (t->ndim, t->shape);
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
         "%s: tensor 'conv1.weight' has shape %s, expected [64, 1|3, 7, 7] "
-        "(torchvision stem) or [64, 1|3, 3, 3] (small stem)", path, s);
+        "(torchvision stem) or [64, 1|3, 3, 3] (small stem)",
+        path, s);
     g_free (s);
     return FALSE;
   }
@@ -261,7 +263,8 @@ recognise_arch (const fer_safetensors *st, const char *path, fer_arch *a,
   } else {
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
         "%s: missing classifier: neither tensor 'fc.weight' nor "
-        "'fc.4.weight' is present", path);
+        "'fc.4.weight' is present",
+        path);
     return FALSE;
   }
   if (t->ndim != 2 || t->shape[0] < 2 || t->shape[0] > 100000) {
@@ -282,7 +285,8 @@ recognise_arch (const fer_safetensors *st, const char *path, fer_arch *a,
     if (c != a->channels) {
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
           "%s: metadata fer.input_channels=%d contradicts tensor "
-          "'conv1.weight' (%d input channels)", path, c, a->channels);
+          "'conv1.weight' (%d input channels)",
+          path, c, a->channels);
       return FALSE;
     }
   }
@@ -293,13 +297,15 @@ recognise_arch (const fer_safetensors *st, const char *path, fer_arch *a,
     if (!fer_stem_from_name (v, &named)) {
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
           "%s: metadata fer.stem='%s', expected 'torchvision', 'small' or "
-          "'nopool'", path, v);
+          "'nopool'",
+          path, v);
       return FALSE;
     }
     if (fer_stem_geometry_of (named).k != fer_stem_geometry_of (a->stem).k) {
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
           "%s: metadata fer.stem='%s' contradicts tensor 'conv1.weight' "
-          "(a %s stem)", path, v, fer_stem_name (a->stem));
+          "(a %s stem)",
+          path, v, fer_stem_name (a->stem));
       return FALSE;
     }
     a->stem = named;
@@ -341,10 +347,8 @@ fer_weights_read (const char *path, const fer_arch *arch, GError **error)
     fer_safetensors_read_f32 (st, found[i], p);
     p += w->topo.params[i].numel;
   }
-  w->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-      g_free);
-  for (const char *const *k = fer_safetensors_metadata_keys (st); k && *k;
-      k++)
+  w->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  for (const char *const *k = fer_safetensors_metadata_keys (st); k && *k; k++)
     g_hash_table_insert (w->metadata, g_strdup (*k),
         g_strdup (fer_safetensors_metadata (st, *k)));
   fer_safetensors_free (st);

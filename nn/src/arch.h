@@ -33,8 +33,8 @@ typedef struct
 #define FER_MLP_HIDDEN 256
 #define FER_BN_EPS 1e-5
 #define FER_ARCH_MAX_PARAMS 128
-#define FER_N_BLOCKS 8        /* layer1.0, layer1.1, ... layer4.1 */
-#define FER_FEATURES 512      /* layer4's channels: the head's input */
+#define FER_N_BLOCKS 8   /* layer1.0, layer1.1, ... layer4.1 */
+#define FER_FEATURES 512 /* layer4's channels: the head's input */
 
 /* conv1's kernel, stride and padding, and whether a 3x3/2 max-pool
  * follows it, for each stem. */
@@ -93,9 +93,9 @@ typedef struct
 {
   fer_arch arch;
   fer_stem_geometry stem_geometry;
-  fer_conv_desc stem;                   /* conv1, bn1 */
+  fer_conv_desc stem; /* conv1, bn1 */
   fer_block_desc blocks[FER_N_BLOCKS];
-  fer_linear_desc head[2];              /* fc; or fc.0 + fc.1, then fc.4 */
+  fer_linear_desc head[2]; /* fc; or fc.0 + fc.1, then fc.4 */
   int n_head;
   fer_param_desc params[FER_ARCH_MAX_PARAMS];
   int n_params;
@@ -126,8 +126,8 @@ gboolean fer_check_tensor (const fer_st_tensor *t, const fer_param_desc *d,
 
 /* metadata `key` = `value` as an integer in lo..hi; FALSE with an error
  * naming path, key and value otherwise. */
-gboolean fer_metadata_int (const char *path, const char *key,
-    const char *value, int lo, int hi, int *out, GError **error);
+gboolean fer_metadata_int (const char *path, const char *key, const char *value,
+    int lo, int hi, int *out, GError **error);
 
 /* A model file's weights, read and checked once: every tensor of the
  * topology's inventory as float32 in PyTorch layout, whatever the file's
@@ -135,9 +135,9 @@ gboolean fer_metadata_int (const char *path, const char *key,
 typedef struct
 {
   fer_topology topo;
-  float *tensor[FER_ARCH_MAX_PARAMS];   /* topo.params[i]: numel floats */
-  float *data;                          /* the one allocation behind them */
-  GHashTable *metadata;                 /* __metadata__, key -> value */
+  float *tensor[FER_ARCH_MAX_PARAMS]; /* topo.params[i]: numel floats */
+  float *data;                        /* the one allocation behind them */
+  GHashTable *metadata;               /* __metadata__, key -> value */
 } fer_weights;
 
 /* Reads path and checks, in inventory order, that every tensor is present,
@@ -148,8 +148,8 @@ typedef struct
  * fc.weight or fc.4.weight. With arch given the file must hold that
  * architecture's tensors, and its metadata is not looked at. Every error
  * names the file and the tensor or key. Returns NULL on failure. */
-fer_weights *fer_weights_read (const char *path, const fer_arch *arch,
-    GError **error);
+fer_weights *fer_weights_read (
+    const char *path, const fer_arch *arch, GError **error);
 void fer_weights_free (fer_weights *w);
 
 #endif

@@ -68,8 +68,8 @@ fer_backend_new (fer_backend_type type, int device_id, int threads,
     }
     if (type == FER_BACKEND_CUDA
         || !g_error_matches (cuda_error, FER_ERROR, FER_ERROR_NO_DEVICE)) {
-      g_propagate_prefixed_error (error, cuda_error, "backend=%s: ",
-          fer_backend_type_to_string (type));
+      g_propagate_prefixed_error (
+          error, cuda_error, "backend=%s: ", fer_backend_type_to_string (type));
       return NULL;
     }
     g_clear_error (&cuda_error);

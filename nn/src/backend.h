@@ -48,8 +48,8 @@ typedef gboolean fer_op_conv2d_forward (fer_backend *be, float *out,
 /* Training: floats of conv workspace that conv2d_backward wants for the
  * whole batch of s; it also works with less, down to this value for
  * s->n = 1, by running the batch in chunks. */
-typedef size_t fer_op_conv2d_train_workspace (fer_backend *be,
-    const fer_conv_shape *s);
+typedef size_t fer_op_conv2d_train_workspace (
+    fer_backend *be, const fer_conv_shape *s);
 /* Training: out = conv(inp, weight), no bias, no activation. */
 typedef gboolean fer_op_conv2d_forward_train (fer_backend *be, float *out,
     const float *inp, const float *weight, const fer_conv_shape *s,
@@ -94,16 +94,15 @@ typedef gboolean fer_op_linear_backward (fer_backend *be, float *dinp,
  * saved for the backward pass; running_mean/var (NULL: left alone) move
  * by `momentum` toward the batch mean and unbiased variance (PyTorch). */
 typedef gboolean fer_op_batchnorm_forward_train (fer_backend *be, float *out,
-    float *save_mean, float *save_rstd, float *running_mean,
-    float *running_var, const float *inp, const float *gamma,
-    const float *beta, const float *residual, int rows, int c,
-    float momentum, float eps, gboolean relu, GError **error);
+    float *save_mean, float *save_rstd, float *running_mean, float *running_var,
+    const float *inp, const float *gamma, const float *beta,
+    const float *residual, int rows, int c, float momentum, float eps,
+    gboolean relu, GError **error);
 /* out = act(BN(inp) [+ residual]) with the running statistics. */
 typedef gboolean fer_op_batchnorm_forward_eval (fer_backend *be, float *out,
     const float *inp, const float *gamma, const float *beta,
-    const float *running_mean, const float *running_var,
-    const float *residual, int rows, int c, float eps, gboolean relu,
-    GError **error);
+    const float *running_mean, const float *running_var, const float *residual,
+    int rows, int c, float eps, gboolean relu, GError **error);
 typedef gboolean fer_op_batchnorm_backward (fer_backend *be, float *dinp,
     float *dgamma, float *dbeta, const float *dout, const float *inp,
     const float *save_mean, const float *save_rstd, const float *gamma,
@@ -148,19 +147,18 @@ typedef gboolean fer_op_softmax_xent (fer_backend *be, float *loss,
 /* ---- optimizer: cpu/optimizer.c, cuda/optimizer.c ---- */
 
 /* torch.optim.Adam / AdamW (decoupled) over a whole parameter buffer. */
-typedef gboolean fer_op_adam_update (fer_backend *be, float *params,
-    float *m, float *v, const float *grads, size_t n, float lr, float beta1,
-    float beta2, float eps, float weight_decay, int64_t step,
-    gboolean decoupled, GError **error);
-/* torch.optim.SGD with momentum (optionally Nesterov), dampening 0. */
-typedef gboolean fer_op_sgd_update (fer_backend *be, float *params,
-    float *buf, const float *grads, size_t n, float lr, float momentum,
-    float weight_decay, gboolean nesterov, gboolean first_step,
+typedef gboolean fer_op_adam_update (fer_backend *be, float *params, float *m,
+    float *v, const float *grads, size_t n, float lr, float beta1, float beta2,
+    float eps, float weight_decay, int64_t step, gboolean decoupled,
     GError **error);
+/* torch.optim.SGD with momentum (optionally Nesterov), dampening 0. */
+typedef gboolean fer_op_sgd_update (fer_backend *be, float *params, float *buf,
+    const float *grads, size_t n, float lr, float momentum, float weight_decay,
+    gboolean nesterov, gboolean first_step, GError **error);
 /* p (n) = 0: the gradients before each backward pass, the moments of a
  * new trainer. */
-typedef gboolean fer_op_zero (fer_backend *be, float *p, size_t n,
-    GError **error);
+typedef gboolean fer_op_zero (
+    fer_backend *be, float *p, size_t n, GError **error);
 
 /* ---- preprocess: cpu/preprocess.c, cuda/preprocess.c ---- */
 
@@ -181,10 +179,10 @@ typedef struct
   void (*destroy) (fer_backend *be);
   float *(*alloc) (fer_backend *be, size_t n_floats, GError **error);
   void (*release) (fer_backend *be, float *p);
-  gboolean (*upload) (fer_backend *be, float *dst, const float *src, size_t n,
-      GError **error);
-  gboolean (*download) (fer_backend *be, float *dst, const float *src,
-      size_t n, GError **error);
+  gboolean (*upload) (
+      fer_backend *be, float *dst, const float *src, size_t n, GError **error);
+  gboolean (*download) (
+      fer_backend *be, float *dst, const float *src, size_t n, GError **error);
   gboolean (*set_threads) (fer_backend *be, int threads, GError **error);
 
   /* Inference (model.c). preprocess is optional: without it model.c runs

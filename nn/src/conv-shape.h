@@ -8,14 +8,14 @@
 
 typedef struct
 {
-  int n, h, w, cin;          /* input, NHWC */
-  int cout, k, stride, pad;  /* square kernels */
-  int oh, ow;                /* output spatial size */
+  int n, h, w, cin;         /* input, NHWC */
+  int cout, k, stride, pad; /* square kernels */
+  int oh, ow;               /* output spatial size */
 } fer_conv_shape;
 
 static inline void
-fer_conv_shape_init (fer_conv_shape *s, int n, int h, int w, int cin,
-    int cout, int k, int stride, int pad)
+fer_conv_shape_init (fer_conv_shape *s, int n, int h, int w, int cin, int cout,
+    int k, int stride, int pad)
 {
   s->n = n;
   s->h = h;

@@ -7,15 +7,16 @@
 #include <math.h>
 
 gboolean
-fer_train_loss (const fer_train_config *cfg, const float *logits,
-    const int *y, int n, double *loss, GError **error)
+fer_train_loss (const fer_train_config *cfg, const float *logits, const int *y,
+    int n, double *loss, GError **error)
 {
   const int k = cfg->arch.n_classes;
   const float *w = cfg->class_weights;
   if (k < 1 || n < 0) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "fer_train_loss: %d samples of %d classes; expected n >= 0 and at "
-        "least one class", n, k);
+        "least one class",
+        n, k);
     return FALSE;
   }
   for (int i = 0; i < n; i++)

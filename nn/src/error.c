@@ -2,7 +2,7 @@
 
 #include <string.h>
 
-G_DEFINE_QUARK (fer-error-quark, fer_error)
+G_DEFINE_QUARK (fer - error - quark, fer_error)
 
 char *
 fer_text_quote (const char *s, int max_chars)
@@ -21,7 +21,7 @@ fer_text_quote (const char *s, int max_chars)
     gunichar c = g_utf8_get_char_validated (s, (gssize) left);
     size_t len = 1;
     if (c == (gunichar) -1 || c == (gunichar) -2)
-      g_string_append_printf (q, "\\x%02X", (guchar) * s);
+      g_string_append_printf (q, "\\x%02X", (guchar) *s);
     else if (c < 0x20 || c == 0x7f)
       g_string_append_c (q, '?');
     else {

@@ -8,24 +8,30 @@
 #include <stdio.h>
 
 static const char *const fer2013_labels[] = {
-  "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise",
+  "angry",
+  "disgust",
+  "fear",
+  "happy",
+  "neutral",
+  "sad",
+  "surprise",
 };
 
 void
-fer_init_param (const fer_param_desc *d, int64_t *linear_fan_in,
-    fer_rng *rng, gboolean randomize_bn, float *x)
+fer_init_param (const fer_param_desc *d, int64_t *linear_fan_in, fer_rng *rng,
+    gboolean randomize_bn, float *x)
 {
   switch (d->kind) {
-    case FER_PARAM_CONV_WEIGHT:{
+    case FER_PARAM_CONV_WEIGHT: {
       /* kaiming_normal_(mode="fan_out", nonlinearity="relu"), torchvision */
-      double std = sqrt (2.0 / (double) (d->shape[0] * d->shape[2]
-              * d->shape[3]));
+      double std =
+          sqrt (2.0 / (double) (d->shape[0] * d->shape[2] * d->shape[3]));
       for (int64_t i = 0; i < d->numel; i++)
         x[i] = (float) (std * fer_rng_normal (rng));
       break;
     }
     case FER_PARAM_LINEAR_WEIGHT:
-    case FER_PARAM_LINEAR_BIAS:{
+    case FER_PARAM_LINEAR_BIAS: {
       /* nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
       if (d->kind == FER_PARAM_LINEAR_WEIGHT)
         *linear_fan_in = d->shape[1];
@@ -77,8 +83,7 @@ fer_init_default_metadata (fer_st_writer *w, const fer_arch *arch,
   fer_st_writer_set_metadata (w, "fer.input_channels", channels);
   fer_st_writer_set_metadata (w, "fer.mean", "0.5");
   fer_st_writer_set_metadata (w, "fer.std", "0.25");
-  fer_st_writer_set_metadata (w, "fer.stem",
-      fer_stem_name (arch->stem));
+  fer_st_writer_set_metadata (w, "fer.stem", fer_stem_name (arch->stem));
   fer_st_writer_set_metadata (w, "fer.trained_by", trained_by);
   g_string_free (labels, TRUE);
   g_free (size);

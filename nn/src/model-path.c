@@ -25,13 +25,12 @@ fer_model_search_path (void)
   GPtrArray *dirs = g_ptr_array_new ();
   const char *env = g_getenv ("FER_MODEL_PATH");
 
-  if (env != NULL)
-    {
-      g_auto (GStrv) parts = g_strsplit (env, G_SEARCHPATH_SEPARATOR_S, -1);
-      for (char **p = parts; *p != NULL; p++)
-        if (**p != '\0')
-          g_ptr_array_add (dirs, g_strdup (*p));
-    }
+  if (env != NULL) {
+    g_auto (GStrv) parts = g_strsplit (env, G_SEARCHPATH_SEPARATOR_S, -1);
+    for (char **p = parts; *p != NULL; p++)
+      if (**p != '\0')
+        g_ptr_array_add (dirs, g_strdup (*p));
+  }
   g_ptr_array_add (dirs, g_strdup (FER_DATADIR));
   g_ptr_array_add (dirs, NULL);
   return (char **) g_ptr_array_free (dirs, FALSE);
@@ -42,13 +41,12 @@ static char *
 find_model_file (char *const *dirs, const char *stem)
 {
   g_autofree char *file = g_strconcat (stem, MODEL_SUFFIX, NULL);
-  for (char *const *d = dirs; *d != NULL; d++)
-    {
-      char *path = g_build_filename (*d, file, NULL);
-      if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
-        return path;
-      g_free (path);
-    }
+  for (char *const *d = dirs; *d != NULL; d++) {
+    char *path = g_build_filename (*d, file, NULL);
+    if (g_file_test (path, G_FILE_TEST_IS_REGULAR))
+      return path;
+    g_free (path);
+  }
   return NULL;
 }
 
@@ -80,39 +78,33 @@ fer_model_names (void)
   GPtrArray *names = g_ptr_array_new ();
   g_autoptr (GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
 
-  for (size_t i = 0; i < G_N_ELEMENTS (model_aliases); i++)
-    {
-      g_autofree char *path = find_model_file (dirs,
-          model_aliases[i].file_stem);
-      if (path != NULL)
-        g_ptr_array_add (names, g_strdup (model_aliases[i].name));
-    }
+  for (size_t i = 0; i < G_N_ELEMENTS (model_aliases); i++) {
+    g_autofree char *path = find_model_file (dirs, model_aliases[i].file_stem);
+    if (path != NULL)
+      g_ptr_array_add (names, g_strdup (model_aliases[i].name));
+  }
   guint n_aliases = names->len;
-  for (char **d = dirs; *d != NULL; d++)
-    {
-      g_autoptr (GDir) dir = g_dir_open (*d, 0, NULL);
-      const char *entry;
-      while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL)
-        {
-          if (!g_str_has_suffix (entry, MODEL_SUFFIX)
-              || strlen (entry) == strlen (MODEL_SUFFIX))
-            continue;
-          char *name = g_strndup (entry,
-              strlen (entry) - strlen (MODEL_SUFFIX));
-          if (g_hash_table_contains (seen, name))
-            {
-              g_free (name);
-              continue;
-            }
-          g_hash_table_add (seen, name);
-          g_ptr_array_add (names, name);
-        }
+  for (char **d = dirs; *d != NULL; d++) {
+    g_autoptr (GDir) dir = g_dir_open (*d, 0, NULL);
+    const char *entry;
+    while (dir != NULL && (entry = g_dir_read_name (dir)) != NULL) {
+      if (!g_str_has_suffix (entry, MODEL_SUFFIX)
+          || strlen (entry) == strlen (MODEL_SUFFIX))
+        continue;
+      char *name = g_strndup (entry, strlen (entry) - strlen (MODEL_SUFFIX));
+      if (g_hash_table_contains (seen, name)) {
+        g_free (name);
+        continue;
+      }
+      g_hash_table_add (seen, name);
+      g_ptr_array_add (names, name);
     }
+  }
   /* aliases first, in their order; then file names, sorted (pdata is
    * NULL while the array is empty) */
   if (names->len > n_aliases)
-    qsort (names->pdata + n_aliases, names->len - n_aliases,
-        sizeof (gpointer), compare_strings);
+    qsort (names->pdata + n_aliases, names->len - n_aliases, sizeof (gpointer),
+        compare_strings);
   g_ptr_array_add (names, NULL);
   return (char **) g_ptr_array_free (names, FALSE);
 }
@@ -120,13 +112,13 @@ fer_model_names (void)
 char *
 fer_model_find (const char *model, GError **error)
 {
-  if (model == NULL || *model == '\0')
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "no model given: expected a model name (e.g. \"%s\") or a "
-          ".safetensors file", FER_MODEL_DEFAULT);
-      return NULL;
-    }
+  if (model == NULL || *model == '\0') {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "no model given: expected a model name (e.g. \"%s\") or a "
+        ".safetensors file",
+        FER_MODEL_DEFAULT);
+    return NULL;
+  }
   if (is_model_path (model))
     return g_strdup (model);
 
@@ -145,8 +137,8 @@ fer_model_find (const char *model, GError **error)
   g_autofree char *safe_model = g_utf8_make_valid (model, -1);
   g_set_error (error, FER_ERROR, FER_ERROR_IO,
       "model \"%s\": no %s%s in %s (FER_MODEL_PATH, then the installed "
-      "models); %s%s", safe_model, alias_file_stem (safe_model),
-      MODEL_SUFFIX, where,
+      "models); %s%s",
+      safe_model, alias_file_stem (safe_model), MODEL_SUFFIX, where,
       names[0] != NULL ? "models there: " : "no models there",
       names[0] != NULL ? known : "");
   return NULL;

@@ -19,8 +19,8 @@
 typedef struct
 {
   int cin, cout, k, stride, pad;
-  float *weight;  /* backend: (Cout, K, K, Cin), BatchNorm folded in */
-  float *bias;    /* backend: (Cout) */
+  float *weight; /* backend: (Cout, K, K, Cin), BatchNorm folded in */
+  float *bias;   /* backend: (Cout) */
 } conv_layer;
 
 typedef struct
@@ -33,8 +33,8 @@ typedef struct
 {
   int nin, nout;
   gboolean relu;
-  float *weight;  /* backend: (nout, nin) */
-  float *bias;    /* backend: (nout) */
+  float *weight; /* backend: (nout, nin) */
+  float *bias;   /* backend: (nout) */
 } linear_layer;
 
 struct fer_model
@@ -55,14 +55,14 @@ struct fer_model
   int n_head;
 
   /* Workspace, grown on demand and then reused. */
-  int ws_chunk;                   /* images the backend buffers hold */
-  size_t act_per_image;           /* floats of the largest activation */
-  float *act[N_ACT_BUFFERS];      /* backend */
-  float *dev_logits;              /* backend: (ws_chunk, n_classes) */
-  float *host_nhwc;               /* (ws_chunk, S, S, C) staging for C=3 */
-  float *host_in;                 /* classify: (faces x views, C, S, S) */
+  int ws_chunk;              /* images the backend buffers hold */
+  size_t act_per_image;      /* floats of the largest activation */
+  float *act[N_ACT_BUFFERS]; /* backend */
+  float *dev_logits;         /* backend: (ws_chunk, n_classes) */
+  float *host_nhwc;          /* (ws_chunk, S, S, C) staging for C=3 */
+  float *host_in;            /* classify: (faces x views, C, S, S) */
   size_t host_in_cap;
-  fer_view *views;                /* classify on the device: faces x views */
+  fer_view *views; /* classify on the device: faces x views */
   size_t views_cap;
   fer_scratch *scratch;
 };
@@ -92,8 +92,8 @@ parse_floats (const char *path, const char *key, const char *value,
   g_strfreev (parts);
   if (!ok)
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: metadata %s='%s' must be 1 or %d comma-separated %snumbers",
-        path, key, value, channels, positive ? "positive " : "");
+        "%s: metadata %s='%s' must be 1 or %d comma-separated %snumbers", path,
+        key, value, channels, positive ? "positive " : "");
   return ok;
 }
 
@@ -113,15 +113,16 @@ apply_metadata (fer_model *m, const char *fc_name, GError **error)
     if (n != (guint) a->n_classes) {
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
           "%s: metadata fer.labels lists %u labels but tensor '%s' has %d "
-          "outputs", path, n, fc_name, a->n_classes);
+          "outputs",
+          path, n, fc_name, a->n_classes);
       g_strfreev (labels);
       return FALSE;
     }
     for (guint i = 0; i < n; i++) {
       if (labels[i][0] == '\0') {
         g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-            "%s: metadata fer.labels has an empty label at position %u",
-            path, i);
+            "%s: metadata fer.labels has an empty label at position %u", path,
+            i);
         g_strfreev (labels);
         return FALSE;
       }
@@ -135,15 +136,16 @@ apply_metadata (fer_model *m, const char *fc_name, GError **error)
 
   m->input_size = 48;
   v = g_hash_table_lookup (m->metadata, "fer.input_size");
-  if (v && !fer_metadata_int (path, "fer.input_size", v, 8, 1024,
-          &m->input_size, error))
+  if (v
+      && !fer_metadata_int (
+          path, "fer.input_size", v, 8, 1024, &m->input_size, error))
     return FALSE;
 
   m->crop_size = 0;
   v = g_hash_table_lookup (m->metadata, "fer.crop_size");
   if (v) {
-    if (!fer_metadata_int (path, "fer.crop_size", v, 8, 1024, &m->crop_size,
-            error))
+    if (!fer_metadata_int (
+            path, "fer.crop_size", v, 8, 1024, &m->crop_size, error))
       return FALSE;
     if (m->crop_size > m->input_size) {
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
@@ -162,12 +164,14 @@ apply_metadata (fer_model *m, const char *fc_name, GError **error)
     m->spec.std[c] = 1.0f;
   }
   v = g_hash_table_lookup (m->metadata, "fer.mean");
-  if (v && !parse_floats (path, "fer.mean", v, a->channels, FALSE,
-          m->spec.mean, error))
+  if (v
+      && !parse_floats (
+          path, "fer.mean", v, a->channels, FALSE, m->spec.mean, error))
     return FALSE;
   v = g_hash_table_lookup (m->metadata, "fer.std");
-  if (v && !parse_floats (path, "fer.std", v, a->channels, TRUE,
-          m->spec.std, error))
+  if (v
+      && !parse_floats (
+          path, "fer.std", v, a->channels, TRUE, m->spec.std, error))
     return FALSE;
   return TRUE;
 }
@@ -190,8 +194,8 @@ bn_affine (const fer_weights *w, int bn, int c, double *scale, double *shift)
 }
 
 static gboolean
-upload_new (fer_model *m, float **dst, const float *src, size_t n,
-    GError **error)
+upload_new (
+    fer_model *m, float **dst, const float *src, size_t n, GError **error)
 {
   *dst = m->be->ops->alloc (m->be, n, error);
   return *dst && m->be->ops->upload (m->be, *dst, src, n, error);
@@ -203,9 +207,9 @@ load_conv_bn (fer_model *m, const fer_weights *wt, conv_layer *l,
     const fer_conv_desc *d, GError **error)
 {
   const int cin = d->cin, cout = d->cout, k = d->k;
-  const float *w = wt->tensor[d->weight];  /* (Cout, Cin, K, K) */
+  const float *w = wt->tensor[d->weight]; /* (Cout, Cin, K, K) */
   double *scale = g_new (double, cout), *shift = g_new (double, cout);
-  float *wf = g_new (float, (size_t) cout * k * k * cin);
+  float *wf = g_new (float, (size_t) cout *k *k *cin);
   float *bf = g_new (float, cout);
   gboolean ok;
 
@@ -214,8 +218,9 @@ load_conv_bn (fer_model *m, const fer_weights *wt, conv_layer *l,
     for (int ci = 0; ci < cin; ci++)
       for (int ky = 0; ky < k; ky++)
         for (int kx = 0; kx < k; kx++)
-          wf[(((size_t) o * k + ky) * k + kx) * cin + ci] = (float)
-              (w[(((size_t) o * cin + ci) * k + ky) * k + kx] * scale[o]);
+          wf[(((size_t) o * k + ky) * k + kx) * cin + ci] =
+              (float) (w[(((size_t) o * cin + ci) * k + ky) * k + kx]
+                  * scale[o]);
     bf[o] = (float) shift[o];
   }
   l->cin = cin;
@@ -223,8 +228,8 @@ load_conv_bn (fer_model *m, const fer_weights *wt, conv_layer *l,
   l->k = k;
   l->stride = d->stride;
   l->pad = d->pad;
-  l->weight = m->be->ops->conv2d_prepare_weight (m->be, wf, cout, k, cin,
-      error);
+  l->weight =
+      m->be->ops->conv2d_prepare_weight (m->be, wf, cout, k, cin, error);
   ok = l->weight && upload_new (m, &l->bias, bf, cout, error);
   g_free (scale);
   g_free (shift);
@@ -278,8 +283,7 @@ build_graph (fer_model *m, const fer_weights *w, GError **error)
     blk->has_down = d->has_down;
     if (!load_conv_bn (m, w, &blk->conv1, &d->conv1, error)
         || !load_conv_bn (m, w, &blk->conv2, &d->conv2, error)
-        || (d->has_down && !load_conv_bn (m, w, &blk->down, &d->down,
-                error)))
+        || (d->has_down && !load_conv_bn (m, w, &blk->down, &d->down, error)))
       return FALSE;
   }
   m->n_head = t->n_head;
@@ -295,10 +299,10 @@ max_activation (const fer_model *m)
 {
   int s = m->spec.size;
   fer_conv_shape cs;
-  fer_conv_shape_init (&cs, 1, s, s, m->arch.channels, m->stem.cout,
-      m->stem.k, m->stem.stride, m->stem.pad);
-  size_t mx = MAX ((size_t) s * s * m->arch.channels,
-      (size_t) cs.oh * cs.ow * m->stem.cout);
+  fer_conv_shape_init (&cs, 1, s, s, m->arch.channels, m->stem.cout, m->stem.k,
+      m->stem.stride, m->stem.pad);
+  size_t mx = MAX (
+      (size_t) s * s * m->arch.channels, (size_t) cs.oh * cs.ow * m->stem.cout);
   s = cs.oh;
   if (fer_stem_geometry_of (m->arch.stem).max_pool)
     s = fer_pool_side (s);
@@ -345,12 +349,12 @@ fer_model_free (fer_model *m)
     free_workspace (m);
     free_layer_buffers (m, &m->stem.weight, &m->stem.bias);
     for (int i = 0; i < FER_N_BLOCKS; i++) {
-      free_layer_buffers (m, &m->blocks[i].conv1.weight,
-          &m->blocks[i].conv1.bias);
-      free_layer_buffers (m, &m->blocks[i].conv2.weight,
-          &m->blocks[i].conv2.bias);
-      free_layer_buffers (m, &m->blocks[i].down.weight,
-          &m->blocks[i].down.bias);
+      free_layer_buffers (
+          m, &m->blocks[i].conv1.weight, &m->blocks[i].conv1.bias);
+      free_layer_buffers (
+          m, &m->blocks[i].conv2.weight, &m->blocks[i].conv2.bias);
+      free_layer_buffers (
+          m, &m->blocks[i].down.weight, &m->blocks[i].down.bias);
     }
     for (int i = 0; i < 2; i++)
       free_layer_buffers (m, &m->head[i].weight, &m->head[i].bias);
@@ -375,8 +379,7 @@ fer_model_options_init (fer_model_options *opts)
 }
 
 fer_model *
-fer_model_load (const char *path, const fer_model_options *opts,
-    GError **error)
+fer_model_load (const char *path, const fer_model_options *opts, GError **error)
 {
   fer_model_options defaults;
   fer_weights *w = NULL;
@@ -384,8 +387,8 @@ fer_model_load (const char *path, const fer_model_options *opts,
 
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (!path || !*path) {
-    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "no model path given");
+    g_set_error (
+        error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT, "no model path given");
     return NULL;
   }
   if (!opts) {
@@ -405,8 +408,8 @@ fer_model_load (const char *path, const fer_model_options *opts,
     goto fail;
   m->n_params = fer_arch_n_params (&m->arch);
 
-  m->be = fer_backend_new (opts->backend, opts->device_id, opts->threads,
-      &m->backend_type, error);
+  m->be = fer_backend_new (
+      opts->backend, opts->device_id, opts->threads, &m->backend_type, error);
   if (!m->be)
     goto fail;
   if (!build_graph (m, w, error))
@@ -516,13 +519,13 @@ ensure_workspace (fer_model *m, int chunk, GError **error)
     if (!m->act[i])
       return FALSE;
   }
-  m->dev_logits = m->be->ops->alloc (m->be,
-      (size_t) chunk * m->arch.n_classes, error);
+  m->dev_logits =
+      m->be->ops->alloc (m->be, (size_t) chunk * m->arch.n_classes, error);
   if (!m->dev_logits)
     return FALSE;
   if (m->arch.channels > 1)
-    m->host_nhwc = g_new (float,
-        (size_t) chunk * m->spec.size * m->spec.size * m->arch.channels);
+    m->host_nhwc = g_new (
+        float, (size_t) chunk * m->spec.size * m->spec.size * m->arch.channels);
   m->ws_chunk = chunk;
   return TRUE;
 }
@@ -540,16 +543,14 @@ free_buffer (fer_model *m, const float *a, const float *b, const float *c)
 
 static gboolean
 run_conv (fer_model *m, const conv_layer *l, float *out, const float *inp,
-    const float *residual, int n, int *h, int *w, gboolean relu,
-    GError **error)
+    const float *residual, int n, int *h, int *w, gboolean relu, GError **error)
 {
   fer_conv_shape s;
-  fer_conv_shape_init (&s, n, *h, *w, l->cin, l->cout, l->k, l->stride,
-      l->pad);
+  fer_conv_shape_init (&s, n, *h, *w, l->cin, l->cout, l->k, l->stride, l->pad);
   *h = s.oh;
   *w = s.ow;
-  return m->be->ops->conv2d_forward (m->be, out, inp, l->weight, l->bias,
-      residual, &s, relu, error);
+  return m->be->ops->conv2d_forward (
+      m->be, out, inp, l->weight, l->bias, residual, &s, relu, error);
 }
 
 /* The graph on n <= ws_chunk images already in act[0] (NHWC). */
@@ -582,8 +583,8 @@ run_graph (fer_model *m, int n, GError **error)
     if (blk->has_down) {
       int dh = h, dw = w;
       identity = free_buffer (m, cur, t, NULL);
-      if (!run_conv (m, &blk->down, identity, cur, NULL, n, &dh, &dw, FALSE,
-              error))
+      if (!run_conv (
+              m, &blk->down, identity, cur, NULL, n, &dh, &dw, FALSE, error))
         return FALSE;
     }
     float *y = free_buffer (m, cur, t, identity);
@@ -594,15 +595,14 @@ run_graph (fer_model *m, int n, GError **error)
     cur = y;
   }
   float *feat = free_buffer (m, cur, NULL, NULL);
-  if (!ops->avgpool_forward (m->be, feat, cur, n, h * w, FER_FEATURES,
-          error))
+  if (!ops->avgpool_forward (m->be, feat, cur, n, h * w, FER_FEATURES, error))
     return FALSE;
   for (int i = 0; i < m->n_head; i++) {
     const linear_layer *l = &m->head[i];
-    float *out = i == m->n_head - 1 ? m->dev_logits
-        : free_buffer (m, feat, NULL, NULL);
-    if (!ops->linear_forward (m->be, out, feat, l->weight, l->bias, n,
-            l->nin, l->nout, l->relu, error))
+    float *out =
+        i == m->n_head - 1 ? m->dev_logits : free_buffer (m, feat, NULL, NULL);
+    if (!ops->linear_forward (m->be, out, feat, l->weight, l->bias, n, l->nin,
+            l->nout, l->relu, error))
       return FALSE;
     feat = out;
   }
@@ -624,13 +624,13 @@ upload_input (fer_model *m, const float *src, int nb, GError **error)
               src[((size_t) b * c + ch) * s * s + p];
     src = m->host_nhwc;
   }
-  return m->be->ops->upload (m->be, m->act[0], src, (size_t) nb * c * s * s,
-      error);
+  return m->be->ops->upload (
+      m->be, m->act[0], src, (size_t) nb * c * s * s, error);
 }
 
 gboolean
-fer_model_forward (fer_model *m, const float *input, int n, float *logits,
-    GError **error)
+fer_model_forward (
+    fer_model *m, const float *input, int n, float *logits, GError **error)
 {
   const int c = m->arch.channels, s = m->spec.size;
   const size_t per_image = (size_t) c * s * s;
@@ -641,8 +641,8 @@ fer_model_forward (fer_model *m, const float *input, int n, float *logits,
         input && logits ? "valid" : "NULL");
     return FALSE;
   }
-  const int chunk = m->be->ops->forward_chunk > 0
-      ? m->be->ops->forward_chunk : FORWARD_CHUNK;
+  const int chunk =
+      m->be->ops->forward_chunk > 0 ? m->be->ops->forward_chunk : FORWARD_CHUNK;
   if (n > 0 && !ensure_workspace (m, MIN (n, chunk), error))
     return FALSE;
   for (int b0 = 0; b0 < n; b0 += chunk) {
@@ -678,24 +678,25 @@ grow (float **buf, size_t *cap, size_t want)
  * frame, views in m->views) or from m->host_in (img NULL), and the backend
  * averages each face's views. */
 static gboolean
-classify_views (fer_model *m, const fer_image *img, int n, int T,
-    float *probs, GError **error)
+classify_views (fer_model *m, const fer_image *img, int n, int T, float *probs,
+    GError **error)
 {
   const fer_backend_ops *ops = m->be->ops;
   const int k = m->arch.n_classes, total = n * T;
-  const size_t per_view = (size_t) m->spec.channels * m->spec.size
-      * m->spec.size;
-  const int chunk = MAX (1, (ops->forward_chunk > 0 ? ops->forward_chunk
-          : FORWARD_CHUNK) / T) * T;
+  const size_t per_view =
+      (size_t) m->spec.channels * m->spec.size * m->spec.size;
+  const int chunk =
+      MAX (1, (ops->forward_chunk > 0 ? ops->forward_chunk : FORWARD_CHUNK) / T)
+      * T;
 
   if (!ensure_workspace (m, MIN (total, chunk), error))
     return FALSE;
   for (int b0 = 0; b0 < total; b0 += chunk) {
     const int nb = MIN (chunk, total - b0);
-    if (!(img ? ops->preprocess (m->be, m->act[0], img, m->views + b0, nb,
-                &m->spec, error)
-            : upload_input (m, m->host_in + (size_t) b0 * per_view, nb,
-                error))
+    if (!(img ? ops->preprocess (
+              m->be, m->act[0], img, m->views + b0, nb, &m->spec, error)
+              : upload_input (
+                  m, m->host_in + (size_t) b0 * per_view, nb, error))
         || !run_graph (m, nb, error)
         || !ops->softmax_average (m->be, probs + (size_t) (b0 / T) * k,
             m->dev_logits, nb / T, T, k, error))
@@ -708,8 +709,8 @@ classify_views (fer_model *m, const fer_image *img, int n, int T,
  * one upload of the frame per chunk of views instead of the views' floats);
  * the views are made here. */
 static gboolean
-classify_on_device (fer_model *m, const fer_image *img,
-    const fer_rect *faces, int n, int T, float *probs, GError **error)
+classify_on_device (fer_model *m, const fer_image *img, const fer_rect *faces,
+    int n, int T, float *probs, GError **error)
 {
   const int total = n * T;
 
@@ -763,13 +764,11 @@ classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
     const fer_image *img = per_face_image ? &imgs[f] : imgs;
     fer_rect whole = { 0.0f, 0.0f, (float) img->width, (float) img->height };
     const fer_rect *face = faces ? &faces[f] : &whole;
-    if (!fer_tta_views (face, m->input_size, m->crop_size, T, views,
-            error))
+    if (!fer_tta_views (face, m->input_size, m->crop_size, T, views, error))
       return FALSE;
     for (int v = 0; v < T; v++)
       if (!fer_preprocess (img, &views[v], spec,
-              m->host_in + ((size_t) f * T + v) * per_view, m->scratch,
-              error))
+              m->host_in + ((size_t) f * T + v) * per_view, m->scratch, error))
         return FALSE;
   }
   return classify_views (m, NULL, n, T, probs, error);

@@ -23,8 +23,8 @@ gboolean fer_preprocess_validate (const fer_image *img, const fer_view *view,
 size_t fer_image_plane_bytes (const fer_image *img, int plane);
 
 /* Byte size and R, G, B byte offsets of a packed RGB pixel format. */
-void fer_preprocess_packed_layout (fer_pixel_format format,
-    int *bytes_per_pixel, int rgb[3]);
+void fer_preprocess_packed_layout (
+    fer_pixel_format format, int *bytes_per_pixel, int rgb[3]);
 
 /* One axis of fer_preprocess's separable filter for a view of that axis's
  * `length` from `origin`, S outputs, n_src source pixels: for output o,

@@ -68,22 +68,20 @@ fer_rng_below (fer_rng *r, uint32_t n)
   /* Lemire's multiply-and-reject: no modulo bias. */
   uint64_t m = (fer_rng_next (r) >> 32) * (uint64_t) n;
   uint32_t low = (uint32_t) m;
-  if (low < n)
-    {
-      uint32_t threshold = (uint32_t) (-n) % n;
-      while (low < threshold)
-        {
-          m = (fer_rng_next (r) >> 32) * (uint64_t) n;
-          low = (uint32_t) m;
-        }
+  if (low < n) {
+    uint32_t threshold = (uint32_t) (-n) % n;
+    while (low < threshold) {
+      m = (fer_rng_next (r) >> 32) * (uint64_t) n;
+      low = (uint32_t) m;
     }
+  }
   return (uint32_t) (m >> 32);
 }
 
 double
 fer_rng_normal_double (fer_rng *r)
 {
-  double u1 = 1.0 - fer_rng_uniform_double (r);  /* (0, 1]: log is finite */
+  double u1 = 1.0 - fer_rng_uniform_double (r); /* (0, 1]: log is finite */
   double u2 = fer_rng_uniform_double (r);
   return sqrt (-2.0 * log (u1)) * cos (2.0 * M_PI * u2);
 }

@@ -41,15 +41,15 @@
 struct fer_safetensors
 {
   char *path;
-  guint8 *bytes;                /* the whole file */
-  const guint8 *data;           /* first byte after the header */
+  guint8 *bytes;      /* the whole file */
+  const guint8 *data; /* first byte after the header */
   size_t data_size;
-  fer_st_tensor *tensors;       /* (n_tensors) */
+  fer_st_tensor *tensors; /* (n_tensors) */
   int n_tensors;
-  GHashTable *by_name;          /* name -> fer_st_tensor * */
-  GStringChunk *strings;        /* tensor names, metadata keys and values */
-  GPtrArray *metadata_keys;     /* NULL-terminated */
-  GHashTable *metadata;         /* key -> value */
+  GHashTable *by_name;      /* name -> fer_st_tensor * */
+  GStringChunk *strings;    /* tensor names, metadata keys and values */
+  GPtrArray *metadata_keys; /* NULL-terminated */
+  GHashTable *metadata;     /* key -> value */
 };
 
 typedef struct
@@ -58,15 +58,15 @@ typedef struct
   fer_dtype dtype;
   int ndim;
   int64_t shape[FER_ST_MAX_DIMS];
-  guint8 *bytes;                /* little-endian, in dtype */
+  guint8 *bytes; /* little-endian, in dtype */
   size_t nbytes;
 } writer_tensor;
 
 struct fer_st_writer
 {
-  GPtrArray *tensors;           /* writer_tensor *, in add order */
-  GHashTable *names;            /* set of tensor names, owned by tensors */
-  GHashTable *metadata;         /* key -> value, both owned */
+  GPtrArray *tensors;   /* writer_tensor *, in add order */
+  GHashTable *names;    /* set of tensor names, owned by tensors */
+  GHashTable *metadata; /* key -> value, both owned */
 };
 
 static const struct
@@ -74,16 +74,16 @@ static const struct
   const char *name;
   size_t size;
 } dtypes[] = {
-  [FER_DTYPE_F32] = {"F32", 4},
-  [FER_DTYPE_F16] = {"F16", 2},
-  [FER_DTYPE_BF16] = {"BF16", 2},
-  [FER_DTYPE_F64] = {"F64", 8},
-  [FER_DTYPE_I64] = {"I64", 8},
-  [FER_DTYPE_I32] = {"I32", 4},
-  [FER_DTYPE_I16] = {"I16", 2},
-  [FER_DTYPE_I8] = {"I8", 1},
-  [FER_DTYPE_U8] = {"U8", 1},
-  [FER_DTYPE_BOOL] = {"BOOL", 1},
+  [FER_DTYPE_F32] = { "F32", 4 },
+  [FER_DTYPE_F16] = { "F16", 2 },
+  [FER_DTYPE_BF16] = { "BF16", 2 },
+  [FER_DTYPE_F64] = { "F64", 8 },
+  [FER_DTYPE_I64] = { "I64", 8 },
+  [FER_DTYPE_I32] = { "I32", 4 },
+  [FER_DTYPE_I16] = { "I16", 2 },
+  [FER_DTYPE_I8] = { "I8", 1 },
+  [FER_DTYPE_U8] = { "U8", 1 },
+  [FER_DTYPE_BOOL] = { "BOOL", 1 },
 };
 
 static size_t
@@ -96,7 +96,7 @@ static const char *
 dtype_name (fer_dtype dtype)
 {
   return (guint) dtype < G_N_ELEMENTS (dtypes) ? dtypes[dtype].name
-      : "(invalid dtype)";
+                                               : "(invalid dtype)";
 }
 
 static gboolean
@@ -143,7 +143,7 @@ quotable (const char *s)
   return fer_text_quote (s, MAX_QUOTED_CHARS);
 }
 
-static void set_format_error (GError ** error, const char *file,
+static void set_format_error (GError **error, const char *file,
     const char *tensor, const char *format, ...) G_GNUC_PRINTF (4, 5);
 
 /* "<file>: tensor '<tensor>': <what>", or "<file>: <what>" without a
@@ -167,8 +167,8 @@ set_format_error (GError **error, const char *file, const char *tensor,
         shown_file, quoted, what);
     g_free (quoted);
   } else {
-    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "%s: %s", shown_file,
-        what);
+    g_set_error (
+        error, FER_ERROR, FER_ERROR_FORMAT, "%s: %s", shown_file, what);
   }
   g_free (shown_file);
   g_free (what);
@@ -233,8 +233,8 @@ io_error:
  * strings only characters that strict JSON allows there are accepted, so
  * that the strings counted here are the strings json-glib parses. */
 static gboolean
-check_header_nesting (const char *header, size_t len, const char *file,
-    GError **error)
+check_header_nesting (
+    const char *header, size_t len, const char *file, GError **error)
 {
   gboolean in_string = FALSE, escaped = FALSE;
   int depth = 0;
@@ -256,8 +256,10 @@ check_header_nesting (const char *header, size_t len, const char *file,
       in_string = TRUE;
     } else if (c == '[' || c == '{') {
       if (++depth > MAX_HEADER_DEPTH) {
-        set_format_error (error, file, NULL, "header is not valid JSON: "
-            "nested deeper than %d levels at byte %zu", MAX_HEADER_DEPTH, i);
+        set_format_error (error, file, NULL,
+            "header is not valid JSON: "
+            "nested deeper than %d levels at byte %zu",
+            MAX_HEADER_DEPTH, i);
         return FALSE;
       }
     } else if (c == ']' || c == '}') {
@@ -266,8 +268,10 @@ check_header_nesting (const char *header, size_t len, const char *file,
       if (depth > 0)
         depth--;
     } else if (!g_ascii_isalnum (c) && strchr (" \t\r\n:,-+.", c) == NULL) {
-      set_format_error (error, file, NULL, "header is not valid JSON: "
-          "unexpected character 0x%02x at byte %zu", (guchar) c, i);
+      set_format_error (error, file, NULL,
+          "header is not valid JSON: "
+          "unexpected character 0x%02x at byte %zu",
+          (guchar) c, i);
       return FALSE;
     }
   }
@@ -320,8 +324,8 @@ parse_shape (fer_safetensors *st, const char *name, JsonNode *node,
     gint64 dim;
 
     if (!node_get_int64 (json_array_get_element (dims, i), &dim)) {
-      set_format_error (error, st->path, name,
-          "shape[%u] is not an integer", i);
+      set_format_error (
+          error, st->path, name, "shape[%u] is not an integer", i);
       return FALSE;
     }
     if (dim < 0) {
@@ -334,8 +338,8 @@ parse_shape (fer_safetensors *st, const char *name, JsonNode *node,
 
   if (!shape_numel (t->shape, t->ndim, &t->numel)) {
     char *shape = format_shape (t->shape, t->ndim);
-    set_format_error (error, st->path, name,
-        "shape %s has too many elements", shape);
+    set_format_error (
+        error, st->path, name, "shape %s has too many elements", shape);
     g_free (shape);
     return FALSE;
   }
@@ -365,8 +369,8 @@ parse_data_offsets (fer_safetensors *st, const char *name, JsonNode *node,
   }
   if (begin < 0 || end < 0) {
     set_format_error (error, st->path, name,
-        "data_offsets [%" PRId64 ", %" PRId64 "] are negative",
-        (int64_t) begin, (int64_t) end);
+        "data_offsets [%" PRId64 ", %" PRId64 "] are negative", (int64_t) begin,
+        (int64_t) end);
     return FALSE;
   }
   if (begin > end) {
@@ -384,18 +388,18 @@ parse_data_offsets (fer_safetensors *st, const char *name, JsonNode *node,
   }
 
   shape = format_shape (t->shape, t->ndim);
-  if (!g_uint64_checked_mul (&expected, (guint64) t->numel,
-          dtype_size (t->dtype))) {
-    set_format_error (error, st->path, name,
-        "shape %s of %s is too large", shape, dtype_name (t->dtype));
+  if (!g_uint64_checked_mul (
+          &expected, (guint64) t->numel, dtype_size (t->dtype))) {
+    set_format_error (error, st->path, name, "shape %s of %s is too large",
+        shape, dtype_name (t->dtype));
     g_free (shape);
     return FALSE;
   }
   if ((guint64) (end - begin) != expected) {
     set_format_error (error, st->path, name,
         "data_offsets [%" PRId64 ", %" PRId64 "] do not match shape %s "
-        "of %s (%" G_GUINT64_FORMAT " bytes)", (int64_t) begin,
-        (int64_t) end, shape, dtype_name (t->dtype), expected);
+        "of %s (%" G_GUINT64_FORMAT " bytes)",
+        (int64_t) begin, (int64_t) end, shape, dtype_name (t->dtype), expected);
     g_free (shape);
     return FALSE;
   }
@@ -436,10 +440,9 @@ parse_tensor (fer_safetensors *st, const char *name, JsonNode *node,
     return FALSE;
   }
 
-  if (!parse_shape (st, name, json_object_get_member (entry, "shape"), t,
-          error)
-      || !parse_data_offsets (st, name,
-          json_object_get_member (entry, "data_offsets"), t, error))
+  if (!parse_shape (st, name, json_object_get_member (entry, "shape"), t, error)
+      || !parse_data_offsets (
+          st, name, json_object_get_member (entry, "data_offsets"), t, error))
     return FALSE;
 
   t->name = g_string_chunk_insert (st->strings, name);
@@ -455,8 +458,8 @@ parse_metadata (fer_safetensors *st, JsonNode *node, GError **error)
   gboolean ok = TRUE;
 
   if (!JSON_NODE_HOLDS_OBJECT (node)) {
-    set_format_error (error, st->path, NULL,
-        "\"__metadata__\" is not a JSON object");
+    set_format_error (
+        error, st->path, NULL, "\"__metadata__\" is not a JSON object");
     return FALSE;
   }
   metadata = json_node_get_object (node);
@@ -483,8 +486,8 @@ parse_metadata (fer_safetensors *st, JsonNode *node, GError **error)
       break;
     }
     k = g_string_chunk_insert (st->strings, key);
-    g_ptr_array_insert (st->metadata_keys, (gint) st->metadata_keys->len - 1,
-        k);
+    g_ptr_array_insert (
+        st->metadata_keys, (gint) st->metadata_keys->len - 1, k);
     g_hash_table_insert (st->metadata, k,
         g_string_chunk_insert (st->strings, json_node_get_string (value)));
   }
@@ -495,8 +498,8 @@ parse_metadata (fer_safetensors *st, JsonNode *node, GError **error)
 static int
 compare_by_offset (const void *a, const void *b)
 {
-  const fer_st_tensor *ta = *(const fer_st_tensor * const *) a;
-  const fer_st_tensor *tb = *(const fer_st_tensor * const *) b;
+  const fer_st_tensor *ta = *(const fer_st_tensor *const *) a;
+  const fer_st_tensor *tb = *(const fer_st_tensor *const *) b;
 
   if (ta->offset != tb->offset)
     return ta->offset < tb->offset ? -1 : 1;
@@ -510,8 +513,8 @@ compare_by_offset (const void *a, const void *b)
 static gboolean
 check_overlaps (fer_safetensors *st, GError **error)
 {
-  const fer_st_tensor **sorted = g_new (const fer_st_tensor *,
-      st->n_tensors > 0 ? st->n_tensors : 1);
+  const fer_st_tensor **sorted =
+      g_new (const fer_st_tensor *, st->n_tensors > 0 ? st->n_tensors : 1);
   const fer_st_tensor *prev = NULL;
   gboolean ok = TRUE;
 
@@ -529,8 +532,8 @@ check_overlaps (fer_safetensors *st, GError **error)
     if (prev != NULL && t->offset < prev->offset + prev->nbytes) {
       char *other = quotable (prev->name);
       set_format_error (error, st->path, t->name,
-          "data_offsets [%zu, %zu] overlap tensor '%s' [%zu, %zu]",
-          t->offset, t->offset + t->nbytes, other, prev->offset,
+          "data_offsets [%zu, %zu] overlap tensor '%s' [%zu, %zu]", t->offset,
+          t->offset + t->nbytes, other, prev->offset,
           prev->offset + prev->nbytes);
       g_free (other);
       ok = FALSE;
@@ -543,8 +546,8 @@ check_overlaps (fer_safetensors *st, GError **error)
 }
 
 static gboolean
-parse_header (fer_safetensors *st, const char *header, size_t header_len,
-    GError **error)
+parse_header (
+    fer_safetensors *st, const char *header, size_t header_len, GError **error)
 {
   JsonParser *parser = NULL;
   GError *json_error = NULL;
@@ -558,11 +561,11 @@ parse_header (fer_safetensors *st, const char *header, size_t header_len,
     return FALSE;
 
   parser = json_parser_new ();
-  if (!json_parser_load_from_data (parser, header, (gssize) header_len,
-          &json_error)) {
+  if (!json_parser_load_from_data (
+          parser, header, (gssize) header_len, &json_error)) {
     char *quoted = quotable (json_error->message);
-    set_format_error (error, st->path, NULL, "header is not valid JSON: %s",
-        quoted);
+    set_format_error (
+        error, st->path, NULL, "header is not valid JSON: %s", quoted);
     g_free (quoted);
     g_error_free (json_error);
     goto done;
@@ -573,8 +576,7 @@ parse_header (fer_safetensors *st, const char *header, size_t header_len,
     goto done;
   }
   if (!JSON_NODE_HOLDS_OBJECT (root)) {
-    set_format_error (error, st->path, NULL,
-        "header is not a JSON object");
+    set_format_error (error, st->path, NULL, "header is not a JSON object");
     goto done;
   }
 
@@ -590,7 +592,8 @@ parse_header (fer_safetensors *st, const char *header, size_t header_len,
      * and json-glib passes them on: names, like every string the file
      * holds, must be text before they go anywhere else. */
     if (!g_utf8_validate (name, -1, NULL)) {
-      set_format_error (error, st->path, name, "tensor name is not valid "
+      set_format_error (error, st->path, name,
+          "tensor name is not valid "
           "UTF-8");
       goto done;
     }
@@ -627,21 +630,26 @@ parse_file (guint8 *bytes, size_t size, const char *name, GError **error)
   st->metadata = g_hash_table_new (g_str_hash, g_str_equal);
 
   if (size < 8) {
-    set_format_error (error, name, NULL, "file is too short (%zu bytes) "
-        "for a safetensors header length (8 bytes)", size);
+    set_format_error (error, name, NULL,
+        "file is too short (%zu bytes) "
+        "for a safetensors header length (8 bytes)",
+        size);
     goto fail;
   }
   memcpy (&header_len, bytes, 8);
   header_len = GUINT64_FROM_LE (header_len);
   /* what an image, a text or any other file usually gets here */
   if (header_len > MAX_HEADER_BYTES) {
-    set_format_error (error, name, NULL, "not a safetensors file (its first "
+    set_format_error (error, name, NULL,
+        "not a safetensors file (its first "
         "8 bytes, read as the JSON header's length, give %" G_GUINT64_FORMAT
-        " bytes, over the limit of %d)", header_len, MAX_HEADER_BYTES);
+        " bytes, over the limit of %d)",
+        header_len, MAX_HEADER_BYTES);
     goto fail;
   }
   if (header_len > size - 8) {
-    set_format_error (error, name, NULL, "header length %" G_GUINT64_FORMAT
+    set_format_error (error, name, NULL,
+        "header length %" G_GUINT64_FORMAT
         " exceeds the %zu bytes that follow it (truncated file?)",
         header_len, size - 8);
     goto fail;
@@ -649,8 +657,7 @@ parse_file (guint8 *bytes, size_t size, const char *name, GError **error)
   st->data = bytes + 8 + header_len;
   st->data_size = size - 8 - (size_t) header_len;
 
-  if (!parse_header (st, (const char *) bytes + 8, (size_t) header_len,
-          error))
+  if (!parse_header (st, (const char *) bytes + 8, (size_t) header_len, error))
     goto fail;
   return st;
 
@@ -675,8 +682,8 @@ fer_safetensors_open (const char *path, GError **error)
 }
 
 fer_safetensors *
-fer_safetensors_open_bytes (const void *data, size_t size, const char *name,
-    GError **error)
+fer_safetensors_open_bytes (
+    const void *data, size_t size, const char *name, GError **error)
 {
   guint8 *bytes;
 
@@ -756,8 +763,8 @@ fer_safetensors_metadata_keys (const fer_safetensors *st)
 }
 
 void
-fer_safetensors_read_f32 (const fer_safetensors *st, const fer_st_tensor *t,
-    float *out)
+fer_safetensors_read_f32 (
+    const fer_safetensors *st, const fer_st_tensor *t, float *out)
 {
   /* Tensors sit at any byte offset: every load goes through memcpy. */
   const guint8 *src;
@@ -857,8 +864,8 @@ fer_f16_to_f32 (uint16_t h)
   }
   if (exponent == 0x1f)
     return f32_from_bits (sign | 0x7f800000 | (mantissa << 13));
-  return f32_from_bits (sign | ((exponent + 127 - 15) << 23)
-      | (mantissa << 13));
+  return f32_from_bits (
+      sign | ((exponent + 127 - 15) << 23) | (mantissa << 13));
 }
 
 uint16_t
@@ -929,8 +936,7 @@ fer_st_writer_new (void)
 
   w->tensors = g_ptr_array_new_with_free_func (writer_tensor_free);
   w->names = g_hash_table_new (g_str_hash, g_str_equal);
-  w->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-      g_free);
+  w->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   return w;
 }
 
@@ -970,7 +976,8 @@ fer_st_writer_add (fer_st_writer *w, const char *name, fer_dtype dtype,
   if (dtype != FER_DTYPE_F32 && dtype != FER_DTYPE_F16) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "safetensors writer: tensor '%s': dtype %s cannot be written "
-        "(expected F32 or F16)", name, dtype_name (dtype));
+        "(expected F32 or F16)",
+        name, dtype_name (dtype));
     return FALSE;
   }
   if (ndim < 0 || ndim > FER_ST_MAX_DIMS || (ndim > 0 && shape == NULL)) {
@@ -982,8 +989,9 @@ fer_st_writer_add (fer_st_writer *w, const char *name, fer_dtype dtype,
   for (int i = 0; i < ndim; i++) {
     if (shape[i] < 0) {
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "safetensors writer: tensor '%s': shape[%d] is negative (%"
-          PRId64 ")", name, i, shape[i]);
+          "safetensors writer: tensor '%s': shape[%d] is negative (%" PRId64
+          ")",
+          name, i, shape[i]);
       return FALSE;
     }
   }
@@ -1035,8 +1043,8 @@ fer_st_writer_add (fer_st_writer *w, const char *name, fer_dtype dtype,
 }
 
 void
-fer_st_writer_set_metadata (fer_st_writer *w, const char *key,
-    const char *value)
+fer_st_writer_set_metadata (
+    fer_st_writer *w, const char *key, const char *value)
 {
   g_return_if_fail (w != NULL);
   g_return_if_fail (key != NULL && g_utf8_validate (key, -1, NULL));
@@ -1060,15 +1068,15 @@ build_header (fer_st_writer *w, size_t *len)
 
   if (g_hash_table_size (w->metadata) > 0) {
     /* Sorted, so that the same model always gives the same bytes. */
-    GList *keys = g_list_sort (g_hash_table_get_keys (w->metadata),
-        (GCompareFunc) strcmp);
+    GList *keys = g_list_sort (
+        g_hash_table_get_keys (w->metadata), (GCompareFunc) strcmp);
 
     json_builder_set_member_name (builder, "__metadata__");
     json_builder_begin_object (builder);
     for (GList *l = keys; l != NULL; l = l->next) {
       json_builder_set_member_name (builder, l->data);
-      json_builder_add_string_value (builder,
-          g_hash_table_lookup (w->metadata, l->data));
+      json_builder_add_string_value (
+          builder, g_hash_table_lookup (w->metadata, l->data));
     }
     json_builder_end_object (builder);
     g_list_free (keys);
@@ -1160,8 +1168,7 @@ fer_st_writer_save (fer_st_writer *w, const char *path, GError **error)
     goto out;
   }
 
-  if (!write_all (fd, &header_len_le, 8)
-      || !write_all (fd, header, header_len))
+  if (!write_all (fd, &header_len_le, 8) || !write_all (fd, header, header_len))
     goto write_error;
   for (guint i = 0; i < w->tensors->len; i++) {
     const writer_tensor *t = g_ptr_array_index (w->tensors, i);
@@ -1191,8 +1198,8 @@ fer_st_writer_save (fer_st_writer *w, const char *path, GError **error)
 
 write_error:
   saved_errno = errno;
-  g_set_error (error, FER_ERROR, FER_ERROR_IO, "%s: cannot write %s: %s",
-      path, tmp_path, g_strerror (saved_errno));
+  g_set_error (error, FER_ERROR, FER_ERROR_IO, "%s: cannot write %s: %s", path,
+      tmp_path, g_strerror (saved_errno));
   if (fd >= 0)
     close (fd);
   g_unlink (tmp_path);

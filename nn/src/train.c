@@ -39,28 +39,28 @@
 /* A tensor of the inventory: where it lives. */
 typedef struct
 {
-  gboolean learnable;  /* in params/grads/m/v; else in running */
-  size_t offset;       /* floats into that buffer */
+  gboolean learnable; /* in params/grads/m/v; else in running */
+  size_t offset;      /* floats into that buffer */
 } tensor_view;
 
 typedef struct
 {
   int c;
-  int gamma;            /* inventory index of .weight; .bias, .running_mean
+  int gamma;        /* inventory index of .weight; .bias, .running_mean
                          * and .running_var follow it */
-  float *save_mean;     /* backend (c): batch statistics of the last */
-  float *save_rstd;     /* backend (c): training-mode forward */
+  float *save_mean; /* backend (c): batch statistics of the last */
+  float *save_rstd; /* backend (c): training-mode forward */
 } bn_unit;
 
 /* conv (no bias) -> BatchNorm [-> + residual] [-> ReLU] */
 typedef struct
 {
-  fer_conv_shape s;     /* s.n = 1; the batch size is set per call */
-  int weight;           /* inventory index */
+  fer_conv_shape s; /* s.n = 1; the batch size is set per call */
+  int weight;       /* inventory index */
   bn_unit bn;
-  size_t per_image;     /* floats of one image's output: oh * ow * cout */
-  float *c;             /* backend (n, oh, ow, cout): conv output = BN input */
-  float *a;             /* backend (n, oh, ow, cout): BN [+ res] [ReLU] out */
+  size_t per_image; /* floats of one image's output: oh * ow * cout */
+  float *c;         /* backend (n, oh, ow, cout): conv output = BN input */
+  float *a;         /* backend (n, oh, ow, cout): BN [+ res] [ReLU] out */
 } conv_unit;
 
 typedef struct
@@ -72,14 +72,14 @@ typedef struct
 typedef struct
 {
   int nin, nout;
-  int weight;           /* inventory index; .bias follows */
-  float *out;           /* backend (n, nout) */
+  int weight; /* inventory index; .bias follows */
+  float *out; /* backend (n, nout) */
 } linear_unit;
 
 struct fer_trainer
 {
   fer_train_config cfg;
-  float *class_weights_host;   /* (n_classes) copy, or NULL */
+  float *class_weights_host; /* (n_classes) copy, or NULL */
   fer_backend *be;
   fer_backend_type backend_type;
 
@@ -91,43 +91,43 @@ struct fer_trainer
   int learn[FER_ARCH_MAX_PARAMS];
   int n_learn;
   size_t n_params, n_running;
-  float *params;     /* backend (n_params) */
-  float *grads;      /* backend (n_params) */
-  float *m, *v;      /* backend (n_params): Adam moments; m: SGD momentum */
-  float *running;    /* backend (n_running) */
-  float *bn_stats;   /* backend: save_mean, save_rstd of every BatchNorm */
-  float *class_weights;  /* backend (n_classes) or NULL */
-  GHashTable *init_metadata;  /* the init model's fer.* preprocessing keys */
+  float *params;        /* backend (n_params) */
+  float *grads;         /* backend (n_params) */
+  float *m, *v;         /* backend (n_params): Adam moments; m: SGD momentum */
+  float *running;       /* backend (n_running) */
+  float *bn_stats;      /* backend: save_mean, save_rstd of every BatchNorm */
+  float *class_weights; /* backend (n_classes) or NULL */
+  GHashTable *init_metadata; /* the init model's fer.* preprocessing keys */
 
   /* Graph */
   conv_unit stem;
-  int stem_oh;          /* stem conv output side */
-  int pool_oh;          /* after the max-pool (torchvision stem only) */
+  int stem_oh; /* stem conv output side */
+  int pool_oh; /* after the max-pool (torchvision stem only) */
   size_t pool_per_image;
-  float *pool;          /* backend (n, pool_oh, pool_oh, 64) */
+  float *pool; /* backend (n, pool_oh, pool_oh, 64) */
   block_unit blocks[FER_N_BLOCKS];
-  int final_hw;         /* spatial positions of layer4's output */
+  int final_hw; /* spatial positions of layer4's output */
   linear_unit fc[2];
   int n_fc;
-  bn_unit head_bn;      /* mlp head: fc.1 */
-  float *feat;          /* backend (n, 512): pooled features */
-  float *hidden;        /* backend (n, 256): mlp head after BN + ReLU */
-  float *dropped;       /* backend (n, 256): after dropout */
-  float *mask;          /* backend (n, 256): dropout mask */
-  float *dlogits;       /* backend (n, n_classes) */
-  size_t max_act;       /* floats of the largest activation of one image */
+  bn_unit head_bn; /* mlp head: fc.1 */
+  float *feat;     /* backend (n, 512): pooled features */
+  float *hidden;   /* backend (n, 256): mlp head after BN + ReLU */
+  float *dropped;  /* backend (n, 256): after dropout */
+  float *mask;     /* backend (n, 256): dropout mask */
+  float *dlogits;  /* backend (n, n_classes) */
+  size_t max_act;  /* floats of the largest activation of one image */
 
   /* Workspace for ws_n images */
   int ws_n;
-  float *slab;          /* backend: every activation above */
-  float *gbuf[N_GRAD_BUFFERS];  /* backend (ws_n, max_act) */
-  float *conv_ws;       /* backend */
+  float *slab;                 /* backend: every activation above */
+  float *gbuf[N_GRAD_BUFFERS]; /* backend (ws_n, max_act) */
+  float *conv_ws;              /* backend */
   size_t conv_ws_floats;
-  float *input;         /* backend (ws_n, S, S, C) */
-  float *host_nhwc;     /* (ws_n, S, S, C) staging when C > 1 */
-  float *host_mask;     /* (ws_n, 256) when the head has dropout */
+  float *input;     /* backend (ws_n, S, S, C) */
+  float *host_nhwc; /* (ws_n, S, S, C) staging when C > 1 */
+  float *host_mask; /* (ws_n, 256) when the head has dropout */
 
-  fer_rng rng;          /* dropout */
+  fer_rng rng; /* dropout */
   int64_t step;
   float lr;
 };
@@ -175,16 +175,16 @@ build_views (fer_trainer *t)
 
 /* PyTorch's (Cout, Cin, K, K) to ours (Cout, K, K, Cin), or back. */
 static void
-conv_relayout (float *dst, const float *src, const fer_param_desc *d,
-    gboolean to_ours)
+conv_relayout (
+    float *dst, const float *src, const fer_param_desc *d, gboolean to_ours)
 {
-  const int64_t co = d->shape[0], ci = d->shape[1], kk = d->shape[2]
-      * d->shape[3];
+  const int64_t co = d->shape[0], ci = d->shape[1],
+                kk = d->shape[2] * d->shape[3];
   for (int64_t o = 0; o < co; o++)
     for (int64_t c = 0; c < ci; c++)
       for (int64_t p = 0; p < kk; p++) {
-        const int64_t torch = (o * ci + c) * kk + p, ours = (o * kk + p) * ci
-            + c;
+        const int64_t torch = (o * ci + c) * kk + p,
+                      ours = (o * kk + p) * ci + c;
         if (to_ours)
           dst[ours] = src[torch];
         else
@@ -198,8 +198,8 @@ static gboolean
 set_tensor (fer_trainer *t, float *buf, int i, const float *x, GError **error)
 {
   const fer_param_desc *d = &t->topo.params[i];
-  float *dst = t->view[i].learnable ? param_ptr (t, buf, i)
-      : running_ptr (t, i);
+  float *dst =
+      t->view[i].learnable ? param_ptr (t, buf, i) : running_ptr (t, i);
   if (d->kind != FER_PARAM_CONV_WEIGHT)
     return t->be->ops->upload (t->be, dst, x, d->numel, error);
   float *tmp = g_new (float, d->numel);
@@ -212,12 +212,11 @@ set_tensor (fer_trainer *t, float *buf, int i, const float *x, GError **error)
 /* Downloads tensor i of `buf` (params, grads, m, v; running for
  * statistics) into out, PyTorch layout. */
 static gboolean
-get_tensor (fer_trainer *t, const float *buf, int i, float *out,
-    GError **error)
+get_tensor (fer_trainer *t, const float *buf, int i, float *out, GError **error)
 {
   const fer_param_desc *d = &t->topo.params[i];
-  const float *src = t->view[i].learnable ? buf + t->view[i].offset
-      : running_ptr (t, i);
+  const float *src =
+      t->view[i].learnable ? buf + t->view[i].offset : running_ptr (t, i);
   if (d->kind != FER_PARAM_CONV_WEIGHT)
     return t->be->ops->download (t->be, out, src, d->numel, error);
   float *tmp = g_new (float, d->numel);
@@ -235,8 +234,8 @@ get_tensor (fer_trainer *t, const float *buf, int i, float *out,
 static void
 init_conv (fer_trainer *t, conv_unit *u, const fer_conv_desc *d, int h)
 {
-  fer_conv_shape_init (&u->s, 1, h, h, d->cin, d->cout, d->k, d->stride,
-      d->pad);
+  fer_conv_shape_init (
+      &u->s, 1, h, h, d->cin, d->cout, d->k, d->stride, d->pad);
   u->weight = d->weight;
   u->bn.c = d->cout;
   u->bn.gamma = d->weight + 1;
@@ -277,7 +276,7 @@ build_graph (fer_trainer *t)
   t->n_fc = topo->n_head;
   for (int i = 0; i < topo->n_head; i++) {
     const fer_linear_desc *d = &topo->head[i];
-    t->fc[i] = (linear_unit) { d->nin, d->nout, d->weight, NULL };
+    t->fc[i] = (linear_unit){ d->nin, d->nout, d->weight, NULL };
     if (d->bn >= 0) {
       t->head_bn.c = d->nout;
       t->head_bn.gamma = d->bn;
@@ -391,7 +390,7 @@ ensure_workspace (fer_trainer *t, int n, GError **error)
     t->dropped = take (&p, (size_t) FER_MLP_HIDDEN * n);
     t->mask = take (&p, (size_t) FER_MLP_HIDDEN * n);
     if (t->cfg.dropout > 0.0f)
-      t->host_mask = g_new (float, (size_t) FER_MLP_HIDDEN * n);
+      t->host_mask = g_new (float, (size_t) FER_MLP_HIDDEN *n);
   }
 
   for (int i = 0; i < N_GRAD_BUFFERS; i++)
@@ -404,15 +403,15 @@ ensure_workspace (fer_trainer *t, int n, GError **error)
     all.n = n;
     size_t least = ops->conv2d_train_workspace (t->be, &one);
     size_t want = ops->conv2d_train_workspace (t->be, &all);
-    t->conv_ws_floats = MAX (t->conv_ws_floats,
-        MIN (want, MAX (least, CONV_WS_CAP)));
+    t->conv_ws_floats =
+        MAX (t->conv_ws_floats, MIN (want, MAX (least, CONV_WS_CAP)));
   }
   t->conv_ws = ops->alloc (t->be, t->conv_ws_floats, error);
   t->input = ops->alloc (t->be, in_per_image * n, error);
   if (!t->conv_ws || !t->input)
     return FALSE;
   if (t->cfg.arch.channels > 1)
-    t->host_nhwc = g_new (float, in_per_image * n);
+    t->host_nhwc = g_new (float, in_per_image *n);
   t->ws_n = n;
   return TRUE;
 }
@@ -435,8 +434,8 @@ bn_forward (fer_trainer *t, const bn_unit *bn, float *out, const float *inp,
     return ops->batchnorm_forward_train (t->be, out, bn->save_mean,
         bn->save_rstd, update ? mean : NULL, update ? var : NULL, inp, gamma,
         beta, residual, rows, bn->c, BN_MOMENTUM, FER_BN_EPS, relu, error);
-  return ops->batchnorm_forward_eval (t->be, out, inp, gamma, beta, mean,
-      var, residual, rows, bn->c, FER_BN_EPS, relu, error);
+  return ops->batchnorm_forward_eval (t->be, out, inp, gamma, beta, mean, var,
+      residual, rows, bn->c, FER_BN_EPS, relu, error);
 }
 
 static gboolean
@@ -446,10 +445,10 @@ conv_bn_forward (fer_trainer *t, conv_unit *u, const float *inp,
 {
   fer_conv_shape s = u->s;
   s.n = n;
-  return t->be->ops->conv2d_forward_train (t->be, u->c, inp,
-      param_ptr (t, t->params, u->weight), &s, error)
+  return t->be->ops->conv2d_forward_train (
+             t->be, u->c, inp, param_ptr (t, t->params, u->weight), &s, error)
       && bn_forward (t, &u->bn, u->a, u->c, residual, n * s.oh * s.ow, relu,
-      train, update, error);
+          train, update, error);
 }
 
 static void
@@ -477,29 +476,29 @@ head_input (fer_trainer *t, gboolean train)
 
 /* The graph on n images in t->input; logits in fc[n_fc - 1].out. */
 static gboolean
-forward (fer_trainer *t, int n, gboolean train, gboolean update,
-    GError **error)
+forward (fer_trainer *t, int n, gboolean train, gboolean update, GError **error)
 {
   const fer_backend_ops *ops = t->be->ops;
   fer_backend *be = t->be;
   const float *x = t->pool ? t->pool : t->stem.a;
 
-  if (!conv_bn_forward (t, &t->stem, t->input, NULL, TRUE, n, train, update,
-          error))
+  if (!conv_bn_forward (
+          t, &t->stem, t->input, NULL, TRUE, n, train, update, error))
     return FALSE;
-  if (t->pool && !ops->maxpool2d_forward (be, t->pool, t->stem.a, n,
-          t->stem_oh, t->stem_oh, t->stem.bn.c, FER_POOL_K, FER_POOL_STRIDE,
-          FER_POOL_PAD, error))
+  if (t->pool
+      && !ops->maxpool2d_forward (be, t->pool, t->stem.a, n, t->stem_oh,
+          t->stem_oh, t->stem.bn.c, FER_POOL_K, FER_POOL_STRIDE, FER_POOL_PAD,
+          error))
     return FALSE;
   for (int i = 0; i < FER_N_BLOCKS; i++) {
     block_unit *blk = &t->blocks[i];
     const float *identity = x;
-    if (!conv_bn_forward (t, &blk->conv1, x, NULL, TRUE, n, train, update,
-            error))
+    if (!conv_bn_forward (
+            t, &blk->conv1, x, NULL, TRUE, n, train, update, error))
       return FALSE;
     if (blk->has_down) {
-      if (!conv_bn_forward (t, &blk->down, x, NULL, FALSE, n, train, update,
-              error))
+      if (!conv_bn_forward (
+              t, &blk->down, x, NULL, FALSE, n, train, update, error))
         return FALSE;
       identity = blk->down.a;
     }
@@ -508,15 +507,15 @@ forward (fer_trainer *t, int n, gboolean train, gboolean update,
       return FALSE;
     x = blk->conv2.a;
   }
-  if (!ops->avgpool_forward (be, t->feat, x, n, t->final_hw, FER_FEATURES,
-          error))
+  if (!ops->avgpool_forward (
+          be, t->feat, x, n, t->final_hw, FER_FEATURES, error))
     return FALSE;
 
   const linear_unit *fc = &t->fc[0];
   if (!ops->linear_forward (be, fc->out, t->feat,
           param_ptr (t, t->params, fc->weight),
-          param_ptr (t, t->params, fc->weight + 1), n, fc->nin, fc->nout,
-          FALSE, error))
+          param_ptr (t, t->params, fc->weight + 1), n, fc->nin, fc->nout, FALSE,
+          error))
     return FALSE;
   if (t->n_fc == 1)
     return TRUE;
@@ -527,8 +526,8 @@ forward (fer_trainer *t, int n, gboolean train, gboolean update,
     size_t count = (size_t) n * FER_MLP_HIDDEN;
     draw_dropout_mask (t, n);
     if (!ops->upload (be, t->mask, t->host_mask, count, error)
-        || !ops->dropout_forward (be, t->dropped, t->hidden, t->mask, count,
-            error))
+        || !ops->dropout_forward (
+            be, t->dropped, t->hidden, t->mask, count, error))
       return FALSE;
   }
   fc = &t->fc[1];
@@ -542,8 +541,8 @@ forward (fer_trainer *t, int n, gboolean train, gboolean update,
 /* Backward                                                            */
 
 static gboolean
-bn_backward (fer_trainer *t, const bn_unit *bn, float *dinp,
-    const float *dout, const float *inp, int rows, GError **error)
+bn_backward (fer_trainer *t, const bn_unit *bn, float *dinp, const float *dout,
+    const float *inp, int rows, GError **error)
 {
   return t->be->ops->batchnorm_backward (t->be, dinp,
       param_ptr (t, t->grads, bn->gamma),
@@ -562,9 +561,9 @@ conv_bn_backward (fer_trainer *t, conv_unit *u, float *dinp, float *scratch,
   s.n = n;
   return bn_backward (t, &u->bn, scratch, dout, u->c, n * s.oh * s.ow, error)
       && t->be->ops->conv2d_backward (t->be, dinp,
-      param_ptr (t, t->grads, u->weight), scratch, inp,
-      param_ptr (t, t->params, u->weight), &s, t->conv_ws, t->conv_ws_floats,
-      error);
+          param_ptr (t, t->grads, u->weight), scratch, inp,
+          param_ptr (t, t->params, u->weight), &s, t->conv_ws,
+          t->conv_ws_floats, error);
 }
 
 /* Index of a gradient buffer that is none of the three given. */
@@ -611,8 +610,8 @@ backward (fer_trainer *t, int n, GError **error)
             error))
       return FALSE;
   }
-  if (!ops->avgpool_backward (be, g[1], g[0], n, t->final_hw, FER_FEATURES,
-          error))
+  if (!ops->avgpool_backward (
+          be, g[1], g[0], n, t->final_hw, FER_FEATURES, error))
     return FALSE;
 
   /* Blocks, last to first; `cur` holds the gradient of the block output. */
@@ -620,28 +619,27 @@ backward (fer_trainer *t, int n, GError **error)
   for (int i = FER_N_BLOCKS - 1; i >= 0; i--) {
     block_unit *blk = &t->blocks[i];
     const float *x = i > 0 ? t->blocks[i - 1].conv2.a
-        : t->pool ? t->pool : t->stem.a;
+        : t->pool          ? t->pool
+                           : t->stem.a;
     int sb = other_buffer (cur, -1, -1), sc = other_buffer (cur, sb, -1),
         sd = other_buffer (cur, sb, sc);
     size_t out_count = blk->conv2.per_image * n;
     size_t mid_count = blk->conv1.per_image * n;
 
     /* out = relu(bn2(conv2(a1)) + identity) */
-    if (!ops->relu_backward (be, g[cur], g[cur], blk->conv2.a, out_count,
-            error)
-        || !conv_bn_backward (t, &blk->conv2, g[sc], g[sb], g[cur],
-            blk->conv1.a, n, error)
-        || !ops->relu_backward (be, g[sc], g[sc], blk->conv1.a, mid_count,
-            error)
-        || !conv_bn_backward (t, &blk->conv1, g[sd], g[sb], g[sc], x, n,
-            error))
+    if (!ops->relu_backward (be, g[cur], g[cur], blk->conv2.a, out_count, error)
+        || !conv_bn_backward (
+            t, &blk->conv2, g[sc], g[sb], g[cur], blk->conv1.a, n, error)
+        || !ops->relu_backward (
+            be, g[sc], g[sc], blk->conv1.a, mid_count, error)
+        || !conv_bn_backward (t, &blk->conv1, g[sd], g[sb], g[sc], x, n, error))
       return FALSE;
     /* g[sd]: input gradient through the main path; add the shortcut's */
     if (blk->has_down) {
-      if (!conv_bn_backward (t, &blk->down, g[sc], g[sb], g[cur], x, n,
-              error)
-          || !ops->add (be, g[sd], g[sd], g[sc], blk->down.s.h * blk->down.s.w
-              * (size_t) blk->down.s.cin * n, error))
+      if (!conv_bn_backward (t, &blk->down, g[sc], g[sb], g[cur], x, n, error)
+          || !ops->add (be, g[sd], g[sd], g[sc],
+              blk->down.s.h * blk->down.s.w * (size_t) blk->down.s.cin * n,
+              error))
         return FALSE;
     } else if (!ops->add (be, g[sd], g[sd], g[cur], out_count, error)) {
       return FALSE;
@@ -652,16 +650,16 @@ backward (fer_trainer *t, int n, GError **error)
   /* Stem */
   if (t->pool) {
     int to = other_buffer (cur, -1, -1);
-    if (!ops->maxpool2d_backward (be, g[to], g[cur], t->stem.a, n,
-            t->stem_oh, t->stem_oh, t->stem.bn.c, FER_POOL_K,
-            FER_POOL_STRIDE, FER_POOL_PAD, error))
+    if (!ops->maxpool2d_backward (be, g[to], g[cur], t->stem.a, n, t->stem_oh,
+            t->stem_oh, t->stem.bn.c, FER_POOL_K, FER_POOL_STRIDE, FER_POOL_PAD,
+            error))
       return FALSE;
     cur = to;
   }
-  return ops->relu_backward (be, g[cur], g[cur], t->stem.a,
-      t->stem.per_image * n, error)
+  return ops->relu_backward (
+             be, g[cur], g[cur], t->stem.a, t->stem.per_image * n, error)
       && conv_bn_backward (t, &t->stem, NULL, g[other_buffer (cur, -1, -1)],
-      g[cur], t->input, n, error);
+          g[cur], t->input, n, error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -695,10 +693,10 @@ check_config (const fer_train_config *c, GError **error)
   const char *bad = NULL;
   char value[64];
 
-#define CHECK(cond, field, fmt, v, expect) \
-  if (!bad && !(cond)) { \
-    bad = field; \
-    snprintf (value, sizeof value, fmt " (expected " expect ")", v); \
+#define CHECK(cond, field, fmt, v, expect)                                     \
+  if (!bad && !(cond)) {                                                       \
+    bad = field;                                                               \
+    snprintf (value, sizeof value, fmt " (expected " expect ")", v);           \
   }
   CHECK (a->channels == 1 || a->channels == 3, "arch.channels", "%d",
       a->channels, "1 or 3");
@@ -713,9 +711,9 @@ check_config (const fer_train_config *c, GError **error)
   CHECK (in_range (c->dropout, 0.0f, 0.999f), "dropout", "%g",
       (double) c->dropout, "0 <= p < 1");
   CHECK (c->optimizer == FER_OPTIMIZER_ADAM
-      || c->optimizer == FER_OPTIMIZER_ADAMW
-      || c->optimizer == FER_OPTIMIZER_SGD, "optimizer", "%d",
-      (int) c->optimizer, "adam, adamw or sgd");
+          || c->optimizer == FER_OPTIMIZER_ADAMW
+          || c->optimizer == FER_OPTIMIZER_SGD,
+      "optimizer", "%d", (int) c->optimizer, "adam, adamw or sgd");
   CHECK (in_range (c->lr, 0.0f, 1e6f), "lr", "%g", (double) c->lr, ">= 0");
   CHECK (in_range (c->weight_decay, 0.0f, 1e6f), "weight_decay", "%g",
       (double) c->weight_decay, ">= 0");
@@ -723,12 +721,11 @@ check_config (const fer_train_config *c, GError **error)
       (double) c->momentum, "0..1");
   CHECK (!c->nesterov || c->momentum > 0.0f, "nesterov", "%s",
       "TRUE with momentum 0", "momentum > 0");
-  CHECK (in_range (c->beta1, 0.0f, 0.999999f), "beta1", "%g",
-      (double) c->beta1, "0 <= beta1 < 1");
-  CHECK (in_range (c->beta2, 0.0f, 0.999999f), "beta2", "%g",
-      (double) c->beta2, "0 <= beta2 < 1");
-  CHECK (in_range (c->eps, 0.0f, 1.0f), "eps", "%g", (double) c->eps,
-      "0..1");
+  CHECK (in_range (c->beta1, 0.0f, 0.999999f), "beta1", "%g", (double) c->beta1,
+      "0 <= beta1 < 1");
+  CHECK (in_range (c->beta2, 0.0f, 0.999999f), "beta2", "%g", (double) c->beta2,
+      "0 <= beta2 < 1");
+  CHECK (in_range (c->eps, 0.0f, 1.0f), "eps", "%g", (double) c->eps, "0..1");
   CHECK (in_range (c->label_smoothing, 0.0f, 1.0f), "label_smoothing", "%g",
       (double) c->label_smoothing, "0..1");
   CHECK (in_range (c->focal_gamma, 0.0f, 100.0f), "focal_gamma", "%g",
@@ -748,11 +745,10 @@ has_training_ops (const fer_backend_ops *o)
 {
   return o->conv2d_train_workspace && o->conv2d_forward_train
       && o->conv2d_backward && o->batchnorm_forward_train
-      && o->batchnorm_forward_eval && o->batchnorm_backward
-      && o->relu_backward && o->add && o->dropout_forward
-      && o->dropout_backward && o->maxpool2d_backward && o->avgpool_backward
-      && o->linear_backward && o->softmax_xent && o->adam_update
-      && o->sgd_update && o->zero;
+      && o->batchnorm_forward_eval && o->batchnorm_backward && o->relu_backward
+      && o->add && o->dropout_forward && o->dropout_backward
+      && o->maxpool2d_backward && o->avgpool_backward && o->linear_backward
+      && o->softmax_xent && o->adam_update && o->sgd_update && o->zero;
 }
 
 /* Same values as fer_model_write_random (randomize_bn FALSE) for the seed. */
@@ -798,16 +794,16 @@ init_from_file (fer_trainer *t, const char *path, GError **error)
     g_hash_table_iter_init (&it, w->metadata);
     while (g_hash_table_iter_next (&it, &key, &value))
       if (is_inherited_key (key))
-        g_hash_table_insert (t->init_metadata, g_strdup (key),
-            g_strdup (value));
+        g_hash_table_insert (
+            t->init_metadata, g_strdup (key), g_strdup (value));
   }
   fer_weights_free (w);
   return ok;
 }
 
 fer_trainer *
-fer_trainer_new (const fer_train_config *cfg, const char *init_model,
-    GError **error)
+fer_trainer_new (
+    const fer_train_config *cfg, const char *init_model, GError **error)
 {
   fer_trainer *t;
   const fer_backend_ops *ops;
@@ -824,11 +820,11 @@ fer_trainer_new (const fer_train_config *cfg, const char *init_model,
   t = g_new0 (fer_trainer, 1);
   t->cfg = *cfg;
   t->lr = cfg->lr;
-  t->init_metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-      g_free);
+  t->init_metadata =
+      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   if (cfg->class_weights)
-    t->class_weights_host = g_memdup2 (cfg->class_weights,
-        sizeof (float) * cfg->arch.n_classes);
+    t->class_weights_host =
+        g_memdup2 (cfg->class_weights, sizeof (float) * cfg->arch.n_classes);
   t->cfg.class_weights = t->class_weights_host;
   fer_rng_seed (&t->rng, cfg->seed ^ DROPOUT_STREAM);
 
@@ -836,13 +832,13 @@ fer_trainer_new (const fer_train_config *cfg, const char *init_model,
   if (!build_graph (t)) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "training config: input_size = %d is too small for a ResNet-18 with "
-        "the %s stem", cfg->input_size,
-        fer_stem_name (cfg->arch.stem));
+        "the %s stem",
+        cfg->input_size, fer_stem_name (cfg->arch.stem));
     goto fail;
   }
 
-  t->be = fer_backend_new (cfg->backend, cfg->device_id, cfg->threads,
-      &t->backend_type, error);
+  t->be = fer_backend_new (
+      cfg->backend, cfg->device_id, cfg->threads, &t->backend_type, error);
   if (!t->be)
     goto fail;
   ops = t->be->ops;
@@ -866,12 +862,13 @@ fer_trainer_new (const fer_train_config *cfg, const char *init_model,
     goto fail;
   if (cfg->class_weights) {
     t->class_weights = ops->alloc (t->be, cfg->arch.n_classes, error);
-    if (!t->class_weights || !ops->upload (t->be, t->class_weights,
-            cfg->class_weights, cfg->arch.n_classes, error))
+    if (!t->class_weights
+        || !ops->upload (t->be, t->class_weights, cfg->class_weights,
+            cfg->arch.n_classes, error))
       goto fail;
   }
   if (!(init_model ? init_from_file (t, init_model, error)
-          : init_fresh (t, error)))
+                   : init_fresh (t, error)))
     goto fail;
   return t;
 
@@ -886,8 +883,8 @@ fer_trainer_free (fer_trainer *t)
   if (!t)
     return;
   if (t->be) {
-    float *bufs[] = { t->params, t->grads, t->m, t->v, t->running,
-      t->bn_stats, t->class_weights };
+    float *bufs[] = { t->params, t->grads, t->m, t->v, t->running, t->bn_stats,
+      t->class_weights };
     free_workspace (t);
     for (guint i = 0; i < G_N_ELEMENTS (bufs); i++)
       if (bufs[i])
@@ -932,7 +929,9 @@ load_batch (fer_trainer *t, const char *what, const float *x, const int *y_a,
   if (n < 1 || !x || (labels && !y_a)) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "%s: n=%d images with %s", what, n,
-        !x ? "no input" : n < 1 ? "input" : "no labels");
+        !x          ? "no input"
+            : n < 1 ? "input"
+                    : "no labels");
     return FALSE;
   }
   for (int set = 0; labels && set < 2; set++) {
@@ -940,8 +939,8 @@ load_batch (fer_trainer *t, const char *what, const float *x, const int *y_a,
     for (int i = 0; y && i < n; i++) {
       if (y[i] < 0 || y[i] >= t->cfg.arch.n_classes) {
         g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-            "%s: label %s[%d] = %d, expected 0..%d", what,
-            set ? "y_b" : "y_a", i, y[i], t->cfg.arch.n_classes - 1);
+            "%s: label %s[%d] = %d, expected 0..%d", what, set ? "y_b" : "y_a",
+            i, y[i], t->cfg.arch.n_classes - 1);
         return FALSE;
       }
     }
@@ -956,13 +955,15 @@ load_batch (fer_trainer *t, const char *what, const float *x, const int *y_a,
   if (labels && n * t->final_hw < 2) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "%s: a batch of %d image(s) gives batch norm one value per channel "
-        "in training mode (layer4); use batches of 2 or more", what, n);
+        "in training mode (layer4); use batches of 2 or more",
+        what, n);
     return FALSE;
   }
   if (labels && n < 2 && t->n_fc == 2) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "%s: a batch of 1 image gives the mlp head's batch norm (fc.1) one "
-        "value per channel in training mode; use batches of 2 or more", what);
+        "value per channel in training mode; use batches of 2 or more",
+        what);
     return FALSE;
   }
   if (!ensure_workspace (t, n, error))
@@ -990,23 +991,24 @@ forward_backward (fer_trainer *t, const char *what, const float *x,
 
   if (!load_batch (t, what, x, y_a, y_b, lam, n, TRUE, error)
       || !forward (t, n, TRUE, update_stats, error)
-      || !ops->softmax_xent (t->be, &value, t->dlogits,
-          t->fc[t->n_fc - 1].out, y_a, y_b, lam, t->class_weights, n, k,
-          t->cfg.label_smoothing, t->cfg.focal_gamma, error)
+      || !ops->softmax_xent (t->be, &value, t->dlogits, t->fc[t->n_fc - 1].out,
+          y_a, y_b, lam, t->class_weights, n, k, t->cfg.label_smoothing,
+          t->cfg.focal_gamma, error)
       || !backward (t, n, error))
     return FALSE;
   if (loss)
     *loss = value;
-  return !logits || ops->download (t->be, logits, t->fc[t->n_fc - 1].out,
-      (size_t) n * k, error);
+  return !logits
+      || ops->download (
+          t->be, logits, t->fc[t->n_fc - 1].out, (size_t) n * k, error);
 }
 
 gboolean
 fer_trainer_forward_backward (fer_trainer *t, const float *x, const int *y_a,
     const int *y_b, float lam, int n, float *loss, GError **error)
 {
-  return forward_backward (t, "fer_trainer_forward_backward", x, y_a, y_b,
-      lam, n, FALSE, loss, NULL, error);
+  return forward_backward (t, "fer_trainer_forward_backward", x, y_a, y_b, lam,
+      n, FALSE, loss, NULL, error);
 }
 
 gboolean
@@ -1017,26 +1019,25 @@ fer_trainer_step (fer_trainer *t, const float *x, const int *y_a,
   const fer_train_config *c = &t->cfg;
   const fer_backend_ops *ops = t->be->ops;
 
-  if (!forward_backward (t, "fer_trainer_step", x, y_a, y_b, lam, n, TRUE,
-          loss, logits, error))
+  if (!forward_backward (t, "fer_trainer_step", x, y_a, y_b, lam, n, TRUE, loss,
+          logits, error))
     return FALSE;
   t->step++;
   if (c->optimizer == FER_OPTIMIZER_SGD)
     return ops->sgd_update (t->be, t->params, t->m, t->grads, t->n_params,
-        t->lr, c->momentum, c->weight_decay, c->nesterov, t->step == 1,
-        error);
-  return ops->adam_update (t->be, t->params, t->m, t->v, t->grads,
-      t->n_params, t->lr, c->beta1, c->beta2, c->eps, c->weight_decay,
-      t->step, c->optimizer == FER_OPTIMIZER_ADAMW, error);
+        t->lr, c->momentum, c->weight_decay, c->nesterov, t->step == 1, error);
+  return ops->adam_update (t->be, t->params, t->m, t->v, t->grads, t->n_params,
+      t->lr, c->beta1, c->beta2, c->eps, c->weight_decay, t->step,
+      c->optimizer == FER_OPTIMIZER_ADAMW, error);
 }
 
 gboolean
-fer_trainer_eval (fer_trainer *t, const float *x, int n, float *logits,
-    GError **error)
+fer_trainer_eval (
+    fer_trainer *t, const float *x, int n, float *logits, GError **error)
 {
   const int k = t->cfg.arch.n_classes;
-  const size_t per_image = (size_t) t->cfg.arch.channels
-      * t->cfg.input_size * t->cfg.input_size;
+  const size_t per_image =
+      (size_t) t->cfg.arch.channels * t->cfg.input_size * t->cfg.input_size;
   const int chunk = t->ws_n ? t->ws_n : MIN (n, 64);
 
   if (n < 0 || (n > 0 && (!x || !logits))) {
@@ -1126,8 +1127,8 @@ fer_trainer_save_model (fer_trainer *t, const char *path, fer_dtype dtype,
         && fer_st_writer_add (w, d->name, dtype, d->ndim, d->shape, x, error);
     g_free (x);
   }
-  fer_init_default_metadata (w, &t->cfg.arch, t->cfg.input_size,
-      "libfernn fer_trainer");
+  fer_init_default_metadata (
+      w, &t->cfg.arch, t->cfg.input_size, "libfernn fer_trainer");
   g_hash_table_iter_init (&it, t->init_metadata);
   while (g_hash_table_iter_next (&it, &key, &value))
     fer_st_writer_set_metadata (w, key, value);
@@ -1141,8 +1142,9 @@ fer_trainer_save_model (fer_trainer *t, const char *path, fer_dtype dtype,
 static const char *
 optimizer_name (fer_optimizer o)
 {
-  return o == FER_OPTIMIZER_SGD ? "sgd" : o == FER_OPTIMIZER_ADAMW ? "adamw"
-      : "adam";
+  return o == FER_OPTIMIZER_SGD  ? "sgd"
+      : o == FER_OPTIMIZER_ADAMW ? "adamw"
+                                 : "adam";
 }
 
 /* The optimizer state's tensors of learnable parameter i: torch.optim's
@@ -1180,25 +1182,26 @@ fer_trainer_save_state (fer_trainer *t, const char *path, GError **error)
       char *name = g_strdup_printf ("%s.%s", d->name, suffixes[s]);
       float *x = g_new (float, d->numel);
       ok = get_tensor (t, bufs[s], t->learn[i], x, error)
-          && fer_st_writer_add (w, name, FER_DTYPE_F32, d->ndim, d->shape, x,
-          error);
+          && fer_st_writer_add (
+              w, name, FER_DTYPE_F32, d->ndim, d->shape, x, error);
       g_free (x);
       g_free (name);
     }
   }
   fer_st_writer_set_metadata (w, "fer.state.format", STATE_FORMAT);
-  fer_st_writer_set_metadata (w, "fer.state.optimizer",
-      optimizer_name (t->cfg.optimizer));
+  fer_st_writer_set_metadata (
+      w, "fer.state.optimizer", optimizer_name (t->cfg.optimizer));
   snprintf (text, sizeof text, "%" G_GINT64_FORMAT, t->step);
   fer_st_writer_set_metadata (w, "fer.state.step", text);
   snprintf (text, sizeof text, "%.9g", (double) t->lr);
   fer_st_writer_set_metadata (w, "fer.state.lr", text);
   snprintf (text, sizeof text, "%zu", t->n_params);
   fer_st_writer_set_metadata (w, "fer.state.n_params", text);
-  snprintf (text, sizeof text, "%016" G_GINT64_MODIFIER "x,%016"
-      G_GINT64_MODIFIER "x,%016" G_GINT64_MODIFIER "x,%016"
-      G_GINT64_MODIFIER "x", (guint64) t->rng.s[0], (guint64) t->rng.s[1],
-      (guint64) t->rng.s[2], (guint64) t->rng.s[3]);
+  snprintf (text, sizeof text,
+      "%016" G_GINT64_MODIFIER "x,%016" G_GINT64_MODIFIER
+      "x,%016" G_GINT64_MODIFIER "x,%016" G_GINT64_MODIFIER "x",
+      (guint64) t->rng.s[0], (guint64) t->rng.s[1], (guint64) t->rng.s[2],
+      (guint64) t->rng.s[3]);
   fer_st_writer_set_metadata (w, "fer.state.rng", text);
   ok = ok && fer_st_writer_save (w, path, error);
   fer_st_writer_free (w);
@@ -1238,21 +1241,23 @@ fer_trainer_load_state (fer_trainer *t, const char *path, GError **error)
 
   if (!st)
     return FALSE;
-#define FAIL(...) do { \
-    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, __VA_ARGS__); \
-    goto done; \
+#define FAIL(...)                                                              \
+  do {                                                                         \
+    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, __VA_ARGS__);             \
+    goto done;                                                                 \
   } while (0)
   v = fer_safetensors_metadata (st, "fer.state.format");
   if (g_strcmp0 (v, STATE_FORMAT) != 0)
     FAIL ("%s: not a libfernn optimizer state (metadata fer.state.format = "
-        "'%s', expected '%s')", path, v ? v : "(missing)", STATE_FORMAT);
+          "'%s', expected '%s')",
+        path, v ? v : "(missing)", STATE_FORMAT);
   v = fer_safetensors_metadata (st, "fer.state.optimizer");
   if (g_strcmp0 (v, optimizer_name (t->cfg.optimizer)) != 0)
     FAIL ("%s: optimizer state of '%s', but this trainer uses '%s'", path,
         v ? v : "(missing)", optimizer_name (t->cfg.optimizer));
   v = fer_safetensors_metadata (st, "fer.state.n_params");
-  if (!v || !g_ascii_string_to_unsigned (v, 10, 0, G_MAXINT64, &n_params,
-          NULL) || n_params != t->n_params)
+  if (!v || !g_ascii_string_to_unsigned (v, 10, 0, G_MAXINT64, &n_params, NULL)
+      || n_params != t->n_params)
     FAIL ("%s: state for %s parameters, but the model has %zu", path,
         v ? v : "(missing)", t->n_params);
   v = fer_safetensors_metadata (st, "fer.state.step");
@@ -1268,7 +1273,8 @@ fer_trainer_load_state (fer_trainer *t, const char *path, GError **error)
   v = fer_safetensors_metadata (st, "fer.state.rng");
   if (!parse_rng (v, &rng))
     FAIL ("%s: metadata fer.state.rng = '%s', expected 4 comma-separated "
-        "hex words", path, v ? v : "(missing)");
+          "hex words",
+        path, v ? v : "(missing)");
   if (fer_safetensors_n_tensors (st) != slots * t->n_learn)
     FAIL ("%s: %d tensors, expected %d (%s state of %d parameters)", path,
         fer_safetensors_n_tensors (st), slots * t->n_learn,

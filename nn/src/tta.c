@@ -23,16 +23,16 @@ typedef struct
 } face_transform;
 
 static const face_transform face_transforms[FER_TTA_MAX] = {
-  { 1.0, 0.0, 0.0, FALSE },        /* identity */
-  { 1.0, 0.0, 0.0, TRUE },         /* flip */
-  { ZOOM_IN, 0.0, 0.0, FALSE },    /* zoom-in 10% */
-  { 1.0, -SHIFT, -SHIFT, FALSE },  /* content right-down */
-  { 1.0, SHIFT, SHIFT, FALSE },    /* content left-up */
-  { ZOOM_IN, 0.0, 0.0, TRUE },     /* zoom-in 10% + flip */
-  { 1.0, -SHIFT, SHIFT, FALSE },   /* content right-up */
-  { 1.0, SHIFT, -SHIFT, FALSE },   /* content left-down */
-  { ZOOM_OUT, 0.0, 0.0, FALSE },   /* zoom-out 10% */
-  { ZOOM_OUT, 0.0, 0.0, TRUE },    /* zoom-out 10% + flip */
+  { 1.0, 0.0, 0.0, FALSE },       /* identity */
+  { 1.0, 0.0, 0.0, TRUE },        /* flip */
+  { ZOOM_IN, 0.0, 0.0, FALSE },   /* zoom-in 10% */
+  { 1.0, -SHIFT, -SHIFT, FALSE }, /* content right-down */
+  { 1.0, SHIFT, SHIFT, FALSE },   /* content left-up */
+  { ZOOM_IN, 0.0, 0.0, TRUE },    /* zoom-in 10% + flip */
+  { 1.0, -SHIFT, SHIFT, FALSE },  /* content right-up */
+  { 1.0, SHIFT, -SHIFT, FALSE },  /* content left-down */
+  { ZOOM_OUT, 0.0, 0.0, FALSE },  /* zoom-out 10% */
+  { ZOOM_OUT, 0.0, 0.0, TRUE },   /* zoom-out 10% + flip */
 };
 
 /* Ten-crop positions along one axis: start, centre or end of the margin
@@ -51,13 +51,13 @@ static const struct
 } ten_crops[FER_TTA_MAX] = {
   { CROP_CENTRE, CROP_CENTRE, FALSE },
   { CROP_CENTRE, CROP_CENTRE, TRUE },
-  { CROP_START, CROP_START, FALSE },  /* top-left */
+  { CROP_START, CROP_START, FALSE }, /* top-left */
   { CROP_START, CROP_START, TRUE },
-  { CROP_END, CROP_START, FALSE },    /* top-right */
+  { CROP_END, CROP_START, FALSE }, /* top-right */
   { CROP_END, CROP_START, TRUE },
-  { CROP_START, CROP_END, FALSE },    /* bottom-left */
+  { CROP_START, CROP_END, FALSE }, /* bottom-left */
   { CROP_START, CROP_END, TRUE },
-  { CROP_END, CROP_END, FALSE },      /* bottom-right */
+  { CROP_END, CROP_END, FALSE }, /* bottom-right */
   { CROP_END, CROP_END, TRUE },
 };
 
@@ -66,15 +66,14 @@ static const struct
 static int
 crop_offset (crop_position p, int margin)
 {
-  switch (p)
-    {
+  switch (p) {
     case CROP_START:
       return 0;
     case CROP_CENTRE:
       return margin / 2;
     default:
       return margin;
-    }
+  }
 }
 
 static fer_view
@@ -118,44 +117,39 @@ fer_tta_views (const fer_rect *face, int input_size, int crop_size, int T,
 {
   gboolean crops;
 
-  if (T < 1 || T > FER_TTA_MAX)
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "TTA views T=%d: expected 1..%d", T, FER_TTA_MAX);
-      return FALSE;
-    }
-  if (!face || !views)
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "fer_tta_views: %s is NULL", !face ? "face" : "views");
-      return FALSE;
-    }
+  if (T < 1 || T > FER_TTA_MAX) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "TTA views T=%d: expected 1..%d", T, FER_TTA_MAX);
+    return FALSE;
+  }
+  if (!face || !views) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "fer_tta_views: %s is NULL", !face ? "face" : "views");
+    return FALSE;
+  }
   if (!(face->w > 0 && face->h > 0) || !isfinite (face->x)
-      || !isfinite (face->y) || !isfinite (face->w) || !isfinite (face->h))
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "face rectangle (x=%g, y=%g, w=%g, h=%g) is empty or not finite: "
-          "expected finite values with w > 0 and h > 0",
-          face->x, face->y, face->w, face->h);
-      return FALSE;
-    }
-  if (input_size <= 0)
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "model input size %d: expected > 0", input_size);
-      return FALSE;
-    }
-  if (crop_size < 0 || crop_size > input_size)
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "crop size %d: expected 0 (no crops) or 1..%d (the input size)",
-          crop_size, input_size);
-      return FALSE;
-    }
+      || !isfinite (face->y) || !isfinite (face->w) || !isfinite (face->h)) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "face rectangle (x=%g, y=%g, w=%g, h=%g) is empty or not finite: "
+        "expected finite values with w > 0 and h > 0",
+        face->x, face->y, face->w, face->h);
+    return FALSE;
+  }
+  if (input_size <= 0) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "model input size %d: expected > 0", input_size);
+    return FALSE;
+  }
+  if (crop_size < 0 || crop_size > input_size) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "crop size %d: expected 0 (no crops) or 1..%d (the input size)",
+        crop_size, input_size);
+    return FALSE;
+  }
 
   crops = crop_size != 0 && crop_size != input_size;
   for (int i = 0; i < T; i++)
     views[i] = crops ? ten_crop_view (face, input_size, crop_size, i)
-        : face_transform_view (face, &face_transforms[i]);
+                     : face_transform_view (face, &face_transforms[i]);
   return TRUE;
 }

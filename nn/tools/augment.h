@@ -33,17 +33,17 @@ void fer_aug_shuffle (fer_rng *r, int *v, int n);
 
 typedef struct
 {
-  int size;            /* side of the stored images */
-  int crop;            /* side of the output: random crops when < size */
-  int channels;        /* 1 or 3 */
-  gboolean flip;       /* horizontal flip with p = 0.5 */
-  float rotate_deg;    /* angle uniform in [-rotate_deg, rotate_deg] */
-  float scale;         /* s uniform in [1 - scale, 1 + scale] */
-  float translate;     /* tx, ty uniform in [-translate, translate], in
+  int size;         /* side of the stored images */
+  int crop;         /* side of the output: random crops when < size */
+  int channels;     /* 1 or 3 */
+  gboolean flip;    /* horizontal flip with p = 0.5 */
+  float rotate_deg; /* angle uniform in [-rotate_deg, rotate_deg] */
+  float scale;      /* s uniform in [1 - scale, 1 + scale] */
+  float translate;  /* tx, ty uniform in [-translate, translate], in
                         * normalised units (the image spans 2, so 0.1 moves
                         * by up to 5% of the side, as the peer recipe does) */
-  float jitter;        /* brightness and contrast factors in [1-j, 1+j] */
-  float erase;         /* probability of random erasing */
+  float jitter;     /* brightness and contrast factors in [1-j, 1+j] */
+  float erase;      /* probability of random erasing */
   float mean[3], std[3];
 } fer_aug_config;
 
@@ -52,13 +52,13 @@ typedef struct
  * the 0..1 scale, clamped), normalisation, then random erasing (as
  * torchvision's RandomErasing with scale 0.02-0.33, ratio 0.3-3.3 and value
  * 0, on the normalised image). Draws from r in a fixed order. */
-void fer_aug_train_image (const fer_aug_config *c, const uint8_t *src,
-    float *dst, fer_rng *r);
+void fer_aug_train_image (
+    const fer_aug_config *c, const uint8_t *src, float *dst, fer_rng *r);
 
 /* The evaluation view: the centre crop (offset (size - crop) / 2 rounded
  * down, as the ten-crop TTA's centre view), normalised. */
-void fer_aug_eval_image (const fer_aug_config *c, const uint8_t *src,
-    float *dst);
+void fer_aug_eval_image (
+    const fer_aug_config *c, const uint8_t *src, float *dst);
 
 /* Mixes a batch x (n images of `image_floats` floats, each channels x side x
  * side) with a random permutation of itself: y_b[i] receives the label of
@@ -69,9 +69,8 @@ void fer_aug_eval_image (const fer_aug_config *c, const uint8_t *src,
  * alphas > 0 each batch uses one of them with p = 0.5 (timm's switch).
  * tmp holds n * image_floats floats. Returns 1 and leaves x alone when both
  * alphas are 0. */
-float fer_aug_mix_batch (float *x, int n, int channels, int side,
-    const int *y, int *y_b, float mixup_alpha, float cutmix_alpha,
-    float *tmp, fer_rng *r);
+float fer_aug_mix_batch (float *x, int n, int channels, int side, const int *y,
+    int *y_b, float mixup_alpha, float cutmix_alpha, float *tmp, fer_rng *r);
 
 G_END_DECLS
 

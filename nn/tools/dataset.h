@@ -31,15 +31,15 @@ G_BEGIN_DECLS
 
 typedef struct
 {
-  char *source;        /* where the images came from, for reports */
-  int size, channels;  /* of every stored image */
+  char *source;       /* where the images came from, for reports */
+  int size, channels; /* of every stored image */
   int n_classes;
-  char **labels;       /* n_classes names, NULL-terminated */
-  int n;               /* images */
-  uint8_t *pixels;     /* n x size x size x channels */
-  int *y;              /* n labels */
-  int64_t *counts;     /* n_classes: images per class */
-  int n_skipped;       /* unreadable images or bad rows */
+  char **labels;   /* n_classes names, NULL-terminated */
+  int n;           /* images */
+  uint8_t *pixels; /* n x size x size x channels */
+  int *y;          /* n labels */
+  int64_t *counts; /* n_classes: images per class */
+  int n_skipped;   /* unreadable images or bad rows */
 } fer_dataset;
 
 /* What the loaders report while they work; every member may be NULL. */
@@ -48,8 +48,8 @@ typedef struct
   /* An image or row that was skipped, with why (names the file or line). */
   void (*skipped) (const char *message, gpointer user_data);
   /* Decoding progress: `done` of `total` files or rows so far. */
-  void (*progress) (const char *what, gint64 done, gint64 total,
-      gpointer user_data);
+  void (*progress) (
+      const char *what, gint64 done, gint64 total, gpointer user_data);
   gpointer user_data;
 } fer_dataset_callbacks;
 
@@ -77,8 +77,8 @@ gboolean fer_dataset_load_csv (const char *path, const char *const *labels,
  * class has two or more) out of d into a new validation set, chosen by a
  * seeded shuffle; d keeps the rest in its original order. Fails when the
  * split would leave the training set without an image of some class. */
-fer_dataset *fer_dataset_split (fer_dataset *d, double fraction,
-    uint64_t seed, GError **error);
+fer_dataset *fer_dataset_split (
+    fer_dataset *d, double fraction, uint64_t seed, GError **error);
 
 void fer_dataset_free (fer_dataset *d);
 

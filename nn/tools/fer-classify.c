@@ -23,14 +23,14 @@ identity_logits (fer_model *m, const fer_image *img, float *input,
   if (!fer_tta_views (&whole, fer_model_input_size (m), fer_model_crop_size (m),
           1, &view, error))
     return FALSE;
-  return fer_preprocess (img, &view, fer_model_input_spec (m), input, scratch,
-          error)
+  return fer_preprocess (
+             img, &view, fer_model_input_spec (m), input, scratch, error)
       && fer_model_forward (m, input, 1, logits, error);
 }
 
 static void
-print_text (fer_model *m, const char *path, const float *probs,
-    const float *logits)
+print_text (
+    fer_model *m, const char *path, const float *probs, const float *logits)
 {
   int k = fer_model_n_classes (m);
   int best = fer_argmax (probs, k);
@@ -38,13 +38,12 @@ print_text (fer_model *m, const char *path, const float *probs,
   for (int c = 0; c < k; c++)
     printf ("%s%s %.4f", c ? ", " : "", fer_model_label (m, c), probs[c]);
   printf (")\n");
-  if (logits != NULL)
-    {
-      printf ("  logits:");
-      for (int c = 0; c < k; c++)
-        printf (" %s=%.6g", fer_model_label (m, c), logits[c]);
-      printf ("\n");
-    }
+  if (logits != NULL) {
+    printf ("  logits:");
+    for (int c = 0; c < k; c++)
+      printf (" %s=%.6g", fer_model_label (m, c), logits[c]);
+    printf ("\n");
+  }
 }
 
 static void
@@ -52,17 +51,16 @@ add_per_label (JsonBuilder *b, fer_model *m, const char *name, const float *v)
 {
   json_builder_set_member_name (b, name);
   json_builder_begin_object (b);
-  for (int c = 0; c < fer_model_n_classes (m); c++)
-    {
-      json_builder_set_member_name (b, fer_model_label (m, c));
-      json_builder_add_double_value (b, v[c]);
-    }
+  for (int c = 0; c < fer_model_n_classes (m); c++) {
+    json_builder_set_member_name (b, fer_model_label (m, c));
+    json_builder_add_double_value (b, v[c]);
+  }
   json_builder_end_object (b);
 }
 
 static void
-print_json (fer_model *m, const char *path, const float *probs,
-    const float *logits)
+print_json (
+    fer_model *m, const char *path, const float *probs, const float *logits)
 {
   int best = fer_argmax (probs, fer_model_n_classes (m));
   g_autoptr (JsonBuilder) b = json_builder_new ();
@@ -93,21 +91,19 @@ main (int argc, char **argv)
   /* the feremotion element's defaults: the same crop, the same answer */
   int tta = FER_TTA_DEFAULT, threads = 0;
   gboolean want_logits = FALSE, json = FALSE;
-  GOptionEntry entries[] = {
-    FER_CLI_OPTION_MODEL (&model_path),
+  GOptionEntry entries[] = { FER_CLI_OPTION_MODEL (&model_path),
     FER_CLI_OPTION_TTA (&tta, FER_TTA_DEFAULT),
-    FER_CLI_OPTION_BACKEND (&backend_text),
-    FER_CLI_OPTION_THREADS (&threads),
+    FER_CLI_OPTION_BACKEND (&backend_text), FER_CLI_OPTION_THREADS (&threads),
     { "logits", 0, 0, G_OPTION_ARG_NONE, &want_logits,
-      "Also print the raw logits of the un-augmented view", NULL },
+        "Also print the raw logits of the un-augmented view", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json,
-      "One JSON object per image and line", NULL },
+        "One JSON object per image and line", NULL },
     { G_OPTION_REMAINING, 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images, NULL,
-      NULL },
-    { NULL }
-  };
+        NULL },
+    { NULL } };
 
-  g_autoptr (GOptionContext) ctx = g_option_context_new ("IMAGE... - "
+  g_autoptr (GOptionContext) ctx = g_option_context_new (
+      "IMAGE... - "
       "classify the facial expression of face-crop images");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_description (ctx,
@@ -123,8 +119,8 @@ main (int argc, char **argv)
   if (threads < 0)
     return fer_cli_usage_error ("--threads %d: expected 0 or more", threads);
   int status = 0;
-  fer_model *m = fer_cli_load_model (model_path, backend_text, threads,
-      &status);
+  fer_model *m =
+      fer_cli_load_model (model_path, backend_text, threads, &status);
   if (m == NULL)
     return status;
 
@@ -134,34 +130,33 @@ main (int argc, char **argv)
   g_autofree float *probs = g_new (float, k);
   g_autofree float *logits = want_logits ? g_new (float, k) : NULL;
   g_autofree float *input = want_logits
-      ? g_new (float, (size_t) spec->channels * spec->size * spec->size) : NULL;
+      ? g_new (float, (size_t) spec->channels * spec->size * spec->size)
+      : NULL;
   fer_scratch *scratch = want_logits ? fer_scratch_new () : NULL;
   fer_decoded_image decoded = FER_DECODED_IMAGE_INIT;
 
-  for (char **path = images; *path != NULL; path++)
-    {
-      if (!fer_decoded_image_load (&decoded, *path, &error))
-        {
-          fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
-          g_clear_error (&error);
-          status = 1;
-          continue;
-        }
-      if (!fer_model_classify_images (m, &decoded.image, 1, tta, probs, &error)
-          || (want_logits && !identity_logits (m, &decoded.image, input,
-                  scratch, logits, &error)))
-        {
-          fprintf (stderr, "%s: cannot classify %s: %s\n", g_get_prgname (), *path,
-              error->message);
-          g_clear_error (&error);
-          status = 1;
-          continue;
-        }
-      if (json)
-        print_json (m, *path, probs, logits);
-      else
-        print_text (m, *path, probs, logits);
+  for (char **path = images; *path != NULL; path++) {
+    if (!fer_decoded_image_load (&decoded, *path, &error)) {
+      fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
+      g_clear_error (&error);
+      status = 1;
+      continue;
     }
+    if (!fer_model_classify_images (m, &decoded.image, 1, tta, probs, &error)
+        || (want_logits
+            && !identity_logits (
+                m, &decoded.image, input, scratch, logits, &error))) {
+      fprintf (stderr, "%s: cannot classify %s: %s\n", g_get_prgname (), *path,
+          error->message);
+      g_clear_error (&error);
+      status = 1;
+      continue;
+    }
+    if (json)
+      print_json (m, *path, probs, logits);
+    else
+      print_text (m, *path, probs, logits);
+  }
 
   fer_decoded_image_clear (&decoded);
   fer_scratch_free (scratch);

@@ -15,15 +15,15 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *dtype_text = NULL;
-  GOptionEntry entries[] = {
-    { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype_text,
-      "f16 or f32 (default f16)", "T" },
-    { NULL }
-  };
-  g_autoptr (GOptionContext) ctx = g_option_context_new ("IN.safetensors "
+  GOptionEntry entries[] = { { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype_text,
+                                 "f16 or f32 (default f16)", "T" },
+    { NULL } };
+  g_autoptr (GOptionContext) ctx = g_option_context_new (
+      "IN.safetensors "
       "OUT.safetensors - store a model's float tensors as F16 or F32");
   g_option_context_add_main_entries (ctx, entries, NULL);
-  g_option_context_set_description (ctx, "Exit status: 0 when OUT was "
+  g_option_context_set_description (ctx,
+      "Exit status: 0 when OUT was "
       "written and loads as a model, 1 when not, 2 on a command-line error.\n");
   if (!fer_cli_parse (ctx, &argc, &argv, TRUE))
     return FER_CLI_USAGE;
@@ -39,31 +39,28 @@ main (int argc, char **argv)
 
   g_autoptr (GError) error = NULL;
   fer_safetensors *st = fer_safetensors_open (argv[1], &error);
-  if (st == NULL)
-    {
-      fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
-      return 1;
-    }
+  if (st == NULL) {
+    fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
+    return 1;
+  }
   fer_st_writer *w = fer_st_writer_new ();
   int written = 0, dropped = 0;
   gboolean ok = TRUE;
-  for (int i = 0; ok && i < fer_safetensors_n_tensors (st); i++)
-    {
-      const fer_st_tensor *t = fer_safetensors_tensor (st, i);
-      if (t->dtype != FER_DTYPE_F32 && t->dtype != FER_DTYPE_F16
-          && t->dtype != FER_DTYPE_BF16 && t->dtype != FER_DTYPE_F64)
-        {
-          dropped++;
-          continue;
-        }
-      float *x = g_new (float, MAX (t->numel, 1));
-      fer_safetensors_read_f32 (st, t, x);
-      ok = fer_st_writer_add (w, t->name, dtype, t->ndim, t->shape, x, &error);
-      g_free (x);
-      written++;
+  for (int i = 0; ok && i < fer_safetensors_n_tensors (st); i++) {
+    const fer_st_tensor *t = fer_safetensors_tensor (st, i);
+    if (t->dtype != FER_DTYPE_F32 && t->dtype != FER_DTYPE_F16
+        && t->dtype != FER_DTYPE_BF16 && t->dtype != FER_DTYPE_F64) {
+      dropped++;
+      continue;
     }
+    float *x = g_new (float, MAX (t->numel, 1));
+    fer_safetensors_read_f32 (st, t, x);
+    ok = fer_st_writer_add (w, t->name, dtype, t->ndim, t->shape, x, &error);
+    g_free (x);
+    written++;
+  }
   for (const char *const *k = fer_safetensors_metadata_keys (st);
-      ok && *k != NULL; k++)
+       ok && *k != NULL; k++)
     fer_st_writer_set_metadata (w, *k, fer_safetensors_metadata (st, *k));
   ok = ok && fer_st_writer_save (w, argv[2], &error);
   fer_st_writer_free (w);
@@ -73,11 +70,10 @@ main (int argc, char **argv)
   fer_model_options_init (&cpu);
   cpu.backend = FER_BACKEND_CPU;
   fer_model *m = ok ? fer_model_load (argv[2], &cpu, &error) : NULL;
-  if (m == NULL)
-    {
-      fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
-      return 1;
-    }
+  if (m == NULL) {
+    fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
+    return 1;
+  }
   fer_model_free (m);
   printf ("%s: %d tensors as %s, %d integer tensors dropped\n", argv[2],
       written, dtype == FER_DTYPE_F16 ? "F16" : "F32", dropped);

@@ -55,31 +55,28 @@ dataset_skipped (const char *message, gpointer user_data)
 }
 
 static void
-dataset_progress (const char *what, gint64 done, gint64 total,
-    gpointer user_data)
+dataset_progress (
+    const char *what, gint64 done, gint64 total, gpointer user_data)
 {
   gint64 *last_tenth = user_data;
   gint64 tenth = total > 0 ? done * 10 / total : 10;
-  if (train_log_is_tty ())
-    {
-      train_log_bar ("%s: loading %s: %3d%%", g_get_prgname (), what,
-          (int) (total > 0 ? done * 100 / total : 100));
-      if (done == total)
-        train_log_end_bar ();
-    }
-  else if (tenth > *last_tenth || done == total)
-    {
-      *last_tenth = done == total ? 0 : tenth;
-      fprintf (stderr, "%s: loading %s: %d%%\n", g_get_prgname (), what,
-          (int) (total > 0 ? done * 100 / total : 100));
-    }
+  if (train_log_is_tty ()) {
+    train_log_bar ("%s: loading %s: %3d%%", g_get_prgname (), what,
+        (int) (total > 0 ? done * 100 / total : 100));
+    if (done == total)
+      train_log_end_bar ();
+  } else if (tenth > *last_tenth || done == total) {
+    *last_tenth = done == total ? 0 : tenth;
+    fprintf (stderr, "%s: loading %s: %d%%\n", g_get_prgname (), what,
+        (int) (total > 0 ? done * 100 / total : 100));
+  }
 }
 
 static char *
 fingerprint_hex (const fer_dataset *d)
 {
-  return g_strdup_printf ("%016" G_GINT64_MODIFIER "x",
-      fer_dataset_fingerprint (d));
+  return g_strdup_printf (
+      "%016" G_GINT64_MODIFIER "x", fer_dataset_fingerprint (d));
 }
 
 /* Labels of a model file, or NULL with an error. */
@@ -94,17 +91,16 @@ model_labels (const char *path, const train_options *o, GError **error)
   if (m == NULL)
     return NULL;
   fer_arch a = fer_model_arch (m);
-  if (a.stem != o->stem || a.head != o->head || a.channels != o->channels)
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "%s is a ResNet-18 with the %s stem, the %s head and %d input "
-          "channel(s); the options ask for %s, %s and %d (set --stem, --head "
-          "and --channels to match)", path, fer_stem_name (a.stem),
-          train_head_name (a.head), a.channels, fer_stem_name (o->stem),
-          train_head_name (o->head), o->channels);
-      fer_model_free (m);
-      return NULL;
-    }
+  if (a.stem != o->stem || a.head != o->head || a.channels != o->channels) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "%s is a ResNet-18 with the %s stem, the %s head and %d input "
+        "channel(s); the options ask for %s, %s and %d (set --stem, --head "
+        "and --channels to match)",
+        path, fer_stem_name (a.stem), train_head_name (a.head), a.channels,
+        fer_stem_name (o->stem), train_head_name (o->head), o->channels);
+    fer_model_free (m);
+    return NULL;
+  }
   char **labels = g_new0 (char *, fer_model_n_classes (m) + 1);
   for (int i = 0; i < fer_model_n_classes (m); i++)
     labels[i] = g_strdup (fer_model_label (m, i));
@@ -117,10 +113,10 @@ describe_dataset (const char *role, const fer_dataset *d)
 {
   g_autoptr (GString) s = g_string_new (NULL);
   for (int c = 0; c < d->n_classes; c++)
-    g_string_append_printf (s, "%s%s %" G_GINT64_FORMAT, c ? ", " : "",
-        d->labels[c], d->counts[c]);
-  train_say ("%s: %s: %d images (%s), %d skipped", role, d->source,
-      d->n, s->str, d->n_skipped);
+    g_string_append_printf (
+        s, "%s%s %" G_GINT64_FORMAT, c ? ", " : "", d->labels[c], d->counts[c]);
+  train_say ("%s: %s: %d images (%s), %d skipped", role, d->source, d->n,
+      s->str, d->n_skipped);
 }
 
 /* Loads the training and validation sets. labels: fixed labels (resume,
@@ -133,41 +129,37 @@ load_data (train_run *r, char **labels, const char *origin, GError **error)
   fer_dataset_callbacks cb = { dataset_skipped, dataset_progress, &last_tenth };
   const char *const *fixed = (const char *const *) labels;
 
-  if (o->csv != NULL)
-    {
-      if (!fer_dataset_load_csv (o->csv, fixed, origin, o->input_size,
-              o->channels, &cb, &r->train, &r->val, error))
-        return FALSE;
-    }
-  else if ((r->train = fer_dataset_load_folder (o->data, fixed, origin,
-              o->input_size, o->channels, &cb, error)) == NULL)
+  if (o->csv != NULL) {
+    if (!fer_dataset_load_csv (o->csv, fixed, origin, o->input_size,
+            o->channels, &cb, &r->train, &r->val, error))
+      return FALSE;
+  } else if ((r->train = fer_dataset_load_folder (o->data, fixed, origin,
+                  o->input_size, o->channels, &cb, error))
+      == NULL)
     return FALSE;
 
   if (o->val != NULL || o->val_split > 0)
     g_clear_pointer (&r->val, fer_dataset_free);
-  if (o->val != NULL)
-    {
-      g_autofree char *train_origin = labels != NULL ? g_strdup (origin)
-          : g_strdup_printf ("the training data %s", r->train->source);
-      r->val = fer_dataset_load_folder (o->val,
-          (const char *const *) r->train->labels, train_origin, o->input_size,
-          o->channels, &cb, error);
-      if (r->val == NULL)
-        return FALSE;
-    }
-  else if (o->val_split > 0)
-    {
-      r->val = fer_dataset_split (r->train, o->val_split, o->seed, error);
-      if (r->val == NULL)
-        return FALSE;
-    }
-  else if (r->val == NULL)
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "%s has no PublicTest rows to validate on; give --val DIR or "
-          "--val-split F", o->csv);
+  if (o->val != NULL) {
+    g_autofree char *train_origin = labels != NULL
+        ? g_strdup (origin)
+        : g_strdup_printf ("the training data %s", r->train->source);
+    r->val =
+        fer_dataset_load_folder (o->val, (const char *const *) r->train->labels,
+            train_origin, o->input_size, o->channels, &cb, error);
+    if (r->val == NULL)
       return FALSE;
-    }
+  } else if (o->val_split > 0) {
+    r->val = fer_dataset_split (r->train, o->val_split, o->seed, error);
+    if (r->val == NULL)
+      return FALSE;
+  } else if (r->val == NULL) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "%s has no PublicTest rows to validate on; give --val DIR or "
+        "--val-split F",
+        o->csv);
+    return FALSE;
+  }
   describe_dataset ("training data", r->train);
   describe_dataset ("validation data", r->val);
   return TRUE;
@@ -183,17 +175,16 @@ compute_class_weights (train_run *r)
     return;
   r->class_weights = g_new (float, d->n_classes);
   g_autoptr (GString) s = g_string_new (NULL);
-  for (int c = 0; c < d->n_classes; c++)
-    {
-      r->class_weights[c] = d->counts[c] > 0
-          ? (float) ((double) d->n / ((double) d->n_classes * d->counts[c]))
-          : 0.0f;
-      if (d->counts[c] == 0)
-        train_say ("class '%s' has no training images: its weight is 0",
-            d->labels[c]);
-      g_string_append_printf (s, "%s%s %.4f", c ? ", " : "", d->labels[c],
-          r->class_weights[c]);
-    }
+  for (int c = 0; c < d->n_classes; c++) {
+    r->class_weights[c] = d->counts[c] > 0
+        ? (float) ((double) d->n / ((double) d->n_classes * d->counts[c]))
+        : 0.0f;
+    if (d->counts[c] == 0)
+      train_say (
+          "class '%s' has no training images: its weight is 0", d->labels[c]);
+    g_string_append_printf (
+        s, "%s%s %.4f", c ? ", " : "", d->labels[c], r->class_weights[c]);
+  }
   train_say ("class weights N/(K*n_c): %s", s->str);
 }
 
@@ -212,80 +203,79 @@ static int
 open_run (train_run *r, const GArray *given, const char *command,
     char ***labels, char **labels_origin, GError **error)
 {
-  if (r->o.resume != NULL)
-    {
-      if (r->o.out != NULL && strcmp (r->o.out, r->o.resume) != 0)
-        return fer_cli_usage_error ("--out %s and --resume %s name different "
-            "run directories", r->o.out, r->o.resume);
-      r->dir = g_strdup (r->o.resume);
-      if (!train_run_load (r, error))
-        return fer_cli_usage_error ("--resume %s: %s", r->dir,
-            (*error)->message);
-      gboolean same_machine = TRUE;
-      if (!train_options_merge_resume (&r->o, r->state.options, given, r->dir,
-              &same_machine, error))
-        return fer_cli_usage_error ("%s", (*error)->message);
-      if (!same_machine)
-        train_say ("note: the run continues with other --threads or --backend "
-            "than it started with; it stays valid but will not repeat an "
-            "uninterrupted run bit for bit");
-      if (!train_options_check (&r->o, error))
-        return fer_cli_usage_error ("%s", (*error)->message);
-      if (!train_log_open (r->dir, error))
-        return fail (*error);
-      train_say ("%s (fer-train %s)", command, FER_TRAIN_VERSION);
-      train_say ("resuming %s after %d epoch%s", r->dir, r->state.epochs_done,
-          r->state.epochs_done == 1 ? "" : "s");
-      if (!train_run_recover (r, error))
-        return fail (*error);
-      *labels = g_strdupv (r->state.labels);
-      *labels_origin = g_strdup_printf ("the resumed run %s", r->dir);
-      return -1;
-    }
+  if (r->o.resume != NULL) {
+    if (r->o.out != NULL && strcmp (r->o.out, r->o.resume) != 0)
+      return fer_cli_usage_error ("--out %s and --resume %s name different "
+                                  "run directories",
+          r->o.out, r->o.resume);
+    r->dir = g_strdup (r->o.resume);
+    if (!train_run_load (r, error))
+      return fer_cli_usage_error ("--resume %s: %s", r->dir, (*error)->message);
+    gboolean same_machine = TRUE;
+    if (!train_options_merge_resume (
+            &r->o, r->state.options, given, r->dir, &same_machine, error))
+      return fer_cli_usage_error ("%s", (*error)->message);
+    if (!same_machine)
+      train_say ("note: the run continues with other --threads or --backend "
+                 "than it started with; it stays valid but will not repeat an "
+                 "uninterrupted run bit for bit");
+    if (!train_options_check (&r->o, error))
+      return fer_cli_usage_error ("%s", (*error)->message);
+    if (!train_log_open (r->dir, error))
+      return fail (*error);
+    train_say ("%s (fer-train %s)", command, FER_TRAIN_VERSION);
+    train_say ("resuming %s after %d epoch%s", r->dir, r->state.epochs_done,
+        r->state.epochs_done == 1 ? "" : "s");
+    if (!train_run_recover (r, error))
+      return fail (*error);
+    *labels = g_strdupv (r->state.labels);
+    *labels_origin = g_strdup_printf ("the resumed run %s", r->dir);
+    return -1;
+  }
 
   if (!train_options_check (&r->o, error))
     return fer_cli_usage_error ("%s", (*error)->message);
   if (r->o.out == NULL)
     return fer_cli_usage_error ("--out RUNDIR is required (or --resume "
-        "RUNDIR)");
+                                "RUNDIR)");
   r->dir = g_strdup (r->o.out);
   g_autofree char *run_json = train_run_path (r, "run.json");
   if (g_file_test (run_json, G_FILE_TEST_EXISTS))
     return fer_cli_usage_error ("%s already holds a run (%s); continue it with "
-        "--resume %s or choose another --out", r->dir, run_json, r->dir);
+                                "--resume %s or choose another --out",
+        r->dir, run_json, r->dir);
   r->state.command = g_strdup (command);
   train_options_save (r->state.options, given);
   train_say ("%s (fer-train %s)", command, FER_TRAIN_VERSION);
-  if (r->o.init != NULL)
-    {
-      *labels = model_labels (r->o.init, &r->o, error);
-      if (*labels == NULL)
-        return fail (*error);
-      *labels_origin = g_strdup_printf ("model %s (--init)", r->o.init);
-    }
+  if (r->o.init != NULL) {
+    *labels = model_labels (r->o.init, &r->o, error);
+    if (*labels == NULL)
+      return fail (*error);
+    *labels_origin = g_strdup_printf ("model %s (--init)", r->o.init);
+  }
   return -1;
 }
 
 /* Loads the data and checks it against a resumed run. */
 static gboolean
-prepare_data (train_run *r, char **labels, const char *labels_origin,
-    GError **error)
+prepare_data (
+    train_run *r, char **labels, const char *labels_origin, GError **error)
 {
   if (!load_data (r, labels, labels_origin, error))
     return FALSE;
 
   g_autofree char *train_fp = fingerprint_hex (r->train);
   g_autofree char *val_fp = fingerprint_hex (r->val);
-  if (r->o.resume != NULL)
-    {
-      gboolean train_same = strcmp (train_fp, r->state.train_fingerprint) == 0;
-      if (!train_same || strcmp (val_fp, r->state.val_fingerprint) != 0)
-        train_say ("warning: the %s data differs from the data this run "
-            "started with; the resumed run will not repeat an uninterrupted "
-            "one",
-            train_same ? "validation" : "training");
-      return TRUE;
-    }
+  if (r->o.resume != NULL) {
+    gboolean train_same = strcmp (train_fp, r->state.train_fingerprint) == 0;
+    if (!train_same || strcmp (val_fp, r->state.val_fingerprint) != 0)
+      train_say (
+          "warning: the %s data differs from the data this run "
+          "started with; the resumed run will not repeat an uninterrupted "
+          "one",
+          train_same ? "validation" : "training");
+    return TRUE;
+  }
   r->state.labels = g_strdupv (r->train->labels);
   r->state.train_fingerprint = g_strdup (train_fp);
   r->state.val_fingerprint = g_strdup (val_fp);
@@ -303,16 +293,15 @@ run_command (train_run *r, const GArray *given, const char *command)
   char **labels = NULL;
   g_autofree char *labels_origin = NULL;
   int status = open_run (r, given, command, &labels, &labels_origin, &error);
-  if (status >= 0)
-    {
-      g_strfreev (labels);
-      return status;
-    }
+  if (status >= 0) {
+    g_strfreev (labels);
+    return status;
+  }
   g_autofree char *recipe = train_options_recipe (&r->o, TRUE);
   train_say ("recipe: %s", recipe);
   if (r->o.balanced && r->o.class_weights)
     train_say ("note: --balanced-sampling and class weights both correct the "
-        "class imbalance; --no-class-weights leaves it to the sampling");
+               "class imbalance; --no-class-weights leaves it to the sampling");
   gboolean ok = prepare_data (r, labels, labels_origin, &error);
   g_strfreev (labels);
   if (!ok)
@@ -320,11 +309,16 @@ run_command (train_run *r, const GArray *given, const char *command)
 
   compute_class_weights (r);
   r->side = r->o.crop ? r->o.crop : r->o.input_size;
-  r->aug = (fer_aug_config) {
-    .size = r->o.input_size, .crop = r->side, .channels = r->o.channels,
-    .flip = r->o.flip, .rotate_deg = (float) r->o.rotate,
-    .scale = (float) r->o.scale, .translate = (float) r->o.translate,
-    .jitter = (float) r->o.jitter, .erase = (float) r->o.erase,
+  r->aug = (fer_aug_config){
+    .size = r->o.input_size,
+    .crop = r->side,
+    .channels = r->o.channels,
+    .flip = r->o.flip,
+    .rotate_deg = (float) r->o.rotate,
+    .scale = (float) r->o.scale,
+    .translate = (float) r->o.translate,
+    .jitter = (float) r->o.jitter,
+    .erase = (float) r->o.erase,
   };
   memcpy (r->aug.mean, r->o.mean, sizeof r->aug.mean);
   memcpy (r->aug.std, r->o.std, sizeof r->aug.std);
@@ -335,8 +329,8 @@ run_command (train_run *r, const GArray *given, const char *command)
   if ((r->o.resume == NULL && !train_log_open (r->dir, &error))
       || !train_run_save (r, &error))
     return fail (error);
-  g_autofree char *arch = train_options_describe_arch (&r->o,
-      r->train->n_classes);
+  g_autofree char *arch =
+      train_options_describe_arch (&r->o, r->train->n_classes);
   train_say ("model: %s; run directory %s", arch, r->dir);
 
   g_autofree char *finished = NULL;
@@ -345,9 +339,12 @@ run_command (train_run *r, const GArray *given, const char *command)
   if (finished == NULL)
     return 0;
   train_say ("training finished (%s); best epoch %d, validation accuracy "
-      "%.4f", finished, r->state.best_epoch, r->state.best_val_acc);
+             "%.4f",
+      finished, r->state.best_epoch, r->state.best_val_acc);
   return train_report_curves (r, &error)
-      && train_report_final (r, finished, &error) ? 0 : fail (error);
+          && train_report_final (r, finished, &error)
+      ? 0
+      : fail (error);
 }
 
 int
@@ -355,8 +352,9 @@ main (int argc, char **argv)
 {
   g_autofree char *command = fer_cli_shell_command (argc, argv);
   g_autoptr (GArray) given = train_option_values_new ();
-  g_autoptr (GOptionContext) ctx = g_option_context_new ("- train the "
-      "ResNet-18 expression classifier");
+  g_autoptr (GOptionContext) ctx =
+      g_option_context_new ("- train the "
+                            "ResNet-18 expression classifier");
   g_option_context_set_main_group (ctx, train_options_group_new (given));
   g_option_context_set_description (ctx,
       "The defaults are the PyTorch peer recipe "
@@ -367,7 +365,8 @@ main (int argc, char **argv)
       "Examples:\n"
       "  fer-train --data fer2013/train --val fer2013/publictest --epochs 10 "
       "--patience 0 --out runs/peer\n"
-      "  fer-train --csv fer2013.csv --head mlp --crop 44 --erase 0.5 --out runs/b\n"
+      "  fer-train --csv fer2013.csv --head mlp --crop 44 --erase 0.5 --out "
+      "runs/b\n"
       "  fer-train --resume runs/peer\n\n"
       "Exit status: 0 when training finished or stopped as asked, 1 when it "
       "could not go on, 2 on a command-line error.\n");

@@ -18,13 +18,12 @@ static GPtrArray *
 sorted_entries (const char *path, GError **error)
 {
   DIR *dir = opendir (path);
-  if (dir == NULL)
-    {
-      int e = errno;
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot read directory %s: %s",
-          path, g_strerror (e));
-      return NULL;
-    }
+  if (dir == NULL) {
+    int e = errno;
+    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot read directory %s: %s",
+        path, g_strerror (e));
+    return NULL;
+  }
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   const struct dirent *entry;
   while ((entry = readdir (dir)) != NULL)
@@ -39,9 +38,10 @@ static gboolean
 is_image_name (const char *name)
 {
   const char *dot = strrchr (name, '.');
-  return dot != NULL && (g_ascii_strcasecmp (dot, ".jpg") == 0
-      || g_ascii_strcasecmp (dot, ".jpeg") == 0
-      || g_ascii_strcasecmp (dot, ".png") == 0);
+  return dot != NULL
+      && (g_ascii_strcasecmp (dot, ".jpg") == 0
+          || g_ascii_strcasecmp (dot, ".jpeg") == 0
+          || g_ascii_strcasecmp (dot, ".png") == 0);
 }
 
 GPtrArray *
@@ -51,12 +51,11 @@ fer_image_folder_labels (const char *root, GError **error)
   if (entries == NULL)
     return NULL;
   GPtrArray *folders = g_ptr_array_new_with_free_func (g_free);
-  for (guint i = 0; i < entries->len; i++)
-    {
-      g_autofree char *dir = g_build_filename (root, entries->pdata[i], NULL);
-      if (g_file_test (dir, G_FILE_TEST_IS_DIR))
-        g_ptr_array_add (folders, g_strdup (entries->pdata[i]));
-    }
+  for (guint i = 0; i < entries->len; i++) {
+    g_autofree char *dir = g_build_filename (root, entries->pdata[i], NULL);
+    if (g_file_test (dir, G_FILE_TEST_IS_DIR))
+      g_ptr_array_add (folders, g_strdup (entries->pdata[i]));
+  }
   g_ptr_array_unref (entries);
   return folders;
 }

@@ -18,8 +18,8 @@ GPtrArray *fer_image_folder_labels (const char *root, GError **error);
 /* Appends the paths (dir/name) of dir's image files, sorted, to paths
  * (which frees them with g_free); FALSE with an error naming dir when it
  * cannot be read. */
-gboolean fer_image_folder_files (const char *dir, GPtrArray *paths,
-    GError **error);
+gboolean fer_image_folder_files (
+    const char *dir, GPtrArray *paths, GError **error);
 
 G_END_DECLS
 

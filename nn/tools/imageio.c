@@ -19,51 +19,48 @@
  * file from being read whole before its signature is checked. */
 #define MAX_FILE_SIZE ((size_t) 256 << 20)
 
-static const uint8_t png_signature[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+static const uint8_t png_signature[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a,
+  '\n' };
 
 static gboolean
 read_file (fer_decoded_image *d, const char *path, GError **error)
 {
   FILE *f = fopen (path, "rb");
-  if (f == NULL)
-    {
-      int e = errno;
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot open image %s: %s",
-          path, g_strerror (e));
-      return FALSE;
-    }
+  if (f == NULL) {
+    int e = errno;
+    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot open image %s: %s",
+        path, g_strerror (e));
+    return FALSE;
+  }
 
   d->file_size = 0;
-  for (;;)
-    {
-      if (d->file_size == d->file_capacity)
-        {
-          if (d->file_capacity >= MAX_FILE_SIZE)
-            {
-              fclose (f);
-              g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
-                  "image %s is larger than %zu MiB; expected a JPEG or PNG "
-                  "face crop", path, MAX_FILE_SIZE >> 20);
-              return FALSE;
-            }
-          d->file_capacity = MAX (d->file_capacity * 2, (size_t) 64 << 10);
-          d->file_data = g_realloc (d->file_data, d->file_capacity);
-        }
-      size_t got = fread (d->file_data + d->file_size, 1,
-          d->file_capacity - d->file_size, f);
-      if (got == 0)
-        break;
-      d->file_size += got;
+  for (;;) {
+    if (d->file_size == d->file_capacity) {
+      if (d->file_capacity >= MAX_FILE_SIZE) {
+        fclose (f);
+        g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
+            "image %s is larger than %zu MiB; expected a JPEG or PNG "
+            "face crop",
+            path, MAX_FILE_SIZE >> 20);
+        return FALSE;
+      }
+      d->file_capacity = MAX (d->file_capacity * 2, (size_t) 64 << 10);
+      d->file_data = g_realloc (d->file_data, d->file_capacity);
     }
+    size_t got = fread (
+        d->file_data + d->file_size, 1, d->file_capacity - d->file_size, f);
+    if (got == 0)
+      break;
+    d->file_size += got;
+  }
 
-  if (ferror (f))
-    {
-      int e = errno;
-      fclose (f);
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot read image %s: %s",
-          path, g_strerror (e));
-      return FALSE;
-    }
+  if (ferror (f)) {
+    int e = errno;
+    fclose (f);
+    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot read image %s: %s",
+        path, g_strerror (e));
+    return FALSE;
+  }
   fclose (f);
   return TRUE;
 }
@@ -72,38 +69,37 @@ static gboolean
 check_dimensions (const char *path, const char *kind, uint64_t width,
     uint64_t height, GError **error)
 {
-  if (width == 0 || height == 0 || width * height > FER_DECODED_IMAGE_MAX_PIXELS)
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
-          "%s: %s of %" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT " pixels; "
-          "expected 1 to %d pixels", path, kind, width, height,
-          FER_DECODED_IMAGE_MAX_PIXELS);
-      return FALSE;
-    }
+  if (width == 0 || height == 0
+      || width * height > FER_DECODED_IMAGE_MAX_PIXELS) {
+    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
+        "%s: %s of %" G_GUINT64_FORMAT "x%" G_GUINT64_FORMAT " pixels; "
+        "expected 1 to %d pixels",
+        path, kind, width, height, FER_DECODED_IMAGE_MAX_PIXELS);
+    return FALSE;
+  }
   return TRUE;
 }
 
 static gboolean
-reserve_pixels (fer_decoded_image *d, const char *path, size_t size,
-    GError **error)
+reserve_pixels (
+    fer_decoded_image *d, const char *path, size_t size, GError **error)
 {
   if (size <= d->pixels_size)
     return TRUE;
   g_free (d->pixels);
   d->pixels = g_try_malloc (size);
   d->pixels_size = d->pixels ? size : 0;
-  if (d->pixels == NULL)
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-          "%s: cannot allocate %zu bytes for the decoded image", path, size);
-      return FALSE;
-    }
+  if (d->pixels == NULL) {
+    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+        "%s: cannot allocate %zu bytes for the decoded image", path, size);
+    return FALSE;
+  }
   return TRUE;
 }
 
 static void
-set_image (fer_decoded_image *d, fer_pixel_format format, int width,
-    int height, int channels)
+set_image (fer_decoded_image *d, fer_pixel_format format, int width, int height,
+    int channels)
 {
   memset (&d->image, 0, sizeof d->image);
   d->image.format = format;
@@ -140,8 +136,7 @@ jpeg_emit_message_cb (j_common_ptr cinfo, int msg_level)
 {
   if (msg_level >= 0)
     return;
-  switch (cinfo->err->msg_code)
-    {
+  switch (cinfo->err->msg_code) {
     case JWRN_JPEG_EOF:
     case JWRN_HIT_MARKER:
     case JWRN_HUFF_BAD_CODE:
@@ -151,7 +146,7 @@ jpeg_emit_message_cb (j_common_ptr cinfo, int msg_level)
       break;
     default:
       break;
-    }
+  }
 }
 
 static gboolean
@@ -164,31 +159,29 @@ decode_jpeg (fer_decoded_image *d, const char *path, GError **error)
   err.pub.error_exit = jpeg_error_exit_cb;
   err.pub.emit_message = jpeg_emit_message_cb;
   err.message[0] = '\0';
-  if (setjmp (err.jump))
-    {
-      jpeg_destroy_decompress (&cinfo);
-      g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
-          "%s: corrupt or truncated JPEG: %s", path, err.message);
-      return FALSE;
-    }
+  if (setjmp (err.jump)) {
+    jpeg_destroy_decompress (&cinfo);
+    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
+        "%s: corrupt or truncated JPEG: %s", path, err.message);
+    return FALSE;
+  }
   jpeg_create_decompress (&cinfo);
   jpeg_mem_src (&cinfo, d->file_data, d->file_size);
   jpeg_read_header (&cinfo, TRUE);
 
-  if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK)
-    {
-      jpeg_destroy_decompress (&cinfo);
-      g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
-          "%s is a CMYK JPEG; expected a grayscale or colour (YCbCr/RGB) JPEG",
-          path);
-      return FALSE;
-    }
-  if (!check_dimensions (path, "JPEG", cinfo.image_width, cinfo.image_height,
-          error))
-    {
-      jpeg_destroy_decompress (&cinfo);
-      return FALSE;
-    }
+  if (cinfo.jpeg_color_space == JCS_CMYK
+      || cinfo.jpeg_color_space == JCS_YCCK) {
+    jpeg_destroy_decompress (&cinfo);
+    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
+        "%s is a CMYK JPEG; expected a grayscale or colour (YCbCr/RGB) JPEG",
+        path);
+    return FALSE;
+  }
+  if (!check_dimensions (
+          path, "JPEG", cinfo.image_width, cinfo.image_height, error)) {
+    jpeg_destroy_decompress (&cinfo);
+    return FALSE;
+  }
 
   gboolean gray = cinfo.num_components == 1;
   cinfo.out_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
@@ -197,20 +190,19 @@ decode_jpeg (fer_decoded_image *d, const char *path, GError **error)
   int width = cinfo.output_width, height = cinfo.output_height;
   int channels = cinfo.output_components;
   size_t stride = (size_t) width * channels;
-  if (!reserve_pixels (d, path, stride * height, error))
-    {
-      jpeg_destroy_decompress (&cinfo);
-      return FALSE;
-    }
-  while (cinfo.output_scanline < cinfo.output_height)
-    {
-      JSAMPROW row = d->pixels + cinfo.output_scanline * stride;
-      jpeg_read_scanlines (&cinfo, &row, 1);
-    }
+  if (!reserve_pixels (d, path, stride * height, error)) {
+    jpeg_destroy_decompress (&cinfo);
+    return FALSE;
+  }
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW row = d->pixels + cinfo.output_scanline * stride;
+    jpeg_read_scanlines (&cinfo, &row, 1);
+  }
   jpeg_finish_decompress (&cinfo);
   jpeg_destroy_decompress (&cinfo);
 
-  set_image (d, gray ? FER_PIXEL_GRAY8 : FER_PIXEL_RGB, width, height, channels);
+  set_image (
+      d, gray ? FER_PIXEL_GRAY8 : FER_PIXEL_RGB, width, height, channels);
   return TRUE;
 }
 
@@ -281,41 +273,37 @@ static gboolean
 decode_png (fer_decoded_image *d, const char *path, GError **error)
 {
   png_state st = { .data = d->file_data, .size = d->file_size };
-  png_structp png = png_create_read_struct (PNG_LIBPNG_VER_STRING, &st,
-      png_error_cb, png_warning_cb);
+  png_structp png = png_create_read_struct (
+      PNG_LIBPNG_VER_STRING, &st, png_error_cb, png_warning_cb);
   png_infop info = png ? png_create_info_struct (png) : NULL;
-  if (info == NULL)
-    {
-      png_destroy_read_struct (&png, NULL, NULL);
-      g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-          "%s: cannot allocate the PNG decoder", path);
-      return FALSE;
-    }
-  if (setjmp (png_jmpbuf (png)))
-    {
-      png_destroy_read_struct (&png, &info, NULL);
-      g_free (st.rows);
-      g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
-          "%s: corrupt or truncated PNG: %s", path, st.message);
-      return FALSE;
-    }
+  if (info == NULL) {
+    png_destroy_read_struct (&png, NULL, NULL);
+    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+        "%s: cannot allocate the PNG decoder", path);
+    return FALSE;
+  }
+  if (setjmp (png_jmpbuf (png))) {
+    png_destroy_read_struct (&png, &info, NULL);
+    g_free (st.rows);
+    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
+        "%s: corrupt or truncated PNG: %s", path, st.message);
+    return FALSE;
+  }
   png_set_read_fn (png, &st, png_read_cb);
   png_read_info (png, info);
 
   png_uint_32 width = png_get_image_width (png, info);
   png_uint_32 height = png_get_image_height (png, info);
-  if (!check_dimensions (path, "PNG", width, height, error))
-    {
-      png_destroy_read_struct (&png, &info, NULL);
-      return FALSE;
-    }
+  if (!check_dimensions (path, "PNG", width, height, error)) {
+    png_destroy_read_struct (&png, &info, NULL);
+    return FALSE;
+  }
   int channels = png_normalise (png, info);
   size_t stride = (size_t) width * channels;
-  if (!reserve_pixels (d, path, stride * height, error))
-    {
-      png_destroy_read_struct (&png, &info, NULL);
-      return FALSE;
-    }
+  if (!reserve_pixels (d, path, stride * height, error)) {
+    png_destroy_read_struct (&png, &info, NULL);
+    return FALSE;
+  }
 
   st.rows = g_new (png_bytep, height);
   for (png_uint_32 y = 0; y < height; y++)
@@ -325,8 +313,10 @@ decode_png (fer_decoded_image *d, const char *path, GError **error)
   png_destroy_read_struct (&png, &info, NULL);
   g_free (st.rows);
 
-  set_image (d, channels == 1 ? FER_PIXEL_GRAY8
-      : channels == 3 ? FER_PIXEL_RGB : FER_PIXEL_RGBA,
+  set_image (d,
+      channels == 1       ? FER_PIXEL_GRAY8
+          : channels == 3 ? FER_PIXEL_RGB
+                          : FER_PIXEL_RGBA,
       width, height, channels);
   return TRUE;
 }
@@ -355,7 +345,8 @@ fer_decoded_image_load (fer_decoded_image *d, const char *path, GError **error)
   else
     g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
         "%s is neither a JPEG nor a PNG file (it does not start with a JPEG "
-        "or PNG signature)", path);
+        "or PNG signature)",
+        path);
   return FALSE;
 }
 
@@ -373,8 +364,7 @@ gboolean
 fer_png_write (const char *path, const fer_image *img, GError **error)
 {
   int color_type, channels;
-  switch (img->format)
-    {
+  switch (img->format) {
     case FER_PIXEL_GRAY8:
       color_type = PNG_COLOR_TYPE_GRAY;
       channels = 1;
@@ -390,63 +380,60 @@ fer_png_write (const char *path, const fer_image *img, GError **error)
     default:
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
           "cannot write %s: PNG output takes GRAY8, RGB or RGBA images "
-          "(got pixel format %d)", path, img->format);
+          "(got pixel format %d)",
+          path, img->format);
       return FALSE;
-    }
+  }
   if (img->width <= 0 || img->height <= 0 || img->planes[0] == NULL
-      || img->strides[0] < img->width * channels)
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "cannot write %s: invalid %dx%d image (stride %d)", path,
-          img->width, img->height, img->strides[0]);
-      return FALSE;
-    }
+      || img->strides[0] < img->width * channels) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "cannot write %s: invalid %dx%d image (stride %d)", path, img->width,
+        img->height, img->strides[0]);
+    return FALSE;
+  }
 
   FILE *f = fopen (path, "wb");
-  if (f == NULL)
-    {
-      int e = errno;
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot create %s: %s",
-          path, g_strerror (e));
-      return FALSE;
-    }
+  if (f == NULL) {
+    int e = errno;
+    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot create %s: %s", path,
+        g_strerror (e));
+    return FALSE;
+  }
 
   png_state st = { 0 };
-  png_structp png = png_create_write_struct (PNG_LIBPNG_VER_STRING, &st,
-      png_error_cb, png_warning_cb);
+  png_structp png = png_create_write_struct (
+      PNG_LIBPNG_VER_STRING, &st, png_error_cb, png_warning_cb);
   png_infop info = png ? png_create_info_struct (png) : NULL;
-  if (info == NULL)
-    {
-      png_destroy_write_struct (&png, NULL);
-      fclose (f);
-      g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-          "cannot write %s: cannot allocate the PNG encoder", path);
-      return FALSE;
-    }
-  if (setjmp (png_jmpbuf (png)))
-    {
-      png_destroy_write_struct (&png, &info);
-      fclose (f);
-      remove (path);
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s: %s",
-          path, st.message);
-      return FALSE;
-    }
+  if (info == NULL) {
+    png_destroy_write_struct (&png, NULL);
+    fclose (f);
+    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+        "cannot write %s: cannot allocate the PNG encoder", path);
+    return FALSE;
+  }
+  if (setjmp (png_jmpbuf (png))) {
+    png_destroy_write_struct (&png, &info);
+    fclose (f);
+    remove (path);
+    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s: %s", path,
+        st.message);
+    return FALSE;
+  }
   png_init_io (png, f);
   png_set_IHDR (png, info, img->width, img->height, 8, color_type,
-      PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+      PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+      PNG_FILTER_TYPE_DEFAULT);
   png_write_info (png, info);
   for (int y = 0; y < img->height; y++)
     png_write_row (png, img->planes[0] + (size_t) y * img->strides[0]);
   png_write_end (png, NULL);
   png_destroy_write_struct (&png, &info);
 
-  if (fclose (f) != 0)
-    {
-      int e = errno;
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s: %s",
-          path, g_strerror (e));
-      return FALSE;
-    }
+  if (fclose (f) != 0) {
+    int e = errno;
+    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s: %s", path,
+        g_strerror (e));
+    return FALSE;
+  }
   return TRUE;
 }

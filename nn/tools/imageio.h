@@ -24,15 +24,18 @@ G_BEGIN_DECLS
  * before it. Zero-initialise (or FER_DECODED_IMAGE_INIT) before first use. */
 typedef struct
 {
-  fer_image image;     /* planes[0] points into pixels; one tightly packed plane */
+  fer_image image; /* planes[0] points into pixels; one tightly packed plane */
   uint8_t *pixels;
   size_t pixels_size;
-  uint8_t *file_data;  /* the last file read */
+  uint8_t *file_data; /* the last file read */
   size_t file_size;
   size_t file_capacity;
 } fer_decoded_image;
 
-#define FER_DECODED_IMAGE_INIT { 0 }
+#define FER_DECODED_IMAGE_INIT                                                 \
+  {                                                                            \
+    0                                                                          \
+  }
 
 /* Images above this many pixels are refused: a small header can claim a
  * gigapixel image, and the tools only ever read face crops and plots. */
@@ -40,8 +43,8 @@ typedef struct
 
 /* Replaces d's contents with the image in `path`. On failure d->image is
  * zeroed (the buffers stay for the next call) and error names the path. */
-gboolean fer_decoded_image_load (fer_decoded_image *d, const char *path,
-    GError **error);
+gboolean fer_decoded_image_load (
+    fer_decoded_image *d, const char *path, GError **error);
 
 /* Frees the buffers; d may be reused afterwards as if just initialised. */
 void fer_decoded_image_clear (fer_decoded_image *d);

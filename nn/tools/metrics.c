@@ -53,48 +53,44 @@ fer_metrics_compute (fer_metrics *m)
   fer_class_scores macro = { 0 }, weighted = { 0 };
 
   m->macro_classes = 0;
-  for (int c = 0; c < k; c++)
-    {
-      int64_t tp = m->confusion[(size_t) c * k + c];
-      int64_t support = 0, predicted = 0;
-      for (int j = 0; j < k; j++)
-        {
-          support += m->confusion[(size_t) c * k + j];
-          predicted += m->confusion[(size_t) j * k + c];
-        }
-      fer_class_scores *s = &m->per_class[c];
-      s->precision = ratio (tp, predicted);
-      s->recall = ratio (tp, support);
-      s->f1 = s->precision + s->recall > 0
-          ? 2 * s->precision * s->recall / (s->precision + s->recall) : 0.0;
-      s->support = support;
-      correct += tp;
-
-      if (support > 0)
-        {
-          macro.precision += s->precision;
-          macro.recall += s->recall;
-          macro.f1 += s->f1;
-          m->macro_classes++;
-        }
-      weighted.precision += s->precision * support;
-      weighted.recall += s->recall * support;
-      weighted.f1 += s->f1 * support;
+  for (int c = 0; c < k; c++) {
+    int64_t tp = m->confusion[(size_t) c * k + c];
+    int64_t support = 0, predicted = 0;
+    for (int j = 0; j < k; j++) {
+      support += m->confusion[(size_t) c * k + j];
+      predicted += m->confusion[(size_t) j * k + c];
     }
+    fer_class_scores *s = &m->per_class[c];
+    s->precision = ratio (tp, predicted);
+    s->recall = ratio (tp, support);
+    s->f1 = s->precision + s->recall > 0
+        ? 2 * s->precision * s->recall / (s->precision + s->recall)
+        : 0.0;
+    s->support = support;
+    correct += tp;
+
+    if (support > 0) {
+      macro.precision += s->precision;
+      macro.recall += s->recall;
+      macro.f1 += s->f1;
+      m->macro_classes++;
+    }
+    weighted.precision += s->precision * support;
+    weighted.recall += s->recall * support;
+    weighted.f1 += s->f1 * support;
+  }
 
   macro.support = weighted.support = m->n;
-  if (m->macro_classes > 0)
-    {
-      macro.precision /= m->macro_classes;
-      macro.recall /= m->macro_classes;
-      macro.f1 /= m->macro_classes;
-    }
-  if (m->n > 0)
-    {
-      weighted.precision /= m->n;
-      weighted.recall /= m->n;
-      weighted.f1 /= m->n;
-    }
+  if (m->macro_classes > 0) {
+    macro.precision /= m->macro_classes;
+    macro.recall /= m->macro_classes;
+    macro.f1 /= m->macro_classes;
+  }
+  if (m->n > 0) {
+    weighted.precision /= m->n;
+    weighted.recall /= m->n;
+    weighted.f1 /= m->n;
+  }
   m->macro = macro;
   m->weighted = weighted;
   m->accuracy = ratio (correct, m->n);
@@ -113,8 +109,8 @@ label_width (const fer_metrics *m, int min)
 }
 
 static void
-print_scores_row (FILE *out, int width, const char *title,
-    const fer_class_scores *s)
+print_scores_row (
+    FILE *out, int width, const char *title, const fer_class_scores *s)
 {
   fprintf (out, "%*s  %9.4f  %9.4f  %9.4f  %9" G_GINT64_FORMAT "\n", width,
       title, s->precision, s->recall, s->f1, s->support);
@@ -135,31 +131,35 @@ fer_metrics_print_text (const fer_metrics *m, FILE *out)
   print_scores_row (out, w, "macro avg", &m->macro);
   print_scores_row (out, w, "weighted avg", &m->weighted);
   if (m->macro_classes < m->n_classes)
-    fprintf (out, "(macro avg over the %d of %d classes present in the "
-        "data)\n", m->macro_classes, m->n_classes);
+    fprintf (out,
+        "(macro avg over the %d of %d classes present in the "
+        "data)\n",
+        m->macro_classes, m->n_classes);
 
   /* Columns wide enough for both the largest count and the label. */
   int64_t max_count = 0;
   for (size_t i = 0; i < (size_t) m->n_classes * m->n_classes; i++)
     max_count = MAX (max_count, m->confusion[i]);
   char digits[32];
-  int cw = MAX (g_snprintf (digits, sizeof digits, "%" G_GINT64_FORMAT,
-          max_count), label_width (m, 1));
+  int cw =
+      MAX (g_snprintf (digits, sizeof digits, "%" G_GINT64_FORMAT, max_count),
+          label_width (m, 1));
   int rw = label_width (m, (int) strlen ("true \\ pred"));
 
-  fprintf (out, "\nconfusion matrix (rows: true class, columns: predicted "
-      "class)\n%*s", rw, "true \\ pred");
+  fprintf (out,
+      "\nconfusion matrix (rows: true class, columns: predicted "
+      "class)\n%*s",
+      rw, "true \\ pred");
   for (int j = 0; j < m->n_classes; j++)
     fprintf (out, "  %*s", cw, m->labels[j]);
   fputc ('\n', out);
-  for (int i = 0; i < m->n_classes; i++)
-    {
-      fprintf (out, "%*s", rw, m->labels[i]);
-      for (int j = 0; j < m->n_classes; j++)
-        fprintf (out, "  %*" G_GINT64_FORMAT, cw,
-            m->confusion[(size_t) i * m->n_classes + j]);
-      fputc ('\n', out);
-    }
+  for (int i = 0; i < m->n_classes; i++) {
+    fprintf (out, "%*s", rw, m->labels[i]);
+    for (int j = 0; j < m->n_classes; j++)
+      fprintf (out, "  %*" G_GINT64_FORMAT, cw,
+          m->confusion[(size_t) i * m->n_classes + j]);
+    fputc ('\n', out);
+  }
 }
 
 static void
@@ -195,11 +195,10 @@ fer_metrics_to_json (const fer_metrics *m, JsonBuilder *b)
 
   json_builder_set_member_name (b, "per_class");
   json_builder_begin_object (b);
-  for (int c = 0; c < m->n_classes; c++)
-    {
-      json_builder_set_member_name (b, m->labels[c]);
-      scores_to_json (b, &m->per_class[c]);
-    }
+  for (int c = 0; c < m->n_classes; c++) {
+    json_builder_set_member_name (b, m->labels[c]);
+    scores_to_json (b, &m->per_class[c]);
+  }
   json_builder_end_object (b);
   json_builder_set_member_name (b, "macro_avg");
   scores_to_json (b, &m->macro);
@@ -210,21 +209,22 @@ fer_metrics_to_json (const fer_metrics *m, JsonBuilder *b)
 
   json_builder_set_member_name (b, "confusion");
   json_builder_begin_array (b);
-  for (int i = 0; i < m->n_classes; i++)
-    {
-      json_builder_begin_array (b);
-      for (int j = 0; j < m->n_classes; j++)
-        json_builder_add_int_value (b, m->confusion[(size_t) i * m->n_classes + j]);
-      json_builder_end_array (b);
-    }
+  for (int i = 0; i < m->n_classes; i++) {
+    json_builder_begin_array (b);
+    for (int j = 0; j < m->n_classes; j++)
+      json_builder_add_int_value (
+          b, m->confusion[(size_t) i * m->n_classes + j]);
+    json_builder_end_array (b);
+  }
   json_builder_end_array (b);
 }
 
 static void
 markdown_scores_row (GString *out, const char *title, const fer_class_scores *s)
 {
-  g_string_append_printf (out, "| %s | %.4f | %.4f | %.4f | %" G_GINT64_FORMAT
-      " |\n", title, s->precision, s->recall, s->f1, s->support);
+  g_string_append_printf (out,
+      "| %s | %.4f | %.4f | %.4f | %" G_GINT64_FORMAT " |\n", title,
+      s->precision, s->recall, s->f1, s->support);
 }
 
 void
@@ -232,19 +232,24 @@ fer_metrics_append_markdown (const fer_metrics *m, GString *out)
 {
   g_return_if_fail (m->computed);
 
-  g_string_append_printf (out, "Accuracy: **%.4f** (%" G_GINT64_FORMAT
-      " images)\n\n", m->accuracy, m->n);
-  g_string_append (out, "| class | precision | recall | F1 | support |\n"
+  g_string_append_printf (out,
+      "Accuracy: **%.4f** (%" G_GINT64_FORMAT " images)\n\n", m->accuracy,
+      m->n);
+  g_string_append (out,
+      "| class | precision | recall | F1 | support |\n"
       "|---|---:|---:|---:|---:|\n");
   for (int c = 0; c < m->n_classes; c++)
     markdown_scores_row (out, m->labels[c], &m->per_class[c]);
   markdown_scores_row (out, "*macro avg*", &m->macro);
   markdown_scores_row (out, "*weighted avg*", &m->weighted);
   if (m->macro_classes < m->n_classes)
-    g_string_append_printf (out, "\nThe macro average is over the %d of %d "
-        "classes present in the data.\n", m->macro_classes, m->n_classes);
+    g_string_append_printf (out,
+        "\nThe macro average is over the %d of %d "
+        "classes present in the data.\n",
+        m->macro_classes, m->n_classes);
 
-  g_string_append (out, "\nConfusion matrix (rows: true class, columns: "
+  g_string_append (out,
+      "\nConfusion matrix (rows: true class, columns: "
       "predicted class):\n\n| true \\ predicted |");
   for (int j = 0; j < m->n_classes; j++)
     g_string_append_printf (out, " %s |", m->labels[j]);
@@ -252,12 +257,11 @@ fer_metrics_append_markdown (const fer_metrics *m, GString *out)
   for (int j = 0; j < m->n_classes; j++)
     g_string_append (out, "---:|");
   g_string_append_c (out, '\n');
-  for (int i = 0; i < m->n_classes; i++)
-    {
-      g_string_append_printf (out, "| **%s** |", m->labels[i]);
-      for (int j = 0; j < m->n_classes; j++)
-        g_string_append_printf (out, " %" G_GINT64_FORMAT " |",
-            m->confusion[(size_t) i * m->n_classes + j]);
-      g_string_append_c (out, '\n');
-    }
+  for (int i = 0; i < m->n_classes; i++) {
+    g_string_append_printf (out, "| **%s** |", m->labels[i]);
+    for (int j = 0; j < m->n_classes; j++)
+      g_string_append_printf (out, " %" G_GINT64_FORMAT " |",
+          m->confusion[(size_t) i * m->n_classes + j]);
+    g_string_append_c (out, '\n');
+  }
 }

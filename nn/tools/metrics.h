@@ -24,21 +24,22 @@ G_BEGIN_DECLS
 typedef struct
 {
   double precision, recall, f1;
-  int64_t support;     /* samples whose true class this is (total for averages) */
+  int64_t support; /* samples whose true class this is (total for averages) */
 } fer_class_scores;
 
 typedef struct
 {
   int n_classes;
-  char **labels;               /* n_classes names, NULL-terminated */
-  int64_t *confusion;          /* (n_classes, n_classes): [true * n_classes + predicted] */
-  int64_t n;                   /* samples added */
+  char **labels; /* n_classes names, NULL-terminated */
+  int64_t
+      *confusion; /* (n_classes, n_classes): [true * n_classes + predicted] */
+  int64_t n;      /* samples added */
   /* Set by fer_metrics_compute, stale after the next fer_metrics_add. */
   gboolean computed;
   double accuracy;
   fer_class_scores *per_class; /* n_classes */
   fer_class_scores macro, weighted;
-  int macro_classes;           /* classes the macro average is over */
+  int macro_classes; /* classes the macro average is over */
 } fer_metrics;
 
 /* labels: n_classes names (copied). */

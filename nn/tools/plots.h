@@ -20,8 +20,8 @@ gboolean fer_plot_curves (const char *path, const fer_epoch_row *rows, int n,
  * small classes are as readable as large ones), with counts and shares in
  * the cells, class names on both axes and a colour scale. Needs
  * fer_metrics_compute first. */
-gboolean fer_plot_confusion (const char *path, const fer_metrics *m,
-    const char *title, GError **error);
+gboolean fer_plot_confusion (
+    const char *path, const fer_metrics *m, const char *title, GError **error);
 
 /* Releases the font caches the plots filled (cairo's and, through it,
  * fontconfig's), so that leak checkers see a clean exit. Call once, when no

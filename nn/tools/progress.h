@@ -11,7 +11,7 @@ G_BEGIN_DECLS
 
 typedef struct
 {
-  gboolean tty;        /* stderr is a terminal: draw the bar */
+  gboolean tty; /* stderr is a terminal: draw the bar */
   gint64 total;
   int last_tenth;
 } fer_progress;

@@ -16,22 +16,22 @@ G_BEGIN_DECLS
 /* One epoch, as in metrics.csv. */
 typedef struct
 {
-  int epoch;              /* 1-based */
-  double lr;              /* learning rate of the epoch */
-  double train_loss;      /* mean training loss (augmented, mixed batches) */
-  double train_acc;       /* training-mode accuracy on the same batches */
-  double val_loss;        /* the training criterion on the validation set */
+  int epoch;         /* 1-based */
+  double lr;         /* learning rate of the epoch */
+  double train_loss; /* mean training loss (augmented, mixed batches) */
+  double train_acc;  /* training-mode accuracy on the same batches */
+  double val_loss;   /* the training criterion on the validation set */
   double val_acc;
-  double seconds;         /* wall time of the epoch, validation included */
+  double seconds; /* wall time of the epoch, validation included */
 } fer_epoch_row;
 
-#define FER_METRICS_CSV_HEADER \
+#define FER_METRICS_CSV_HEADER                                                 \
   "epoch,lr,train_loss,train_acc,val_loss,val_acc,seconds"
 
 /* Writes the header and every row to path through a temporary file and a
  * rename, so a reader (or a killed run) never sees half a file. */
-gboolean fer_metrics_csv_write (const char *path, const fer_epoch_row *rows,
-    int n, GError **error);
+gboolean fer_metrics_csv_write (
+    const char *path, const fer_epoch_row *rows, int n, GError **error);
 
 /* An image that was left out of an evaluation, and why. */
 typedef struct
@@ -46,14 +46,15 @@ void fer_skipped_file_clear (gpointer p);
 /* What only a training run reports. */
 typedef struct
 {
-  const fer_metrics *plain;   /* best checkpoint, one view */
-  const fer_metrics *with_tta;/* best checkpoint, tta views; NULL when tta is 1 */
+  const fer_metrics *plain; /* best checkpoint, one view */
+  const fer_metrics
+      *with_tta; /* best checkpoint, tta views; NULL when tta is 1 */
   int tta;
-  const fer_epoch_row *rows;  /* every epoch of the run, resumed ones too */
+  const fer_epoch_row *rows; /* every epoch of the run, resumed ones too */
   int n_rows;
-  int best_epoch;             /* the epoch of best.safetensors */
-  const char *recipe;         /* the options that define the run */
-  const char *curves_png;     /* file names relative to the report */
+  int best_epoch;         /* the epoch of best.safetensors */
+  const char *recipe;     /* the options that define the run */
+  const char *curves_png; /* file names relative to the report */
   const char *confusion_png;
 } fer_report_training;
 
@@ -72,12 +73,12 @@ typedef struct
    * the same images with one view (NULL: no accuracy table). */
   const fer_metrics *plain;
   int tta;
-  const GArray *skipped;      /* of fer_skipped_file; may be NULL */
+  const GArray *skipped; /* of fer_skipped_file; may be NULL */
 } fer_report;
 
 /* Writes the report as Markdown to path (atomically). */
-gboolean fer_report_write (const char *path, const fer_report *r,
-    GError **error);
+gboolean fer_report_write (
+    const char *path, const fer_report *r, GError **error);
 
 /* The `max` most confused (true, predicted) pairs of m, off the diagonal,
  * largest count first (ties: by row, then column); pairs receives

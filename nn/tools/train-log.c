@@ -11,10 +11,10 @@
 
 static struct
 {
-  FILE *log;           /* RUNDIR/train.log, NULL until the directory exists */
-  GString *pending;    /* what was said before it existed */
+  FILE *log;        /* RUNDIR/train.log, NULL until the directory exists */
+  GString *pending; /* what was said before it existed */
   gboolean tty;
-  gboolean bar_open;   /* a progress bar is on the current terminal line */
+  gboolean bar_open; /* a progress bar is on the current terminal line */
 } msg;
 
 void
@@ -40,17 +40,14 @@ train_say (const char *fmt, ...)
   fprintf (stderr, "%s: %s\n", g_get_prgname (), text);
   g_autoptr (GDateTime) now = g_date_time_new_now_local ();
   g_autofree char *stamp = g_date_time_format (now, "%F %T");
-  if (msg.log != NULL)
-    {
-      fprintf (msg.log, "%s %s\n", stamp, text);
-      fflush (msg.log);
-    }
-  else
-    {
-      if (msg.pending == NULL)
-        msg.pending = g_string_new (NULL);
-      g_string_append_printf (msg.pending, "%s %s\n", stamp, text);
-    }
+  if (msg.log != NULL) {
+    fprintf (msg.log, "%s %s\n", stamp, text);
+    fflush (msg.log);
+  } else {
+    if (msg.pending == NULL)
+      msg.pending = g_string_new (NULL);
+    g_string_append_printf (msg.pending, "%s %s\n", stamp, text);
+  }
 }
 
 void
@@ -69,39 +66,37 @@ train_log_bar (const char *fmt, ...)
 void
 train_log_end_bar (void)
 {
-  if (msg.bar_open)
-    {
-      fputc ('\n', stderr);
-      msg.bar_open = FALSE;
-    }
+  if (msg.bar_open) {
+    fputc ('\n', stderr);
+    msg.bar_open = FALSE;
+  }
 }
 
 gboolean
 train_log_open (const char *dir, GError **error)
 {
-  if (g_mkdir_with_parents (dir, 0755) != 0)
-    {
-      int e = errno;
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot create run "
-          "directory %s: %s", dir, g_strerror (e));
-      return FALSE;
-    }
+  if (g_mkdir_with_parents (dir, 0755) != 0) {
+    int e = errno;
+    g_set_error (error, FER_ERROR, FER_ERROR_IO,
+        "cannot create run "
+        "directory %s: %s",
+        dir, g_strerror (e));
+    return FALSE;
+  }
   g_autofree char *log_path = g_build_filename (dir, "train.log", NULL);
   msg.log = fopen (log_path, "a");
-  if (msg.log == NULL)
-    {
-      int e = errno;
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot open %s: %s",
-          log_path, g_strerror (e));
-      return FALSE;
-    }
-  if (msg.pending != NULL)
-    {
-      fputs (msg.pending->str, msg.log);
-      fflush (msg.log);
-      g_string_free (msg.pending, TRUE);
-      msg.pending = NULL;
-    }
+  if (msg.log == NULL) {
+    int e = errno;
+    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot open %s: %s", log_path,
+        g_strerror (e));
+    return FALSE;
+  }
+  if (msg.pending != NULL) {
+    fputs (msg.pending->str, msg.log);
+    fflush (msg.log);
+    g_string_free (msg.pending, TRUE);
+    msg.pending = NULL;
+  }
   return TRUE;
 }
 

@@ -21,7 +21,8 @@ static char *
 format_eta (double seconds)
 {
   int s = (int) (seconds + 0.5);
-  return s >= 3600 ? g_strdup_printf ("%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
+  return s >= 3600
+      ? g_strdup_printf ("%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60)
       : g_strdup_printf ("%d:%02d", s / 60, s % 60);
 }
 
@@ -32,18 +33,19 @@ progress_update (progress *p, int done, double loss)
   double elapsed = (g_get_monotonic_time () - p->start) / 1e6;
   double rate = elapsed > 0 ? done / elapsed : 0.0;
   g_autofree char *eta = format_eta (rate > 0 ? (total - done) / rate : 0);
-  if (p->count.tty)
-    {
-      g_autofree char *bar = fer_progress_bar (&p->count, done, 30);
-      train_log_bar ("epoch %d/%d %s %d/%d %.1f img/s loss %.4f ETA %s\033[K",
-          p->epoch, p->epochs, bar, done, total, rate, loss, eta);
-      return;
-    }
+  if (p->count.tty) {
+    g_autofree char *bar = fer_progress_bar (&p->count, done, 30);
+    train_log_bar ("epoch %d/%d %s %d/%d %.1f img/s loss %.4f ETA %s\033[K",
+        p->epoch, p->epochs, bar, done, total, rate, loss, eta);
+    return;
+  }
   int tenth = fer_progress_next_tenth (&p->count, done);
   if (tenth > 0)
-    fprintf (stderr, "%s: epoch %d/%d: %d/%d images (%d%%), %.1f img/s, "
-        "loss %.4f, ETA %s\n", g_get_prgname (), p->epoch, p->epochs, done,
-        total, tenth * 10, rate, loss, eta);
+    fprintf (stderr,
+        "%s: epoch %d/%d: %d/%d images (%d%%), %.1f img/s, "
+        "loss %.4f, ETA %s\n",
+        g_get_prgname (), p->epoch, p->epochs, done, total, tenth * 10, rate,
+        loss, eta);
 }
 
 static double
@@ -53,8 +55,7 @@ schedule_lr (const train_run *r, int epoch)
   if (epoch < o->warmup)
     return o->lr * (epoch + 1) / (o->warmup + 1);
   int e = epoch - o->warmup, span = o->epochs - o->warmup;
-  switch (o->schedule)
-    {
+  switch (o->schedule) {
     case TRAIN_SCHEDULE_STEP:
       return o->lr * pow (o->gamma, e / o->step_size);
     case TRAIN_SCHEDULE_PLATEAU:
@@ -63,15 +64,15 @@ schedule_lr (const train_run *r, int epoch)
     default:
       /* torch's CosineAnnealingLR(T_max = span, eta_min = 0), per epoch. */
       return o->lr * 0.5 * (1.0 + cos (G_PI * e / span));
-    }
+  }
 }
 
 typedef struct
 {
   float *x, *mix_tmp, *logits;
-  float *val_logits;        /* the validation set's, for its loss */
+  float *val_logits; /* the validation set's, for its loss */
   int *y, *y_b, *order;
-  int **class_members;      /* balanced sampling: images of each class */
+  int **class_members; /* balanced sampling: images of each class */
 } buffers;
 
 /* The image order of an epoch: a permutation, or with balanced sampling
@@ -80,30 +81,28 @@ static void
 epoch_order (const train_run *r, const buffers *b, fer_rng *rng)
 {
   const fer_dataset *d = r->train;
-  if (!r->o.balanced)
-    {
-      for (int i = 0; i < d->n; i++)
-        b->order[i] = i;
-      fer_aug_shuffle (rng, b->order, d->n);
-      return;
-    }
+  if (!r->o.balanced) {
+    for (int i = 0; i < d->n; i++)
+      b->order[i] = i;
+    fer_aug_shuffle (rng, b->order, d->n);
+    return;
+  }
   int present = 0;
   for (int c = 0; c < d->n_classes; c++)
     present += d->counts[c] > 0;
-  for (int i = 0; i < d->n; i++)
-    {
-      int pick = (int) fer_rng_below (rng, (uint32_t) present), c = 0;
-      for (;; c++)
-        if (d->counts[c] > 0 && pick-- == 0)
-          break;
-      b->order[i] = b->class_members[c][fer_rng_below (rng,
-              (uint32_t) d->counts[c])];
-    }
+  for (int i = 0; i < d->n; i++) {
+    int pick = (int) fer_rng_below (rng, (uint32_t) present), c = 0;
+    for (;; c++)
+      if (d->counts[c] > 0 && pick-- == 0)
+        break;
+    b->order[i] =
+        b->class_members[c][fer_rng_below (rng, (uint32_t) d->counts[c])];
+  }
 }
 
 static gboolean
-train_epoch (train_run *r, buffers *b, int epoch, fer_epoch_row *row,
-    GError **error)
+train_epoch (
+    train_run *r, buffers *b, int epoch, fer_epoch_row *row, GError **error)
 {
   const fer_dataset *d = r->train;
   int k = d->n_classes, batch = r->o.batch;
@@ -112,48 +111,46 @@ train_epoch (train_run *r, buffers *b, int epoch, fer_epoch_row *row,
   fer_rng_seed_stream (&rng, r->o.seed, (uint64_t) epoch + 1);
   epoch_order (r, b, &rng);
 
-  progress bar = { .epoch = epoch + 1, .epochs = r->o.epochs,
-    .start = g_get_monotonic_time () };
+  progress bar = {
+    .epoch = epoch + 1, .epochs = r->o.epochs, .start = g_get_monotonic_time ()
+  };
   fer_progress_init (&bar.count, d->n);
   double loss_sum = 0.0, correct = 0.0;
   int seen = 0;
-  for (int start = 0; start < d->n; start += batch)
-    {
-      int n = MIN (batch, d->n - start);
-      if (n < 2)
-        break;   /* batch norm needs two samples; torch would fail here */
-      for (int i = 0; i < n; i++)
-        {
-          int idx = b->order[start + i];
-          fer_aug_train_image (&r->aug, fer_dataset_image (d, idx),
-              b->x + image_floats * i, &rng);
-          b->y[i] = d->y[idx];
-        }
-      float lam = fer_aug_mix_batch (b->x, n, r->aug.channels, r->side, b->y,
-          b->y_b, (float) r->o.mixup, (float) r->o.cutmix, b->mix_tmp, &rng);
-      gboolean mixed = r->o.mixup > 0 || r->o.cutmix > 0;
-      float loss;
-      if (!fer_trainer_step (r->trainer, b->x, b->y, mixed ? b->y_b : NULL,
-              lam, n, &loss, b->logits, error))
-        return FALSE;
-      if (!isfinite (loss))
-        {
-          g_set_error (error, FER_ERROR, FER_ERROR_BACKEND, "the training loss "
-              "is %f at epoch %d, images %d-%d; the run diverged (a lower "
-              "--lr may help); the last finished epoch is kept in %s",
-              loss, epoch + 1, start + 1, start + n, r->dir);
-          return FALSE;
-        }
-      for (int i = 0; i < n; i++)
-        {
-          int p = fer_argmax (b->logits + (size_t) i * k, k);
-          correct += mixed ? lam * (p == b->y[i]) + (1.0 - lam) * (p == b->y_b[i])
-              : (p == b->y[i]);
-        }
-      loss_sum += (double) loss * n;
-      seen += n;
-      progress_update (&bar, start + n, loss_sum / seen);
+  for (int start = 0; start < d->n; start += batch) {
+    int n = MIN (batch, d->n - start);
+    if (n < 2)
+      break; /* batch norm needs two samples; torch would fail here */
+    for (int i = 0; i < n; i++) {
+      int idx = b->order[start + i];
+      fer_aug_train_image (
+          &r->aug, fer_dataset_image (d, idx), b->x + image_floats * i, &rng);
+      b->y[i] = d->y[idx];
     }
+    float lam = fer_aug_mix_batch (b->x, n, r->aug.channels, r->side, b->y,
+        b->y_b, (float) r->o.mixup, (float) r->o.cutmix, b->mix_tmp, &rng);
+    gboolean mixed = r->o.mixup > 0 || r->o.cutmix > 0;
+    float loss;
+    if (!fer_trainer_step (r->trainer, b->x, b->y, mixed ? b->y_b : NULL, lam,
+            n, &loss, b->logits, error))
+      return FALSE;
+    if (!isfinite (loss)) {
+      g_set_error (error, FER_ERROR, FER_ERROR_BACKEND,
+          "the training loss "
+          "is %f at epoch %d, images %d-%d; the run diverged (a lower "
+          "--lr may help); the last finished epoch is kept in %s",
+          loss, epoch + 1, start + 1, start + n, r->dir);
+      return FALSE;
+    }
+    for (int i = 0; i < n; i++) {
+      int p = fer_argmax (b->logits + (size_t) i * k, k);
+      correct += mixed ? lam * (p == b->y[i]) + (1.0 - lam) * (p == b->y_b[i])
+                       : (p == b->y[i]);
+    }
+    loss_sum += (double) loss * n;
+    seen += n;
+    progress_update (&bar, start + n, loss_sum / seen);
+  }
   row->train_loss = loss_sum / MAX (seen, 1);
   row->train_acc = correct / MAX (seen, 1);
   train_log_bar ("epoch %d/%d: validating on %d images\033[K", epoch + 1,
@@ -169,21 +166,20 @@ validate (train_run *r, buffers *b, fer_epoch_row *row, GError **error)
   int k = d->n_classes, batch = r->o.batch;
   size_t image_floats = (size_t) r->aug.channels * r->side * r->side;
   int64_t correct = 0;
-  for (int start = 0; start < d->n; start += batch)
-    {
-      int n = MIN (batch, d->n - start);
-      float *logits = b->val_logits + (size_t) start * k;
-      for (int i = 0; i < n; i++)
-        fer_aug_eval_image (&r->aug, fer_dataset_image (d, start + i),
-            b->x + image_floats * i);
-      if (!fer_trainer_eval (r->trainer, b->x, n, logits, error))
-        return FALSE;
-      for (int i = 0; i < n; i++)
-        correct += fer_argmax (logits + (size_t) i * k, k) == d->y[start + i];
-    }
+  for (int start = 0; start < d->n; start += batch) {
+    int n = MIN (batch, d->n - start);
+    float *logits = b->val_logits + (size_t) start * k;
+    for (int i = 0; i < n; i++)
+      fer_aug_eval_image (
+          &r->aug, fer_dataset_image (d, start + i), b->x + image_floats * i);
+    if (!fer_trainer_eval (r->trainer, b->x, n, logits, error))
+      return FALSE;
+    for (int i = 0; i < n; i++)
+      correct += fer_argmax (logits + (size_t) i * k, k) == d->y[start + i];
+  }
   row->val_acc = (double) correct / MAX (d->n, 1);
-  return fer_train_loss (&r->cfg, b->val_logits, d->y, d->n, &row->val_loss,
-      error);
+  return fer_train_loss (
+      &r->cfg, b->val_logits, d->y, d->n, &row->val_loss, error);
 }
 
 
@@ -193,13 +189,13 @@ stop_reason (const train_run *r)
 {
   const train_run_state *s = &r->state;
   if (s->epochs_done >= r->o.epochs)
-    return g_strdup_printf ("completed %d epoch%s", r->o.epochs,
-        r->o.epochs == 1 ? "" : "s");
+    return g_strdup_printf (
+        "completed %d epoch%s", r->o.epochs, r->o.epochs == 1 ? "" : "s");
   if (r->o.patience > 0 && s->best_epoch > 0
       && s->epochs_done - s->best_epoch >= r->o.patience)
     return g_strdup_printf ("early stopping at epoch %d: no better validation "
-        "accuracy for %d epochs (patience %d)", s->epochs_done,
-        s->epochs_done - s->best_epoch, r->o.patience);
+                            "accuracy for %d epochs (patience %d)",
+        s->epochs_done, s->epochs_done - s->best_epoch, r->o.patience);
   return NULL;
 }
 
@@ -210,79 +206,72 @@ train_loop_run (train_run *r, char **finished, GError **error)
   int batch = r->o.batch, k = d->n_classes;
   size_t image_floats = (size_t) r->aug.channels * r->side * r->side;
   buffers b = {
-    .x = g_new (float, image_floats * batch),
-    .mix_tmp = g_new (float, image_floats * batch),
-    .logits = g_new (float, (size_t) batch * k),
+    .x = g_new (float, image_floats *batch),
+    .mix_tmp = g_new (float, image_floats *batch),
+    .logits = g_new (float, (size_t) batch *k),
     .val_logits = g_new (float, (size_t) MAX (r->val->n, 1) * k),
-    .y = g_new (int, batch), .y_b = g_new (int, batch),
+    .y = g_new (int, batch),
+    .y_b = g_new (int, batch),
     .order = g_new (int, MAX (d->n, 1)),
     .class_members = g_new0 (int *, k),
   };
-  for (int c = 0; c < k; c++)
-    {
-      b.class_members[c] = g_new (int, MAX (d->counts[c], 1));
-      for (int i = 0, m = 0; i < d->n; i++)
-        if (d->y[i] == c)
-          b.class_members[c][m++] = i;
-    }
+  for (int c = 0; c < k; c++) {
+    b.class_members[c] = g_new (int, MAX (d->counts[c], 1));
+    for (int i = 0, m = 0; i < d->n; i++)
+      if (d->y[i] == c)
+        b.class_members[c][m++] = i;
+  }
 
   gboolean ok = TRUE;
   int ran = 0;
   g_autofree char *reason = NULL;
-  while (ok && (reason = stop_reason (r)) == NULL)
-    {
-      if (r->o.stop_after > 0 && ran == r->o.stop_after)
-        {
-          train_say ("stopped after %d epoch%s as asked "
-              "(--stop-after-epochs); continue with: %s --resume %s", ran,
-              ran == 1 ? "" : "s", g_get_prgname (), r->dir);
-          break;
-        }
-      int epoch = r->state.epochs_done;
-      fer_epoch_row row = { .epoch = epoch + 1, .lr = schedule_lr (r, epoch) };
-      gint64 start = g_get_monotonic_time ();
-      fer_trainer_set_lr (r->trainer, (float) row.lr);
-      ok = train_epoch (r, &b, epoch, &row, error)
-          && validate (r, &b, &row, error);
-      if (!ok)
-        break;
-      row.seconds = (g_get_monotonic_time () - start) / 1e6;
-
-      train_run_state *s = &r->state;
-      gboolean improved = s->best_epoch == 0 || row.val_acc > s->best_val_acc;
-      if (improved)
-        {
-          s->best_epoch = row.epoch;
-          s->best_val_acc = row.val_acc;
-        }
-      if (r->o.schedule == TRAIN_SCHEDULE_PLATEAU && epoch >= r->o.warmup)
-        {
-          /* torch's ReduceLROnPlateau(mode="max"), threshold 0. */
-          if (row.val_acc > s->plateau_best)
-            {
-              s->plateau_best = row.val_acc;
-              s->plateau_bad = 0;
-            }
-          else if (++s->plateau_bad > r->o.plateau_patience)
-            {
-              s->plateau_scale *= r->o.gamma;
-              s->plateau_bad = 0;
-            }
-        }
-      s->epochs_done = row.epoch;
-      g_array_append_val (s->history, row);
-      ok = train_run_commit_epoch (r, row.epoch, row.val_acc, improved, error);
-      if (!ok)
-        break;
-      ran++;
-      train_say ("epoch %d/%d: lr %.3g, train loss %.4f acc %.4f, val loss "
-          "%.4f acc %.4f, %.1f s%s", row.epoch, r->o.epochs, row.lr,
-          row.train_loss, row.train_acc, row.val_loss, row.val_acc,
-          row.seconds, improved ? ", new best" : "");
-      g_autoptr (GError) plot_error = NULL;
-      if (!train_report_curves (r, &plot_error))
-        train_say ("warning: %s", plot_error->message);
+  while (ok && (reason = stop_reason (r)) == NULL) {
+    if (r->o.stop_after > 0 && ran == r->o.stop_after) {
+      train_say ("stopped after %d epoch%s as asked "
+                 "(--stop-after-epochs); continue with: %s --resume %s",
+          ran, ran == 1 ? "" : "s", g_get_prgname (), r->dir);
+      break;
     }
+    int epoch = r->state.epochs_done;
+    fer_epoch_row row = { .epoch = epoch + 1, .lr = schedule_lr (r, epoch) };
+    gint64 start = g_get_monotonic_time ();
+    fer_trainer_set_lr (r->trainer, (float) row.lr);
+    ok = train_epoch (r, &b, epoch, &row, error)
+        && validate (r, &b, &row, error);
+    if (!ok)
+      break;
+    row.seconds = (g_get_monotonic_time () - start) / 1e6;
+
+    train_run_state *s = &r->state;
+    gboolean improved = s->best_epoch == 0 || row.val_acc > s->best_val_acc;
+    if (improved) {
+      s->best_epoch = row.epoch;
+      s->best_val_acc = row.val_acc;
+    }
+    if (r->o.schedule == TRAIN_SCHEDULE_PLATEAU && epoch >= r->o.warmup) {
+      /* torch's ReduceLROnPlateau(mode="max"), threshold 0. */
+      if (row.val_acc > s->plateau_best) {
+        s->plateau_best = row.val_acc;
+        s->plateau_bad = 0;
+      } else if (++s->plateau_bad > r->o.plateau_patience) {
+        s->plateau_scale *= r->o.gamma;
+        s->plateau_bad = 0;
+      }
+    }
+    s->epochs_done = row.epoch;
+    g_array_append_val (s->history, row);
+    ok = train_run_commit_epoch (r, row.epoch, row.val_acc, improved, error);
+    if (!ok)
+      break;
+    ran++;
+    train_say ("epoch %d/%d: lr %.3g, train loss %.4f acc %.4f, val loss "
+               "%.4f acc %.4f, %.1f s%s",
+        row.epoch, r->o.epochs, row.lr, row.train_loss, row.train_acc,
+        row.val_loss, row.val_acc, row.seconds, improved ? ", new best" : "");
+    g_autoptr (GError) plot_error = NULL;
+    if (!train_report_curves (r, &plot_error))
+      train_say ("warning: %s", plot_error->message);
+  }
 
   *finished = ok ? g_steal_pointer (&reason) : NULL;
   g_free (b.x);

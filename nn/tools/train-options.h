@@ -53,7 +53,7 @@ typedef struct
 typedef struct
 {
   char *name;
-  char *value;   /* NULL for flags */
+  char *value; /* NULL for flags */
 } train_option_value;
 
 /* An empty GArray of train_option_value that frees its elements. */
@@ -68,8 +68,8 @@ void train_options_init (train_options *o);
 void train_options_clear (train_options *o);
 
 /* Applies the pairs of `given` in order. */
-gboolean train_options_apply (train_options *o, const GArray *given,
-    GError **error);
+gboolean train_options_apply (
+    train_options *o, const GArray *given, GError **error);
 
 /* Checks between options, once all are applied (a --crop equal to
  * --input-size becomes 0: no cropping). */

@@ -14,8 +14,8 @@ G_BEGIN_DECLS
 gboolean train_report_curves (const train_run *r, GError **error);
 
 /* The end of the run; stop_reason says why it ended. */
-gboolean train_report_final (const train_run *r, const char *stop_reason,
-    GError **error);
+gboolean train_report_final (
+    const train_run *r, const char *stop_reason, GError **error);
 
 G_END_DECLS
 

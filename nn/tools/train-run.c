@@ -50,18 +50,17 @@ run_state_save (const train_run_state *s, const char *path, GError **error)
   json_builder_add_string_value (b, s->command);
   json_builder_set_member_name (b, "options");
   json_builder_begin_array (b);
-  for (guint i = 0; i < s->options->len; i++)
-    {
-      const train_option_value *o =
-          &g_array_index (s->options, train_option_value, i);
-      json_builder_begin_array (b);
-      json_builder_add_string_value (b, o->name);
-      if (o->value != NULL)
-        json_builder_add_string_value (b, o->value);
-      else
-        json_builder_add_null_value (b);
-      json_builder_end_array (b);
-    }
+  for (guint i = 0; i < s->options->len; i++) {
+    const train_option_value *o =
+        &g_array_index (s->options, train_option_value, i);
+    json_builder_begin_array (b);
+    json_builder_add_string_value (b, o->name);
+    if (o->value != NULL)
+      json_builder_add_string_value (b, o->value);
+    else
+      json_builder_add_null_value (b);
+    json_builder_end_array (b);
+  }
   json_builder_end_array (b);
   json_builder_set_member_name (b, "labels");
   json_builder_begin_array (b);
@@ -86,23 +85,21 @@ run_state_save (const train_run_state *s, const char *path, GError **error)
   json_builder_add_double_value (b, s->plateau_scale);
   json_builder_set_member_name (b, "history");
   json_builder_begin_array (b);
-  for (guint i = 0; i < s->history->len; i++)
-    {
-      const fer_epoch_row *r = &g_array_index (s->history, fer_epoch_row, i);
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "epoch");
-      json_builder_add_int_value (b, r->epoch);
-      const char *names[] = { "lr", "train_loss", "train_acc", "val_loss",
-        "val_acc", "seconds" };
-      const double values[] = { r->lr, r->train_loss, r->train_acc,
-        r->val_loss, r->val_acc, r->seconds };
-      for (guint k = 0; k < G_N_ELEMENTS (names); k++)
-        {
-          json_builder_set_member_name (b, names[k]);
-          json_builder_add_double_value (b, values[k]);
-        }
-      json_builder_end_object (b);
+  for (guint i = 0; i < s->history->len; i++) {
+    const fer_epoch_row *r = &g_array_index (s->history, fer_epoch_row, i);
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "epoch");
+    json_builder_add_int_value (b, r->epoch);
+    const char *names[] = { "lr", "train_loss", "train_acc", "val_loss",
+      "val_acc", "seconds" };
+    const double values[] = { r->lr, r->train_loss, r->train_acc, r->val_loss,
+      r->val_acc, r->seconds };
+    for (guint k = 0; k < G_N_ELEMENTS (names); k++) {
+      json_builder_set_member_name (b, names[k]);
+      json_builder_add_double_value (b, values[k]);
     }
+    json_builder_end_object (b);
+  }
   json_builder_end_array (b);
   json_builder_end_object (b);
 
@@ -113,12 +110,11 @@ run_state_save (const train_run_state *s, const char *path, GError **error)
   gsize len;
   g_autofree char *text = json_generator_to_data (gen, &len);
   g_autoptr (GError) e = NULL;
-  if (!g_file_set_contents (path, text, (gssize) len, &e))
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s: %s", path,
-          e->message);
-      return FALSE;
-    }
+  if (!g_file_set_contents (path, text, (gssize) len, &e)) {
+    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s: %s", path,
+        e->message);
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -127,15 +123,15 @@ run_state_load (train_run_state *s, const char *path, GError **error)
 {
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) e = NULL;
-  if (!json_parser_load_from_file (parser, path, &e))
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "cannot read %s: %s",
-          path, e->message);
-      return FALSE;
-    }
+  if (!json_parser_load_from_file (parser, path, &e)) {
+    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "cannot read %s: %s", path,
+        e->message);
+    return FALSE;
+  }
   JsonNode *root = json_parser_get_root (parser);
   JsonObject *o = root && JSON_NODE_HOLDS_OBJECT (root)
-      ? json_node_get_object (root) : NULL;
+      ? json_node_get_object (root)
+      : NULL;
   const char *required[] = { "format", "command", "options", "labels",
     "train_fingerprint", "val_fingerprint", "epochs_done", "best_epoch",
     "best_val_acc", "plateau_best", "plateau_bad_epochs", "plateau_scale",
@@ -143,37 +139,39 @@ run_state_load (train_run_state *s, const char *path, GError **error)
   for (guint i = 0; o != NULL && i < G_N_ELEMENTS (required); i++)
     if (!json_object_has_member (o, required[i]))
       o = NULL;
-  if (o == NULL || g_strcmp0 (json_object_get_string_member (o, "format"),
-          RUN_FORMAT) != 0)
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "%s is not a fer-train "
-          "run file (\"format\": \"%s\" with the run's options, labels and "
-          "progress expected)", path, RUN_FORMAT);
-      return FALSE;
-    }
+  if (o == NULL
+      || g_strcmp0 (json_object_get_string_member (o, "format"), RUN_FORMAT)
+          != 0) {
+    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
+        "%s is not a fer-train "
+        "run file (\"format\": \"%s\" with the run's options, labels and "
+        "progress expected)",
+        path, RUN_FORMAT);
+    return FALSE;
+  }
 
   s->command = g_strdup (json_object_get_string_member (o, "command"));
   JsonArray *options = json_object_get_array_member (o, "options");
-  for (guint i = 0; options != NULL && i < json_array_get_length (options); i++)
-    {
-      JsonArray *pair = json_array_get_array_element (options, i);
-      if (pair == NULL || json_array_get_length (pair) != 2)
-        continue;
-      JsonNode *v = json_array_get_element (pair, 1);
-      train_option_value ov = {
-        g_strdup (json_array_get_string_element (pair, 0)),
-        JSON_NODE_HOLDS_NULL (v) ? NULL : g_strdup (json_node_get_string (v)) };
-      g_array_append_val (s->options, ov);
-    }
+  for (guint i = 0; options != NULL && i < json_array_get_length (options);
+       i++) {
+    JsonArray *pair = json_array_get_array_element (options, i);
+    if (pair == NULL || json_array_get_length (pair) != 2)
+      continue;
+    JsonNode *v = json_array_get_element (pair, 1);
+    train_option_value ov = { g_strdup (
+                                  json_array_get_string_element (pair, 0)),
+      JSON_NODE_HOLDS_NULL (v) ? NULL : g_strdup (json_node_get_string (v)) };
+    g_array_append_val (s->options, ov);
+  }
   JsonArray *labels = json_object_get_array_member (o, "labels");
   guint n_labels = labels ? json_array_get_length (labels) : 0;
   s->labels = g_new0 (char *, n_labels + 1);
   for (guint i = 0; i < n_labels; i++)
     s->labels[i] = g_strdup (json_array_get_string_element (labels, i));
-  s->train_fingerprint = g_strdup (json_object_get_string_member (o,
-          "train_fingerprint"));
-  s->val_fingerprint = g_strdup (json_object_get_string_member (o,
-          "val_fingerprint"));
+  s->train_fingerprint =
+      g_strdup (json_object_get_string_member (o, "train_fingerprint"));
+  s->val_fingerprint =
+      g_strdup (json_object_get_string_member (o, "val_fingerprint"));
   s->epochs_done = (int) json_object_get_int_member (o, "epochs_done");
   s->best_epoch = (int) json_object_get_int_member (o, "best_epoch");
   s->best_val_acc = json_object_get_double_member (o, "best_val_acc");
@@ -181,30 +179,30 @@ run_state_load (train_run_state *s, const char *path, GError **error)
   s->plateau_bad = (int) json_object_get_int_member (o, "plateau_bad_epochs");
   s->plateau_scale = json_object_get_double_member (o, "plateau_scale");
   JsonArray *history = json_object_get_array_member (o, "history");
-  for (guint i = 0; history != NULL && i < json_array_get_length (history); i++)
-    {
-      JsonObject *r = json_array_get_object_element (history, i);
-      if (r == NULL)
-        continue;
-      fer_epoch_row row = {
-        (int) json_object_get_int_member_with_default (r, "epoch", 0),
-        json_object_get_double_member_with_default (r, "lr", NAN),
-        json_object_get_double_member_with_default (r, "train_loss", NAN),
-        json_object_get_double_member_with_default (r, "train_acc", NAN),
-        json_object_get_double_member_with_default (r, "val_loss", NAN),
-        json_object_get_double_member_with_default (r, "val_acc", NAN),
-        json_object_get_double_member_with_default (r, "seconds", NAN),
-      };
-      g_array_append_val (s->history, row);
-    }
+  for (guint i = 0; history != NULL && i < json_array_get_length (history);
+       i++) {
+    JsonObject *r = json_array_get_object_element (history, i);
+    if (r == NULL)
+      continue;
+    fer_epoch_row row = {
+      (int) json_object_get_int_member_with_default (r, "epoch", 0),
+      json_object_get_double_member_with_default (r, "lr", NAN),
+      json_object_get_double_member_with_default (r, "train_loss", NAN),
+      json_object_get_double_member_with_default (r, "train_acc", NAN),
+      json_object_get_double_member_with_default (r, "val_loss", NAN),
+      json_object_get_double_member_with_default (r, "val_acc", NAN),
+      json_object_get_double_member_with_default (r, "seconds", NAN),
+    };
+    g_array_append_val (s->history, row);
+  }
   if (n_labels < 2 || s->epochs_done < 0
-      || (int) s->history->len != s->epochs_done)
-    {
-      g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "%s is inconsistent: "
-          "%u labels, %d epochs done, %u history rows", path, n_labels,
-          s->epochs_done, s->history->len);
-      return FALSE;
-    }
+      || (int) s->history->len != s->epochs_done) {
+    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
+        "%s is inconsistent: "
+        "%u labels, %d epochs done, %u history rows",
+        path, n_labels, s->epochs_done, s->history->len);
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -247,9 +245,8 @@ train_run_load (train_run *r, GError **error)
   return run_state_load (&r->state, path, error);
 }
 
-static const char *const checkpoint_names[] = {
-  "last.safetensors", "last.state", "best.safetensors"
-};
+static const char *const checkpoint_names[] = { "last.safetensors",
+  "last.state", "best.safetensors" };
 
 static char *
 staged_path (const train_run *r, const char *name, int epoch)
@@ -261,19 +258,20 @@ staged_path (const train_run *r, const char *name, int epoch)
 gboolean
 train_run_recover (const train_run *r, GError **error)
 {
-  for (guint i = 0; i < G_N_ELEMENTS (checkpoint_names); i++)
-    {
-      g_autofree char *staged = staged_path (r, checkpoint_names[i],
-          r->state.epochs_done);
-      g_autofree char *final = train_run_path (r, checkpoint_names[i]);
-      if (g_file_test (staged, G_FILE_TEST_EXISTS) && g_rename (staged, final) != 0)
-        {
-          int e = errno;
-          g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot rename %s to %s: "
-              "%s", staged, final, g_strerror (e));
-          return FALSE;
-        }
+  for (guint i = 0; i < G_N_ELEMENTS (checkpoint_names); i++) {
+    g_autofree char *staged =
+        staged_path (r, checkpoint_names[i], r->state.epochs_done);
+    g_autofree char *final = train_run_path (r, checkpoint_names[i]);
+    if (g_file_test (staged, G_FILE_TEST_EXISTS)
+        && g_rename (staged, final) != 0) {
+      int e = errno;
+      g_set_error (error, FER_ERROR, FER_ERROR_IO,
+          "cannot rename %s to %s: "
+          "%s",
+          staged, final, g_strerror (e));
+      return FALSE;
     }
+  }
   GDir *dir = g_dir_open (r->dir, 0, error);
   if (dir == NULL)
     return FALSE;
@@ -281,20 +279,20 @@ train_run_recover (const train_run *r, GError **error)
   while ((name = g_dir_read_name (dir)) != NULL)
     for (guint i = 0; i < G_N_ELEMENTS (checkpoint_names); i++)
       if (g_str_has_prefix (name, checkpoint_names[i])
-          && g_str_has_prefix (name + strlen (checkpoint_names[i]), ".epoch-"))
-        {
-          g_autofree char *path = train_run_path (r, name);
-          train_say ("removing %s, written by an epoch that did not finish",
-              path);
-          g_unlink (path);
-        }
+          && g_str_has_prefix (
+              name + strlen (checkpoint_names[i]), ".epoch-")) {
+        g_autofree char *path = train_run_path (r, name);
+        train_say (
+            "removing %s, written by an epoch that did not finish", path);
+        g_unlink (path);
+      }
   g_dir_close (dir);
   return TRUE;
 }
 
 static const char *const *
-checkpoint_metadata (const train_run *r, int epoch, double val_acc,
-    GPtrArray *kv)
+checkpoint_metadata (
+    const train_run *r, int epoch, double val_acc, GPtrArray *kv)
 {
   const train_options *o = &r->o;
   g_autofree char *labels = g_strjoinv (",", r->train->labels);
@@ -310,21 +308,20 @@ checkpoint_metadata (const train_run *r, int epoch, double val_acc,
     { "fer.std", std->str },
     { "fer.trained_by", "fer-train " FER_TRAIN_VERSION },
   };
-  for (guint i = 0; i < G_N_ELEMENTS (pairs); i++)
-    {
-      g_ptr_array_add (kv, g_strdup (pairs[i][0]));
-      g_ptr_array_add (kv, g_strdup (pairs[i][1]));
-    }
+  for (guint i = 0; i < G_N_ELEMENTS (pairs); i++) {
+    g_ptr_array_add (kv, g_strdup (pairs[i][0]));
+    g_ptr_array_add (kv, g_strdup (pairs[i][1]));
+  }
   g_ptr_array_add (kv, g_strdup ("fer.input_size"));
   g_ptr_array_add (kv, g_strdup_printf ("%d", o->input_size));
-  if (o->crop > 0)
-    {
-      g_ptr_array_add (kv, g_strdup ("fer.crop_size"));
-      g_ptr_array_add (kv, g_strdup_printf ("%d", o->crop));
-    }
+  if (o->crop > 0) {
+    g_ptr_array_add (kv, g_strdup ("fer.crop_size"));
+    g_ptr_array_add (kv, g_strdup_printf ("%d", o->crop));
+  }
   g_ptr_array_add (kv, g_strdup ("fer.dataset"));
-  g_ptr_array_add (kv, g_strdup_printf ("train: %s; validation: %s",
-          r->train->source, r->val->source));
+  g_ptr_array_add (kv,
+      g_strdup_printf (
+          "train: %s; validation: %s", r->train->source, r->val->source));
   g_ptr_array_add (kv, g_strdup ("fer.val_accuracy"));
   g_ptr_array_add (kv, g_strdup_printf ("%.4f", val_acc));
   g_ptr_array_add (kv, g_strdup ("fer.epoch"));
@@ -339,7 +336,9 @@ gboolean
 train_run_start_trainer (train_run *r, GError **error)
 {
   const train_options *o = &r->o;
-  fer_arch arch = { .stem = o->stem, .head = o->head, .channels = o->channels,
+  fer_arch arch = { .stem = o->stem,
+    .head = o->head,
+    .channels = o->channels,
     .n_classes = r->train->n_classes };
   fer_train_config *cfg = &r->cfg;
   fer_train_config_init (cfg, &arch);
@@ -348,8 +347,8 @@ train_run_start_trainer (train_run *r, GError **error)
   cfg->optimizer = o->optimizer;
   cfg->lr = (float) o->lr;
   cfg->weight_decay = (float) o->weight_decay;
-  cfg->momentum = o->optimizer == FER_OPTIMIZER_SGD ? (float) o->momentum
-      : 0.0f;
+  cfg->momentum =
+      o->optimizer == FER_OPTIMIZER_SGD ? (float) o->momentum : 0.0f;
   cfg->nesterov = o->nesterov;
   cfg->label_smoothing = (float) o->label_smoothing;
   cfg->focal_gamma = (float) o->focal_gamma;
@@ -358,11 +357,10 @@ train_run_start_trainer (train_run *r, GError **error)
   cfg->threads = o->threads;
   cfg->seed = o->seed;
 
-  if (r->state.epochs_done == 0)
-    {
-      r->trainer = fer_trainer_new (cfg, o->init, error);
-      return r->trainer != NULL;
-    }
+  if (r->state.epochs_done == 0) {
+    r->trainer = fer_trainer_new (cfg, o->init, error);
+    return r->trainer != NULL;
+  }
   g_autofree char *last = train_run_path (r, "last.safetensors");
   g_autofree char *state = train_run_path (r, "last.state");
   r->trainer = fer_trainer_new (cfg, last, error);
@@ -371,8 +369,8 @@ train_run_start_trainer (train_run *r, GError **error)
 }
 
 gboolean
-train_run_commit_epoch (train_run *r, int epoch, double val_acc,
-    gboolean improved, GError **error)
+train_run_commit_epoch (
+    train_run *r, int epoch, double val_acc, gboolean improved, GError **error)
 {
   g_autoptr (GPtrArray) kv = g_ptr_array_new_with_free_func (g_free);
   const char *const *meta = checkpoint_metadata (r, epoch, val_acc, kv);
@@ -381,8 +379,9 @@ train_run_commit_epoch (train_run *r, int epoch, double val_acc,
   g_autofree char *best = staged_path (r, "best.safetensors", epoch);
   if (!fer_trainer_save_model (r->trainer, last, FER_DTYPE_F32, meta, error)
       || !fer_trainer_save_state (r->trainer, state, error)
-      || (improved && !fer_trainer_save_model (r->trainer, best, FER_DTYPE_F32,
-              meta, error)))
+      || (improved
+          && !fer_trainer_save_model (
+              r->trainer, best, FER_DTYPE_F32, meta, error)))
     return FALSE;
 
   return train_run_save (r, error) && train_run_recover (r, error);

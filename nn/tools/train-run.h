@@ -25,17 +25,17 @@ G_BEGIN_DECLS
 /* What run.json records. */
 typedef struct
 {
-  GArray *options;       /* of train_option_value: the run's saved options */
-  char *command;         /* the command that started the run */
+  GArray *options; /* of train_option_value: the run's saved options */
+  char *command;   /* the command that started the run */
   char **labels;
   char *train_fingerprint, *val_fingerprint;
   int epochs_done;
-  int best_epoch;        /* 0: none yet */
+  int best_epoch; /* 0: none yet */
   double best_val_acc;
-  double plateau_best;   /* plateau schedule: best accuracy so far */
-  int plateau_bad;       /* epochs since it improved */
-  double plateau_scale;  /* product of the reductions so far */
-  GArray *history;       /* of fer_epoch_row */
+  double plateau_best;  /* plateau schedule: best accuracy so far */
+  int plateau_bad;      /* epochs since it improved */
+  double plateau_scale; /* product of the reductions so far */
+  GArray *history;      /* of fer_epoch_row */
 } train_run_state;
 
 typedef struct
@@ -44,11 +44,11 @@ typedef struct
   char *dir;
   train_run_state state;
   fer_dataset *train, *val;
-  float *class_weights;      /* n_classes, or NULL */
-  fer_train_config cfg;      /* the trainer's (its class weights above) */
+  float *class_weights; /* n_classes, or NULL */
+  fer_train_config cfg; /* the trainer's (its class weights above) */
   fer_trainer *trainer;
   fer_aug_config aug;
-  int side;                  /* of the network input (the crop when cropping) */
+  int side; /* of the network input (the crop when cropping) */
 } train_run;
 
 void train_run_init (train_run *r);
@@ -73,8 +73,8 @@ gboolean train_run_start_trainer (train_run *r, GError **error);
 
 /* Commits the epoch that r->state now ends with: stages its checkpoints
  * (best.safetensors too when it improved), writes run.json, renames. */
-gboolean train_run_commit_epoch (train_run *r, int epoch, double val_acc,
-    gboolean improved, GError **error);
+gboolean train_run_commit_epoch (
+    train_run *r, int epoch, double val_acc, gboolean improved, GError **error);
 
 G_END_DECLS
 

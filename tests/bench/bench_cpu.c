@@ -37,20 +37,20 @@ main (int argc, char **argv)
   int threads = 1;
   double seconds = 2.0;
   GOptionEntry entries[] = {
-    {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Model file", "M"},
-    {"backend", 0, 0, G_OPTION_ARG_STRING, &backend_s, "cpu (default), cuda or auto", "B"},
-    {"threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads", "N"},
-    {"seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds, "Time per case", "S"},
-    {"faces", 0, 0, G_OPTION_ARG_STRING, &faces_s, "Faces per frame", "LIST"},
-    {"tta", 0, 0, G_OPTION_ARG_STRING, &tta_s, "TTA views", "LIST"},
-    {NULL}
+    { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Model file", "M" },
+    { "backend", 0, 0, G_OPTION_ARG_STRING, &backend_s,
+        "cpu (default), cuda or auto", "B" },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads", "N" },
+    { "seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds, "Time per case", "S" },
+    { "faces", 0, 0, G_OPTION_ARG_STRING, &faces_s, "Faces per frame", "LIST" },
+    { "tta", 0, 0, G_OPTION_ARG_STRING, &tta_s, "TTA views", "LIST" }, { NULL }
   };
   GError *error = NULL;
   GOptionContext *ctx = g_option_context_new ("- libfernn CPU benchmark");
   g_option_context_add_main_entries (ctx, entries, NULL);
   if (!g_option_context_parse (ctx, &argc, &argv, &error) || !model) {
-    fprintf (stderr, "bench-cpu: %s\n", error ? error->message
-        : "--model is required");
+    fprintf (stderr, "bench-cpu: %s\n",
+        error ? error->message : "--model is required");
     return 2;
   }
   g_option_context_free (ctx);
@@ -89,12 +89,12 @@ main (int argc, char **argv)
       int n = faces[fi], T = ttas[ti];
       fer_rect *rects = g_new (fer_rect, n);
       for (int i = 0; i < n; i++)
-        rects[i] = (fer_rect) { (float) (i * 17 % (W - 96)),
+        rects[i] = (fer_rect){ (float) (i * 17 % (W - 96)),
           (float) (i * 29 % (H - 96)), 96, 96 };
-      float *probs = g_new (float, (size_t) n * k);
+      float *probs = g_new (float, (size_t) n *k);
       size_t per = (size_t) spec->channels * spec->size * spec->size;
-      float *x = g_new0 (float, per * n * T);
-      float *logits = g_new (float, (size_t) n * T * k);
+      float *x = g_new0 (float, per *n *T);
+      float *logits = g_new (float, (size_t) n *T *k);
 
       /* warm-up: grows every buffer to its steady-state size */
       if (!fer_model_classify (m, &img, rects, n, T, probs, &error))
@@ -117,8 +117,8 @@ main (int argc, char **argv)
       double forward_vps = iters * n * T / t;
 
       printf ("{\"impl\": \"libfernn\", \"backend\": \"%s\", "
-          "\"threads\": %d, \"tta\": %d, \"faces\": %d, "
-          "\"faces_per_s\": %.2f, \"forward_views_per_s\": %.2f}\n",
+              "\"threads\": %d, \"tta\": %d, \"faces\": %d, "
+              "\"faces_per_s\": %.2f, \"forward_views_per_s\": %.2f}\n",
           fer_backend_type_to_string (fer_model_backend (m)), threads, T, n,
           classify_fps, forward_vps);
       fflush (stdout);

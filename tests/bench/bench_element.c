@@ -32,7 +32,7 @@
 typedef struct
 {
   gint faces;
-  gint64 first_in;              /* monotonic us, 0 until the first buffer */
+  gint64 first_in; /* monotonic us, 0 until the first buffer */
 } BenchProbe;
 
 static double
@@ -42,7 +42,7 @@ now (void)
 }
 
 static gint *
-parse_list (const gchar * s, gint * n)
+parse_list (const gchar *s, gint *n)
 {
   gchar **parts = g_strsplit (s, ",", -1);
   gint *v;
@@ -58,7 +58,7 @@ parse_list (const gchar * s, gint * n)
 /* Sink pad of feremotion: stamps the first buffer and, for F > 1, gives
  * each buffer its F face ROIs (what facedetect would attach). */
 static GstPadProbeReturn
-on_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+on_buffer (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
 {
   BenchProbe *p = user_data;
   GstBuffer *buf = GST_PAD_PROBE_INFO_BUFFER (info);
@@ -68,8 +68,8 @@ on_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
   if (p->faces > 1) {
     buf = gst_buffer_make_writable (buf);
     for (gint f = 0; f < p->faces; f++)
-      gst_buffer_add_video_region_of_interest_meta (buf, "face",
-          (guint) (f * FACE_SIZE), 0, FACE_SIZE, FACE_SIZE);
+      gst_buffer_add_video_region_of_interest_meta (
+          buf, "face", (guint) (f * FACE_SIZE), 0, FACE_SIZE, FACE_SIZE);
     GST_PAD_PROBE_INFO_DATA (info) = buf;
   }
   return GST_PAD_PROBE_OK;
@@ -78,15 +78,16 @@ on_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 /* Frames per second through the element, or a negative value after
  * printing why the pipeline failed. */
 static double
-run_element (const gchar * model, const gchar * backend, gint threads,
+run_element (const gchar *model, const gchar *backend, gint threads,
     gint frames, gint faces, gint tta, gboolean post)
 {
-  gchar *desc = g_strdup_printf ("videotestsrc num-buffers=%d pattern=snow "
+  gchar *desc = g_strdup_printf (
+      "videotestsrc num-buffers=%d pattern=snow "
       "! video/x-raw,format=GRAY8,width=%d,height=%d,framerate=30/1 "
       "! feremotion name=fer backend=%s threads=%d tta=%d mode=%s "
-      "post-messages=%s ! fakesink sync=false", frames, FACE_SIZE * faces,
-      FACE_SIZE, backend, threads, tta, faces > 1 ? "roi" : "frame",
-      post ? "true" : "false");
+      "post-messages=%s ! fakesink sync=false",
+      frames, FACE_SIZE * faces, FACE_SIZE, backend, threads, tta,
+      faces > 1 ? "roi" : "frame", post ? "true" : "false");
   GError *error = NULL;
   GstElement *pipeline = gst_parse_launch (desc, &error);
   GstElement *fer;
@@ -98,8 +99,8 @@ run_element (const gchar * model, const gchar * backend, gint threads,
 
   g_free (desc);
   if (!pipeline || error) {
-    fprintf (stderr, "bench-element: %s\n",
-        error ? error->message : "no pipeline");
+    fprintf (
+        stderr, "bench-element: %s\n", error ? error->message : "no pipeline");
     g_clear_error (&error);
     if (pipeline)
       gst_object_unref (pipeline);
@@ -108,21 +109,19 @@ run_element (const gchar * model, const gchar * backend, gint threads,
   fer = gst_bin_get_by_name (GST_BIN (pipeline), "fer");
   g_object_set (fer, "model", model, NULL);
   sink = gst_element_get_static_pad (fer, "sink");
-  gst_pad_add_probe (sink, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, &probe,
-      NULL);
+  gst_pad_add_probe (sink, GST_PAD_PROBE_TYPE_BUFFER, on_buffer, &probe, NULL);
   gst_object_unref (sink);
   gst_object_unref (fer);
 
   bus = gst_element_get_bus (pipeline);
   gst_element_set_state (pipeline, GST_STATE_PLAYING);
   /* pops and drops every other message, the element's included */
-  msg = gst_bus_timed_pop_filtered (bus, GST_CLOCK_TIME_NONE,
-      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  msg = gst_bus_timed_pop_filtered (
+      bus, GST_CLOCK_TIME_NONE, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
   if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
     gchar *dbg = NULL;
     gst_message_parse_error (msg, &error, &dbg);
-    fprintf (stderr, "bench-element: %s\n%s\n", error->message,
-        dbg ? dbg : "");
+    fprintf (stderr, "bench-element: %s\n%s\n", error->message, dbg ? dbg : "");
     g_clear_error (&error);
     g_free (dbg);
   } else if (probe.first_in) {
@@ -137,7 +136,7 @@ run_element (const gchar * model, const gchar * backend, gint threads,
 
 /* Frames per second of fer_model_classify on one such frame. */
 static double
-run_libfernn (fer_model * m, gint frames, gint faces, gint tta)
+run_libfernn (fer_model *m, gint frames, gint faces, gint tta)
 {
   gint w = FACE_SIZE * faces, k = fer_model_n_classes (m);
   guint8 *pixels = g_new (guint8, (gsize) w * FACE_SIZE);
@@ -151,9 +150,9 @@ run_libfernn (fer_model * m, gint frames, gint faces, gint tta)
     pixels[i] = (guint8) g_rand_int_range (r, 0, 256);
   g_rand_free (r);
   for (gint f = 0; f < faces; f++)
-    rects[f] = (fer_rect) { (gfloat) (f * FACE_SIZE), 0.0f, FACE_SIZE,
-    FACE_SIZE};
-  fer_image img = { FER_PIXEL_GRAY8, w, FACE_SIZE, {pixels}, {w}, TRUE };
+    rects[f] =
+        (fer_rect){ (gfloat) (f * FACE_SIZE), 0.0f, FACE_SIZE, FACE_SIZE };
+  fer_image img = { FER_PIXEL_GRAY8, w, FACE_SIZE, { pixels }, { w }, TRUE };
 
   /* the element's first buffer grows its buffers too, and is timed: so is
    * this one */
@@ -177,9 +176,9 @@ out:
  * element with post-messages false (element[0]) and true (element[1]);
  * FALSE when a run failed. */
 static gboolean
-measure (fer_model * m, const gchar * model, const gchar * backend,
-    gint threads, gint frames, gint faces, gint tta, gint repeat,
-    double *bare, double element[2])
+measure (fer_model *m, const gchar *model, const gchar *backend, gint threads,
+    gint frames, gint faces, gint tta, gint repeat, double *bare,
+    double element[2])
 {
   double v;
 
@@ -191,8 +190,8 @@ measure (fer_model * m, const gchar * model, const gchar * backend,
       return FALSE;
     *bare = MAX (*bare, v);
     for (gint post = 0; post < 2; post++) {
-      if ((v = run_element (model, backend, threads, frames, faces, tta,
-                  post)) < 0)
+      if ((v = run_element (model, backend, threads, frames, faces, tta, post))
+          < 0)
         return FALSE;
       element[post] = MAX (element[post], v);
     }
@@ -205,24 +204,24 @@ main (int argc, char **argv)
 {
   gchar *model = NULL, *tta_s = NULL, *faces_s = NULL, *backend_s = NULL;
   gint frames = 200, threads = 1, repeat = 3, n_tta, n_faces;
-  GOptionEntry entries[] = {
-    {"model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Model file", "M"},
-    {"frames", 0, 0, G_OPTION_ARG_INT, &frames,
-        "Faces per case (default 200)", "N"},
-    {"tta", 0, 0, G_OPTION_ARG_STRING, &tta_s, "TTA views (default 1,5)",
-        "LIST"},
-    {"faces", 0, 0, G_OPTION_ARG_STRING, &faces_s,
-        "Faces per frame (default 1)", "LIST"},
-    {"repeat", 0, 0, G_OPTION_ARG_INT, &repeat,
-        "Runs per case, the fastest reported (default 3)", "R"},
-    {"threads", 0, 0, G_OPTION_ARG_INT, &threads,
-        "CPU threads, 0 for the library default (default 1)", "T"},
-    {"backend", 0, 0, G_OPTION_ARG_STRING, &backend_s,
-        "cpu, cuda or auto (default cpu)", "B"},
-    {NULL}
-  };
-  GOptionContext *ctx = g_option_context_new ("- feremotion element "
-      "throughput against bare libfernn");
+  GOptionEntry entries[] = { { "model", 0, 0, G_OPTION_ARG_FILENAME, &model,
+                                 "Model file", "M" },
+    { "frames", 0, 0, G_OPTION_ARG_INT, &frames, "Faces per case (default 200)",
+        "N" },
+    { "tta", 0, 0, G_OPTION_ARG_STRING, &tta_s, "TTA views (default 1,5)",
+        "LIST" },
+    { "faces", 0, 0, G_OPTION_ARG_STRING, &faces_s,
+        "Faces per frame (default 1)", "LIST" },
+    { "repeat", 0, 0, G_OPTION_ARG_INT, &repeat,
+        "Runs per case, the fastest reported (default 3)", "R" },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &threads,
+        "CPU threads, 0 for the library default (default 1)", "T" },
+    { "backend", 0, 0, G_OPTION_ARG_STRING, &backend_s,
+        "cpu, cuda or auto (default cpu)", "B" },
+    { NULL } };
+  GOptionContext *ctx =
+      g_option_context_new ("- feremotion element "
+                            "throughput against bare libfernn");
   GError *error = NULL;
   fer_model_options opts;
   GstElementFactory *feremotion;
@@ -233,8 +232,8 @@ main (int argc, char **argv)
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_add_group (ctx, gst_init_get_option_group ());
   if (!g_option_context_parse (ctx, &argc, &argv, &error) || !model) {
-    fprintf (stderr, "bench-element: %s\n", error ? error->message
-        : "--model is required");
+    fprintf (stderr, "bench-element: %s\n",
+        error ? error->message : "--model is required");
     return 2;
   }
   g_option_context_free (ctx);
@@ -242,18 +241,23 @@ main (int argc, char **argv)
     backend_s = g_strdup ("cpu");
   fer_model_options_init (&opts);
   if (!fer_backend_type_from_string (backend_s, &opts.backend)) {
-    fprintf (stderr, "bench-element: --backend %s: expected cpu, cuda or "
-        "auto\n", backend_s);
+    fprintf (stderr,
+        "bench-element: --backend %s: expected cpu, cuda or "
+        "auto\n",
+        backend_s);
     return 2;
   }
   if (frames < 1 || repeat < 1) {
-    fprintf (stderr, "bench-element: --frames %d --repeat %d: expected at "
-        "least 1 each\n", frames, repeat);
+    fprintf (stderr,
+        "bench-element: --frames %d --repeat %d: expected at "
+        "least 1 each\n",
+        frames, repeat);
     return 2;
   }
   feremotion = gst_element_factory_find ("feremotion");
   if (!feremotion) {
-    fprintf (stderr, "bench-element: no feremotion element: set "
+    fprintf (stderr,
+        "bench-element: no feremotion element: set "
         "GST_PLUGIN_PATH to the build's gst/ directory\n");
     return 1;
   }
@@ -268,11 +272,11 @@ main (int argc, char **argv)
   faces = parse_list (faces_s ? faces_s : "1", &n_faces);
 
   printf ("feremotion element vs libfernn, backend %s (%s), threads=%d, "
-      "%dx%d GRAY8 faces, ~%d faces per case, best of %d runs\n\n",
+          "%dx%d GRAY8 faces, ~%d faces per case, best of %d runs\n\n",
       backend_s, fer_backend_type_to_string (fer_model_backend (m)), threads,
       FACE_SIZE, FACE_SIZE, frames, repeat);
   printf ("| faces/frame | TTA | post-messages | element frames/s | "
-      "element faces/s | libfernn faces/s | element overhead/frame |\n");
+          "element faces/s | libfernn faces/s | element overhead/frame |\n");
   printf ("|---:|---:|:---|---:|---:|---:|---:|\n");
   fflush (stdout);
   for (gint fi = 0; fi < n_faces; fi++) {
@@ -281,8 +285,8 @@ main (int argc, char **argv)
       gint n = MAX (frames / F, 10);
       double bare, element[2];
 
-      if (!measure (m, model, backend_s, threads, n, F, T, repeat, &bare,
-              element)) {
+      if (!measure (
+              m, model, backend_s, threads, n, F, T, repeat, &bare, element)) {
         status = 1;
         goto done;
       }

@@ -28,17 +28,19 @@ main (int argc, char **argv)
   int channels = 1, batch = 64, size = 48, threads = 1, classes = 7;
   double seconds = 10.0;
   GOptionEntry entries[] = {
-    {"model", 0, 0, G_OPTION_ARG_FILENAME, &model,
-      "Start from this model (its architecture; default: a fresh one)", "M"},
-    {"stem", 0, 0, G_OPTION_ARG_STRING, &stem, "torchvision, small or nopool", "S"},
-    {"head", 0, 0, G_OPTION_ARG_STRING, &head, "fc or mlp", "H"},
-    {"channels", 0, 0, G_OPTION_ARG_INT, &channels, "Input channels", "N"},
-    {"batch", 0, 0, G_OPTION_ARG_INT, &batch, "Batch size", "N"},
-    {"size", 0, 0, G_OPTION_ARG_INT, &size, "Input side", "S"},
-    {"threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads", "N"},
-    {"seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds, "Time to run", "S"},
-    {"backend", 0, 0, G_OPTION_ARG_STRING, &backend_s, "cpu (default), cuda or auto", "B"},
-    {NULL}
+    { "model", 0, 0, G_OPTION_ARG_FILENAME, &model,
+        "Start from this model (its architecture; default: a fresh one)", "M" },
+    { "stem", 0, 0, G_OPTION_ARG_STRING, &stem, "torchvision, small or nopool",
+        "S" },
+    { "head", 0, 0, G_OPTION_ARG_STRING, &head, "fc or mlp", "H" },
+    { "channels", 0, 0, G_OPTION_ARG_INT, &channels, "Input channels", "N" },
+    { "batch", 0, 0, G_OPTION_ARG_INT, &batch, "Batch size", "N" },
+    { "size", 0, 0, G_OPTION_ARG_INT, &size, "Input side", "S" },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads", "N" },
+    { "seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds, "Time to run", "S" },
+    { "backend", 0, 0, G_OPTION_ARG_STRING, &backend_s,
+        "cpu (default), cuda or auto", "B" },
+    { NULL }
   };
   GError *error = NULL;
   GOptionContext *ctx = g_option_context_new ("- libfernn training benchmark");
@@ -55,14 +57,14 @@ main (int argc, char **argv)
   }
   g_free (backend_s);
 
-  fer_arch arch = {
-    FER_STEM_TORCHVISION,
-    g_strcmp0 (head, "mlp") == 0 ? FER_HEAD_MLP : FER_HEAD_FC,
-    channels, classes
-  };
+  fer_arch arch = { FER_STEM_TORCHVISION,
+    g_strcmp0 (head, "mlp") == 0 ? FER_HEAD_MLP : FER_HEAD_FC, channels,
+    classes };
   if (stem && !fer_stem_from_name (stem, &arch.stem)) {
-    fprintf (stderr, "bench-train: --stem %s: expected torchvision, small "
-        "or nopool\n", stem);
+    fprintf (stderr,
+        "bench-train: --stem %s: expected torchvision, small "
+        "or nopool\n",
+        stem);
     return 2;
   }
   float weights[7] = { 1.0f, 9.4f, 1.0f, 0.6f, 0.8f, 0.9f, 1.3f };
@@ -80,7 +82,7 @@ main (int argc, char **argv)
   }
 
   size_t per_image = (size_t) channels * size * size;
-  float *x = g_new (float, per_image * batch);
+  float *x = g_new (float, per_image *batch);
   int *y = g_new (int, batch);
   GRand *r = g_rand_new_with_seed (1);
   for (size_t i = 0; i < per_image * batch; i++)
@@ -105,14 +107,13 @@ main (int argc, char **argv)
   }
   double cpu = (double) (clock () - c0) / CLOCKS_PER_SEC;
   printf ("{\"impl\": \"libfernn\", \"backend\": \"%s\", "
-      "\"stem\": \"%s\", \"head\": \"%s\", "
-      "\"channels\": %d, \"size\": %d, \"batch\": %d, \"threads\": %d, "
-      "\"steps\": %d, \"images_per_s\": %.1f, \"cpu_images_per_s\": %.1f, "
-      "\"loss\": %.4f}\n",
-      fer_backend_type_to_string (backend),
-      fer_stem_name (arch.stem),
-      arch.head == FER_HEAD_MLP ? "mlp" : "fc", channels, size, batch,
-      threads, steps, steps * batch / elapsed, steps * batch / cpu, loss);
+          "\"stem\": \"%s\", \"head\": \"%s\", "
+          "\"channels\": %d, \"size\": %d, \"batch\": %d, \"threads\": %d, "
+          "\"steps\": %d, \"images_per_s\": %.1f, \"cpu_images_per_s\": %.1f, "
+          "\"loss\": %.4f}\n",
+      fer_backend_type_to_string (backend), fer_stem_name (arch.stem),
+      arch.head == FER_HEAD_MLP ? "mlp" : "fc", channels, size, batch, threads,
+      steps, steps * batch / elapsed, steps * batch / cpu, loss);
   fer_trainer_free (t);
   g_free (x);
   g_free (y);

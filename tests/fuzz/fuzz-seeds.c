@@ -15,8 +15,8 @@
 static void
 die (const char *what, GError *error)
 {
-  fprintf (stderr, "fuzz-seeds: %s: %s\n", what,
-      error ? error->message : "failed");
+  fprintf (
+      stderr, "fuzz-seeds: %s: %s\n", what, error ? error->message : "failed");
   exit (1);
 }
 
@@ -65,17 +65,17 @@ safetensors_seeds (const char *out)
     const char *name;
     fer_dtype dtype;
   } files[] = {
-    {"f32.safetensors", FER_DTYPE_F32},
-    {"f16.safetensors", FER_DTYPE_F16},
+    { "f32.safetensors", FER_DTYPE_F32 },
+    { "f16.safetensors", FER_DTYPE_F16 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (files); i++) {
     GError *error = NULL;
     fer_st_writer *wr = fer_st_writer_new ();
     int64_t shape2[2] = { 2, 3 }, shape1[1] = { 6 };
-    if (!fer_st_writer_add (wr, "conv1.weight", files[i].dtype, 2, shape2, w,
-            &error)
-        || !fer_st_writer_add (wr, "fc.bias", files[i].dtype, 1, shape1, w,
-            &error))
+    if (!fer_st_writer_add (
+            wr, "conv1.weight", files[i].dtype, 2, shape2, w, &error)
+        || !fer_st_writer_add (
+            wr, "fc.bias", files[i].dtype, 1, shape1, w, &error))
       die (files[i].name, error);
     fer_st_writer_set_metadata (wr, "fer.labels", "a,b,c");
     fer_st_writer_set_metadata (wr, "fer.stem", "nopool");
@@ -88,10 +88,12 @@ safetensors_seeds (const char *out)
   /* Written by hand: the writer makes F32 and F16 only. */
   write_raw (dir, "metadata-only.safetensors",
       "{\"__metadata__\":{\"k\":\"v\"}}", NULL, 0);
-  const guint8 bf16[4] = { 0x80, 0x3f, 0x00, 0xc0 };   /* 1.0, -2.0 */
-  write_raw (dir, "bf16.safetensors", "{\"w\":{\"dtype\":\"BF16\","
+  const guint8 bf16[4] = { 0x80, 0x3f, 0x00, 0xc0 }; /* 1.0, -2.0 */
+  write_raw (dir, "bf16.safetensors",
+      "{\"w\":{\"dtype\":\"BF16\","
       "\"shape\":[2],\"data_offsets\":[0,4]},\"__metadata__\":"
-      "{\"fer.labels\":\"a,b\"}}", bf16, sizeof bf16);
+      "{\"fer.labels\":\"a,b\"}}",
+      bf16, sizeof bf16);
   g_free (dir);
 }
 
@@ -138,9 +140,9 @@ image_seeds (const char *out)
     fer_pixel_format format;
     int bpp;
   } pngs[] = {
-    {"gray.png", FER_PIXEL_GRAY8, 1},
-    {"rgb.png", FER_PIXEL_RGB, 3},
-    {"rgba.png", FER_PIXEL_RGBA, 4},
+    { "gray.png", FER_PIXEL_GRAY8, 1 },
+    { "rgb.png", FER_PIXEL_RGB, 3 },
+    { "rgba.png", FER_PIXEL_RGBA, 4 },
   };
   guint8 pixels[8 * 6 * 4];
   for (guint i = 0; i < sizeof pixels; i++)

@@ -11,8 +11,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   GError *error = NULL;
   fer_dataset *train = NULL, *val = NULL;
   const char *path = fuzz_write_file ("fer2013.csv", data, size);
-  if (!fer_dataset_load_csv (path, NULL, NULL, 8, 1, NULL, &train, &val,
-          &error)) {
+  if (!fer_dataset_load_csv (
+          path, NULL, NULL, 8, 1, NULL, &train, &val, &error)) {
     if (train != NULL || val != NULL)
       abort ();
     fuzz_check_error (error, path);

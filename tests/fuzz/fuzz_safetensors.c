@@ -9,8 +9,8 @@ int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
   GError *error = NULL;
-  fer_safetensors *st = fer_safetensors_open_bytes (data, size,
-      "fuzz.safetensors", &error);
+  fer_safetensors *st =
+      fer_safetensors_open_bytes (data, size, "fuzz.safetensors", &error);
   if (st == NULL) {
     fuzz_check_error (error, "fuzz.safetensors");
     return 0;
@@ -29,7 +29,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     g_free (out);
   }
   for (const char *const *k = fer_safetensors_metadata_keys (st); k && *k;
-      k++) {
+       k++) {
     const char *v = fer_safetensors_metadata (st, *k);
     if (v == NULL || !g_utf8_validate (*k, -1, NULL)
         || !g_utf8_validate (v, -1, NULL))

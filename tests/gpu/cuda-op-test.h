@@ -110,9 +110,13 @@ check (const char *op, const float *ref, float *d, size_t n, double tol)
 
 /* An op call that must succeed; the calls pass &e_, a GError * of the
  * calling function. */
-#define OK(call) \
-  do { if (!(call)) { \
-      printf ("FAIL %s: %s\n", #call, e_ ? e_->message : "?"); \
-      failures++; g_clear_error (&e_); } } while (0)
+#define OK(call)                                                               \
+  do {                                                                         \
+    if (!(call)) {                                                             \
+      printf ("FAIL %s: %s\n", #call, e_ ? e_->message : "?");                 \
+      failures++;                                                              \
+      g_clear_error (&e_);                                                     \
+    }                                                                          \
+  } while (0)
 
 #endif

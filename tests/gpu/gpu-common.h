@@ -21,8 +21,8 @@ gpu_backend_or_skip (void)
 {
   GError *error = NULL;
   const char *dev = g_getenv ("FER_TEST_DEVICE");
-  fer_backend *be = fer_backend_new (FER_BACKEND_CUDA, dev ? atoi (dev) : 0,
-      1, NULL, &error);
+  fer_backend *be =
+      fer_backend_new (FER_BACKEND_CUDA, dev ? atoi (dev) : 0, 1, NULL, &error);
   if (!be) {
     const char *reason = strstr (error->message, "no CUDA device");
     if (reason)

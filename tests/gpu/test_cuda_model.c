@@ -21,15 +21,21 @@ static void
 verdict (const char *what, double err, double tol)
 {
   gboolean ok = err <= tol;
-  printf ("%-4s %-52s %.3g (tolerance %.0e)\n", ok ? "ok" : "FAIL", what, err,
-      tol);
+  printf (
+      "%-4s %-52s %.3g (tolerance %.0e)\n", ok ? "ok" : "FAIL", what, err, tol);
   failures += !ok;
 }
 
 static void
 probabilities (const char *model, const char *math, double tol)
 {
-  enum { W = 160, H = 120, FACES = 8, K = 7 };
+  enum
+  {
+    W = 160,
+    H = 120,
+    FACES = 8,
+    K = 7
+  };
   fer_model_options opts;
   static uint8_t px[W * H];
   fer_rect faces[FACES];
@@ -41,7 +47,7 @@ probabilities (const char *model, const char *math, double tol)
   for (int i = 0; i < W * H; i++)
     px[i] = (uint8_t) (fer_rng_uniform (&rng) * 255.0f);
   for (int f = 0; f < FACES; f++)
-    faces[f] = (fer_rect) { 5.0f * f, 3.0f * f, 40.0f + 4 * f, 44.0f + 3 * f };
+    faces[f] = (fer_rect){ 5.0f * f, 3.0f * f, 40.0f + 4 * f, 44.0f + 3 * f };
   fer_image img = { FER_PIXEL_GRAY8, W, H, { px }, { W }, TRUE };
 
   g_setenv ("FER_CUDA_MATH", math, TRUE);
@@ -56,8 +62,7 @@ probabilities (const char *model, const char *math, double tol)
   for (int T = 1; T <= 5; T += 4) {
     char what[96];
     double err = 0.0;
-    g_assert_true (fer_model_classify (mc, &img, faces, FACES, T, pc,
-            &error));
+    g_assert_true (fer_model_classify (mc, &img, faces, FACES, T, pc, &error));
     if (!fer_model_classify (mg, &img, faces, FACES, T, pg, &error)) {
       printf ("FAIL classify on cuda: %s\n", error->message);
       failures++;
@@ -77,10 +82,16 @@ probabilities (const char *model, const char *math, double tol)
 static void
 loss_curve (const char *model, const char *math, double tol)
 {
-  enum { N = 16, S = 48, K = 7, STEPS = 6 };
+  enum
+  {
+    N = 16,
+    S = 48,
+    K = 7,
+    STEPS = 6
+  };
   const fer_arch a = { FER_STEM_TORCHVISION, FER_HEAD_MLP, 1, K };
   const float weights[K] = { 1.0f, 9.0f, 1.0f, 0.6f, 0.8f, 0.9f, 1.2f };
-  float *x = g_new (float, (size_t) STEPS * N * S * S);
+  float *x = g_new (float, (size_t) STEPS *N *S *S);
   int y[STEPS * N];
   float loss[2][STEPS];
   GError *error = NULL;
@@ -105,8 +116,8 @@ loss_curve (const char *model, const char *math, double tol)
     for (int s = 0; s < STEPS; s++) {
       if (!fer_trainer_step (t, x + (size_t) s * N * S * S, y + s * N, NULL,
               1.0f, N, &loss[b][s], NULL, &error)) {
-        printf ("FAIL training step %d on %s: %s\n", s + 1,
-            b ? "cuda" : "cpu", error->message);
+        printf ("FAIL training step %d on %s: %s\n", s + 1, b ? "cuda" : "cpu",
+            error->message);
         failures++;
         g_clear_error (&error);
         loss[b][s] = NAN;
@@ -154,8 +165,8 @@ main (void)
   dir = g_dir_make_tmp ("fer-cuda-model-XXXXXX", &error);
   g_assert_no_error (error);
   model = g_build_filename (dir, "m.safetensors", NULL);
-  g_assert_true (fer_model_write_random (&a, 21, TRUE, FER_DTYPE_F32, NULL,
-          model, &error));
+  g_assert_true (fer_model_write_random (
+      &a, 21, TRUE, FER_DTYPE_F32, NULL, model, &error));
 
   probabilities (model, "default", 1e-4);
   probabilities (model, "tf32", 1e-2);

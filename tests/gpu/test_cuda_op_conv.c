@@ -6,8 +6,8 @@
 #include "cuda-op-test.h"
 
 static void
-conv_case (int n, int h, int cin, int cout, int k, int stride, int pad,
-    double tol)
+conv_case (
+    int n, int h, int cin, int cout, int k, int stride, int pad, double tol)
 {
   fer_conv_shape s;
   char name[96];
@@ -25,15 +25,15 @@ conv_case (int n, int h, int cin, int cout, int k, int stride, int pad,
   float *wp_c = cpu->ops->conv2d_prepare_weight (cpu, w, cout, k, cin, &e_);
   float *wp_g = gpu->ops->conv2d_prepare_weight (gpu, w, cout, k, cin, &e_);
   g_assert_no_error (e_);
-  float *dx_in = dev (x, ni), *d_out = dev_zeros (no), *d_bias = dev (bias,
-      cout), *d_res = dev (res, no);
+  float *dx_in = dev (x, ni), *d_out = dev_zeros (no),
+        *d_bias = dev (bias, cout), *d_res = dev (res, no);
   for (int variant = 0; variant < 3; variant++) {
     gboolean relu = variant != 1;
     gboolean with_res = variant == 2;
-    OK (cpu->ops->conv2d_forward (cpu, out, x, wp_c, bias,
-            with_res ? res : NULL, &s, relu, &e_));
+    OK (cpu->ops->conv2d_forward (
+        cpu, out, x, wp_c, bias, with_res ? res : NULL, &s, relu, &e_));
     OK (gpu->ops->conv2d_forward (gpu, d_out, dx_in, wp_g, d_bias,
-            with_res ? d_res : NULL, &s, relu, &e_));
+        with_res ? d_res : NULL, &s, relu, &e_));
     g_snprintf (name, sizeof name, "conv2d_forward %dx%d/%d %d>%d n%d h%d%s%s",
         k, k, stride, cin, cout, n, h, relu ? " relu" : "",
         with_res ? " +res" : "");
@@ -47,23 +47,22 @@ conv_case (int n, int h, int cin, int cout, int k, int stride, int pad,
   float *d_dw = dev (dw0, nw);
   OK (cpu->ops->conv2d_forward_train (cpu, out, x, w, &s, &e_));
   OK (gpu->ops->conv2d_forward_train (gpu, d_out, dx_in, d_w, &s, &e_));
-  g_snprintf (name, sizeof name, "conv2d_forward_train %dx%d/%d %d>%d",
-      k, k, stride, cin, cout);
+  g_snprintf (name, sizeof name, "conv2d_forward_train %dx%d/%d %d>%d", k, k,
+      stride, cin, cout);
   check (name, out, d_out, no, tol);
   OK (cpu->ops->conv2d_backward (cpu, dx, dw, dy, x, w, &s, ws, ws_n, &e_));
-  OK (gpu->ops->conv2d_backward (gpu, d_dx, d_dw, d_dy, dx_in, d_w, &s, NULL,
-          0, &e_));
-  g_snprintf (name, sizeof name, "conv2d_backward dinp %dx%d/%d %d>%d",
-      k, k, stride, cin, cout);
+  OK (gpu->ops->conv2d_backward (
+      gpu, d_dx, d_dw, d_dy, dx_in, d_w, &s, NULL, 0, &e_));
+  g_snprintf (name, sizeof name, "conv2d_backward dinp %dx%d/%d %d>%d", k, k,
+      stride, cin, cout);
   check (name, dx, d_dx, ni, tol);
-  g_snprintf (name, sizeof name, "conv2d_backward dweight+= %dx%d/%d %d>%d",
-      k, k, stride, cin, cout);
+  g_snprintf (name, sizeof name, "conv2d_backward dweight+= %dx%d/%d %d>%d", k,
+      k, stride, cin, cout);
   check (name, dw, d_dw, nw, tol);
 
   cpu->ops->release (cpu, wp_c);
   cpu->ops->release (cpu, ws);
-  float *dbufs[] = { wp_g, dx_in, d_out, d_bias, d_res, d_w, d_dy, d_dx,
-    d_dw };
+  float *dbufs[] = { wp_g, dx_in, d_out, d_bias, d_res, d_w, d_dy, d_dx, d_dw };
   for (guint i = 0; i < G_N_ELEMENTS (dbufs); i++)
     gpu->ops->release (gpu, dbufs[i]);
   float *hbufs[] = { x, w, bias, res, dy, dw0, out, dx, dw };
@@ -74,15 +73,15 @@ conv_case (int n, int h, int cin, int cout, int k, int stride, int pad,
 static void
 test_convolutions (double tol)
 {
-  conv_case (3, 48, 1, 64, 7, 2, 3, tol);   /* torchvision stem */
-  conv_case (3, 48, 3, 64, 3, 1, 1, tol);   /* small stem, colour */
+  conv_case (3, 48, 1, 64, 7, 2, 3, tol); /* torchvision stem */
+  conv_case (3, 48, 3, 64, 3, 1, 1, tol); /* small stem, colour */
   conv_case (3, 12, 64, 64, 3, 1, 1, tol);
   conv_case (3, 12, 64, 128, 3, 2, 1, tol);
   conv_case (3, 12, 64, 128, 1, 2, 0, tol); /* downsample */
   conv_case (3, 6, 128, 256, 3, 2, 1, tol);
   conv_case (3, 3, 256, 512, 3, 2, 1, tol);
   conv_case (3, 2, 512, 512, 3, 1, 1, tol);
-  conv_case (1, 7, 5, 9, 3, 2, 1, tol);     /* odd sizes */
+  conv_case (1, 7, 5, 9, 3, 2, 1, tol); /* odd sizes */
 }
 
 int

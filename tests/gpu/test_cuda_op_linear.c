@@ -6,8 +6,8 @@ static void
 test_linear (void)
 {
   const int n = 37, nin = 512, nout = 256;
-  size_t nx = (size_t) n * nin, nw = (size_t) nout * nin, ny = (size_t) n *
-      nout;
+  size_t nx = (size_t) n * nin, nw = (size_t) nout * nin,
+         ny = (size_t) n * nout;
   float *x = host_random (nx, 1.0f), *w = host_random (nw, 0.05f);
   float *bias = host_random (nout, 0.5f), *dy = host_random (ny, 1.0f);
   float *dw0 = host_random (nw, 0.1f), *db0 = host_random (nout, 0.1f);
@@ -19,17 +19,16 @@ test_linear (void)
   GError *e_ = NULL;
 
   for (int relu = 0; relu < 2; relu++) {
-    OK (cpu->ops->linear_forward (cpu, out, x, w, bias, n, nin, nout, relu,
-            &e_));
-    OK (gpu->ops->linear_forward (gpu, d_out, d_x, d_w, d_bias, n, nin, nout,
-            relu, &e_));
+    OK (cpu->ops->linear_forward (
+        cpu, out, x, w, bias, n, nin, nout, relu, &e_));
+    OK (gpu->ops->linear_forward (
+        gpu, d_out, d_x, d_w, d_bias, n, nin, nout, relu, &e_));
     check (relu ? "linear_forward relu" : "linear_forward", out, d_out, ny,
         TOL_FP32);
   }
-  OK (cpu->ops->linear_backward (cpu, dx, dw, db, dy, x, w, n, nin, nout,
-          &e_));
-  OK (gpu->ops->linear_backward (gpu, d_dx, d_dw, d_db, d_dy, d_x, d_w, n,
-          nin, nout, &e_));
+  OK (cpu->ops->linear_backward (cpu, dx, dw, db, dy, x, w, n, nin, nout, &e_));
+  OK (gpu->ops->linear_backward (
+      gpu, d_dx, d_dw, d_db, d_dy, d_x, d_w, n, nin, nout, &e_));
   check ("linear_backward dinp", dx, d_dx, nx, TOL_FP32);
   check ("linear_backward dweight+=", dw, d_dw, nw, TOL_FP32);
   check ("linear_backward dbias+=", db, d_db, nout, TOL_FP32);

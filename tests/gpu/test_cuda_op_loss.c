@@ -13,11 +13,15 @@ test_loss (void)
     ya[i] = (int) (fer_rng_uniform (&rng) * k) % k;
     yb[i] = (int) (fer_rng_uniform (&rng) * k) % k;
   }
-  float *dz = g_new (float, (size_t) n * k);
+  float *dz = g_new (float, (size_t) n *k);
   float *d_z = dev (z, (size_t) n * k), *d_w = dev (wts, k);
   float *d_dz = dev_zeros ((size_t) n * k);
-  const struct { const char *name; gboolean weights, mixup; float smooth,
-        gamma; } cases[] = {
+  const struct
+  {
+    const char *name;
+    gboolean weights, mixup;
+    float smooth, gamma;
+  } cases[] = {
     { "plain", FALSE, FALSE, 0.0f, 0.0f },
     { "weights + smoothing", TRUE, FALSE, 0.1f, 0.0f },
     { "weights + focal", TRUE, FALSE, 0.0f, 2.0f },
@@ -27,20 +31,19 @@ test_loss (void)
   for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
     float lc = 0.0f, lg = 0.0f;
     char name[96];
-    OK (cpu->ops->softmax_xent (cpu, &lc, dz, z, ya,
-            cases[c].mixup ? yb : NULL, 0.3f, cases[c].weights ? wts : NULL,
-            n, k, cases[c].smooth, cases[c].gamma, &e_));
+    OK (cpu->ops->softmax_xent (cpu, &lc, dz, z, ya, cases[c].mixup ? yb : NULL,
+        0.3f, cases[c].weights ? wts : NULL, n, k, cases[c].smooth,
+        cases[c].gamma, &e_));
     OK (gpu->ops->softmax_xent (gpu, &lg, d_dz, d_z, ya,
-            cases[c].mixup ? yb : NULL, 0.3f, cases[c].weights ? d_w : NULL,
-            n, k, cases[c].smooth, cases[c].gamma, &e_));
+        cases[c].mixup ? yb : NULL, 0.3f, cases[c].weights ? d_w : NULL, n, k,
+        cases[c].smooth, cases[c].gamma, &e_));
     g_snprintf (name, sizeof name, "softmax_xent loss (%s)", cases[c].name);
     double e = fabs ((double) lg - lc) / fmax (fabs (lc), 1e-30);
     gboolean ok = e <= TOL_EXACT;
     printf ("%-4s %-44s cpu %.9g gpu %.9g, normalised error %.3g\n",
         ok ? "ok" : "FAIL", name, lc, lg, e);
     failures += !ok;
-    g_snprintf (name, sizeof name, "softmax_xent dlogits (%s)",
-        cases[c].name);
+    g_snprintf (name, sizeof name, "softmax_xent dlogits (%s)", cases[c].name);
     check (name, dz, d_dz, (size_t) n * k, TOL_EXACT);
   }
   gpu->ops->release (gpu, d_z);

@@ -16,26 +16,26 @@ test_optimizers (void)
   GError *e_ = NULL;
 
   for (int step = 1; step <= 3; step++) {
-    OK (cpu->ops->adam_update (cpu, p, m, v, g, n, 1e-3f, 0.9f, 0.999f,
-            1e-8f, 1e-2f, step, FALSE, &e_));
-    OK (gpu->ops->adam_update (gpu, d_p, d_m, d_v, d_g, n, 1e-3f, 0.9f,
-            0.999f, 1e-8f, 1e-2f, step, FALSE, &e_));
+    OK (cpu->ops->adam_update (cpu, p, m, v, g, n, 1e-3f, 0.9f, 0.999f, 1e-8f,
+        1e-2f, step, FALSE, &e_));
+    OK (gpu->ops->adam_update (gpu, d_p, d_m, d_v, d_g, n, 1e-3f, 0.9f, 0.999f,
+        1e-8f, 1e-2f, step, FALSE, &e_));
   }
   check ("adam_update (L2) params, 3 steps", p, d_p, n, TOL_EXACT);
   check ("adam_update (L2) m", m, d_m, n, TOL_EXACT);
   check ("adam_update (L2) v", v, d_v, n, TOL_EXACT);
   for (int step = 4; step <= 5; step++) {
-    OK (cpu->ops->adam_update (cpu, p, m, v, g, n, 1e-3f, 0.9f, 0.999f,
-            1e-8f, 5e-2f, step, TRUE, &e_));
-    OK (gpu->ops->adam_update (gpu, d_p, d_m, d_v, d_g, n, 1e-3f, 0.9f,
-            0.999f, 1e-8f, 5e-2f, step, TRUE, &e_));
+    OK (cpu->ops->adam_update (cpu, p, m, v, g, n, 1e-3f, 0.9f, 0.999f, 1e-8f,
+        5e-2f, step, TRUE, &e_));
+    OK (gpu->ops->adam_update (gpu, d_p, d_m, d_v, d_g, n, 1e-3f, 0.9f, 0.999f,
+        1e-8f, 5e-2f, step, TRUE, &e_));
   }
   check ("adam_update (AdamW) params", p, d_p, n, TOL_EXACT);
   for (int step = 0; step < 3; step++) {
-    OK (cpu->ops->sgd_update (cpu, p, m, g, n, 1e-2f, 0.9f, 1e-4f, TRUE,
-            step == 0, &e_));
-    OK (gpu->ops->sgd_update (gpu, d_p, d_m, d_g, n, 1e-2f, 0.9f, 1e-4f,
-            TRUE, step == 0, &e_));
+    OK (cpu->ops->sgd_update (
+        cpu, p, m, g, n, 1e-2f, 0.9f, 1e-4f, TRUE, step == 0, &e_));
+    OK (gpu->ops->sgd_update (
+        gpu, d_p, d_m, d_g, n, 1e-2f, 0.9f, 1e-4f, TRUE, step == 0, &e_));
   }
   check ("sgd_update (Nesterov) params", p, d_p, n, TOL_EXACT);
   check ("sgd_update (Nesterov) buf", m, d_m, n, TOL_EXACT);

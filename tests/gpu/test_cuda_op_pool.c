@@ -17,16 +17,14 @@ test_pooling (void)
   float *d_x = dev (x, ni), *d_out = dev_zeros (no), *d_dy = dev (dy, no);
   float *d_dx = dev_zeros (ni);
   OK (cpu->ops->maxpool2d_forward (cpu, out, x, n, h, w, c, 3, 2, 1, &e_));
-  OK (gpu->ops->maxpool2d_forward (gpu, d_out, d_x, n, h, w, c, 3, 2, 1,
-          &e_));
+  OK (gpu->ops->maxpool2d_forward (gpu, d_out, d_x, n, h, w, c, 3, 2, 1, &e_));
   check ("maxpool2d_forward 3x3/2", out, d_out, no, TOL_EXACT);
-  OK (cpu->ops->maxpool2d_backward (cpu, dx, dy, x, n, h, w, c, 3, 2, 1,
-          &e_));
-  OK (gpu->ops->maxpool2d_backward (gpu, d_dx, d_dy, d_x, n, h, w, c, 3, 2,
-          1, &e_));
+  OK (cpu->ops->maxpool2d_backward (cpu, dx, dy, x, n, h, w, c, 3, 2, 1, &e_));
+  OK (gpu->ops->maxpool2d_backward (
+      gpu, d_dx, d_dy, d_x, n, h, w, c, 3, 2, 1, &e_));
   check ("maxpool2d_backward (ties)", dx, d_dx, ni, TOL_EXACT);
 
-  float *feat = g_new (float, n * c), *d_feat = dev_zeros (n * c);
+  float *feat = g_new (float, n *c), *d_feat = dev_zeros (n * c);
   OK (cpu->ops->avgpool_forward (cpu, feat, x, n, hw, c, &e_));
   OK (gpu->ops->avgpool_forward (gpu, d_feat, d_x, n, hw, c, &e_));
   check ("avgpool_forward", feat, d_feat, (size_t) n * c, TOL_EXACT);

@@ -12,17 +12,22 @@
 static void
 test_preprocess (void)
 {
-  enum { W = 101, H = 77, S = 48, N_VIEWS = 5 };
-  static const fer_pixel_format formats[] = { FER_PIXEL_GRAY8,
-    FER_PIXEL_RGB, FER_PIXEL_BGRA, FER_PIXEL_XRGB, FER_PIXEL_I420,
-    FER_PIXEL_NV12 };
-  static const char *const names[] = { "GRAY8", "RGB", "BGRA", "xRGB",
-    "I420", "NV12" };
+  enum
+  {
+    W = 101,
+    H = 77,
+    S = 48,
+    N_VIEWS = 5
+  };
+  static const fer_pixel_format formats[] = { FER_PIXEL_GRAY8, FER_PIXEL_RGB,
+    FER_PIXEL_BGRA, FER_PIXEL_XRGB, FER_PIXEL_I420, FER_PIXEL_NV12 };
+  static const char *const names[] = { "GRAY8", "RGB", "BGRA", "xRGB", "I420",
+    "NV12" };
   const fer_view views[N_VIEWS] = {
     { { 10.0f, 5.0f, 60.0f, 60.0f }, FALSE },
     { { 10.0f, 5.0f, 60.0f, 60.0f }, TRUE },
-    { { -12.5f, 30.25f, 40.0f, 52.0f }, FALSE },   /* across the edges */
-    { { 3.0f, 2.0f, 20.0f, 17.0f }, TRUE },        /* upscaled */
+    { { -12.5f, 30.25f, 40.0f, 52.0f }, FALSE }, /* across the edges */
+    { { 3.0f, 2.0f, 20.0f, 17.0f }, TRUE },      /* upscaled */
     { { 0.0f, 0.0f, (float) W, (float) H }, FALSE },
   };
   const int bpp[] = { 1, 3, 4, 4, 1, 1 };
@@ -46,18 +51,18 @@ test_preprocess (void)
         fer_input_spec spec = { S, C, { 0.5f, 0.4f, 0.3f },
           { 0.25f, 0.2f, 0.3f } };
         const size_t per = (size_t) S * S * C;
-        float *ref = g_new (float, per * N_VIEWS), *one = g_new (float, per);
+        float *ref = g_new (float, per *N_VIEWS), *one = g_new (float, per);
         for (int v = 0; v < N_VIEWS; v++) {
-          g_assert_true (fer_preprocess (&img, &views[v], &spec, one, NULL,
-                  &e_));
+          g_assert_true (
+              fer_preprocess (&img, &views[v], &spec, one, NULL, &e_));
           for (int c = 0; c < C; c++)
             for (int p = 0; p < S * S; p++)
               ref[per * v + (size_t) p * C + c] = one[(size_t) c * S * S + p];
         }
         float *d_out = dev_zeros (per * N_VIEWS);
         char name[96];
-        OK (gpu->ops->preprocess (gpu, d_out, &img, views, N_VIEWS, &spec,
-                &e_));
+        OK (gpu->ops->preprocess (
+            gpu, d_out, &img, views, N_VIEWS, &spec, &e_));
         g_snprintf (name, sizeof name, "preprocess %s -> %d channel%s%s",
             names[fi], C, C > 1 ? "s" : "",
             fi >= 4 ? (full ? " full range" : " limited range") : "");
@@ -69,7 +74,7 @@ test_preprocess (void)
         g_free (p1);
         g_free (p2);
         if (fi < 4)
-          break;   /* full_range matters to YUV only */
+          break; /* full_range matters to YUV only */
       }
     }
   }

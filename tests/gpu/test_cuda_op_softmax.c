@@ -12,8 +12,8 @@ softmax_case (int n_faces, int views, float scale)
   const int k = 7;
   const size_t n_logits = (size_t) n_faces * views * k;
   float *z = host_random (n_logits, scale), *d_z = dev (z, n_logits);
-  float *pc = g_new (float, (size_t) n_faces * k);
-  float *pg = g_new (float, (size_t) n_faces * k);
+  float *pc = g_new (float, (size_t) n_faces *k);
+  float *pg = g_new (float, (size_t) n_faces *k);
   GError *e_ = NULL;
   char name[96];
 
@@ -21,8 +21,10 @@ softmax_case (int n_faces, int views, float scale)
   OK (gpu->ops->softmax_average (gpu, pg, d_z, n_faces, views, k, &e_));
   double e = normalised_error (pc, pg, (size_t) n_faces * k);
   gboolean ok = e <= TOL_EXACT;
-  g_snprintf (name, sizeof name, "softmax_average %d faces x %d views, "
-      "logits x%g", n_faces, views, scale);
+  g_snprintf (name, sizeof name,
+      "softmax_average %d faces x %d views, "
+      "logits x%g",
+      n_faces, views, scale);
   printf ("%-4s %-44s normalised error %.3g (tolerance %.0e)\n",
       ok ? "ok" : "FAIL", name, e, TOL_EXACT);
   failures += !ok;

@@ -14,9 +14,8 @@
 
 #define FRAME_DURATION (GST_SECOND / 30)
 
-static const gchar *const labels[] = {
-  "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"
-};
+static const gchar *const labels[] = { "angry", "disgust", "fear", "happy",
+  "neutral", "sad", "surprise" };
 
 typedef struct
 {
@@ -27,10 +26,10 @@ typedef struct
 } Face;
 
 static const Face faces[] = {
-  {40, 30, 120, 140, 0, {0.02f, 0.01f, 0.03f, 0.87f, 0.04f, 0.02f, 0.01f},
-      "happy", 3},
-  {200, 50, 90, 100, 1, {0.1f, 0.05f, 0.25f, 0.05f, 0.05f, 0.1f, 0.4f},
-      "surprise", 6},
+  { 40, 30, 120, 140, 0, { 0.02f, 0.01f, 0.03f, 0.87f, 0.04f, 0.02f, 0.01f },
+      "happy", 3 },
+  { 200, 50, 90, 100, 1, { 0.1f, 0.05f, 0.25f, 0.05f, 0.05f, 0.1f, 0.4f },
+      "surprise", 6 },
 };
 
 typedef struct
@@ -40,7 +39,7 @@ typedef struct
 } TmpFile;
 
 static void
-tmp_file_init (TmpFile * t)
+tmp_file_init (TmpFile *t)
 {
   t->dir = g_dir_make_tmp ("feremotionexport-XXXXXX", NULL);
   fail_unless (t->dir != NULL);
@@ -48,7 +47,7 @@ tmp_file_init (TmpFile * t)
 }
 
 static void
-tmp_file_clear (TmpFile * t)
+tmp_file_clear (TmpFile *t)
 {
   g_unlink (t->location);
   g_rmdir (t->dir);
@@ -57,7 +56,7 @@ tmp_file_clear (TmpFile * t)
 }
 
 static GstHarness *
-export_harness (const gchar * location, const gchar * caps)
+export_harness (const gchar *location, const gchar *caps)
 {
   GstElement *e = gst_element_factory_make ("feremotionexport", NULL);
   GstHarness *h;
@@ -83,8 +82,8 @@ make_buffer (guint index, guint n_faces)
     const Face *f = &faces[i];
 
     fail_unless (gst_buffer_add_fer_emotion_meta (buf, f->x, f->y, f->w, f->h,
-            f->roi_id, G_N_ELEMENTS (labels), labels,
-            f->probabilities) != NULL);
+                     f->roi_id, G_N_ELEMENTS (labels), labels, f->probabilities)
+        != NULL);
   }
   return buf;
 }
@@ -92,7 +91,7 @@ make_buffer (guint index, guint n_faces)
 /* Pushes @buf, keeping a reference so that it is read-only in the element,
  * and checks that the very same buffer comes out. */
 static void
-push_passthrough (GstHarness * h, GstBuffer * buf)
+push_passthrough (GstHarness *h, GstBuffer *buf)
 {
   GstBuffer *out = gst_harness_push_and_pull (h, gst_buffer_ref (buf));
 
@@ -105,16 +104,16 @@ push_passthrough (GstHarness * h, GstBuffer * buf)
 /* The file's lines, each parsed; fails on anything that is not one JSON
  * object per line. */
 static GPtrArray *
-read_lines (const gchar * location)
+read_lines (const gchar *location)
 {
-  GPtrArray *objects = g_ptr_array_new_with_free_func (
-      (GDestroyNotify) json_object_unref);
+  GPtrArray *objects =
+      g_ptr_array_new_with_free_func ((GDestroyNotify) json_object_unref);
   gchar *contents, **lines;
   GError *err = NULL;
   guint n;
 
-  fail_unless (g_file_get_contents (location, &contents, NULL, &err),
-      "%s", err ? err->message : "");
+  fail_unless (g_file_get_contents (location, &contents, NULL, &err), "%s",
+      err ? err->message : "");
   fail_unless (g_str_has_suffix (contents, "\n"));
   lines = g_strsplit (contents, "\n", -1);
   n = g_strv_length (lines);
@@ -125,8 +124,8 @@ read_lines (const gchar * location)
     fail_unless (json_parser_load_from_data (parser, lines[i], -1, &err),
         "line %u: %s", i + 1, err ? err->message : "");
     root = json_parser_get_root (parser);
-    fail_unless (JSON_NODE_HOLDS_OBJECT (root), "line %u: not an object",
-        i + 1);
+    fail_unless (
+        JSON_NODE_HOLDS_OBJECT (root), "line %u: not an object", i + 1);
     g_ptr_array_add (objects, json_object_ref (json_node_get_object (root)));
     g_object_unref (parser);
   }
@@ -137,7 +136,7 @@ read_lines (const gchar * location)
 }
 
 static void
-check_face (JsonObject * o, const Face * f)
+check_face (JsonObject *o, const Face *f)
 {
   JsonObject *p = json_object_get_object_member (o, "probabilities");
 
@@ -146,31 +145,31 @@ check_face (JsonObject * o, const Face * f)
   fail_unless_equals_int (json_object_get_int_member (o, "w"), f->w);
   fail_unless_equals_int (json_object_get_int_member (o, "h"), f->h);
   fail_unless_equals_int (json_object_get_int_member (o, "roi_id"), f->roi_id);
-  fail_unless_equals_string (json_object_get_string_member (o, "label"),
-      f->label);
-  fail_unless_equals_int (json_object_get_int_member (o, "label_id"),
-      f->label_id);
+  fail_unless_equals_string (
+      json_object_get_string_member (o, "label"), f->label);
+  fail_unless_equals_int (
+      json_object_get_int_member (o, "label_id"), f->label_id);
   fail_unless_equals_float (json_object_get_double_member (o, "confidence"),
       f->probabilities[f->label_id]);
   fail_unless (p != NULL);
   fail_unless_equals_int (json_object_get_size (p), G_N_ELEMENTS (labels));
   for (guint i = 0; i < G_N_ELEMENTS (labels); i++)
-    fail_unless_equals_float (json_object_get_double_member (p, labels[i]),
-        f->probabilities[i]);
+    fail_unless_equals_float (
+        json_object_get_double_member (p, labels[i]), f->probabilities[i]);
 }
 
 static void
-check_line (JsonObject * o, guint index, guint n_faces, gint width, gint height)
+check_line (JsonObject *o, guint index, guint n_faces, gint width, gint height)
 {
   JsonArray *a = json_object_get_array_member (o, "faces");
 
-  fail_unless_equals_uint64 (json_object_get_int_member (o, "pts"),
-      index * FRAME_DURATION);
+  fail_unless_equals_uint64 (
+      json_object_get_int_member (o, "pts"), index * FRAME_DURATION);
   if (index == 0)
     fail_unless (json_object_get_null_member (o, "duration"));
   else
-    fail_unless_equals_uint64 (json_object_get_int_member (o, "duration"),
-        FRAME_DURATION);
+    fail_unless_equals_uint64 (
+        json_object_get_int_member (o, "duration"), FRAME_DURATION);
   fail_unless_equals_int (json_object_get_int_member (o, "width"), width);
   fail_unless_equals_int (json_object_get_int_member (o, "height"), height);
   fail_unless (a != NULL);
@@ -219,8 +218,8 @@ GST_START_TEST (test_only_buffers_with_faces)
   GPtrArray *lines;
 
   tmp_file_init (&t);
-  h = export_harness (t.location,
-      "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  h = export_harness (
+      t.location, "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
   g_object_set (h->element, "all-buffers", FALSE, NULL);
   for (guint i = 0; i < 3; i++)
     push_passthrough (h, make_buffer (i, i));
@@ -246,7 +245,8 @@ GST_START_TEST (test_any_raw_video)
   GPtrArray *lines;
 
   tmp_file_init (&t);
-  h = export_harness (t.location, "video/x-raw(memory:DMABuf),format=NV12,"
+  h = export_harness (t.location,
+      "video/x-raw(memory:DMABuf),format=NV12,"
       "width=1920,height=1080,framerate=25/1");
   push_passthrough (h, make_buffer (1, 1));
   gst_harness_teardown (h);
@@ -273,18 +273,19 @@ GST_START_TEST (test_nan_is_null)
   for (guint i = 0; i < G_N_ELEMENTS (nan); i++)
     nan[i] = NAN;
   tmp_file_init (&t);
-  h = export_harness (t.location,
-      "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  h = export_harness (
+      t.location, "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
   buf = make_buffer (1, 0);
-  fail_unless (gst_buffer_add_fer_emotion_meta (buf, 0, 0, 64, 48, -1,
-          G_N_ELEMENTS (labels), labels, nan) != NULL);
+  fail_unless (gst_buffer_add_fer_emotion_meta (
+                   buf, 0, 0, 64, 48, -1, G_N_ELEMENTS (labels), labels, nan)
+      != NULL);
   push_passthrough (h, buf);
   gst_harness_teardown (h);
 
   lines = read_lines (t.location);
   fail_unless_equals_int (lines->len, 1);
-  f = json_array_get_object_element (json_object_get_array_member
-      (g_ptr_array_index (lines, 0), "faces"), 0);
+  f = json_array_get_object_element (
+      json_object_get_array_member (g_ptr_array_index (lines, 0), "faces"), 0);
   fail_unless (json_object_get_null_member (f, "confidence"));
   p = json_object_get_object_member (f, "probabilities");
   for (guint i = 0; i < G_N_ELEMENTS (labels); i++)
@@ -298,7 +299,7 @@ GST_END_TEST;
 /* Sets @location and goes to PAUSED, which must fail; returns the error
  * posted on the bus. */
 static GError *
-start_error (const gchar * location)
+start_error (const gchar *location)
 {
   GstElement *e = gst_element_factory_make ("feremotionexport", NULL);
   GstBus *bus = gst_bus_new ();
@@ -308,8 +309,8 @@ start_error (const gchar * location)
 
   g_object_set (e, "location", location, NULL);
   gst_element_set_bus (e, bus);
-  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
-      GST_STATE_CHANGE_FAILURE);
+  fail_unless_equals_int (
+      gst_element_set_state (e, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
   msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
   fail_unless (msg != NULL, "no error message on the bus");
   gst_message_parse_error (msg, &err, &debug);
@@ -317,8 +318,8 @@ start_error (const gchar * location)
 
   gst_message_unref (msg);
   g_free (debug);
-  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_NULL),
-      GST_STATE_CHANGE_SUCCESS);
+  fail_unless_equals_int (
+      gst_element_set_state (e, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
   gst_element_set_bus (e, NULL);
   gst_object_unref (bus);
   gst_object_unref (e);
@@ -334,8 +335,9 @@ GST_START_TEST (test_missing_directory)
   tmp_file_init (&t);
   location = g_build_filename (t.dir, "missing", "faces.jsonl", NULL);
   err = start_error (location);
-  fail_unless (g_error_matches (err, GST_RESOURCE_ERROR,
-          GST_RESOURCE_ERROR_OPEN_WRITE), "%s", err->message);
+  fail_unless (
+      g_error_matches (err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_WRITE),
+      "%s", err->message);
   fail_unless (strstr (err->message, location) != NULL, "%s", err->message);
   g_error_free (err);
   g_free (location);
@@ -348,8 +350,9 @@ GST_START_TEST (test_empty_location)
 {
   GError *err = start_error ("");
 
-  fail_unless (g_error_matches (err, GST_RESOURCE_ERROR,
-          GST_RESOURCE_ERROR_NOT_FOUND), "%s", err->message);
+  fail_unless (
+      g_error_matches (err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND),
+      "%s", err->message);
   g_error_free (err);
 }
 
@@ -372,21 +375,22 @@ GST_START_TEST (test_disk_full)
   g_object_set (e, "location", "/dev/full", NULL);
   gst_element_set_bus (e, bus);
   h = gst_harness_new_with_element (e, "sink", "src");
-  gst_harness_set_src_caps_str (h,
-      "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
+  gst_harness_set_src_caps_str (
+      h, "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
 
-  fail_unless_equals_int (gst_harness_push (h, make_buffer (0, 2)),
-      GST_FLOW_ERROR);
+  fail_unless_equals_int (
+      gst_harness_push (h, make_buffer (0, 2)), GST_FLOW_ERROR);
   msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
   fail_unless (msg != NULL, "disk full went unreported");
   gst_message_parse_error (msg, &err, NULL);
-  fail_unless (g_error_matches (err, GST_RESOURCE_ERROR,
-          GST_RESOURCE_ERROR_NO_SPACE_LEFT), "%s", err->message);
+  fail_unless (g_error_matches (
+                   err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NO_SPACE_LEFT),
+      "%s", err->message);
   fail_unless (strstr (err->message, "/dev/full") != NULL, "%s", err->message);
   /* reported once, and closing still succeeds */
   gst_message_unref (msg);
-  fail_unless_equals_int (gst_harness_push (h, make_buffer (1, 2)),
-      GST_FLOW_ERROR);
+  fail_unless_equals_int (
+      gst_harness_push (h, make_buffer (1, 2)), GST_FLOW_ERROR);
   g_error_free (err);
   gst_harness_teardown (h);
   fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR) == NULL);
@@ -406,8 +410,8 @@ GST_START_TEST (test_location_fixed_while_running)
   gchar *location;
 
   tmp_file_init (&t);
-  h = export_harness (t.location,
-      "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  h = export_harness (
+      t.location, "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
   e = gst_object_ref (h->element);
 
   ASSERT_WARNING (g_object_set (e, "location", "elsewhere.jsonl", NULL));

@@ -12,8 +12,8 @@
 #include "feremotion/gstferemotionmeta.h"
 
 static char *tmpdir;
-static char *model7;            /* 7 classes, torchvision stem */
-static char *model5;            /* 5 classes, small stem */
+static char *model7; /* 7 classes, torchvision stem */
+static char *model5; /* 5 classes, small stem */
 
 static char *
 write_model (const char *name, fer_stem stem, int classes, guint64 seed)
@@ -21,8 +21,9 @@ write_model (const char *name, fer_stem stem, int classes, guint64 seed)
   fer_arch a = { stem, FER_HEAD_FC, 1, classes };
   GError *error = NULL;
   char *path = g_build_filename (tmpdir, name, NULL);
-  fail_unless (fer_model_write_random (&a, seed, TRUE, FER_DTYPE_F32, NULL,
-          path, &error), "%s", error ? error->message : "");
+  fail_unless (fer_model_write_random (
+                   &a, seed, TRUE, FER_DTYPE_F32, NULL, path, &error),
+      "%s", error ? error->message : "");
   return path;
 }
 
@@ -60,7 +61,7 @@ harness (const char *props, const char *caps)
 /* The feremotion element inside a harness made with gst_harness_new_parse
  * (which wraps it in a bin); borrowed: the bin keeps its reference. */
 static GstElement *
-fer (GstHarness * h)
+fer (GstHarness *h)
 {
   GstElement *e = gst_harness_find_element (h, "feremotion");
   fail_unless (e != NULL);
@@ -85,7 +86,8 @@ pattern_buffer (GstVideoFormat format, int w, int h, guint seed)
   for (int y = 0; y < h; y++) {
     for (int x = 0; x < w; x++) {
       guint8 g = (guint8) ((x * 7 + y * 13 + seed * 31 + (x * y) % 17) & 0xff);
-      if (GST_VIDEO_FORMAT_INFO_IS_YUV (fi) || format == GST_VIDEO_FORMAT_GRAY8) {
+      if (GST_VIDEO_FORMAT_INFO_IS_YUV (fi)
+          || format == GST_VIDEO_FORMAT_GRAY8) {
         guint8 *row = (guint8 *) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0)
             + y * GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
         row[x] = g;
@@ -107,7 +109,7 @@ pattern_buffer (GstVideoFormat format, int w, int h, guint seed)
 /* libfernn's answer for the whole GRAY8 pattern frame. */
 static void
 reference_probs (const char *model, int w, int h, guint seed, int T,
-    const fer_rect * face, float *probs)
+    const fer_rect *face, float *probs)
 {
   GError *error = NULL;
   fer_model_options opts;
@@ -120,18 +122,18 @@ reference_probs (const char *model, int w, int h, guint seed, int T,
   gst_buffer_map (buf, &map, GST_MAP_READ);
   GstVideoInfo info;
   gst_video_info_set_format (&info, GST_VIDEO_FORMAT_GRAY8, w, h);
-  fer_image img = { FER_PIXEL_GRAY8, w, h, {map.data},
-  {GST_VIDEO_INFO_PLANE_STRIDE (&info, 0)}, TRUE };
+  fer_image img = { FER_PIXEL_GRAY8, w, h, { map.data },
+    { GST_VIDEO_INFO_PLANE_STRIDE (&info, 0) }, TRUE };
   fer_rect whole = { 0, 0, (float) w, (float) h };
-  fail_unless (fer_model_classify (m, &img, face ? face : &whole, 1, T, probs,
-          &error));
+  fail_unless (
+      fer_model_classify (m, &img, face ? face : &whole, 1, T, probs, &error));
   gst_buffer_unmap (buf, &map);
   gst_buffer_unref (buf);
   fer_model_free (m);
 }
 
 static void
-assert_meta_valid (const GstFerEmotionMeta * m)
+assert_meta_valid (const GstFerEmotionMeta *m)
 {
   double sum = 0;
   guint best = 0;
@@ -149,7 +151,7 @@ assert_meta_valid (const GstFerEmotionMeta * m)
 }
 
 static guint
-count_metas (GstBuffer * buf)
+count_metas (GstBuffer *buf)
 {
   gpointer state = NULL;
   guint n = 0;
@@ -161,22 +163,31 @@ count_metas (GstBuffer * buf)
 GST_START_TEST (test_caps_formats)
 {
   static const GstVideoFormat formats[] = {
-    GST_VIDEO_FORMAT_GRAY8, GST_VIDEO_FORMAT_RGB, GST_VIDEO_FORMAT_BGR,
-    GST_VIDEO_FORMAT_RGBA, GST_VIDEO_FORMAT_BGRA, GST_VIDEO_FORMAT_RGBx,
-    GST_VIDEO_FORMAT_BGRx, GST_VIDEO_FORMAT_xRGB, GST_VIDEO_FORMAT_ARGB,
-    GST_VIDEO_FORMAT_I420, GST_VIDEO_FORMAT_NV12,
+    GST_VIDEO_FORMAT_GRAY8,
+    GST_VIDEO_FORMAT_RGB,
+    GST_VIDEO_FORMAT_BGR,
+    GST_VIDEO_FORMAT_RGBA,
+    GST_VIDEO_FORMAT_BGRA,
+    GST_VIDEO_FORMAT_RGBx,
+    GST_VIDEO_FORMAT_BGRx,
+    GST_VIDEO_FORMAT_xRGB,
+    GST_VIDEO_FORMAT_ARGB,
+    GST_VIDEO_FORMAT_I420,
+    GST_VIDEO_FORMAT_NV12,
   };
   float ref[7];
   reference_probs (model7, 64, 48, 3, 1, NULL, ref);
   for (guint i = 0; i < G_N_ELEMENTS (formats); i++) {
     const char *name = gst_video_format_to_string (formats[i]);
     char *caps = g_strdup_printf ("video/x-raw,format=%s,width=64,height=48,"
-        "framerate=30/1,colorimetry=%s", name,
+                                  "framerate=30/1,colorimetry=%s",
+        name,
         GST_VIDEO_FORMAT_INFO_IS_YUV (gst_video_format_get_info (formats[i]))
-        ? "1:4:0:0" : "sRGB");
+            ? "1:4:0:0"
+            : "sRGB");
     GstHarness *h = harness ("tta=1", caps);
-    GstBuffer *out = gst_harness_push_and_pull (h,
-        pattern_buffer (formats[i], 64, 48, 3));
+    GstBuffer *out =
+        gst_harness_push_and_pull (h, pattern_buffer (formats[i], 64, 48, 3));
     fail_unless (out != NULL, "%s: no buffer", name);
     fail_unless_equals_int (count_metas (out), 1);
     GstFerEmotionMeta *m = gst_buffer_get_fer_emotion_meta (out);
@@ -201,23 +212,23 @@ GST_START_TEST (test_caps_formats)
 GST_END_TEST;
 
 static GstVideoRegionOfInterestMeta *
-add_roi (GstBuffer * buf, const char *type, gint x, gint y, gint w, gint h,
-    gint id)
+add_roi (
+    GstBuffer *buf, const char *type, gint x, gint y, gint w, gint h, gint id)
 {
   GstVideoRegionOfInterestMeta *roi =
-      gst_buffer_add_video_region_of_interest_meta (buf, type, (guint) x,
-      (guint) y, (guint) w, (guint) h);
+      gst_buffer_add_video_region_of_interest_meta (
+          buf, type, (guint) x, (guint) y, (guint) w, (guint) h);
   roi->id = id;
   return roi;
 }
 
 static GstStructure *
-roi_param (GstBuffer * buf, gint id)
+roi_param (GstBuffer *buf, gint id)
 {
   gpointer state = NULL;
   GstMeta *meta;
-  while ((meta = gst_buffer_iterate_meta_filtered (buf, &state,
-              GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
+  while ((meta = gst_buffer_iterate_meta_filtered (
+              buf, &state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
     GstVideoRegionOfInterestMeta *roi = (GstVideoRegionOfInterestMeta *) meta;
     if (roi->id == id)
       return gst_video_region_of_interest_meta_get_param (roi, "emotion");
@@ -231,11 +242,11 @@ GST_START_TEST (test_roi_mode)
       "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
   GstBuffer *in = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 1);
   add_roi (in, "face", 10, 8, 30, 30, 1);
-  add_roi (in, "face", 5, 5, 0, 0, 2);          /* empty */
-  add_roi (in, "face", -5, -5, 20, 20, 3);      /* negative: wraps around */
-  add_roi (in, "face", 1000, 1000, 20, 20, 4);  /* outside */
-  add_roi (in, "face", 50, 30, 40, 40, 5);      /* partly outside */
-  add_roi (in, "car", 0, 0, 64, 48, 6);         /* not a face */
+  add_roi (in, "face", 5, 5, 0, 0, 2);         /* empty */
+  add_roi (in, "face", -5, -5, 20, 20, 3);     /* negative: wraps around */
+  add_roi (in, "face", 1000, 1000, 20, 20, 4); /* outside */
+  add_roi (in, "face", 50, 30, 40, 40, 5);     /* partly outside */
+  add_roi (in, "car", 0, 0, 64, 48, 6);        /* not a face */
   GstBuffer *out = gst_harness_push_and_pull (h, in);
 
   fail_unless_equals_int (count_metas (out), 2);
@@ -273,8 +284,8 @@ GST_START_TEST (test_roi_mode)
   gst_buffer_unref (out);
 
   /* roi mode and no ROI: nothing classified, buffer still passes */
-  out = gst_harness_push_and_pull (h,
-      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 2));
+  out = gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 2));
   fail_unless_equals_int (count_metas (out), 0);
   gst_buffer_unref (out);
   gst_harness_teardown (h);
@@ -300,8 +311,8 @@ GST_START_TEST (test_frame_and_auto_modes)
   /* auto on a stream without ROIs: each frame is a face crop */
   h = harness ("tta=1 mode=auto", caps);
   for (guint i = 0; i < 2; i++) {
-    out = gst_harness_push_and_pull (h,
-        pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, i));
+    out = gst_harness_push_and_pull (
+        h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, i));
     fail_unless_equals_int (count_metas (out), 1);
     fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->roi_id, -1);
     gst_buffer_unref (out);
@@ -317,8 +328,8 @@ GST_START_TEST (test_frame_and_auto_modes)
   /* a frame where the detector found nothing: no emotion (issue 13, 1) */
   GstBus *bus = gst_bus_new ();
   gst_element_set_bus (fer (h), bus);
-  out = gst_harness_push_and_pull (h,
-      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 2));
+  out = gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 2));
   fail_unless_equals_int (count_metas (out), 0);
   gst_buffer_unref (out);
   /* the bus message says which rule applied, with no face */
@@ -326,8 +337,8 @@ GST_START_TEST (test_frame_and_auto_modes)
   fail_unless (msg != NULL);
   const GstStructure *st = gst_message_get_structure (msg);
   fail_unless_equals_string (gst_structure_get_string (st, "mode"), "roi");
-  fail_unless_equals_int (gst_value_list_get_size (gst_structure_get_value
-          (st, "faces")), 0);
+  fail_unless_equals_int (
+      gst_value_list_get_size (gst_structure_get_value (st, "faces")), 0);
   gst_message_unref (msg);
   /* ROIs of another type do not count as a detector's faces, and a frame
    * with only those gets nothing either once the stream had faces */
@@ -338,18 +349,19 @@ GST_START_TEST (test_frame_and_auto_modes)
   gst_buffer_unref (out);
   gst_message_unref (gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT));
   /* a new stream decides afresh */
-  fail_unless (gst_harness_push_event (h,
-          gst_event_new_stream_start ("another-stream")));
+  fail_unless (gst_harness_push_event (
+      h, gst_event_new_stream_start ("another-stream")));
   gst_harness_set_src_caps_str (h, caps);
-  out = gst_harness_push_and_pull (h,
-      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 4));
+  out = gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 4));
   fail_unless_equals_int (count_metas (out), 1);
   fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->roi_id, -1);
   gst_buffer_unref (out);
   msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT);
   fail_unless (msg != NULL);
-  fail_unless_equals_string (gst_structure_get_string
-      (gst_message_get_structure (msg), "mode"), "frame");
+  fail_unless_equals_string (
+      gst_structure_get_string (gst_message_get_structure (msg), "mode"),
+      "frame");
   gst_message_unref (msg);
   gst_element_set_bus (fer (h), NULL);
   gst_object_unref (bus);
@@ -373,8 +385,7 @@ GST_START_TEST (test_batch_size_and_tta)
       "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1";
   float results[3][4][7];
   const char *props[3] = { "tta=5 batch-size=0", "tta=5 batch-size=1",
-    "tta=1"
-  };
+    "tta=1" };
   for (int k = 0; k < 3; k++) {
     GstHarness *h = harness (props[k], caps);
     GstBuffer *in = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 4);
@@ -383,8 +394,8 @@ GST_START_TEST (test_batch_size_and_tta)
     GstBuffer *out = gst_harness_push_and_pull (h, in);
     fail_unless_equals_int (count_metas (out), 4);
     for (int i = 0; i < 4; i++) {
-      GstFerEmotionMeta *m = gst_buffer_get_fer_emotion_meta_for_roi (out,
-          i + 1);
+      GstFerEmotionMeta *m =
+          gst_buffer_get_fer_emotion_meta_for_roi (out, i + 1);
       assert_meta_valid (m);
       memcpy (results[k][i], m->probabilities, sizeof results[k][i]);
     }
@@ -434,17 +445,16 @@ GST_START_TEST (test_bus_message)
   gint x, w, roi_id;
   fail_unless (gst_structure_get_int (face, "x", &x) && x == 10);
   fail_unless (gst_structure_get_int (face, "width", &w) && w == 30);
-  fail_unless (gst_structure_get_int (face, "roi-id", &roi_id)
-      && roi_id == 3);
-  fail_unless_equals_string (gst_structure_get_string (face, "label"),
-      m->label);
+  fail_unless (gst_structure_get_int (face, "roi-id", &roi_id) && roi_id == 3);
+  fail_unless_equals_string (
+      gst_structure_get_string (face, "label"), m->label);
   gst_message_unref (msg);
   gst_buffer_unref (out);
 
   /* post-messages=false: silence */
   g_object_set (fer (h), "post-messages", FALSE, NULL);
-  gst_buffer_unref (gst_harness_push_and_pull (h,
-          pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 6)));
+  gst_buffer_unref (gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 64, 48, 6)));
   fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT) == NULL);
   gst_element_set_bus (fer (h), NULL);
   gst_object_unref (bus);
@@ -474,8 +484,8 @@ expect_start_error (const char *props, const char *needle)
   GstElement *e = gst_parse_launch (desc, NULL);
   GstBus *bus = gst_bus_new ();
   gst_element_set_bus (e, bus);
-  fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
-      GST_STATE_CHANGE_FAILURE);
+  fail_unless_equals_int (
+      gst_element_set_state (e, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
   GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
   fail_unless (msg != NULL, "%s: no error message", props);
   GError *err = NULL;
@@ -499,8 +509,8 @@ GST_START_TEST (test_bad_models)
   char *missing = g_build_filename (tmpdir, "missing.safetensors", NULL);
   char *corrupt = g_build_filename (tmpdir, "corrupt.safetensors", NULL);
   char *props;
-  fail_unless (g_file_set_contents (corrupt, "\x10\0\0\0\0\0\0\0{not json}",
-          18, NULL));
+  fail_unless (
+      g_file_set_contents (corrupt, "\x10\0\0\0\0\0\0\0{not json}", 18, NULL));
 
   props = g_strdup_printf ("model=%s", missing);
   expect_start_error (props, missing);
@@ -540,20 +550,18 @@ GST_START_TEST (test_model_names)
   fail_unless_equals_string (model, "fast");
   g_free (model);
   gst_harness_set_src_caps_str (h, caps);
-  GstBuffer *out = gst_harness_push_and_pull (h,
-      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1));
-  fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->n_classes,
-      7);
+  GstBuffer *out = gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1));
+  fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->n_classes, 7);
   gst_buffer_unref (out);
   gst_harness_teardown (h);
 
   g_setenv ("FER_MODEL_PATH", tmpdir, TRUE);
   h = gst_harness_new_parse ("feremotion model=m5 tta=1");
   gst_harness_set_src_caps_str (h, caps);
-  out = gst_harness_push_and_pull (h,
-      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1));
-  fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->n_classes,
-      5);
+  out = gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1));
+  fail_unless_equals_int (gst_buffer_get_fer_emotion_meta (out)->n_classes, 5);
   gst_buffer_unref (out);
   gst_harness_teardown (h);
 
@@ -565,18 +573,21 @@ GST_END_TEST;
 
 GST_START_TEST (test_state_cycles)
 {
-  char *desc = g_strdup_printf ("videotestsrc num-buffers=2 ! "
+  char *desc = g_strdup_printf (
+      "videotestsrc num-buffers=2 ! "
       "video/x-raw,format=GRAY8,width=48,height=48 ! feremotion model=%s "
-      "tta=1 ! fakesink", model7);
+      "tta=1 ! fakesink",
+      model7);
   GstElement *pipe = gst_parse_launch (desc, NULL);
   fail_unless (pipe != NULL);
   for (int i = 0; i < 50; i++) {
     fail_unless (gst_element_set_state (pipe, GST_STATE_PLAYING)
         != GST_STATE_CHANGE_FAILURE);
-    fail_unless_equals_int (gst_element_get_state (pipe, NULL, NULL,
-            GST_CLOCK_TIME_NONE), GST_STATE_CHANGE_SUCCESS);
-    fail_unless_equals_int (gst_element_set_state (pipe, GST_STATE_NULL),
+    fail_unless_equals_int (
+        gst_element_get_state (pipe, NULL, NULL, GST_CLOCK_TIME_NONE),
         GST_STATE_CHANGE_SUCCESS);
+    fail_unless_equals_int (
+        gst_element_set_state (pipe, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
   }
   gst_object_unref (pipe);
   g_free (desc);
@@ -586,15 +597,15 @@ GST_END_TEST;
 
 GST_START_TEST (test_labels_and_latency)
 {
-  GstHarness *h = harness ("tta=1",
-      "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1");
+  GstHarness *h = harness (
+      "tta=1", "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1");
   gchar **labels = NULL;
   g_object_get (fer (h), "labels", &labels, NULL);
   fail_unless_equals_int (g_strv_length (labels), 7);
   fail_unless_equals_string (labels[3], "happy");
   g_strfreev (labels);
-  gst_buffer_unref (gst_harness_push_and_pull (h,
-          pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1)));
+  gst_buffer_unref (gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1)));
   /* we add no latency of our own; the query is answered through us */
   fail_unless_equals_uint64 (gst_harness_query_latency (h), 0);
   gst_harness_teardown (h);
@@ -607,20 +618,21 @@ GST_END_TEST;
  * GstBaseTransform's own `qos` is replaced, no `skip-late` beside it). */
 GST_START_TEST (test_plugin_metadata)
 {
-  GstPlugin *plugin = gst_registry_find_plugin (gst_registry_get (),
-      "feremotion");
+  GstPlugin *plugin =
+      gst_registry_find_plugin (gst_registry_get (), "feremotion");
   const char *elements[] = { "feremotion", "feremotionoverlay",
     "feremotionexport" };
   const char *author = NULL;
 
   fail_unless (plugin != NULL);
-  fail_unless (strstr (gst_plugin_get_origin (plugin), "example.invalid")
-      == NULL, "origin %s", gst_plugin_get_origin (plugin));
+  fail_unless (
+      strstr (gst_plugin_get_origin (plugin), "example.invalid") == NULL,
+      "origin %s", gst_plugin_get_origin (plugin));
   gst_object_unref (plugin);
   for (guint i = 0; i < G_N_ELEMENTS (elements); i++) {
     GstElementFactory *f = gst_element_factory_find (elements[i]);
-    const char *a = gst_element_factory_get_metadata (f,
-        GST_ELEMENT_METADATA_AUTHOR);
+    const char *a =
+        gst_element_factory_get_metadata (f, GST_ELEMENT_METADATA_AUTHOR);
     fail_unless (f != NULL);
     if (author)
       fail_unless_equals_string (a, author);
@@ -644,14 +656,13 @@ GST_END_TEST;
 
 GST_START_TEST (test_qos_skips_inference_not_buffers)
 {
-  GstHarness *h = harness ("tta=1",
-      "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1");
-  gst_buffer_unref (gst_harness_push_and_pull (h,
-          pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 0)));
+  GstHarness *h = harness (
+      "tta=1", "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1");
+  gst_buffer_unref (gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 0)));
   /* downstream: the buffer at 1 s was 1 s late */
   fail_unless (gst_harness_push_upstream_event (h,
-          gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 0.5, GST_SECOND,
-              GST_SECOND)));
+      gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 0.5, GST_SECOND, GST_SECOND)));
   GstBuffer *late = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1);
   GST_BUFFER_PTS (late) = 2 * GST_SECOND;
   GstBuffer *out = gst_harness_push_and_pull (h, late);
@@ -666,8 +677,8 @@ GST_START_TEST (test_qos_skips_inference_not_buffers)
   /* qos=false: always inference */
   g_object_set (fer (h), "qos", FALSE, NULL);
   fail_unless (gst_harness_push_upstream_event (h,
-          gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 0.5, GST_SECOND,
-              20 * GST_SECOND)));
+      gst_event_new_qos (
+          GST_QOS_TYPE_UNDERFLOW, 0.5, GST_SECOND, 20 * GST_SECOND)));
   late = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1);
   GST_BUFFER_PTS (late) = 11 * GST_SECOND;
   out = gst_harness_push_and_pull (h, late);
@@ -686,10 +697,10 @@ GST_START_TEST (test_smoothing)
   reference_probs (model7, 48, 48, 1, 1, NULL, p1);
   reference_probs (model7, 48, 48, 2, 1, NULL, p2);
   GstHarness *h = harness ("tta=1 smoothing=0.75", caps);
-  gst_buffer_unref (gst_harness_push_and_pull (h,
-          pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1)));
-  GstBuffer *out = gst_harness_push_and_pull (h,
-      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 2));
+  gst_buffer_unref (gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1)));
+  GstBuffer *out = gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 2));
   GstFerEmotionMeta *m = gst_buffer_get_fer_emotion_meta (out);
   assert_meta_valid (m);
   for (int j = 0; j < 7; j++) {
@@ -711,14 +722,14 @@ typedef struct
 
 GST_START_TEST (test_model_swap_while_playing)
 {
-  GstHarness *h = harness ("tta=1",
-      "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1");
+  GstHarness *h = harness (
+      "tta=1", "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1");
   guint seen5 = 0, seen7 = 0;
   for (int i = 0; i < 40; i++) {
     if (i % 4 == 0)
       g_object_set (fer (h), "model", (i / 4) % 2 ? model7 : model5, NULL);
-    GstBuffer *out = gst_harness_push_and_pull (h,
-        pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, i));
+    GstBuffer *out = gst_harness_push_and_pull (
+        h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, i));
     GstFerEmotionMeta *m = gst_buffer_get_fer_emotion_meta (out);
     assert_meta_valid (m);
     fail_unless (m->n_classes == 5 || m->n_classes == 7);
@@ -740,8 +751,8 @@ GST_START_TEST (test_model_swap_while_playing)
   GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
   fail_unless (msg != NULL);
   gst_message_unref (msg);
-  GstBuffer *out = gst_harness_push_and_pull (h,
-      pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1));
+  GstBuffer *out = gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1));
   assert_meta_valid (gst_buffer_get_fer_emotion_meta (out));
   gst_buffer_unref (out);
   gst_element_set_bus (fer (h), NULL);
@@ -763,12 +774,15 @@ swapper (gpointer data)
 
 GST_START_TEST (test_model_swap_concurrent)
 {
-  swap_ctx ctx = { harness ("tta=1",
-          "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1"), 0 };
+  swap_ctx ctx = {
+    harness (
+        "tta=1", "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1"),
+    0
+  };
   GThread *t = g_thread_new ("swapper", swapper, &ctx);
   for (int i = 0; i < 60; i++) {
-    GstBuffer *out = gst_harness_push_and_pull (ctx.h,
-        pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, i));
+    GstBuffer *out = gst_harness_push_and_pull (
+        ctx.h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, i));
     GstFerEmotionMeta *m = gst_buffer_get_fer_emotion_meta (out);
     assert_meta_valid (m);
     fail_unless (m->n_classes == 5 || m->n_classes == 7);

@@ -12,16 +12,16 @@ static const gchar *const labels3[] = { "angry", "happy", "sad" };
 static const gfloat probs3[] = { 0.2f, 0.5f, 0.3f };
 
 static GstFerEmotionMeta *
-add_face (GstBuffer * buf, gint x, gint y, gint w, gint h, gint roi_id)
+add_face (GstBuffer *buf, gint x, gint y, gint w, gint h, gint roi_id)
 {
-  GstFerEmotionMeta *m = gst_buffer_add_fer_emotion_meta (buf, x, y, w, h,
-      roi_id, G_N_ELEMENTS (labels3), labels3, probs3);
+  GstFerEmotionMeta *m = gst_buffer_add_fer_emotion_meta (
+      buf, x, y, w, h, roi_id, G_N_ELEMENTS (labels3), labels3, probs3);
   fail_unless (m != NULL);
   return m;
 }
 
 static guint
-count_metas (GstBuffer * buf)
+count_metas (GstBuffer *buf)
 {
   return gst_buffer_get_n_meta (buf, GST_FER_EMOTION_META_API_TYPE);
 }
@@ -29,7 +29,7 @@ count_metas (GstBuffer * buf)
 /* A meta with all GST_FER_EMOTION_MAX_CLASSES classes, each with its own
  * label and probability; class 7 is the most probable. */
 static GstFerEmotionMeta *
-add_full_face (GstBuffer * buf, gint x, gint y, gint w, gint h)
+add_full_face (GstBuffer *buf, gint x, gint y, gint w, gint h)
 {
   const gchar *names[GST_FER_EMOTION_MAX_CLASSES];
   gfloat p[GST_FER_EMOTION_MAX_CLASSES];
@@ -40,13 +40,13 @@ add_full_face (GstBuffer * buf, gint x, gint y, gint w, gint h)
     names[i] = g_intern_string (name);
     p[i] = i == 7 ? 0.5f : 0.5f / (GST_FER_EMOTION_MAX_CLASSES - 1);
   }
-  return gst_buffer_add_fer_emotion_meta (buf, x, y, w, h, 4,
-      GST_FER_EMOTION_MAX_CLASSES, names, p);
+  return gst_buffer_add_fer_emotion_meta (
+      buf, x, y, w, h, 4, GST_FER_EMOTION_MAX_CLASSES, names, p);
 }
 
 /* dst holds src's face (box aside) in arrays of its own. */
 static void
-assert_same_face (const GstFerEmotionMeta * dst, const GstFerEmotionMeta * src)
+assert_same_face (const GstFerEmotionMeta *dst, const GstFerEmotionMeta *src)
 {
   fail_unless (dst != src);
   fail_unless_equals_int (dst->roi_id, src->roi_id);
@@ -63,11 +63,11 @@ assert_same_face (const GstFerEmotionMeta * dst, const GstFerEmotionMeta * src)
 }
 
 static void
-assert_box (const GstFerEmotionMeta * m, gint x, gint y, gint w, gint h)
+assert_box (const GstFerEmotionMeta *m, gint x, gint y, gint w, gint h)
 {
   fail_unless (m->x == x && m->y == y && m->w == w && m->h == h,
-      "box %d,%d %dx%d, expected %d,%d %dx%d", m->x, m->y, m->w, m->h,
-      x, y, w, h);
+      "box %d,%d %dx%d, expected %d,%d %dx%d", m->x, m->y, m->w, m->h, x, y, w,
+      h);
 }
 
 GST_START_TEST (test_add)
@@ -79,8 +79,8 @@ GST_START_TEST (test_add)
   GstFerEmotionMeta *m;
 
   fail_unless (gst_buffer_get_fer_emotion_meta (buf) == NULL);
-  m = gst_buffer_add_fer_emotion_meta (buf, 10, 20, 30, 40, 3, 3, names,
-      probs3);
+  m = gst_buffer_add_fer_emotion_meta (
+      buf, 10, 20, 30, 40, 3, 3, names, probs3);
   fail_unless (m != NULL);
   /* the meta keeps interned names, not the caller's strings */
   g_free (transient);
@@ -105,8 +105,8 @@ GST_START_TEST (test_add)
   m = add_full_face (buf, 0, 0, 8, 8);
   fail_unless (m != NULL);
   fail_unless_equals_int (m->label_id, 7);
-  fail_unless_equals_string (m->class_labels[GST_FER_EMOTION_MAX_CLASSES - 1],
-      "class31");
+  fail_unless_equals_string (
+      m->class_labels[GST_FER_EMOTION_MAX_CLASSES - 1], "class31");
   fail_unless_equals_int (count_metas (buf), 3);
   gst_buffer_unref (buf);
 }
@@ -121,14 +121,17 @@ GST_START_TEST (test_add_refused)
 
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
     names[i] = "x";
-  fail_unless (gst_buffer_add_fer_emotion_meta (buf, 0, 0, 1, 1, -1, 0,
-          names, p) == NULL);
+  fail_unless (
+      gst_buffer_add_fer_emotion_meta (buf, 0, 0, 1, 1, -1, 0, names, p)
+      == NULL);
   fail_unless (gst_buffer_add_fer_emotion_meta (buf, 0, 0, 1, 1, -1,
-          GST_FER_EMOTION_MAX_CLASSES + 1, names, p) == NULL);
-  fail_unless (gst_buffer_add_fer_emotion_meta (buf, 0, 0, 1, 1, -1, 3,
-          NULL, p) == NULL);
-  fail_unless (gst_buffer_add_fer_emotion_meta (buf, 0, 0, 1, 1, -1, 3,
-          names, NULL) == NULL);
+                   GST_FER_EMOTION_MAX_CLASSES + 1, names, p)
+      == NULL);
+  fail_unless (gst_buffer_add_fer_emotion_meta (buf, 0, 0, 1, 1, -1, 3, NULL, p)
+      == NULL);
+  fail_unless (
+      gst_buffer_add_fer_emotion_meta (buf, 0, 0, 1, 1, -1, 3, names, NULL)
+      == NULL);
   fail_unless_equals_int (count_metas (buf), 0);
   gst_buffer_unref (buf);
 }
@@ -155,8 +158,8 @@ GST_START_TEST (test_get_for_roi)
   /* iteration sees each face once, in the order they were added */
   fail_unless ((m = gst_buffer_iterate_fer_emotion_meta (buf, &state)) == a);
   fail_unless ((m = gst_buffer_iterate_fer_emotion_meta (buf, &state)) == b);
-  fail_unless ((m = gst_buffer_iterate_fer_emotion_meta (buf, &state))
-      == whole);
+  fail_unless (
+      (m = gst_buffer_iterate_fer_emotion_meta (buf, &state)) == whole);
   fail_unless (gst_buffer_iterate_fer_emotion_meta (buf, &state) == NULL);
   gst_buffer_unref (buf);
 }
@@ -181,8 +184,8 @@ GST_START_TEST (test_copy)
   /* a buffer copy, and a metadata copy into another buffer */
   copies[0] = gst_buffer_copy (buf);
   copies[1] = gst_buffer_new ();
-  fail_unless (gst_buffer_copy_into (copies[1], buf, GST_BUFFER_COPY_METADATA,
-          0, -1));
+  fail_unless (
+      gst_buffer_copy_into (copies[1], buf, GST_BUFFER_COPY_METADATA, 0, -1));
   for (guint k = 0; k < 2; k++) {
     fail_unless_equals_int (count_metas (copies[k]), 2);
     c = gst_buffer_get_fer_emotion_meta_for_roi (copies[k], 4);
@@ -210,8 +213,8 @@ GST_END_TEST;
 /* Runs the meta's scale transform from a w0 x h0 frame to w1 x h1, as
  * videoscale does, and returns the new meta (on *dest). */
 static GstFerEmotionMeta *
-scale (GstFerEmotionMeta * m, GstBuffer * src, gint w0, gint h0, gint w1,
-    gint h1, GstBuffer ** dest)
+scale (GstFerEmotionMeta *m, GstBuffer *src, gint w0, gint h0, gint w1, gint h1,
+    GstBuffer **dest)
 {
   GstVideoInfo in, out;
   GstVideoMetaTransform trans = { &in, &out };
@@ -220,7 +223,7 @@ scale (GstFerEmotionMeta * m, GstBuffer * src, gint w0, gint h0, gint w1,
   gst_video_info_set_format (&out, GST_VIDEO_FORMAT_GRAY8, w1, h1);
   *dest = gst_buffer_new ();
   fail_unless (m->meta.info->transform_func (*dest, &m->meta, src,
-          gst_video_meta_transform_scale_get_quark (), &trans));
+      gst_video_meta_transform_scale_get_quark (), &trans));
   fail_unless_equals_int (count_metas (*dest), 1);
   return gst_buffer_get_fer_emotion_meta (*dest);
 }
@@ -249,15 +252,15 @@ GST_START_TEST (test_scale_transform)
 
   /* a plain copy keeps the box */
   dest = gst_buffer_new ();
-  fail_unless (m->meta.info->transform_func (dest, &m->meta, buf,
-          _gst_meta_transform_copy, &copy));
+  fail_unless (m->meta.info->transform_func (
+      dest, &m->meta, buf, _gst_meta_transform_copy, &copy));
   assert_box (gst_buffer_get_fer_emotion_meta (dest), 64, 48, 128, 96);
   gst_buffer_unref (dest);
 
   /* any other transform would leave the box wrong: refused, nothing added */
   dest = gst_buffer_new ();
   fail_if (m->meta.info->transform_func (dest, &m->meta, buf,
-          g_quark_from_static_string ("fer-test-unknown-transform"), NULL));
+      g_quark_from_static_string ("fer-test-unknown-transform"), NULL));
   fail_unless_equals_int (count_metas (dest), 0);
   gst_buffer_unref (dest);
   gst_buffer_unref (buf);
@@ -272,12 +275,12 @@ GST_START_TEST (test_tags)
   GType api = GST_FER_EMOTION_META_API_TYPE;
   const gchar *const *tags = gst_meta_api_type_get_tags (api);
 
-  fail_unless (gst_meta_api_type_has_tag (api,
-          g_quark_from_string (GST_META_TAG_VIDEO_STR)));
-  fail_unless (gst_meta_api_type_has_tag (api,
-          g_quark_from_string (GST_META_TAG_VIDEO_SIZE_STR)));
-  fail_unless (gst_meta_api_type_has_tag (api,
-          g_quark_from_string (GST_META_TAG_VIDEO_ORIENTATION_STR)));
+  fail_unless (gst_meta_api_type_has_tag (
+      api, g_quark_from_string (GST_META_TAG_VIDEO_STR)));
+  fail_unless (gst_meta_api_type_has_tag (
+      api, g_quark_from_string (GST_META_TAG_VIDEO_SIZE_STR)));
+  fail_unless (gst_meta_api_type_has_tag (
+      api, g_quark_from_string (GST_META_TAG_VIDEO_ORIENTATION_STR)));
   fail_unless (tags != NULL);
   fail_unless_equals_int (g_strv_length ((gchar **) tags), 3);
   fail_unless (GST_FER_EMOTION_META_INFO->api == api);
@@ -293,10 +296,10 @@ GST_START_TEST (test_videoscale)
   GstBuffer *in, *out;
   GstFerEmotionMeta *m, *s;
 
-  gst_harness_set_src_caps_str (h,
-      "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
-  gst_harness_set_sink_caps_str (h,
-      "video/x-raw,format=GRAY8,width=32,height=24,framerate=30/1");
+  gst_harness_set_src_caps_str (
+      h, "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
+  gst_harness_set_sink_caps_str (
+      h, "video/x-raw,format=GRAY8,width=32,height=24,framerate=30/1");
   in = gst_buffer_new_allocate (NULL, 64 * 48, NULL);
   gst_buffer_memset (in, 0, 128, 64 * 48);
   m = add_face (in, 16, 8, 32, 24, 2);

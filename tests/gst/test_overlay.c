@@ -20,20 +20,17 @@ typedef struct
   gint x, y, w, h;
 } Rect;
 
-static const gchar *const labels[] = {
-  "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"
-};
+static const gchar *const labels[] = { "angry", "disgust", "fear", "happy",
+  "neutral", "sad", "surprise" };
 
 /* argmax is "happy", class 3: the overlay's yellow, (255, 204, 0) */
-static const gfloat probabilities[] = {
-  0.02f, 0.01f, 0.03f, 0.87f, 0.04f, 0.02f, 0.01f
-};
+static const gfloat probabilities[] = { 0.02f, 0.01f, 0.03f, 0.87f, 0.04f,
+  0.02f, 0.01f };
 
 static const guint8 happy_rgb[] = { 255, 204, 0 };
 
-static const gchar *const formats[] = {
-  "BGRx", "BGRA", "RGBx", "RGBA", "xRGB", "ARGB", "xBGR", "ABGR", "RGB", "BGR"
-};
+static const gchar *const formats[] = { "BGRx", "BGRA", "RGBx", "RGBA", "xRGB",
+  "ARGB", "xBGR", "ABGR", "RGB", "BGR" };
 
 /* A face box well inside the frame, with room above it for the tag and
  * right of it for the bars. */
@@ -42,61 +39,58 @@ static const Rect face = { 60, 80, 100, 100 };
 /* Generous bounds for where the tag and the bars may go (their exact size
  * depends on the font). */
 static Rect
-tag_zone (const Rect * box)
+tag_zone (const Rect *box)
 {
   Rect r = { box->x, box->y - 3 * FONT_SIZE, 16 * FONT_SIZE, 3 * FONT_SIZE };
   return r;
 }
 
 static Rect
-bars_zone (const Rect * box)
+bars_zone (const Rect *box)
 {
-  Rect r = { box->x + box->w, box->y, WIDTH - box->x - box->w,
-    10 * FONT_SIZE
-  };
+  Rect r = { box->x + box->w, box->y, WIDTH - box->x - box->w, 10 * FONT_SIZE };
   return r;
 }
 
 static Rect
-interior (const Rect * box)
+interior (const Rect *box)
 {
   Rect r = { box->x + LINE_WIDTH, box->y + LINE_WIDTH, box->w - 2 * LINE_WIDTH,
-    box->h - 2 * LINE_WIDTH
-  };
+    box->h - 2 * LINE_WIDTH };
   return r;
 }
 
 static gboolean
-in_rect (const Rect * r, gint x, gint y)
+in_rect (const Rect *r, gint x, gint y)
 {
   return x >= r->x && x < r->x + r->w && y >= r->y && y < r->y + r->h;
 }
 
 static GstHarness *
-overlay_harness (const gchar * format, gboolean show_bars)
+overlay_harness (const gchar *format, gboolean show_bars)
 {
   GstHarness *h = gst_harness_new ("feremotionoverlay");
 
   g_object_set (h->element, "font-size", FONT_SIZE, "line-width", LINE_WIDTH,
       "show-bars", show_bars, NULL);
-  gst_harness_set_src_caps (h, gst_caps_new_simple ("video/x-raw",
-          "format", G_TYPE_STRING, format, "width", G_TYPE_INT, WIDTH,
-          "height", G_TYPE_INT, HEIGHT, "framerate", GST_TYPE_FRACTION, 30, 1,
-          NULL));
+  gst_harness_set_src_caps (h,
+      gst_caps_new_simple ("video/x-raw", "format", G_TYPE_STRING, format,
+          "width", G_TYPE_INT, WIDTH, "height", G_TYPE_INT, HEIGHT, "framerate",
+          GST_TYPE_FRACTION, 30, 1, NULL));
   return h;
 }
 
 /* Noise in every byte, alpha included: translucent pixels too must come
  * out untouched where nothing is drawn. */
 static GstBuffer *
-make_frame (GstVideoInfo * info, const gchar * format)
+make_frame (GstVideoInfo *info, const gchar *format)
 {
   GstBuffer *buf;
   GstMapInfo map;
   GRand *rand = g_rand_new_with_seed (20240611);
 
-  gst_video_info_set_format (info, gst_video_format_from_string (format),
-      WIDTH, HEIGHT);
+  gst_video_info_set_format (
+      info, gst_video_format_from_string (format), WIDTH, HEIGHT);
   buf = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (info), NULL);
   fail_unless (gst_buffer_map (buf, &map, GST_MAP_WRITE));
   for (gsize i = 0; i < map.size; i++)
@@ -108,15 +102,16 @@ make_frame (GstVideoInfo * info, const gchar * format)
 }
 
 static void
-add_face (GstBuffer * buf, const Rect * box)
+add_face (GstBuffer *buf, const Rect *box)
 {
   fail_unless (gst_buffer_add_fer_emotion_meta (buf, box->x, box->y, box->w,
-          box->h, 0, G_N_ELEMENTS (labels), labels, probabilities) != NULL);
+                   box->h, 0, G_N_ELEMENTS (labels), labels, probabilities)
+      != NULL);
 }
 
 /* Pushes a copy of @in (pixels and metas) and returns what came out. */
 static GstBuffer *
-push_copy (GstHarness * h, GstBuffer * in)
+push_copy (GstHarness *h, GstBuffer *in)
 {
   GstBuffer *out = gst_harness_push_and_pull (h, gst_buffer_copy_deep (in));
 
@@ -132,7 +127,7 @@ typedef struct
 } Diff;
 
 static void
-diff_begin (Diff * d, GstVideoInfo * info, GstBuffer * in, GstBuffer * out)
+diff_begin (Diff *d, GstVideoInfo *info, GstBuffer *in, GstBuffer *out)
 {
   d->info = info;
   fail_unless (gst_buffer_map (in, &d->in, GST_MAP_READ));
@@ -141,14 +136,14 @@ diff_begin (Diff * d, GstVideoInfo * info, GstBuffer * in, GstBuffer * out)
 }
 
 static void
-diff_end (Diff * d, GstBuffer * in, GstBuffer * out)
+diff_end (Diff *d, GstBuffer *in, GstBuffer *out)
 {
   gst_buffer_unmap (in, &d->in);
   gst_buffer_unmap (out, &d->out);
 }
 
 static gsize
-pixel_offset (const Diff * d, gint x, gint y)
+pixel_offset (const Diff *d, gint x, gint y)
 {
   gsize stride = GST_VIDEO_INFO_PLANE_STRIDE (d->info, 0);
   gsize pstride = GST_VIDEO_INFO_COMP_PSTRIDE (d->info, 0);
@@ -157,16 +152,17 @@ pixel_offset (const Diff * d, gint x, gint y)
 }
 
 static gboolean
-changed (const Diff * d, gint x, gint y)
+changed (const Diff *d, gint x, gint y)
 {
   gsize off = pixel_offset (d, x, y);
 
   return memcmp (d->in.data + off, d->out.data + off,
-      GST_VIDEO_INFO_COMP_PSTRIDE (d->info, 0)) != 0;
+             GST_VIDEO_INFO_COMP_PSTRIDE (d->info, 0))
+      != 0;
 }
 
 static guint
-count_changed (const Diff * d, const Rect * r)
+count_changed (const Diff *d, const Rect *r)
 {
   guint n = 0;
 
@@ -179,7 +175,7 @@ count_changed (const Diff * d, const Rect * r)
 /* Fails on any changed pixel outside all of @allowed; returns how many
  * changed in all. */
 static guint
-check_changes_within (const Diff * d, const Rect * allowed, guint n_allowed)
+check_changes_within (const Diff *d, const Rect *allowed, guint n_allowed)
 {
   guint n = 0;
 
@@ -198,13 +194,13 @@ check_changes_within (const Diff * d, const Rect * allowed, guint n_allowed)
 }
 
 static void
-check_outline_and_interior (const Diff * d, const Rect * box)
+check_outline_and_interior (const Diff *d, const Rect *box)
 {
   Rect inner = interior (box);
   guint outline = (guint) (box->w * box->h - inner.w * inner.h);
 
-  fail_unless_equals_int (count_changed (d, box) - count_changed (d, &inner),
-      outline);
+  fail_unless_equals_int (
+      count_changed (d, box) - count_changed (d, &inner), outline);
   fail_unless_equals_int (count_changed (d, &inner), 0);
 }
 
@@ -252,8 +248,8 @@ GST_START_TEST (test_formats)
     finfo = info.finfo;
     off = pixel_offset (&d, face.x, face.y + face.h / 2);
     for (guint c = 0; c < 3; c++)
-      fail_unless_equals_int (d.out.data[off + finfo->poffset[c]],
-          happy_rgb[c]);
+      fail_unless_equals_int (
+          d.out.data[off + finfo->poffset[c]], happy_rgb[c]);
     if (GST_VIDEO_INFO_HAS_ALPHA (&info))
       fail_unless_equals_int (d.out.data[off + finfo->poffset[3]], 255);
     diff_end (&d, in, out);
@@ -272,7 +268,7 @@ GST_START_TEST (test_unsupported_format_refused)
   GstElement *e = gst_element_factory_make ("feremotionoverlay", NULL);
   GstPad *sink = gst_element_get_static_pad (e, "sink");
   GstCaps *caps = gst_caps_from_string ("video/x-raw,format=I420,width=320,"
-      "height=240,framerate=30/1");
+                                        "height=240,framerate=30/1");
 
   fail_if (gst_pad_query_accept_caps (sink, caps));
   gst_caps_unref (caps);
@@ -313,8 +309,8 @@ GST_START_TEST (test_no_meta_untouched)
 GST_END_TEST;
 
 static guint
-changes_for (const gchar * format, gboolean show_bars, gboolean confidence,
-    Rect * allowed, guint n_allowed)
+changes_for (const gchar *format, gboolean show_bars, gboolean confidence,
+    Rect *allowed, guint n_allowed)
 {
   GstHarness *h = overlay_harness (format, show_bars);
   GstVideoInfo info;
@@ -391,11 +387,11 @@ GST_END_TEST;
 GST_START_TEST (test_boxes_clipped)
 {
   const Rect boxes[] = {
-    {-20, -10, WIDTH + 40, HEIGHT + 20},
-    {WIDTH - 10, HEIGHT - 10, 50, 50},
-    {WIDTH + 5, 10, 20, 20},
-    {30, 30, 0, 0},
-    {40, 40, 60, 60},
+    { -20, -10, WIDTH + 40, HEIGHT + 20 },
+    { WIDTH - 10, HEIGHT - 10, 50, 50 },
+    { WIDTH + 5, 10, 20, 20 },
+    { 30, 30, 0, 0 },
+    { 40, 40, 60, 60 },
   };
   GstHarness *h = overlay_harness ("xBGR", TRUE);
   GstVideoInfo info;
@@ -428,7 +424,8 @@ GST_START_TEST (test_nan_probabilities)
   for (guint i = 0; i < G_N_ELEMENTS (nan); i++)
     nan[i] = NAN;
   fail_unless (gst_buffer_add_fer_emotion_meta (in, face.x, face.y, face.w,
-          face.h, 0, G_N_ELEMENTS (labels), labels, nan) != NULL);
+                   face.h, 0, G_N_ELEMENTS (labels), labels, nan)
+      != NULL);
   out = push_copy (h, in);
   gst_buffer_unref (out);
   out = push_copy (h, in);
@@ -455,7 +452,8 @@ GST_START_TEST (test_caps_change)
     gst_buffer_unref (push_copy (h, in));
   gst_buffer_unref (in);
 
-  gst_harness_set_src_caps_str (h, "video/x-raw,format=RGBx,width=64,"
+  gst_harness_set_src_caps_str (h,
+      "video/x-raw,format=RGBx,width=64,"
       "height=48,framerate=30/1");
   gst_video_info_set_format (&info, GST_VIDEO_FORMAT_RGBx, 64, 48);
   in = gst_buffer_new_allocate (NULL, GST_VIDEO_INFO_SIZE (&info), NULL);

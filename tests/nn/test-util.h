@@ -37,8 +37,8 @@ test_max_rel_error (const float *a, const double *b, size_t n)
 /* fer_model_load with `backend` and `threads` CPU threads, the other
  * options at their defaults. */
 static inline fer_model *
-test_load_model (const char *path, fer_backend_type backend, int threads,
-    GError **error)
+test_load_model (
+    const char *path, fer_backend_type backend, int threads, GError **error)
 {
   fer_model_options opts;
   fer_model_options_init (&opts);
@@ -71,8 +71,8 @@ typedef double (*test_loss_fn) (void *ctx);
  * `offset` (what an accumulating gradient held before). Prints and
  * returns max |analytic - fd| / max |fd|. */
 static inline double
-test_fd_check (const char *what, float *x, size_t n, test_loss_fn f,
-    void *ctx, const float *analytic, float offset)
+test_fd_check (const char *what, float *x, size_t n, test_loss_fn f, void *ctx,
+    const float *analytic, float offset)
 {
   double err = 0.0, scale = 1e-12;
   for (size_t i = 0; i < n; i++) {

@@ -10,7 +10,7 @@
 #include <fer/fer.h>
 #include "fer-config.h"
 
-#if !FER_CHECK_VERSION (0, 1, 0)
+#if !FER_CHECK_VERSION(0, 1, 0)
 #error "FER_CHECK_VERSION (0, 1, 0) is false for the first release's headers"
 #endif
 
@@ -31,24 +31,24 @@ test_options_init (void)
 static void
 test_version (void)
 {
-  g_autofree char *parts = g_strdup_printf ("%d.%d.%d", FER_VERSION_MAJOR,
-      FER_VERSION_MINOR, FER_VERSION_MICRO);
+  g_autofree char *parts = g_strdup_printf (
+      "%d.%d.%d", FER_VERSION_MAJOR, FER_VERSION_MINOR, FER_VERSION_MICRO);
 
   /* the generated header and the build's configuration agree */
   g_assert_cmpstr (FER_VERSION_STRING, ==, FER_VERSION);
   g_assert_cmpstr (parts, ==, FER_VERSION_STRING);
 
   g_assert_true (FER_CHECK_VERSION (0, 0, 0));
-  g_assert_true (FER_CHECK_VERSION (FER_VERSION_MAJOR, FER_VERSION_MINOR,
-          FER_VERSION_MICRO));
-  g_assert_false (FER_CHECK_VERSION (FER_VERSION_MAJOR, FER_VERSION_MINOR,
-          FER_VERSION_MICRO + 1));
-  g_assert_false (FER_CHECK_VERSION (FER_VERSION_MAJOR,
-          FER_VERSION_MINOR + 1, 0));
+  g_assert_true (FER_CHECK_VERSION (
+      FER_VERSION_MAJOR, FER_VERSION_MINOR, FER_VERSION_MICRO));
+  g_assert_false (FER_CHECK_VERSION (
+      FER_VERSION_MAJOR, FER_VERSION_MINOR, FER_VERSION_MICRO + 1));
+  g_assert_false (
+      FER_CHECK_VERSION (FER_VERSION_MAJOR, FER_VERSION_MINOR + 1, 0));
   g_assert_false (FER_CHECK_VERSION (FER_VERSION_MAJOR + 1, 0, 0));
   if (FER_VERSION_MINOR > 0)
-    g_assert_true (FER_CHECK_VERSION (FER_VERSION_MAJOR,
-            FER_VERSION_MINOR - 1, 99));
+    g_assert_true (
+        FER_CHECK_VERSION (FER_VERSION_MAJOR, FER_VERSION_MINOR - 1, 99));
 }
 
 /* Every handle type in a g_autoptr, each one holding memory of its own. */
@@ -56,8 +56,7 @@ static void
 test_autoptr (void)
 {
   const fer_arch arch = {
-    .stem = FER_STEM_SMALL, .head = FER_HEAD_FC, .channels = 1,
-    .n_classes = 7
+    .stem = FER_STEM_SMALL, .head = FER_HEAD_FC, .channels = 1, .n_classes = 7
   };
   g_autoptr (GError) error = NULL;
   g_autofree char *dir = g_dir_make_tmp ("fer-api-XXXXXX", &error);
@@ -65,14 +64,15 @@ test_autoptr (void)
 
   g_assert_no_error (error);
   path = g_build_filename (dir, "m.safetensors", NULL);
-  g_assert_true (fer_model_write_random (&arch, 1, FALSE, FER_DTYPE_F32, NULL,
-          path, &error));
+  g_assert_true (fer_model_write_random (
+      &arch, 1, FALSE, FER_DTYPE_F32, NULL, path, &error));
   {
     uint8_t px[32 * 32] = { 0 };
-    fer_image img = {
-      .format = FER_PIXEL_GRAY8, .width = 32, .height = 32,
-      .planes = { px }, .strides = { 32 }
-    };
+    fer_image img = { .format = FER_PIXEL_GRAY8,
+      .width = 32,
+      .height = 32,
+      .planes = { px },
+      .strides = { 32 } };
     g_autoptr (fer_model) model = fer_model_load (path, NULL, &error);
     g_autoptr (fer_safetensors) st = fer_safetensors_open (path, &error);
     g_autoptr (fer_st_writer) writer = fer_st_writer_new ();
@@ -85,11 +85,11 @@ test_autoptr (void)
     g_assert_no_error (error);
     g_assert_nonnull (model);
     g_assert_nonnull (st);
-    g_assert_true (fer_st_writer_add (writer, "t", FER_DTYPE_F32, 1, shape,
-            values, &error));
+    g_assert_true (fer_st_writer_add (
+        writer, "t", FER_DTYPE_F32, 1, shape, values, &error));
     input = g_new (float, 48 * 48);
-    g_assert_true (fer_preprocess (&img, &view, fer_model_input_spec (model),
-            input, scratch, &error));
+    g_assert_true (fer_preprocess (
+        &img, &view, fer_model_input_spec (model), input, scratch, &error));
   }
   {
     fer_train_config cfg;
@@ -118,8 +118,7 @@ test_return_convention (void)
 
   g_assert_true (fer_tta_views (&face, 48, 0, 2, views, &error));
   g_assert_no_error (error);
-  g_assert_false (fer_tta_views (&face, 48, 0, FER_TTA_MAX + 1, views,
-          &error));
+  g_assert_false (fer_tta_views (&face, 48, 0, FER_TTA_MAX + 1, views, &error));
   g_assert_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
 }

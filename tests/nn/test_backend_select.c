@@ -23,8 +23,7 @@ have_device (void)
 {
   GError *error = NULL;
   fer_backend_type resolved;
-  fer_backend *be = fer_backend_new (FER_BACKEND_AUTO, 0, 1, &resolved,
-      &error);
+  fer_backend *be = fer_backend_new (FER_BACKEND_AUTO, 0, 1, &resolved, &error);
   g_assert_no_error (error);
   fer_backend_free (be);
   return resolved == FER_BACKEND_CUDA;
@@ -41,13 +40,13 @@ test_cuda_without_device (void)
   for (guint i = 0; i < G_N_ELEMENTS (ids); i++) {
     GError *error = NULL;
     fer_backend_type resolved = FER_BACKEND_AUTO;
-    fer_backend *be = fer_backend_new (FER_BACKEND_CUDA, ids[i], 1,
-        &resolved, &error);
+    fer_backend *be =
+        fer_backend_new (FER_BACKEND_CUDA, ids[i], 1, &resolved, &error);
     g_assert_null (be);
     g_assert_error (error, FER_ERROR, FER_ERROR_NO_DEVICE);
     g_test_message ("device %d: %s", ids[i], error->message);
-    g_assert_nonnull (strstr (error->message, fer_have_cuda_build ()
-            ? "no CUDA device" : "no CUDA backend"));
+    g_assert_nonnull (strstr (error->message,
+        fer_have_cuda_build () ? "no CUDA device" : "no CUDA backend"));
     g_assert_null (strchr (error->message, '\n'));
     g_clear_error (&error);
   }
@@ -78,7 +77,13 @@ random_gray (uint8_t *px, int n, fer_rng *rng)
 static void
 test_auto_is_cpu_model (void)
 {
-  enum { W = 64, H = 56, FACES = 3, K = 7 };
+  enum
+  {
+    W = 64,
+    H = 56,
+    FACES = 3,
+    K = 7
+  };
   const fer_rect faces[FACES] = { { 0, 0, W, H }, { 4, 6, 30, 30 },
     { 20, 10, 40, 44 } };
   float p_auto[FACES * K], p_cpu[FACES * K];
@@ -99,10 +104,10 @@ test_auto_is_cpu_model (void)
   g_assert_no_error (error);
   g_assert_cmpint (fer_model_backend (ma), ==, FER_BACKEND_CPU);
   for (int T = 1; T <= 5; T += 4) {
-    g_assert_true (fer_model_classify (ma, &img, faces, FACES, T, p_auto,
-            &error));
-    g_assert_true (fer_model_classify (mc, &img, faces, FACES, T, p_cpu,
-            &error));
+    g_assert_true (
+        fer_model_classify (ma, &img, faces, FACES, T, p_auto, &error));
+    g_assert_true (
+        fer_model_classify (mc, &img, faces, FACES, T, p_cpu, &error));
     g_assert_no_error (error);
     g_assert_cmpmem (p_auto, sizeof p_auto, p_cpu, sizeof p_cpu);
   }
@@ -113,7 +118,13 @@ test_auto_is_cpu_model (void)
 static void
 test_auto_is_cpu_trainer (void)
 {
-  enum { N = 4, S = 24, K = 7, STEPS = 2 };
+  enum
+  {
+    N = 4,
+    S = 24,
+    K = 7,
+    STEPS = 2
+  };
   fer_arch a = { FER_STEM_SMALL, FER_HEAD_MLP, 1, K };
   fer_trainer *t[2];
   float x[N * S * S], logits[2][N * K], loss[2];
@@ -140,15 +151,14 @@ test_auto_is_cpu_trainer (void)
   }
   for (int s = 0; s < STEPS; s++) {
     for (int b = 0; b < 2; b++) {
-      g_assert_true (fer_trainer_step (t[b], x, y, NULL, 1.0f, N, &loss[b],
-              logits[b], &error));
+      g_assert_true (fer_trainer_step (
+          t[b], x, y, NULL, 1.0f, N, &loss[b], logits[b], &error));
       g_assert_no_error (error);
     }
-    g_test_message ("step %d: loss %.9g (auto) %.9g (cpu)", s + 1, loss[0],
-        loss[1]);
+    g_test_message (
+        "step %d: loss %.9g (auto) %.9g (cpu)", s + 1, loss[0], loss[1]);
     g_assert_cmpmem (&loss[0], sizeof (float), &loss[1], sizeof (float));
-    g_assert_cmpmem (logits[0], sizeof logits[0], logits[1],
-        sizeof logits[1]);
+    g_assert_cmpmem (logits[0], sizeof logits[0], logits[1], sizeof logits[1]);
   }
   for (int i = 0; i < fer_trainer_n_params (t[0]); i++) {
     int64_t numel = fer_trainer_param_numel (t[0], i);
@@ -174,8 +184,8 @@ main (int argc, char **argv)
   tmpdir = g_dir_make_tmp ("fer-select-XXXXXX", &error);
   g_assert_no_error (error);
   model_path = g_build_filename (tmpdir, "m.safetensors", NULL);
-  g_assert_true (fer_model_write_random (&a, 5, TRUE, FER_DTYPE_F32, NULL,
-          model_path, &error));
+  g_assert_true (fer_model_write_random (
+      &a, 5, TRUE, FER_DTYPE_F32, NULL, model_path, &error));
   g_assert_no_error (error);
 
   g_test_add_func ("/backend/cuda-without-device", test_cuda_without_device);

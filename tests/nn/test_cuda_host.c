@@ -27,28 +27,28 @@ test_math (void)
   g_assert_cmpint (fer_cuda_math_parse ("fp16", &m), ==, -1);
 
   /* default: TF32 for training, exact inference */
-  g_assert_false (fer_cuda_math_tensor_op (FER_CUDA_MATH_DEFAULT,
-          FER_CUDA_CONV_FORWARD));
+  g_assert_false (
+      fer_cuda_math_tensor_op (FER_CUDA_MATH_DEFAULT, FER_CUDA_CONV_FORWARD));
   for (int k = FER_CUDA_CONV_FORWARD_TRAIN; k < FER_CUDA_CONV_N_KINDS; k++) {
     g_assert_true (fer_cuda_math_tensor_op (FER_CUDA_MATH_DEFAULT, k));
     g_assert_false (fer_cuda_math_tensor_op (FER_CUDA_MATH_FP32, k));
     g_assert_true (fer_cuda_math_tensor_op (FER_CUDA_MATH_TF32, k));
   }
-  g_assert_true (fer_cuda_math_tensor_op (FER_CUDA_MATH_TF32,
-          FER_CUDA_CONV_FORWARD));
+  g_assert_true (
+      fer_cuda_math_tensor_op (FER_CUDA_MATH_TF32, FER_CUDA_CONV_FORWARD));
 }
 
 static void
 test_key (void)
 {
   fer_cuda_conv_key a, b;
-  fer_cuda_conv_key_init (&a, 8, 48, 48, 1, 64, 7, 2, 3,
-      FER_CUDA_CONV_FORWARD, 0);
-  fer_cuda_conv_key_init (&b, 8, 48, 48, 1, 64, 7, 2, 3,
-      FER_CUDA_CONV_FORWARD, 0);
+  fer_cuda_conv_key_init (
+      &a, 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0);
+  fer_cuda_conv_key_init (
+      &b, 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0);
   g_assert_true (fer_cuda_conv_key_equal (&a, &b));
-  g_assert_cmpuint (fer_cuda_conv_key_hash (&a), ==,
-      fer_cuda_conv_key_hash (&b));
+  g_assert_cmpuint (
+      fer_cuda_conv_key_hash (&a), ==, fer_cuda_conv_key_hash (&b));
   /* every field takes part */
   const fer_cuda_conv_key variants[] = {
     { 9, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
@@ -68,8 +68,8 @@ test_key (void)
     fer_cuda_conv_key_init (&v, s->n, s->h, s->w, s->cin, s->cout, s->k,
         s->stride, s->pad, s->kind, s->tensor_op);
     g_assert_false (fer_cuda_conv_key_equal (&a, &v));
-    g_assert_cmpuint (fer_cuda_conv_key_hash (&a), !=,
-        fer_cuda_conv_key_hash (&v));
+    g_assert_cmpuint (
+        fer_cuda_conv_key_hash (&a), !=, fer_cuda_conv_key_hash (&v));
   }
   /* any non-zero tensor_op is the same key */
   fer_cuda_conv_key_init (&a, 1, 2, 2, 1, 1, 1, 1, 0, FER_CUDA_CONV_FORWARD, 5);
@@ -81,9 +81,9 @@ static void
 test_pick_algo (void)
 {
   const fer_cuda_algo_candidate c[] = {
-    { 7, 0, 0, 0, 0 },                  /* not supported */
-    { 6, 1, (size_t) 2 << 30, 0, 0 },   /* too much workspace */
-    { 5, 1, 1000, 1, 1 },               /* tensor cores */
+    { 7, 0, 0, 0, 0 },                /* not supported */
+    { 6, 1, (size_t) 2 << 30, 0, 0 }, /* too much workspace */
+    { 5, 1, 1000, 1, 1 },             /* tensor cores */
     { 1, 1, 5000, 0, 3 },
     { 0, 1, 0, 0, 3 },
   };
@@ -105,8 +105,7 @@ test_grow (void)
   g_assert_cmpuint (fer_cuda_grow_bytes (0, 1), ==, mib);
   g_assert_cmpuint (fer_cuda_grow_bytes (0, 3 * mib + 1), ==, 4 * mib);
   /* a little more than there is: half as much again */
-  g_assert_cmpuint (fer_cuda_grow_bytes (10 * mib, 10 * mib + 1), ==,
-      15 * mib);
+  g_assert_cmpuint (fer_cuda_grow_bytes (10 * mib, 10 * mib + 1), ==, 15 * mib);
   /* much more: what is asked, rounded */
   g_assert_cmpuint (fer_cuda_grow_bytes (mib, 100 * mib - 5), ==, 100 * mib);
 }
@@ -148,8 +147,7 @@ expect (GError *error, int code, const char *const *needles)
 
 /* A function in the backend's style: CUDA_CHECK returns FALSE from it. */
 static gboolean
-two_calls (cudaError_t first, cudaError_t second, int *reached,
-    GError **error)
+two_calls (cudaError_t first, cudaError_t second, int *reached, GError **error)
 {
   CUDA_CHECK (first);
   *reached = 1;
@@ -164,40 +162,40 @@ test_checks (void)
   GError *error = NULL;
   int reached = 0;
 
-  g_assert_true (fer_cuda_check_runtime (cudaSuccess, "x", "f.c", 1,
-          &error));
+  g_assert_true (fer_cuda_check_runtime (cudaSuccess, "x", "f.c", 1, &error));
   g_assert_no_error (error);
   g_assert_false (fer_cuda_check_runtime (cudaErrorMemoryAllocation,
-          "cudaMalloc (&p, bytes)", "conv.c", 42, &error));
-  expect (error, FER_ERROR_NOMEM, (const char *const[]) {
-        "cudaErrorMemoryAllocation", "`cudaMalloc (&p, bytes)`", "conv.c:42",
-        NULL });
+      "cudaMalloc (&p, bytes)", "conv.c", 42, &error));
+  expect (error, FER_ERROR_NOMEM,
+      (const char *const[]){ "cudaErrorMemoryAllocation",
+          "`cudaMalloc (&p, bytes)`", "conv.c:42", NULL });
   g_clear_error (&error);
   g_assert_false (fer_cuda_check_cublas (CUBLAS_STATUS_EXECUTION_FAILED,
-          "cublasSgemm (...)", "linear.c", 7, &error));
-  expect (error, FER_ERROR_BACKEND, (const char *const[]) { "cuBLAS",
-        "CUBLAS_STATUS_EXECUTION_FAILED", "`cublasSgemm (...)`",
-        "linear.c:7", NULL });
+      "cublasSgemm (...)", "linear.c", 7, &error));
+  expect (error, FER_ERROR_BACKEND,
+      (const char *const[]){ "cuBLAS", "CUBLAS_STATUS_EXECUTION_FAILED",
+          "`cublasSgemm (...)`", "linear.c:7", NULL });
   g_clear_error (&error);
   g_assert_false (fer_cuda_check_cudnn (CUDNN_STATUS_BAD_PARAM,
-          "cudnnConvolutionForward (...)", "conv.c", 9, &error));
-  expect (error, FER_ERROR_BACKEND, (const char *const[]) { "cuDNN",
-        "CUDNN_STATUS_BAD_PARAM", "`cudnnConvolutionForward (...)`",
-        "conv.c:9", NULL });
+      "cudnnConvolutionForward (...)", "conv.c", 9, &error));
+  expect (error, FER_ERROR_BACKEND,
+      (const char *const[]){ "cuDNN", "CUDNN_STATUS_BAD_PARAM",
+          "`cudnnConvolutionForward (...)`", "conv.c:9", NULL });
   g_clear_error (&error);
 
   /* the macro form: the statement text, this file, and an early return */
   g_assert_true (two_calls (cudaSuccess, cudaSuccess, &reached, &error));
   g_assert_cmpint (reached, ==, 2);
-  g_assert_false (two_calls (cudaSuccess, cudaErrorInvalidValue, &reached,
-          &error));
+  g_assert_false (
+      two_calls (cudaSuccess, cudaErrorInvalidValue, &reached, &error));
   g_assert_cmpint (reached, ==, 1);
-  expect (error, FER_ERROR_BACKEND, (const char *const[]) {
-        "cudaErrorInvalidValue", "`second`", "test_cuda_host.c", NULL });
+  expect (error, FER_ERROR_BACKEND,
+      (const char *const[]){
+          "cudaErrorInvalidValue", "`second`", "test_cuda_host.c", NULL });
   g_clear_error (&error);
   reached = 0;
-  g_assert_false (two_calls (cudaErrorLaunchFailure, cudaSuccess, &reached,
-          &error));
+  g_assert_false (
+      two_calls (cudaErrorLaunchFailure, cudaSuccess, &reached, &error));
   g_assert_cmpint (reached, ==, 0);
   g_clear_error (&error);
 }
@@ -208,11 +206,17 @@ test_checks (void)
 static void
 test_descriptors (void)
 {
-  static const int shapes[][6] = {  /* h, cin, cout, k, stride, pad */
-    { 48, 1, 64, 7, 2, 3 }, { 48, 3, 64, 3, 1, 1 }, { 12, 64, 64, 3, 1, 1 },
-    { 12, 64, 128, 3, 2, 1 }, { 12, 64, 128, 1, 2, 0 },
-    { 6, 128, 256, 3, 2, 1 }, { 3, 256, 512, 3, 2, 1 },
-    { 2, 512, 512, 3, 1, 1 }, { 7, 5, 9, 3, 2, 1 },
+  static const int shapes[][6] = {
+    /* h, cin, cout, k, stride, pad */
+    { 48, 1, 64, 7, 2, 3 },
+    { 48, 3, 64, 3, 1, 1 },
+    { 12, 64, 64, 3, 1, 1 },
+    { 12, 64, 128, 3, 2, 1 },
+    { 12, 64, 128, 1, 2, 0 },
+    { 6, 128, 256, 3, 2, 1 },
+    { 3, 256, 512, 3, 2, 1 },
+    { 2, 512, 512, 3, 1, 1 },
+    { 7, 5, 9, 3, 2, 1 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (shapes); i++) {
     const int *v = shapes[i];
@@ -243,11 +247,17 @@ test_descriptors (void)
 static void
 test_preprocess_math (void)
 {
-  enum { W = 101, H = 77, S = 48, N = 5 };
-  static const fer_pixel_format formats[] = { FER_PIXEL_GRAY8,
-    FER_PIXEL_RGB, FER_PIXEL_BGR, FER_PIXEL_RGBA, FER_PIXEL_BGRA,
-    FER_PIXEL_RGBX, FER_PIXEL_BGRX, FER_PIXEL_XRGB, FER_PIXEL_ARGB,
-    FER_PIXEL_I420, FER_PIXEL_NV12 };
+  enum
+  {
+    W = 101,
+    H = 77,
+    S = 48,
+    N = 5
+  };
+  static const fer_pixel_format formats[] = { FER_PIXEL_GRAY8, FER_PIXEL_RGB,
+    FER_PIXEL_BGR, FER_PIXEL_RGBA, FER_PIXEL_BGRA, FER_PIXEL_RGBX,
+    FER_PIXEL_BGRX, FER_PIXEL_XRGB, FER_PIXEL_ARGB, FER_PIXEL_I420,
+    FER_PIXEL_NV12 };
   static const int bpp[] = { 1, 3, 3, 4, 4, 4, 4, 4, 4, 1, 1 };
   const fer_view views[N] = {
     { { 10.0f, 5.0f, 60.0f, 60.0f }, FALSE },
@@ -262,8 +272,8 @@ test_preprocess_math (void)
   int checked = 0;
 
   for (guint fi = 0; fi < G_N_ELEMENTS (formats); fi++) {
-    const gboolean yuv = formats[fi] == FER_PIXEL_I420
-        || formats[fi] == FER_PIXEL_NV12;
+    const gboolean yuv =
+        formats[fi] == FER_PIXEL_I420 || formats[fi] == FER_PIXEL_NV12;
     for (int C = 1; C <= 3; C += 2) {
       for (int full = 0; full < (yuv ? 2 : 1); full++) {
         const int stride = W * bpp[fi] + 7, cstride = W + 9;
@@ -280,28 +290,28 @@ test_preprocess_math (void)
           { 0.25f, 0.2f, 0.3f } };
         fer_cuda_batch_plan p;
         GError *error = NULL;
-        g_assert_true (fer_cuda_batch_plan_make (&p, &buf, &cap, &img, views,
-                N, &spec, &error));
+        g_assert_true (fer_cuda_batch_plan_make (
+            &p, &buf, &cap, &img, views, N, &spec, &error));
         g_assert_no_error (error);
         /* the frame as the upload lays it out */
         guint8 *data = g_malloc0 (MAX (p.frame_bytes, 1));
         for (int k = 0; k < 3; k++)
           if (p.plane_bytes[k])
             memcpy (data + p.frame.offsets[k], planes[k], p.plane_bytes[k]);
-        float *ref = g_new (float, (size_t) C * S * S);
+        float *ref = g_new (float, (size_t) C *S *S);
         for (int v = 0; v < N; v++) {
-          g_assert_true (fer_preprocess (&img, &views[v], &spec, ref, NULL,
-                  &error));
+          g_assert_true (
+              fer_preprocess (&img, &views[v], &spec, ref, NULL, &error));
           for (int c = 0; c < C; c++)
             for (int oy = 0; oy < S; oy++)
               for (int ox = 0; ox < S; ox++) {
-                float got = fer_pp_value (&p.frame, data, p.ints, p.floats,
-                    p.flips, S, C, p.stride_x, p.stride_y, &p.norm, v, oy,
-                    ox, c);
+                float got =
+                    fer_pp_value (&p.frame, data, p.ints, p.floats, p.flips, S,
+                        C, p.stride_x, p.stride_y, &p.norm, v, oy, ox, c);
                 float want = ref[((size_t) c * S + oy) * S + ox];
                 if (memcmp (&got, &want, sizeof got) != 0)
                   g_error ("format %d, %d channels, range %d, view %d, "
-                      "(%d, %d, %d): %.9g, fer_preprocess %.9g",
+                           "(%d, %d, %d): %.9g, fer_preprocess %.9g",
                       formats[fi], C, full, v, c, oy, ox, got, want);
                 checked++;
               }
@@ -323,8 +333,8 @@ test_preprocess_math (void)
   fer_cuda_batch_plan p;
   GError *e1 = NULL, *e2 = NULL;
   float out[S * S];
-  g_assert_false (fer_cuda_batch_plan_make (&p, &buf, &cap, &tiny, &bad, 1,
-          &spec, &e1));
+  g_assert_false (
+      fer_cuda_batch_plan_make (&p, &buf, &cap, &tiny, &bad, 1, &spec, &e1));
   g_assert_false (fer_preprocess (&tiny, &bad, &spec, out, NULL, &e2));
   g_assert_cmpstr (e1->message, ==, e2->message);
   g_clear_error (&e1);
@@ -339,22 +349,20 @@ static void
 test_table (void)
 {
   const fer_backend_ops *o = fer_cuda_backend_ops ();
-  const gboolean present[] = {
-    o->name != NULL, o->destroy != NULL, o->alloc != NULL, o->release != NULL,
-    o->upload != NULL, o->download != NULL, o->set_threads != NULL,
+  const gboolean present[] = { o->name != NULL, o->destroy != NULL,
+    o->alloc != NULL, o->release != NULL, o->upload != NULL,
+    o->download != NULL, o->set_threads != NULL,
     o->conv2d_prepare_weight != NULL, o->conv2d_forward != NULL,
     o->maxpool2d_forward != NULL, o->avgpool_forward != NULL,
     o->linear_forward != NULL, o->softmax_average != NULL,
-    o->conv2d_train_workspace != NULL,
-    o->conv2d_forward_train != NULL, o->conv2d_backward != NULL,
-    o->batchnorm_forward_train != NULL, o->batchnorm_forward_eval != NULL,
-    o->batchnorm_backward != NULL, o->relu_backward != NULL, o->add != NULL,
-    o->dropout_forward != NULL, o->dropout_backward != NULL,
-    o->maxpool2d_backward != NULL, o->avgpool_backward != NULL,
-    o->linear_backward != NULL, o->softmax_xent != NULL,
-    o->adam_update != NULL, o->sgd_update != NULL, o->zero != NULL,
-    o->preprocess != NULL
-  };
+    o->conv2d_train_workspace != NULL, o->conv2d_forward_train != NULL,
+    o->conv2d_backward != NULL, o->batchnorm_forward_train != NULL,
+    o->batchnorm_forward_eval != NULL, o->batchnorm_backward != NULL,
+    o->relu_backward != NULL, o->add != NULL, o->dropout_forward != NULL,
+    o->dropout_backward != NULL, o->maxpool2d_backward != NULL,
+    o->avgpool_backward != NULL, o->linear_backward != NULL,
+    o->softmax_xent != NULL, o->adam_update != NULL, o->sgd_update != NULL,
+    o->zero != NULL, o->preprocess != NULL };
   for (guint i = 0; i < G_N_ELEMENTS (present); i++)
     if (!present[i])
       g_error ("entry %u of the cuda backend's table is NULL", i);

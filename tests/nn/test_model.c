@@ -24,8 +24,8 @@ write_model (const char *name, fer_stem stem, fer_head head, int channels,
   fer_arch a = { stem, head, channels, classes };
   GError *error = NULL;
   char *path = tmp_path (name);
-  g_assert_true (fer_model_write_random (&a, 3, TRUE, FER_DTYPE_F32, meta,
-          path, &error));
+  g_assert_true (
+      fer_model_write_random (&a, 3, TRUE, FER_DTYPE_F32, meta, path, &error));
   g_assert_no_error (error);
   return path;
 }
@@ -49,9 +49,9 @@ rewrite (const char *src, const char *name, const char *drop,
     int64_t shape[FER_ST_MAX_DIMS];
     memcpy (shape, t->shape, sizeof shape);
     if (g_strcmp0 (t->name, reshape) == 0)
-      shape[0] -= 1;   /* the data's first rows, one row fewer */
-    g_assert_true (fer_st_writer_add (w, t->name, FER_DTYPE_F32, t->ndim,
-            shape, x, &error));
+      shape[0] -= 1; /* the data's first rows, one row fewer */
+    g_assert_true (fer_st_writer_add (
+        w, t->name, FER_DTYPE_F32, t->ndim, shape, x, &error));
     g_free (x);
   }
   for (const char *const *k = fer_safetensors_metadata_keys (st); *k; k++)
@@ -89,16 +89,16 @@ test_variants (void)
     fer_stem stem;
     fer_head head;
     int channels, classes;
-    int64_t params;   /* PyTorch's sum(p.numel() for p in parameters()) */
+    int64_t params; /* PyTorch's sum(p.numel() for p in parameters()) */
   } cases[] = {
     /* the seed report's model: 3 channels, torchvision stem, mlp head */
-    {FER_STEM_TORCHVISION, FER_HEAD_MLP, 3, 7, 11310151},
+    { FER_STEM_TORCHVISION, FER_HEAD_MLP, 3, 7, 11310151 },
     /* torchvision's resnet18(num_classes=7) */
-    {FER_STEM_TORCHVISION, FER_HEAD_FC, 3, 7, 11180103},
-    {FER_STEM_SMALL, FER_HEAD_FC, 1, 7, 11170240 - 3136 + 576 + 3591},
-    {FER_STEM_SMALL, FER_HEAD_MLP, 3, 4, 0},
+    { FER_STEM_TORCHVISION, FER_HEAD_FC, 3, 7, 11180103 },
+    { FER_STEM_SMALL, FER_HEAD_FC, 1, 7, 11170240 - 3136 + 576 + 3591 },
+    { FER_STEM_SMALL, FER_HEAD_MLP, 3, 4, 0 },
     /* torchvision's resnet18 with maxpool = Identity, 1 channel */
-    {FER_STEM_NOPOOL, FER_HEAD_FC, 1, 7, 11180103 - 2 * 7 * 7 * 64},
+    { FER_STEM_NOPOOL, FER_HEAD_FC, 1, 7, 11180103 - 2 * 7 * 7 * 64 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     GError *error = NULL;
@@ -138,15 +138,15 @@ test_variants (void)
 static void
 test_stem_from_metadata (void)
 {
-  char *nopool = write_model ("nopool.safetensors", FER_STEM_NOPOOL,
-      FER_HEAD_FC, 1, 7, NULL);
-  char *tv = rewrite (nopool, "tv.safetensors", NULL, NULL, "fer.stem",
-      "torchvision");
+  char *nopool = write_model (
+      "nopool.safetensors", FER_STEM_NOPOOL, FER_HEAD_FC, 1, 7, NULL);
+  char *tv =
+      rewrite (nopool, "tv.safetensors", NULL, NULL, "fer.stem", "torchvision");
   const struct
   {
     const char *path;
     fer_stem stem;
-  } cases[] = { {nopool, FER_STEM_NOPOOL}, {tv, FER_STEM_TORCHVISION} };
+  } cases[] = { { nopool, FER_STEM_NOPOOL }, { tv, FER_STEM_TORCHVISION } };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     GError *error = NULL;
     fer_model *m = test_load_model (cases[i].path, FER_BACKEND_CPU, 1, &error);
@@ -154,13 +154,14 @@ test_stem_from_metadata (void)
     g_assert_cmpint (fer_model_arch (m).stem, ==, cases[i].stem);
     fer_model_free (m);
   }
-  char *small = write_model ("small.safetensors", FER_STEM_SMALL,
-      FER_HEAD_FC, 1, 7, NULL);
-  char *bad = rewrite (small, "bad.safetensors", NULL, NULL, "fer.stem",
-      "nopool");
+  char *small = write_model (
+      "small.safetensors", FER_STEM_SMALL, FER_HEAD_FC, 1, 7, NULL);
+  char *bad =
+      rewrite (small, "bad.safetensors", NULL, NULL, "fer.stem", "nopool");
   expect_load_error (bad, "conv1.weight");
-  for (const char *const *p = (const char *const[]) {nopool, tv, small, bad,
-          NULL}; *p; p++)
+  for (const char *const *p =
+           (const char *const[]){ nopool, tv, small, bad, NULL };
+       *p; p++)
     g_unlink (*p);
   g_free (nopool);
   g_free (tv);
@@ -171,14 +172,12 @@ test_stem_from_metadata (void)
 static void
 test_metadata (void)
 {
-  const char *const meta[] = {
-    "fer.labels", "a, b ,c", "fer.input_size", "40", "fer.crop_size", "36",
-    "fer.mean", "0.1,0.2,0.3", "fer.std", "0.5", "fer.dataset", "unit",
-    NULL
-  };
+  const char *const meta[] = { "fer.labels", "a, b ,c", "fer.input_size", "40",
+    "fer.crop_size", "36", "fer.mean", "0.1,0.2,0.3", "fer.std", "0.5",
+    "fer.dataset", "unit", NULL };
   GError *error = NULL;
-  char *path = write_model ("meta.safetensors", FER_STEM_SMALL, FER_HEAD_FC,
-      3, 3, meta);
+  char *path =
+      write_model ("meta.safetensors", FER_STEM_SMALL, FER_HEAD_FC, 3, 3, meta);
   fer_model *m = test_load_model (path, FER_BACKEND_CPU, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (fer_model_label (m, 1), ==, "b");
@@ -197,31 +196,32 @@ test_metadata (void)
 static void
 test_bad_models (void)
 {
-  char *good = write_model ("good.safetensors", FER_STEM_TORCHVISION,
-      FER_HEAD_MLP, 1, 7, NULL);
+  char *good = write_model (
+      "good.safetensors", FER_STEM_TORCHVISION, FER_HEAD_MLP, 1, 7, NULL);
   const struct
   {
     const char *drop, *reshape, *key, *value, *needle;
   } cases[] = {
-    {"layer3.1.bn2.running_var", NULL, NULL, NULL, "layer3.1.bn2.running_var"},
-    {"conv1.weight", NULL, NULL, NULL, "conv1.weight"},
-    {"fc.4.weight", NULL, NULL, NULL, "fc.4.weight"},
-    {NULL, "layer2.0.downsample.0.weight", NULL, NULL,
-        "layer2.0.downsample.0.weight"},
-    {NULL, "conv1.weight", NULL, NULL, "conv1.weight"},
-    {NULL, "fc.1.running_mean", NULL, NULL, "fc.1.running_mean"},
-    {NULL, NULL, "fer.labels", "a,b,c", "fc.4.weight"},
-    {NULL, NULL, "fer.labels", "a,,c,d,e,f,g", "empty label"},
-    {NULL, NULL, "fer.input_channels", "3", "conv1.weight"},
-    {NULL, NULL, "fer.stem", "small", "conv1.weight"},
-    {NULL, NULL, "fer.stem", "Small", "fer.stem"},
-    {NULL, NULL, "fer.stem", "resnet", "fer.stem"},
-    {NULL, NULL, "fer.input_size", "forty", "fer.input_size"},
-    {NULL, NULL, "fer.input_size", "4", "fer.input_size"},
-    {NULL, NULL, "fer.crop_size", "64", "fer.crop_size"},
-    {NULL, NULL, "fer.mean", "0.1,0.2", "fer.mean"},
-    {NULL, NULL, "fer.std", "0", "fer.std"},
-    {NULL, NULL, "fer.std", "nan", "fer.std"},
+    { "layer3.1.bn2.running_var", NULL, NULL, NULL,
+        "layer3.1.bn2.running_var" },
+    { "conv1.weight", NULL, NULL, NULL, "conv1.weight" },
+    { "fc.4.weight", NULL, NULL, NULL, "fc.4.weight" },
+    { NULL, "layer2.0.downsample.0.weight", NULL, NULL,
+        "layer2.0.downsample.0.weight" },
+    { NULL, "conv1.weight", NULL, NULL, "conv1.weight" },
+    { NULL, "fc.1.running_mean", NULL, NULL, "fc.1.running_mean" },
+    { NULL, NULL, "fer.labels", "a,b,c", "fc.4.weight" },
+    { NULL, NULL, "fer.labels", "a,,c,d,e,f,g", "empty label" },
+    { NULL, NULL, "fer.input_channels", "3", "conv1.weight" },
+    { NULL, NULL, "fer.stem", "small", "conv1.weight" },
+    { NULL, NULL, "fer.stem", "Small", "fer.stem" },
+    { NULL, NULL, "fer.stem", "resnet", "fer.stem" },
+    { NULL, NULL, "fer.input_size", "forty", "fer.input_size" },
+    { NULL, NULL, "fer.input_size", "4", "fer.input_size" },
+    { NULL, NULL, "fer.crop_size", "64", "fer.crop_size" },
+    { NULL, NULL, "fer.mean", "0.1,0.2", "fer.mean" },
+    { NULL, NULL, "fer.std", "0", "fer.std" },
+    { NULL, NULL, "fer.std", "nan", "fer.std" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     char *bad = rewrite (good, "bad.safetensors", cases[i].drop,
@@ -253,23 +253,23 @@ static void
 test_classify (void)
 {
   GError *error = NULL;
-  char *path = write_model ("cls.safetensors", FER_STEM_TORCHVISION,
-      FER_HEAD_FC, 1, 7, NULL);
+  char *path = write_model (
+      "cls.safetensors", FER_STEM_TORCHVISION, FER_HEAD_FC, 1, 7, NULL);
   fer_model *m = test_load_model (path, FER_BACKEND_CPU, 1, &error);
   g_assert_no_error (error);
   guint8 *pixels = g_new (guint8, 160 * 120);
   fer_image img = gray_frame (pixels, 160, 120, 11);
-  fer_rect faces[3] = { {10, 10, 48, 48}, {70, 20, 64, 80}, {120, 90, 60, 60} };
+  fer_rect faces[3] = { { 10, 10, 48, 48 }, { 70, 20, 64, 80 },
+    { 120, 90, 60, 60 } };
   float together[3 * 7], alone[7], ref[7];
 
   /* every face's probabilities sum to 1, and batching changes nothing */
   for (int T = 1; T <= FER_TTA_MAX; T += 4) {
-    g_assert_true (fer_model_classify (m, &img, faces, 3, T, together,
-            &error));
+    g_assert_true (fer_model_classify (m, &img, faces, 3, T, together, &error));
     g_assert_no_error (error);
     for (int f = 0; f < 3; f++) {
-      g_assert_true (fer_model_classify (m, &img, &faces[f], 1, T, alone,
-              &error));
+      g_assert_true (
+          fer_model_classify (m, &img, &faces[f], 1, T, alone, &error));
       double sum = 0, err = 0;
       for (int j = 0; j < 7; j++) {
         sum += together[f * 7 + j];
@@ -342,8 +342,8 @@ test_backend_choice (void)
   g_assert_cmpstr (fer_backend_type_to_string (FER_BACKEND_AUTO), ==, "auto");
 
   GError *error = NULL;
-  char *path = write_model ("be.safetensors", FER_STEM_SMALL, FER_HEAD_FC, 1,
-      7, NULL);
+  char *path =
+      write_model ("be.safetensors", FER_STEM_SMALL, FER_HEAD_FC, 1, 7, NULL);
   fer_model *m = test_load_model (path, FER_BACKEND_CUDA, 0, &error);
   if (!fer_have_cuda_build ()) {
     g_assert_null (m);

@@ -45,11 +45,10 @@ folders_clear (Folders *f)
   const char *files[] = { "a/x.safetensors", "b/x.safetensors",
     "b/y.safetensors", "b/feremotion-resnet18-fer2013.safetensors",
     "b/notes.txt", "a", "b" };
-  for (size_t i = 0; i < G_N_ELEMENTS (files); i++)
-    {
-      g_autofree char *p = g_build_filename (f->root, files[i], NULL);
-      g_remove (p);
-    }
+  for (size_t i = 0; i < G_N_ELEMENTS (files); i++) {
+    g_autofree char *p = g_build_filename (f->root, files[i], NULL);
+    g_remove (p);
+  }
   g_rmdir (f->root);
   g_free (f->a);
   g_free (f->b);
@@ -60,7 +59,7 @@ static void
 set_path (const char *first, const char *second)
 {
   g_autofree char *v = g_strjoin (":", first, "", second, NULL);
-  g_setenv ("FER_MODEL_PATH", v, TRUE);   /* the empty entry is skipped */
+  g_setenv ("FER_MODEL_PATH", v, TRUE); /* the empty entry is skipped */
 }
 
 static void
@@ -110,8 +109,8 @@ test_names (void)
    * "accurate" is missing: its file is not there */
   g_auto (GStrv) names = fer_model_names ();
   g_autofree char *joined = g_strjoinv (",", names);
-  g_assert_true (g_str_has_prefix (joined,
-          "fast,feremotion-resnet18-fer2013,x,y"));
+  g_assert_true (
+      g_str_has_prefix (joined, "fast,feremotion-resnet18-fer2013,x,y"));
   g_assert_false (g_strv_contains ((const char *const *) names, "accurate"));
   g_assert_false (g_strv_contains ((const char *const *) names, "notes.txt"));
 
@@ -127,29 +126,27 @@ test_name_missing (void)
   set_path (f.a, f.b);
 
   const char *missing[] = { "nosuch", "accurate" };
-  for (size_t i = 0; i < G_N_ELEMENTS (missing); i++)
-    {
-      g_autoptr (GError) error = NULL;
-      g_assert_null (fer_model_find (missing[i], &error));
-      g_assert_error (error, FER_ERROR, FER_ERROR_IO);
-      g_test_message ("%s: %s", missing[i], error->message);
-      g_assert_nonnull (strstr (error->message, missing[i]));
-      g_assert_nonnull (strstr (error->message, f.a));
-      g_assert_nonnull (strstr (error->message, f.b));
-      g_assert_nonnull (strstr (error->message, FER_DATADIR));
-      g_assert_nonnull (strstr (error->message,
-              "models there: fast, feremotion-resnet18-fer2013, x, y"));
-    }
+  for (size_t i = 0; i < G_N_ELEMENTS (missing); i++) {
+    g_autoptr (GError) error = NULL;
+    g_assert_null (fer_model_find (missing[i], &error));
+    g_assert_error (error, FER_ERROR, FER_ERROR_IO);
+    g_test_message ("%s: %s", missing[i], error->message);
+    g_assert_nonnull (strstr (error->message, missing[i]));
+    g_assert_nonnull (strstr (error->message, f.a));
+    g_assert_nonnull (strstr (error->message, f.b));
+    g_assert_nonnull (strstr (error->message, FER_DATADIR));
+    g_assert_nonnull (strstr (error->message,
+        "models there: fast, feremotion-resnet18-fer2013, x, y"));
+  }
 
   /* nothing installed anywhere: said so */
   g_setenv ("FER_MODEL_PATH", f.root, TRUE);
   g_autoptr (GError) error = NULL;
   g_autofree char *none = fer_model_find ("fast", &error);
-  if (!g_file_test (FER_DATADIR, G_FILE_TEST_IS_DIR))
-    {
-      g_assert_null (none);
-      g_assert_nonnull (strstr (error->message, "no models there"));
-    }
+  if (!g_file_test (FER_DATADIR, G_FILE_TEST_IS_DIR)) {
+    g_assert_null (none);
+    g_assert_nonnull (strstr (error->message, "no models there"));
+  }
 
   g_unsetenv ("FER_MODEL_PATH");
   folders_clear (&f);
@@ -161,13 +158,12 @@ test_path_as_is (void)
   const char *paths[] = { "x.safetensors", "dir/x", "./fast",
     "/nonexistent/m.safetensors" };
   g_setenv ("FER_MODEL_PATH", "/nonexistent", TRUE);
-  for (size_t i = 0; i < G_N_ELEMENTS (paths); i++)
-    {
-      g_autoptr (GError) error = NULL;
-      g_autofree char *got = fer_model_find (paths[i], &error);
-      g_assert_no_error (error);
-      g_assert_cmpstr (got, ==, paths[i]);
-    }
+  for (size_t i = 0; i < G_N_ELEMENTS (paths); i++) {
+    g_autoptr (GError) error = NULL;
+    g_autofree char *got = fer_model_find (paths[i], &error);
+    g_assert_no_error (error);
+    g_assert_cmpstr (got, ==, paths[i]);
+  }
   /* a name that is no model but an existing file: the file (the loader
    * then says what it is not) */
   g_autofree char *dir = g_dir_make_tmp ("model-path-XXXXXX", NULL);

@@ -61,8 +61,8 @@ test_backward (void)
   for (size_t i = 0; i < e.n; i++)
     e.mask[i] = fer_rng_uniform (&rng) < 0.3f ? 0.0f : 1.0f / 0.7f;
   fer_cpu_dropout_backward (d, e.dout, e.mask, e.n);
-  test_fd_check ("dropout backward (p 0.3)", e.inp, e.n, dropout_loss, &e, d,
-      0.0f);
+  test_fd_check (
+      "dropout backward (p 0.3)", e.inp, e.n, dropout_loss, &e, d, 0.0f);
   size_t kept = 0;
   for (size_t i = 0; i < e.n; i++)
     kept += e.mask[i] != 0.0f;

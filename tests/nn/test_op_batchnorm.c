@@ -28,8 +28,8 @@ static double
 bn_loss (void *p)
 {
   bn_ctx *b = p;
-  fer_cpu_batchnorm_forward_train (b->out, b->mean, b->rstd, NULL, NULL,
-      b->inp, b->gamma, b->beta, NULL, b->rows, b->c, 0.1f, 1e-5f, FALSE);
+  fer_cpu_batchnorm_forward_train (b->out, b->mean, b->rstd, NULL, NULL, b->inp,
+      b->gamma, b->beta, NULL, b->rows, b->c, 0.1f, 1e-5f, FALSE);
   return test_dot (b->out, b->dout, (size_t) b->rows * b->c);
 }
 
@@ -49,13 +49,13 @@ check_bn_backward (int rows, int c)
   b.mean = g_new (float, c);
   b.rstd = g_new (float, c);
   float *dinp = g_new (float, n), *dg = g_new (float, c),
-      *db = g_new (float, c);
+        *db = g_new (float, c);
   for (int j = 0; j < c; j++)
     dg[j] = db[j] = -0.5f;
 
   bn_loss (&b);
-  fer_cpu_batchnorm_backward (dinp, dg, db, b.dout, b.inp, b.mean, b.rstd,
-      b.gamma, rows, c);
+  fer_cpu_batchnorm_backward (
+      dinp, dg, db, b.dout, b.inp, b.mean, b.rstd, b.gamma, rows, c);
   snprintf (what, sizeof what, "batchnorm (%d, %d): dinp", rows, c);
   test_fd_check (what, b.inp, n, bn_loss, &b, dinp, 0.0f);
   snprintf (what, sizeof what, "batchnorm (%d, %d): dgamma", rows, c);
@@ -77,8 +77,8 @@ check_bn_backward (int rows, int c)
 static void
 test_bn_backward (void)
 {
-  check_bn_backward (2 * 3 * 3, 5);   /* BatchNorm2d, n=2, 3x3 */
-  check_bn_backward (4, 300);         /* BatchNorm1d, more than one block */
+  check_bn_backward (2 * 3 * 3, 5); /* BatchNorm2d, n=2, 3x3 */
+  check_bn_backward (4, 300);       /* BatchNorm1d, more than one block */
 }
 
 /* Training and evaluation forwards against the definition, in double. */
@@ -94,22 +94,22 @@ test_bn_forward (void)
   float *res = test_random_floats (&rng, n, 1.0f);
   float *rm = test_random_floats (&rng, c, 0.2f), *rv = g_new (float, c);
   float *out = g_new (float, n), *mean = g_new (float, c),
-      *rstd = g_new (float, c);
+        *rstd = g_new (float, c);
   double err_out = 0.0, err_stat = 0.0, err_run = 0.0, err_eval = 0.0;
   for (int j = 0; j < c; j++) {
     rv[j] = 0.5f + fer_rng_uniform (&rng);
     for (int r = 0; r < rows; r++)
-      inp[(size_t) r * c + j] += 0.1f * j;  /* per-channel offsets */
+      inp[(size_t) r * c + j] += 0.1f * j; /* per-channel offsets */
   }
   float *rm0 = g_memdup2 (rm, sizeof (float) * c);
   float *rv0 = g_memdup2 (rv, sizeof (float) * c);
 
   for (int variant = 0; variant < 2; variant++) {
-    gboolean fused = variant == 1;  /* + residual, ReLU */
+    gboolean fused = variant == 1; /* + residual, ReLU */
     memcpy (rm, rm0, sizeof (float) * c);
     memcpy (rv, rv0, sizeof (float) * c);
-    fer_cpu_batchnorm_forward_train (out, mean, rstd, rm, rv, inp, gamma,
-        beta, fused ? res : NULL, rows, c, momentum, eps, fused);
+    fer_cpu_batchnorm_forward_train (out, mean, rstd, rm, rv, inp, gamma, beta,
+        fused ? res : NULL, rows, c, momentum, eps, fused);
     for (int j = 0; j < c; j++) {
       double m = 0.0, v = 0.0;
       for (int r = 0; r < rows; r++)
@@ -122,8 +122,9 @@ test_bn_forward (void)
       err_stat = fmax (err_stat, fabs (mean[j] - m) / (1 + fabs (m)));
       err_stat = fmax (err_stat, fabs (rstd[j] - is) / is);
       err_run = fmax (err_run, fabs (rm[j] - (0.9 * rm0[j] + 0.1 * m)));
-      err_run = fmax (err_run, fabs (rv[j] - (0.9 * rv0[j] + 0.1 * unbiased))
-          / (0.9 * rv0[j] + 0.1 * unbiased));
+      err_run = fmax (err_run,
+          fabs (rv[j] - (0.9 * rv0[j] + 0.1 * unbiased))
+              / (0.9 * rv0[j] + 0.1 * unbiased));
       for (int r = 0; r < rows; r++) {
         size_t i = (size_t) r * c + j;
         double y = (inp[i] - m) * is * gamma[j] + beta[j];
@@ -137,16 +138,16 @@ test_bn_forward (void)
     for (int j = 0; j < c; j++)
       for (int r = 0; r < rows; r++) {
         size_t i = (size_t) r * c + j;
-        double y = (inp[i] - rm0[j]) / sqrt (rv0[j] + (double) eps)
-            * gamma[j] + beta[j];
+        double y = (inp[i] - rm0[j]) / sqrt (rv0[j] + (double) eps) * gamma[j]
+            + beta[j];
         if (fused)
           y = fmax (y + res[i], 0.0);
         err_eval = fmax (err_eval, fabs (out[i] - y) / (1 + fabs (y)));
       }
   }
   g_printerr ("# batchnorm train forward (%d, %d): output %.2e, batch stats "
-      "%.2e, running stats (unbiased var) %.2e; eval forward %.2e\n", rows,
-      c, err_out, err_stat, err_run, err_eval);
+              "%.2e, running stats (unbiased var) %.2e; eval forward %.2e\n",
+      rows, c, err_out, err_stat, err_run, err_eval);
   g_assert_cmpfloat (err_out, <, REF_TOL);
   g_assert_cmpfloat (err_stat, <, REF_TOL);
   g_assert_cmpfloat (err_run, <, REF_TOL);

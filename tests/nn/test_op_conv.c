@@ -84,7 +84,7 @@ typedef struct
 {
   int n, h, w, cin, cout, k, stride, pad;
   gboolean bias, residual, relu;
-  size_t chunk;     /* floats of packed pixels per step; 0: the default */
+  size_t chunk; /* floats of packed pixels per step; 0: the default */
 } forward_case;
 
 /* Runs c on every kernel this CPU has (C, AVX2, AVX-512; the lower ones
@@ -94,15 +94,15 @@ static void
 check_forward (const forward_case *c)
 {
   fer_conv_shape s;
-  fer_conv_shape_init (&s, c->n, c->h, c->w, c->cin, c->cout, c->k,
-      c->stride, c->pad);
+  fer_conv_shape_init (
+      &s, c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad);
   size_t nin = (size_t) s.n * s.h * s.w * s.cin;
   size_t nout = (size_t) s.n * s.oh * s.ow * s.cout;
   float *inp = test_random_floats (&rng, nin, 1.0f);
-  float *w = test_random_floats (&rng, (size_t) s.cout * s.k * s.k * s.cin,
-      1.0f);
-  float *packed = g_new (float,
-      fer_cpu_conv2d_weight_floats (s.cout, s.k, s.cin));
+  float *w =
+      test_random_floats (&rng, (size_t) s.cout * s.k * s.k * s.cin, 1.0f);
+  float *packed =
+      g_new (float, fer_cpu_conv2d_weight_floats (s.cout, s.k, s.cin));
   float *bias = c->bias ? test_random_floats (&rng, s.cout, 1.0f) : NULL;
   float *res = c->residual ? test_random_floats (&rng, nout, 1.0f) : NULL;
   float *out = g_new (float, nout);
@@ -123,14 +123,14 @@ check_forward (const forward_case *c)
       for (size_t i = 0; i < nout; i++)
         out[i] = NAN;
       g_assert_true (fer_cpu_conv2d_forward (out, inp, packed, bias, res, &s,
-              c->relu, scratch, threads == 2 ? two : NULL, &error));
+          c->relu, scratch, threads == 2 ? two : NULL, &error));
       g_assert_no_error (error);
       double err = test_max_rel_error (out, ref, nout);
-      g_test_message ("conv n=%d %dx%dx%d -> %d k=%d s=%d p=%d bias=%d "
+      g_test_message (
+          "conv n=%d %dx%dx%d -> %d k=%d s=%d p=%d bias=%d "
           "res=%d relu=%d chunk=%zu %s threads=%d: max rel error %.3g",
-          c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad,
-          c->bias, c->residual, c->relu, chunk, fer_cpu_isa_name (isa),
-          threads, err);
+          c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad, c->bias,
+          c->residual, c->relu, chunk, fer_cpu_isa_name (isa), threads, err);
       g_assert_cmpfloat (err, <, 1e-5);
     }
   }
@@ -151,14 +151,15 @@ test_forward (void)
 {
   const forward_case cases[] = {
     /* the ResNet-18 shapes, small spatial sizes */
-    {2, 12, 12, 1, 64, 7, 2, 3, TRUE, FALSE, TRUE, 0},      /* stem */
-    {2, 9, 9, 3, 64, 3, 1, 1, TRUE, FALSE, TRUE, 0},        /* small stem */
-    {3, 6, 6, 16, 16, 3, 1, 1, TRUE, TRUE, TRUE, 0},        /* block */
-    {2, 7, 7, 16, 32, 3, 2, 1, TRUE, FALSE, TRUE, 0},       /* stride 2, odd */
-    {2, 7, 7, 16, 32, 1, 2, 0, TRUE, FALSE, FALSE, 0},      /* downsample */
-    {2, 5, 5, 8, 12, 1, 1, 0, FALSE, TRUE, FALSE, 0},       /* 1x1 */
-    {1, 1, 1, 8, 8, 3, 1, 1, TRUE, FALSE, TRUE, 0},         /* 1x1 map */
-    {5, 6, 6, 4, 8, 3, 1, 1, TRUE, TRUE, TRUE, 6 * 6 * 9 * 4 * 2}, /* chunks */
+    { 2, 12, 12, 1, 64, 7, 2, 3, TRUE, FALSE, TRUE, 0 }, /* stem */
+    { 2, 9, 9, 3, 64, 3, 1, 1, TRUE, FALSE, TRUE, 0 },   /* small stem */
+    { 3, 6, 6, 16, 16, 3, 1, 1, TRUE, TRUE, TRUE, 0 },   /* block */
+    { 2, 7, 7, 16, 32, 3, 2, 1, TRUE, FALSE, TRUE, 0 },  /* stride 2, odd */
+    { 2, 7, 7, 16, 32, 1, 2, 0, TRUE, FALSE, FALSE, 0 }, /* downsample */
+    { 2, 5, 5, 8, 12, 1, 1, 0, FALSE, TRUE, FALSE, 0 },  /* 1x1 */
+    { 1, 1, 1, 8, 8, 3, 1, 1, TRUE, FALSE, TRUE, 0 },    /* 1x1 map */
+    { 5, 6, 6, 4, 8, 3, 1, 1, TRUE, TRUE, TRUE,
+        6 * 6 * 9 * 4 * 2 }, /* chunks */
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     check_forward (&cases[i]);
@@ -172,20 +173,20 @@ static void
 test_forward_edges (void)
 {
   const forward_case cases[] = {
-    {1, 1, 1, 16, 1, 1, 1, 0, TRUE, TRUE, TRUE, 0},         /* 1 x 1 x 1 */
-    {1, 1, 13, 16, 17, 1, 1, 0, TRUE, TRUE, FALSE, 0},      /* 13 pixels */
-    {1, 3, 5, 32, 31, 1, 1, 0, TRUE, FALSE, TRUE, 0},       /* 15 */
-    {1, 29, 1, 16, 33, 1, 1, 0, FALSE, TRUE, TRUE, 0},      /* 29 */
-    {1, 7, 6, 48, 47, 3, 1, 1, TRUE, TRUE, TRUE, 0},        /* 42 */
-    {3, 5, 5, 16, 70, 3, 1, 1, TRUE, FALSE, FALSE, 0},      /* 75 */
-    {1, 11, 13, 5, 19, 3, 1, 1, TRUE, TRUE, TRUE, 0},       /* Cin 5 */
-    {2, 9, 8, 1, 7, 5, 2, 2, TRUE, FALSE, TRUE, 0},         /* Cin 1 */
-    {16, 2, 2, 32, 40, 3, 1, 1, TRUE, TRUE, TRUE, 0},       /* class order */
-    {9, 3, 3, 16, 64, 3, 1, 1, TRUE, TRUE, TRUE, 0},        /* class order */
-    {7, 5, 5, 16, 96, 3, 2, 1, TRUE, FALSE, TRUE, 0},       /* class, s=2 */
-    {6, 4, 4, 32, 48, 3, 1, 1, TRUE, TRUE, TRUE, 512},      /* 1-tile chunks */
-    {1, 2, 2, 16, 8, 3, 2, 2, TRUE, FALSE, TRUE, 0},        /* pixel w/o taps */
-    {2, 6, 6, 64, 128, 7, 1, 3, TRUE, FALSE, TRUE, 0},      /* 7x7, Cin 64 */
+    { 1, 1, 1, 16, 1, 1, 1, 0, TRUE, TRUE, TRUE, 0 },    /* 1 x 1 x 1 */
+    { 1, 1, 13, 16, 17, 1, 1, 0, TRUE, TRUE, FALSE, 0 }, /* 13 pixels */
+    { 1, 3, 5, 32, 31, 1, 1, 0, TRUE, FALSE, TRUE, 0 },  /* 15 */
+    { 1, 29, 1, 16, 33, 1, 1, 0, FALSE, TRUE, TRUE, 0 }, /* 29 */
+    { 1, 7, 6, 48, 47, 3, 1, 1, TRUE, TRUE, TRUE, 0 },   /* 42 */
+    { 3, 5, 5, 16, 70, 3, 1, 1, TRUE, FALSE, FALSE, 0 }, /* 75 */
+    { 1, 11, 13, 5, 19, 3, 1, 1, TRUE, TRUE, TRUE, 0 },  /* Cin 5 */
+    { 2, 9, 8, 1, 7, 5, 2, 2, TRUE, FALSE, TRUE, 0 },    /* Cin 1 */
+    { 16, 2, 2, 32, 40, 3, 1, 1, TRUE, TRUE, TRUE, 0 },  /* class order */
+    { 9, 3, 3, 16, 64, 3, 1, 1, TRUE, TRUE, TRUE, 0 },   /* class order */
+    { 7, 5, 5, 16, 96, 3, 2, 1, TRUE, FALSE, TRUE, 0 },  /* class, s=2 */
+    { 6, 4, 4, 32, 48, 3, 1, 1, TRUE, TRUE, TRUE, 512 }, /* 1-tile chunks */
+    { 1, 2, 2, 16, 8, 3, 2, 2, TRUE, FALSE, TRUE, 0 },   /* pixel w/o taps */
+    { 2, 6, 6, 64, 128, 7, 1, 3, TRUE, FALSE, TRUE, 0 }, /* 7x7, Cin 64 */
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     check_forward (&cases[i]);
@@ -198,22 +199,22 @@ static void
 test_forward_nan (void)
 {
   const forward_case cases[] = {
-    {2, 12, 12, 1, 64, 7, 2, 3, TRUE, FALSE, TRUE, 0},      /* dense */
-    {2, 9, 9, 3, 40, 3, 1, 1, TRUE, FALSE, TRUE, 0},        /* dense */
-    {9, 3, 3, 16, 40, 3, 1, 1, TRUE, TRUE, TRUE, 0},        /* skip */
+    { 2, 12, 12, 1, 64, 7, 2, 3, TRUE, FALSE, TRUE, 0 }, /* dense */
+    { 2, 9, 9, 3, 40, 3, 1, 1, TRUE, FALSE, TRUE, 0 },   /* dense */
+    { 9, 3, 3, 16, 40, 3, 1, 1, TRUE, TRUE, TRUE, 0 },   /* skip */
   };
   for (guint ci = 0; ci < G_N_ELEMENTS (cases); ci++) {
     const forward_case *c = &cases[ci];
     fer_conv_shape s;
-    fer_conv_shape_init (&s, c->n, c->h, c->w, c->cin, c->cout, c->k,
-        c->stride, c->pad);
+    fer_conv_shape_init (
+        &s, c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad);
     size_t nin = (size_t) s.n * s.h * s.w * s.cin;
     size_t nout = (size_t) s.n * s.oh * s.ow * s.cout;
     float *inp = test_random_floats (&rng, nin, 1.0f);
-    float *w = test_random_floats (&rng, (size_t) s.cout * s.k * s.k * s.cin,
-      1.0f);
-    float *packed = g_new (float,
-        fer_cpu_conv2d_weight_floats (s.cout, s.k, s.cin));
+    float *w =
+        test_random_floats (&rng, (size_t) s.cout * s.k * s.k * s.cin, 1.0f);
+    float *packed =
+        g_new (float, fer_cpu_conv2d_weight_floats (s.cout, s.k, s.cin));
     float *bias = test_random_floats (&rng, s.cout, 1.0f);
     float *res = c->residual ? test_random_floats (&rng, nout, 1.0f) : NULL;
     float *out = g_new (float, nout);
@@ -232,13 +233,14 @@ test_forward_nan (void)
     for (int isa = FER_CPU_ISA_C; isa <= (int) best; isa++) {
       size_t same = 0;
       fer_cpu_isa_set (isa);
-      g_assert_true (fer_cpu_conv2d_forward (out, inp, packed, bias, res, &s,
-              c->relu, scratch, NULL, NULL));
+      g_assert_true (fer_cpu_conv2d_forward (
+          out, inp, packed, bias, res, &s, c->relu, scratch, NULL, NULL));
       for (size_t i = 0; i < nout; i++)
         same += !isnan (out[i]) == !isnan (ref[i]);
       g_test_message ("conv NaN %dx%dx%d k=%d %s: %zu outputs NaN, %zu of "
-          "%zu agree", c->h, c->w, c->cin, c->k, fer_cpu_isa_name (isa),
-          poisoned, same, nout);
+                      "%zu agree",
+          c->h, c->w, c->cin, c->k, fer_cpu_isa_name (isa), poisoned, same,
+          nout);
       g_assert_cmpuint (same, ==, nout);
     }
     fer_cpu_isa_set (best);
@@ -263,19 +265,19 @@ test_forward_resnet18 (void)
   for (guint bi = 0; bi < G_N_ELEMENTS (batches); bi++) {
     const int n = batches[bi];
     const forward_case cases[] = {
-      {n, 48, 48, 1, 64, 7, 2, 3, TRUE, FALSE, TRUE, 0},    /* conv1 */
-      {n, 48, 48, 3, 64, 3, 1, 1, TRUE, FALSE, TRUE, 0},    /* small stem */
-      {n, 12, 12, 64, 64, 3, 1, 1, TRUE, FALSE, TRUE, 0},   /* layer1 */
-      {n, 12, 12, 64, 64, 3, 1, 1, TRUE, TRUE, TRUE, 0},
-      {n, 12, 12, 64, 128, 3, 2, 1, TRUE, FALSE, TRUE, 0},  /* layer2 */
-      {n, 12, 12, 64, 128, 1, 2, 0, TRUE, FALSE, FALSE, 0},
-      {n, 6, 6, 128, 128, 3, 1, 1, TRUE, TRUE, TRUE, 0},
-      {n, 6, 6, 128, 256, 3, 2, 1, TRUE, FALSE, TRUE, 0},   /* layer3 */
-      {n, 6, 6, 128, 256, 1, 2, 0, TRUE, FALSE, FALSE, 0},
-      {n, 3, 3, 256, 256, 3, 1, 1, TRUE, TRUE, TRUE, 0},
-      {n, 3, 3, 256, 512, 3, 2, 1, TRUE, FALSE, TRUE, 0},   /* layer4 */
-      {n, 3, 3, 256, 512, 1, 2, 0, TRUE, FALSE, FALSE, 0},
-      {n, 2, 2, 512, 512, 3, 1, 1, TRUE, TRUE, TRUE, 0},
+      { n, 48, 48, 1, 64, 7, 2, 3, TRUE, FALSE, TRUE, 0 },  /* conv1 */
+      { n, 48, 48, 3, 64, 3, 1, 1, TRUE, FALSE, TRUE, 0 },  /* small stem */
+      { n, 12, 12, 64, 64, 3, 1, 1, TRUE, FALSE, TRUE, 0 }, /* layer1 */
+      { n, 12, 12, 64, 64, 3, 1, 1, TRUE, TRUE, TRUE, 0 },
+      { n, 12, 12, 64, 128, 3, 2, 1, TRUE, FALSE, TRUE, 0 }, /* layer2 */
+      { n, 12, 12, 64, 128, 1, 2, 0, TRUE, FALSE, FALSE, 0 },
+      { n, 6, 6, 128, 128, 3, 1, 1, TRUE, TRUE, TRUE, 0 },
+      { n, 6, 6, 128, 256, 3, 2, 1, TRUE, FALSE, TRUE, 0 }, /* layer3 */
+      { n, 6, 6, 128, 256, 1, 2, 0, TRUE, FALSE, FALSE, 0 },
+      { n, 3, 3, 256, 256, 3, 1, 1, TRUE, TRUE, TRUE, 0 },
+      { n, 3, 3, 256, 512, 3, 2, 1, TRUE, FALSE, TRUE, 0 }, /* layer4 */
+      { n, 3, 3, 256, 512, 1, 2, 0, TRUE, FALSE, FALSE, 0 },
+      { n, 2, 2, 512, 512, 3, 1, 1, TRUE, TRUE, TRUE, 0 },
     };
     for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
       check_forward (&cases[i]);
@@ -288,16 +290,16 @@ test_forward_resnet18 (void)
 typedef struct
 {
   int n, h, w, cin, cout, k, stride, pad;
-  int ws_images;    /* workspace for this many images; 0: the whole batch */
+  int ws_images; /* workspace for this many images; 0: the whole batch */
 } train_case;
 
 static void
-check_train (const train_case *c, fer_cpu_conv_scratch *scratch,
-    fer_cpu_workers *two)
+check_train (
+    const train_case *c, fer_cpu_conv_scratch *scratch, fer_cpu_workers *two)
 {
   fer_conv_shape s;
-  fer_conv_shape_init (&s, c->n, c->h, c->w, c->cin, c->cout, c->k,
-      c->stride, c->pad);
+  fer_conv_shape_init (
+      &s, c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad);
   const size_t nin = (size_t) s.n * s.h * s.w * s.cin;
   const size_t nw = (size_t) s.cout * s.k * s.k * s.cin;
   const size_t nout = (size_t) s.n * s.oh * s.ow * s.cout;
@@ -324,23 +326,23 @@ check_train (const train_case *c, fer_cpu_conv_scratch *scratch,
 
       for (size_t i = 0; i < nw; i++)
         dw[i] = dw_only[i] = DWEIGHT_START;
-      g_assert_true (fer_cpu_conv2d_forward_train (out, inp, w, &s,
-              scratch, workers, &error));
-      g_assert_true (fer_cpu_conv2d_backward (dinp, dw, dout, inp, w, &s,
-              ws, ws_floats, scratch, workers, &error));
+      g_assert_true (fer_cpu_conv2d_forward_train (
+          out, inp, w, &s, scratch, workers, &error));
+      g_assert_true (fer_cpu_conv2d_backward (
+          dinp, dw, dout, inp, w, &s, ws, ws_floats, scratch, workers, &error));
       /* dinp NULL: the weight gradient alone, and the same */
-      g_assert_true (fer_cpu_conv2d_backward (NULL, dw_only, dout, inp, w,
-              &s, ws, ws_floats, scratch, workers, &error));
+      g_assert_true (fer_cpu_conv2d_backward (NULL, dw_only, dout, inp, w, &s,
+          ws, ws_floats, scratch, workers, &error));
       g_assert_no_error (error);
 
       double e_out = test_max_rel_error (out, ref_out, nout);
       double e_dinp = test_max_rel_error (dinp, ref_dinp, nin);
       double e_dw = test_max_rel_error (dw, ref_dw, nw);
       g_test_message ("conv n=%d %dx%dx%d -> %d k=%d s=%d p=%d ws=%d img "
-          "%s x%d: max rel err out %.2e dinp %.2e dweight %.2e",
+                      "%s x%d: max rel err out %.2e dinp %.2e dweight %.2e",
           c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad,
-          c->ws_images ? c->ws_images : c->n, fer_cpu_isa_name (isa),
-          threads, e_out, e_dinp, e_dw);
+          c->ws_images ? c->ws_images : c->n, fer_cpu_isa_name (isa), threads,
+          e_out, e_dinp, e_dw);
       g_assert_cmpfloat (e_out, <, TOL);
       g_assert_cmpfloat (e_dinp, <, TOL);
       g_assert_cmpfloat (e_dw, <, TOL);
@@ -366,19 +368,19 @@ test_train (void)
 {
   static const train_case cases[] = {
     { 1, 7, 7, 3, 5, 3, 1, 1, 0 },
-    { 3, 9, 8, 5, 17, 3, 2, 1, 1 },      /* chunks of one image */
-    { 2, 11, 11, 1, 33, 7, 2, 3, 1 },    /* torchvision-like stem */
-    { 1, 9, 9, 6, 7, 7, 1, 3, 0 },       /* 7x7 stride 1 */
-    { 2, 6, 5, 48, 40, 3, 1, 1, 0 },     /* taps skipped; 40 outputs */
-    { 3, 6, 6, 64, 70, 1, 2, 0, 2 },     /* downsample, chunks of 2 of 3 */
-    { 2, 5, 5, 17, 9, 1, 1, 0, 0 },      /* pointwise */
-    { 2, 4, 4, 16, 8, 1, 1, 1, 1 },      /* padding beyond a 1x1 kernel */
-    { 4, 2, 2, 32, 48, 3, 1, 1, 0 },     /* layer4 at 48x48 input: 2x2 */
-    { 2, 3, 3, 16, 20, 3, 2, 1, 1 },     /* 3x3 -> 2x2, stride 2 */
-    { 2, 8, 8, 20, 30, 3, 1, 0, 0 },     /* no padding */
-    { 2, 10, 10, 35, 33, 3, 2, 0, 1 },   /* stride 2, no padding */
-    { 1, 5, 5, 16, 16, 3, 1, 2, 0 },     /* pad 2 with a 3x3 kernel */
-    { 3, 20, 20, 16, 24, 3, 1, 1, 0 },   /* 1200 pixels: weight gradient
+    { 3, 9, 8, 5, 17, 3, 2, 1, 1 },    /* chunks of one image */
+    { 2, 11, 11, 1, 33, 7, 2, 3, 1 },  /* torchvision-like stem */
+    { 1, 9, 9, 6, 7, 7, 1, 3, 0 },     /* 7x7 stride 1 */
+    { 2, 6, 5, 48, 40, 3, 1, 1, 0 },   /* taps skipped; 40 outputs */
+    { 3, 6, 6, 64, 70, 1, 2, 0, 2 },   /* downsample, chunks of 2 of 3 */
+    { 2, 5, 5, 17, 9, 1, 1, 0, 0 },    /* pointwise */
+    { 2, 4, 4, 16, 8, 1, 1, 1, 1 },    /* padding beyond a 1x1 kernel */
+    { 4, 2, 2, 32, 48, 3, 1, 1, 0 },   /* layer4 at 48x48 input: 2x2 */
+    { 2, 3, 3, 16, 20, 3, 2, 1, 1 },   /* 3x3 -> 2x2, stride 2 */
+    { 2, 8, 8, 20, 30, 3, 1, 0, 0 },   /* no padding */
+    { 2, 10, 10, 35, 33, 3, 2, 0, 1 }, /* stride 2, no padding */
+    { 1, 5, 5, 16, 16, 3, 1, 2, 0 },   /* pad 2 with a 3x3 kernel */
+    { 3, 20, 20, 16, 24, 3, 1, 1, 0 }, /* 1200 pixels: weight gradient
                                           * in several pixel chunks */
   };
   fer_cpu_conv_scratch *scratch = fer_cpu_conv_scratch_new ();
@@ -423,12 +425,12 @@ test_train_fresh_scratch (void)
     dw[i] = ref_dw[i] = DWEIGHT_START;
   naive_conv (ref_out, ref_dinp, ref_dw, inp, w, NULL, NULL, dout, &s, FALSE);
   scratch = fer_cpu_conv_scratch_new ();
-  g_assert_true (fer_cpu_conv2d_forward_train (out, inp, w, &s, scratch,
-          NULL, NULL));
+  g_assert_true (
+      fer_cpu_conv2d_forward_train (out, inp, w, &s, scratch, NULL, NULL));
   fer_cpu_conv_scratch_free (scratch);
   scratch = fer_cpu_conv_scratch_new ();
-  g_assert_true (fer_cpu_conv2d_backward (dinp, dw, dout, inp, w, &s, ws,
-          ws_floats, scratch, NULL, NULL));
+  g_assert_true (fer_cpu_conv2d_backward (
+      dinp, dw, dout, inp, w, &s, ws, ws_floats, scratch, NULL, NULL));
   fer_cpu_conv_scratch_free (scratch);
   double e_out = test_max_rel_error (out, ref_out, nout);
   double e_dinp = test_max_rel_error (dinp, ref_dinp, nin);
@@ -465,16 +467,16 @@ static double
 fd_loss (void *p)
 {
   fd_ctx *c = p;
-  g_assert_true (fer_cpu_conv2d_forward_train (c->out, c->inp, c->w, &c->s,
-          c->scratch, NULL, NULL));
-  return test_dot (c->out, c->dout, (size_t) c->s.n * c->s.oh * c->s.ow
-      * c->s.cout);
+  g_assert_true (fer_cpu_conv2d_forward_train (
+      c->out, c->inp, c->w, &c->s, c->scratch, NULL, NULL));
+  return test_dot (
+      c->out, c->dout, (size_t) c->s.n * c->s.oh * c->s.ow * c->s.cout);
 }
 
 typedef struct
 {
   int n, h, cin, cout, k, stride, pad;
-  gboolean small_col;   /* workspace for one image only: chunked */
+  gboolean small_col; /* workspace for one image only: chunked */
 } fd_case;
 
 static void
@@ -483,8 +485,8 @@ check_fd (gconstpointer data)
   const fd_case *cc = data;
   fd_ctx c;
   char what[96];
-  fer_conv_shape_init (&c.s, cc->n, cc->h, cc->h, cc->cin, cc->cout, cc->k,
-      cc->stride, cc->pad);
+  fer_conv_shape_init (
+      &c.s, cc->n, cc->h, cc->h, cc->cin, cc->cout, cc->k, cc->stride, cc->pad);
   size_t nin = (size_t) c.s.n * c.s.h * c.s.w * c.s.cin;
   size_t nw = (size_t) c.s.cout * c.s.k * c.s.k * c.s.cin;
   size_t nout = (size_t) c.s.n * c.s.oh * c.s.ow * c.s.cout;
@@ -499,28 +501,28 @@ check_fd (gconstpointer data)
   float *dinp = g_new (float, nin);
   float *dw = g_new (float, nw);
   for (size_t i = 0; i < nw; i++)
-    dw[i] = 0.25f;  /* accumulates onto this */
+    dw[i] = 0.25f; /* accumulates onto this */
   for (size_t i = 0; i < nin; i++)
     dinp[i] = 1e6f; /* overwritten */
 
   g_assert_true (fer_cpu_conv2d_backward (dinp, dw, c.dout, c.inp, c.w, &c.s,
-          c.col, c.col_cap, c.scratch, NULL, NULL));
-  snprintf (what, sizeof what, "conv %dx%d/%d pad %d %d->%d%s: dinp",
-      cc->k, cc->k, cc->stride, cc->pad, cc->cin, cc->cout,
+      c.col, c.col_cap, c.scratch, NULL, NULL));
+  snprintf (what, sizeof what, "conv %dx%d/%d pad %d %d->%d%s: dinp", cc->k,
+      cc->k, cc->stride, cc->pad, cc->cin, cc->cout,
       cc->small_col ? " chunked" : "");
   test_fd_check (what, c.inp, nin, fd_loss, &c, dinp, 0.0f);
-  snprintf (what, sizeof what, "conv %dx%d/%d pad %d %d->%d%s: dweight",
-      cc->k, cc->k, cc->stride, cc->pad, cc->cin, cc->cout,
+  snprintf (what, sizeof what, "conv %dx%d/%d pad %d %d->%d%s: dweight", cc->k,
+      cc->k, cc->stride, cc->pad, cc->cin, cc->cout,
       cc->small_col ? " chunked" : "");
   test_fd_check (what, c.w, nw, fd_loss, &c, dw, 0.25f);
 
   /* dinp NULL: only the weight gradient, the same one */
   float *dw2 = g_new0 (float, nw);
-  g_assert_true (fer_cpu_conv2d_backward (NULL, dw2, c.dout, c.inp, c.w,
-          &c.s, c.col, c.col_cap, c.scratch, NULL, NULL));
+  g_assert_true (fer_cpu_conv2d_backward (NULL, dw2, c.dout, c.inp, c.w, &c.s,
+      c.col, c.col_cap, c.scratch, NULL, NULL));
   for (size_t i = 0; i < nw; i++)
-    g_assert_cmpfloat (fabsf (dw2[i] + 0.25f - dw[i]), <=,
-        1e-5f * (1.0f + fabsf (dw[i])));
+    g_assert_cmpfloat (
+        fabsf (dw2[i] + 0.25f - dw[i]), <=, 1e-5f * (1.0f + fabsf (dw[i])));
   fer_cpu_conv_scratch_free (c.scratch);
   g_free (dw2);
   g_free (c.col);
@@ -540,8 +542,8 @@ typedef struct
 {
   atomic_int next;
   int n_items;
-  atomic_int *done;      /* n_items: times each item ran */
-  atomic_int ran_on[4];  /* items per thread */
+  atomic_int *done;     /* n_items: times each item ran */
+  atomic_int ran_on[4]; /* items per thread */
 } workers_job;
 
 static void
@@ -583,8 +585,8 @@ test_workers (void)
         g_assert_cmpint (atomic_load (&j.done[i]), ==, 1);
       helped += atomic_load (&j.ran_on[0]) < j.n_items;
     }
-    g_test_message ("workers: %d threads, %d of 2000 jobs shared", threads,
-        helped);
+    g_test_message (
+        "workers: %d threads, %d of 2000 jobs shared", threads, helped);
     g_free (j.done);
     fer_cpu_workers_free (w);
   }
@@ -595,15 +597,14 @@ int
 main (int argc, char **argv)
 {
   static const fd_case fd_cases[] = {
-    { 2, 6, 3, 4, 3, 1, 1, FALSE },
-    { 2, 7, 3, 5, 3, 2, 1, FALSE },
-    { 3, 7, 4, 6, 1, 2, 0, FALSE },   /* downsample */
-    { 2, 9, 1, 4, 7, 2, 3, FALSE },   /* torchvision stem, 1 channel */
-    { 2, 5, 3, 4, 1, 1, 0, FALSE },   /* pointwise: no im2col */
-    { 3, 6, 3, 4, 3, 1, 1, TRUE },    /* workspace for one image: chunks */
-    { 4, 2, 6, 5, 3, 1, 1, FALSE },   /* layer4 at 48x48: 2x2 */
-    { 4, 3, 6, 5, 3, 2, 1, FALSE },   /* layer4.0 conv1: 3x3 -> 2x2 */
-    { 4, 3, 6, 5, 1, 2, 0, FALSE },   /* layer4.0 downsample */
+    { 2, 6, 3, 4, 3, 1, 1, FALSE }, { 2, 7, 3, 5, 3, 2, 1, FALSE },
+    { 3, 7, 4, 6, 1, 2, 0, FALSE }, /* downsample */
+    { 2, 9, 1, 4, 7, 2, 3, FALSE }, /* torchvision stem, 1 channel */
+    { 2, 5, 3, 4, 1, 1, 0, FALSE }, /* pointwise: no im2col */
+    { 3, 6, 3, 4, 3, 1, 1, TRUE },  /* workspace for one image: chunks */
+    { 4, 2, 6, 5, 3, 1, 1, FALSE }, /* layer4 at 48x48: 2x2 */
+    { 4, 3, 6, 5, 3, 2, 1, FALSE }, /* layer4.0 conv1: 3x3 -> 2x2 */
+    { 4, 3, 6, 5, 1, 2, 0, FALSE }, /* layer4.0 downsample */
   };
   char name[96];
 

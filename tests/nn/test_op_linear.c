@@ -48,8 +48,8 @@ static double
 linear_loss (void *p)
 {
   linear_ctx *l = p;
-  fer_cpu_linear_forward (l->out, l->inp, l->w, l->b, l->n, l->nin, l->nout,
-      FALSE);
+  fer_cpu_linear_forward (
+      l->out, l->inp, l->w, l->b, l->n, l->nin, l->nout, FALSE);
   return test_dot (l->out, l->dout, (size_t) l->n * l->nout);
 }
 
@@ -61,22 +61,22 @@ test_backward (void)
   l.w = test_random_floats (&rng, (size_t) l.nout * l.nin, 0.5f);
   l.b = test_random_floats (&rng, l.nout, 0.5f);
   l.dout = test_random_floats (&rng, (size_t) l.n * l.nout, 1.0f);
-  l.out = g_new (float, (size_t) l.n * l.nout);
-  float *dinp = g_new (float, (size_t) l.n * l.nin);
-  float *dw = g_new (float, (size_t) l.nout * l.nin);
+  l.out = g_new (float, (size_t) l.n *l.nout);
+  float *dinp = g_new (float, (size_t) l.n *l.nin);
+  float *dw = g_new (float, (size_t) l.nout *l.nin);
   float *db = g_new (float, l.nout);
   for (int i = 0; i < l.nout * l.nin; i++)
     dw[i] = 1.0f;
   for (int i = 0; i < l.nout; i++)
     db[i] = 1.0f;
-  fer_cpu_linear_backward (dinp, dw, db, l.dout, l.inp, l.w, l.n, l.nin,
-      l.nout);
+  fer_cpu_linear_backward (
+      dinp, dw, db, l.dout, l.inp, l.w, l.n, l.nin, l.nout);
   test_fd_check ("linear backward: dinp", l.inp, (size_t) l.n * l.nin,
       linear_loss, &l, dinp, 0.0f);
   test_fd_check ("linear backward: dweight", l.w, (size_t) l.nout * l.nin,
       linear_loss, &l, dw, 1.0f);
-  test_fd_check ("linear backward: dbias", l.b, l.nout, linear_loss, &l, db,
-      1.0f);
+  test_fd_check (
+      "linear backward: dbias", l.b, l.nout, linear_loss, &l, db, 1.0f);
   g_free (l.inp);
   g_free (l.w);
   g_free (l.b);

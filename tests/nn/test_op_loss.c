@@ -88,9 +88,9 @@ check_loss (gconstpointer data)
   l.lam = 0.65f;
   l.smoothing = lc->smoothing;
   l.gamma = lc->gamma;
-  float loss, *d = g_new (float, (size_t) l.n * l.k);
+  float loss, *d = g_new (float, (size_t) l.n *l.k);
   for (int i = 0; i < l.n * l.k; i++)
-    d[i] = 1e6f;  /* overwritten */
+    d[i] = 1e6f; /* overwritten */
 
   fer_cpu_softmax_xent (&loss, d, l.logits, l.ya, l.yb, l.lam, l.w, l.n, l.k,
       l.smoothing, l.gamma);

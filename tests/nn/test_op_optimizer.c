@@ -17,7 +17,7 @@ static fer_rng rng;
 typedef struct
 {
   const char *name;
-  int kind;          /* 0 Adam, 1 AdamW, 2 SGD */
+  int kind; /* 0 Adam, 1 AdamW, 2 SGD */
   float wd, momentum;
   gboolean nesterov;
 } opt_case;
@@ -30,9 +30,9 @@ check_optimizer (gconstpointer data)
   const int steps = 6;
   const float lr = 0.01f, b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
   float *p = test_random_floats (&rng, n, 1.0f), *m = g_new0 (float, n),
-      *v = g_new0 (float, n), *g = g_new (float, n);
+        *v = g_new0 (float, n), *g = g_new (float, n);
   double *rp = g_new (double, n), *rm = g_new0 (double, n),
-      *rv = g_new0 (double, n);
+         *rv = g_new0 (double, n);
   double err = 0.0;
   for (size_t i = 0; i < n; i++)
     rp[i] = p[i];
@@ -41,11 +41,11 @@ check_optimizer (gconstpointer data)
     for (size_t i = 0; i < n; i++)
       g[i] = fer_rng_normal (&rng) * (i % 3 ? 1.0f : 1e-3f);
     if (oc->kind == 2)
-      fer_cpu_sgd_update (p, m, g, n, lr, oc->momentum, oc->wd,
-          oc->nesterov, t == 1);
+      fer_cpu_sgd_update (
+          p, m, g, n, lr, oc->momentum, oc->wd, oc->nesterov, t == 1);
     else
-      fer_cpu_adam_update (p, m, v, g, n, lr, b1, b2, eps, oc->wd, t,
-          oc->kind == 1);
+      fer_cpu_adam_update (
+          p, m, v, g, n, lr, b1, b2, eps, oc->wd, t, oc->kind == 1);
     /* the reference, straight from torch.optim's documentation */
     for (size_t i = 0; i < n; i++) {
       double gi = g[i];

@@ -17,8 +17,8 @@ test_maxpool_forward (void)
   const int n = 2, h = 7, w = 6, c = 5, k = 3, st = 2, p = 1;
   int oh = (h + 2 * p - k) / st + 1, ow = (w + 2 * p - k) / st + 1;
   float *inp = test_random_floats (&rng, (size_t) n * h * w * c, 1.0f);
-  float *out = g_new (float, (size_t) n * oh * ow * c);
-  double *ref = g_new (double, (size_t) n * oh * ow * c);
+  float *out = g_new (float, (size_t) n *oh *ow *c);
+  double *ref = g_new (double, (size_t) n *oh *ow *c);
 
   /* all-negative inputs prove padding never wins over a real pixel */
   for (int i = 0; i < n * h * w * c; i++)
@@ -74,8 +74,8 @@ static double
 maxpool_loss (void *p)
 {
   pool_ctx *q = p;
-  fer_cpu_maxpool2d_forward (q->out, q->inp, q->n, q->h, q->w, q->c, q->k,
-      q->stride, q->pad);
+  fer_cpu_maxpool2d_forward (
+      q->out, q->inp, q->n, q->h, q->w, q->c, q->k, q->stride, q->pad);
   return test_dot (q->out, q->dout, (size_t) q->n * q->oh * q->ow * q->c);
 }
 
@@ -90,8 +90,9 @@ avgpool_loss (void *p)
 static void
 test_backward (void)
 {
-  pool_ctx q = { .n = 2, .h = 7, .w = 6, .c = 3, .k = 3, .stride = 2,
-    .pad = 1 };
+  pool_ctx q = {
+    .n = 2, .h = 7, .w = 6, .c = 3, .k = 3, .stride = 2, .pad = 1
+  };
   q.oh = (q.h + 2 * q.pad - q.k) / q.stride + 1;
   q.ow = (q.w + 2 * q.pad - q.k) / q.stride + 1;
   size_t nin = (size_t) q.n * q.h * q.w * q.c;
@@ -106,12 +107,12 @@ test_backward (void)
     q.inp[j] = tmp;
   }
   q.dout = test_random_floats (&rng, (size_t) q.n * q.oh * q.ow * q.c, 1.0f);
-  q.out = g_new (float, (size_t) q.n * q.oh * q.ow * q.c);
+  q.out = g_new (float, (size_t) q.n *q.oh *q.ow *q.c);
   float *d = g_new (float, nin);
-  fer_cpu_maxpool2d_backward (d, q.dout, q.inp, q.n, q.h, q.w, q.c, q.k,
-      q.stride, q.pad);
-  test_fd_check ("maxpool 3x3/2 pad 1 backward", q.inp, nin, maxpool_loss,
-      &q, d, 0.0f);
+  fer_cpu_maxpool2d_backward (
+      d, q.dout, q.inp, q.n, q.h, q.w, q.c, q.k, q.stride, q.pad);
+  test_fd_check (
+      "maxpool 3x3/2 pad 1 backward", q.inp, nin, maxpool_loss, &q, d, 0.0f);
 
   /* Ties (all-zero windows after ReLU): the first position in scan order
    * gets the gradient, as in PyTorch. */
@@ -124,8 +125,8 @@ test_backward (void)
   for (int i = 0; i < q.n * q.c; i++)
     q.dout[i] = fer_rng_normal (&rng);
   fer_cpu_avgpool_backward (d, q.dout, q.n, q.h * q.w, q.c);
-  test_fd_check ("global avgpool backward", q.inp, nin, avgpool_loss, &q, d,
-      0.0f);
+  test_fd_check (
+      "global avgpool backward", q.inp, nin, avgpool_loss, &q, d, 0.0f);
   g_free (q.inp);
   g_free (q.dout);
   g_free (q.out);

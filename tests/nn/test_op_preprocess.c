@@ -12,13 +12,19 @@
 #include "cpu/backend_cpu.h"
 #include "preprocess-private.h"
 
-enum { W = 101, H = 77, S = 48, N_VIEWS = 5 };
+enum
+{
+  W = 101,
+  H = 77,
+  S = 48,
+  N_VIEWS = 5
+};
 
 static const fer_view views[N_VIEWS] = {
   { { 10.0f, 5.0f, 60.0f, 60.0f }, FALSE },
   { { 10.0f, 5.0f, 60.0f, 60.0f }, TRUE },
-  { { -12.5f, 30.25f, 40.0f, 52.0f }, FALSE },   /* across the edges */
-  { { 3.0f, 2.0f, 20.0f, 17.0f }, TRUE },        /* upscaled */
+  { { -12.5f, 30.25f, 40.0f, 52.0f }, FALSE }, /* across the edges */
+  { { 3.0f, 2.0f, 20.0f, 17.0f }, TRUE },      /* upscaled */
   { { 0.0f, 0.0f, (float) W, (float) H }, FALSE },
 };
 
@@ -45,8 +51,8 @@ random_frame (fer_image *img, guint8 *planes[3], fer_pixel_format format,
 static void
 test_matches_fer_preprocess (void)
 {
-  static const fer_pixel_format formats[] = { FER_PIXEL_GRAY8,
-    FER_PIXEL_RGB, FER_PIXEL_I420 };
+  static const fer_pixel_format formats[] = { FER_PIXEL_GRAY8, FER_PIXEL_RGB,
+    FER_PIXEL_I420 };
   static const int bpp[] = { 1, 3, 1 };
   GError *error = NULL;
   fer_backend *be = fer_backend_new (FER_BACKEND_CPU, 0, 1, NULL, &error);
@@ -62,26 +68,27 @@ test_matches_fer_preprocess (void)
         { 0.25f, 0.2f, 0.3f } };
       const size_t plane = (size_t) S * S;
       float *batch = be->ops->alloc (be, plane * C * N_VIEWS, &error);
-      float *planar = g_new (float, plane * C);
+      float *planar = g_new (float, plane *C);
       size_t differ = 0;
 
-      g_assert_true (be->ops->preprocess (be, batch, &img, views, N_VIEWS,
-              &spec, &error));
+      g_assert_true (
+          be->ops->preprocess (be, batch, &img, views, N_VIEWS, &spec, &error));
       g_assert_no_error (error);
       /* view v's pixel p, channel c: at (v, p, c) in the batch, at (c, p)
        * in fer_preprocess's output */
       for (int v = 0; v < N_VIEWS; v++) {
         const float *nhwc = batch + (size_t) v * plane * C;
-        g_assert_true (fer_preprocess (&img, &views[v], &spec, planar, NULL,
-                &error));
+        g_assert_true (
+            fer_preprocess (&img, &views[v], &spec, planar, NULL, &error));
         for (size_t p = 0; p < plane; p++)
           for (int c = 0; c < C; c++)
             differ += memcmp (&nhwc[p * C + c], &planar[c * plane + p],
-                sizeof (float)) != 0;
+                          sizeof (float))
+                != 0;
       }
       g_test_message ("preprocess op, format %d -> %d channel(s), %d views: "
-          "%zu values differ from fer_preprocess's", formats[fi], C,
-          N_VIEWS, differ);
+                      "%zu values differ from fer_preprocess's",
+          formats[fi], C, N_VIEWS, differ);
       g_assert_cmpuint (differ, ==, 0);
       be->ops->release (be, batch);
       g_free (planar);
@@ -98,8 +105,7 @@ test_rejects_and_reuses (void)
 {
   guint8 px[W * H] = { 0 };
   fer_image img = { FER_PIXEL_GRAY8, W, H, { px }, { W }, TRUE };
-  fer_input_spec spec = { S, 3, { 0.5f, 0.5f, 0.5f },
-    { 0.25f, 0.25f, 0.25f } };
+  fer_input_spec spec = { S, 3, { 0.5f, 0.5f, 0.5f }, { 0.25f, 0.25f, 0.25f } };
   fer_view bad[2] = { views[0], { { 0.0f, 0.0f, 0.0f, 1.0f }, FALSE } };
   GError *e1 = NULL, *e2 = NULL;
   fer_backend *be = fer_backend_new (FER_BACKEND_CPU, 0, 1, NULL, &e1);
@@ -121,8 +127,7 @@ test_rejects_and_reuses (void)
   guint grown = fer_scratch_n_allocations (cpu->preprocess);
   float *planar = cpu->planar;
   for (int i = 0; i < 3; i++)
-    g_assert_true (be->ops->preprocess (be, out, &img, views, 2, &spec,
-            &e1));
+    g_assert_true (be->ops->preprocess (be, out, &img, views, 2, &spec, &e1));
   g_assert_cmpuint (fer_scratch_n_allocations (cpu->preprocess), ==, grown);
   g_assert_true (cpu->planar == planar);
   be->ops->release (be, out);
@@ -133,9 +138,9 @@ int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
-  g_test_add_func ("/preprocess-op/matches-fer-preprocess",
-      test_matches_fer_preprocess);
-  g_test_add_func ("/preprocess-op/rejects-and-reuses",
-      test_rejects_and_reuses);
+  g_test_add_func (
+      "/preprocess-op/matches-fer-preprocess", test_matches_fer_preprocess);
+  g_test_add_func (
+      "/preprocess-op/rejects-and-reuses", test_rejects_and_reuses);
   return g_test_run ();
 }

@@ -13,8 +13,8 @@ static fer_rng rng;
 
 /* ref (n_faces, k) = per face, the mean of the views' softmax. */
 static void
-naive_softmax_average (double *ref, const float *x, int n_faces, int views,
-    int k)
+naive_softmax_average (
+    double *ref, const float *x, int n_faces, int views, int k)
 {
   for (int f = 0; f < n_faces; f++)
     for (int j = 0; j < k; j++)
@@ -57,7 +57,8 @@ test_average (void)
   for (int j = 0; j < k; j++)
     sum += y[k + j];
   g_test_message ("softmax average of %d views: max error %.3g, a face's "
-      "sum %.9g", views, err, sum);
+                  "sum %.9g",
+      views, err, sum);
   g_assert_cmpfloat (err, <, 1e-6);
   g_assert_cmpfloat (fabs (sum - 1.0), <, 1e-6);
   g_free (x);

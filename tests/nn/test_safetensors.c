@@ -45,8 +45,8 @@ build_file (const char *header, size_t header_len, const void *data,
 }
 
 static void
-assert_error_names (const GError *error, gint code, const char *subject,
-    const char *word)
+assert_error_names (
+    const GError *error, gint code, const char *subject, const char *word)
 {
   g_assert_nonnull (error);
   g_test_message ("error: %s", error->message);
@@ -60,8 +60,8 @@ assert_error_names (const GError *error, gint code, const char *subject,
 
 /* `word2`, when not NULL, must be in the message too. */
 static void
-assert_bytes_rejected (const guint8 *bytes, size_t size, const char *word,
-    const char *word2)
+assert_bytes_rejected (
+    const guint8 *bytes, size_t size, const char *word, const char *word2)
 {
   GError *error = NULL;
   fer_safetensors *st;
@@ -104,10 +104,10 @@ typedef struct
 } tensor_spec;
 
 static const tensor_spec roundtrip_tensors[] = {
-  {"conv1.weight", 4, {4, 3, 3, 3}},
-  {"fc.bias", 1, {7}},
-  {"scale", 0, {0}},
-  {"empty", 2, {0, 5}},
+  { "conv1.weight", 4, { 4, 3, 3, 3 } },
+  { "fc.bias", 1, { 7 } },
+  { "scale", 0, { 0 } },
+  { "empty", 2, { 0, 5 } },
 };
 
 static int64_t
@@ -138,16 +138,16 @@ check_roundtrip (fer_dtype dtype)
     values[i] = g_new (float, numel > 0 ? numel : 1);
     for (int64_t j = 0; j < numel; j++)
       values[i][j] = random_float (-100, 100) * (j % 3 == 0 ? 1e-3f : 1.0f);
-    g_assert_true (fer_st_writer_add (w, spec->name, dtype, spec->ndim,
-            spec->shape, values[i], &error));
+    g_assert_true (fer_st_writer_add (
+        w, spec->name, dtype, spec->ndim, spec->shape, values[i], &error));
     g_assert_no_error (error);
   }
   fer_st_writer_set_metadata (w, "format", "pt");
   fer_st_writer_set_metadata (w, "arch", "fer-cnn");
   fer_st_writer_set_metadata (w, "format", "fer");
 
-  st = save_and_open (w, dtype == FER_DTYPE_F32 ? "f32.safetensors" :
-      "f16.safetensors", NULL);
+  st = save_and_open (
+      w, dtype == FER_DTYPE_F32 ? "f32.safetensors" : "f16.safetensors", NULL);
   fer_st_writer_free (w);
 
   g_assert_cmpint (fer_safetensors_n_tensors (st), ==, n_tensors);
@@ -163,8 +163,8 @@ check_roundtrip (fer_dtype dtype)
     for (int d = 0; d < spec->ndim; d++)
       g_assert_cmpint (t->shape[d], ==, spec->shape[d]);
     g_assert_cmpint (t->numel, ==, spec_numel (spec));
-    g_assert_cmpuint (t->nbytes, ==,
-        (size_t) t->numel * (dtype == FER_DTYPE_F32 ? 4 : 2));
+    g_assert_cmpuint (
+        t->nbytes, ==, (size_t) t->numel * (dtype == FER_DTYPE_F32 ? 4 : 2));
 
     fer_safetensors_read_f32 (st, t, out);
     for (int64_t j = 0; j < t->numel; j++) {
@@ -214,15 +214,15 @@ static void
 test_header_order (void)
 {
   /* Deliberately not alphabetical: the reader must not sort. */
-  static const char *const names[] = {"z.last", "a.first", "m.middle"};
+  static const char *const names[] = { "z.last", "a.first", "m.middle" };
   fer_st_writer *w = fer_st_writer_new ();
-  const int64_t shape[] = {2};
-  const float data[] = {1, 2};
+  const int64_t shape[] = { 2 };
+  const float data[] = { 1, 2 };
   fer_safetensors *st;
 
   for (guint i = 0; i < G_N_ELEMENTS (names); i++)
-    g_assert_true (fer_st_writer_add (w, names[i], FER_DTYPE_F32, 1, shape,
-            data, NULL));
+    g_assert_true (
+        fer_st_writer_add (w, names[i], FER_DTYPE_F32, 1, shape, data, NULL));
   st = save_and_open (w, "order.safetensors", NULL);
   fer_st_writer_free (w);
 
@@ -238,8 +238,8 @@ static void
 test_file_layout (void)
 {
   fer_st_writer *w = fer_st_writer_new ();
-  const int64_t shape[] = {3};
-  const float first[] = {1, 2, 3}, second[] = {4, 5, 6};
+  const int64_t shape[] = { 3 };
+  const float first[] = { 1, 2, 3 }, second[] = { 4, 5, 6 };
   guint64 header_len;
   GError *error = NULL;
   char *path, *contents;
@@ -249,8 +249,8 @@ test_file_layout (void)
   gsize size;
   GDir *dir;
 
-  g_assert_true (fer_st_writer_add (w, "x", FER_DTYPE_F16, 1, shape, first,
-          NULL));
+  g_assert_true (
+      fer_st_writer_add (w, "x", FER_DTYPE_F16, 1, shape, first, NULL));
   fer_st_writer_set_metadata (w, "k", "v");
   st = save_and_open (w, "layout.safetensors", &path);
   fer_safetensors_free (st);
@@ -264,16 +264,16 @@ test_file_layout (void)
   g_assert_cmpuint (header_len % 8, ==, 0);
   g_assert_cmpuint (size, ==, 8 + header_len + 3 * 2);
   g_assert_true (contents[8] == '{');
-  g_assert_nonnull (g_strstr_len (contents + 8, (gssize) header_len,
-          "\"__metadata__\""));
+  g_assert_nonnull (
+      g_strstr_len (contents + 8, (gssize) header_len, "\"__metadata__\""));
   for (guint64 i = header_len; i > 0 && contents[8 + i - 1] != '}'; i--)
     g_assert_true (contents[8 + i - 1] == ' ');
   g_free (contents);
 
   /* Saving again replaces the file and leaves no temporary behind. */
   w = fer_st_writer_new ();
-  g_assert_true (fer_st_writer_add (w, "x", FER_DTYPE_F32, 1, shape, second,
-          NULL));
+  g_assert_true (
+      fer_st_writer_add (w, "x", FER_DTYPE_F32, 1, shape, second, NULL));
   g_assert_true (fer_st_writer_save (w, path, &error));
   g_assert_no_error (error);
   fer_st_writer_free (w);
@@ -301,9 +301,8 @@ test_unaligned_mixed_dtypes (void)
       "{\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[1,5]},"
       "\"f\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[5,9]},"
       "\"h\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[9,11]}}";
-  const guint8 data[] = {
-    0xee, 0x80, 0x3f, 0x00, 0xc0, 0x00, 0x00, 0xc0, 0x3f, 0x00, 0x3c
-  };
+  const guint8 data[] = { 0xee, 0x80, 0x3f, 0x00, 0xc0, 0x00, 0x00, 0xc0, 0x3f,
+    0x00, 0x3c };
   GError *error = NULL;
   fer_safetensors *st;
   guint8 *bytes;
@@ -344,7 +343,7 @@ test_integer_dtypes (void)
   gint64 n = GINT64_TO_LE (-123456);
   gint32 i32 = GINT32_TO_LE (-70000);
   gint16 i16 = GINT16_TO_LE (-300);
-  double d = -2.5;   /* little-endian host assumed, as the format */
+  double d = -2.5; /* little-endian host assumed, as the format */
   GError *error = NULL;
   size_t size;
   float v;
@@ -352,21 +351,29 @@ test_integer_dtypes (void)
   memcpy (data, &n, 8);
   memcpy (data + 8, &i32, 4);
   memcpy (data + 12, &i16, 2);
-  data[14] = 0xfe;   /* -2 */
+  data[14] = 0xfe; /* -2 */
   data[15] = 200;
   memcpy (data + 16, &d, 8);
   data[24] = 1;
-  guint8 *bytes = build_file (header, strlen (header), data, sizeof data,
-      &size);
-  fer_safetensors *st = fer_safetensors_open_bytes (bytes, size, "ints",
-      &error);
+  guint8 *bytes =
+      build_file (header, strlen (header), data, sizeof data, &size);
+  fer_safetensors *st =
+      fer_safetensors_open_bytes (bytes, size, "ints", &error);
   g_free (bytes);
   g_assert_no_error (error);
-  const struct { const char *name; fer_dtype dtype; float value; } want[] = {
-    {"n", FER_DTYPE_I64, -123456.0f}, {"i", FER_DTYPE_I32, -70000.0f},
-    {"s", FER_DTYPE_I16, -300.0f}, {"c", FER_DTYPE_I8, -2.0f},
-    {"u", FER_DTYPE_U8, 200.0f}, {"d", FER_DTYPE_F64, -2.5f},
-    {"b", FER_DTYPE_BOOL, 1.0f},
+  const struct
+  {
+    const char *name;
+    fer_dtype dtype;
+    float value;
+  } want[] = {
+    { "n", FER_DTYPE_I64, -123456.0f },
+    { "i", FER_DTYPE_I32, -70000.0f },
+    { "s", FER_DTYPE_I16, -300.0f },
+    { "c", FER_DTYPE_I8, -2.0f },
+    { "u", FER_DTYPE_U8, 200.0f },
+    { "d", FER_DTYPE_F64, -2.5f },
+    { "b", FER_DTYPE_BOOL, 1.0f },
   };
   for (guint k = 0; k < G_N_ELEMENTS (want); k++) {
     const fer_st_tensor *t = fer_safetensors_find (st, want[k].name);
@@ -391,14 +398,14 @@ test_f16_known_bits (void)
   g_assert_cmpfloat_with_epsilon (fer_f16_to_f32 (0x0001), 5.96e-8, 1e-10);
   g_assert_cmpfloat (fer_f16_to_f32 (0x03ff), ==, ldexpf (1023, -24));
   g_assert_cmpfloat (fer_f16_to_f32 (0x0400), ==, ldexpf (1, -14));
-  g_assert_true (isinf (fer_f16_to_f32 (0x7c00))
-      && fer_f16_to_f32 (0x7c00) > 0);
-  g_assert_true (isinf (fer_f16_to_f32 (0xfc00))
-      && fer_f16_to_f32 (0xfc00) < 0);
+  g_assert_true (
+      isinf (fer_f16_to_f32 (0x7c00)) && fer_f16_to_f32 (0x7c00) > 0);
+  g_assert_true (
+      isinf (fer_f16_to_f32 (0xfc00)) && fer_f16_to_f32 (0xfc00) < 0);
   g_assert_true (isnan (fer_f16_to_f32 (0x7e00)));
   g_assert_true (isnan (fer_f16_to_f32 (0x7c01)));
-  g_assert_true (fer_f16_to_f32 (0x8000) == 0
-      && signbit (fer_f16_to_f32 (0x8000)));
+  g_assert_true (
+      fer_f16_to_f32 (0x8000) == 0 && signbit (fer_f16_to_f32 (0x8000)));
 
   g_assert_cmphex (fer_f32_to_f16 (1.0f), ==, 0x3c00);
   g_assert_cmphex (fer_f32_to_f16 (-2.0f), ==, 0xc000);
@@ -423,8 +430,8 @@ test_f16_known_bits (void)
   g_assert_cmphex (fer_f32_to_f16 (65520.0f), ==, 0x7c00);
   g_assert_cmphex (fer_f32_to_f16 (1 + ldexpf (1, -11)), ==, 0x3c00);
   g_assert_cmphex (fer_f32_to_f16 (1 + 3 * ldexpf (1, -11)), ==, 0x3c02);
-  g_assert_cmphex (fer_f32_to_f16 (1 + ldexpf (1, -11) + ldexpf (1, -20)),
-      ==, 0x3c01);
+  g_assert_cmphex (
+      fer_f32_to_f16 (1 + ldexpf (1, -11) + ldexpf (1, -20)), ==, 0x3c01);
   g_assert_cmphex (fer_f32_to_f16 (ldexpf (1, -25)), ==, 0x0000);
   g_assert_cmphex (fer_f32_to_f16 (ldexpf (3, -26)), ==, 0x0001);
   g_assert_cmphex (fer_f32_to_f16 (ldexpf (3, -25)), ==, 0x0002);
@@ -501,7 +508,7 @@ test_f16_rounding_property (void)
 static void
 test_empty_file (void)
 {
-  const guint8 nothing[1] = {0};
+  const guint8 nothing[1] = { 0 };
 
   assert_bytes_rejected (nothing, 0, "too short", NULL);
 }
@@ -509,7 +516,7 @@ test_empty_file (void)
 static void
 test_truncated_length (void)
 {
-  const guint8 bytes[5] = {0x10, 0, 0, 0, 0};
+  const guint8 bytes[5] = { 0x10, 0, 0, 0, 0 };
 
   assert_bytes_rejected (bytes, sizeof bytes, "too short", NULL);
 }
@@ -533,13 +540,13 @@ test_header_length_past_end (void)
 static void
 test_not_safetensors (void)
 {
-  const guint8 png[16] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n',
-    0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+  const guint8 png[16] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0,
+    13, 'I', 'H', 'D', 'R' };
   const char text[] = "just some text, not a model\n";
 
   assert_bytes_rejected (png, sizeof png, "not a safetensors file", NULL);
-  assert_bytes_rejected ((const guint8 *) text, sizeof text - 1,
-      "not a safetensors file", NULL);
+  assert_bytes_rejected (
+      (const guint8 *) text, sizeof text - 1, "not a safetensors file", NULL);
 }
 
 static void
@@ -561,7 +568,7 @@ test_truncated_data (void)
 {
   const char *header =
       "{\"w\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}";
-  const guint8 data[16] = {0};
+  const guint8 data[16] = { 0 };
   guint8 *bytes;
   size_t size;
 
@@ -575,94 +582,105 @@ typedef struct
   const char *test_name;
   const char *header;
   size_t data_len;
-  const char *word;             /* expected in the message */
-  const char *word2;            /* also expected, or NULL */
+  const char *word;  /* expected in the message */
+  const char *word2; /* also expected, or NULL */
 } hostile_header;
 
 static const hostile_header hostile_headers[] = {
-  {"empty-header", "", 0, "empty", NULL},
-  {"blank-header", "        ", 0, "empty", NULL},
-  {"invalid-json", "{\"a\": {", 0, "JSON", NULL},
-  {"trailing-garbage", "{} x", 0, "JSON", NULL},
-  {"single-quotes", "{\"a\": 'x'}", 0, "JSON", "unexpected character"},
-  {"comment", "{/* \" */}", 0, "JSON", "unexpected character"},
-  {"deep-nesting", NULL, 0, "JSON", "nested deeper"},
-  {"root-array", "[1, 2]", 0, "not a JSON object", NULL},
-  {"root-string", "\"model\"", 0, "not a JSON object", NULL},
-  {"entry-not-object", "{\"a\": 5}", 0, "not a JSON object", "'a'"},
-  {"missing-dtype", "{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-      "missing \"dtype\"", "'a'"},
-  {"missing-shape", "{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4,
-      "missing \"shape\"", "'a'"},
-  {"missing-offsets", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4,
-      "missing \"data_offsets\"", "'a'"},
-  {"dtype-not-string",
+  { "empty-header", "", 0, "empty", NULL },
+  { "blank-header", "        ", 0, "empty", NULL },
+  { "invalid-json", "{\"a\": {", 0, "JSON", NULL },
+  { "trailing-garbage", "{} x", 0, "JSON", NULL },
+  { "single-quotes", "{\"a\": 'x'}", 0, "JSON", "unexpected character" },
+  { "comment", "{/* \" */}", 0, "JSON", "unexpected character" },
+  { "deep-nesting", NULL, 0, "JSON", "nested deeper" },
+  { "root-array", "[1, 2]", 0, "not a JSON object", NULL },
+  { "root-string", "\"model\"", 0, "not a JSON object", NULL },
+  { "entry-not-object", "{\"a\": 5}", 0, "not a JSON object", "'a'" },
+  { "missing-dtype", "{\"a\":{\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+      "missing \"dtype\"", "'a'" },
+  { "missing-shape", "{\"a\":{\"dtype\":\"F32\",\"data_offsets\":[0,4]}}", 4,
+      "missing \"shape\"", "'a'" },
+  { "missing-offsets", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1]}}", 4,
+      "missing \"data_offsets\"", "'a'" },
+  { "dtype-not-string",
       "{\"a\":{\"dtype\":7,\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-      "not a string", "'a'"},
-  {"dtype-i64",
+      "not a string", "'a'" },
+  { "dtype-i64",
       "{\"a\":{\"dtype\":\"C64\",\"shape\":[1],\"data_offsets\":[0,8]}}", 8,
-      "unsupported dtype 'C64'", "'a'"},
-  {"shape-not-array",
+      "unsupported dtype 'C64'", "'a'" },
+  { "shape-not-array",
       "{\"a\":{\"dtype\":\"F32\",\"shape\":4,\"data_offsets\":[0,4]}}", 4,
-      "not an array", "'a'"},
-  {"negative-dim",
+      "not an array", "'a'" },
+  { "negative-dim",
       "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
-      "negative", "'a'"},
-  {"fractional-dim",
+      "negative", "'a'" },
+  { "fractional-dim",
       "{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4,
-      "not an integer", "'a'"},
-  {"too-many-dims", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],"
-      "\"data_offsets\":[0,4]}}", 4, "dimensions", "'a'"},
-  {"numel-overflow", "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,"
-      "4294967296,4294967296],\"data_offsets\":[0,4]}}", 4,
-      "too many elements", "'a'"},
-  {"bytes-overflow", "{\"a\":{\"dtype\":\"F32\",\"shape\":"
-      "[4611686018427387905],\"data_offsets\":[0,4]}}", 4, "too large", "'a'"},
-  {"offsets-not-pair",
+      "not an integer", "'a'" },
+  { "too-many-dims",
+      "{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],"
+      "\"data_offsets\":[0,4]}}",
+      4, "dimensions", "'a'" },
+  { "numel-overflow",
+      "{\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296,"
+      "4294967296,4294967296],\"data_offsets\":[0,4]}}",
+      4, "too many elements", "'a'" },
+  { "bytes-overflow",
+      "{\"a\":{\"dtype\":\"F32\",\"shape\":"
+      "[4611686018427387905],\"data_offsets\":[0,4]}}",
+      4, "too large", "'a'" },
+  { "offsets-not-pair",
       "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}}", 4,
-      "two integers", "'a'"},
-  {"offsets-negative",
+      "two integers", "'a'" },
+  { "offsets-negative",
       "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", 4,
-      "negative", "'a'"},
-  {"offsets-beyond-int64", "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],"
-      "\"data_offsets\":[0,99999999999999999999]}}", 4, "negative", "'a'"},
-  {"offsets-reversed",
+      "negative", "'a'" },
+  { "offsets-beyond-int64",
+      "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],"
+      "\"data_offsets\":[0,99999999999999999999]}}",
+      4, "negative", "'a'" },
+  { "offsets-reversed",
       "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", 8,
-      "begin after", "'a'"},
-  {"offsets-out-of-range",
+      "begin after", "'a'" },
+  { "offsets-out-of-range",
       "{\"a\":{\"dtype\":\"F32\",\"shape\":[100],\"data_offsets\":[0,400]}}",
-      16, "out of range", "'a'"},
-  {"size-mismatch",
+      16, "out of range", "'a'" },
+  { "size-mismatch",
       "{\"fc.weight\":{\"dtype\":\"F32\",\"shape\":[2,2],"
-      "\"data_offsets\":[0,12]}}", 16,
-      "do not match shape [2, 2] of F32 (16 bytes)", "'fc.weight'"},
-  {"overlap",
+      "\"data_offsets\":[0,12]}}",
+      16, "do not match shape [2, 2] of F32 (16 bytes)", "'fc.weight'" },
+  { "overlap",
       "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-      "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12,
-      "overlap", "'a'"},
-  {"overlap-same-range",
+      "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+      12, "overlap", "'a'" },
+  { "overlap-same-range",
       "{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]},"
-      "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-      "overlap", "'b'"},
-  {"metadata-not-object", "{\"__metadata__\": \"x\"}", 0,
-      "\"__metadata__\"", "not a JSON object"},
-  {"metadata-not-string", "{\"__metadata__\": {\"epochs\": 30}}", 0,
-      "not a string", "'epochs'"},
-  {"name-with-newline", "{\"a\\nb\": 5}", 0, "'a?b'", "not a JSON object"},
+      "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+      4, "overlap", "'b'" },
+  { "metadata-not-object", "{\"__metadata__\": \"x\"}", 0, "\"__metadata__\"",
+      "not a JSON object" },
+  { "metadata-not-string", "{\"__metadata__\": {\"epochs\": 30}}", 0,
+      "not a string", "'epochs'" },
+  { "name-with-newline", "{\"a\\nb\": 5}", 0, "'a?b'", "not a JSON object" },
   /* JSON escapes of lone surrogates decode to bytes that are not UTF-8;
    * messages show them escaped, and such names and metadata are refused. */
-  {"utf8-tensor-name", "{\"\\udfffa\":{\"dtype\":\"F32\",\"shape\":[1],"
-      "\"data_offsets\":[0,4]}}", 4, "'\\xED\\xBF\\xBF'",
-      "tensor name is not valid UTF-8"},
-  {"utf8-dtype", "{\"a\":{\"dtype\":\"F\\ud800 \",\"shape\":[1],"
-      "\"data_offsets\":[0,4]}}", 4, "unsupported dtype 'F\\xED\\xA0\\x80'",
-      "'a'"},
-  {"utf8-metadata-key", "{\"__metadata__\":{\"\\ud800 \":\"x\"}}", 0,
-      "'\\xED\\xA0\\x80'", "key is not valid UTF-8"},
-  {"utf8-metadata-value", "{\"__metadata__\":{\"fer.labels\":\"\\ud800 \"}}",
-      0, "'fer.labels'", "value is not valid UTF-8"},
-  {"utf8-json-error", "{\"a\\ud800\":{\"dtype\":\"X\",\"shape\":[1],"
-      "\"data_offsets\":[0,4]}}", 4, "JSON", "\\xED\\xA0\\x80"},
+  { "utf8-tensor-name",
+      "{\"\\udfffa\":{\"dtype\":\"F32\",\"shape\":[1],"
+      "\"data_offsets\":[0,4]}}",
+      4, "'\\xED\\xBF\\xBF'", "tensor name is not valid UTF-8" },
+  { "utf8-dtype",
+      "{\"a\":{\"dtype\":\"F\\ud800 \",\"shape\":[1],"
+      "\"data_offsets\":[0,4]}}",
+      4, "unsupported dtype 'F\\xED\\xA0\\x80'", "'a'" },
+  { "utf8-metadata-key", "{\"__metadata__\":{\"\\ud800 \":\"x\"}}", 0,
+      "'\\xED\\xA0\\x80'", "key is not valid UTF-8" },
+  { "utf8-metadata-value", "{\"__metadata__\":{\"fer.labels\":\"\\ud800 \"}}",
+      0, "'fer.labels'", "value is not valid UTF-8" },
+  { "utf8-json-error",
+      "{\"a\\ud800\":{\"dtype\":\"X\",\"shape\":[1],"
+      "\"data_offsets\":[0,4]}}",
+      4, "JSON", "\\xED\\xA0\\x80" },
 };
 
 /* fer_text_quote: every message string from a file goes through it. */
@@ -675,21 +693,21 @@ test_quote (void)
     int max;
     const char *out;
   } cases[] = {
-    {"conv1.weight", 0, "conv1.weight"},
-    {"a\nb\x7f", 0, "a?b?"},
-    {"caf\xc3\xa9 \xe2\x82\xac", 0, "caf\xc3\xa9 \xe2\x82\xac"},
+    { "conv1.weight", 0, "conv1.weight" },
+    { "a\nb\x7f", 0, "a?b?" },
+    { "caf\xc3\xa9 \xe2\x82\xac", 0, "caf\xc3\xa9 \xe2\x82\xac" },
     /* a sequence cut short at the very end: never read past the NUL */
-    {"a\xe2\x82", 0, "a\\xE2\\x82"},
-    {"\xf0\x9f\x98", 0, "\\xF0\\x9F\\x98"},
-    {"\x80x", 0, "\\x80x"},
-    {"\xff\xfe", 0, "\\xFF\\xFE"},
+    { "a\xe2\x82", 0, "a\\xE2\\x82" },
+    { "\xf0\x9f\x98", 0, "\\xF0\\x9F\\x98" },
+    { "\x80x", 0, "\\x80x" },
+    { "\xff\xfe", 0, "\\xFF\\xFE" },
     /* an encoded surrogate (what "\ud800" in JSON becomes) */
-    {"\xed\xa0\x80", 0, "\\xED\\xA0\\x80"},
+    { "\xed\xa0\x80", 0, "\\xED\\xA0\\x80" },
     /* cut at a character boundary */
-    {"h\xc3\xa9llo", 2, "h\xc3\xa9..."},
-    {"abc", 3, "abc"},
-    {"", 0, ""},
-    {NULL, 0, "(null)"},
+    { "h\xc3\xa9llo", 2, "h\xc3\xa9..." },
+    { "abc", 3, "abc" },
+    { "", 0, "" },
+    { NULL, 0, "(null)" },
   };
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
     char *q = fer_text_quote (cases[i].in, cases[i].max);
@@ -734,16 +752,16 @@ static void
 test_hostile_file_on_disk (void)
 {
   const char *header = "{\"a\":{\"dtype\":\"C64\",\"shape\":[1],"
-      "\"data_offsets\":[0,8]}}";
-  const guint8 data[8] = {0};
+                       "\"data_offsets\":[0,8]}}";
+  const guint8 data[8] = { 0 };
   GError *error = NULL;
   char *path = tmp_path ("c64.safetensors");
   guint8 *bytes;
   size_t size;
 
   bytes = build_file (header, strlen (header), data, sizeof data, &size);
-  g_assert_true (g_file_set_contents (path, (const char *) bytes,
-          (gssize) size, &error));
+  g_assert_true (
+      g_file_set_contents (path, (const char *) bytes, (gssize) size, &error));
   g_assert_null (fer_safetensors_open (path, &error));
   assert_error_names (error, FER_ERROR_FORMAT, path, "C64");
   g_error_free (error);
@@ -780,7 +798,7 @@ test_directory (void)
 static void
 test_fuzz (void)
 {
-  const int64_t shape_a[] = {3, 5}, shape_b[] = {4}, shape_c[] = {0};
+  const int64_t shape_a[] = { 3, 5 }, shape_b[] = { 4 }, shape_c[] = { 0 };
   float values[15];
   fer_st_writer *w = fer_st_writer_new ();
   char *path = tmp_path ("fuzz.safetensors");
@@ -791,12 +809,12 @@ test_fuzz (void)
 
   for (int i = 0; i < 15; i++)
     values[i] = (float) i - 7;
-  g_assert_true (fer_st_writer_add (w, "a", FER_DTYPE_F32, 2, shape_a,
-          values, NULL));
-  g_assert_true (fer_st_writer_add (w, "b", FER_DTYPE_F16, 1, shape_b,
-          values, NULL));
-  g_assert_true (fer_st_writer_add (w, "c", FER_DTYPE_F32, 1, shape_c,
-          NULL, NULL));
+  g_assert_true (
+      fer_st_writer_add (w, "a", FER_DTYPE_F32, 2, shape_a, values, NULL));
+  g_assert_true (
+      fer_st_writer_add (w, "b", FER_DTYPE_F16, 1, shape_b, values, NULL));
+  g_assert_true (
+      fer_st_writer_add (w, "c", FER_DTYPE_F32, 1, shape_c, NULL, NULL));
   fer_st_writer_set_metadata (w, "note", "fuzz");
   g_assert_true (fer_st_writer_save (w, path, NULL));
   fer_st_writer_free (w);
@@ -817,16 +835,16 @@ test_fuzz (void)
     memcpy (mutated, valid, size);
     for (int k = 0; k < n_changes; k++) {
       /* Mostly inside the header, where the parser and checks are. */
-      size_t at = (size_t) g_test_rand_int_range (0, (gint32) (8 + header_len
-              + 4));
+      size_t at =
+          (size_t) g_test_rand_int_range (0, (gint32) (8 + header_len + 4));
 
       switch (g_test_rand_int_range (0, 5)) {
         case 0:
           mutated[at] = (guint8) g_test_rand_int_range (0, 256);
           break;
         case 1:
-          mutated[at] = (guint8) json_chars[g_test_rand_int_range (0,
-                  sizeof json_chars - 1)];
+          mutated[at] = (guint8)
+              json_chars[g_test_rand_int_range (0, sizeof json_chars - 1)];
           break;
         case 2:
           mutated[at] ^= (guint8) (1u << g_test_rand_int_range (0, 8));
@@ -864,8 +882,8 @@ test_fuzz (void)
       rejected++;
     }
   }
-  g_test_message ("fuzz: %d mutated files opened, %d rejected", opened,
-      rejected);
+  g_test_message (
+      "fuzz: %d mutated files opened, %d rejected", opened, rejected);
   g_assert_cmpint (rejected, >, 0);
   g_free (mutated);
   g_free (valid);
@@ -877,40 +895,40 @@ static void
 test_writer_rejects (void)
 {
   fer_st_writer *w = fer_st_writer_new ();
-  const int64_t shape[] = {2}, negative[] = {-2};
-  const float data[] = {1, 2};
+  const int64_t shape[] = { 2 }, negative[] = { -2 };
+  const float data[] = { 1, 2 };
   GError *error = NULL;
 
-  g_assert_true (fer_st_writer_add (w, "fc.weight", FER_DTYPE_F32, 1, shape,
-          data, &error));
+  g_assert_true (fer_st_writer_add (
+      w, "fc.weight", FER_DTYPE_F32, 1, shape, data, &error));
   g_assert_no_error (error);
 
-  g_assert_false (fer_st_writer_add (w, "fc.weight", FER_DTYPE_F16, 1, shape,
-          data, &error));
-  assert_error_names (error, FER_ERROR_INVALID_ARGUMENT, "'fc.weight'",
-      "already");
+  g_assert_false (fer_st_writer_add (
+      w, "fc.weight", FER_DTYPE_F16, 1, shape, data, &error));
+  assert_error_names (
+      error, FER_ERROR_INVALID_ARGUMENT, "'fc.weight'", "already");
   g_clear_error (&error);
 
-  g_assert_false (fer_st_writer_add (w, "bf", FER_DTYPE_BF16, 1, shape, data,
-          &error));
+  g_assert_false (
+      fer_st_writer_add (w, "bf", FER_DTYPE_BF16, 1, shape, data, &error));
   assert_error_names (error, FER_ERROR_INVALID_ARGUMENT, "'bf'", "BF16");
   g_clear_error (&error);
 
-  g_assert_false (fer_st_writer_add (w, "__metadata__", FER_DTYPE_F32, 1,
-          shape, data, &error));
-  assert_error_names (error, FER_ERROR_INVALID_ARGUMENT, "__metadata__",
-      "invalid tensor name");
+  g_assert_false (fer_st_writer_add (
+      w, "__metadata__", FER_DTYPE_F32, 1, shape, data, &error));
+  assert_error_names (
+      error, FER_ERROR_INVALID_ARGUMENT, "__metadata__", "invalid tensor name");
   g_clear_error (&error);
 
-  g_assert_false (fer_st_writer_add (w, "neg", FER_DTYPE_F32, 1, negative,
-          data, &error));
+  g_assert_false (
+      fer_st_writer_add (w, "neg", FER_DTYPE_F32, 1, negative, data, &error));
   assert_error_names (error, FER_ERROR_INVALID_ARGUMENT, "'neg'", "negative");
   g_clear_error (&error);
 
-  g_assert_false (fer_st_writer_add (w, "deep", FER_DTYPE_F32,
-          FER_ST_MAX_DIMS + 1, shape, data, &error));
-  assert_error_names (error, FER_ERROR_INVALID_ARGUMENT, "'deep'",
-      "dimensions");
+  g_assert_false (fer_st_writer_add (
+      w, "deep", FER_DTYPE_F32, FER_ST_MAX_DIMS + 1, shape, data, &error));
+  assert_error_names (
+      error, FER_ERROR_INVALID_ARGUMENT, "'deep'", "dimensions");
   g_clear_error (&error);
 
   fer_st_writer_free (w);
@@ -920,14 +938,13 @@ static void
 test_writer_missing_directory (void)
 {
   fer_st_writer *w = fer_st_writer_new ();
-  const int64_t shape[] = {1};
-  const float data[] = {1};
+  const int64_t shape[] = { 1 };
+  const float data[] = { 1 };
   GError *error = NULL;
-  char *path = g_build_filename (tmp_dir, "no-such-dir", "m.safetensors",
-      NULL);
+  char *path = g_build_filename (tmp_dir, "no-such-dir", "m.safetensors", NULL);
 
-  g_assert_true (fer_st_writer_add (w, "x", FER_DTYPE_F32, 1, shape, data,
-          NULL));
+  g_assert_true (
+      fer_st_writer_add (w, "x", FER_DTYPE_F32, 1, shape, data, NULL));
   g_assert_false (fer_st_writer_save (w, path, &error));
   assert_error_names (error, FER_ERROR_IO, path, "cannot create");
   g_error_free (error);
@@ -958,39 +975,38 @@ main (int argc, char **argv)
   g_test_add_func ("/safetensors/roundtrip/header-order", test_header_order);
   g_test_add_func ("/safetensors/roundtrip/file-layout", test_file_layout);
   g_test_add_func ("/safetensors/read/integer-dtypes", test_integer_dtypes);
-  g_test_add_func ("/safetensors/read/unaligned-mixed-dtypes",
-      test_unaligned_mixed_dtypes);
+  g_test_add_func (
+      "/safetensors/read/unaligned-mixed-dtypes", test_unaligned_mixed_dtypes);
   g_test_add_func ("/safetensors/half/f16-known-bits", test_f16_known_bits);
   g_test_add_func ("/safetensors/half/bf16-known-bits", test_bf16_known_bits);
-  g_test_add_func ("/safetensors/half/f16-all-values",
-      test_f16_all_values_roundtrip);
-  g_test_add_func ("/safetensors/half/f16-rounding",
-      test_f16_rounding_property);
+  g_test_add_func (
+      "/safetensors/half/f16-all-values", test_f16_all_values_roundtrip);
+  g_test_add_func (
+      "/safetensors/half/f16-rounding", test_f16_rounding_property);
   g_test_add_func ("/safetensors/hostile/empty-file", test_empty_file);
-  g_test_add_func ("/safetensors/hostile/truncated-length",
-      test_truncated_length);
+  g_test_add_func (
+      "/safetensors/hostile/truncated-length", test_truncated_length);
   g_test_add_func ("/safetensors/hostile/header-length-past-end",
       test_header_length_past_end);
-  g_test_add_func ("/safetensors/hostile/header-length-absurd",
-      test_header_length_absurd);
-  g_test_add_func ("/safetensors/hostile/not-safetensors",
-      test_not_safetensors);
-  g_test_add_func ("/safetensors/hostile/truncated-data",
-      test_truncated_data);
+  g_test_add_func (
+      "/safetensors/hostile/header-length-absurd", test_header_length_absurd);
+  g_test_add_func (
+      "/safetensors/hostile/not-safetensors", test_not_safetensors);
+  g_test_add_func ("/safetensors/hostile/truncated-data", test_truncated_data);
   for (guint i = 0; i < G_N_ELEMENTS (hostile_headers); i++) {
-    char *name = g_strconcat ("/safetensors/hostile/",
-        hostile_headers[i].test_name, NULL);
+    char *name = g_strconcat (
+        "/safetensors/hostile/", hostile_headers[i].test_name, NULL);
     g_test_add_data_func (name, &hostile_headers[i], test_hostile_header);
     g_free (name);
   }
-  g_test_add_func ("/safetensors/hostile/file-on-disk",
-      test_hostile_file_on_disk);
+  g_test_add_func (
+      "/safetensors/hostile/file-on-disk", test_hostile_file_on_disk);
   g_test_add_func ("/safetensors/hostile/fuzz", test_fuzz);
   g_test_add_func ("/safetensors/io/missing-file", test_missing_file);
   g_test_add_func ("/safetensors/io/directory", test_directory);
   g_test_add_func ("/safetensors/writer/rejects", test_writer_rejects);
-  g_test_add_func ("/safetensors/writer/missing-directory",
-      test_writer_missing_directory);
+  g_test_add_func (
+      "/safetensors/writer/missing-directory", test_writer_missing_directory);
   g_test_add_func ("/safetensors/free-null", test_free_null);
   g_test_add_func ("/safetensors/quote", test_quote);
 

@@ -32,12 +32,14 @@ static void
 check_variant (gconstpointer data)
 {
   JsonObject *v = (JsonObject *) data;
-  JsonObject *input = json_object_get_object_member (
-      json_node_get_object (fixture), "input");
+  JsonObject *input =
+      json_object_get_object_member (json_node_get_object (fixture), "input");
   const char *name = json_object_get_string_member (v, "name");
   fer_arch a = torch_fixture_arch (v);
-  fer_dtype dtype = g_strcmp0 (json_object_get_string_member (v, "dtype"),
-      "F16") == 0 ? FER_DTYPE_F16 : FER_DTYPE_F32;
+  fer_dtype dtype =
+      g_strcmp0 (json_object_get_string_member (v, "dtype"), "F16") == 0
+      ? FER_DTYPE_F16
+      : FER_DTYPE_F32;
   int n = (int) json_object_get_int_member (input, "n");
   int size = (int) json_object_get_int_member (input, "size");
   char *path = torch_fixture_write_model (v, &a, dtype, tmpdir);
@@ -48,7 +50,7 @@ check_variant (gconstpointer data)
   g_assert_cmpint (fer_model_input_spec (m)->size, ==, size);
 
   float *x = formula_input (n, a.channels, size);
-  float *logits = g_new (float, (size_t) n * a.n_classes);
+  float *logits = g_new (float, (size_t) n *a.n_classes);
   g_assert_true (fer_model_forward (m, x, n, logits, &error));
   g_assert_no_error (error);
 
@@ -68,8 +70,8 @@ check_variant (gconstpointer data)
   double rel = err / (hi - lo);
   g_test_message ("%s: max abs error %.3g, logit range %.3g, relative %.3g",
       name, err, hi - lo, rel);
-  g_printerr ("# %s: max abs error %.3g (relative to logit range %.3g)\n",
-      name, err, rel);
+  g_printerr ("# %s: max abs error %.3g (relative to logit range %.3g)\n", name,
+      err, rel);
   g_assert_cmpfloat (rel, <, 1e-4);
 
   g_free (x);

@@ -45,8 +45,9 @@ naive_loss (const float *logits, const int *y, int n, int k, const float *w,
 static fer_train_config
 criterion_config (int k, const float *weights, float smoothing, float gamma)
 {
-  fer_arch arch = { .stem = FER_STEM_SMALL, .head = FER_HEAD_FC,
-    .channels = 1, .n_classes = k };
+  fer_arch arch = {
+    .stem = FER_STEM_SMALL, .head = FER_HEAD_FC, .channels = 1, .n_classes = k
+  };
   fer_train_config cfg;
   fer_train_config_init (&cfg, &arch);
   cfg.class_weights = weights;
@@ -90,10 +91,9 @@ test_against_naive (void)
   double worst = 0.0;
   for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
     fer_train_config cfg = criterion_config (K,
-        cases[c].weighted ? weights : NULL, cases[c].smoothing,
-        cases[c].gamma);
+        cases[c].weighted ? weights : NULL, cases[c].smoothing, cases[c].gamma);
     random_batch (&rng, logits, y, N, K, cases[c].scale);
-    y[0] = 1;                  /* at least one target of non-zero weight */
+    y[0] = 1; /* at least one target of non-zero weight */
 
     GError *error = NULL;
     double loss = NAN;
@@ -116,7 +116,12 @@ test_against_naive (void)
 static void
 test_against_trainer_step (void)
 {
-  enum { S = 8, B = 6, C = 5 };
+  enum
+  {
+    S = 8,
+    B = 6,
+    C = 5
+  };
   static const float weights[C] = { 0.5f, 2.0f, 1.0f, 0.8f, 3.0f };
   fer_train_config cfg = criterion_config (C, weights, 0.1f, 1.5f);
   cfg.input_size = S;
@@ -133,8 +138,8 @@ test_against_trainer_step (void)
   fer_rng_seed (&rng, 9);
   for (int i = 0; i < B * S * S; i++)
     x[i] = fer_rng_normal (&rng);
-  g_assert_true (fer_trainer_step (t, x, y, NULL, 1.0f, B, &step_loss,
-          logits, &error));
+  g_assert_true (
+      fer_trainer_step (t, x, y, NULL, 1.0f, B, &step_loss, logits, &error));
   g_assert_no_error (error);
   fer_trainer_free (t);
 
@@ -143,7 +148,8 @@ test_against_trainer_step (void)
   g_assert_no_error (error);
   double err = fabs (loss - step_loss) / fmax (1.0, fabs (loss));
   g_test_message ("fer_trainer_step %.9g, fer_train_loss %.12g, rel. error "
-      "%.3g", (double) step_loss, loss, err);
+                  "%.3g",
+      (double) step_loss, loss, err);
   g_assert_cmpfloat (err, <, 1e-6);
 }
 
@@ -161,8 +167,7 @@ test_edges (void)
 
   cfg.class_weights = weights;
   const int zero_weight[2] = { 0, 0 };
-  g_assert_true (fer_train_loss (&cfg, logits, zero_weight, 2, &loss,
-          &error));
+  g_assert_true (fer_train_loss (&cfg, logits, zero_weight, 2, &loss, &error));
   g_assert_true (isnan (loss));
 
   const int bad[2] = { 1, 3 };

@@ -94,14 +94,15 @@ check_variant (gconstpointer data)
   JsonObject *v = (JsonObject *) data;
   const char *name = json_object_get_string_member (v, "name");
   fer_arch a = torch_fixture_arch (v);
-  const int n = (int) json_object_get_int_member (json_object_get_object_member
-      (json_node_get_object (fixture), "batch"), "n");
+  const int n = (int) json_object_get_int_member (
+      json_object_get_object_member (json_node_get_object (fixture), "batch"),
+      "n");
   const int size = (int) json_object_get_int_member (v, "size");
   const double lr = json_object_get_double_member (v, "lr");
   const gboolean mixup = !json_object_get_null_member (v, "lam");
   const double phase = json_object_get_double_member (v, "phase");
-  const float lam = mixup ? (float) json_object_get_double_member (v, "lam")
-      : 0.0f;
+  const float lam =
+      mixup ? (float) json_object_get_double_member (v, "lam") : 0.0f;
   char *path = torch_fixture_write_model (v, &a, FER_DTYPE_F32, tmpdir);
   GError *error = NULL;
   float weights[64];
@@ -114,14 +115,15 @@ check_variant (gconstpointer data)
   cfg.dropout = 0.0f;
   cfg.backend = FER_BACKEND_CPU;
   cfg.threads = 1;
-  cfg.optimizer = g_strcmp0 (json_object_get_string_member (v, "optimizer"),
-      "adamw") == 0 ? FER_OPTIMIZER_ADAMW : FER_OPTIMIZER_ADAM;
+  cfg.optimizer =
+      g_strcmp0 (json_object_get_string_member (v, "optimizer"), "adamw") == 0
+      ? FER_OPTIMIZER_ADAMW
+      : FER_OPTIMIZER_ADAM;
   cfg.lr = (float) lr;
   cfg.eps = (float) json_object_get_double_member (v, "eps");
-  cfg.weight_decay = (float) json_object_get_double_member (v,
-      "weight_decay");
-  cfg.label_smoothing = (float) json_object_get_double_member (v,
-      "label_smoothing");
+  cfg.weight_decay = (float) json_object_get_double_member (v, "weight_decay");
+  cfg.label_smoothing =
+      (float) json_object_get_double_member (v, "label_smoothing");
   cfg.focal_gamma = (float) json_object_get_double_member (v, "focal_gamma");
   JsonArray *w = json_object_get_array_member (v, "class_weights");
   g_assert_cmpint (json_array_get_length (w), ==, a.n_classes);
@@ -137,8 +139,8 @@ check_variant (gconstpointer data)
   train_labels (n, a.n_classes, 2, ya2, yb2);
 
   /* Loss and gradients */
-  g_assert_true (fer_trainer_forward_backward (t, x1, ya1, mixup ? yb1 : NULL,
-          lam, n, &loss, &error));
+  g_assert_true (fer_trainer_forward_backward (
+      t, x1, ya1, mixup ? yb1 : NULL, lam, n, &loss, &error));
   g_assert_no_error (error);
   double loss_ref = json_object_get_double_member (v, "loss1");
   double loss_err = fabs (loss - loss_ref) / fabs (loss_ref);
@@ -147,8 +149,8 @@ check_variant (gconstpointer data)
   g_assert_cmpfloat (loss_err, <, LOSS_TOL);
 
   JsonArray *tensors = json_object_get_array_member (v, "tensors");
-  g_assert_cmpint (json_array_get_length (tensors), ==,
-      fer_trainer_n_params (t));
+  g_assert_cmpint (
+      json_array_get_length (tensors), ==, fer_trainer_n_params (t));
   double worst_grad = 0.0, worst_norm = 0.0;
   const char *worst_name = "";
   for (int i = 0; i < fer_trainer_n_params (t); i++) {
@@ -167,8 +169,9 @@ check_variant (gconstpointer data)
     }
     norm = sqrt (norm);
     double scale = json_object_get_double_member (g, "scale");
-    double rel = max_sample_error (json_object_get_array_member (g,
-            "samples"), grad, NULL) / scale;
+    double rel = max_sample_error (
+                     json_object_get_array_member (g, "samples"), grad, NULL)
+        / scale;
     double norm_rel = fabs (norm - json_object_get_double_member (g, "norm"))
         / fmax (json_object_get_double_member (g, "norm"), scale);
     double sum_rel = fabs (sum - json_object_get_double_member (g, "sum"))
@@ -179,23 +182,22 @@ check_variant (gconstpointer data)
     worst_norm = fmax (worst_norm, fmax (norm_rel, sum_rel));
     if (rel >= GRAD_TOL || norm_rel >= GRAD_TOL || sum_rel >= GRAD_TOL)
       g_printerr ("# %s: %s: sampled |g - g_ref| / max|g_ref| %.3g, norm "
-          "%.3g, sum %.3g\n", name, fer_trainer_param_name (t, i), rel,
-          norm_rel, sum_rel);
+                  "%.3g, sum %.3g\n",
+          name, fer_trainer_param_name (t, i), rel, norm_rel, sum_rel);
     g_assert_cmpfloat (rel, <, GRAD_TOL);
     g_assert_cmpfloat (norm_rel, <, GRAD_TOL);
     g_assert_cmpfloat (sum_rel, <, GRAD_TOL);
     g_free (grad);
   }
   g_printerr ("# %s: gradients of %d tensors: max sampled |g - g_ref| / "
-      "scale %.2g (%s), max norm/sum relative error %.2g (bound %g)\n",
+              "scale %.2g (%s), max norm/sum relative error %.2g (bound %g)\n",
       name, fer_trainer_n_params (t), worst_grad, worst_name, worst_norm,
       GRAD_TOL);
 
   /* Two optimizer steps */
   for (int s = 1; s <= 2; s++) {
     g_assert_true (fer_trainer_step (t, s == 1 ? x1 : x2, s == 1 ? ya1 : ya2,
-            mixup ? (s == 1 ? yb1 : yb2) : NULL, lam, n, &loss, NULL,
-            &error));
+        mixup ? (s == 1 ? yb1 : yb2) : NULL, lam, n, &loss, NULL, &error));
     g_assert_no_error (error);
     g_assert_cmpint (fer_trainer_step_count (t), ==, s);
     loss_ref = json_object_get_double_member (v, s == 1 ? "loss1" : "loss2");
@@ -206,23 +208,24 @@ check_variant (gconstpointer data)
       JsonObject *e = json_array_get_object_element (tensors, i);
       float *p = g_new (float, fer_trainer_param_numel (t, i));
       g_assert_true (fer_trainer_param_get (t, i, p, &error));
-      double err = max_sample_error (json_object_get_array_member (e,
-              s == 1 ? "param1" : "param2"), p, NULL) / lr;
+      double err = max_sample_error (json_object_get_array_member (
+                                         e, s == 1 ? "param1" : "param2"),
+                       p, NULL)
+          / lr;
       if (err > worst)
         worst_name = fer_trainer_param_name (t, i);
       worst = fmax (worst, err);
       g_free (p);
     }
     g_printerr ("# %s: after step %d: loss relative error %.2g, sampled "
-        "parameters max |p - p_ref| = %.2g x lr (%s; bound %g x lr)\n", name,
-        s, loss_err, worst, worst_name, PARAM_TOL_STEPS);
+                "parameters max |p - p_ref| = %.2g x lr (%s; bound %g x lr)\n",
+        name, s, loss_err, worst, worst_name, PARAM_TOL_STEPS);
     g_assert_cmpfloat (loss_err, <, LOSS_TOL);
     g_assert_cmpfloat (worst, <, PARAM_TOL_STEPS);
   }
 
   /* Running statistics, through the saved model file */
-  g_assert_true (fer_trainer_save_model (t, path, FER_DTYPE_F32, NULL,
-          &error));
+  g_assert_true (fer_trainer_save_model (t, path, FER_DTYPE_F32, NULL, &error));
   g_assert_no_error (error);
   fer_safetensors *st = fer_safetensors_open (path, &error);
   g_assert_no_error (error);
@@ -230,19 +233,20 @@ check_variant (gconstpointer data)
   double worst_running = 0.0;
   for (guint i = 0; i < json_array_get_length (running); i++) {
     JsonObject *e = json_array_get_object_element (running, i);
-    const fer_st_tensor *tensor = fer_safetensors_find (st,
-        json_object_get_string_member (e, "name"));
+    const fer_st_tensor *tensor =
+        fer_safetensors_find (st, json_object_get_string_member (e, "name"));
     g_assert_nonnull (tensor);
     float *r = g_new (float, tensor->numel);
     fer_safetensors_read_f32 (st, tensor, r);
     double ref_max = 0.0;
-    double err = max_sample_error (json_object_get_array_member (e,
-            "samples"), r, &ref_max);
+    double err = max_sample_error (
+        json_object_get_array_member (e, "samples"), r, &ref_max);
     worst_running = fmax (worst_running, err / fmax (ref_max, 1e-3));
     g_free (r);
   }
   g_printerr ("# %s: running statistics after 2 steps: max relative error "
-      "%.2g (bound %g)\n", name, worst_running, RUNNING_TOL);
+              "%.2g (bound %g)\n",
+      name, worst_running, RUNNING_TOL);
   g_assert_cmpfloat (worst_running, <, RUNNING_TOL);
 
   fer_safetensors_free (st);
@@ -256,8 +260,8 @@ check_variant (gconstpointer data)
 /* ------------------------------------------------------------------ */
 
 static fer_trainer *
-new_trainer (fer_stem stem, fer_head head, int channels, int classes,
-    int size, const char *init, guint64 seed)
+new_trainer (fer_stem stem, fer_head head, int channels, int classes, int size,
+    const char *init, guint64 seed)
 {
   fer_arch a = { stem, head, channels, classes };
   fer_train_config cfg;
@@ -280,15 +284,15 @@ test_init_matches_write_random (void)
   fer_arch a = { FER_STEM_SMALL, FER_HEAD_MLP, 3, 5 };
   char *path = g_build_filename (tmpdir, "init.safetensors", NULL);
   GError *error = NULL;
-  g_assert_true (fer_model_write_random (&a, 77, FALSE, FER_DTYPE_F32, NULL,
-          path, &error));
+  g_assert_true (fer_model_write_random (
+      &a, 77, FALSE, FER_DTYPE_F32, NULL, path, &error));
   fer_safetensors *st = fer_safetensors_open (path, &error);
   g_assert_no_error (error);
-  fer_trainer *t = new_trainer (a.stem, a.head, a.channels, a.n_classes, 32,
-      NULL, 77);
+  fer_trainer *t =
+      new_trainer (a.stem, a.head, a.channels, a.n_classes, 32, NULL, 77);
   for (int i = 0; i < fer_trainer_n_params (t); i++) {
-    const fer_st_tensor *tensor = fer_safetensors_find (st,
-        fer_trainer_param_name (t, i));
+    const fer_st_tensor *tensor =
+        fer_safetensors_find (st, fer_trainer_param_name (t, i));
     g_assert_nonnull (tensor);
     g_assert_cmpint (tensor->numel, ==, fer_trainer_param_numel (t, i));
     float *want = g_new (float, tensor->numel);
@@ -322,10 +326,10 @@ get_all_params (fer_trainer *t, GByteArray *out)
   g_byte_array_set_size (out, 0);
   for (int i = 0; i < fer_trainer_n_params (t); i++) {
     guint len = out->len;
-    g_byte_array_set_size (out, len + fer_trainer_param_numel (t, i)
-        * sizeof (float));
-    g_assert_true (fer_trainer_param_get (t, i, (float *) (out->data + len),
-            &error));
+    g_byte_array_set_size (
+        out, len + fer_trainer_param_numel (t, i) * sizeof (float));
+    g_assert_true (
+        fer_trainer_param_get (t, i, (float *) (out->data + len), &error));
   }
 }
 
@@ -342,7 +346,7 @@ test_resume_bit_exact (gconstpointer data)
   char *state = g_build_filename (tmpdir, "resume.state.safetensors", NULL);
   GError *error = NULL;
   fer_rng rng;
-  float *x = g_new (float, n * per_image);
+  float *x = g_new (float, n *per_image);
   int y[6];
   float loss_a = 0.0f, loss_b = 0.0f;
 
@@ -361,12 +365,12 @@ test_resume_bit_exact (gconstpointer data)
   fer_rng_seed (&rng, 9);
   for (int s = 0; s < 2; s++) {
     random_batch (&rng, x, y, n, per_image, k);
-    g_assert_true (fer_trainer_step (t, x, y, NULL, 0.0f, n, &loss_a, NULL,
-            &error));
+    g_assert_true (
+        fer_trainer_step (t, x, y, NULL, 0.0f, n, &loss_a, NULL, &error));
   }
   fer_trainer_set_lr (t, 3e-3f);
-  g_assert_true (fer_trainer_save_model (t, model, FER_DTYPE_F32, NULL,
-          &error));
+  g_assert_true (
+      fer_trainer_save_model (t, model, FER_DTYPE_F32, NULL, &error));
   g_assert_true (fer_trainer_save_state (t, state, &error));
   g_assert_no_error (error);
 
@@ -378,10 +382,10 @@ test_resume_bit_exact (gconstpointer data)
   g_assert_cmpfloat (fer_trainer_get_lr (r), ==, 3e-3f);
 
   random_batch (&rng, x, y, n, per_image, k);
-  g_assert_true (fer_trainer_step (t, x, y, NULL, 0.0f, n, &loss_a, NULL,
-          &error));
-  g_assert_true (fer_trainer_step (r, x, y, NULL, 0.0f, n, &loss_b, NULL,
-          &error));
+  g_assert_true (
+      fer_trainer_step (t, x, y, NULL, 0.0f, n, &loss_a, NULL, &error));
+  g_assert_true (
+      fer_trainer_step (r, x, y, NULL, 0.0f, n, &loss_b, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpmem (&loss_a, sizeof loss_a, &loss_b, sizeof loss_b);
   GByteArray *pa = g_byte_array_new (), *pb = g_byte_array_new ();
@@ -389,8 +393,11 @@ test_resume_bit_exact (gconstpointer data)
   get_all_params (r, pb);
   g_assert_cmpmem (pa->data, pa->len, pb->data, pb->len);
   g_printerr ("# resume (%s): step 3 loss %.6f identical, %u parameter "
-      "bytes identical\n", opt == FER_OPTIMIZER_SGD ? "sgd+nesterov"
-      : opt == FER_OPTIMIZER_ADAMW ? "adamw" : "adam", loss_a, pa->len);
+              "bytes identical\n",
+      opt == FER_OPTIMIZER_SGD         ? "sgd+nesterov"
+          : opt == FER_OPTIMIZER_ADAMW ? "adamw"
+                                       : "adam",
+      loss_a, pa->len);
   g_byte_array_unref (pa);
   g_byte_array_unref (pb);
 
@@ -424,24 +431,23 @@ test_saved_model_runs (void)
   const char *meta[] = { "fer.dataset", "synthetic", "fer.labels",
     "a,b,c,d,e,f,g", NULL };
 
-  fer_trainer *t = new_trainer (FER_STEM_TORCHVISION, FER_HEAD_MLP, 3, k,
-      size, NULL, 3);
+  fer_trainer *t =
+      new_trainer (FER_STEM_TORCHVISION, FER_HEAD_MLP, 3, k, size, NULL, 3);
   fer_rng_seed (&rng, 4);
   for (int s = 0; s < 3; s++) {
     random_batch (&rng, x, y, n, 3 * size * size, k);
-    g_assert_true (fer_trainer_step (t, x, y, NULL, 0.0f, n, &loss, NULL,
-            &error));
+    g_assert_true (
+        fer_trainer_step (t, x, y, NULL, 0.0f, n, &loss, NULL, &error));
   }
-  g_assert_true (fer_trainer_save_model (t, path, FER_DTYPE_F32, meta,
-          &error));
+  g_assert_true (fer_trainer_save_model (t, path, FER_DTYPE_F32, meta, &error));
   g_assert_no_error (error);
   fer_model *m = test_load_model (path, FER_BACKEND_CPU, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpint (fer_model_input_size (m), ==, size);
   g_assert_cmpstr (fer_model_label (m, 6), ==, "g");
   g_assert_cmpstr (fer_model_metadata (m, "fer.dataset"), ==, "synthetic");
-  g_assert_cmpstr (fer_model_metadata (m, "fer.trained_by"), ==,
-      "libfernn fer_trainer");
+  g_assert_cmpstr (
+      fer_model_metadata (m, "fer.trained_by"), ==, "libfernn fer_trainer");
   /* the seed report's network: 3 channels, mlp head, 7 classes */
   g_assert_cmpint (fer_model_n_params (m), ==, 11310151);
   g_assert_true (fer_trainer_eval (t, x, n, la, &error));
@@ -453,7 +459,8 @@ test_saved_model_runs (void)
     range = fmax (range, fabs (la[i]));
   }
   g_printerr ("# saved model vs trainer eval: max abs logit error %.2g "
-      "(max |logit| %.3g)\n", err, range);
+              "(max |logit| %.3g)\n",
+      err, range);
   g_assert_cmpfloat (err / range, <, 1e-4);
   fer_model_free (m);
   fer_trainer_free (t);
@@ -503,34 +510,36 @@ test_bad_input (void)
 
   /* an init model of another architecture */
   fer_arch other = { FER_STEM_SMALL, FER_HEAD_FC, 1, 7 };
-  g_assert_true (fer_model_write_random (&other, 1, FALSE, FER_DTYPE_F16,
-          NULL, model, &error));
+  g_assert_true (fer_model_write_random (
+      &other, 1, FALSE, FER_DTYPE_F16, NULL, model, &error));
   expect_error (fer_trainer_new (&cfg, model, &error) != NULL, &error,
       FER_ERROR_MODEL, "conv1.weight");
-  expect_error (fer_trainer_new (&cfg, "/nonexistent/m.safetensors",
-          &error) != NULL, &error, FER_ERROR_IO, "/nonexistent/m.safetensors");
+  expect_error (
+      fer_trainer_new (&cfg, "/nonexistent/m.safetensors", &error) != NULL,
+      &error, FER_ERROR_IO, "/nonexistent/m.safetensors");
 
   fer_trainer *t = fer_trainer_new (&cfg, NULL, &error);
   g_assert_no_error (error);
-  expect_error (fer_trainer_step (t, x, y, NULL, 0.0f, 2, &loss, NULL,
-          &error), &error, FER_ERROR_INVALID_ARGUMENT, "y_a[1] = 9");
+  expect_error (fer_trainer_step (t, x, y, NULL, 0.0f, 2, &loss, NULL, &error),
+      &error, FER_ERROR_INVALID_ARGUMENT, "y_a[1] = 9");
   y[1] = 1;
   expect_error (fer_trainer_step (t, x, y, y, 1.5f, 2, &loss, NULL, &error),
       &error, FER_ERROR_INVALID_ARGUMENT, "lam");
-  expect_error (fer_trainer_step (t, x, y, NULL, 0.0f, 1, &loss, NULL,
-          &error), &error, FER_ERROR_INVALID_ARGUMENT, "batch of 1");
-  expect_error (fer_trainer_step (t, NULL, y, NULL, 0.0f, 2, &loss, NULL,
-          &error), &error, FER_ERROR_INVALID_ARGUMENT, "no input");
-  expect_error (fer_trainer_save_model (t, model, FER_DTYPE_BF16, NULL,
-          &error), &error, FER_ERROR_INVALID_ARGUMENT, "F32 or F16");
-  g_assert_true (fer_trainer_step (t, x, y, NULL, 0.0f, 2, &loss, NULL,
-          &error));
+  expect_error (fer_trainer_step (t, x, y, NULL, 0.0f, 1, &loss, NULL, &error),
+      &error, FER_ERROR_INVALID_ARGUMENT, "batch of 1");
+  expect_error (
+      fer_trainer_step (t, NULL, y, NULL, 0.0f, 2, &loss, NULL, &error), &error,
+      FER_ERROR_INVALID_ARGUMENT, "no input");
+  expect_error (fer_trainer_save_model (t, model, FER_DTYPE_BF16, NULL, &error),
+      &error, FER_ERROR_INVALID_ARGUMENT, "F32 or F16");
+  g_assert_true (
+      fer_trainer_step (t, x, y, NULL, 0.0f, 2, &loss, NULL, &error));
   g_assert_no_error (error);
 
   /* state files: a model file is not one; another optimizer's is refused;
    * another architecture's is refused */
-  g_assert_true (fer_trainer_save_model (t, model, FER_DTYPE_F32, NULL,
-          &error));
+  g_assert_true (
+      fer_trainer_save_model (t, model, FER_DTYPE_F32, NULL, &error));
   expect_error (fer_trainer_load_state (t, model, &error), &error,
       FER_ERROR_FORMAT, model);
   fer_train_config sgd = cfg;
@@ -549,8 +558,9 @@ test_bad_input (void)
   expect_error (fer_trainer_load_state (t, state, &error), &error,
       FER_ERROR_FORMAT, state);
   fer_trainer_free (s);
-  expect_error (fer_trainer_load_state (t, "/nonexistent/s.safetensors",
-          &error), &error, FER_ERROR_IO, "/nonexistent/s.safetensors");
+  expect_error (
+      fer_trainer_load_state (t, "/nonexistent/s.safetensors", &error), &error,
+      FER_ERROR_IO, "/nonexistent/s.safetensors");
 
   fer_trainer_free (t);
   g_unlink (model);
@@ -585,7 +595,7 @@ synthetic_images (fer_rng *rng, float *x, int *y, int n, int size, int k)
 static double
 accuracy (fer_trainer *t, const float *x, const int *y, int n, int k)
 {
-  float *logits = g_new (float, n * k);
+  float *logits = g_new (float, n *k);
   GError *error = NULL;
   int right = 0;
   g_assert_true (fer_trainer_eval (t, x, n, logits, &error));
@@ -615,28 +625,28 @@ test_learns (void)
 
   fer_rng_seed (&rng, 2024);
   synthetic_images (&rng, x, y, n_train + n_val, size, k);
-  fer_trainer *t = new_trainer (FER_STEM_TORCHVISION, FER_HEAD_FC, 1, k,
-      size, NULL, 1);
+  fer_trainer *t =
+      new_trainer (FER_STEM_TORCHVISION, FER_HEAD_FC, 1, k, size, NULL, 1);
   const float *val_x = x + (size_t) n_train * size * size;
   double before = accuracy (t, val_x, y + n_train, n_val, k);
   for (int e = 0; e < epochs; e++) {
     double sum = 0.0;
     for (int b = 0; b < n_train / batch; b++) {
-      g_assert_true (fer_trainer_step (t, x + (size_t) b * batch * size *
-              size, y + b * batch, NULL, 0.0f, batch, &loss, NULL, &error));
+      g_assert_true (fer_trainer_step (t, x + (size_t) b * batch * size * size,
+          y + b * batch, NULL, 0.0f, batch, &loss, NULL, &error));
       g_assert_no_error (error);
       if (e == 0 && b == 0)
         first_loss = loss;
       sum += loss;
     }
-    g_printerr ("# learns: epoch %d mean loss %.4f\n", e + 1,
-        sum / (n_train / batch));
+    g_printerr (
+        "# learns: epoch %d mean loss %.4f\n", e + 1, sum / (n_train / batch));
   }
   double after = accuracy (t, val_x, y + n_train, n_val, k);
   double seconds = (g_get_monotonic_time () - t0) / 1e6;
   g_printerr ("# learns: held-out accuracy %.3f before, %.3f after %d epochs "
-      "(chance %.2f), first loss %.3f, last %.3f, %.1f s\n", before, after,
-      epochs, 1.0 / k, first_loss, loss, seconds);
+              "(chance %.2f), first loss %.3f, last %.3f, %.1f s\n",
+      before, after, epochs, 1.0 / k, first_loss, loss, seconds);
   g_assert_cmpfloat (after, >, 0.6);
   g_assert_cmpfloat (loss, <, first_loss);
   fer_trainer_free (t);
@@ -655,8 +665,8 @@ main (int argc, char **argv)
   g_assert_no_error (error);
 
   torch_fixture_add_variants (fixture, "/train-torch", check_variant);
-  g_test_add_func ("/trainer/init-matches-write-random",
-      test_init_matches_write_random);
+  g_test_add_func (
+      "/trainer/init-matches-write-random", test_init_matches_write_random);
   g_test_add_data_func ("/trainer/resume-bit-exact/adam",
       GINT_TO_POINTER (FER_OPTIMIZER_ADAM), test_resume_bit_exact);
   g_test_add_data_func ("/trainer/resume-bit-exact/sgd",

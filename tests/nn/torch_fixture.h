@@ -16,8 +16,8 @@ JsonNode *torch_fixture_load (const char *file);
 
 /* Registers func once per element of the fixture's "variants", as
  * prefix/<name>, with the variant's object as its data. */
-void torch_fixture_add_variants (JsonNode *fixture, const char *prefix,
-    GTestDataFunc func);
+void torch_fixture_add_variants (
+    JsonNode *fixture, const char *prefix, GTestDataFunc func);
 
 /* The variant's architecture: "stem", "head", "channels", "classes". */
 fer_arch torch_fixture_arch (JsonObject *v);
@@ -25,8 +25,8 @@ fer_arch torch_fixture_arch (JsonObject *v);
 /* Writes the variant's model (fer_model_write_random with its "seed" and
  * random batch norm, as tests/torch_reference.py builds it) to
  * dir/<name>.safetensors and returns that path. */
-char *torch_fixture_write_model (JsonObject *v, const fer_arch *a,
-    fer_dtype dtype, const char *dir);
+char *torch_fixture_write_model (
+    JsonObject *v, const fer_arch *a, fer_dtype dtype, const char *dir);
 
 G_END_DECLS
 

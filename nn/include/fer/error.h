@@ -35,14 +35,14 @@ G_BEGIN_DECLS
 
 typedef enum
 {
-  FER_ERROR_IO,               /* cannot open, read or write a file */
-  FER_ERROR_FORMAT,           /* a file is malformed (truncated, bad header, bad JSON...) */
-  FER_ERROR_MODEL,            /* a model file is well-formed but not a model we can run */
+  FER_ERROR_IO,     /* cannot open, read or write a file */
+  FER_ERROR_FORMAT, /* a file is malformed (truncated, bad header, bad JSON...) */
+  FER_ERROR_MODEL, /* a model file is well-formed but not a model we can run */
   FER_ERROR_INVALID_ARGUMENT, /* a caller passed a value outside the documented range */
-  FER_ERROR_UNSUPPORTED,      /* a valid request this build cannot serve */
-  FER_ERROR_NO_DEVICE,        /* backend=cuda without a usable GPU or CUDA build */
-  FER_ERROR_BACKEND,          /* a backend call failed at run time */
-  FER_ERROR_NOMEM,            /* an allocation failed */
+  FER_ERROR_UNSUPPORTED, /* a valid request this build cannot serve */
+  FER_ERROR_NO_DEVICE,   /* backend=cuda without a usable GPU or CUDA build */
+  FER_ERROR_BACKEND,     /* a backend call failed at run time */
+  FER_ERROR_NOMEM,       /* an allocation failed */
 } fer_error_code;
 
 FER_API GQuark fer_error_quark (void);

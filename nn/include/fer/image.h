@@ -63,9 +63,9 @@ typedef struct
 /* What the model wants. */
 typedef struct
 {
-  int size;        /* output width = height */
-  int channels;    /* 1 or 3 */
-  float mean[3];   /* per channel, on the 0..1 scale */
+  int size;      /* output width = height */
+  int channels;  /* 1 or 3 */
+  float mean[3]; /* per channel, on the 0..1 scale */
   float std[3];
 } fer_input_spec;
 

@@ -63,8 +63,8 @@ typedef struct
 {
   fer_stem stem;
   fer_head head;
-  int channels;    /* 1 or 3 */
-  int n_classes;   /* >= 2 */
+  int channels;  /* 1 or 3 */
+  int n_classes; /* >= 2 */
 } fer_arch;
 
 /* How to load a model. Fill it with fer_model_options_init, then set the
@@ -74,8 +74,8 @@ typedef struct
 typedef struct
 {
   fer_backend_type backend;
-  int device_id;   /* CUDA device, ignored by the CPU backend */
-  int threads;     /* CPU backend threads; 0 = library default */
+  int device_id;     /* CUDA device, ignored by the CPU backend */
+  int threads;       /* CPU backend threads; 0 = library default */
   void *reserved[8]; /* for later options; zeroed by the init function */
 } fer_model_options;
 
@@ -85,7 +85,8 @@ FER_API void fer_model_options_init (fer_model_options *opts);
 typedef struct fer_model fer_model;
 
 /* Backend names "auto", "cpu", "cuda"; returns FALSE for anything else. */
-FER_API gboolean fer_backend_type_from_string (const char *s, fer_backend_type *out);
+FER_API gboolean fer_backend_type_from_string (
+    const char *s, fer_backend_type *out);
 FER_API const char *fer_backend_type_to_string (fer_backend_type t);
 /* TRUE when this build of libfernn contains the CUDA backend. */
 FER_API gboolean fer_have_cuda_build (void);
@@ -114,8 +115,8 @@ FER_API char **fer_model_search_path (void);
 
 /* opts may be NULL (the fer_model_options_init defaults). Returns NULL on
  * failure with an error that names `path` and the problem. */
-FER_API fer_model *fer_model_load (const char *path, const fer_model_options *opts,
-    GError **error);
+FER_API fer_model *fer_model_load (
+    const char *path, const fer_model_options *opts, GError **error);
 FER_API void fer_model_free (fer_model *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_model, fer_model_free)
 
@@ -128,19 +129,20 @@ FER_API int fer_model_label_index (const fer_model *m, const char *label);
 /* What preprocessing must produce for this model (size = crop size when the
  * model was trained on crops). */
 FER_API const fer_input_spec *fer_model_input_spec (const fer_model *m);
-FER_API int fer_model_input_size (const fer_model *m);  /* fer.input_size */
-FER_API int fer_model_crop_size (const fer_model *m);   /* 0 when none */
+FER_API int fer_model_input_size (const fer_model *m); /* fer.input_size */
+FER_API int fer_model_crop_size (const fer_model *m);  /* 0 when none */
 /* Raw __metadata__ value, or NULL. */
 FER_API const char *fer_model_metadata (const fer_model *m, const char *key);
 FER_API fer_backend_type fer_model_backend (const fer_model *m);
-FER_API gboolean fer_model_set_threads (fer_model *m, int threads, GError **error);
+FER_API gboolean fer_model_set_threads (
+    fer_model *m, int threads, GError **error);
 /* Number of parameters in the file's (unfolded) network. */
 FER_API int64_t fer_model_n_params (const fer_model *m);
 
 /* Raw forward pass: input is n x C x S x S floats (NCHW, already normalised,
  * S = fer_model_input_spec()->size), logits is n x n_classes. */
-FER_API gboolean fer_model_forward (fer_model *m, const float *input, int n,
-    float *logits, GError **error);
+FER_API gboolean fer_model_forward (
+    fer_model *m, const float *input, int n, float *logits, GError **error);
 
 /* Classifies n_faces face rectangles of one frame with T TTA views each
  * (1..10), all faces x views as one batch. probs receives n_faces x

@@ -57,30 +57,33 @@ typedef struct
 typedef struct fer_safetensors fer_safetensors;
 
 /* Reads and validates the whole file. Returns NULL on failure. */
-FER_API fer_safetensors *fer_safetensors_open (const char *path, GError **error);
+FER_API fer_safetensors *fer_safetensors_open (
+    const char *path, GError **error);
 /* Same, from a memory image of a file (copied); `name` is used in messages. */
-FER_API fer_safetensors *fer_safetensors_open_bytes (const void *data, size_t size,
-    const char *name, GError **error);
+FER_API fer_safetensors *fer_safetensors_open_bytes (
+    const void *data, size_t size, const char *name, GError **error);
 FER_API void fer_safetensors_free (fer_safetensors *st);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_safetensors, fer_safetensors_free)
 
 FER_API const char *fer_safetensors_path (const fer_safetensors *st);
 FER_API int fer_safetensors_n_tensors (const fer_safetensors *st);
 /* Tensors in header order. */
-FER_API const fer_st_tensor *fer_safetensors_tensor (const fer_safetensors *st, int i);
+FER_API const fer_st_tensor *fer_safetensors_tensor (
+    const fer_safetensors *st, int i);
 /* NULL when absent. */
-FER_API const fer_st_tensor *fer_safetensors_find (const fer_safetensors *st,
-    const char *name);
+FER_API const fer_st_tensor *fer_safetensors_find (
+    const fer_safetensors *st, const char *name);
 /* __metadata__ value, or NULL when absent. */
-FER_API const char *fer_safetensors_metadata (const fer_safetensors *st,
-    const char *key);
+FER_API const char *fer_safetensors_metadata (
+    const fer_safetensors *st, const char *key);
 /* NULL-terminated array of metadata keys (owned by st). */
-FER_API const char *const *fer_safetensors_metadata_keys (const fer_safetensors *st);
+FER_API const char *const *fer_safetensors_metadata_keys (
+    const fer_safetensors *st);
 
 /* Converts the tensor to float32 into `out` (t->numel floats). Cannot fail:
  * the open validated the tensor's dtype and bytes. */
-FER_API void fer_safetensors_read_f32 (const fer_safetensors *st,
-    const fer_st_tensor *t, float *out);
+FER_API void fer_safetensors_read_f32 (
+    const fer_safetensors *st, const fer_st_tensor *t, float *out);
 
 /* Writer: collects tensors (copied) and metadata, then writes in one go to a
  * temporary file that is renamed over `path`, so a reader never sees a
@@ -94,10 +97,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_st_writer, fer_st_writer_free)
 FER_API gboolean fer_st_writer_add (fer_st_writer *w, const char *name,
     fer_dtype dtype, int ndim, const int64_t *shape, const float *data,
     GError **error);
-FER_API void fer_st_writer_set_metadata (fer_st_writer *w, const char *key,
-    const char *value);
-FER_API gboolean fer_st_writer_save (fer_st_writer *w, const char *path,
-    GError **error);
+FER_API void fer_st_writer_set_metadata (
+    fer_st_writer *w, const char *key, const char *value);
+FER_API gboolean fer_st_writer_save (
+    fer_st_writer *w, const char *path, GError **error);
 
 /* Half-precision helpers (exposed for tests and tools). */
 FER_API float fer_f16_to_f32 (uint16_t h);

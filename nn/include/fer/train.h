@@ -32,47 +32,49 @@ typedef enum
 {
   FER_OPTIMIZER_ADAM,
   FER_OPTIMIZER_ADAMW,
-  FER_OPTIMIZER_SGD,      /* momentum, optionally Nesterov */
+  FER_OPTIMIZER_SGD, /* momentum, optionally Nesterov */
 } fer_optimizer;
 
 typedef struct
 {
   fer_arch arch;
-  int input_size;          /* side of the batches' images (crop size when cropping) */
-  float dropout;           /* mlp head dropout probability (PyTorch: fc.3) */
+  int input_size; /* side of the batches' images (crop size when cropping) */
+  float dropout;  /* mlp head dropout probability (PyTorch: fc.3) */
 
   fer_optimizer optimizer;
-  float lr;                /* initial; fer_trainer_set_lr changes it */
-  float weight_decay;      /* Adam/SGD: L2 added to the gradient; AdamW: decoupled */
-  float momentum;          /* SGD */
-  gboolean nesterov;       /* SGD */
+  float lr;           /* initial; fer_trainer_set_lr changes it */
+  float weight_decay; /* Adam/SGD: L2 added to the gradient; AdamW: decoupled */
+  float momentum;     /* SGD */
+  gboolean nesterov;  /* SGD */
   float beta1, beta2, eps; /* Adam/AdamW (PyTorch defaults 0.9, 0.999, 1e-8) */
 
-  float label_smoothing;   /* 0..1 */
-  float focal_gamma;       /* 0 = plain cross-entropy */
-  const float *class_weights; /* n_classes weights, or NULL for all 1 (copied) */
+  float label_smoothing; /* 0..1 */
+  float focal_gamma;     /* 0 = plain cross-entropy */
+  const float
+      *class_weights; /* n_classes weights, or NULL for all 1 (copied) */
 
   fer_backend_type backend;
   int device_id;
   int threads;
-  uint64_t seed;           /* initialisation (when no init model) and dropout */
+  uint64_t seed; /* initialisation (when no init model) and dropout */
 
-  void *reserved[8];       /* for later settings; zeroed by the init function */
+  void *reserved[8]; /* for later settings; zeroed by the init function */
 } fer_train_config;
 
 /* Fills a config with PyTorch's defaults (Adam, lr 1e-3, betas 0.9/0.999,
  * eps 1e-8, no decay, no smoothing) for `arch` at input_size 48. Start
  * every config here, then set fields: settings added in later versions
  * take their defaults from it. */
-FER_API void fer_train_config_init (fer_train_config *cfg, const fer_arch *arch);
+FER_API void fer_train_config_init (
+    fer_train_config *cfg, const fer_arch *arch);
 
 typedef struct fer_trainer fer_trainer;
 
 /* init_model: a .safetensors model to start from (its tensors must match
  * cfg->arch), or NULL for a fresh initialisation as fer_model_write_random
  * does from cfg->seed. */
-FER_API fer_trainer *fer_trainer_new (const fer_train_config *cfg,
-    const char *init_model, GError **error);
+FER_API fer_trainer *fer_trainer_new (
+    const fer_train_config *cfg, const char *init_model, GError **error);
 FER_API void fer_trainer_free (fer_trainer *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_trainer, fer_trainer_free)
 
@@ -90,8 +92,8 @@ FER_API gboolean fer_trainer_step (fer_trainer *t, const float *x,
 
 /* Evaluation-mode forward (BatchNorm running statistics, no dropout); any n,
  * run in chunks of the largest batch seen so far (64 before any step). */
-FER_API gboolean fer_trainer_eval (fer_trainer *t, const float *x, int n,
-    float *logits, GError **error);
+FER_API gboolean fer_trainer_eval (
+    fer_trainer *t, const float *x, int n, float *logits, GError **error);
 
 /* The loss above without a trainer or gradients, on logits the caller has
  * (e.g. fer_trainer_eval's, for a validation loss): n x K logits (K =
@@ -115,10 +117,10 @@ FER_API gboolean fer_train_loss (const fer_train_config *cfg,
 FER_API int fer_trainer_n_params (const fer_trainer *t);
 FER_API const char *fer_trainer_param_name (const fer_trainer *t, int i);
 FER_API int64_t fer_trainer_param_numel (const fer_trainer *t, int i);
-FER_API gboolean fer_trainer_param_get (fer_trainer *t, int i, float *out,
-    GError **error);
-FER_API gboolean fer_trainer_param_grad (fer_trainer *t, int i, float *out,
-    GError **error);
+FER_API gboolean fer_trainer_param_get (
+    fer_trainer *t, int i, float *out, GError **error);
+FER_API gboolean fer_trainer_param_grad (
+    fer_trainer *t, int i, float *out, GError **error);
 FER_API gboolean fer_trainer_forward_backward (fer_trainer *t, const float *x,
     const int *y_a, const int *y_b, float lam, int n, float *loss,
     GError **error);
@@ -135,10 +137,10 @@ FER_API gboolean fer_trainer_save_model (fer_trainer *t, const char *path,
  * PyTorch layout, and metadata fer.state.{format,optimizer,step,lr,n_params,
  * rng}. load_state refuses a file whose optimizer, parameter count or
  * tensor names/shapes differ from this trainer's, naming the file. */
-FER_API gboolean fer_trainer_save_state (fer_trainer *t, const char *path,
-    GError **error);
-FER_API gboolean fer_trainer_load_state (fer_trainer *t, const char *path,
-    GError **error);
+FER_API gboolean fer_trainer_save_state (
+    fer_trainer *t, const char *path, GError **error);
+FER_API gboolean fer_trainer_load_state (
+    fer_trainer *t, const char *path, GError **error);
 
 G_END_DECLS
 

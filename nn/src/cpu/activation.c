@@ -11,8 +11,7 @@
  * when it inlines a function into a caller whose pointers may alias. */
 
 G_NO_INLINE static void
-relu_backward_inplace (float *restrict d, const float *restrict out,
-    size_t n)
+relu_backward_inplace (float *restrict d, const float *restrict out, size_t n)
 {
   FER_FOR_VEC (i, n, d[i] = out[i] > 0.0f ? d[i] : 0.0f);
 }
@@ -22,12 +21,12 @@ relu_backward_copy (float *restrict dinp, const float *restrict dout,
     const float *restrict out, size_t n)
 {
   FER_FOR_VEC (i, n, const float d = dout[i];
-      dinp[i] = out[i] > 0.0f ? d : 0.0f);
+               dinp[i] = out[i] > 0.0f ? d : 0.0f);
 }
 
 void
-fer_cpu_relu_backward (float *dinp, const float *dout, const float *out,
-    size_t n)
+fer_cpu_relu_backward (
+    float *dinp, const float *dout, const float *out, size_t n)
 {
   if (dinp == dout)
     relu_backward_inplace (dinp, out, n);
@@ -48,8 +47,8 @@ multiply_inplace (float *restrict x, const float *restrict y, size_t n)
 }
 
 G_NO_INLINE static void
-multiply (float *restrict out, const float *restrict a,
-    const float *restrict b, size_t n)
+multiply (float *restrict out, const float *restrict a, const float *restrict b,
+    size_t n)
 {
   FER_FOR_VEC (i, n, out[i] = a[i] * b[i]);
 }
@@ -75,8 +74,8 @@ fer_cpu_add (float *out, const float *a, const float *b, size_t n)
 }
 
 void
-fer_cpu_dropout_forward (float *out, const float *inp, const float *mask,
-    size_t n)
+fer_cpu_dropout_forward (
+    float *out, const float *inp, const float *mask, size_t n)
 {
   if (out == inp)
     multiply_inplace (out, mask, n);
@@ -85,8 +84,8 @@ fer_cpu_dropout_forward (float *out, const float *inp, const float *mask,
 }
 
 void
-fer_cpu_dropout_backward (float *dinp, const float *dout, const float *mask,
-    size_t n)
+fer_cpu_dropout_backward (
+    float *dinp, const float *dout, const float *mask, size_t n)
 {
   fer_cpu_dropout_forward (dinp, dout, mask, n);
 }

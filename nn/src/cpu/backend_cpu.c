@@ -45,8 +45,8 @@ cpu_release (fer_backend *be, float *p)
 }
 
 static gboolean
-cpu_copy (fer_backend *be, float *dst, const float *src, size_t n,
-    GError **error)
+cpu_copy (
+    fer_backend *be, float *dst, const float *src, size_t n, GError **error)
 {
   memcpy (dst, src, n * sizeof (float));
   return TRUE;

@@ -12,9 +12,9 @@ typedef struct
 {
   fer_backend base;
   fer_cpu_conv_scratch *conv;
-  fer_cpu_workers *workers;    /* NULL: one thread */
-  fer_scratch *preprocess;     /* fer_preprocess's buffers */
-  float *planar;               /* one view, NCHW, for C > 1 */
+  fer_cpu_workers *workers; /* NULL: one thread */
+  fer_scratch *preprocess;  /* fer_preprocess's buffers */
+  float *planar;            /* one view, NCHW, for C > 1 */
   size_t planar_floats;
 } cpu_backend;
 

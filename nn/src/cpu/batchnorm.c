@@ -47,8 +47,8 @@ relu_row (float *restrict y, size_t cb)
 /* y = act(x * alpha + shift [+ residual]) over columns [c0, c0 + cb). */
 static void
 affine_act (float *out, const float *inp, const float *alpha,
-    const float *shift, const float *residual, int rows, int c, int c0,
-    int cb, gboolean relu)
+    const float *shift, const float *residual, int rows, int c, int c0, int cb,
+    gboolean relu)
 {
   for (int r = 0; r < rows; r++) {
     size_t at = (size_t) r * c + c0;
@@ -82,25 +82,23 @@ dsum_row (double *restrict sum_dy, double *restrict sum_dy_xmu,
     const float *restrict mean, size_t cb)
 {
   FER_FOR_VEC (j, cb, sum_dy[j] += dy[j];
-      sum_dy_xmu[j] += (double) dy[j] * (x[j] - mean[j]));
+               sum_dy_xmu[j] += (double) dy[j] * (x[j] - mean[j]));
 }
 
 G_NO_INLINE static void
-dx_row (float *restrict dx, const float *restrict dy,
-    const float *restrict x, const float *restrict mean,
-    const float *restrict k_dy, const float *restrict k_xmu,
-    const float *restrict k_const, size_t cb)
+dx_row (float *restrict dx, const float *restrict dy, const float *restrict x,
+    const float *restrict mean, const float *restrict k_dy,
+    const float *restrict k_xmu, const float *restrict k_const, size_t cb)
 {
   FER_FOR_VEC (j, cb,
       dx[j] = dy[j] * k_dy[j] + (x[j] - mean[j]) * k_xmu[j] + k_const[j]);
 }
 
 void
-fer_cpu_batchnorm_forward_train (float *out, float *save_mean,
-    float *save_rstd, float *running_mean, float *running_var,
-    const float *inp, const float *gamma, const float *beta,
-    const float *residual, int rows, int c, float momentum, float eps,
-    gboolean relu)
+fer_cpu_batchnorm_forward_train (float *out, float *save_mean, float *save_rstd,
+    float *running_mean, float *running_var, const float *inp,
+    const float *gamma, const float *beta, const float *residual, int rows,
+    int c, float momentum, float eps, gboolean relu)
 {
   double sum[BLOCK], sq[BLOCK];
   float alpha[BLOCK], shift[BLOCK];
@@ -112,7 +110,7 @@ fer_cpu_batchnorm_forward_train (float *out, float *save_mean,
     for (int r = 0; r < rows; r++)
       sum_row (sum, inp + (size_t) r * c + c0, cb);
     for (int j = 0; j < cb; j++)
-      sum[j] /= rows;  /* now the mean */
+      sum[j] /= rows; /* now the mean */
     for (int r = 0; r < rows; r++)
       sq_row (sq, sum, inp + (size_t) r * c + c0, cb);
     for (int j = 0; j < cb; j++) {
@@ -122,11 +120,12 @@ fer_cpu_batchnorm_forward_train (float *out, float *save_mean,
       save_mean[ch] = (float) mean;
       save_rstd[ch] = (float) rstd;
       if (running_mean)
-        running_mean[ch] = (float) (momentum * mean
-            + (1.0 - momentum) * running_mean[ch]);
+        running_mean[ch] =
+            (float) (momentum * mean + (1.0 - momentum) * running_mean[ch]);
       if (running_var)
-        running_var[ch] = (float) (momentum * (rows > 1 ? sq[j] / (rows - 1)
-                : var) + (1.0 - momentum) * running_var[ch]);
+        running_var[ch] =
+            (float) (momentum * (rows > 1 ? sq[j] / (rows - 1) : var)
+                + (1.0 - momentum) * running_var[ch]);
       alpha[j] = (float) (rstd * gamma[ch]);
       shift[j] = (float) (beta[ch] - mean * (float) (rstd * gamma[ch]));
     }
@@ -137,8 +136,8 @@ fer_cpu_batchnorm_forward_train (float *out, float *save_mean,
 void
 fer_cpu_batchnorm_forward_eval (float *out, const float *inp,
     const float *gamma, const float *beta, const float *running_mean,
-    const float *running_var, const float *residual, int rows, int c,
-    float eps, gboolean relu)
+    const float *running_var, const float *residual, int rows, int c, float eps,
+    gboolean relu)
 {
   float alpha[BLOCK], shift[BLOCK];
 
@@ -192,10 +191,10 @@ fer_cpu_batchnorm_backward (float *dinp, float *dgamma, float *dbeta,
 
 gboolean
 fer_cpu_op_batchnorm_forward_train (fer_backend *be, float *out,
-    float *save_mean, float *save_rstd, float *running_mean,
-    float *running_var, const float *inp, const float *gamma,
-    const float *beta, const float *residual, int rows, int c,
-    float momentum, float eps, gboolean relu, GError **error)
+    float *save_mean, float *save_rstd, float *running_mean, float *running_var,
+    const float *inp, const float *gamma, const float *beta,
+    const float *residual, int rows, int c, float momentum, float eps,
+    gboolean relu, GError **error)
 {
   fer_cpu_batchnorm_forward_train (out, save_mean, save_rstd, running_mean,
       running_var, inp, gamma, beta, residual, rows, c, momentum, eps, relu);
@@ -205,9 +204,8 @@ fer_cpu_op_batchnorm_forward_train (fer_backend *be, float *out,
 gboolean
 fer_cpu_op_batchnorm_forward_eval (fer_backend *be, float *out,
     const float *inp, const float *gamma, const float *beta,
-    const float *running_mean, const float *running_var,
-    const float *residual, int rows, int c, float eps, gboolean relu,
-    GError **error)
+    const float *running_mean, const float *running_var, const float *residual,
+    int rows, int c, float eps, gboolean relu, GError **error)
 {
   fer_cpu_batchnorm_forward_eval (out, inp, gamma, beta, running_mean,
       running_var, residual, rows, c, eps, relu);
@@ -216,11 +214,10 @@ fer_cpu_op_batchnorm_forward_eval (fer_backend *be, float *out,
 
 gboolean
 fer_cpu_op_batchnorm_backward (fer_backend *be, float *dinp, float *dgamma,
-    float *dbeta, const float *dout, const float *inp,
-    const float *save_mean, const float *save_rstd, const float *gamma,
-    int rows, int c, GError **error)
+    float *dbeta, const float *dout, const float *inp, const float *save_mean,
+    const float *save_rstd, const float *gamma, int rows, int c, GError **error)
 {
-  fer_cpu_batchnorm_backward (dinp, dgamma, dbeta, dout, inp, save_mean,
-      save_rstd, gamma, rows, c);
+  fer_cpu_batchnorm_backward (
+      dinp, dgamma, dbeta, dout, inp, save_mean, save_rstd, gamma, rows, c);
   return TRUE;
 }

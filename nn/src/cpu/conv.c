@@ -47,9 +47,9 @@
 
 typedef struct
 {
-  int row0, rows;              /* order[row0 .. row0 + rows) */
-  int y0, y1, x0, x1;          /* taps packed (inclusive; skip mode only) */
-  int klen;                    /* packed reduction length */
+  int row0, rows;     /* order[row0 .. row0 + rows) */
+  int y0, y1, x0, x1; /* taps packed (inclusive; skip mode only) */
+  int klen;           /* packed reduction length */
   int n_runs;
   fer_cpu_krun runs[SKIP_MAX_K];
   gint64 cost;
@@ -71,28 +71,28 @@ typedef struct
 
 struct fer_cpu_conv_scratch
 {
-  int *order;                  /* output row of each scheduled pixel */
+  int *order; /* output row of each scheduled pixel */
   size_t order_cap;
-  conv_pixel *where;           /* and the pixel itself */
+  conv_pixel *where; /* and the pixel itself */
   size_t where_cap;
-  conv_tile *tiles, *other;    /* the schedule; the other order's, priced */
+  conv_tile *tiles, *other; /* the schedule; the other order's, priced */
   size_t tiles_cap;
-  int *chunks;                 /* first tile of each chunk, then n_tiles */
+  int *chunks; /* first tile of each chunk, then n_tiles */
   size_t chunks_cap;
-  int *ranges;                 /* valid ky per oy, kx per ox: 4 per entry */
+  int *ranges; /* valid ky per oy, kx per ox: 4 per entry */
   size_t ranges_cap;
   conv_class *classes;
   size_t classes_cap;
-  float *padded;               /* dense mode: zero-bordered input */
+  float *padded; /* dense mode: zero-bordered input */
   size_t padded_cap;
-  float **packed;              /* per thread, 64-byte aligned */
+  float **packed; /* per thread, 64-byte aligned */
   size_t *packed_cap;
   int n_packed;
   size_t chunk;
-  float *train_weight;         /* training: the weight (or its transpose),
+  float *train_weight; /* training: the weight (or its transpose),
                                 * packed afresh for each call */
   size_t train_weight_cap;
-  int *ids;                    /* 0, 1, 2...: output rows of a weight
+  int *ids; /* 0, 1, 2...: output rows of a weight
                                 * gradient tile */
   size_t ids_cap;
 };
@@ -116,7 +116,8 @@ reduction_rowlen (int k, int cin)
 {
   int exact = k * cin, padded = round_up (exact, 8);
   return round_up (k * padded, FER_CPU_KB) <= round_up (k * exact, FER_CPU_KB)
-      ? padded : exact;
+      ? padded
+      : exact;
 }
 
 /* Rows of a weight panel: the whole reduction, in blocks. */
@@ -148,8 +149,8 @@ typedef struct
  * row with one copy; otherwise output by output, reading along the
  * reduction, with the block's writes within a few cache lines. */
 static void
-pack_panel (float *packed, const weight_view *v, int cout, int k, int cin,
-    int jb)
+pack_panel (
+    float *packed, const weight_view *v, int cout, int k, int cin, int jb)
 {
   const int kc = k * cin, rowlen = reduction_rowlen (k, cin);
   const int krows = reduction_rows (k, cin);
@@ -195,13 +196,13 @@ pack_panel (float *packed, const weight_view *v, int cout, int k, int cin,
 static weight_view
 weight_view_plain (const float *weight, int k, int cin)
 {
-  return (weight_view) { weight, (ptrdiff_t) k * k * cin,
-    (ptrdiff_t) k * cin, cin, 1 };
+  return (weight_view){ weight, (ptrdiff_t) k * k * cin, (ptrdiff_t) k * cin,
+    cin, 1 };
 }
 
 void
-fer_cpu_conv2d_pack_weight (float *packed, const float *weight, int cout,
-    int k, int cin)
+fer_cpu_conv2d_pack_weight (
+    float *packed, const float *weight, int cout, int k, int cin)
 {
   const weight_view v = weight_view_plain (weight, k, cin);
   for (int jb = 0; jb < (cout + FER_CPU_NR - 1) / FER_CPU_NR; jb++)
@@ -288,8 +289,8 @@ grow_aligned (float **buf, size_t *cap, size_t floats, GError **error)
 }
 
 static gboolean
-grow_packed (fer_cpu_conv_scratch *sc, int threads, size_t floats,
-    GError **error)
+grow_packed (
+    fer_cpu_conv_scratch *sc, int threads, size_t floats, GError **error)
 {
   if (threads > sc->n_packed) {
     sc->packed = g_renew (float *, sc->packed, threads);
@@ -313,13 +314,13 @@ grow_orders (fer_cpu_conv_scratch *sc, const fer_conv_shape *s, int orders,
 {
   const size_t m = (size_t) s->n * s->oh * s->ow;
   return grow ((void **) &sc->order, &sc->order_cap, orders * m, sizeof (int),
-      error)
+             error)
       && grow ((void **) &sc->where, &sc->where_cap, orders * m,
           sizeof (conv_pixel), error)
       && grow ((void **) &sc->ranges, &sc->ranges_cap,
           4 * (size_t) MAX (s->oh, s->ow), sizeof (int), error)
-      && grow ((void **) &sc->classes, &sc->classes_cap,
-          (size_t) s->oh * s->ow, sizeof (conv_class), error);
+      && grow ((void **) &sc->classes, &sc->classes_cap, (size_t) s->oh * s->ow,
+          sizeof (conv_class), error);
 }
 
 static void
@@ -360,7 +361,7 @@ tile_runs (conv_tile *t, const fer_conv_shape *s)
   t->klen = 0;
   if (!skip_mode (s)) {
     t->klen = reduction_rows (s->k, s->cin);
-    t->runs[0] = (fer_cpu_krun) { 0, t->klen };
+    t->runs[0] = (fer_cpu_krun){ 0, t->klen };
     t->n_runs = 1;
     return;
   }
@@ -372,7 +373,7 @@ tile_runs (conv_tile *t, const fer_conv_shape *s)
     if (last && last->k0 + last->len == k0)
       last->len += len;
     else
-      t->runs[t->n_runs++] = (fer_cpu_krun) { k0, len };
+      t->runs[t->n_runs++] = (fer_cpu_krun){ k0, len };
     t->klen += len;
   }
 }
@@ -389,8 +390,8 @@ tile_cost (const conv_tile *t)
  * the tap hull is the class's (cls) or the union of the rows'. */
 static int
 cut_group (conv_tile *tiles, int n_tiles, const conv_pixel *where, int g0,
-    int g1, int mr, const int *cls, const int *ranges,
-    const fer_conv_shape *s, gint64 *cost)
+    int g1, int mr, const int *cls, const int *ranges, const fer_conv_shape *s,
+    gint64 *cost)
 {
   const int g = g1 - g0, nt = (g + mr - 1) / mr;
   int row = g0;
@@ -431,8 +432,8 @@ fill_ranges (int *ranges, const fer_conv_shape *s)
 {
   for (int o = 0; o < MAX (s->oh, s->ow); o++) {
     if (o < s->oh)
-      valid_taps (o, s->stride, s->pad, s->k, s->h, &ranges[4 * o],
-          &ranges[4 * o + 1]);
+      valid_taps (
+          o, s->stride, s->pad, s->k, s->h, &ranges[4 * o], &ranges[4 * o + 1]);
     if (o < s->ow)
       valid_taps (o, s->stride, s->pad, s->k, s->w, &ranges[4 * o + 2],
           &ranges[4 * o + 3]);
@@ -452,10 +453,14 @@ order_by_class (int *order, conv_pixel *where, conv_class *classes,
 
   for (int y0 = 0, y1; y0 < s->oh; y0 = y1) {
     for (y1 = y0 + 1; y1 < s->oh && ranges[4 * y1] == ranges[4 * y0]
-        && ranges[4 * y1 + 1] == ranges[4 * y0 + 1]; y1++);
+         && ranges[4 * y1 + 1] == ranges[4 * y0 + 1];
+         y1++)
+      ;
     for (int x0 = 0, x1; x0 < s->ow; x0 = x1) {
       for (x1 = x0 + 1; x1 < s->ow && ranges[4 * x1 + 2] == ranges[4 * x0 + 2]
-          && ranges[4 * x1 + 3] == ranges[4 * x0 + 3]; x1++);
+           && ranges[4 * x1 + 3] == ranges[4 * x0 + 3];
+           x1++)
+        ;
       conv_class *c = &classes[n++];
       c->g0 = pos;
       c->win[0] = ranges[4 * y0];
@@ -466,7 +471,7 @@ order_by_class (int *order, conv_pixel *where, conv_class *classes,
         for (int oy = y0; oy < y1; oy++)
           for (int ox = x0; ox < x1; ox++, pos++) {
             order[pos] = b * ohw + oy * s->ow + ox;
-            where[pos] = (conv_pixel) { b, oy, ox };
+            where[pos] = (conv_pixel){ b, oy, ox };
           }
       c->g1 = pos;
     }
@@ -488,21 +493,20 @@ schedule (fer_cpu_conv_scratch *sc, const fer_conv_shape *s, int mr)
     for (int oy = 0; oy < s->oh; oy++)
       for (int ox = 0; ox < s->ow; ox++, i++) {
         sc->order[i] = i;
-        sc->where[i] = (conv_pixel) { b, oy, ox };
+        sc->where[i] = (conv_pixel){ b, oy, ox };
       }
-  n_natural = cut_group (sc->tiles, 0, sc->where, 0, m, mr, NULL, sc->ranges,
-      s, &natural_cost);
+  n_natural = cut_group (
+      sc->tiles, 0, sc->where, 0, m, mr, NULL, sc->ranges, s, &natural_cost);
   if (!skip_mode (s))
     return n_natural;
 
   int *order = sc->order + m;
   conv_pixel *where = sc->where + m;
-  const int n_classes = order_by_class (order, where, sc->classes,
-      sc->ranges, s);
+  const int n_classes =
+      order_by_class (order, where, sc->classes, sc->ranges, s);
   for (int i = 0; i < n_classes; i++)
     n_class = cut_group (sc->other, n_class, where, sc->classes[i].g0,
-        sc->classes[i].g1, mr, sc->classes[i].win, sc->ranges, s,
-        &class_cost);
+        sc->classes[i].g1, mr, sc->classes[i].win, sc->ranges, s, &class_cost);
   if (class_cost >= natural_cost)
     return n_natural;
   memcpy (sc->order, order, (size_t) m * sizeof (int));
@@ -525,8 +529,7 @@ tile_floats (const conv_tile *t)
 /* padded (n, h + 2 pad, w + 2 pad, cin) = inp with a zero border, then
  * `slack` zeros that the row copies of the last pixel may read. */
 static void
-pad_input (float *padded, const float *inp, const fer_conv_shape *s,
-    int slack)
+pad_input (float *padded, const float *inp, const fer_conv_shape *s, int slack)
 {
   const int hp = s->h + 2 * s->pad, wp = s->w + 2 * s->pad;
   const size_t row = (size_t) s->w * s->cin;
@@ -578,8 +581,9 @@ pack_tile_dense (float *a, const conv_tile *t, const conv_pixel *where,
 
   for (int r = 0; r < R; r++) {
     const conv_pixel *px = &where[t->row0 + r];
-    const float *src = padded + (((size_t) px->b * hp + px->oy * s->stride)
-        * wp + px->ox * s->stride) * cin;
+    const float *src = padded
+        + (((size_t) px->b * hp + px->oy * s->stride) * wp + px->ox * s->stride)
+            * cin;
     float *dst = a + r * FER_CPU_KB;
     int kk = 0;
 
@@ -622,7 +626,7 @@ typedef struct
   gboolean relu;
   fer_cpu_isa isa;
   const fer_cpu_conv_scratch *sc;
-  int n_chunks, parts;         /* item i: chunk i / parts, part i % parts */
+  int n_chunks, parts; /* item i: chunk i / parts, part i % parts */
   atomic_int next_item;
 } conv_job;
 
@@ -647,17 +651,16 @@ conv_job_run (void *data, int thread, int threads)
       size_t off = 0;
       for (int i = t0; i < t1; i++) {
         if (skip)
-          pack_tile_skip (buf + off, &sc->tiles[i], sc->where, j->inp, s,
-              j->isa);
+          pack_tile_skip (
+              buf + off, &sc->tiles[i], sc->where, j->inp, s, j->isa);
         else
-          pack_tile_dense (buf + off, &sc->tiles[i], sc->where, sc->padded,
-              s);
+          pack_tile_dense (buf + off, &sc->tiles[i], sc->where, sc->padded, s);
         off += tile_floats (&sc->tiles[i]);
       }
       packed_chunk = c;
     }
-    for (int nb = part * blocks / j->parts;
-        nb < (part + 1) * blocks / j->parts; nb++) {
+    for (int nb = part * blocks / j->parts; nb < (part + 1) * blocks / j->parts;
+         nb++) {
       const int n0 = nb * FER_CPU_NR;
       fer_cpu_tile kt = {
         .b = j->weight + (size_t) nb * krows * FER_CPU_NR,
@@ -720,22 +723,23 @@ fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
   if (m == 0)
     return TRUE;
   if (!grow_orders (sc, s, 2, error)
-      || !grow ((void **) &sc->chunks, &sc->chunks_cap, m + 1, sizeof (int),
-          error))
+      || !grow (
+          (void **) &sc->chunks, &sc->chunks_cap, m + 1, sizeof (int), error))
     return FALSE;
   if (m > sc->tiles_cap) {
     size_t cap = sc->tiles_cap;
     if (!grow ((void **) &sc->tiles, &cap, m, sizeof (conv_tile), error)
-        || !grow ((void **) &sc->other, &sc->tiles_cap, m,
-            sizeof (conv_tile), error))
+        || !grow (
+            (void **) &sc->other, &sc->tiles_cap, m, sizeof (conv_tile), error))
       return FALSE;
   }
   if (!skip_mode (s)) {
     const int slack = reduction_rowlen (s->k, s->cin);
-    const size_t floats = (size_t) s->n * (s->h + 2 * s->pad)
-        * (s->w + 2 * s->pad) * s->cin + slack;
-    if (!grow ((void **) &sc->padded, &sc->padded_cap, floats,
-            sizeof (float), error))
+    const size_t floats =
+        (size_t) s->n * (s->h + 2 * s->pad) * (s->w + 2 * s->pad) * s->cin
+        + slack;
+    if (!grow ((void **) &sc->padded, &sc->padded_cap, floats, sizeof (float),
+            error))
       return FALSE;
     pad_input (sc->padded, inp, s, slack);
   }
@@ -744,14 +748,13 @@ fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
   for (int i = 0; i < n_tiles; i++)
     total += tile_floats (&sc->tiles[i]);
 
-  conv_job j = { out, inp, weight, bias, residual, s, relu, isa, sc, 0, 1,
-    0 };
+  conv_job j = { out, inp, weight, bias, residual, s, relu, isa, sc, 0, 1, 0 };
   /* With threads, enough items to balance: smaller chunks when the pixels
    * outweigh the weights (each item packs its chunk), else panel ranges
    * (each thread reads only its panels). */
   const int want = threads > 1 ? ITEMS_PER_THREAD * threads : 1;
-  if (threads > 1 && total > fer_cpu_conv2d_weight_floats (s->cout, s->k,
-          s->cin))
+  if (threads > 1
+      && total > fer_cpu_conv2d_weight_floats (s->cout, s->k, s->cin))
     budget = MIN (budget, MAX (total / want, 1));
   j.n_chunks = cut_chunks (sc->chunks, sc->tiles, n_tiles, budget, &largest);
   j.parts = CLAMP ((want + j.n_chunks - 1) / j.n_chunks, 1, blocks);
@@ -843,31 +846,31 @@ pack_train_weight (fer_cpu_conv_scratch *sc, weight_view v, int cout, int k,
 }
 
 gboolean
-fer_cpu_conv2d_forward_train (float *out, const float *inp,
-    const float *weight, const fer_conv_shape *s, fer_cpu_conv_scratch *sc,
-    fer_cpu_workers *workers, GError **error)
+fer_cpu_conv2d_forward_train (float *out, const float *inp, const float *weight,
+    const fer_conv_shape *s, fer_cpu_conv_scratch *sc, fer_cpu_workers *workers,
+    GError **error)
 {
   return pack_train_weight (sc, weight_view_plain (weight, s->k, s->cin),
-      s->cout, s->k, s->cin, workers, error)
-      && fer_cpu_conv2d_forward (out, inp, sc->train_weight, NULL, NULL, s,
-          FALSE, sc, workers, error);
+             s->cout, s->k, s->cin, workers, error)
+      && fer_cpu_conv2d_forward (
+          out, inp, sc->train_weight, NULL, NULL, s, FALSE, sc, workers, error);
 }
 
 /* ---- weight gradient ---- */
 
 typedef struct
 {
-  float *dweight;              /* (cout, kdim) */
+  float *dweight; /* (cout, kdim) */
   const float *dout, *inp;
   const fer_conv_shape *s;
   fer_cpu_isa isa;
   const fer_cpu_conv_scratch *sc;
-  const conv_pixel *where;     /* the pixels by class */
+  const conv_pixel *where; /* the pixels by class */
   const conv_class *classes;
   int n_classes;
-  int chunk;                   /* pixels per step, a multiple of KB */
-  int mr;                      /* channels per tile, at most */
-  int panels, parts;           /* item i: panels [i, i + 1) * panels / parts */
+  int chunk;         /* pixels per step, a multiple of KB */
+  int mr;            /* channels per tile, at most */
+  int panels, parts; /* item i: panels [i, i + 1) * panels / parts */
   atomic_int next_item;
 } dweight_job;
 
@@ -885,12 +888,12 @@ pack_dout_t (float *a, const float *dout, const fer_conv_shape *s, int mr,
     const int rows = cout / nt + (t < cout % nt);
     float *at = a + (size_t) c0 * lenp;
     for (int i = 0; i < lenp; i++) {
-      float *dst = at + (size_t) (i / FER_CPU_KB) * rows * FER_CPU_KB
-          + i % FER_CPU_KB;
+      float *dst =
+          at + (size_t) (i / FER_CPU_KB) * rows * FER_CPU_KB + i % FER_CPU_KB;
       if (i < len) {
         const conv_pixel *px = &where[i];
-        const float *src = dout + (((size_t) px->b * s->oh + px->oy) * s->ow
-            + px->ox) * cout + c0;
+        const float *src = dout
+            + (((size_t) px->b * s->oh + px->oy) * s->ow + px->ox) * cout + c0;
         for (int r = 0; r < rows; r++)
           dst[r * FER_CPU_KB] = src[r];
       } else {
@@ -918,7 +921,7 @@ panel_runs (panel_run *runs, const fer_conv_shape *s, int j0, int ncols)
   for (int j = 0; j < ncols;) {
     const int kk = j0 + j, tap = kk / s->cin, ci = kk % s->cin;
     const int n = MIN (s->cin - ci, ncols - j);
-    runs[n_runs++] = (panel_run) { j, n, tap / s->k, tap % s->k, ci };
+    runs[n_runs++] = (panel_run){ j, n, tap / s->k, tap % s->k, ci };
     j += n;
   }
   return n_runs;
@@ -929,8 +932,8 @@ static gboolean
 panel_sees (const panel_run *runs, int n_runs, const int *win)
 {
   for (int r = 0; r < n_runs; r++)
-    if (runs[r].ky >= win[0] && runs[r].ky <= win[1]
-        && runs[r].kx >= win[2] && runs[r].kx <= win[3])
+    if (runs[r].ky >= win[0] && runs[r].ky <= win[1] && runs[r].kx >= win[2]
+        && runs[r].kx <= win[3])
       return TRUE;
   return FALSE;
 }
@@ -957,7 +960,8 @@ pack_im2col_panel (float *b, const float *inp, const fer_conv_shape *s,
       const panel_run *run = &runs[r];
       const int iy = iy0 + run->ky, ix = ix0 + run->kx;
       const float *src = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w
-          ? img + ((size_t) iy * s->w + ix) * s->cin + run->ci : NULL;
+          ? img + ((size_t) iy * s->w + ix) * s->cin + run->ci
+          : NULL;
       /* a whole panel from one tap (cin >= NR): a copy of constant size,
        * which the compiler inlines */
       if (run->n == FER_CPU_NR && src)
@@ -1012,8 +1016,8 @@ dweight_job_run (void *data, int thread, int threads)
             pack_dout_t (a, j->dout, s, j->mr, j->where + g, len);
             packed_a = TRUE;
           }
-          pack_im2col_panel (b, j->inp, s, runs, n_runs, kt.ncols,
-              j->where + g, len);
+          pack_im2col_panel (
+              b, j->inp, s, runs, n_runs, kt.ncols, j->where + g, len);
           for (int t = 0, o0 = 0; t < nt; t++) {
             kt.rows = cout / nt + (t < cout % nt);
             kt.a = a + (size_t) o0 * run.len;
@@ -1033,34 +1037,34 @@ dweight_job_run (void *data, int thread, int threads)
  * last layers (2 x 2 at 48 x 48 input), most of them. */
 static gboolean
 conv2d_dweight (float *dweight, const float *dout, const float *inp,
-    const fer_conv_shape *s, fer_cpu_conv_scratch *sc,
-    fer_cpu_workers *workers, GError **error)
+    const fer_conv_shape *s, fer_cpu_conv_scratch *sc, fer_cpu_workers *workers,
+    GError **error)
 {
   const int threads = workers ? fer_cpu_workers_n (workers) : 1;
   const int kdim = s->k * s->k * s->cin;
   const size_t pixels = (size_t) s->n * s->oh * s->ow;
-  dweight_job j = { dweight, dout, inp, s, fer_cpu_isa_get (), sc, NULL,
-    NULL, 0, 0, 0, (kdim + FER_CPU_NR - 1) / FER_CPU_NR, 1, 0 };
+  dweight_job j = { dweight, dout, inp, s, fer_cpu_isa_get (), sc, NULL, NULL,
+    0, 0, 0, (kdim + FER_CPU_NR - 1) / FER_CPU_NR, 1, 0 };
 
   if (pixels == 0 || s->cout == 0)
     return TRUE;
   j.mr = fer_cpu_isa_mr (j.isa);
-  j.chunk = (int) CLAMP (DWEIGHT_CHUNK_FLOATS / (size_t) s->cout,
-      FER_CPU_KB, DWEIGHT_CHUNK_MAX_PIXELS) / FER_CPU_KB * FER_CPU_KB;
+  j.chunk = (int) CLAMP (DWEIGHT_CHUNK_FLOATS / (size_t) s->cout, FER_CPU_KB,
+                DWEIGHT_CHUNK_MAX_PIXELS)
+      / FER_CPU_KB * FER_CPU_KB;
   j.chunk = MIN (j.chunk, round_up ((int) pixels, FER_CPU_KB));
   if (threads > 1)
     j.parts = MIN (ITEMS_PER_THREAD * threads, j.panels);
   if (!grow_orders (sc, s, 1, error)
-      || !grow ((void **) &sc->ids, &sc->ids_cap, s->cout, sizeof (int),
-          error)
-      || !grow_packed (sc, threads,
-          (size_t) (s->cout + FER_CPU_NR) * j.chunk, error))
+      || !grow ((void **) &sc->ids, &sc->ids_cap, s->cout, sizeof (int), error)
+      || !grow_packed (
+          sc, threads, (size_t) (s->cout + FER_CPU_NR) * j.chunk, error))
     return FALSE;
   for (int i = 0; i < s->cout; i++)
     sc->ids[i] = i;
   fill_ranges (sc->ranges, s);
-  j.n_classes = order_by_class (sc->order, sc->where, sc->classes,
-      sc->ranges, s);
+  j.n_classes =
+      order_by_class (sc->order, sc->where, sc->classes, sc->ranges, s);
   j.where = sc->where;
   j.classes = sc->classes;
   atomic_init (&j.next_item, 0);
@@ -1134,9 +1138,9 @@ col2im_job_run (void *data, int thread, int threads)
 
 gboolean
 fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
-    const float *inp, const float *weight, const fer_conv_shape *s,
-    float *col, size_t col_cap, fer_cpu_conv_scratch *sc,
-    fer_cpu_workers *workers, GError **error)
+    const float *inp, const float *weight, const fer_conv_shape *s, float *col,
+    size_t col_cap, fer_cpu_conv_scratch *sc, fer_cpu_workers *workers,
+    GError **error)
 {
   const int kdim = s->k * s->k * s->cin;
   const size_t per_image = fer_cpu_conv2d_train_col_per_image (s);
@@ -1149,15 +1153,15 @@ fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
   if (!dinp)
     return TRUE;
   if (dinp_is_conv (s)) {
-    const weight_view flipped = {
-      weight + ((size_t) (s->k - 1) * s->k + s->k - 1) * s->cin, 1,
-      -(ptrdiff_t) s->k * s->cin, -(ptrdiff_t) s->cin, kdim };
-    fer_conv_shape_init (&t, s->n, s->oh, s->ow, s->cout, s->cin, s->k, 1,
-        s->k - 1 - s->pad);
-    return pack_train_weight (sc, flipped, s->cin, s->k, s->cout, workers,
-        error)
-        && fer_cpu_conv2d_forward (dinp, dout, sc->train_weight, NULL, NULL,
-            &t, FALSE, sc, workers, error);
+    const weight_view flipped = { weight
+          + ((size_t) (s->k - 1) * s->k + s->k - 1) * s->cin,
+      1, -(ptrdiff_t) s->k * s->cin, -(ptrdiff_t) s->cin, kdim };
+    fer_conv_shape_init (
+        &t, s->n, s->oh, s->ow, s->cout, s->cin, s->k, 1, s->k - 1 - s->pad);
+    return pack_train_weight (
+               sc, flipped, s->cin, s->k, s->cout, workers, error)
+        && fer_cpu_conv2d_forward (dinp, dout, sc->train_weight, NULL, NULL, &t,
+            FALSE, sc, workers, error);
   }
 
   /* dcol (pixels, kdim) = dout . weight: a 1 x 1 conv over dout, cout ->
@@ -1166,7 +1170,8 @@ fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
   if (per_image > col_cap) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "cpu backend: convolution workspace of %zu floats, expected at "
-        "least %zu", col_cap, per_image);
+        "least %zu",
+        col_cap, per_image);
     return FALSE;
   }
   if (!pack_train_weight (sc, transposed, kdim, 1, s->cout, workers, error))
@@ -1176,8 +1181,8 @@ fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
     const int nb = MIN (chunk, s->n - b0);
     col2im_job c = { dinp + b0 * in_floats, col, s, nb, 0 };
     fer_conv_shape_init (&t, nb, s->oh, s->ow, s->cout, kdim, 1, 1, 0);
-    if (!fer_cpu_conv2d_forward (col, dout + b0 * out_floats,
-            sc->train_weight, NULL, NULL, &t, FALSE, sc, workers, error))
+    if (!fer_cpu_conv2d_forward (col, dout + b0 * out_floats, sc->train_weight,
+            NULL, NULL, &t, FALSE, sc, workers, error))
       return FALSE;
     atomic_init (&c.next_item, 0);
     run_job (workers, col2im_job_run, &c);
@@ -1192,8 +1197,8 @@ float *
 fer_cpu_op_conv2d_prepare_weight (fer_backend *be, const float *weight,
     int cout, int k, int cin, GError **error)
 {
-  float *w = be->ops->alloc (be, fer_cpu_conv2d_weight_floats (cout, k, cin),
-      error);
+  float *w =
+      be->ops->alloc (be, fer_cpu_conv2d_weight_floats (cout, k, cin), error);
   if (w)
     fer_cpu_conv2d_pack_weight (w, weight, cout, k, cin);
   return w;
@@ -1216,13 +1221,12 @@ fer_cpu_op_conv2d_train_workspace (fer_backend *be, const fer_conv_shape *s)
 }
 
 gboolean
-fer_cpu_op_conv2d_forward_train (fer_backend *be, float *out,
-    const float *inp, const float *weight, const fer_conv_shape *s,
-    GError **error)
+fer_cpu_op_conv2d_forward_train (fer_backend *be, float *out, const float *inp,
+    const float *weight, const fer_conv_shape *s, GError **error)
 {
   cpu_backend *cpu = (cpu_backend *) be;
-  return fer_cpu_conv2d_forward_train (out, inp, weight, s, cpu->conv,
-      cpu->workers, error);
+  return fer_cpu_conv2d_forward_train (
+      out, inp, weight, s, cpu->conv, cpu->workers, error);
 }
 
 gboolean

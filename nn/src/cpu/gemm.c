@@ -93,8 +93,8 @@ tile_avx512_rows (const int R, const fer_cpu_tile *t)
       for (int kk = 0; kk < FER_CPU_KB; kk++) {
         __m512 b0 = _mm512_loadu_ps (b + kk * FER_CPU_NR);
         __m512 b1 = _mm512_loadu_ps (b + kk * FER_CPU_NR + 16);
-        const float *ahead = b + (PREFETCH_BLOCKS * FER_CPU_KB + kk)
-            * FER_CPU_NR;
+        const float *ahead =
+            b + (PREFETCH_BLOCKS * FER_CPU_KB + kk) * FER_CPU_NR;
         _mm_prefetch ((const char *) ahead, _MM_HINT_T0);
         _mm_prefetch ((const char *) (ahead + 16), _MM_HINT_T0);
 #pragma GCC unroll 16
@@ -109,10 +109,11 @@ tile_avx512_rows (const int R, const fer_cpu_tile *t)
     }
   }
 
-  const __mmask16 m0 = t->ncols >= 16 ? 0xffff
-      : (__mmask16) ((1u << t->ncols) - 1);
-  const __mmask16 m1 = t->ncols >= 32 ? 0xffff : t->ncols <= 16 ? 0
-      : (__mmask16) ((1u << (t->ncols - 16)) - 1);
+  const __mmask16 m0 =
+      t->ncols >= 16 ? 0xffff : (__mmask16) ((1u << t->ncols) - 1);
+  const __mmask16 m1 = t->ncols >= 32 ? 0xffff
+      : t->ncols <= 16                ? 0
+                       : (__mmask16) ((1u << (t->ncols - 16)) - 1);
   const __m512 zero = _mm512_setzero_ps ();
   __m512 bias0 = zero, bias1 = zero;
   if (t->bias) {
@@ -142,27 +143,56 @@ static TARGET_AVX512 NO_ASAN void
 tile_avx512 (const fer_cpu_tile *t)
 {
   switch (t->rows) {
-    case 1: tile_avx512_rows (1, t); break;
-    case 2: tile_avx512_rows (2, t); break;
-    case 3: tile_avx512_rows (3, t); break;
-    case 4: tile_avx512_rows (4, t); break;
-    case 5: tile_avx512_rows (5, t); break;
-    case 6: tile_avx512_rows (6, t); break;
-    case 7: tile_avx512_rows (7, t); break;
-    case 8: tile_avx512_rows (8, t); break;
-    case 9: tile_avx512_rows (9, t); break;
-    case 10: tile_avx512_rows (10, t); break;
-    case 11: tile_avx512_rows (11, t); break;
-    case 12: tile_avx512_rows (12, t); break;
-    case 13: tile_avx512_rows (13, t); break;
-    case 14: tile_avx512_rows (14, t); break;
-    default: g_assert_not_reached ();
+    case 1:
+      tile_avx512_rows (1, t);
+      break;
+    case 2:
+      tile_avx512_rows (2, t);
+      break;
+    case 3:
+      tile_avx512_rows (3, t);
+      break;
+    case 4:
+      tile_avx512_rows (4, t);
+      break;
+    case 5:
+      tile_avx512_rows (5, t);
+      break;
+    case 6:
+      tile_avx512_rows (6, t);
+      break;
+    case 7:
+      tile_avx512_rows (7, t);
+      break;
+    case 8:
+      tile_avx512_rows (8, t);
+      break;
+    case 9:
+      tile_avx512_rows (9, t);
+      break;
+    case 10:
+      tile_avx512_rows (10, t);
+      break;
+    case 11:
+      tile_avx512_rows (11, t);
+      break;
+    case 12:
+      tile_avx512_rows (12, t);
+      break;
+    case 13:
+      tile_avx512_rows (13, t);
+      break;
+    case 14:
+      tile_avx512_rows (14, t);
+      break;
+    default:
+      g_assert_not_reached ();
   }
 }
 
 static TARGET_AVX512 void
-pack_blocks_avx512 (float *dst, ptrdiff_t stride, const float *src,
-    int n_blocks)
+pack_blocks_avx512 (
+    float *dst, ptrdiff_t stride, const float *src, int n_blocks)
 {
   if (src)
     for (int i = 0; i < n_blocks; i++, dst += stride)
@@ -194,8 +224,9 @@ tile_avx2_half (const int R, const fer_cpu_tile *t, int half)
       for (int kk = 0; kk < FER_CPU_KB; kk++) {
         __m256 b0 = _mm256_loadu_ps (b + kk * FER_CPU_NR);
         __m256 b1 = _mm256_loadu_ps (b + kk * FER_CPU_NR + 8);
-        _mm_prefetch ((const char *) (b + (PREFETCH_BLOCKS * FER_CPU_KB + kk)
-                * FER_CPU_NR), _MM_HINT_T0);
+        _mm_prefetch ((const char *) (b
+                          + (PREFETCH_BLOCKS * FER_CPU_KB + kk) * FER_CPU_NR),
+            _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
           __m256 av = _mm256_broadcast_ss (a + r * FER_CPU_KB + kk);
@@ -256,13 +287,26 @@ static TARGET_AVX2 NO_ASAN void
 tile_avx2 (const fer_cpu_tile *t)
 {
   switch (t->rows) {
-    case 1: tile_avx2_rows (1, t); break;
-    case 2: tile_avx2_rows (2, t); break;
-    case 3: tile_avx2_rows (3, t); break;
-    case 4: tile_avx2_rows (4, t); break;
-    case 5: tile_avx2_rows (5, t); break;
-    case 6: tile_avx2_rows (6, t); break;
-    default: g_assert_not_reached ();
+    case 1:
+      tile_avx2_rows (1, t);
+      break;
+    case 2:
+      tile_avx2_rows (2, t);
+      break;
+    case 3:
+      tile_avx2_rows (3, t);
+      break;
+    case 4:
+      tile_avx2_rows (4, t);
+      break;
+    case 5:
+      tile_avx2_rows (5, t);
+      break;
+    case 6:
+      tile_avx2_rows (6, t);
+      break;
+    default:
+      g_assert_not_reached ();
   }
 }
 
@@ -310,9 +354,12 @@ const char *
 fer_cpu_isa_name (fer_cpu_isa isa)
 {
   switch (isa) {
-    case FER_CPU_ISA_AVX512: return "avx512";
-    case FER_CPU_ISA_AVX2: return "avx2";
-    case FER_CPU_ISA_C: return "c";
+    case FER_CPU_ISA_AVX512:
+      return "avx512";
+    case FER_CPU_ISA_AVX2:
+      return "avx2";
+    case FER_CPU_ISA_C:
+      return "c";
   }
   return "?";
 }
@@ -321,9 +368,12 @@ int
 fer_cpu_isa_mr (fer_cpu_isa isa)
 {
   switch (isa) {
-    case FER_CPU_ISA_AVX512: return MR_AVX512;
-    case FER_CPU_ISA_AVX2: return MR_AVX2;
-    case FER_CPU_ISA_C: return MR_C;
+    case FER_CPU_ISA_AVX512:
+      return MR_AVX512;
+    case FER_CPU_ISA_AVX2:
+      return MR_AVX2;
+    case FER_CPU_ISA_C:
+      return MR_C;
   }
   return MR_C;
 }

@@ -16,15 +16,15 @@
 #include <stddef.h>
 #include <glib.h>
 
-#define FER_CPU_NR 32       /* output channels per weight panel */
-#define FER_CPU_KB 16       /* reduction values per packed block */
-#define FER_CPU_MR_MAX 14   /* most pixels per tile (the AVX-512 kernel's) */
+#define FER_CPU_NR 32     /* output channels per weight panel */
+#define FER_CPU_KB 16     /* reduction values per packed block */
+#define FER_CPU_MR_MAX 14 /* most pixels per tile (the AVX-512 kernel's) */
 
 typedef enum
 {
   FER_CPU_ISA_C,
-  FER_CPU_ISA_AVX2,      /* AVX2 + FMA */
-  FER_CPU_ISA_AVX512,    /* AVX-512 F */
+  FER_CPU_ISA_AVX2,   /* AVX2 + FMA */
+  FER_CPU_ISA_AVX512, /* AVX-512 F */
 } fer_cpu_isa;
 
 /* A run of the reduction: len (a multiple of KB) consecutive panel rows
@@ -36,17 +36,17 @@ typedef struct
 
 typedef struct
 {
-  int rows;                    /* pixels in the tile, 1..fer_cpu_isa_mr() */
-  const float *a;              /* packed pixels (klen / KB, rows, KB) */
-  const float *b;              /* weight panel (krows, NR) */
+  int rows;       /* pixels in the tile, 1..fer_cpu_isa_mr() */
+  const float *a; /* packed pixels (klen / KB, rows, KB) */
+  const float *b; /* weight panel (krows, NR) */
   const fer_cpu_krun *runs;
   int n_runs;
-  const int *row_ids;          /* rows: output row of each pixel */
-  float *c;                    /* out + first channel; row m at c + m * ldc */
-  const float *res;            /* residual, indexed like c; or NULL */
-  const float *bias;           /* + first channel; or NULL */
-  ptrdiff_t ldc;               /* Cout */
-  int ncols;                   /* valid channels in the panel, 1..NR */
+  const int *row_ids; /* rows: output row of each pixel */
+  float *c;           /* out + first channel; row m at c + m * ldc */
+  const float *res;   /* residual, indexed like c; or NULL */
+  const float *bias;  /* + first channel; or NULL */
+  ptrdiff_t ldc;      /* Cout */
+  int ncols;          /* valid channels in the panel, 1..NR */
   gboolean relu;
 } fer_cpu_tile;
 

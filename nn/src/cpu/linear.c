@@ -10,8 +10,8 @@ void
 fer_cpu_linear_forward (float *out, const float *inp, const float *weight,
     const float *bias, int n, int nin, int nout, gboolean relu)
 {
-  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, nout, nin, 1.0f,
-      inp, nin, weight, nin, 0.0f, out, nout);
+  cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasTrans, n, nout, nin, 1.0f, inp,
+      nin, weight, nin, 0.0f, out, nout);
   for (int b = 0; b < n; b++) {
     float *o = out + (size_t) b * nout;
     for (int j = 0; j < nout; j++) {
@@ -28,8 +28,8 @@ fer_cpu_linear_backward (float *dinp, float *dweight, float *dbias,
 {
   /* dinp (n, nin) = dout (n, nout) . weight (nout, nin) */
   if (dinp)
-    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nin, nout,
-        1.0f, dout, nout, weight, nin, 0.0f, dinp, nin);
+    cblas_sgemm (CblasRowMajor, CblasNoTrans, CblasNoTrans, n, nin, nout, 1.0f,
+        dout, nout, weight, nin, 0.0f, dinp, nin);
   /* dweight (nout, nin) += dout (n, nout)^T . inp (n, nin) */
   cblas_sgemm (CblasRowMajor, CblasTrans, CblasNoTrans, nout, nin, n, 1.0f,
       dout, nout, inp, nin, 1.0f, dweight, nin);
@@ -53,7 +53,7 @@ fer_cpu_op_linear_backward (fer_backend *be, float *dinp, float *dweight,
     float *dbias, const float *dout, const float *inp, const float *weight,
     int n, int nin, int nout, GError **error)
 {
-  fer_cpu_linear_backward (dinp, dweight, dbias, dout, inp, weight, n, nin,
-      nout);
+  fer_cpu_linear_backward (
+      dinp, dweight, dbias, dout, inp, weight, n, nin, nout);
   return TRUE;
 }

@@ -23,8 +23,7 @@
 /* Adds scale * L(y) to *loss and scale * dL/dz to dlogits (when not NULL). */
 static void
 xent_term (double *loss, float *dlogits, const float *logits, const int *y,
-    double scale, const float *w, int n, int k, double smoothing,
-    double gamma)
+    double scale, const float *w, int n, int k, double smoothing, double gamma)
 {
   double wsum = 0.0;
   for (int i = 0; i < n; i++)
@@ -46,8 +45,8 @@ fer_cpu_softmax_xent (float *loss, float *dlogits, const float *logits,
   double total = 0.0;
   if (dlogits)
     memset (dlogits, 0, sizeof (float) * n * k);
-  xent_term (&total, dlogits, logits, y_a, y_b ? lam : 1.0, class_weights,
-      n, k, smoothing, focal_gamma);
+  xent_term (&total, dlogits, logits, y_a, y_b ? lam : 1.0, class_weights, n, k,
+      smoothing, focal_gamma);
   if (y_b)
     xent_term (&total, dlogits, logits, y_b, 1.0 - lam, class_weights, n, k,
         smoothing, focal_gamma);
@@ -60,7 +59,7 @@ fer_cpu_op_softmax_xent (fer_backend *be, float *loss, float *dlogits,
     const float *class_weights, int n, int k, float smoothing,
     float focal_gamma, GError **error)
 {
-  fer_cpu_softmax_xent (loss, dlogits, logits, y_a, y_b, lam, class_weights,
-      n, k, smoothing, focal_gamma);
+  fer_cpu_softmax_xent (loss, dlogits, logits, y_a, y_b, lam, class_weights, n,
+      k, smoothing, focal_gamma);
   return TRUE;
 }

@@ -26,15 +26,15 @@
  * checks, so in a function with restrict-qualified pointers (G_NO_INLINE:
  * inlining into a caller without restrict loses it) the first part runs in
  * SIMD; that is about 10% of a training step at 48x48. */
-#define FER_FOR_VEC(i, n, body) \
-  do { \
-    const size_t fer_n8_ = (size_t) (n) & ~(size_t) 7; \
-    for (size_t i = 0; i < fer_n8_; i++) { \
-      body; \
-    } \
-    for (size_t i = fer_n8_; i < (size_t) (n); i++) { \
-      body; \
-    } \
+#define FER_FOR_VEC(i, n, body)                                                \
+  do {                                                                         \
+    const size_t fer_n8_ = (size_t) (n) & ~(size_t) 7;                         \
+    for (size_t i = 0; i < fer_n8_; i++) {                                     \
+      body;                                                                    \
+    }                                                                          \
+    for (size_t i = fer_n8_; i < (size_t) (n); i++) {                          \
+      body;                                                                    \
+    }                                                                          \
   } while (0)
 
 /* ---- conv.c (on our thread team, cpu/workers.h, and micro-kernels,
@@ -47,8 +47,8 @@ typedef struct fer_cpu_workers fer_cpu_workers;
  * weight: */
 size_t fer_cpu_conv2d_weight_floats (int cout, int k, int cin);
 /* packed (fer_cpu_conv2d_weight_floats) from weight (Cout, K, K, Cin). */
-void fer_cpu_conv2d_pack_weight (float *packed, const float *weight, int cout,
-    int k, int cin);
+void fer_cpu_conv2d_pack_weight (
+    float *packed, const float *weight, int cout, int k, int cin);
 
 /* The convolution's scratch (schedule, packed pixels per thread, the
  * training weights packed afresh): grows to the largest convolution seen,
@@ -59,8 +59,8 @@ fer_cpu_conv_scratch *fer_cpu_conv_scratch_new (void);
 void fer_cpu_conv_scratch_free (fer_cpu_conv_scratch *scratch);
 /* For tests: floats of packed pixels each thread works through at a time
  * (0: the default). Returns the value in effect. */
-size_t fer_cpu_conv_scratch_set_chunk (fer_cpu_conv_scratch *scratch,
-    size_t floats);
+size_t fer_cpu_conv_scratch_set_chunk (
+    fer_cpu_conv_scratch *scratch, size_t floats);
 
 /* out (n, oh, ow, cout) = act(conv(inp (n, h, w, cin), weight) + bias
  * [+ residual]); weight from fer_cpu_conv2d_pack_weight, bias (cout) and
@@ -76,8 +76,8 @@ gboolean fer_cpu_conv2d_forward (float *out, const float *inp,
  * weight is packed into `scratch` and the work split across `workers`
  * (NULL: this thread only). FALSE only when scratch cannot grow. */
 gboolean fer_cpu_conv2d_forward_train (float *out, const float *inp,
-    const float *weight, const fer_conv_shape *s,
-    fer_cpu_conv_scratch *scratch, fer_cpu_workers *workers, GError **error);
+    const float *weight, const fer_conv_shape *s, fer_cpu_conv_scratch *scratch,
+    fer_cpu_workers *workers, GError **error);
 
 /* Floats of workspace (col) one image needs for the input gradient (0:
  * stride-1 convs need none). */
@@ -102,15 +102,14 @@ void fer_cpu_maxpool2d_forward (float *out, const float *inp, int n, int h,
  * maximum of its window in (ky, kx) scan order, as PyTorch's CPU kernel
  * picks it (ties happen after ReLU: all-zero windows). */
 void fer_cpu_maxpool2d_backward (float *dinp, const float *dout,
-    const float *inp, int n, int h, int w, int c, int k, int stride,
-    int pad);
+    const float *inp, int n, int h, int w, int c, int k, int stride, int pad);
 
 /* out (n, c) = mean over hw of inp (n, hw, c). */
-void fer_cpu_avgpool_forward (float *out, const float *inp, int n, int hw,
-    int c);
+void fer_cpu_avgpool_forward (
+    float *out, const float *inp, int n, int hw, int c);
 /* dinp (n, hw, c) = dout (n, c) / hw. */
-void fer_cpu_avgpool_backward (float *dinp, const float *dout, int n, int hw,
-    int c);
+void fer_cpu_avgpool_backward (
+    float *dinp, const float *dout, int n, int hw, int c);
 
 /* ---- linear.c ---- */
 
@@ -133,15 +132,14 @@ void fer_cpu_linear_backward (float *dinp, float *dweight, float *dbias,
  * when not NULL, move toward the batch mean and the UNBIASED variance:
  * r = (1 - momentum) * r + momentum * stat (PyTorch). out may not alias inp. */
 void fer_cpu_batchnorm_forward_train (float *out, float *save_mean,
-    float *save_rstd, float *running_mean, float *running_var,
-    const float *inp, const float *gamma, const float *beta,
-    const float *residual, int rows, int c, float momentum, float eps,
-    gboolean relu);
+    float *save_rstd, float *running_mean, float *running_var, const float *inp,
+    const float *gamma, const float *beta, const float *residual, int rows,
+    int c, float momentum, float eps, gboolean relu);
 /* Evaluation mode: the running statistics normalise. */
 void fer_cpu_batchnorm_forward_eval (float *out, const float *inp,
     const float *gamma, const float *beta, const float *running_mean,
-    const float *running_var, const float *residual, int rows, int c,
-    float eps, gboolean relu);
+    const float *running_var, const float *residual, int rows, int c, float eps,
+    gboolean relu);
 /* dinp (rows, c) overwritten; dgamma, dbeta (c) +=. dout is the gradient of
  * the BatchNorm output (before any ReLU: apply relu_backward first). dinp
  * may not alias dout or inp. */
@@ -152,8 +150,8 @@ void fer_cpu_batchnorm_backward (float *dinp, float *dgamma, float *dbeta,
 /* ---- activation.c: ReLU, residual add, dropout ---- */
 
 /* dinp = dout * (out > 0), out being the ReLU's output; dinp may be dout. */
-void fer_cpu_relu_backward (float *dinp, const float *dout, const float *out,
-    size_t n);
+void fer_cpu_relu_backward (
+    float *dinp, const float *dout, const float *out, size_t n);
 /* Residual add: out = a + b (out may be a or b). Its backward is the
  * identity into both branches, and summing two branches' gradients is this
  * same op. */
@@ -162,18 +160,18 @@ void fer_cpu_add (float *out, const float *a, const float *b, size_t n);
  * out = inp * mask, and dinp = dout * mask. The mask comes from the
  * trainer's generator (fer_dropout_mask in train.c), so every backend drops
  * the same units. Outputs may alias inputs. */
-void fer_cpu_dropout_forward (float *out, const float *inp, const float *mask,
-    size_t n);
-void fer_cpu_dropout_backward (float *dinp, const float *dout,
-    const float *mask, size_t n);
+void fer_cpu_dropout_forward (
+    float *out, const float *inp, const float *mask, size_t n);
+void fer_cpu_dropout_backward (
+    float *dinp, const float *dout, const float *mask, size_t n);
 
 /* ---- softmax.c ---- */
 
 /* probs (n_faces, k) = per face, the mean over its `views` consecutive rows
  * of logits (n_faces * views, k) of their softmax (softmax-average.h);
  * probs may not alias logits. */
-void fer_cpu_softmax_average (float *probs, const float *logits, int n_faces,
-    int views, int k);
+void fer_cpu_softmax_average (
+    float *probs, const float *logits, int n_faces, int views, int k);
 
 /* ---- loss.c ---- */
 
@@ -196,16 +194,16 @@ void fer_cpu_softmax_xent (float *loss, float *dlogits, const float *logits,
  * AdamW (decoupled TRUE: params *= 1 - lr * weight_decay first), PyTorch
  * 1.13's single-tensor arithmetic, bias corrections for `step` (>= 1, the
  * step being taken). m, v: first and second moments. */
-void fer_cpu_adam_update (float *params, float *m, float *v,
-    const float *grads, size_t n, float lr, float beta1, float beta2,
-    float eps, float weight_decay, int64_t step, gboolean decoupled);
+void fer_cpu_adam_update (float *params, float *m, float *v, const float *grads,
+    size_t n, float lr, float beta1, float beta2, float eps, float weight_decay,
+    int64_t step, gboolean decoupled);
 /* torch.optim.SGD (dampening 0): weight decay into the gradient; with
  * momentum, buf = grad on the first step, else momentum * buf + grad; the
  * update direction is buf, or grad + momentum * buf with Nesterov. buf may
  * be NULL when momentum is 0. */
 void fer_cpu_sgd_update (float *params, float *buf, const float *grads,
-    size_t n, float lr, float momentum, float weight_decay,
-    gboolean nesterov, gboolean first_step);
+    size_t n, float lr, float momentum, float weight_decay, gboolean nesterov,
+    gboolean first_step);
 
 /* ---- preprocess.c ---- */
 

@@ -38,13 +38,11 @@ fer_cpu_adam_update (float *restrict params, float *restrict m,
    * one branch-free loop (FER_FOR_VEC). */
   const float p_scale = decoupled ? decay : 1.0f;
   const float g_decay = l2 ? weight_decay : 0.0f;
-  FER_FOR_VEC (i, n,
-      const float p = params[i] * p_scale;
+  FER_FOR_VEC (
+      i, n, const float p = params[i] * p_scale;
       const float g = grads[i] + g_decay * p;
       const float mi = m[i] * b1 + one_minus_b1 * g;
-      const float vi = v[i] * b2 + one_minus_b2 * g * g;
-      m[i] = mi;
-      v[i] = vi;
+      const float vi = v[i] * b2 + one_minus_b2 * g * g; m[i] = mi; v[i] = vi;
       params[i] = p + neg_step_size * mi / (sqrtf (vi) / bc2_sqrt + eps));
 }
 
@@ -69,9 +67,8 @@ fer_cpu_sgd_update (float *params, float *buf, const float *grads, size_t n,
 
 gboolean
 fer_cpu_op_adam_update (fer_backend *be, float *params, float *m, float *v,
-    const float *grads, size_t n, float lr, float beta1, float beta2,
-    float eps, float weight_decay, int64_t step, gboolean decoupled,
-    GError **error)
+    const float *grads, size_t n, float lr, float beta1, float beta2, float eps,
+    float weight_decay, int64_t step, gboolean decoupled, GError **error)
 {
   fer_cpu_adam_update (params, m, v, grads, n, lr, beta1, beta2, eps,
       weight_decay, step, decoupled);
@@ -80,12 +77,11 @@ fer_cpu_op_adam_update (fer_backend *be, float *params, float *m, float *v,
 
 gboolean
 fer_cpu_op_sgd_update (fer_backend *be, float *params, float *buf,
-    const float *grads, size_t n, float lr, float momentum,
-    float weight_decay, gboolean nesterov, gboolean first_step,
-    GError **error)
+    const float *grads, size_t n, float lr, float momentum, float weight_decay,
+    gboolean nesterov, gboolean first_step, GError **error)
 {
-  fer_cpu_sgd_update (params, buf, grads, n, lr, momentum, weight_decay,
-      nesterov, first_step);
+  fer_cpu_sgd_update (
+      params, buf, grads, n, lr, momentum, weight_decay, nesterov, first_step);
   return TRUE;
 }
 

@@ -46,7 +46,10 @@ void
 fer_cpu_maxpool2d_backward (float *dinp, const float *dout, const float *inp,
     int n, int h, int w, int c, int k, int stride, int pad)
 {
-  enum { CBLOCK = 256 };
+  enum
+  {
+    CBLOCK = 256
+  };
   int oh = (h + 2 * pad - k) / stride + 1;
   int ow = (w + 2 * pad - k) / stride + 1;
   float best[CBLOCK];
@@ -114,8 +117,7 @@ fer_cpu_avgpool_forward (float *out, const float *inp, int n, int hw, int c)
 }
 
 void
-fer_cpu_avgpool_backward (float *dinp, const float *dout, int n, int hw,
-    int c)
+fer_cpu_avgpool_backward (float *dinp, const float *dout, int n, int hw, int c)
 {
   for (int b = 0; b < n; b++) {
     const float *d = dout + (size_t) b * c;
@@ -135,9 +137,9 @@ fer_cpu_op_maxpool2d_forward (fer_backend *be, float *out, const float *inp,
 }
 
 gboolean
-fer_cpu_op_maxpool2d_backward (fer_backend *be, float *dinp,
-    const float *dout, const float *inp, int n, int h, int w, int c, int k,
-    int stride, int pad, GError **error)
+fer_cpu_op_maxpool2d_backward (fer_backend *be, float *dinp, const float *dout,
+    const float *inp, int n, int h, int w, int c, int k, int stride, int pad,
+    GError **error)
 {
   fer_cpu_maxpool2d_backward (dinp, dout, inp, n, h, w, c, k, stride, pad);
   return TRUE;
@@ -152,8 +154,8 @@ fer_cpu_op_avgpool_forward (fer_backend *be, float *out, const float *inp,
 }
 
 gboolean
-fer_cpu_op_avgpool_backward (fer_backend *be, float *dinp,
-    const float *dout, int n, int hw, int c, GError **error)
+fer_cpu_op_avgpool_backward (fer_backend *be, float *dinp, const float *dout,
+    int n, int hw, int c, GError **error)
 {
   fer_cpu_avgpool_backward (dinp, dout, n, hw, c);
   return TRUE;

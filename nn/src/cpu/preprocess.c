@@ -18,8 +18,8 @@ fer_cpu_preprocess (float *out, float *planar, const fer_image *img,
 
   for (int v = 0; v < n; v++) {
     float *nhwc = out + (size_t) v * plane * C;
-    if (!fer_preprocess (img, &views[v], spec, C > 1 ? planar : nhwc,
-            scratch, error))
+    if (!fer_preprocess (
+            img, &views[v], spec, C > 1 ? planar : nhwc, scratch, error))
       return FALSE;
     if (C > 1)
       for (size_t p = 0; p < plane; p++)
@@ -62,7 +62,8 @@ fer_cpu_op_preprocess (fer_backend *be, float *out, const fer_image *img,
 {
   cpu_backend *cpu = (cpu_backend *) be;
 
-  return n <= 0 || (prepare_planar (cpu, img, views, spec, error)
-      && fer_cpu_preprocess (out, cpu->planar, img, views, n, spec,
-          cpu->preprocess, error));
+  return n <= 0
+      || (prepare_planar (cpu, img, views, spec, error)
+          && fer_cpu_preprocess (
+              out, cpu->planar, img, views, n, spec, cpu->preprocess, error));
 }

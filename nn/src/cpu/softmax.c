@@ -7,17 +7,17 @@
 #include "softmax-average.h"
 
 void
-fer_cpu_softmax_average (float *probs, const float *logits, int n_faces,
-    int views, int k)
+fer_cpu_softmax_average (
+    float *probs, const float *logits, int n_faces, int views, int k)
 {
   for (int f = 0; f < n_faces; f++)
-    fer_softmax_average_face (probs + (size_t) f * k,
-        logits + (size_t) f * views * k, views, k);
+    fer_softmax_average_face (
+        probs + (size_t) f * k, logits + (size_t) f * views * k, views, k);
 }
 
 gboolean
-fer_cpu_op_softmax_average (fer_backend *be, float *probs,
-    const float *logits, int n_faces, int views, int k, GError **error)
+fer_cpu_op_softmax_average (fer_backend *be, float *probs, const float *logits,
+    int n_faces, int views, int k, GError **error)
 {
   fer_cpu_softmax_average (probs, logits, n_faces, views, k);
   return TRUE;

@@ -31,18 +31,24 @@
  * a core between video frames. */
 #define SPIN_US 300
 
-enum { SLOT_OPEN, SLOT_RUN, SLOT_DONE, SLOT_CANCELLED };
-#define SLOT(gen, state) ((unsigned long long) (gen) * 4 + (state))
+enum
+{
+  SLOT_OPEN,
+  SLOT_RUN,
+  SLOT_DONE,
+  SLOT_CANCELLED
+};
+#define SLOT(gen, state) ((unsigned long long) (gen) *4 + (state))
 
 struct fer_cpu_workers
 {
   int n;
-  GThread **threads;       /* n - 1 */
+  GThread **threads; /* n - 1 */
   GMutex lock;
   GCond wake;
   atomic_uint generation;
   atomic_int sleepers;
-  atomic_ullong *slots;    /* n - 1: SLOT (generation, state) */
+  atomic_ullong *slots; /* n - 1: SLOT (generation, state) */
   atomic_bool quit;
   fer_cpu_job job;
   void *ctx;
@@ -98,11 +104,11 @@ worker_main (gpointer data)
     if (atomic_load_explicit (&w->quit, memory_order_acquire))
       return NULL;
     open = SLOT (seen, SLOT_OPEN);
-    if (atomic_compare_exchange_strong (&w->slots[index - 1], &open,
-            SLOT (seen, SLOT_RUN))) {
+    if (atomic_compare_exchange_strong (
+            &w->slots[index - 1], &open, SLOT (seen, SLOT_RUN))) {
       w->job (w->ctx, index, w->n);
-      atomic_store_explicit (&w->slots[index - 1], SLOT (seen, SLOT_DONE),
-          memory_order_release);
+      atomic_store_explicit (
+          &w->slots[index - 1], SLOT (seen, SLOT_DONE), memory_order_release);
     }
   }
 }
@@ -191,17 +197,19 @@ fer_cpu_workers_run (fer_cpu_workers *w, fer_cpu_job fn, void *ctx)
   w->job = fn;
   w->ctx = ctx;
   for (int i = 0; i < w->n - 1; i++)
-    atomic_store_explicit (&w->slots[i], SLOT (gen, SLOT_OPEN),
-        memory_order_relaxed);
+    atomic_store_explicit (
+        &w->slots[i], SLOT (gen, SLOT_OPEN), memory_order_relaxed);
   publish (w);
   fn (ctx, 0, w->n);
   for (int i = 0; i < w->n - 1; i++) {
     unsigned long long open = SLOT (gen, SLOT_OPEN);
-    if (atomic_compare_exchange_strong (&w->slots[i], &open,
-            SLOT (gen, SLOT_CANCELLED)))
+    if (atomic_compare_exchange_strong (
+            &w->slots[i], &open, SLOT (gen, SLOT_CANCELLED)))
       continue;
-    for (unsigned spins = 1; atomic_load_explicit (&w->slots[i],
-            memory_order_acquire) != SLOT (gen, SLOT_DONE); spins++) {
+    for (unsigned spins = 1;
+         atomic_load_explicit (&w->slots[i], memory_order_acquire)
+         != SLOT (gen, SLOT_DONE);
+         spins++) {
       cpu_relax ();
       if ((spins & 1023) == 0)
         g_thread_yield ();

@@ -7,8 +7,8 @@ fer_cuda_op_relu_backward (fer_backend *be, float *dinp, const float *dout,
     const float *out, size_t n, GError **error)
 {
   cuda_backend *cb = (cuda_backend *) be;
-  return CUDA_LAUNCH_OK (cb, fer_cuda_relu_backward (cb->stream, dinp, dout,
-          out, n));
+  return CUDA_LAUNCH_OK (
+      cb, fer_cuda_relu_backward (cb->stream, dinp, dout, out, n));
 }
 
 gboolean
@@ -24,8 +24,8 @@ fer_cuda_op_dropout_forward (fer_backend *be, float *out, const float *inp,
     const float *mask, size_t n, GError **error)
 {
   cuda_backend *cb = (cuda_backend *) be;
-  return CUDA_LAUNCH_OK (cb, fer_cuda_dropout_forward (cb->stream, out, inp,
-          mask, n));
+  return CUDA_LAUNCH_OK (
+      cb, fer_cuda_dropout_forward (cb->stream, out, inp, mask, n));
 }
 
 /* The same multiply by the mask. */

@@ -6,10 +6,11 @@
 #include "kernels.h"
 
 static __global__ void
-relu_backward_kernel (float *dinp, const float *dout, const float *out,
-    size_t n)
+relu_backward_kernel (
+    float *dinp, const float *dout, const float *out, size_t n)
 {
-  FER_CUDA_GRID_STRIDE (i, n) {
+  FER_CUDA_GRID_STRIDE (i, n)
+  {
     const float d = dout[i];
     dinp[i] = out[i] > 0.0f ? d : 0.0f;
   }
@@ -28,10 +29,11 @@ mul_kernel (float *out, const float *a, const float *b, size_t n)
 }
 
 static __global__ void
-bias_act_kernel (float *out, const float *bias, const float *residual,
-    size_t n, int c, int relu)
+bias_act_kernel (float *out, const float *bias, const float *residual, size_t n,
+    int c, int relu)
 {
-  FER_CUDA_GRID_STRIDE (i, n) {
+  FER_CUDA_GRID_STRIDE (i, n)
+  {
     float v = out[i];
     if (bias)
       v += bias[i % c];
@@ -49,8 +51,8 @@ fer_cuda_relu_backward (cudaStream_t stream, float *dinp, const float *dout,
 }
 
 extern "C" cudaError_t
-fer_cuda_add (cudaStream_t stream, float *out, const float *a,
-    const float *b, size_t n)
+fer_cuda_add (
+    cudaStream_t stream, float *out, const float *a, const float *b, size_t n)
 {
   FER_CUDA_LAUNCH (add_kernel, n, stream, out, a, b, n);
 }
@@ -67,6 +69,5 @@ fer_cuda_bias_act (cudaStream_t stream, float *out, const float *bias,
     const float *residual, size_t rows, int c, int relu)
 {
   const size_t n = rows * (size_t) c;
-  FER_CUDA_LAUNCH (bias_act_kernel, n, stream, out, bias, residual, n, c,
-      relu);
+  FER_CUDA_LAUNCH (bias_act_kernel, n, stream, out, bias, residual, n, c, relu);
 }

@@ -34,17 +34,18 @@ fail (int code, const char *what, const char *name, const char *text,
 }
 
 gboolean
-fer_cuda_check_runtime (cudaError_t status, const char *stmt,
-    const char *file, int line, GError **error)
+fer_cuda_check_runtime (cudaError_t status, const char *stmt, const char *file,
+    int line, GError **error)
 {
   if (status == cudaSuccess)
     return TRUE;
   /* clear the runtime's last-error slot, so that the next check does not
    * report this failure again (sticky errors stay regardless) */
   (void) cudaGetLastError ();
-  return fail (status == cudaErrorMemoryAllocation ? FER_ERROR_NOMEM
-      : FER_ERROR_BACKEND, "CUDA", cudaGetErrorName (status),
-      cudaGetErrorString (status), stmt, file, line, error);
+  return fail (
+      status == cudaErrorMemoryAllocation ? FER_ERROR_NOMEM : FER_ERROR_BACKEND,
+      "CUDA", cudaGetErrorName (status), cudaGetErrorString (status), stmt,
+      file, line, error);
 }
 
 gboolean
@@ -54,13 +55,14 @@ fer_cuda_check_cublas (cublasStatus_t status, const char *stmt,
   if (status == CUBLAS_STATUS_SUCCESS)
     return TRUE;
   return fail (status == CUBLAS_STATUS_ALLOC_FAILED ? FER_ERROR_NOMEM
-      : FER_ERROR_BACKEND, "cuBLAS", cublasGetStatusName (status),
-      cublasGetStatusString (status), stmt, file, line, error);
+                                                    : FER_ERROR_BACKEND,
+      "cuBLAS", cublasGetStatusName (status), cublasGetStatusString (status),
+      stmt, file, line, error);
 }
 
 gboolean
-fer_cuda_check_cudnn (cudnnStatus_t status, const char *stmt,
-    const char *file, int line, GError **error)
+fer_cuda_check_cudnn (cudnnStatus_t status, const char *stmt, const char *file,
+    int line, GError **error)
 {
   char detail[256] = "";
   if (status == CUDNN_STATUS_SUCCESS)
@@ -68,9 +70,9 @@ fer_cuda_check_cudnn (cudnnStatus_t status, const char *stmt,
   cudnnGetLastErrorString (detail, sizeof detail);
   if (!*detail)
     g_strlcpy (detail, "no detail", sizeof detail);
-  return fail (status == CUDNN_STATUS_ALLOC_FAILED ? FER_ERROR_NOMEM
-      : FER_ERROR_BACKEND, "cuDNN", cudnnGetErrorString (status), detail,
-      stmt, file, line, error);
+  return fail (
+      status == CUDNN_STATUS_ALLOC_FAILED ? FER_ERROR_NOMEM : FER_ERROR_BACKEND,
+      "cuDNN", cudnnGetErrorString (status), detail, stmt, file, line, error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -83,8 +85,8 @@ fer_cuda_enter (cuda_backend *cb, GError **error)
 }
 
 gboolean
-fer_cuda_grow_device (cuda_backend *cb, void **buf, size_t *have,
-    size_t bytes, GError **error)
+fer_cuda_grow_device (
+    cuda_backend *cb, void **buf, size_t *have, size_t bytes, GError **error)
 {
   size_t want = fer_cuda_grow_bytes (*have, bytes);
   if (want == 0)
@@ -101,8 +103,8 @@ fer_cuda_grow_device (cuda_backend *cb, void **buf, size_t *have,
 void *
 fer_cuda_scratch (cuda_backend *cb, size_t bytes, GError **error)
 {
-  if (!fer_cuda_grow_device (cb, &cb->scratch, &cb->scratch_bytes, bytes,
-          error))
+  if (!fer_cuda_grow_device (
+          cb, &cb->scratch, &cb->scratch_bytes, bytes, error))
     return NULL;
   return cb->scratch;
 }
@@ -110,8 +112,8 @@ fer_cuda_scratch (cuda_backend *cb, size_t bytes, GError **error)
 static gboolean
 ensure_staging (cuda_backend *cb, size_t bytes, GError **error)
 {
-  size_t want = fer_cuda_grow_bytes (cb->staging_bytes,
-      MIN (bytes, STAGING_MAX_BYTES));
+  size_t want =
+      fer_cuda_grow_bytes (cb->staging_bytes, MIN (bytes, STAGING_MAX_BYTES));
   if (want == 0)
     return TRUE;
   want = MIN (want, STAGING_MAX_BYTES);
@@ -125,8 +127,8 @@ ensure_staging (cuda_backend *cb, size_t bytes, GError **error)
 }
 
 gboolean
-fer_cuda_upload_bytes (cuda_backend *cb, void *dst, const void *src,
-    size_t bytes, GError **error)
+fer_cuda_upload_bytes (
+    cuda_backend *cb, void *dst, const void *src, size_t bytes, GError **error)
 {
   if (!fer_cuda_enter (cb, error) || !ensure_staging (cb, bytes, error))
     return FALSE;
@@ -136,22 +138,22 @@ fer_cuda_upload_bytes (cuda_backend *cb, void *dst, const void *src,
     CUDA_CHECK (cudaEventSynchronize (cb->staging_done));
     memcpy (cb->staging, (const char *) src + off, len);
     CUDA_CHECK (cudaMemcpyAsync ((char *) dst + off, cb->staging, len,
-            cudaMemcpyHostToDevice, cb->stream));
+        cudaMemcpyHostToDevice, cb->stream));
     CUDA_CHECK (cudaEventRecord (cb->staging_done, cb->stream));
   }
   return TRUE;
 }
 
 gboolean
-fer_cuda_download_bytes (cuda_backend *cb, void *dst, const void *src,
-    size_t bytes, GError **error)
+fer_cuda_download_bytes (
+    cuda_backend *cb, void *dst, const void *src, size_t bytes, GError **error)
 {
   if (!fer_cuda_enter (cb, error) || !ensure_staging (cb, bytes, error))
     return FALSE;
   for (size_t off = 0; off < bytes; off += cb->staging_bytes) {
     size_t len = MIN (cb->staging_bytes, bytes - off);
     CUDA_CHECK (cudaMemcpyAsync (cb->staging, (const char *) src + off, len,
-            cudaMemcpyDeviceToHost, cb->stream));
+        cudaMemcpyDeviceToHost, cb->stream));
     CUDA_CHECK (cudaStreamSynchronize (cb->stream));
     memcpy ((char *) dst + off, cb->staging, len);
   }
@@ -174,7 +176,7 @@ cuda_alloc (fer_backend *be, size_t n, GError **error)
   if (!fer_cuda_enter (cb, error) || !CUDA_OK (cudaMalloc (&p, bytes)))
     return NULL;
   if (!CUDA_OK (cudaMemsetAsync (p, 0, bytes, cb->stream))) {
-    (void) cudaFree (p);   /* the memset's error is the one reported */
+    (void) cudaFree (p); /* the memset's error is the one reported */
     return NULL;
   }
   return p;
@@ -188,25 +190,24 @@ cuda_release (fer_backend *be, float *p)
     return;
   /* release cannot report: a failure here is one of the stream's (it
    * surfaces at the next op) */
-  if (cudaSetDevice (cb->device) != cudaSuccess
-      || cudaFree (p) != cudaSuccess)
+  if (cudaSetDevice (cb->device) != cudaSuccess || cudaFree (p) != cudaSuccess)
     (void) cudaGetLastError ();
 }
 
 static gboolean
-cuda_upload (fer_backend *be, float *dst, const float *src, size_t n,
-    GError **error)
+cuda_upload (
+    fer_backend *be, float *dst, const float *src, size_t n, GError **error)
 {
-  return fer_cuda_upload_bytes ((cuda_backend *) be, dst, src,
-      n * sizeof (float), error);
+  return fer_cuda_upload_bytes (
+      (cuda_backend *) be, dst, src, n * sizeof (float), error);
 }
 
 static gboolean
-cuda_download (fer_backend *be, float *dst, const float *src, size_t n,
-    GError **error)
+cuda_download (
+    fer_backend *be, float *dst, const float *src, size_t n, GError **error)
 {
-  return fer_cuda_download_bytes ((cuda_backend *) be, dst, src,
-      n * sizeof (float), error);
+  return fer_cuda_download_bytes (
+      (cuda_backend *) be, dst, src, n * sizeof (float), error);
 }
 
 static gboolean
@@ -321,8 +322,8 @@ fer_backend_cuda_probe (int device_id, GError **error)
   }
   if (device_id < 0 || device_id >= count) {
     g_set_error (error, FER_ERROR, FER_ERROR_NO_DEVICE,
-        "no CUDA device %d: device-id must be 0..%d (%d device%s)",
-        device_id, count - 1, count, count == 1 ? "" : "s");
+        "no CUDA device %d: device-id must be 0..%d (%d device%s)", device_id,
+        count - 1, count, count == 1 ? "" : "s");
     return FALSE;
   }
   return TRUE;
@@ -345,14 +346,13 @@ fer_backend_cuda_new (int device_id, GError **error)
     goto fail;
   }
   cb->find_algorithms = g_strcmp0 (g_getenv ("FER_CUDA_CONV_FIND"), "1") == 0;
-  cb->conv_plans = g_hash_table_new_full (
-      (GHashFunc) fer_cuda_conv_key_hash, (GEqualFunc) fer_cuda_conv_key_equal,
-      NULL, fer_cuda_conv_plan_free);
+  cb->conv_plans = g_hash_table_new_full ((GHashFunc) fer_cuda_conv_key_hash,
+      (GEqualFunc) fer_cuda_conv_key_equal, NULL, fer_cuda_conv_plan_free);
   if (!fer_cuda_enter (cb, error)
-      || !CUDA_OK (cudaStreamCreateWithFlags (&cb->stream,
-              cudaStreamNonBlocking))
-      || !CUDA_OK (cudaEventCreateWithFlags (&cb->staging_done,
-              cudaEventDisableTiming))
+      || !CUDA_OK (
+          cudaStreamCreateWithFlags (&cb->stream, cudaStreamNonBlocking))
+      || !CUDA_OK (
+          cudaEventCreateWithFlags (&cb->staging_done, cudaEventDisableTiming))
       || !CUBLAS_OK (cublasCreate (&cb->blas))
       || !CUBLAS_OK (cublasSetStream (cb->blas, cb->stream))
       || !CUDNN_OK (cudnnCreate (&cb->dnn))

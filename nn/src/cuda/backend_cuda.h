@@ -24,19 +24,19 @@ typedef struct
   fer_backend base;
   int device;
   fer_cuda_math math;
-  gboolean find_algorithms;  /* FER_CUDA_CONV_FIND=1: measure, not rank */
+  gboolean find_algorithms; /* FER_CUDA_CONV_FIND=1: measure, not rank */
   cudaStream_t stream;
   cublasHandle_t blas;
   cudnnHandle_t dnn;
 
-  GHashTable *conv_plans;    /* fer_cuda_conv_key -> cuda_conv_plan */
-  void *workspace;           /* cuDNN's, one for all convolutions, grows */
+  GHashTable *conv_plans; /* fer_cuda_conv_key -> cuda_conv_plan */
+  void *workspace;        /* cuDNN's, one for all convolutions, grows */
   size_t workspace_bytes;
-  void *scratch;             /* batch-norm partial sums, the loss, labels */
+  void *scratch; /* batch-norm partial sums, the loss, labels */
   size_t scratch_bytes;
-  void *frame;               /* preprocess: the frame's planes and taps */
+  void *frame; /* preprocess: the frame's planes and taps */
   size_t frame_bytes;
-  void *taps_host;           /* preprocess: the taps, built on the host */
+  void *taps_host; /* preprocess: the taps, built on the host */
   size_t taps_host_bytes;
 
   /* Pinned host memory through which every upload and download goes,
@@ -53,21 +53,30 @@ gboolean fer_cuda_check_cublas (cublasStatus_t status, const char *stmt,
 gboolean fer_cuda_check_cudnn (cudnnStatus_t status, const char *stmt,
     const char *file, int line, GError **error);
 
-#define CUDA_OK(stmt) \
+#define CUDA_OK(stmt)                                                          \
   fer_cuda_check_runtime ((stmt), #stmt, __FILE__, __LINE__, error)
-#define CUBLAS_OK(stmt) \
+#define CUBLAS_OK(stmt)                                                        \
   fer_cuda_check_cublas ((stmt), #stmt, __FILE__, __LINE__, error)
-#define CUDNN_OK(stmt) \
+#define CUDNN_OK(stmt)                                                         \
   fer_cuda_check_cudnn ((stmt), #stmt, __FILE__, __LINE__, error)
-#define CUDA_CHECK(stmt) \
-  do { if (!CUDA_OK (stmt)) return FALSE; } while (0)
-#define CUBLAS_CHECK(stmt) \
-  do { if (!CUBLAS_OK (stmt)) return FALSE; } while (0)
-#define CUDNN_CHECK(stmt) \
-  do { if (!CUDNN_OK (stmt)) return FALSE; } while (0)
+#define CUDA_CHECK(stmt)                                                       \
+  do {                                                                         \
+    if (!CUDA_OK (stmt))                                                       \
+      return FALSE;                                                            \
+  } while (0)
+#define CUBLAS_CHECK(stmt)                                                     \
+  do {                                                                         \
+    if (!CUBLAS_OK (stmt))                                                     \
+      return FALSE;                                                            \
+  } while (0)
+#define CUDNN_CHECK(stmt)                                                      \
+  do {                                                                         \
+    if (!CUDNN_OK (stmt))                                                      \
+      return FALSE;                                                            \
+  } while (0)
 /* A launch of our kernels (kernels.h) from a table entry: the backend cb's
  * device made current, then `call`, whose launch error is checked. */
-#define CUDA_LAUNCH_OK(cb, call) \
+#define CUDA_LAUNCH_OK(cb, call)                                               \
   (fer_cuda_enter ((cb), error) && CUDA_OK (call))
 
 /* The backend's table, for tests that check it is complete without a
@@ -81,13 +90,13 @@ gboolean fer_cuda_enter (cuda_backend *cb, GError **error);
 void *fer_cuda_scratch (cuda_backend *cb, size_t bytes, GError **error);
 /* Grows *buf (device memory) to hold `bytes`; the stream is drained first,
  * since kernels queued on it may still use the old buffer. */
-gboolean fer_cuda_grow_device (cuda_backend *cb, void **buf, size_t *have,
-    size_t bytes, GError **error);
+gboolean fer_cuda_grow_device (
+    cuda_backend *cb, void **buf, size_t *have, size_t bytes, GError **error);
 /* Host <-> device copies of `bytes` through the pinned staging buffer. */
-gboolean fer_cuda_upload_bytes (cuda_backend *cb, void *dst, const void *src,
-    size_t bytes, GError **error);
-gboolean fer_cuda_download_bytes (cuda_backend *cb, void *dst,
-    const void *src, size_t bytes, GError **error);
+gboolean fer_cuda_upload_bytes (
+    cuda_backend *cb, void *dst, const void *src, size_t bytes, GError **error);
+gboolean fer_cuda_download_bytes (
+    cuda_backend *cb, void *dst, const void *src, size_t bytes, GError **error);
 
 /* The table's entries, each in its op family's file next to the calls
  * it makes (cuDNN, cuBLAS, our kernels). */
@@ -101,8 +110,8 @@ fer_op_conv2d_backward fer_cuda_op_conv2d_backward;
 void fer_cuda_conv_plan_free (gpointer plan);
 /* For tests, without a device: what cuDNN makes of the descriptors a plan
  * for s gets: the output's (n, c, h, w) and their strides. */
-gboolean fer_cuda_conv_output_layout (const fer_conv_shape *s, int dims[4],
-    int strides[4], GError **error);
+gboolean fer_cuda_conv_output_layout (
+    const fer_conv_shape *s, int dims[4], int strides[4], GError **error);
 
 /* pool.c */
 fer_op_maxpool2d_forward fer_cuda_op_maxpool2d_forward;
@@ -142,13 +151,13 @@ fer_op_zero fer_cuda_op_zero;
  * n flips) and floats (n x S x (stride_x + stride_y)). */
 typedef struct
 {
-  fer_cuda_frame frame;        /* offsets: where upload puts each plane */
+  fer_cuda_frame frame; /* offsets: where upload puts each plane */
   fer_cuda_norm norm;
   size_t plane_bytes[3];
   size_t frame_bytes;
   int stride_x, stride_y;
   size_t n_ints, n_floats;
-  int *ints, *flips;           /* into *buf */
+  int *ints, *flips; /* into *buf */
   float *floats;
 } fer_cuda_batch_plan;
 

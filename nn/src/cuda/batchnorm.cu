@@ -51,9 +51,8 @@ scratch_views (void *scratch, int rows, int c)
 }
 
 static __global__ void
-reduce_kernel (double *part_a, double *part_b, const float *x,
-    const float *dy, const double *mean_d, const float *mean_f, int rows,
-    int c, int mode)
+reduce_kernel (double *part_a, double *part_b, const float *x, const float *dy,
+    const double *mean_d, const float *mean_f, int rows, int c, int mode)
 {
   __shared__ double sa[TILE_R][TILE_C], sb[TILE_R][TILE_C];
   const int ch = blockIdx.x * TILE_C + threadIdx.x;
@@ -61,8 +60,7 @@ reduce_kernel (double *part_a, double *part_b, const float *x,
   double a = 0.0, b = 0.0;
 
   if (ch < c) {
-    for (int r = split * TILE_R + threadIdx.y; r < rows;
-        r += splits * TILE_R) {
+    for (int r = split * TILE_R + threadIdx.y; r < rows; r += splits * TILE_R) {
       const float v = x[(size_t) r * c + ch];
       if (mode == SUM_X) {
         a += v;
@@ -95,8 +93,8 @@ reduce (cudaStream_t stream, const bn_scratch *s, const float *x,
 {
   dim3 grid ((c + TILE_C - 1) / TILE_C, fer_cuda_bn_splits (rows));
   dim3 block (TILE_C, TILE_R);
-  reduce_kernel<<<grid, block, 0, stream>>> (s->part_a, s->part_b, x, dy,
-      s->mean, mean_f, rows, c, mode);
+  reduce_kernel<<<grid, block, 0, stream>>> (
+      s->part_a, s->part_b, x, dy, s->mean, mean_f, rows, c, mode);
   return cudaGetLastError ();
 }
 
@@ -123,8 +121,7 @@ static __global__ void
 train_stats_kernel (float *alpha, float *shift, float *save_mean,
     float *save_rstd, float *running_mean, float *running_var,
     const double *mean_d, const double *part_a, const float *gamma,
-    const float *beta, int splits, int rows, int c, float momentum,
-    float eps)
+    const float *beta, int splits, int rows, int c, float momentum, float eps)
 {
   const int ch = blockIdx.x * blockDim.x + threadIdx.x;
   if (ch >= c)
@@ -135,8 +132,8 @@ train_stats_kernel (float *alpha, float *shift, float *save_mean,
   save_mean[ch] = (float) mean;
   save_rstd[ch] = (float) rstd;
   if (running_mean)
-    running_mean[ch] = (float) (momentum * mean
-        + (1.0 - momentum) * running_mean[ch]);
+    running_mean[ch] =
+        (float) (momentum * mean + (1.0 - momentum) * running_mean[ch]);
   if (running_var)
     running_var[ch] = (float) (momentum * (rows > 1 ? sq / (rows - 1) : var)
         + (1.0 - momentum) * running_var[ch]);
@@ -163,7 +160,7 @@ affine_kernel (float *out, const float *x, const float *alpha,
     const float *shift, const float *residual, size_t n, int c, int relu)
 {
   for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
-      i += (size_t) gridDim.x * blockDim.x) {
+       i += (size_t) gridDim.x * blockDim.x) {
     const int ch = (int) (i % c);
     float y = x[i] * alpha[ch] + shift[ch];
     if (residual)
@@ -174,8 +171,8 @@ affine_kernel (float *out, const float *x, const float *alpha,
 
 /* k_dy (k0), k_xmu (k1), k_const (k2), and the parameter gradients. */
 static __global__ void
-backward_coef_kernel (float *k_dy, float *k_xmu, float *k_const,
-    float *dgamma, float *dbeta, const double *part_a, const double *part_b,
+backward_coef_kernel (float *k_dy, float *k_xmu, float *k_const, float *dgamma,
+    float *dbeta, const double *part_a, const double *part_b,
     const float *save_rstd, const float *gamma, int splits, int rows, int c)
 {
   const int ch = blockIdx.x * blockDim.x + threadIdx.x;
@@ -198,10 +195,9 @@ backward_dx_kernel (float *dinp, const float *dout, const float *x,
     const float *k_const, size_t n, int c)
 {
   for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < n;
-      i += (size_t) gridDim.x * blockDim.x) {
+       i += (size_t) gridDim.x * blockDim.x) {
     const int ch = (int) (i % c);
-    dinp[i] = dout[i] * k_dy[ch] + (x[i] - mean[ch]) * k_xmu[ch]
-        + k_const[ch];
+    dinp[i] = dout[i] * k_dy[ch] + (x[i] - mean[ch]) * k_xmu[ch] + k_const[ch];
   }
 }
 
@@ -213,10 +209,10 @@ channel_blocks (int c)
 
 extern "C" cudaError_t
 fer_cuda_batchnorm_forward_train (cudaStream_t stream, float *out,
-    float *save_mean, float *save_rstd, float *running_mean,
-    float *running_var, const float *inp, const float *gamma,
-    const float *beta, const float *residual, int rows, int c,
-    float momentum, float eps, int relu, void *scratch)
+    float *save_mean, float *save_rstd, float *running_mean, float *running_var,
+    const float *inp, const float *gamma, const float *beta,
+    const float *residual, int rows, int c, float momentum, float eps, int relu,
+    void *scratch)
 {
   const bn_scratch s = scratch_views (scratch, rows, c);
   const int splits = fer_cuda_bn_splits (rows);
@@ -227,25 +223,24 @@ fer_cuda_batchnorm_forward_train (cudaStream_t stream, float *out,
     return cudaSuccess;
   if ((e = reduce (stream, &s, inp, NULL, NULL, rows, c, SUM_X)))
     return e;
-  mean_kernel<<<channel_blocks (c), FER_CUDA_THREADS, 0, stream>>> (s.mean,
-      s.part_a, splits, rows, c);
+  mean_kernel<<<channel_blocks (c), FER_CUDA_THREADS, 0, stream>>> (
+      s.mean, s.part_a, splits, rows, c);
   if ((e = cudaGetLastError ())
       || (e = reduce (stream, &s, inp, NULL, NULL, rows, c, SUM_SQ)))
     return e;
-  train_stats_kernel<<<channel_blocks (c), FER_CUDA_THREADS, 0, stream>>> (
-      s.k0, s.k1, save_mean, save_rstd, running_mean, running_var, s.mean,
-      s.part_a, gamma, beta, splits, rows, c, momentum, eps);
-  affine_kernel<<<fer_cuda_blocks (n), FER_CUDA_THREADS, 0, stream>>> (out,
-      inp, s.k0, s.k1, residual, n, c, relu);
+  train_stats_kernel<<<channel_blocks (c), FER_CUDA_THREADS, 0, stream>>> (s.k0,
+      s.k1, save_mean, save_rstd, running_mean, running_var, s.mean, s.part_a,
+      gamma, beta, splits, rows, c, momentum, eps);
+  affine_kernel<<<fer_cuda_blocks (n), FER_CUDA_THREADS, 0, stream>>> (
+      out, inp, s.k0, s.k1, residual, n, c, relu);
   return cudaGetLastError ();
 }
 
 extern "C" cudaError_t
 fer_cuda_batchnorm_forward_eval (cudaStream_t stream, float *out,
     const float *inp, const float *gamma, const float *beta,
-    const float *running_mean, const float *running_var,
-    const float *residual, int rows, int c, float eps, int relu,
-    void *scratch)
+    const float *running_mean, const float *running_var, const float *residual,
+    int rows, int c, float eps, int relu, void *scratch)
 {
   const bn_scratch s = scratch_views (scratch, rows, c);
   const size_t n = (size_t) rows * c;
@@ -254,16 +249,15 @@ fer_cuda_batchnorm_forward_eval (cudaStream_t stream, float *out,
     return cudaSuccess;
   eval_stats_kernel<<<channel_blocks (c), FER_CUDA_THREADS, 0, stream>>> (
       s.k0, s.k1, gamma, beta, running_mean, running_var, c, eps);
-  affine_kernel<<<fer_cuda_blocks (n), FER_CUDA_THREADS, 0, stream>>> (out,
-      inp, s.k0, s.k1, residual, n, c, relu);
+  affine_kernel<<<fer_cuda_blocks (n), FER_CUDA_THREADS, 0, stream>>> (
+      out, inp, s.k0, s.k1, residual, n, c, relu);
   return cudaGetLastError ();
 }
 
 extern "C" cudaError_t
-fer_cuda_batchnorm_backward (cudaStream_t stream, float *dinp,
-    float *dgamma, float *dbeta, const float *dout, const float *inp,
-    const float *save_mean, const float *save_rstd, const float *gamma,
-    int rows, int c, void *scratch)
+fer_cuda_batchnorm_backward (cudaStream_t stream, float *dinp, float *dgamma,
+    float *dbeta, const float *dout, const float *inp, const float *save_mean,
+    const float *save_rstd, const float *gamma, int rows, int c, void *scratch)
 {
   const bn_scratch s = scratch_views (scratch, rows, c);
   const int splits = fer_cuda_bn_splits (rows);

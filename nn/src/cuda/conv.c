@@ -32,7 +32,7 @@ typedef struct
   cudnnActivationDescriptor_t relu;
   int algo;
   size_t ws_bytes;
-  gboolean fused;   /* forward: the fused call accepted this shape so far */
+  gboolean fused; /* forward: the fused call accepted this shape so far */
 } cuda_conv_plan;
 
 static void
@@ -62,15 +62,19 @@ fer_cuda_conv_plan_free (gpointer data)
 static gboolean
 tensor_op_math (cudnnMathType_t m)
 {
-  return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+  return m == CUDNN_TENSOR_OP_MATH
+      || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
 }
 
 /* perf[0 .. *n) (any of cuDNN's three *AlgoPerf_t types) into cand. */
-#define TO_CANDIDATES(perf) \
-  for (int i = 0; i < *n; i++) \
-    cand[i] = (fer_cuda_algo_candidate) { (perf)[i].algo, \
-      (perf)[i].status == CUDNN_STATUS_SUCCESS, (perf)[i].memory, \
-      tensor_op_math ((perf)[i].mathType), (perf)[i].mathType }
+#define TO_CANDIDATES(perf)                                                    \
+  for (int i = 0; i < *n; i++)                                                 \
+    cand[i] = (fer_cuda_algo_candidate)                                        \
+    {                                                                          \
+      (perf)[i].algo, (perf)[i].status == CUDNN_STATUS_SUCCESS,                \
+          (perf)[i].memory, tensor_op_math ((perf)[i].mathType),               \
+          (perf)[i].mathType                                                   \
+    }
 
 /* cuDNN's ranked candidates for the plan's kind, as plan.h's list. */
 static gboolean
@@ -79,36 +83,36 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
 {
   switch ((fer_cuda_conv_kind) p->key.kind) {
     case FER_CUDA_CONV_FORWARD:
-    case FER_CUDA_CONV_FORWARD_TRAIN:{
+    case FER_CUDA_CONV_FORWARD_TRAIN: {
       cudnnConvolutionFwdAlgoPerf_t perf[MAX_ALGOS];
       if (cb->find_algorithms)
-        CUDNN_CHECK (cudnnFindConvolutionForwardAlgorithm (cb->dnn, p->x,
-              p->w, p->conv, p->y, MAX_ALGOS, n, perf));
+        CUDNN_CHECK (cudnnFindConvolutionForwardAlgorithm (
+            cb->dnn, p->x, p->w, p->conv, p->y, MAX_ALGOS, n, perf));
       else
-        CUDNN_CHECK (cudnnGetConvolutionForwardAlgorithm_v7 (cb->dnn, p->x,
-              p->w, p->conv, p->y, MAX_ALGOS, n, perf));
+        CUDNN_CHECK (cudnnGetConvolutionForwardAlgorithm_v7 (
+            cb->dnn, p->x, p->w, p->conv, p->y, MAX_ALGOS, n, perf));
       TO_CANDIDATES (perf);
       return TRUE;
     }
-    case FER_CUDA_CONV_BACKWARD_DATA:{
+    case FER_CUDA_CONV_BACKWARD_DATA: {
       cudnnConvolutionBwdDataAlgoPerf_t perf[MAX_ALGOS];
       if (cb->find_algorithms)
-        CUDNN_CHECK (cudnnFindConvolutionBackwardDataAlgorithm (cb->dnn,
-              p->w, p->y, p->conv, p->x, MAX_ALGOS, n, perf));
+        CUDNN_CHECK (cudnnFindConvolutionBackwardDataAlgorithm (
+            cb->dnn, p->w, p->y, p->conv, p->x, MAX_ALGOS, n, perf));
       else
-        CUDNN_CHECK (cudnnGetConvolutionBackwardDataAlgorithm_v7 (cb->dnn,
-              p->w, p->y, p->conv, p->x, MAX_ALGOS, n, perf));
+        CUDNN_CHECK (cudnnGetConvolutionBackwardDataAlgorithm_v7 (
+            cb->dnn, p->w, p->y, p->conv, p->x, MAX_ALGOS, n, perf));
       TO_CANDIDATES (perf);
       return TRUE;
     }
-    case FER_CUDA_CONV_BACKWARD_FILTER:{
+    case FER_CUDA_CONV_BACKWARD_FILTER: {
       cudnnConvolutionBwdFilterAlgoPerf_t perf[MAX_ALGOS];
       if (cb->find_algorithms)
-        CUDNN_CHECK (cudnnFindConvolutionBackwardFilterAlgorithm (cb->dnn,
-              p->x, p->y, p->conv, p->w, MAX_ALGOS, n, perf));
+        CUDNN_CHECK (cudnnFindConvolutionBackwardFilterAlgorithm (
+            cb->dnn, p->x, p->y, p->conv, p->w, MAX_ALGOS, n, perf));
       else
-        CUDNN_CHECK (cudnnGetConvolutionBackwardFilterAlgorithm_v7 (cb->dnn,
-              p->x, p->y, p->conv, p->w, MAX_ALGOS, n, perf));
+        CUDNN_CHECK (cudnnGetConvolutionBackwardFilterAlgorithm_v7 (
+            cb->dnn, p->x, p->y, p->conv, p->w, MAX_ALGOS, n, perf));
       TO_CANDIDATES (perf);
       return TRUE;
     }
@@ -121,23 +125,22 @@ rank_algorithms (cuda_backend *cb, cuda_conv_plan *p,
 }
 
 static gboolean
-workspace_size (cuda_backend *cb, const cuda_conv_plan *p, size_t *bytes,
-    GError **error)
+workspace_size (
+    cuda_backend *cb, const cuda_conv_plan *p, size_t *bytes, GError **error)
 {
   switch ((fer_cuda_conv_kind) p->key.kind) {
     case FER_CUDA_CONV_FORWARD:
     case FER_CUDA_CONV_FORWARD_TRAIN:
       return CUDNN_OK (cudnnGetConvolutionForwardWorkspaceSize (cb->dnn, p->x,
-              p->w, p->conv, p->y, (cudnnConvolutionFwdAlgo_t) p->algo,
-              bytes));
+          p->w, p->conv, p->y, (cudnnConvolutionFwdAlgo_t) p->algo, bytes));
     case FER_CUDA_CONV_BACKWARD_DATA:
-      return CUDNN_OK (cudnnGetConvolutionBackwardDataWorkspaceSize (cb->dnn,
-              p->w, p->y, p->conv, p->x,
-              (cudnnConvolutionBwdDataAlgo_t) p->algo, bytes));
+      return CUDNN_OK (
+          cudnnGetConvolutionBackwardDataWorkspaceSize (cb->dnn, p->w, p->y,
+              p->conv, p->x, (cudnnConvolutionBwdDataAlgo_t) p->algo, bytes));
     case FER_CUDA_CONV_BACKWARD_FILTER:
-      return CUDNN_OK (cudnnGetConvolutionBackwardFilterWorkspaceSize (
-              cb->dnn, p->x, p->y, p->conv, p->w,
-              (cudnnConvolutionBwdFilterAlgo_t) p->algo, bytes));
+      return CUDNN_OK (
+          cudnnGetConvolutionBackwardFilterWorkspaceSize (cb->dnn, p->x, p->y,
+              p->conv, p->w, (cudnnConvolutionBwdFilterAlgo_t) p->algo, bytes));
     case FER_CUDA_CONV_N_KINDS:
       break;
   }
@@ -154,24 +157,23 @@ describe (cuda_conv_plan *p, const fer_conv_shape *s, GError **error)
   CUDNN_CHECK (cudnnCreateTensorDescriptor (&p->y));
   CUDNN_CHECK (cudnnCreateFilterDescriptor (&p->w));
   CUDNN_CHECK (cudnnCreateConvolutionDescriptor (&p->conv));
-  CUDNN_CHECK (cudnnSetTensor4dDescriptor (p->x, CUDNN_TENSOR_NHWC,
-          CUDNN_DATA_FLOAT, s->n, s->cin, s->h, s->w));
-  CUDNN_CHECK (cudnnSetTensor4dDescriptor (p->y, CUDNN_TENSOR_NHWC,
-          CUDNN_DATA_FLOAT, s->n, s->cout, s->oh, s->ow));
-  CUDNN_CHECK (cudnnSetFilter4dDescriptor (p->w, CUDNN_DATA_FLOAT,
-          CUDNN_TENSOR_NHWC, s->cout, s->cin, s->k, s->k));
+  CUDNN_CHECK (cudnnSetTensor4dDescriptor (
+      p->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n, s->cin, s->h, s->w));
+  CUDNN_CHECK (cudnnSetTensor4dDescriptor (
+      p->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n, s->cout, s->oh, s->ow));
+  CUDNN_CHECK (cudnnSetFilter4dDescriptor (
+      p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, s->cout, s->cin, s->k, s->k));
   CUDNN_CHECK (cudnnSetConvolution2dDescriptor (p->conv, s->pad, s->pad,
-          s->stride, s->stride, 1, 1, CUDNN_CROSS_CORRELATION,
-          CUDNN_DATA_FLOAT));
-  CUDNN_CHECK (cudnnSetConvolutionMathType (p->conv,
-          k->tensor_op ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
+      s->stride, s->stride, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+  CUDNN_CHECK (cudnnSetConvolutionMathType (
+      p->conv, k->tensor_op ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH));
   if (k->kind == FER_CUDA_CONV_FORWARD) {
     CUDNN_CHECK (cudnnCreateTensorDescriptor (&p->bias));
-    CUDNN_CHECK (cudnnSetTensor4dDescriptor (p->bias, CUDNN_TENSOR_NHWC,
-            CUDNN_DATA_FLOAT, 1, s->cout, 1, 1));
+    CUDNN_CHECK (cudnnSetTensor4dDescriptor (
+        p->bias, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, s->cout, 1, 1));
     CUDNN_CHECK (cudnnCreateActivationDescriptor (&p->relu));
-    CUDNN_CHECK (cudnnSetActivationDescriptor (p->relu,
-            CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+    CUDNN_CHECK (cudnnSetActivationDescriptor (
+        p->relu, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
   }
   return TRUE;
 }
@@ -198,30 +200,29 @@ get_plan (cuda_backend *cb, const fer_conv_shape *s, fer_cuda_conv_kind kind,
   p = g_new0 (cuda_conv_plan, 1);
   p->key = key;
   p->fused = TRUE;
-  if (!describe (p, s, error)
-      || !rank_algorithms (cb, p, cand, &n_cand, error))
+  if (!describe (p, s, error) || !rank_algorithms (cb, p, cand, &n_cand, error))
     goto fail;
   pick = fer_cuda_pick_algo (cand, n_cand, FER_CUDA_WS_LIMIT, key.tensor_op);
   if (pick < 0) {
     g_set_error (error, FER_ERROR, FER_ERROR_UNSUPPORTED,
         "cuda backend: cuDNN offers no %s algorithm for a %dx%d/%d pad %d "
         "convolution of (%d, %d, %d, %d) to %d channels within %zu MiB",
-        key.tensor_op ? "TF32" : "FP32", s->k, s->k, s->stride, s->pad,
-        s->n, s->h, s->w, s->cin, s->cout, FER_CUDA_WS_LIMIT >> 20);
+        key.tensor_op ? "TF32" : "FP32", s->k, s->k, s->stride, s->pad, s->n,
+        s->h, s->w, s->cin, s->cout, FER_CUDA_WS_LIMIT >> 20);
     goto fail;
   }
   p->algo = cand[pick].algo;
   /* run in the math the chosen algorithm was ranked with, and ask for its
    * workspace in that math (the ranking's figure is an estimate) */
-  if (!CUDNN_OK (cudnnSetConvolutionMathType (p->conv,
-              (cudnnMathType_t) cand[pick].math_type))
+  if (!CUDNN_OK (cudnnSetConvolutionMathType (
+          p->conv, (cudnnMathType_t) cand[pick].math_type))
       || !workspace_size (cb, p, &p->ws_bytes, error))
     goto fail;
   g_hash_table_insert (cb->conv_plans, &p->key, p);
 
 ready:
-  if (!fer_cuda_grow_device (cb, &cb->workspace, &cb->workspace_bytes,
-          p->ws_bytes, error))
+  if (!fer_cuda_grow_device (
+          cb, &cb->workspace, &cb->workspace_bytes, p->ws_bytes, error))
     return NULL;
   return p;
 
@@ -250,9 +251,9 @@ plain_forward (cuda_backend *cb, const cuda_conv_plan *p, float *out,
     const float *inp, const float *weight, GError **error)
 {
   const float one = 1.0f, zero = 0.0f;
-  CUDNN_CHECK (cudnnConvolutionForward (cb->dnn, &one, p->x, inp, p->w,
-          weight, p->conv, (cudnnConvolutionFwdAlgo_t) p->algo,
-          cb->workspace, cb->workspace_bytes, &zero, p->y, out));
+  CUDNN_CHECK (cudnnConvolutionForward (cb->dnn, &one, p->x, inp, p->w, weight,
+      p->conv, (cudnnConvolutionFwdAlgo_t) p->algo, cb->workspace,
+      cb->workspace_bytes, &zero, p->y, out));
   return TRUE;
 }
 
@@ -268,11 +269,10 @@ fer_cuda_op_conv2d_forward (fer_backend *be, float *out, const float *inp,
 
   if (relu && bias && p->fused) {
     const float one = 1.0f, alpha2 = residual ? 1.0f : 0.0f;
-    cudnnStatus_t status = cudnnConvolutionBiasActivationForward (cb->dnn,
-        &one, p->x, inp, p->w, weight, p->conv,
-        (cudnnConvolutionFwdAlgo_t) p->algo, cb->workspace,
-        cb->workspace_bytes, &alpha2, p->y, residual ? residual : out,
-        p->bias, bias, p->relu, p->y, out);
+    cudnnStatus_t status = cudnnConvolutionBiasActivationForward (cb->dnn, &one,
+        p->x, inp, p->w, weight, p->conv, (cudnnConvolutionFwdAlgo_t) p->algo,
+        cb->workspace, cb->workspace_bytes, &alpha2, p->y,
+        residual ? residual : out, p->bias, bias, p->relu, p->y, out);
     /* a refusal (unsupported, or parameters this fusion does not take)
      * sends this shape down the plain path from now on; the plain call
      * reports anything that is really wrong with them */
@@ -284,8 +284,9 @@ fer_cuda_op_conv2d_forward (fer_backend *be, float *out, const float *inp,
     char detail[256] = "";
     cudnnGetLastErrorString (detail, sizeof detail);
     g_debug ("cuda backend: no fused conv+bias+ReLU for %dx%d/%d %d>%d at "
-        "%dx%d (%s: %s), using conv + epilogue", s->k, s->k, s->stride,
-        s->cin, s->cout, s->h, s->w, cudnnGetErrorString (status), detail);
+             "%dx%d (%s: %s), using conv + epilogue",
+        s->k, s->k, s->stride, s->cin, s->cout, s->h, s->w,
+        cudnnGetErrorString (status), detail);
     p->fused = FALSE;
   }
   return plain_forward (cb, p, out, inp, weight, error)
@@ -300,9 +301,8 @@ fer_cuda_op_conv2d_train_workspace (fer_backend *be, const fer_conv_shape *s)
 }
 
 gboolean
-fer_cuda_op_conv2d_forward_train (fer_backend *be, float *out,
-    const float *inp, const float *weight, const fer_conv_shape *s,
-    GError **error)
+fer_cuda_op_conv2d_forward_train (fer_backend *be, float *out, const float *inp,
+    const float *weight, const fer_conv_shape *s, GError **error)
 {
   cuda_backend *cb = (cuda_backend *) be;
   cuda_conv_plan *p = get_plan (cb, s, FER_CUDA_CONV_FORWARD_TRAIN, error);
@@ -322,20 +322,20 @@ fer_cuda_op_conv2d_backward (fer_backend *be, float *dinp, float *dweight,
     if (!(p = get_plan (cb, s, FER_CUDA_CONV_BACKWARD_DATA, error)))
       return FALSE;
     CUDNN_CHECK (cudnnConvolutionBackwardData (cb->dnn, &one, p->w, weight,
-            p->y, dout, p->conv, (cudnnConvolutionBwdDataAlgo_t) p->algo,
-            cb->workspace, cb->workspace_bytes, &zero, p->x, dinp));
+        p->y, dout, p->conv, (cudnnConvolutionBwdDataAlgo_t) p->algo,
+        cb->workspace, cb->workspace_bytes, &zero, p->x, dinp));
   }
   if (!(p = get_plan (cb, s, FER_CUDA_CONV_BACKWARD_FILTER, error)))
     return FALSE;
-  CUDNN_CHECK (cudnnConvolutionBackwardFilter (cb->dnn, &one, p->x, inp,
-          p->y, dout, p->conv, (cudnnConvolutionBwdFilterAlgo_t) p->algo,
-          cb->workspace, cb->workspace_bytes, &one, p->w, dweight));
+  CUDNN_CHECK (cudnnConvolutionBackwardFilter (cb->dnn, &one, p->x, inp, p->y,
+      dout, p->conv, (cudnnConvolutionBwdFilterAlgo_t) p->algo, cb->workspace,
+      cb->workspace_bytes, &one, p->w, dweight));
   return TRUE;
 }
 
 gboolean
-fer_cuda_conv_output_layout (const fer_conv_shape *s, int dims[4],
-    int strides[4], GError **error)
+fer_cuda_conv_output_layout (
+    const fer_conv_shape *s, int dims[4], int strides[4], GError **error)
 {
   cuda_conv_plan p;
   cudnnDataType_t type;
@@ -346,8 +346,8 @@ fer_cuda_conv_output_layout (const fer_conv_shape *s, int dims[4],
   fer_cuda_conv_key_init (&p.key, s->n, s->h, s->w, s->cin, s->cout, s->k,
       s->stride, s->pad, FER_CUDA_CONV_FORWARD, 0);
   ok = describe (&p, s, error)
-      && CUDNN_OK (cudnnGetConvolution2dForwardOutputDim (p.conv, p.x, p.w,
-          &dims[0], &dims[1], &dims[2], &dims[3]))
+      && CUDNN_OK (cudnnGetConvolution2dForwardOutputDim (
+          p.conv, p.x, p.w, &dims[0], &dims[1], &dims[2], &dims[3]))
       && CUDNN_OK (cudnnGetTensor4dDescriptor (p.y, &type, &n, &c, &h, &w,
           &strides[0], &strides[1], &strides[2], &strides[3]));
   destroy_descriptors (&p);

@@ -26,15 +26,15 @@
 /* For the kernels: a grid-stride loop of i over [0, n), and the launch of
  * such a kernel over n items (none when n is 0) that returns the launch
  * error from the calling launcher. */
-#define FER_CUDA_GRID_STRIDE(i, n) \
-  for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
-      i += (size_t) gridDim.x * blockDim.x)
-#define FER_CUDA_LAUNCH(kernel, n, stream, ...) \
-  do { \
-    if ((n) > 0) \
-      kernel<<<fer_cuda_blocks (n), FER_CUDA_THREADS, 0, stream>>> ( \
-          __VA_ARGS__); \
-    return cudaGetLastError (); \
+#define FER_CUDA_GRID_STRIDE(i, n)                                             \
+  for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < (n);     \
+       i += (size_t) gridDim.x * blockDim.x)
+#define FER_CUDA_LAUNCH(kernel, n, stream, ...)                                \
+  do {                                                                         \
+    if ((n) > 0)                                                               \
+      kernel<<<fer_cuda_blocks (n), FER_CUDA_THREADS, 0, stream>>> (           \
+          __VA_ARGS__);                                                        \
+    return cudaGetLastError ();                                                \
   } while (0)
 #endif
 
@@ -54,30 +54,29 @@ cudaError_t fer_cuda_maxpool2d_backward (cudaStream_t stream, float *dinp,
     const float *dout, const float *inp, int n, int h, int w, int c, int k,
     int stride, int pad);
 /* out (n, c) = mean over hw of inp (n, hw, c), summed in hw order. */
-cudaError_t fer_cuda_avgpool_forward (cudaStream_t stream, float *out,
-    const float *inp, int n, int hw, int c);
-cudaError_t fer_cuda_avgpool_backward (cudaStream_t stream, float *dinp,
-    const float *dout, int n, int hw, int c);
+cudaError_t fer_cuda_avgpool_forward (
+    cudaStream_t stream, float *out, const float *inp, int n, int hw, int c);
+cudaError_t fer_cuda_avgpool_backward (
+    cudaStream_t stream, float *dinp, const float *dout, int n, int hw, int c);
 
 /* ---- linear.cu (the GEMMs are cuBLAS's, in linear.c) ---- */
 
 /* sums (c) += column sums of x (rows, c), each column added in row order:
  * the bias gradient. */
-cudaError_t fer_cuda_column_sums (cudaStream_t stream, float *sums,
-    const float *x, int rows, int c);
+cudaError_t fer_cuda_column_sums (
+    cudaStream_t stream, float *sums, const float *x, int rows, int c);
 
 /* ---- batchnorm.cu: scratch of fer_cuda_bn_scratch_bytes (rows, c) ---- */
 
-cudaError_t fer_cuda_batchnorm_forward_train (cudaStream_t stream,
-    float *out, float *save_mean, float *save_rstd, float *running_mean,
-    float *running_var, const float *inp, const float *gamma,
-    const float *beta, const float *residual, int rows, int c,
-    float momentum, float eps, int relu, void *scratch);
-cudaError_t fer_cuda_batchnorm_forward_eval (cudaStream_t stream,
-    float *out, const float *inp, const float *gamma, const float *beta,
-    const float *running_mean, const float *running_var,
-    const float *residual, int rows, int c, float eps, int relu,
+cudaError_t fer_cuda_batchnorm_forward_train (cudaStream_t stream, float *out,
+    float *save_mean, float *save_rstd, float *running_mean, float *running_var,
+    const float *inp, const float *gamma, const float *beta,
+    const float *residual, int rows, int c, float momentum, float eps, int relu,
     void *scratch);
+cudaError_t fer_cuda_batchnorm_forward_eval (cudaStream_t stream, float *out,
+    const float *inp, const float *gamma, const float *beta,
+    const float *running_mean, const float *running_var, const float *residual,
+    int rows, int c, float eps, int relu, void *scratch);
 cudaError_t fer_cuda_batchnorm_backward (cudaStream_t stream, float *dinp,
     float *dgamma, float *dbeta, const float *dout, const float *inp,
     const float *save_mean, const float *save_rstd, const float *gamma,
@@ -89,8 +88,8 @@ cudaError_t fer_cuda_batchnorm_backward (cudaStream_t stream, float *dinp,
 cudaError_t fer_cuda_relu_backward (cudaStream_t stream, float *dinp,
     const float *dout, const float *out, size_t n);
 /* out = a + b; out may be a or b. */
-cudaError_t fer_cuda_add (cudaStream_t stream, float *out, const float *a,
-    const float *b, size_t n);
+cudaError_t fer_cuda_add (
+    cudaStream_t stream, float *out, const float *a, const float *b, size_t n);
 /* out = inp * mask: dropout, and its backward with the same mask; in
  * place ok. */
 cudaError_t fer_cuda_dropout_forward (cudaStream_t stream, float *out,
@@ -114,21 +113,21 @@ cudaError_t fer_cuda_softmax_average (cudaStream_t stream, float *probs,
  * fer_cpu_adam_update does: p = params * p_scale; g = grads + g_decay * p;
  * m = b1 m + omb1 g; v = b2 v + omb2 g^2;
  * params = p + neg_step_size * m / (sqrt(v) / bc2_sqrt + eps). */
-cudaError_t fer_cuda_adam_update (cudaStream_t stream, float *params,
-    float *m, float *v, const float *grads, size_t n, float p_scale,
-    float g_decay, float b1, float omb1, float b2, float omb2,
-    float neg_step_size, float bc2_sqrt, float eps);
+cudaError_t fer_cuda_adam_update (cudaStream_t stream, float *params, float *m,
+    float *v, const float *grads, size_t n, float p_scale, float g_decay,
+    float b1, float omb1, float b2, float omb2, float neg_step_size,
+    float bc2_sqrt, float eps);
 /* torch.optim.SGD as fer_cpu_sgd_update; buf may be NULL when momentum is 0. */
-cudaError_t fer_cuda_sgd_update (cudaStream_t stream, float *params,
-    float *buf, const float *grads, size_t n, float lr, float momentum,
-    float weight_decay, int nesterov, int first_step);
+cudaError_t fer_cuda_sgd_update (cudaStream_t stream, float *params, float *buf,
+    const float *grads, size_t n, float lr, float momentum, float weight_decay,
+    int nesterov, int first_step);
 
 /* ---- preprocess.cu ---- */
 
 typedef enum
 {
   FER_CUDA_FRAME_GRAY,
-  FER_CUDA_FRAME_PACKED,   /* RGB, BGR, RGBA... : bytes_per_pixel, rgb */
+  FER_CUDA_FRAME_PACKED, /* RGB, BGR, RGBA... : bytes_per_pixel, rgb */
   FER_CUDA_FRAME_I420,
   FER_CUDA_FRAME_NV12,
 } fer_cuda_frame_kind;
@@ -136,11 +135,11 @@ typedef enum
 /* A frame whose planes were uploaded into one device buffer. */
 typedef struct
 {
-  int kind;                  /* fer_cuda_frame_kind */
+  int kind; /* fer_cuda_frame_kind */
   int width, height, full_range;
   int bytes_per_pixel, rgb[3];
   int strides[3];
-  size_t offsets[3];         /* of each plane in the buffer */
+  size_t offsets[3]; /* of each plane in the buffer */
 } fer_cuda_frame;
 
 /* Per channel: value = filtered pixel * gain + bias. */
@@ -154,9 +153,9 @@ typedef struct
  * taps' (4 x S ints); taps_w: per view, x weights (S x stride_x) then y
  * weights (S x stride_y); flips (n). All device memory. */
 cudaError_t fer_cuda_preprocess (cudaStream_t stream, float *out,
-    const fer_cuda_frame *frame, const unsigned char *data,
-    const int *taps_int, const float *taps_w, const int *flips, int n,
-    int S, int C, int stride_x, int stride_y, const fer_cuda_norm *norm);
+    const fer_cuda_frame *frame, const unsigned char *data, const int *taps_int,
+    const float *taps_w, const int *flips, int n, int S, int C, int stride_x,
+    int stride_y, const fer_cuda_norm *norm);
 
 /* ---- loss.cu ---- */
 

@@ -12,8 +12,8 @@ static gboolean
 set_math (cuda_backend *cb, fer_cuda_conv_kind kind, GError **error)
 {
   CUBLAS_CHECK (cublasSetMathMode (cb->blas,
-          fer_cuda_math_tensor_op (cb->math, kind)
-          ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
+      fer_cuda_math_tensor_op (cb->math, kind) ? CUBLAS_TF32_TENSOR_OP_MATH
+                                               : CUBLAS_DEFAULT_MATH));
   return TRUE;
 }
 
@@ -34,10 +34,10 @@ fer_cuda_op_linear_forward (fer_backend *be, float *out, const float *inp,
       || !set_math (cb, FER_CUDA_CONV_FORWARD, error))
     return FALSE;
   /* out^T (nout, n) = weight^T^T (nout, nin) . inp^T (nin, n) */
-  CUBLAS_CHECK (cublasSgemm (cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, nout, n,
-          nin, &one, weight, nin, inp, nin, &zero, out, nout));
-  CUDA_CHECK (fer_cuda_bias_act (cb->stream, out, bias, NULL, (size_t) n,
-          nout, relu));
+  CUBLAS_CHECK (cublasSgemm (cb->blas, CUBLAS_OP_T, CUBLAS_OP_N, nout, n, nin,
+      &one, weight, nin, inp, nin, &zero, out, nout));
+  CUDA_CHECK (
+      fer_cuda_bias_act (cb->stream, out, bias, NULL, (size_t) n, nout, relu));
   return TRUE;
 }
 
@@ -56,11 +56,11 @@ fer_cuda_op_linear_backward (fer_backend *be, float *dinp, float *dweight,
     return FALSE;
   /* dinp^T (nin, n) = weight^T (nin, nout) . dout^T (nout, n) */
   if (dinp)
-    CUBLAS_CHECK (cublasSgemm (cb->blas, CUBLAS_OP_N, CUBLAS_OP_N, nin, n,
-            nout, &one, weight, nin, dout, nout, &zero, dinp, nin));
+    CUBLAS_CHECK (cublasSgemm (cb->blas, CUBLAS_OP_N, CUBLAS_OP_N, nin, n, nout,
+        &one, weight, nin, dout, nout, &zero, dinp, nin));
   /* dweight^T (nin, nout) += inp^T (nin, n) . dout (n, nout) */
-  CUBLAS_CHECK (cublasSgemm (cb->blas, CUBLAS_OP_N, CUBLAS_OP_T, nin, nout,
-          n, &one, inp, nin, dout, nout, &one, dweight, nin));
+  CUBLAS_CHECK (cublasSgemm (cb->blas, CUBLAS_OP_N, CUBLAS_OP_T, nin, nout, n,
+      &one, inp, nin, dout, nout, &one, dweight, nin));
   if (dbias)
     CUDA_CHECK (fer_cuda_column_sums (cb->stream, dbias, dout, n, nout));
   return TRUE;

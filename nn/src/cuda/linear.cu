@@ -7,7 +7,8 @@
 static __global__ void
 column_sums_kernel (float *sums, const float *x, int rows, int c)
 {
-  FER_CUDA_GRID_STRIDE (j, (size_t) c) {
+  FER_CUDA_GRID_STRIDE (j, (size_t) c)
+  {
     float s = sums[j];
     for (int r = 0; r < rows; r++)
       s += x[(size_t) r * c + j];
@@ -16,8 +17,8 @@ column_sums_kernel (float *sums, const float *x, int rows, int c)
 }
 
 extern "C" cudaError_t
-fer_cuda_column_sums (cudaStream_t stream, float *sums, const float *x,
-    int rows, int c)
+fer_cuda_column_sums (
+    cudaStream_t stream, float *sums, const float *x, int rows, int c)
 {
   FER_CUDA_LAUNCH (column_sums_kernel, (size_t) c, stream, sums, x, rows, c);
 }

@@ -33,8 +33,7 @@ fer_cuda_op_softmax_xent (fer_backend *be, float *loss, float *dlogits,
     if (!fer_cuda_upload_bytes (cb, dev_b, y_b, labels, error))
       return FALSE;
   }
-  return CUDA_OK (fer_cuda_softmax_xent (cb->stream, dev_loss, dlogits,
-          logits, dev_a, dev_b, lam, class_weights, n, k, smoothing,
-          focal_gamma))
+  return CUDA_OK (fer_cuda_softmax_xent (cb->stream, dev_loss, dlogits, logits,
+             dev_a, dev_b, lam, class_weights, n, k, smoothing, focal_gamma))
       && fer_cuda_download_bytes (cb, loss, dev_loss, sizeof (float), error);
 }

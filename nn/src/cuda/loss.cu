@@ -27,9 +27,9 @@ block_sum (double v, double *shared)
 }
 
 static __global__ void
-xent_kernel (float *loss, float *dlogits, const float *logits,
-    const int *y_a, const int *y_b, float lam, const float *w, int n, int k,
-    float smoothing, float focal_gamma)
+xent_kernel (float *loss, float *dlogits, const float *logits, const int *y_a,
+    const int *y_b, float lam, const float *w, int n, int k, float smoothing,
+    float focal_gamma)
 {
   extern __shared__ double shared[];
   const int *labels[2] = { y_a, y_b };

@@ -9,7 +9,8 @@ adam_kernel (float *params, float *m, float *v, const float *grads, size_t n,
     float p_scale, float g_decay, float b1, float omb1, float b2, float omb2,
     float neg_step_size, float bc2_sqrt, float eps)
 {
-  FER_CUDA_GRID_STRIDE (i, n) {
+  FER_CUDA_GRID_STRIDE (i, n)
+  {
     const float p = params[i] * p_scale;
     const float g = grads[i] + g_decay * p;
     const float mi = m[i] * b1 + omb1 * g;
@@ -25,7 +26,8 @@ sgd_kernel (float *params, float *buf, const float *grads, size_t n,
     float neg_lr, float momentum, float weight_decay, int nesterov,
     int first_step)
 {
-  FER_CUDA_GRID_STRIDE (i, n) {
+  FER_CUDA_GRID_STRIDE (i, n)
+  {
     float g = grads[i];
     if (weight_decay != 0.0f)
       g += weight_decay * params[i];
@@ -50,9 +52,9 @@ fer_cuda_adam_update (cudaStream_t stream, float *params, float *m, float *v,
 
 extern "C" cudaError_t
 fer_cuda_sgd_update (cudaStream_t stream, float *params, float *buf,
-    const float *grads, size_t n, float lr, float momentum,
-    float weight_decay, int nesterov, int first_step)
+    const float *grads, size_t n, float lr, float momentum, float weight_decay,
+    int nesterov, int first_step)
 {
-  FER_CUDA_LAUNCH (sgd_kernel, n, stream, params, buf, grads, n, -lr,
-      momentum, weight_decay, nesterov, first_step);
+  FER_CUDA_LAUNCH (sgd_kernel, n, stream, params, buf, grads, n, -lr, momentum,
+      weight_decay, nesterov, first_step);
 }

@@ -55,7 +55,7 @@ fer_cuda_conv_key_hash (const fer_cuda_conv_key *key)
 {
   const int v[] = { key->n, key->h, key->w, key->cin, key->cout, key->k,
     key->stride, key->pad, key->kind, key->tensor_op };
-  unsigned h = 2166136261u;   /* FNV-1a over the fields */
+  unsigned h = 2166136261u; /* FNV-1a over the fields */
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
     h ^= (unsigned) v[i];
     h *= 16777619u;
@@ -64,8 +64,7 @@ fer_cuda_conv_key_hash (const fer_cuda_conv_key *key)
 }
 
 int
-fer_cuda_conv_key_equal (const fer_cuda_conv_key *a,
-    const fer_cuda_conv_key *b)
+fer_cuda_conv_key_equal (const fer_cuda_conv_key *a, const fer_cuda_conv_key *b)
 {
   return memcmp (a, b, sizeof *a) == 0;
 }

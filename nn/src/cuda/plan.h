@@ -17,8 +17,8 @@ extern "C" {
  * in fusion, so they are planned apart. */
 typedef enum
 {
-  FER_CUDA_CONV_FORWARD,        /* inference: conv + bias (+ residual) (+ ReLU) */
-  FER_CUDA_CONV_FORWARD_TRAIN,  /* conv only */
+  FER_CUDA_CONV_FORWARD, /* inference: conv + bias (+ residual) (+ ReLU) */
+  FER_CUDA_CONV_FORWARD_TRAIN, /* conv only */
   FER_CUDA_CONV_BACKWARD_DATA,
   FER_CUDA_CONV_BACKWARD_FILTER,
   FER_CUDA_CONV_N_KINDS
@@ -28,8 +28,8 @@ typedef enum
 typedef struct
 {
   int n, h, w, cin, cout, k, stride, pad;
-  int kind;        /* fer_cuda_conv_kind */
-  int tensor_op;   /* TF32 tensor cores allowed */
+  int kind;      /* fer_cuda_conv_kind */
+  int tensor_op; /* TF32 tensor cores allowed */
 } fer_cuda_conv_key;
 
 /* Math modes: FER_CUDA_MATH=fp32 (exact FP32 everywhere: cuDNN FMA
@@ -53,18 +53,18 @@ void fer_cuda_conv_key_init (fer_cuda_conv_key *key, int n, int h, int w,
     int cin, int cout, int k, int stride, int pad, fer_cuda_conv_kind kind,
     int tensor_op);
 unsigned fer_cuda_conv_key_hash (const fer_cuda_conv_key *key);
-int fer_cuda_conv_key_equal (const fer_cuda_conv_key *a,
-    const fer_cuda_conv_key *b);
+int fer_cuda_conv_key_equal (
+    const fer_cuda_conv_key *a, const fer_cuda_conv_key *b);
 
 /* One candidate from cuDNN's heuristics (cudnnGetConvolution*Algorithm_v7),
  * in its order (best first). */
 typedef struct
 {
   int algo;
-  int ok;          /* status == CUDNN_STATUS_SUCCESS */
-  size_t memory;   /* workspace bytes */
-  int tensor_op;   /* its math type uses tensor cores */
-  int math_type;   /* the cudnnMathType_t it was ranked with, to run it in */
+  int ok;        /* status == CUDNN_STATUS_SUCCESS */
+  size_t memory; /* workspace bytes */
+  int tensor_op; /* its math type uses tensor cores */
+  int math_type; /* the cudnnMathType_t it was ranked with, to run it in */
 } fer_cuda_algo_candidate;
 
 /* Workspace bytes a convolution may ask for: past this, a slower algorithm

@@ -13,8 +13,8 @@
 /* Position (iy * w + ix) of the first maximum of output (oy, ox)'s window
  * in channel ch, as fer_cpu_maxpool2d_backward picks it. */
 static __device__ int
-window_argmax (const float *img, int h, int w, int c, int ch, int k,
-    int stride, int pad, int oy, int ox)
+window_argmax (const float *img, int h, int w, int c, int ch, int k, int stride,
+    int pad, int oy, int ox)
 {
   float best = -INFINITY;
   int where = -1;
@@ -44,14 +44,14 @@ static __global__ void
 maxpool2d_forward_kernel (float *out, const float *inp, int n, int h, int w,
     int c, int k, int stride, int pad, int oh, int ow)
 {
-  FER_CUDA_GRID_STRIDE (i, (size_t) n * oh * ow * c) {
+  FER_CUDA_GRID_STRIDE (i, (size_t) n * oh * ow * c)
+  {
     const int ch = (int) (i % c);
     const size_t pix = i / c;
     const int ox = (int) (pix % ow), oy = (int) (pix / ow % oh);
     const int b = (int) (pix / ((size_t) ow * oh));
     const float *img = inp + (size_t) b * h * w * c;
-    const int where = window_argmax (img, h, w, c, ch, k, stride, pad, oy,
-        ox);
+    const int where = window_argmax (img, h, w, c, ch, k, stride, pad, oy, ox);
     out[i] = where < 0 ? -FLT_MAX : img[(size_t) where * c + ch];
   }
 }
@@ -60,7 +60,8 @@ static __global__ void
 maxpool2d_backward_kernel (float *dinp, const float *dout, const float *inp,
     int n, int h, int w, int c, int k, int stride, int pad, int oh, int ow)
 {
-  FER_CUDA_GRID_STRIDE (i, (size_t) n * h * w * c) {
+  FER_CUDA_GRID_STRIDE (i, (size_t) n * h * w * c)
+  {
     const int ch = (int) (i % c);
     const size_t pix = i / c;
     const int ix = (int) (pix % w), iy = (int) (pix / w % h);
@@ -86,7 +87,8 @@ maxpool2d_backward_kernel (float *dinp, const float *dout, const float *inp,
 static __global__ void
 avgpool_forward_kernel (float *out, const float *inp, int n, int hw, int c)
 {
-  FER_CUDA_GRID_STRIDE (i, (size_t) n * c) {
+  FER_CUDA_GRID_STRIDE (i, (size_t) n * c)
+  {
     const int ch = (int) (i % c);
     const float *p = inp + i / c * hw * c;
     float s = 0.0f;
@@ -99,15 +101,16 @@ avgpool_forward_kernel (float *out, const float *inp, int n, int hw, int c)
 static __global__ void
 avgpool_backward_kernel (float *dinp, const float *dout, int n, int hw, int c)
 {
-  FER_CUDA_GRID_STRIDE (i, (size_t) n * hw * c) {
+  FER_CUDA_GRID_STRIDE (i, (size_t) n * hw * c)
+  {
     const size_t b = i / ((size_t) hw * c);
     dinp[i] = dout[b * c + i % c] / (float) hw;
   }
 }
 
 extern "C" cudaError_t
-fer_cuda_maxpool2d_forward (cudaStream_t stream, float *out,
-    const float *inp, int n, int h, int w, int c, int k, int stride, int pad)
+fer_cuda_maxpool2d_forward (cudaStream_t stream, float *out, const float *inp,
+    int n, int h, int w, int c, int k, int stride, int pad)
 {
   const int oh = (h + 2 * pad - k) / stride + 1;
   const int ow = (w + 2 * pad - k) / stride + 1;
@@ -133,8 +136,8 @@ fer_cuda_maxpool2d_backward (cudaStream_t stream, float *dinp,
 }
 
 extern "C" cudaError_t
-fer_cuda_avgpool_forward (cudaStream_t stream, float *out, const float *inp,
-    int n, int hw, int c)
+fer_cuda_avgpool_forward (
+    cudaStream_t stream, float *out, const float *inp, int n, int hw, int c)
 {
   const size_t total = (size_t) n * c;
   if (total > 0)
@@ -144,8 +147,8 @@ fer_cuda_avgpool_forward (cudaStream_t stream, float *out, const float *inp,
 }
 
 extern "C" cudaError_t
-fer_cuda_avgpool_backward (cudaStream_t stream, float *dinp,
-    const float *dout, int n, int hw, int c)
+fer_cuda_avgpool_backward (
+    cudaStream_t stream, float *dinp, const float *dout, int n, int hw, int c)
 {
   const size_t total = (size_t) n * hw * c;
   if (total > 0)

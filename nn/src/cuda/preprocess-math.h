@@ -23,11 +23,10 @@ fer_pp_clamp_255 (float v)
 
 /* Source pixel (x, y) as channel c of a `channels`-channel input. */
 FER_PP_FN float
-fer_pp_pixel (const fer_cuda_frame *f, const unsigned char *data, int x,
-    int y, int c, int channels)
+fer_pp_pixel (const fer_cuda_frame *f, const unsigned char *data, int x, int y,
+    int c, int channels)
 {
-  const unsigned char *row0 = data + f->offsets[0]
-      + (size_t) y * f->strides[0];
+  const unsigned char *row0 = data + f->offsets[0] + (size_t) y * f->strides[0];
   if (f->kind == FER_CUDA_FRAME_GRAY)
     return row0[x];
   if (f->kind == FER_CUDA_FRAME_PACKED) {
@@ -42,16 +41,17 @@ fer_pp_pixel (const fer_cuda_frame *f, const unsigned char *data, int x,
    * chroma from the sample covering the pixel */
   const float luma = row0[x];
   if (channels == 1)
-    return f->full_range ? luma
+    return f->full_range
+        ? luma
         : fer_pp_clamp_255 ((luma - 16.0f) * (255.0f / 219.0f));
   const int nv12 = f->kind == FER_CUDA_FRAME_NV12;
   const int cx = (x / 2) * (nv12 ? 2 : 1);
   const size_t crow = (size_t) (y / 2);
   const unsigned char *up = data + f->offsets[1] + crow * f->strides[1];
-  const unsigned char *vp = nv12 ? up + 1
-      : data + f->offsets[2] + crow * f->strides[2];
-  const float yy = (f->full_range ? 1.0f : 1.164f)
-      * (luma - (f->full_range ? 0.0f : 16.0f));
+  const unsigned char *vp =
+      nv12 ? up + 1 : data + f->offsets[2] + crow * f->strides[2];
+  const float yy =
+      (f->full_range ? 1.0f : 1.164f) * (luma - (f->full_range ? 0.0f : 16.0f));
   const float u = up[cx] - 128.0f, v = vp[cx] - 128.0f;
   if (c == 0)
     return fer_pp_clamp_255 (yy + (f->full_range ? 1.402f : 1.596f) * v);

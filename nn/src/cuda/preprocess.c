@@ -78,14 +78,13 @@ fer_cuda_batch_plan_make (fer_cuda_batch_plan *p, void **buf, size_t *cap,
   }
   p->ints = *buf;
   p->flips = p->ints + (size_t) n * 4 * S;
-  p->floats = (float *) ((char *) *buf
-      + ALIGN16 (p->n_ints * sizeof (int)));
+  p->floats = (float *) ((char *) *buf + ALIGN16 (p->n_ints * sizeof (int)));
   for (int i = 0; i < n; i++) {
     const fer_view *v = &views[i];
     int *t = p->ints + (size_t) i * 4 * S;
     float *w = p->floats + (size_t) i * S * (p->stride_x + p->stride_y);
-    fer_preprocess_axis_taps (t, t + S, w, p->stride_x, v->src.x, v->src.w,
-        S, img->width);
+    fer_preprocess_axis_taps (
+        t, t + S, w, p->stride_x, v->src.x, v->src.w, S, img->width);
     fer_preprocess_axis_taps (t + 2 * S, t + 3 * S,
         w + (size_t) S * p->stride_x, p->stride_y, v->src.y, v->src.h, S,
         img->height);
@@ -108,8 +107,8 @@ fer_cuda_op_preprocess (fer_backend *be, float *out, const fer_image *img,
 
   if (n <= 0)
     return TRUE;
-  if (!fer_cuda_batch_plan_make (&p, &cb->taps_host, &cb->taps_host_bytes,
-          img, views, n, spec, error))
+  if (!fer_cuda_batch_plan_make (
+          &p, &cb->taps_host, &cb->taps_host_bytes, img, views, n, spec, error))
     return FALSE;
 
   /* device: the planes, then the taps' ints (and flips), then weights */
@@ -121,17 +120,17 @@ fer_cuda_op_preprocess (fer_backend *be, float *out, const fer_image *img,
     return FALSE;
   char *dev = cb->frame;
   for (int k = 0; k < 3; k++)
-    if (p.plane_bytes[k] && !fer_cuda_upload_bytes (cb,
-            dev + p.frame.offsets[k], img->planes[k], p.plane_bytes[k],
-            error))
+    if (p.plane_bytes[k]
+        && !fer_cuda_upload_bytes (cb, dev + p.frame.offsets[k], img->planes[k],
+            p.plane_bytes[k], error))
       return FALSE;
   const int *dev_ints = (const int *) (dev + ints_at);
-  return fer_cuda_upload_bytes (cb, dev + ints_at, p.ints,
-      p.n_ints * sizeof (int), error)
-      && fer_cuda_upload_bytes (cb, dev + floats_at, p.floats,
-      p.n_floats * sizeof (float), error)
+  return fer_cuda_upload_bytes (
+             cb, dev + ints_at, p.ints, p.n_ints * sizeof (int), error)
+      && fer_cuda_upload_bytes (
+          cb, dev + floats_at, p.floats, p.n_floats * sizeof (float), error)
       && CUDA_OK (fer_cuda_preprocess (cb->stream, out, &p.frame,
           (const unsigned char *) dev, dev_ints,
-          (const float *) (dev + floats_at), dev_ints + (p.flips - p.ints),
-          n, spec->size, spec->channels, p.stride_x, p.stride_y, &p.norm));
+          (const float *) (dev + floats_at), dev_ints + (p.flips - p.ints), n,
+          spec->size, spec->channels, p.stride_x, p.stride_y, &p.norm));
 }

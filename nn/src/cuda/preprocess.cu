@@ -11,25 +11,25 @@
 
 static __global__ void
 preprocess_kernel (float *out, fer_cuda_frame f, const unsigned char *data,
-    const int *taps_int, const float *taps_w, const int *flips, int n,
-    int S, int C, int stride_x, int stride_y, fer_cuda_norm norm)
+    const int *taps_int, const float *taps_w, const int *flips, int n, int S,
+    int C, int stride_x, int stride_y, fer_cuda_norm norm)
 {
   const size_t total = (size_t) n * S * S * C;
   for (size_t i = (size_t) blockIdx.x * blockDim.x + threadIdx.x; i < total;
-      i += (size_t) gridDim.x * blockDim.x) {
+       i += (size_t) gridDim.x * blockDim.x) {
     const int c = (int) (i % C);
     const int ox = (int) (i / C % S), oy = (int) (i / C / S % S);
     const int v = (int) (i / ((size_t) C * S * S));
-    out[i] = fer_pp_value (&f, data, taps_int, taps_w, flips, S, C,
-        stride_x, stride_y, &norm, v, oy, ox, c);
+    out[i] = fer_pp_value (&f, data, taps_int, taps_w, flips, S, C, stride_x,
+        stride_y, &norm, v, oy, ox, c);
   }
 }
 
 extern "C" cudaError_t
 fer_cuda_preprocess (cudaStream_t stream, float *out,
-    const fer_cuda_frame *frame, const unsigned char *data,
-    const int *taps_int, const float *taps_w, const int *flips, int n, int S,
-    int C, int stride_x, int stride_y, const fer_cuda_norm *norm)
+    const fer_cuda_frame *frame, const unsigned char *data, const int *taps_int,
+    const float *taps_w, const int *flips, int n, int S, int C, int stride_x,
+    int stride_y, const fer_cuda_norm *norm)
 {
   const size_t total = (size_t) n * S * S * C;
   if (total > 0)

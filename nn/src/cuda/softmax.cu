@@ -6,12 +6,11 @@
 #include "softmax-average.h"
 
 static __global__ void
-softmax_average_kernel (float *probs, const float *logits, int n_faces,
-    int views, int k)
+softmax_average_kernel (
+    float *probs, const float *logits, int n_faces, int views, int k)
 {
   FER_CUDA_GRID_STRIDE (f, (size_t) n_faces)
-    fer_softmax_average_face (probs + f * k, logits + f * views * k, views,
-        k);
+  fer_softmax_average_face (probs + f * k, logits + f * views * k, views, k);
 }
 
 extern "C" cudaError_t
