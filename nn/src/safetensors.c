@@ -67,6 +67,7 @@ struct fer_st_writer
   GPtrArray *tensors;   /* writer_tensor *, in add order */
   GHashTable *names;    /* set of tensor names, owned by tensors */
   GHashTable *metadata; /* key -> value, both owned */
+  char *refused;        /* first refused metadata entry (save reports it) */
 };
 
 static const struct
@@ -946,6 +947,7 @@ fer_st_writer_free (fer_st_writer *w)
   if (w == NULL)
     return;
   g_hash_table_unref (w->metadata);
+  g_free (w->refused);
   g_hash_table_unref (w->names);
   g_ptr_array_unref (w->tensors);
   g_free (w);
@@ -1046,9 +1048,29 @@ void
 fer_st_writer_set_metadata (
     fer_st_writer *w, const char *key, const char *value)
 {
+  const char *problem = NULL;
+
   g_return_if_fail (w != NULL);
-  g_return_if_fail (key != NULL && g_utf8_validate (key, -1, NULL));
-  g_return_if_fail (value != NULL && g_utf8_validate (value, -1, NULL));
+  /* Keys and values often come from outside (folder names, options):
+   * refuse what is not UTF-8 (JSON must be) without a critical; the
+   * first refusal is fer_st_writer_save's error. */
+  if (key == NULL || key[0] == '\0')
+    problem = "has an empty key";
+  else if (value == NULL)
+    problem = "has no value";
+  else if (!g_utf8_validate (key, -1, NULL))
+    problem = "key is not valid UTF-8";
+  else if (!g_utf8_validate (value, -1, NULL))
+    problem = "value is not valid UTF-8";
+  if (problem != NULL) {
+    if (w->refused == NULL) {
+      g_autofree char *qkey = fer_text_quote (key, 64);
+      g_autofree char *qvalue = fer_text_quote (value, 64);
+      w->refused = g_strdup_printf (
+          "metadata entry '%s' = '%s' %s", qkey, qvalue, problem);
+    }
+    return;
+  }
   g_hash_table_replace (w->metadata, g_strdup (key), g_strdup (value));
 }
 
@@ -1153,6 +1175,11 @@ fer_st_writer_save (fer_st_writer *w, const char *path, GError **error)
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
+  if (w->refused != NULL) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "%s: not written: %s", path, w->refused);
+    return FALSE;
+  }
   header = build_header (w, &header_len);
   header_len_le = GUINT64_TO_LE ((guint64) header_len);
 

@@ -934,6 +934,44 @@ test_writer_rejects (void)
   fer_st_writer_free (w);
 }
 
+/* Metadata that is not UTF-8 (a label from a folder name, say) is refused
+ * without a critical (the tests run with fatal criticals); save names it,
+ * quoted, and writes nothing. */
+static void
+test_writer_metadata_utf8 (void)
+{
+  static const struct
+  {
+    const char *key, *value, *named, *problem;
+  } cases[] = {
+    { "fer.labels", "happy,sad\xff", "sad\\xFF", "value is not valid UTF-8" },
+    { "fer.\xc3", "x", "fer.\\xC3", "key is not valid UTF-8" },
+    { "", "x", "''", "empty key" },
+    { "fer.labels", NULL, "(null)", "has no value" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    g_autofree char *path =
+        g_build_filename (tmp_dir, "refused.safetensors", NULL);
+    fer_st_writer *w = fer_st_writer_new ();
+    const int64_t shape[] = { 1 };
+    const float data[] = { 1 };
+    GError *error = NULL;
+
+    g_assert_true (
+        fer_st_writer_add (w, "t", FER_DTYPE_F32, 1, shape, data, &error));
+    fer_st_writer_set_metadata (w, "fer.ok", "fine");
+    fer_st_writer_set_metadata (w, cases[i].key, cases[i].value);
+    g_assert_false (fer_st_writer_save (w, path, &error));
+    g_test_message ("case %u: %s", i, error->message);
+    assert_error_names (
+        error, FER_ERROR_INVALID_ARGUMENT, cases[i].named, cases[i].problem);
+    g_assert_true (g_utf8_validate (error->message, -1, NULL));
+    g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+    g_clear_error (&error);
+    fer_st_writer_free (w);
+  }
+}
+
 static void
 test_writer_missing_directory (void)
 {
@@ -1007,6 +1045,8 @@ main (int argc, char **argv)
   g_test_add_func ("/safetensors/writer/rejects", test_writer_rejects);
   g_test_add_func (
       "/safetensors/writer/missing-directory", test_writer_missing_directory);
+  g_test_add_func (
+      "/safetensors/writer/metadata-utf8", test_writer_metadata_utf8);
   g_test_add_func ("/safetensors/free-null", test_free_null);
   g_test_add_func ("/safetensors/quote", test_quote);
 

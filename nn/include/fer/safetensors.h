@@ -97,6 +97,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_st_writer, fer_st_writer_free)
 FER_API gboolean fer_st_writer_add (fer_st_writer *w, const char *name,
     fer_dtype dtype, int ndim, const int64_t *shape, const float *data,
     GError **error);
+/* Sets (or replaces) one metadata entry. A NULL or empty key, a NULL value
+ * or one that is not valid UTF-8 is refused without a warning: nothing is
+ * stored, and fer_st_writer_save then fails with FER_ERROR_INVALID_ARGUMENT
+ * naming the first refused entry (quoted with fer_text_quote). */
 FER_API void fer_st_writer_set_metadata (
     fer_st_writer *w, const char *key, const char *value);
 FER_API gboolean fer_st_writer_save (
