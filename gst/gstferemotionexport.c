@@ -167,21 +167,29 @@ add_face (JsonBuilder *b, const GstFerEmotionMeta *m)
 
 /* The whole line in one write(2) (looping only on what the kernel refuses
  * to take at once): the kernel has it when this returns, whatever happens
- * to the process next. FALSE with errno set on failure. */
+ * to the process next. FALSE with errno set on failure; a line the file
+ * took only part of (the disk filled up in the middle, a file size limit)
+ * is cut off again where it began, so that the file still ends with a
+ * whole line. */
 static gboolean
 write_line (gint fd, const gchar *line, gsize len)
 {
-  while (len > 0) {
-    gssize n = write (fd, line, len);
+  gsize written = 0;
+
+  while (written < len) {
+    gssize n = write (fd, line + written, len - written);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0) {
-      if (n == 0)
-        errno = EIO;
+      gint errsv = n == 0 ? EIO : errno;
+      off_t end;
+      if (written > 0 && (end = lseek (fd, 0, SEEK_CUR)) >= (off_t) written)
+        while (ftruncate (fd, end - (off_t) written) < 0 && errno == EINTR)
+          ;
+      errno = errsv;
       return FALSE;
     }
-    line += n;
-    len -= (gsize) n;
+    written += (gsize) n;
   }
   return TRUE;
 }

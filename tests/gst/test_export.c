@@ -8,7 +8,9 @@
 #include <glib/gstdio.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "feremotion/gstferemotionmeta.h"
 
@@ -402,6 +404,70 @@ GST_START_TEST (test_disk_full)
 
 GST_END_TEST;
 
+/* The disk fills up in the middle of a line (simulated with a file size
+ * limit, which needs no privileges: the kernel takes the bytes up to the
+ * limit, then refuses with EFBIG): the error names the file, and the part
+ * of the line that went in is cut off again, so the file ends with the
+ * last whole line. */
+GST_START_TEST (test_full_mid_line)
+{
+  TmpFile t;
+  GstElement *e;
+  GstBus *bus = gst_bus_new ();
+  GstHarness *h;
+  GstMessage *msg;
+  GError *err = NULL;
+  gchar *contents = NULL;
+  gsize first_len, len;
+  struct rlimit saved, limit;
+  void (*saved_handler) (int);
+
+  tmp_file_init (&t);
+  e = gst_element_factory_make ("feremotionexport", NULL);
+  g_object_set (e, "location", t.location, NULL);
+  gst_element_set_bus (e, bus);
+  h = gst_harness_new_with_element (e, "sink", "src");
+  gst_harness_set_src_caps_str (
+      h, "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
+
+  fail_unless_equals_int (
+      gst_harness_push (h, make_buffer (0, 2)), GST_FLOW_OK);
+  fail_unless (g_file_get_contents (t.location, &contents, &first_len, NULL));
+  fail_unless (first_len > 20 && contents[first_len - 1] == '\n');
+  g_free (contents);
+
+  /* room for half of the next line */
+  fail_unless (getrlimit (RLIMIT_FSIZE, &saved) == 0);
+  limit = saved;
+  limit.rlim_cur = first_len + first_len / 2;
+  saved_handler = signal (SIGXFSZ, SIG_IGN);
+  fail_unless (setrlimit (RLIMIT_FSIZE, &limit) == 0);
+  fail_unless_equals_int (
+      gst_harness_push (h, make_buffer (1, 2)), GST_FLOW_ERROR);
+  fail_unless (setrlimit (RLIMIT_FSIZE, &saved) == 0);
+  signal (SIGXFSZ, saved_handler);
+
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL, "the failed write went unreported");
+  gst_message_parse_error (msg, &err, NULL);
+  fail_unless (strstr (err->message, t.location) != NULL, "%s", err->message);
+  g_error_free (err);
+  gst_message_unref (msg);
+
+  fail_unless (g_file_get_contents (t.location, &contents, &len, NULL));
+  fail_unless_equals_int ((gint) len, (gint) first_len);
+  fail_unless (contents[len - 1] == '\n');
+  g_free (contents);
+
+  gst_harness_teardown (h);
+  gst_element_set_bus (e, NULL);
+  gst_object_unref (bus);
+  gst_object_unref (e);
+  tmp_file_clear (&t);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_location_fixed_while_running)
 {
   TmpFile t;
@@ -444,6 +510,7 @@ feremotionexport_suite (void)
   tcase_add_test (tc, test_missing_directory);
   tcase_add_test (tc, test_empty_location);
   tcase_add_test (tc, test_disk_full);
+  tcase_add_test (tc, test_full_mid_line);
   tcase_add_test (tc, test_location_fixed_while_running);
   return s;
 }
