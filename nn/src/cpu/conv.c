@@ -1005,12 +1005,12 @@ wino_gather (const float **d, float (*part)[FER_CPU_KB], int side,
  * blocks at a (a tile row of a group of `rows`; product p at a + p *
  * aplane). */
 static void
-wino_pack_tile (float *a, size_t aplane, int rows, const wino_job *j, int t)
+wino_pack_tile (float *a, size_t aplane, int rows, const wino_job *j, int t,
+    float (*part)[FER_CPU_KB])
 {
   const fer_conv_shape *s = j->s;
   const int b = t / (j->th * j->tw), ty = t / j->tw % j->th, tx = t % j->tw;
   const float *img = j->inp + (size_t) b * s->h * s->w * s->cin;
-  float part[16][FER_CPU_KB];
 
   for (int c0 = 0; c0 < j->kr; c0 += FER_CPU_KB) {
     const float *d[16];
@@ -1058,6 +1058,8 @@ wino_job_run (void *data, int thread, int threads)
   const size_t aplane = (size_t) j->chunk * kr;
   const size_t mplane = (size_t) j->chunk * s->cout;
   float *a = j->sc->packed[thread], *m = a + 16 * aplane;
+  /* partial channel blocks, zero-padded */
+  float (*part)[FER_CPU_KB] = (void *) (m + 16 * mplane + FER_CPU_KB);
   const fer_cpu_krun run = { 0, kr };
 
   for (int item; (item = take_item (&j->next_item, n_items)) >= 0;) {
@@ -1070,7 +1072,7 @@ wino_job_run (void *data, int thread, int threads)
       const int rows = n / groups + (g < n % groups);
       for (int r = 0; r < rows; r++)
         wino_pack_tile (a + (size_t) r0 * kr + r * FER_CPU_KB, aplane, rows, j,
-            t0 + r0 + r);
+            t0 + r0 + r, part);
       r0 += rows;
     }
     /* M[p] (n, cout) = V[p] U[p] */
@@ -1125,7 +1127,7 @@ wino_forward (float *out, const float *inp, const float *weight,
   j.chunk = MIN (j.chunk, j.n_tiles);
   if (!grow ((void **) &sc->ids, &sc->ids_cap, j.chunk, sizeof (int), error)
       || !grow_packed (sc, threads,
-          16 * (size_t) j.chunk * (kr + s->cout) + FER_CPU_KB, error))
+          16 * ((size_t) j.chunk * (kr + s->cout) + 2 * FER_CPU_KB), error))
     return FALSE;
   for (int i = 0; i < j.chunk; i++)
     sc->ids[i] = i;
@@ -1165,6 +1167,13 @@ wino_dw_groups (const wino_dw_job *j)
   return (j->s->cout + j->mr - 1) / j->mr;
 }
 
+/* Floats of a weight-gradient chunk's shared buffers (dM^T and V), and of
+ * each thread's own blocks after them. */
+#define WINO_DW_SHARED(j)                                                      \
+  (16 * ((size_t) (j)->s->cout + (size_t) (j)->panels * FER_CPU_NR)            \
+      * (size_t) (j)->chunk)
+#define WINO_DW_OWN (18 * FER_CPU_KB * FER_CPU_KB)
+
 static void
 wino_dw_transform_run (void *data, int thread, int threads)
 {
@@ -1172,8 +1181,11 @@ wino_dw_transform_run (void *data, int thread, int threads)
   const fer_conv_shape *s = j->s;
   const int cin = s->cin, cout = s->cout, nt = wino_dw_groups (j);
   const size_t aplane = j->aplane, bplane = j->bplane;
-  float blk[16][FER_CPU_KB][FER_CPU_KB], tr[FER_CPU_KB][FER_CPU_KB];
-  float part[16][FER_CPU_KB];
+  /* this thread's blocks, after the shared chunk */
+  float (*blk)[FER_CPU_KB][FER_CPU_KB] =
+      (void *) (j->sc->packed[thread] + WINO_DW_SHARED (j));
+  float (*tr)[FER_CPU_KB] = (void *) (blk + 16);
+  float (*part)[FER_CPU_KB] = tr + FER_CPU_KB;
 
   for (int tb; (tb = take_item (&j->next_item, j->lenp / FER_CPU_KB)) >= 0;) {
     /* V[p] of the block's tiles */
@@ -1299,7 +1311,7 @@ wino_dweight (float *dweight, const float *dout, const float *inp,
   if (!grow ((void **) &sc->ids, &sc->ids_cap, s->cout, sizeof (int), error)
       || !grow_aligned (
           &sc->wino_u, &sc->wino_u_cap, 16 * (size_t) s->cout * s->cin, error)
-      || !grow_packed (sc, 1, 16 * (s->cout + row) * j.chunk, error))
+      || !grow_packed (sc, threads, WINO_DW_SHARED (&j) + WINO_DW_OWN, error))
     return FALSE;
   for (int i = 0; i < s->cout; i++)
     sc->ids[i] = i;
