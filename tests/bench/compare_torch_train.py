@@ -2,6 +2,7 @@
 """Training speed, libfernn vs PyTorch on the CPU, in one run.
 
     /usr/bin/python3 tests/bench/compare_torch_train.py BUILD [--seconds S] [--rounds R]
+        [--stems torchvision,nopool,small] [--threads 1,2]
 
 One training step = forward in training mode (batch statistics), class-
 weighted cross-entropy with label smoothing 0.1, backward, Adam (lr 1e-3):
@@ -12,7 +13,10 @@ weights (a fer-init model that PyTorch loads) and train on batches of 64
 implementations alternate R rounds of S seconds each, so that load from
 elsewhere on a shared machine hits both alike; the table gives the median
 images/s of each and their ratio (> 1: libfernn is faster). PyTorch with 2
-threads runs with OMP_WAIT_POLICY=PASSIVE.
+threads runs with OMP_WAIT_POLICY=PASSIVE. --stems runs each stem in turn
+(a fer-init model of that stem, loaded into torchvision's resnet18 with the
+same stem): torchvision (7x7/2 conv + max-pool, layer1 at 12 x 12), nopool
+(7x7/2 conv, layer1 at 24 x 24) and small (3x3/1 conv, layer1 at 48 x 48).
 """
 import argparse
 import json
@@ -34,8 +38,8 @@ def torch_worker(model, threads, seconds):
     sys.path.insert(0, os.path.join(HERE, ".."))
     from torch_reference import read_safetensors, build, load_into
     torch.set_num_threads(threads)
-    tensors, _ = read_safetensors(model)
-    m = build("torchvision", "fc", 1, 7)
+    tensors, meta = read_safetensors(model)
+    m = build(meta.get("fer.stem", "torchvision"), "fc", 1, 7)
     load_into(m, tensors)
     m.train()
     opt = torch.optim.Adam(m.parameters(), 1e-3)
@@ -74,6 +78,8 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--stems", default="torchvision")
+    ap.add_argument("--threads", default="1,2")
     ap.add_argument("--torch-worker", nargs=3, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.torch_worker:
@@ -81,34 +87,36 @@ def main():
         return
     tools = os.path.join(a.build, "nn", "tools")
     bench = os.path.join(a.build, "tests", "bench", "bench-train")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        model = os.path.join(tmp, "m.safetensors")
-        subprocess.run([os.path.join(tools, "fer-init"), "--out", model, "--seed", "1"],
-                       check=True, capture_output=True)
-        rows = []
-        for threads in (1, 2):
-            env = dict(os.environ)
-            if threads > 1:
-                env["OMP_WAIT_POLICY"] = "PASSIVE"
-            ours, theirs = [], []
-            for _ in range(a.rounds):
-                ours.append(last_json([bench, "--model", model, "--threads", str(threads),
-                                       "--batch", str(BATCH), "--size", str(SIZE),
-                                       "--seconds", str(a.seconds)], env)["images_per_s"])
-                theirs.append(last_json([sys.executable, __file__, a.build, "--torch-worker",
-                                         model, str(threads), str(a.seconds)], env)["images_per_s"])
-            o, t = statistics.median(ours), statistics.median(theirs)
-            rows.append((threads, o, t))
-            print(json.dumps({"threads": threads, "libfernn": ours, "pytorch": theirs}),
-                  file=sys.stderr, flush=True)
-    print("OPENBLAS_CORETYPE=%s, batch %d, 1x%dx%d, torchvision stem, Adam"
+        for stem in a.stems.split(","):
+            model = os.path.join(tmp, stem + ".safetensors")
+            subprocess.run([os.path.join(tools, "fer-init"), "--out", model, "--seed", "1",
+                            "--stem", stem], check=True, capture_output=True)
+            for threads in (int(t) for t in a.threads.split(",")):
+                env = dict(os.environ)
+                if threads > 1:
+                    env["OMP_WAIT_POLICY"] = "PASSIVE"
+                ours, theirs = [], []
+                for _ in range(a.rounds):
+                    ours.append(last_json([bench, "--model", model, "--stem", stem,
+                                           "--threads", str(threads),
+                                           "--batch", str(BATCH), "--size", str(SIZE),
+                                           "--seconds", str(a.seconds)], env)["images_per_s"])
+                    theirs.append(last_json([sys.executable, __file__, a.build, "--torch-worker",
+                                             model, str(threads), str(a.seconds)],
+                                            env)["images_per_s"])
+                o, t = statistics.median(ours), statistics.median(theirs)
+                rows.append((stem, threads, o, t))
+                print(json.dumps({"stem": stem, "threads": threads, "libfernn": ours,
+                                  "pytorch": theirs}), file=sys.stderr, flush=True)
+    print("OPENBLAS_CORETYPE=%s, batch %d, 1x%dx%d, Adam"
           % (os.environ.get("OPENBLAS_CORETYPE", "(unset)"), BATCH, SIZE, SIZE))
     print()
-    print("| threads | libfernn images/s | PyTorch images/s | ratio |")
-    print("|--------:|------------------:|-----------------:|------:|")
-    for threads, o, t in rows:
-        print("| %d | %.1f | %.1f | %.2fx |" % (threads, o, t, o / t))
-
+    print("| stem | threads | libfernn images/s | PyTorch images/s | ratio |")
+    print("|:-----|--------:|------------------:|-----------------:|------:|")
+    for stem, threads, o, t in rows:
+        print("| %s | %d | %.1f | %.1f | %.2fx |" % (stem, threads, o, t, o / t))
 
 if __name__ == "__main__":
     main()

@@ -293,6 +293,9 @@ typedef struct
   int ws_images; /* workspace for this many images; 0: the whole batch */
 } train_case;
 
+/* The algorithm check_train's scratch was set to, for its messages. */
+static const char *train_algo = "auto";
+
 static void
 check_train (
     const train_case *c, fer_cpu_conv_scratch *scratch, fer_cpu_workers *two)
@@ -339,10 +342,10 @@ check_train (
       double e_dinp = test_max_rel_error (dinp, ref_dinp, nin);
       double e_dw = test_max_rel_error (dw, ref_dw, nw);
       g_test_message ("conv n=%d %dx%dx%d -> %d k=%d s=%d p=%d ws=%d img "
-                      "%s x%d: max rel err out %.2e dinp %.2e dweight %.2e",
+                      "%s %s x%d: max rel err out %.2e dinp %.2e dweight %.2e",
           c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad,
-          c->ws_images ? c->ws_images : c->n, fer_cpu_isa_name (isa), threads,
-          e_out, e_dinp, e_dw);
+          c->ws_images ? c->ws_images : c->n, train_algo,
+          fer_cpu_isa_name (isa), threads, e_out, e_dinp, e_dw);
       g_assert_cmpfloat (e_out, <, TOL);
       g_assert_cmpfloat (e_dinp, <, TOL);
       g_assert_cmpfloat (e_dw, <, TOL);
@@ -394,6 +397,88 @@ test_train (void)
   fer_cpu_conv_scratch_set_chunk (scratch, 64);
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
     check_train (&cases[i], scratch, two);
+  fer_cpu_workers_free (two);
+  fer_cpu_conv_scratch_free (scratch);
+}
+
+/* Winograd F(2x2, 3x3) against the naive reference, forced on shapes the
+ * automatic choice would not give it too: odd sides (partial output
+ * tiles), channel counts that are not multiples of the vector width or of
+ * a panel (partial channel blocks, zero-padded reductions), 1 x 1 and 2 x 3
+ * maps, batches of 1 and more, several chunks of tiles; and the direct
+ * convolution forced on the same shapes. The tolerance is the direct
+ * convolution's, TOL: F(2x2, 3x3)'s transforms only add and subtract (and
+ * halve, for the weight), so its rounding error stays within a few float
+ * ulps of the largest value, about 1e-6 here; F(4x4, 3x3), with
+ * coefficients up to 8, is the one whose error grows past such a bound.
+ * Then 1 and 2 threads give the same bits. */
+static void
+test_train_winograd (void)
+{
+  static const train_case cases[] = {
+    { 1, 7, 7, 3, 5, 3, 1, 1, 0 },
+    { 2, 9, 7, 20, 17, 3, 1, 1, 0 },
+    { 3, 5, 6, 33, 40, 3, 1, 1, 0 },
+    { 1, 1, 1, 16, 16, 3, 1, 1, 0 },
+    { 2, 2, 3, 16, 48, 3, 1, 1, 0 },
+    { 1, 11, 13, 64, 64, 3, 1, 1, 0 },
+    { 5, 12, 12, 64, 64, 3, 1, 1, 0 }, /* 180 tiles: several chunks */
+    { 2, 6, 6, 128, 96, 3, 1, 1, 0 },
+    { 2, 3, 3, 200, 40, 3, 1, 1, 0 },
+  };
+  static const fer_cpu_conv_algo algos[] = { FER_CPU_CONV_WINOGRAD,
+    FER_CPU_CONV_DIRECT };
+  fer_cpu_conv_scratch *scratch = fer_cpu_conv_scratch_new ();
+  GError *error = NULL;
+  fer_cpu_workers *two = fer_cpu_workers_new (2, &error);
+
+  g_assert_no_error (error);
+  for (guint a = 0; a < G_N_ELEMENTS (algos); a++) {
+    g_assert_cmpint (
+        fer_cpu_conv_scratch_set_algo (scratch, algos[a]), ==, algos[a]);
+    train_algo = algos[a] == FER_CPU_CONV_WINOGRAD ? "winograd" : "direct";
+    for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+      check_train (&cases[i], scratch, two);
+  }
+  train_algo = "auto";
+
+  /* bit-identical with 1 and 2 threads (training is deterministic across
+   * thread counts) */
+  fer_cpu_conv_scratch_set_algo (scratch, FER_CPU_CONV_WINOGRAD);
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    const train_case *c = &cases[i];
+    fer_conv_shape s;
+    fer_conv_shape_init (&s, c->n, c->h, c->w, c->cin, c->cout, 3, 1, 1);
+    const size_t nin = (size_t) s.n * s.h * s.w * s.cin;
+    const size_t nw = (size_t) s.cout * 9 * s.cin;
+    const size_t nout = (size_t) s.n * s.oh * s.ow * s.cout;
+    float *inp = test_random_floats (&rng, nin, 1.0f);
+    float *w = test_random_floats (&rng, nw, 1.0f);
+    float *dout = test_random_floats (&rng, nout, 1.0f);
+    float *got[2][3];
+    for (int t = 0; t < 2; t++) {
+      got[t][0] = g_new (float, nout);
+      got[t][1] = g_new (float, nin);
+      got[t][2] = g_new0 (float, nw);
+      g_assert_true (fer_cpu_conv2d_forward_train (
+          got[t][0], inp, w, &s, scratch, t ? two : NULL, &error));
+      g_assert_true (fer_cpu_conv2d_backward (got[t][1], got[t][2], dout, inp,
+          w, &s, NULL, 0, scratch, t ? two : NULL, &error));
+      g_assert_no_error (error);
+    }
+    g_assert_cmpmem (
+        got[0][0], nout * sizeof (float), got[1][0], nout * sizeof (float));
+    g_assert_cmpmem (
+        got[0][1], nin * sizeof (float), got[1][1], nin * sizeof (float));
+    g_assert_cmpmem (
+        got[0][2], nw * sizeof (float), got[1][2], nw * sizeof (float));
+    for (int t = 0; t < 2; t++)
+      for (int k = 0; k < 3; k++)
+        g_free (got[t][k]);
+    g_free (inp);
+    g_free (w);
+    g_free (dout);
+  }
   fer_cpu_workers_free (two);
   fer_cpu_conv_scratch_free (scratch);
 }
@@ -615,6 +700,7 @@ main (int argc, char **argv)
   g_test_add_func ("/conv/forward-resnet18", test_forward_resnet18);
   g_test_add_func ("/conv/forward-nan", test_forward_nan);
   g_test_add_func ("/conv/train-against-naive", test_train);
+  g_test_add_func ("/conv/train-winograd", test_train_winograd);
   g_test_add_func ("/conv/train-fresh-scratch", test_train_fresh_scratch);
   for (guint i = 0; i < G_N_ELEMENTS (fd_cases); i++) {
     snprintf (name, sizeof name, "/conv/backward-fd/%u", i);

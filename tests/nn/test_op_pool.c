@@ -133,6 +133,79 @@ test_backward (void)
   g_free (d);
 }
 
+/* Forward and backward against naive references (written here: the
+ * window scanned in (ky, kx) order, the first maximum taking the gradient)
+ * on shapes that exercise the vector loops' tails (channels not a multiple
+ * of 4, more than the backward's block of 256), odd maps, batches of 1 and
+ * more, and inputs drawn from 3 values so that most windows tie. Both must
+ * agree exactly: max-pool only compares and copies. */
+static void
+test_maxpool_naive (void)
+{
+  static const int cases[][7] = {
+    /* n, h, w, c, k, stride, pad */
+    { 1, 5, 5, 1, 3, 2, 1 },
+    { 2, 7, 9, 5, 3, 2, 1 },
+    { 3, 24, 24, 64, 3, 2, 1 },
+    { 1, 11, 10, 67, 3, 2, 1 },
+    { 2, 6, 7, 300, 3, 2, 1 },
+    { 2, 8, 8, 19, 2, 2, 0 },
+    { 1, 9, 9, 6, 3, 1, 1 },
+  };
+  for (guint ci = 0; ci < G_N_ELEMENTS (cases); ci++) {
+    const int n = cases[ci][0], h = cases[ci][1], w = cases[ci][2];
+    const int c = cases[ci][3], k = cases[ci][4], st = cases[ci][5];
+    const int p = cases[ci][6];
+    const int oh = (h + 2 * p - k) / st + 1, ow = (w + 2 * p - k) / st + 1;
+    const size_t nin = (size_t) n * h * w * c, nout = (size_t) n * oh * ow * c;
+    float *inp = g_new (float, nin), *out = g_new (float, nout);
+    float *dout = test_random_floats (&rng, nout, 1.0f);
+    float *dinp = g_new (float, nin), *ref_dinp = g_new0 (float, nin);
+    double *ref = g_new (double, nout);
+    double err_fwd, err_bwd = 0.0;
+
+    for (size_t i = 0; i < nin; i++)
+      inp[i] = (float) (fer_rng_next (&rng) % 3) - 1.0f;
+    for (int b = 0; b < n; b++)
+      for (int oy = 0; oy < oh; oy++)
+        for (int ox = 0; ox < ow; ox++)
+          for (int ch = 0; ch < c; ch++) {
+            const size_t o = (((size_t) b * oh + oy) * ow + ox) * c + ch;
+            float m = -INFINITY;
+            size_t at = 0;
+            for (int y = oy * st - p; y < oy * st - p + k; y++)
+              for (int x = ox * st - p; x < ox * st - p + k; x++) {
+                if (y < 0 || y >= h || x < 0 || x >= w)
+                  continue;
+                const size_t i = (((size_t) b * h + y) * w + x) * c + ch;
+                if (inp[i] > m) {
+                  m = inp[i];
+                  at = i;
+                }
+              }
+            ref[o] = m;
+            ref_dinp[at] += dout[o];
+          }
+    fer_cpu_maxpool2d_forward (out, inp, n, h, w, c, k, st, p);
+    fer_cpu_maxpool2d_backward (dinp, dout, inp, n, h, w, c, k, st, p);
+    err_fwd = test_max_rel_error (out, ref, nout);
+    for (size_t i = 0; i < nin; i++)
+      err_bwd = fmax (err_bwd, fabs (dinp[i] - ref_dinp[i]));
+    g_test_message ("maxpool n=%d %dx%dx%d k=%d s=%d p=%d, ties: forward max "
+                    "rel error %.3g, backward max abs error %.3g",
+        n, h, w, c, k, st, p, err_fwd, err_bwd);
+    g_assert_cmpfloat (err_fwd, ==, 0.0);
+    g_assert_cmpmem (
+        dinp, nin * sizeof (float), ref_dinp, nin * sizeof (float));
+    g_free (inp);
+    g_free (out);
+    g_free (dout);
+    g_free (dinp);
+    g_free (ref_dinp);
+    g_free (ref);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -141,5 +214,6 @@ main (int argc, char **argv)
   g_test_add_func ("/pool/maxpool2d-forward", test_maxpool_forward);
   g_test_add_func ("/pool/avgpool-forward", test_avgpool_forward);
   g_test_add_func ("/pool/backward", test_backward);
+  g_test_add_func ("/pool/maxpool-naive", test_maxpool_naive);
   return g_test_run ();
 }

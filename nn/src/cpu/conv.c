@@ -95,6 +95,9 @@ struct fer_cpu_conv_scratch
   int *ids; /* 0, 1, 2...: output rows of a weight
                                 * gradient tile */
   size_t ids_cap;
+  float *wino_u; /* Winograd: transformed weights, or their gradient */
+  size_t wino_u_cap;
+  fer_cpu_conv_algo winograd;
 };
 
 static int
@@ -216,7 +219,11 @@ fer_cpu_conv_scratch *
 fer_cpu_conv_scratch_new (void)
 {
   fer_cpu_conv_scratch *sc = g_new0 (fer_cpu_conv_scratch, 1);
+  const char *algo = g_getenv ("FER_CPU_CONV");
   sc->chunk = CHUNK_FLOATS_DEFAULT;
+  sc->winograd = g_strcmp0 (algo, "direct") == 0 ? FER_CPU_CONV_DIRECT
+      : g_strcmp0 (algo, "winograd") == 0        ? FER_CPU_CONV_WINOGRAD
+                                                 : FER_CPU_CONV_AUTO;
   return sc;
 }
 
@@ -238,8 +245,16 @@ fer_cpu_conv_scratch_free (fer_cpu_conv_scratch *sc)
   g_free (sc->packed);
   g_free (sc->packed_cap);
   free (sc->train_weight);
+  free (sc->wino_u);
   g_free (sc->ids);
   g_free (sc);
+}
+
+fer_cpu_conv_algo
+fer_cpu_conv_scratch_set_algo (fer_cpu_conv_scratch *sc, fer_cpu_conv_algo algo)
+{
+  sc->winograd = algo;
+  return algo;
 }
 
 size_t
@@ -792,6 +807,532 @@ fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
 #define DWEIGHT_CHUNK_FLOATS ((size_t) 64 * 1024)
 #define DWEIGHT_CHUNK_MAX_PIXELS 512
 
+/* ------------------------------------------------------------------ */
+/* Winograd F(2x2, 3x3)                                                */
+/*
+ * A 3 x 3, stride-1, pad-1 convolution computes 2 x 2 output pixels from
+ * a 4 x 4 input tile as Y = A^T [U . V] A, U = G g G^T (the weight), V =
+ * B^T d B (the input tile): 16 products per channel pair where the direct
+ * convolution has 36, i.e. 2.25x fewer multiply-adds. The 16 products of
+ * a tile are 16 independent GEMMs over the channels, (tiles, cin) x (cin,
+ * cout), and those run on the micro-kernel of cpu/gemm.h (every ISA):
+ * the 16 transformed weights are packed as 16 1 x 1 convolutions' panels,
+ * the transformed input as packed pixels.
+ *
+ * Training uses it for the forward pass, for the input gradient (the
+ * stride-1 input gradient is such a convolution, with the flipped,
+ * transposed weight) and for the weight gradient: the gradient of U is
+ * dU[p] (cout, cin) = sum over tiles of dM[p]^T V[p], dM = A dY A^T,
+ * another 16 GEMMs, reduced over the tiles, then dW = G^T dU G.
+ *
+ * Numerics: the transforms add and subtract up to 4 (input, output) or 9
+ * (weight) values, so the float rounding is a little larger than the
+ * direct convolution's (tests/nn/test_op_conv.c bounds it), but every
+ * output is still computed by one fixed sequence of operations, so the
+ * results do not depend on the number of threads. F(4x4, 3x3) would save
+ * more (4x) but its transforms have coefficients up to 8 and errors about
+ * 10x larger; F(2x2) keeps training close to the direct convolution.
+ *
+ * Inference weights are packed at load time for the direct kernel, and
+ * the 48 x 48 torchvision stem's maps are small (layer1 at 12 x 12), so
+ * fer_cpu_conv2d_forward stays direct. */
+
+/* G of F(2x2, 3x3); B^T and A^T are in the transforms of cpu/gemm.c */
+static const float wino_g[4][3] = { { 1, 0, 0 }, { 0.5f, 0.5f, 0.5f },
+  { 0.5f, -0.5f, 0.5f }, { 0, 0, 1 } };
+
+/* Smallest output side at which the automatic choice takes Winograd: on
+ * smaller maps most of a tile is padding, which the direct convolution
+ * skips. */
+#define WINO_MIN_SIDE 4
+/* Floats of transformed pixels one forward item packs (all 16 products). */
+#define WINO_CHUNK_FLOATS ((size_t) 128 * 1024)
+/* Floats of packed dM^T and V (all 16 products) per chunk of tiles. */
+#define WINO_DW_CHUNK_FLOATS ((size_t) 256 * 1024)
+
+static gboolean
+winograd_applies (const fer_conv_shape *s, const fer_cpu_conv_scratch *sc)
+{
+  if (s->k != 3 || s->stride != 1 || s->pad != 1
+      || sc->winograd == FER_CPU_CONV_DIRECT)
+    return FALSE;
+  return sc->winograd == FER_CPU_CONV_WINOGRAD
+      || (s->cin >= FER_CPU_KB && s->cout >= FER_CPU_KB
+          && MIN (s->oh, s->ow) >= WINO_MIN_SIDE);
+}
+
+G_NO_INLINE static void
+axpy_row (float *restrict dst, const float *restrict src, float a, size_t n)
+{
+  if (a == 1.0f)
+    FER_FOR_VEC (i, n, dst[i] += src[i]);
+  else if (a == -1.0f)
+    FER_FOR_VEC (i, n, dst[i] -= src[i]);
+  else
+    FER_FOR_VEC (i, n, dst[i] += a * src[i]);
+}
+
+/* The tile grid: tiles of 2 x 2 outputs, th x tw per image. */
+static void
+wino_tiles (const fer_conv_shape *s, int *th, int *tw, int *n_tiles)
+{
+  *th = (s->oh + 1) / 2;
+  *tw = (s->ow + 1) / 2;
+  *n_tiles = s->n * *th * *tw;
+}
+
+/* ---- weights ---- */
+
+/* Row i of G reversed is row wino_flip (i). */
+static int
+wino_flip (int i)
+{
+  return i == 0 ? 3 : i == 3 ? 0 : i;
+}
+
+typedef struct
+{
+  float *packed;       /* 16 x fer_cpu_conv2d_weight_floats (pcout, 1, pcin) */
+  float *u;            /* (16, cout, cin) */
+  const float *weight; /* (cout, 3, 3, cin) */
+  int cout, cin;
+  gboolean flipped; /* pack the flipped transpose: pcout = cin, pcin = cout */
+  int phase;        /* 0: transform, 1: pack */
+  atomic_int next_item;
+} wino_weight_job;
+
+static void
+wino_weight_job_run (void *data, int thread, int threads)
+{
+  wino_weight_job *j = data;
+  const size_t plane = (size_t) j->cout * j->cin;
+  const int pcout = j->flipped ? j->cin : j->cout;
+  const int pcin = j->flipped ? j->cout : j->cin;
+  const size_t floats = fer_cpu_conv2d_weight_floats (pcout, 1, pcin);
+
+  for (int p; (p = take_item (&j->next_item, 16)) >= 0;) {
+    if (j->phase == 0) {
+      /* U[p] = (G g G^T)[p / 4][p % 4] for every channel pair */
+      float *u = j->u + p * plane;
+      memset (u, 0, plane * sizeof (float));
+      for (int o = 0; o < j->cout; o++)
+        for (int tap = 0; tap < 9; tap++) {
+          const float c = wino_g[p / 4][tap / 3] * wino_g[p % 4][tap % 3];
+          if (c != 0.0f)
+            axpy_row (u + (size_t) o * j->cin,
+                j->weight + ((size_t) o * 9 + tap) * j->cin, c,
+                (size_t) j->cin);
+        }
+      continue;
+    }
+    /* flipping the kernel in space reverses G's columns, which swaps its
+     * rows 0 and 3: the flipped weight's U[i][j] is U[f(i)][f(j)] */
+    const int fp = 4 * wino_flip (p / 4) + wino_flip (p % 4);
+    const weight_view v = j->flipped
+        ? (weight_view){ j->u + fp * plane, 1, 0, 0, j->cin }
+        : weight_view_plain (j->u + p * plane, 1, j->cin);
+    for (int jb = 0; jb < (pcout + FER_CPU_NR - 1) / FER_CPU_NR; jb++)
+      pack_panel (j->packed + p * floats, &v, pcout, 1, pcin, jb);
+  }
+}
+
+/* sc->train_weight = the 16 transformed weights of weight (cout, 3, 3,
+ * cin), or of its flipped transpose (the input gradient's), each packed
+ * as a 1 x 1 convolution's. */
+static gboolean
+wino_pack_weight (fer_cpu_conv_scratch *sc, const float *weight, int cout,
+    int cin, gboolean flipped, fer_cpu_workers *workers, GError **error)
+{
+  wino_weight_job j = { NULL, NULL, weight, cout, cin, flipped, 0, 0 };
+
+  if (!grow_aligned (&sc->train_weight, &sc->train_weight_cap,
+          16
+              * MAX (fer_cpu_conv2d_weight_floats (cout, 1, cin),
+                  fer_cpu_conv2d_weight_floats (cin, 1, cout)),
+          error)
+      || !grow_aligned (
+          &sc->wino_u, &sc->wino_u_cap, 16 * (size_t) cout * cin, error))
+    return FALSE;
+  j.packed = sc->train_weight;
+  j.u = sc->wino_u;
+  for (j.phase = 0; j.phase < 2; j.phase++) {
+    atomic_init (&j.next_item, 0);
+    run_job (workers, wino_weight_job_run, &j);
+  }
+  return TRUE;
+}
+
+/* ---- forward ---- */
+
+typedef struct
+{
+  float *out;
+  const float *inp, *weight, *bias, *residual;
+  const fer_conv_shape *s;
+  gboolean relu;
+  fer_cpu_isa isa;
+  int mr, th, tw, n_tiles, chunk, kr;
+  const fer_cpu_conv_scratch *sc;
+  atomic_int next_item;
+} wino_job;
+
+/* A block of zeros as wide as a Winograd transform's channel block. */
+static const float wino_zero[FER_CPU_KB];
+
+/* d[q] = channels [c0, c0 + KB) of pixel (y0 + q / side, x0 + q % side)
+ * of img (h, w, c), for q < side * side: a block of zeros outside the map
+ * or when nc (the valid channels from c0) is 0, a zero-padded copy in
+ * part[q] when nc < KB. */
+static void
+wino_gather (const float **d, float (*part)[FER_CPU_KB], int side,
+    const float *img, int h, int w, int c, int y0, int x0, int c0, int nc)
+{
+  for (int q = 0; q < side * side; q++) {
+    const int y = y0 + q / side, x = x0 + q % side;
+    d[q] = wino_zero;
+    if (y < 0 || y >= h || x < 0 || x >= w || nc <= 0)
+      continue;
+    d[q] = img + ((size_t) y * w + x) * c + c0;
+    if (nc < FER_CPU_KB) {
+      memset (part[q], 0, sizeof part[q]);
+      memcpy (part[q], d[q], (size_t) nc * sizeof (float));
+      d[q] = part[q];
+    }
+  }
+}
+
+/* Tile t's transformed pixels: V[p] of channels [0, kr) to the packed
+ * blocks at a (a tile row of a group of `rows`; product p at a + p *
+ * aplane). */
+static void
+wino_pack_tile (float *a, size_t aplane, int rows, const wino_job *j, int t,
+    float (*part)[FER_CPU_KB])
+{
+  const fer_conv_shape *s = j->s;
+  const int b = t / (j->th * j->tw), ty = t / j->tw % j->th, tx = t % j->tw;
+  const float *img = j->inp + (size_t) b * s->h * s->w * s->cin;
+
+  for (int c0 = 0; c0 < j->kr; c0 += FER_CPU_KB) {
+    const float *d[16];
+    wino_gather (d, part, 4, img, s->h, s->w, s->cin, 2 * ty - 1, 2 * tx - 1,
+        c0, MIN (FER_CPU_KB, s->cin - c0));
+    fer_cpu_wino_input (j->isa, a + (size_t) c0 * rows, (ptrdiff_t) aplane, d);
+  }
+}
+
+/* Output tile t from m (its row of 16 planes of `plane` floats): Y = A^T M
+ * A, + bias [+ residual], ReLU; outputs past the map are not stored. */
+static void
+wino_output (const wino_job *j, const float *m, size_t plane, int t)
+{
+  const fer_conv_shape *s = j->s;
+  const int b = t / (j->th * j->tw), ty = t / j->tw % j->th, tx = t % j->tw;
+  size_t off[4];
+  gboolean inside[4];
+
+  for (int q = 0; q < 4; q++) {
+    const int oy = 2 * ty + q / 2, ox = 2 * tx + q % 2;
+    inside[q] = oy < s->oh && ox < s->ow;
+    off[q] = (((size_t) b * s->oh + oy) * s->ow + ox) * s->cout;
+  }
+  for (int c0 = 0; c0 < s->cout; c0 += FER_CPU_KB) {
+    float *out[4];
+    const float *res[4];
+    for (int q = 0; q < 4; q++) {
+      out[q] = inside[q] ? j->out + off[q] + c0 : NULL;
+      res[q] = inside[q] && j->residual ? j->residual + off[q] + c0 : NULL;
+    }
+    fer_cpu_wino_output (j->isa, out, res, j->bias ? j->bias + c0 : NULL,
+        MIN (FER_CPU_KB, s->cout - c0), j->relu, m + c0, (ptrdiff_t) plane);
+  }
+}
+
+static void
+wino_job_run (void *data, int thread, int threads)
+{
+  wino_job *j = data;
+  const fer_conv_shape *s = j->s;
+  const int kr = j->kr, blocks = (s->cout + FER_CPU_NR - 1) / FER_CPU_NR;
+  const int n_items = (j->n_tiles + j->chunk - 1) / j->chunk;
+  const size_t wfloats = fer_cpu_conv2d_weight_floats (s->cout, 1, s->cin);
+  const size_t aplane = (size_t) j->chunk * kr;
+  const size_t mplane = (size_t) j->chunk * s->cout;
+  float *a = j->sc->packed[thread], *m = a + 16 * aplane;
+  /* partial channel blocks, zero-padded */
+  float (*part)[FER_CPU_KB] = (void *) (m + 16 * mplane + FER_CPU_KB);
+  const fer_cpu_krun run = { 0, kr };
+
+  for (int item; (item = take_item (&j->next_item, n_items)) >= 0;) {
+    const int t0 = item * j->chunk, n = MIN (j->chunk, j->n_tiles - t0);
+    const int groups = (n + j->mr - 1) / j->mr;
+
+    /* the transformed pixels, tile groups of the kernel's height packed as
+     * (kr / KB, rows, KB) per product */
+    for (int g = 0, r0 = 0; g < groups; g++) {
+      const int rows = n / groups + (g < n % groups);
+      for (int r = 0; r < rows; r++)
+        wino_pack_tile (a + (size_t) r0 * kr + r * FER_CPU_KB, aplane, rows, j,
+            t0 + r0 + r, part);
+      r0 += rows;
+    }
+    /* M[p] (n, cout) = V[p] U[p] */
+    for (int p = 0; p < 16; p++)
+      for (int nb = 0; nb < blocks; nb++) {
+        fer_cpu_tile kt = {
+          .b = j->weight + p * wfloats + (size_t) nb * kr * FER_CPU_NR,
+          .runs = &run,
+          .n_runs = 1,
+          .c = m + p * mplane + nb * FER_CPU_NR,
+          .ldc = s->cout,
+          .ncols = MIN (FER_CPU_NR, s->cout - nb * FER_CPU_NR),
+        };
+        for (int g = 0, r0 = 0; g < groups; g++) {
+          kt.rows = n / groups + (g < n % groups);
+          kt.a = a + p * aplane + (size_t) r0 * kr;
+          kt.row_ids = j->sc->ids + r0;
+          fer_cpu_gemm_tile (j->isa, &kt);
+          r0 += kt.rows;
+        }
+      }
+    for (int r = 0; r < n; r++)
+      wino_output (j, m + (size_t) r * s->cout, mplane, t0 + r);
+  }
+}
+
+/* out = act(conv(inp, weight) + bias [+ residual]) for a
+ * winograd_applies() shape; the weight from wino_pack_weight. */
+static gboolean
+wino_forward (float *out, const float *inp, const float *weight,
+    const float *bias, const float *residual, const fer_conv_shape *s,
+    gboolean relu, fer_cpu_conv_scratch *sc, fer_cpu_workers *workers,
+    GError **error)
+{
+  const int threads = workers ? fer_cpu_workers_n (workers) : 1;
+  const int kr = reduction_rows (1, s->cin);
+  wino_job j = { out, inp, weight, bias, residual, s, relu, fer_cpu_isa_get (),
+    0, 0, 0, 0, 0, kr, sc, 0 };
+
+  wino_tiles (s, &j.th, &j.tw, &j.n_tiles);
+  if (j.n_tiles == 0 || s->cout == 0)
+    return TRUE;
+  j.mr = fer_cpu_isa_mr (j.isa);
+  j.chunk = (int) CLAMP (WINO_CHUNK_FLOATS / (16 * (size_t) MAX (kr, s->cout)),
+      (size_t) 2 * j.mr, (size_t) 32 * j.mr);
+  /* with threads, at least ITEMS_PER_THREAD items each */
+  if (threads > 1)
+    j.chunk = MIN (j.chunk,
+        MAX (j.mr,
+            (j.n_tiles + ITEMS_PER_THREAD * threads - 1)
+                / (ITEMS_PER_THREAD * threads)));
+  j.chunk = MIN (j.chunk, j.n_tiles);
+  if (!grow ((void **) &sc->ids, &sc->ids_cap, j.chunk, sizeof (int), error)
+      || !grow_packed (sc, threads,
+          16 * ((size_t) j.chunk * (kr + s->cout) + 2 * FER_CPU_KB), error))
+    return FALSE;
+  for (int i = 0; i < j.chunk; i++)
+    sc->ids[i] = i;
+  atomic_init (&j.next_item, 0);
+  run_job (workers, wino_job_run, &j);
+  return TRUE;
+}
+
+/* ---- weight gradient ---- */
+/*
+ * Chunk by chunk of tiles, two jobs: the transforms (an item per 16
+ * tiles: V[p] into panels (tiles, NR) of cin, dM[p] transposed into the
+ * kernel's packed pixels, cout rows reduced over the tiles), then the 16
+ * GEMMs dU[p] (cout, cin) += dM[p]^T V[p] (an item per product and range
+ * of panels). Each dU value adds its chunks in order, whatever the
+ * threads. */
+
+typedef struct
+{
+  float *du; /* (16, cout, cin) */
+  const float *dout, *inp;
+  const fer_conv_shape *s;
+  fer_cpu_isa isa;
+  int mr, th, tw, n_tiles, chunk, panels, parts;
+  int t0, len, lenp;     /* the chunk: tiles [t0, t0 + len), lenp rounded */
+  float *a, *b;          /* dM^T (16, cout, lenp), V (16, panels, lenp, NR) */
+  size_t aplane, bplane; /* floats of a product in a, in b */
+  const fer_cpu_conv_scratch *sc;
+  atomic_int next_item;
+} wino_dw_job;
+
+/* Channel groups of the weight gradient's tiles: cut as cut_group cuts
+ * pixels. */
+static int
+wino_dw_groups (const wino_dw_job *j)
+{
+  return (j->s->cout + j->mr - 1) / j->mr;
+}
+
+/* Floats of a weight-gradient chunk's shared buffers (dM^T and V), and of
+ * each thread's own blocks after them. */
+#define WINO_DW_SHARED(j)                                                      \
+  (16 * ((size_t) (j)->s->cout + (size_t) (j)->panels * FER_CPU_NR)            \
+      * (size_t) (j)->chunk)
+#define WINO_DW_OWN (18 * FER_CPU_KB * FER_CPU_KB)
+
+static void
+wino_dw_transform_run (void *data, int thread, int threads)
+{
+  wino_dw_job *j = data;
+  const fer_conv_shape *s = j->s;
+  const int cin = s->cin, cout = s->cout, nt = wino_dw_groups (j);
+  const size_t aplane = j->aplane, bplane = j->bplane;
+  /* this thread's blocks, after the shared chunk */
+  float (*blk)[FER_CPU_KB][FER_CPU_KB] =
+      (void *) (j->sc->packed[thread] + WINO_DW_SHARED (j));
+  float (*tr)[FER_CPU_KB] = (void *) (blk + 16);
+  float (*part)[FER_CPU_KB] = tr + FER_CPU_KB;
+
+  for (int tb; (tb = take_item (&j->next_item, j->lenp / FER_CPU_KB)) >= 0;) {
+    /* V[p] of the block's tiles */
+    for (int i = tb * FER_CPU_KB; i < (tb + 1) * FER_CPU_KB; i++) {
+      const int t = j->t0 + i, b = t / (j->th * j->tw);
+      const int ty = t / j->tw % j->th, tx = t % j->tw;
+      const float *img = j->inp + (size_t) b * s->h * s->w * cin;
+      for (int c0 = 0; c0 < j->panels * FER_CPU_NR; c0 += FER_CPU_KB) {
+        const float *d[16];
+        wino_gather (d, part, 4, img, s->h, s->w, cin, 2 * ty - 1, 2 * tx - 1,
+            c0, i < j->len ? MIN (FER_CPU_KB, cin - c0) : 0);
+        fer_cpu_wino_input (j->isa,
+            j->b + ((size_t) (c0 / FER_CPU_NR) * j->lenp + i) * FER_CPU_NR
+                + c0 % FER_CPU_NR,
+            (ptrdiff_t) bplane, d);
+      }
+    }
+    /* dM[p] of the block's tiles, 16 channels at a time, transposed */
+    for (int c0 = 0; c0 < cout; c0 += FER_CPU_KB) {
+      const int nc = MIN (FER_CPU_KB, cout - c0);
+      for (int i = 0; i < FER_CPU_KB; i++) {
+        const int t = j->t0 + tb * FER_CPU_KB + i, b = t / (j->th * j->tw);
+        const int ty = t / j->tw % j->th, tx = t % j->tw;
+        const float *d[4];
+        wino_gather (d, part, 2, j->dout + (size_t) b * s->oh * s->ow * cout,
+            s->oh, s->ow, cout, 2 * ty, 2 * tx, c0,
+            tb * FER_CPU_KB + i < j->len ? nc : 0);
+        fer_cpu_wino_dout (j->isa, blk[0][i], FER_CPU_KB * FER_CPU_KB, d);
+      }
+      for (int p = 0; p < 16; p++) {
+        fer_cpu_transpose16 (j->isa, tr[0], FER_CPU_KB, blk[p][0], FER_CPU_KB);
+        for (int c = c0; c < c0 + nc; c++) {
+          /* channel c is row r of group g */
+          const int base = cout / nt, extra = cout % nt;
+          const int g = c < extra * (base + 1)
+              ? c / (base + 1)
+              : extra + (c - extra * (base + 1)) / base;
+          const int g0 = g * base + MIN (g, extra), rows = base + (g < extra);
+          memcpy (j->a + p * aplane + (size_t) g0 * j->lenp
+                  + ((size_t) tb * rows + (c - g0)) * FER_CPU_KB,
+              tr[c - c0], FER_CPU_KB * sizeof (float));
+        }
+      }
+    }
+  }
+}
+
+static void
+wino_dw_gemm_run (void *data, int thread, int threads)
+{
+  wino_dw_job *j = data;
+  const fer_conv_shape *s = j->s;
+  const int cin = s->cin, cout = s->cout, nt = wino_dw_groups (j);
+  const size_t aplane = j->aplane, bplane = j->bplane;
+  const fer_cpu_krun run = { 0, j->lenp };
+
+  for (int item; (item = take_item (&j->next_item, 16 * j->parts)) >= 0;) {
+    const int p = item / j->parts, part = item % j->parts;
+    float *du = j->du + (size_t) p * cout * cin;
+    for (int nb = part * j->panels / j->parts;
+         nb < (part + 1) * j->panels / j->parts; nb++) {
+      fer_cpu_tile kt = {
+        .b = j->b + p * bplane + (size_t) nb * j->lenp * FER_CPU_NR,
+        .runs = &run,
+        .n_runs = 1,
+        .c = du + nb * FER_CPU_NR,
+        .res = du + nb * FER_CPU_NR,
+        .ldc = cin,
+        .ncols = MIN (FER_CPU_NR, cin - nb * FER_CPU_NR),
+      };
+      for (int g = 0, c0 = 0; g < nt; g++) {
+        kt.rows = cout / nt + (g < cout % nt);
+        kt.a = j->a + p * aplane + (size_t) c0 * j->lenp;
+        kt.row_ids = j->sc->ids + c0;
+        fer_cpu_gemm_tile (j->isa, &kt);
+        c0 += kt.rows;
+      }
+    }
+  }
+}
+
+/* dweight (cout, 3, 3, cin) += G^T dU G. */
+static void
+wino_dweight_fold (float *dweight, const float *du, const fer_conv_shape *s)
+{
+  const size_t plane = (size_t) s->cout * s->cin;
+
+  for (int o = 0; o < s->cout; o++)
+    for (int ky = 0; ky < 3; ky++)
+      for (int kx = 0; kx < 3; kx++) {
+        float *dw = dweight + (((size_t) o * 3 + ky) * 3 + kx) * s->cin;
+        for (int p = 0; p < 16; p++) {
+          const float c = wino_g[p / 4][ky] * wino_g[p % 4][kx];
+          if (c != 0.0f)
+            axpy_row (
+                dw, du + p * plane + (size_t) o * s->cin, c, (size_t) s->cin);
+        }
+      }
+}
+
+/* dweight += the weight gradient, for a winograd_applies() shape. */
+static gboolean
+wino_dweight (float *dweight, const float *dout, const float *inp,
+    const fer_conv_shape *s, fer_cpu_conv_scratch *sc, fer_cpu_workers *workers,
+    GError **error)
+{
+  const int threads = workers ? fer_cpu_workers_n (workers) : 1;
+  wino_dw_job j = { NULL, dout, inp, s, fer_cpu_isa_get (), 0, 0, 0, 0, 0,
+    (s->cin + FER_CPU_NR - 1) / FER_CPU_NR, 1, 0, 0, 0, NULL, NULL, 0, 0, sc,
+    0 };
+  const size_t row = (size_t) j.panels * FER_CPU_NR;
+
+  wino_tiles (s, &j.th, &j.tw, &j.n_tiles);
+  if (j.n_tiles == 0 || s->cout == 0)
+    return TRUE;
+  j.mr = fer_cpu_isa_mr (j.isa);
+  j.chunk = (int) CLAMP (WINO_DW_CHUNK_FLOATS / (16 * (s->cout + row)),
+                FER_CPU_KB, DWEIGHT_CHUNK_MAX_PIXELS)
+      / FER_CPU_KB * FER_CPU_KB;
+  j.chunk = MIN (j.chunk, round_up (j.n_tiles, FER_CPU_KB));
+  if (threads > 1)
+    j.parts = MIN (j.panels, 2);
+  if (!grow ((void **) &sc->ids, &sc->ids_cap, s->cout, sizeof (int), error)
+      || !grow_aligned (
+          &sc->wino_u, &sc->wino_u_cap, 16 * (size_t) s->cout * s->cin, error)
+      || !grow_packed (sc, threads, WINO_DW_SHARED (&j) + WINO_DW_OWN, error))
+    return FALSE;
+  for (int i = 0; i < s->cout; i++)
+    sc->ids[i] = i;
+  j.du = sc->wino_u;
+  memset (j.du, 0, 16 * (size_t) s->cout * s->cin * sizeof (float));
+  j.a = sc->packed[0];
+  for (j.t0 = 0; j.t0 < j.n_tiles; j.t0 += j.chunk) {
+    j.len = MIN (j.chunk, j.n_tiles - j.t0);
+    j.lenp = round_up (j.len, FER_CPU_KB);
+    j.aplane = (size_t) s->cout * j.lenp;
+    j.bplane = (size_t) j.panels * j.lenp * FER_CPU_NR;
+    j.b = j.a + 16 * j.aplane;
+    atomic_init (&j.next_item, 0);
+    run_job (workers, wino_dw_transform_run, &j);
+    atomic_init (&j.next_item, 0);
+    run_job (workers, wino_dw_gemm_run, &j);
+  }
+  wino_dweight_fold (dweight, sc->wino_u, s);
+  return TRUE;
+}
+
 /* With stride 1 the input gradient is itself a stride-1 convolution: of
  * dout, padded by k - 1 - pad, with the weight flipped in space and its
  * channels transposed. No workspace, no col2im, and the padding taps are
@@ -850,6 +1391,10 @@ fer_cpu_conv2d_forward_train (float *out, const float *inp, const float *weight,
     const fer_conv_shape *s, fer_cpu_conv_scratch *sc, fer_cpu_workers *workers,
     GError **error)
 {
+  if (winograd_applies (s, sc))
+    return wino_pack_weight (sc, weight, s->cout, s->cin, FALSE, workers, error)
+        && wino_forward (out, inp, sc->train_weight, NULL, NULL, s, FALSE, sc,
+            workers, error);
   return pack_train_weight (sc, weight_view_plain (weight, s->k, s->cin),
              s->cout, s->k, s->cin, workers, error)
       && fer_cpu_conv2d_forward (
@@ -1148,7 +1693,9 @@ fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
   const size_t in_floats = (size_t) s->h * s->w * s->cin;
   fer_conv_shape t;
 
-  if (!conv2d_dweight (dweight, dout, inp, s, sc, workers, error))
+  if (winograd_applies (s, sc)
+          ? !wino_dweight (dweight, dout, inp, s, sc, workers, error)
+          : !conv2d_dweight (dweight, dout, inp, s, sc, workers, error))
     return FALSE;
   if (!dinp)
     return TRUE;
@@ -1158,6 +1705,11 @@ fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
       1, -(ptrdiff_t) s->k * s->cin, -(ptrdiff_t) s->cin, kdim };
     fer_conv_shape_init (
         &t, s->n, s->oh, s->ow, s->cout, s->cin, s->k, 1, s->k - 1 - s->pad);
+    if (winograd_applies (&t, sc))
+      return wino_pack_weight (
+                 sc, weight, s->cout, s->cin, TRUE, workers, error)
+          && wino_forward (dinp, dout, sc->train_weight, NULL, NULL, &t, FALSE,
+              sc, workers, error);
     return pack_train_weight (
                sc, flipped, s->cin, s->k, s->cout, workers, error)
         && fer_cpu_conv2d_forward (dinp, dout, sc->train_weight, NULL, NULL, &t,

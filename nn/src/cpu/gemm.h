@@ -69,4 +69,25 @@ void fer_cpu_pack_blocks (fer_cpu_isa isa, float *dst, ptrdiff_t stride,
 /* c rows = act(packed pixels . panel + bias [+ res]) over t->ncols columns. */
 void fer_cpu_gemm_tile (fer_cpu_isa isa, const fer_cpu_tile *t);
 
+/* Winograd F(2x2, 3x3) transforms (cpu/conv.c), 16 channels at a time.
+ * Input: V = B^T d B of a 4 x 4 tile whose pixel (u, v) is the 16 floats at
+ * d[4 u + v] (a block of zeros for padding); V[p] (p = 4 i + j) goes to
+ * dst + p * dstride. */
+void fer_cpu_wino_input (
+    fer_cpu_isa isa, float *dst, ptrdiff_t dstride, const float *const d[16]);
+/* Weight gradient: dM = A dY A^T of the 2 x 2 output gradient tile whose
+ * pixel (a, b) is the 16 floats at d[2 a + b]; dM[p] to dst + p * dstride. */
+void fer_cpu_wino_dout (
+    fer_cpu_isa isa, float *dst, ptrdiff_t dstride, const float *const d[4]);
+/* dst (16, 16) with rows dst_stride apart = the transpose of src (16, 16),
+ * rows src_stride apart. */
+void fer_cpu_transpose16 (fer_cpu_isa isa, float *dst, ptrdiff_t dst_stride,
+    const float *src, ptrdiff_t src_stride);
+/* Output: Y = A^T M A of M[p] = m + p * mstride; out[q] (q = 2 a + b, NULL:
+ * not stored) = act(Y[a][b] + bias [+ res[q]]), columns [0, ncols);
+ * bias and res[q] may be NULL. */
+void fer_cpu_wino_output (fer_cpu_isa isa, float *const out[4],
+    const float *const res[4], const float *bias, int ncols, gboolean relu,
+    const float *m, ptrdiff_t mstride);
+
 #endif

@@ -57,6 +57,20 @@ typedef struct fer_cpu_conv_scratch fer_cpu_conv_scratch;
 fer_cpu_conv_scratch *fer_cpu_conv_scratch_new (void);
 /* Accepts NULL. */
 void fer_cpu_conv_scratch_free (fer_cpu_conv_scratch *scratch);
+/* Which algorithm the training convolutions take for 3 x 3, stride-1,
+ * pad-1 shapes: AUTO (the default) takes Winograd F(2x2, 3x3) when both
+ * channel counts are at least 16 and the map at least 4 x 4, else the
+ * direct convolution; the others force one (for tests and benchmarks; the
+ * environment variable FER_CPU_CONV=direct|winograd sets it for a new
+ * scratch). Returns the value now in effect. */
+typedef enum
+{
+  FER_CPU_CONV_AUTO,
+  FER_CPU_CONV_DIRECT,
+  FER_CPU_CONV_WINOGRAD,
+} fer_cpu_conv_algo;
+fer_cpu_conv_algo fer_cpu_conv_scratch_set_algo (
+    fer_cpu_conv_scratch *scratch, fer_cpu_conv_algo algo);
 /* For tests: floats of packed pixels each thread works through at a time
  * (0: the default). Returns the value in effect. */
 size_t fer_cpu_conv_scratch_set_chunk (
