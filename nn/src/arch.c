@@ -214,9 +214,11 @@ fer_metadata_int (const char *path, const char *key, const char *value, int lo,
   char *end = NULL;
   gint64 v = value ? g_ascii_strtoll (value, &end, 10) : 0;
   if (!value || end == value || *end != '\0' || v < lo || v > hi) {
+    /* metadata is UTF-8 but may hold control characters: quoted */
+    g_autofree char *q = fer_text_quote (value ? value : "", 0);
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: metadata %s='%s' is not an integer in %d..%d", path, key,
-        value ? value : "", lo, hi);
+        "%s: metadata %s='%s' is not an integer in %d..%d", path, key, q, lo,
+        hi);
     return FALSE;
   }
   *out = (int) v;
@@ -295,17 +297,18 @@ recognise_arch (
   if (v) {
     fer_stem named;
     if (!fer_stem_from_name (v, &named)) {
+      g_autofree char *q = fer_text_quote (v, 0);
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
           "%s: metadata fer.stem='%s', expected 'torchvision', 'small' or "
           "'nopool'",
-          path, v);
+          path, q);
       return FALSE;
     }
     if (fer_stem_geometry_of (named).k != fer_stem_geometry_of (a->stem).k) {
       g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
           "%s: metadata fer.stem='%s' contradicts tensor 'conv1.weight' "
           "(a %s stem)",
-          path, v, fer_stem_name (a->stem));
+          path, fer_stem_name (named), fer_stem_name (a->stem));
       return FALSE;
     }
     a->stem = named;

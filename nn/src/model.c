@@ -90,10 +90,13 @@ parse_floats (const char *path, const char *key, const char *value,
     for (int c = 1; c < channels; c++)
       out[c] = out[0];
   g_strfreev (parts);
-  if (!ok)
+  if (!ok) {
+    /* metadata is UTF-8 but may hold control characters: quoted */
+    g_autofree char *q = fer_text_quote (value, 0);
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
         "%s: metadata %s='%s' must be 1 or %d comma-separated %snumbers", path,
-        key, value, channels, positive ? "positive " : "");
+        key, q, channels, positive ? "positive " : "");
+  }
   return ok;
 }
 

@@ -171,11 +171,14 @@ static GArray *
 collect_files (const char *root, const char *const *labels,
     const char *labels_origin, GPtrArray **folder_labels, GError **error)
 {
+  /* names in messages are quoted: a file name is whatever bytes the file
+   * system holds */
+  g_autofree char *r = fer_text_quote (root, 0);
   if (!g_file_test (root, G_FILE_TEST_EXISTS)) {
     g_set_error (error, FER_ERROR, FER_ERROR_IO,
         "data directory %s does "
         "not exist; expected an image-folder tree ROOT/<label>/*.jpg|*.png",
-        root);
+        r);
     return NULL;
   }
   g_autoptr (GPtrArray) folders = fer_image_folder_labels (root, error);
@@ -185,16 +188,17 @@ collect_files (const char *root, const char *const *labels,
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "%s has no label folders; expected an image-folder tree "
         "ROOT/<label>/*.jpg|*.jpeg|*.png with one folder per class",
-        root);
+        r);
     return NULL;
   }
 
   if (labels == NULL) {
     if (folders->len < 2) {
+      g_autofree char *q = fer_text_quote (folders->pdata[0], 0);
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
           "%s has only one label folder ('%s'); a classifier needs two "
           "or more classes",
-          root, (const char *) folders->pdata[0]);
+          r, q);
       return NULL;
     }
     for (guint i = 0; i < folders->len; i++)
@@ -202,17 +206,17 @@ collect_files (const char *root, const char *const *labels,
         /* A label goes into the model's metadata, bus messages and
              * JSON lines: it must be text. */
         g_autofree char *q = fer_text_quote (folders->pdata[i], 0);
-        g_autofree char *r = fer_text_quote (root, 0);
         g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
             "%s: label folder '%s' is not a valid UTF-8 name; rename it "
             "(labels become model metadata)",
             r, q);
         return NULL;
       } else if (strchr (folders->pdata[i], ',') != NULL) {
+        g_autofree char *q = fer_text_quote (folders->pdata[i], 0);
         g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
             "%s: label folder '%s' has a comma in its name, which the "
             "model's comma-separated fer.labels cannot hold",
-            root, (const char *) folders->pdata[i]);
+            r, q);
         return NULL;
       }
     *folder_labels = g_ptr_array_new_with_free_func (g_free);
@@ -229,10 +233,11 @@ collect_files (const char *root, const char *const *labels,
     int label = label_index (labels, name);
     if (label < 0) {
       g_autofree char *list = g_strjoinv (", ", (char **) labels);
+      g_autofree char *q = fer_text_quote (name, 0);
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
           "%s: folder '%s' is not a label of %s; expected folders named "
           "after its labels: %s",
-          root, name, labels_origin, list);
+          r, q, labels_origin, list);
       goto fail;
     }
     g_autofree char *dir = g_build_filename (root, name, NULL);
@@ -244,8 +249,9 @@ collect_files (const char *root, const char *const *labels,
       g_array_append_val (files, f);
     }
     if (paths->len == 0) {
+      g_autofree char *q = fer_text_quote (dir, 0);
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "label folder %s has no *.jpg, *.jpeg or *.png images", dir);
+          "label folder %s has no *.jpg, *.jpeg or *.png images", q);
       goto fail;
     }
   }
@@ -304,9 +310,10 @@ fer_dataset_load_folder (const char *root, const char *const *labels,
   for (int c = 0; c < d->n_classes; c++)
     if (files_per_class[c] > 0 && d->counts[c] == 0) {
       g_autofree char *dir = g_build_filename (root, d->labels[c], NULL);
+      g_autofree char *q = fer_text_quote (dir, 0);
       g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
           "none of the %" G_GINT64_FORMAT " images in %s could be read",
-          files_per_class[c], dir);
+          files_per_class[c], q);
       g_free (files_per_class);
       fer_dataset_free (d);
       return NULL;

@@ -20,8 +20,9 @@ sorted_entries (const char *path, GError **error)
   DIR *dir = opendir (path);
   if (dir == NULL) {
     int e = errno;
+    g_autofree char *q = fer_text_quote (path, 0);
     g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot read directory %s: %s",
-        path, g_strerror (e));
+        q, g_strerror (e));
     return NULL;
   }
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);

@@ -22,14 +22,16 @@
 static const uint8_t png_signature[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a,
   '\n' };
 
+/* `name` is the path quoted for messages. */
 static gboolean
-read_file (fer_decoded_image *d, const char *path, GError **error)
+read_file (
+    fer_decoded_image *d, const char *path, const char *name, GError **error)
 {
   FILE *f = fopen (path, "rb");
   if (f == NULL) {
     int e = errno;
     g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot open image %s: %s",
-        path, g_strerror (e));
+        name, g_strerror (e));
     return FALSE;
   }
 
@@ -41,7 +43,7 @@ read_file (fer_decoded_image *d, const char *path, GError **error)
         g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
             "image %s is larger than %zu MiB; expected a JPEG or PNG "
             "face crop",
-            path, MAX_FILE_SIZE >> 20);
+            name, MAX_FILE_SIZE >> 20);
         return FALSE;
       }
       d->file_capacity = MAX (d->file_capacity * 2, (size_t) 64 << 10);
@@ -58,7 +60,7 @@ read_file (fer_decoded_image *d, const char *path, GError **error)
     int e = errno;
     fclose (f);
     g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot read image %s: %s",
-        path, g_strerror (e));
+        name, g_strerror (e));
     return FALSE;
   }
   fclose (f);
@@ -329,24 +331,27 @@ fer_decoded_image_load (fer_decoded_image *d, const char *path, GError **error)
   g_return_val_if_fail (d != NULL && path != NULL, FALSE);
 
   memset (&d->image, 0, sizeof d->image);
-  if (!read_file (d, path, error))
+  /* a file name is whatever bytes the file system holds: quoted in
+   * messages */
+  g_autofree char *name = fer_text_quote (path, 0);
+  if (!read_file (d, path, name, error))
     return FALSE;
 
   const uint8_t *b = d->file_data;
   if (d->file_size >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff)
-    return decode_jpeg (d, path, error);
+    return decode_jpeg (d, name, error);
   if (d->file_size >= sizeof png_signature
       && memcmp (b, png_signature, sizeof png_signature) == 0)
-    return decode_png (d, path, error);
+    return decode_png (d, name, error);
 
   if (d->file_size == 0)
     g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
-        "image %s is empty; expected a JPEG or PNG file", path);
+        "image %s is empty; expected a JPEG or PNG file", name);
   else
     g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
         "%s is neither a JPEG nor a PNG file (it does not start with a JPEG "
         "or PNG signature)",
-        path);
+        name);
   return FALSE;
 }
 

@@ -9,7 +9,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include <fer/safetensors.h>
+#include <fer/fer.h>
 #include "imageio.h"
 
 static void
@@ -183,6 +183,139 @@ csv_seeds (const char *out)
   g_free (dir);
 }
 
+/* fuzz-model's input: u32 data-area size + the JSON header of a real
+ * model (its weights are not part of the input; the target adds a zero
+ * data area of the given size). */
+static void
+write_model_seed (const char *dir, const char *name, const fer_arch *arch,
+    fer_dtype dtype, const char *const *metadata)
+{
+  GError *error = NULL;
+  char *tmp = g_build_filename (dir, "model.tmp", NULL);
+  if (!fer_model_write_random (arch, 1, FALSE, dtype, metadata, tmp, &error))
+    die (name, error);
+  char *bytes = NULL;
+  gsize size = 0;
+  guint64 hlen = 0;
+  if (!g_file_get_contents (tmp, &bytes, &size, &error))
+    die (tmp, error);
+  memcpy (&hlen, bytes, 8);
+  hlen = GUINT64_FROM_LE (hlen);
+  if (size < 8 || hlen > size - 8)
+    die (tmp, NULL);
+  guint32 data_size = GUINT32_TO_LE ((guint32) (size - 8 - hlen));
+  /* the size replaces the header length: the header follows at offset 4 */
+  memcpy (bytes + 4, &data_size, 4);
+  write_bytes (dir, name, bytes + 4, 4 + hlen);
+  g_unlink (tmp);
+  g_free (bytes);
+  g_free (tmp);
+}
+
+static void
+model_seeds (const char *out)
+{
+  char *dir = seed_dir (out, "model");
+  const fer_stem stems[] = { FER_STEM_TORCHVISION, FER_STEM_SMALL,
+    FER_STEM_NOPOOL };
+  for (guint s = 0; s < G_N_ELEMENTS (stems); s++)
+    for (int head = FER_HEAD_FC; head <= FER_HEAD_MLP; head++)
+      for (int channels = 1; channels <= 3; channels += 2) {
+        fer_arch a = { stems[s], (fer_head) head, channels, 7 };
+        const char *md[] = { "fer.stem", fer_stem_name (stems[s]), NULL };
+        char *name =
+            g_strdup_printf ("%s-%s-%d.model", fer_stem_name (stems[s]),
+                head == FER_HEAD_FC ? "fc" : "mlp", channels);
+        write_model_seed (dir, name, &a, FER_DTYPE_F16, md);
+        g_free (name);
+      }
+  /* Metadata variants: every key the loader reads, in F32 too. */
+  const fer_arch small3 = { FER_STEM_SMALL, FER_HEAD_FC, 3, 3 };
+  const char *md3[] = { "fer.labels",
+    "caf\xc3\xa9, \xc3\xbc"
+    "ber,x",
+    "fer.input_size", "32", "fer.crop_size", "28", "fer.input_channels", "3",
+    "fer.mean", "0.485,0.456,0.406", "fer.std", "0.229,0.224,0.225", "fer.stem",
+    "small", NULL };
+  write_model_seed (dir, "metadata-3ch.model", &small3, FER_DTYPE_F32, md3);
+  const fer_arch tv2 = { FER_STEM_TORCHVISION, FER_HEAD_FC, 1, 2 };
+  const char *md2[] = { "fer.labels", "no,yes", "fer.input_size", "8",
+    "fer.mean", "0.5", "fer.std", "0.25", NULL };
+  write_model_seed (dir, "metadata-2class.model", &tv2, FER_DTYPE_F16, md2);
+  g_free (dir);
+}
+
+/* fuzz-folder's trees: a flags byte, then "path\0kind" entries (kind 0
+ * a folder, 1 a gray PNG, 2 an RGB PNG, 3 a few bytes, 4 empty). */
+static void
+folder_seeds (const char *out)
+{
+  char *dir = seed_dir (out, "folder");
+  static const char two[] = "\0angry/a.png\0\1angry/b.PNG\0\2"
+                            "happy/c.jpg\0\3happy/d.png\0\1";
+  static const char odd[] = "\2caf\xc3\xa9/x.png\0\1.hidden/y.png\0\1"
+                            "happy/notes.txt\0\4happy/z.jpeg\0\2empty\0\0"
+                            "root.png\0\1happy/sub/w.png\0\1";
+  static const char given[] = "\1angry/a.png\0\1happy/b.png\0\2"
+                              "caf\xc3\xa9/c.png\0\1";
+  static const char bad[] = "\0\xff\xfe/a.png\0\1ok/b.png\0\1"
+                            "a,b/c.png\0\1";
+  write_bytes (dir, "two-labels", two, sizeof two - 1);
+  write_bytes (dir, "odd-names", odd, sizeof odd - 1);
+  write_bytes (dir, "given-labels", given, sizeof given - 1);
+  write_bytes (dir, "not-utf8", bad, sizeof bad - 1);
+  g_free (dir);
+}
+
+/* fuzz-element's inputs: 8 setting bytes (format, width - 1, height - 1,
+ * mode, margin, min-size - 1, tta - 1, flags), ROI records (x, y, w, h,
+ * type, id; int16 little-endian but the type byte), pixels. */
+static void
+element_seed (const char *dir, const char *name, const guint8 settings[8],
+    const gint16 (*rois)[6], int n_rois)
+{
+  GByteArray *b = g_byte_array_new ();
+  g_byte_array_append (b, settings, 8);
+  for (int i = 0; i < n_rois; i++)
+    for (int k = 0; k < 6; k++) {
+      guint8 le[2] = { (guint8) (rois[i][k] & 0xff),
+        (guint8) ((guint16) rois[i][k] >> 8) };
+      g_byte_array_append (b, le, k == 4 ? 1 : 2);
+    }
+  const guint8 end[11] = { 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0, 0 };
+  g_byte_array_append (b, end, sizeof end);
+  for (int i = 0; i < 64; i++) {
+    guint8 px = (guint8) (i * 37);
+    g_byte_array_append (b, &px, 1);
+  }
+  write_bytes (dir, name, b->data, b->len);
+  g_byte_array_unref (b);
+}
+
+static void
+element_seeds (const char *out)
+{
+  char *dir = seed_dir (out, "element");
+  /* formats: 0 GRAY8, 1 RGB, 6 BGRx, 9 I420, 10 NV12; modes 0 auto,
+   * 1 frame, 2 roi */
+  const guint8 frame[8] = { 0, 47, 47, 1, 0, 0, 0, 1 };
+  element_seed (dir, "gray8-frame", frame, NULL, 0);
+  const guint8 roi[8] = { 1, 63, 47, 2, 25, 7, 1, 1 };
+  const gint16 two[][6] = { { 4, 4, 24, 24, 0, 1 }, { 30, 10, 30, 30, 0, 2 } };
+  element_seed (dir, "rgb-roi", roi, two, 2);
+  const guint8 odd[8] = { 9, 32, 16, 0, 51, 0, 0, 0 };
+  const gint16 edge[][6] = { { -5, -3, 20, 12, 0, 7 }, { 30, 14, 40, 40, 1, 8 },
+    { 2, 2, 0, 9, 0, -1 } };
+  element_seed (dir, "i420-odd-auto", odd, edge, 3);
+  const guint8 person[8] = { 10, 40, 30, 2, 0, 3, 0, 3 };
+  const gint16 people[][6] = { { 1, 1, 38, 28, 1, 3 }, { 0, 0, 9, 9, 0, 4 } };
+  element_seed (dir, "nv12-person", person, people, 2);
+  const guint8 bgrx[8] = { 6, 0, 0, 0, 255, 0, 1, 1 };
+  const gint16 tiny[][6] = { { 0, 0, 1, 1, 0, 5 } };
+  element_seed (dir, "bgrx-1x1", bgrx, tiny, 1);
+  g_free (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -193,5 +326,8 @@ main (int argc, char **argv)
   safetensors_seeds (argv[1]);
   image_seeds (argv[1]);
   csv_seeds (argv[1]);
+  model_seeds (argv[1]);
+  folder_seeds (argv[1]);
+  element_seeds (argv[1]);
   return 0;
 }
