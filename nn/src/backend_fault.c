@@ -8,8 +8,9 @@
  * also holds the fault's state, so that each replacement finds it through
  * be->ops; destroy puts the CPU's table back and frees the copy.
  *   init:     fer_backend_fault_new fails as cudaStreamCreate would;
- *   selftest: every probability average comes out with its classes
- *             rotated by one (a wrong answer the self-test must catch);
+ *   selftest: every probability average comes out as certainty of the
+ *             least likely class, every training loss 1 too high (wrong
+ *             answers the self-tests must catch);
  *   runtime:  once the self-test has passed, every forward fails as
  *             after a lost device (the first op of each forward pass,
  *             inference or training, returns the error). */
@@ -85,6 +86,8 @@ fault_conv2d_forward_train (fer_backend *be, float *out, const float *inp,
           be, out, inp, weight, s, error);
 }
 
+/* selftest: each face's probabilities become certainty of its least
+ * likely class, at least 1 - 1/k away from the true answer. */
 static gboolean
 fault_softmax_average (fer_backend *be, float *probs, const float *logits,
     int n_faces, int views, int k, GError **error)
@@ -93,10 +96,28 @@ fault_softmax_average (fer_backend *be, float *probs, const float *logits,
           be, probs, logits, n_faces, views, k, error))
     return FALSE;
   for (int f = 0; f < n_faces; f++) {
-    float *p = probs + (size_t) f * k, last = p[k - 1];
-    memmove (p + 1, p, sizeof (float) * (k - 1));
-    p[0] = last;
+    float *p = probs + (size_t) f * k;
+    int least = 0;
+    for (int j = 1; j < k; j++)
+      if (p[j] < p[least])
+        least = j;
+    for (int j = 0; j < k; j++)
+      p[j] = j == least ? 1.0f : 0.0f;
   }
+  return TRUE;
+}
+
+/* selftest: the training loss comes out 1 too high. */
+static gboolean
+fault_softmax_xent (fer_backend *be, float *loss, float *dlogits,
+    const float *logits, const int *y_a, const int *y_b, float lam,
+    const float *class_weights, int n, int k, float smoothing,
+    float focal_gamma, GError **error)
+{
+  if (!table_of (be)->cpu->softmax_xent (be, loss, dlogits, logits, y_a, y_b,
+          lam, class_weights, n, k, smoothing, focal_gamma, error))
+    return FALSE;
+  *loss += 1.0f;
   return TRUE;
 }
 
@@ -151,6 +172,7 @@ fer_backend_fault_new (fer_fault_point point, int threads, GError **error)
   t->ops.selftest_passed = fault_selftest_passed;
   if (point == FER_FAULT_SELFTEST) {
     t->ops.softmax_average = fault_softmax_average;
+    t->ops.softmax_xent = fault_softmax_xent;
   } else {
     t->ops.conv2d_forward = fault_conv2d_forward;
     t->ops.conv2d_forward_train = fault_conv2d_forward_train;
