@@ -91,19 +91,20 @@ fer_backend_new_with_fallback (fer_backend_type type, int device_id,
         *resolved = FER_BACKEND_CUDA;
       return be;
     }
-    if (type == FER_BACKEND_CUDA
-        || g_error_matches (dev_error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT)
-        || (!fallback
-            && !g_error_matches (dev_error, FER_ERROR, FER_ERROR_NO_DEVICE))) {
+    if (g_error_matches (dev_error, FER_ERROR, FER_ERROR_NO_DEVICE)
+            ? type == FER_BACKEND_CUDA
+            : (!fallback
+                || g_error_matches (
+                    dev_error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT))) {
       g_propagate_prefixed_error (
           error, dev_error, "backend=%s: ", fer_backend_type_to_string (type));
       return NULL;
     }
-    if (!g_error_matches (dev_error, FER_ERROR, FER_ERROR_NO_DEVICE))
-      *fallback = g_strdup_printf (
-          "the CUDA backend failed to start (%s); running on the CPU",
-          dev_error->message);
-    g_clear_error (&dev_error);
+    if (g_error_matches (dev_error, FER_ERROR, FER_ERROR_NO_DEVICE))
+      g_clear_error (&dev_error);
+    else if (!(*fallback = fer_backend_device_failed (
+                   type, "to start", dev_error, error)))
+      return NULL;
   }
   if (resolved)
     *resolved = FER_BACKEND_CPU;
@@ -116,6 +117,31 @@ fer_backend_new (fer_backend_type type, int device_id, int threads,
 {
   return fer_backend_new_with_fallback (
       type, device_id, threads, resolved, NULL, error);
+}
+
+char *
+fer_backend_device_failed (fer_backend_type requested, const char *stage,
+    GError *dev_error, GError **error)
+{
+  char *reason = NULL;
+  if (requested != FER_BACKEND_AUTO)
+    g_propagate_prefixed_error (error, dev_error,
+        "backend=%s: the CUDA backend failed %s: ",
+        fer_backend_type_to_string (requested), stage);
+  else {
+    reason = g_strdup_printf ("the CUDA backend failed %s (%s); running on "
+                              "the CPU",
+        stage, dev_error->message);
+    g_error_free (dev_error);
+  }
+  return reason;
+}
+
+void
+fer_backend_selftest_passed (fer_backend *be)
+{
+  if (be->ops->selftest_passed)
+    be->ops->selftest_passed (be);
 }
 
 void

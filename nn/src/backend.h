@@ -255,6 +255,17 @@ fer_backend *fer_backend_cpu_new (int threads, GError **error);
 gboolean fer_backend_cuda_probe (int device_id, GError **error);
 fer_backend *fer_backend_cuda_new (int device_id, GError **error);
 
+/* A device backend that failed `stage` ("to start", "its self-test"...)
+ * with dev_error (taken over): under backend=auto (requested), the
+ * fallback reason for the CPU object that replaces it (g_free), "the
+ * CUDA backend failed STAGE (ERROR); running on the CPU"; under
+ * backend=cuda NULL and *error = "backend=cuda: the CUDA backend failed
+ * STAGE: ERROR". */
+char *fer_backend_device_failed (fer_backend_type requested, const char *stage,
+    GError *dev_error, GError **error);
+/* Tells be that a self-test on it passed (ops->selftest_passed). */
+void fer_backend_selftest_passed (fer_backend *be);
+
 /* Fault injection (backend_fault.c, any build): FER_CUDA_FAULT=init,
  * selftest or runtime stands in for the CUDA backend an imitation of a
  * device that fails at that point. */

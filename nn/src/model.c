@@ -504,8 +504,7 @@ load_on_device (fer_model *dev, const fer_weights *w, fer_backend *be,
   if (attach_graph (dev, w, be, FER_BACKEND_CUDA, &dev_error)) {
     stage = "its self-test";
     if (selftest (dev, cpu, &dev_error)) {
-      if (dev->be->ops->selftest_passed)
-        dev->be->ops->selftest_passed (dev->be);
+      fer_backend_selftest_passed (dev->be);
       if (opts->backend == FER_BACKEND_AUTO)
         dev->standby = cpu;
       else
@@ -514,17 +513,12 @@ load_on_device (fer_model *dev, const fer_weights *w, fer_backend *be,
     }
   }
   fer_model_free (dev);
-  if (opts->backend != FER_BACKEND_AUTO) {
-    g_propagate_prefixed_error (error, dev_error,
-        "backend=%s: the CUDA backend failed %s: ",
-        fer_backend_type_to_string (opts->backend), stage);
+  cpu->fallback_reason =
+      fer_backend_device_failed (opts->backend, stage, dev_error, error);
+  if (!cpu->fallback_reason) {
     fer_model_free (cpu);
     return NULL;
   }
-  cpu->fallback_reason =
-      g_strdup_printf ("the CUDA backend failed %s (%s); running on the CPU",
-          stage, dev_error->message);
-  g_error_free (dev_error);
   return cpu;
 }
 

@@ -981,24 +981,17 @@ fer_trainer_new (
     return NULL;
   }
   if (trainer_selftest (dev, cpu, &dev_error)) {
-    if (dev->be->ops->selftest_passed)
-      dev->be->ops->selftest_passed (dev->be);
+    fer_backend_selftest_passed (dev->be);
     fer_trainer_free (cpu);
     return dev;
   }
   fer_trainer_free (dev);
-  if (cfg->backend != FER_BACKEND_AUTO) {
-    g_propagate_prefixed_error (error, dev_error,
-        "backend=%s: the CUDA backend failed its training self-test: ",
-        fer_backend_type_to_string (cfg->backend));
+  cpu->fallback_reason = fer_backend_device_failed (
+      cfg->backend, "its training self-test", dev_error, error);
+  if (!cpu->fallback_reason) {
     fer_trainer_free (cpu);
     return NULL;
   }
-  cpu->fallback_reason = g_strdup_printf (
-      "the CUDA backend failed its training self-test (%s); running on the "
-      "CPU",
-      dev_error->message);
-  g_error_free (dev_error);
   return cpu;
 }
 

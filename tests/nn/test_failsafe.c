@@ -24,7 +24,6 @@ enum
   T = 2
 };
 
-static char *tmpdir;
 static char *model_path;
 static uint8_t px[W * H];
 static fer_image img = { FER_PIXEL_GRAY8, W, H, { px }, { W }, TRUE };
@@ -150,6 +149,23 @@ test_auto (gconstpointer data)
     auto_is_cpu (fault, via);
 }
 
+/* m computes on the (imitated) device: classifying with `tta` views fails
+ * with `code` and a message holding `needle`, and m stays on the device. */
+static void
+refused_on_device (fer_model *m, int tta, int code, const char *needle)
+{
+  GError *error = NULL;
+  float out[FACES * K];
+  g_assert_cmpint (fer_model_backend (m), ==, FER_BACKEND_CUDA);
+  g_assert_false (fer_model_classify (m, &img, faces, FACES, tta, out, &error));
+  g_assert_error (error, FER_ERROR, code);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, needle));
+  g_clear_error (&error);
+  g_assert_cmpint (fer_model_backend (m), ==, FER_BACKEND_CUDA);
+  g_assert_null (fer_model_fallback_reason (m));
+}
+
 /* backend=cuda: init and selftest fail the load, runtime the first call
  * (and every later one: no silent switch), each naming the fault. */
 static void
@@ -157,7 +173,6 @@ test_cuda (gconstpointer data)
 {
   int fault = GPOINTER_TO_INT (data);
   GError *error = NULL;
-  float out[FACES * K];
   fer_model *m = load (fault_names[fault], FER_BACKEND_CUDA, &error);
 
   if (fault < 2) {
@@ -173,16 +188,8 @@ test_cuda (gconstpointer data)
     return;
   }
   g_assert_no_error (error);
-  g_assert_cmpint (fer_model_backend (m), ==, FER_BACKEND_CUDA);
-  for (int i = 0; i < 2; i++) {
-    g_assert_false (compute (m, VIA_CLASSIFY, out, &error));
-    g_assert_error (error, FER_ERROR, FER_ERROR_BACKEND);
-    g_test_message ("runtime: %s", error->message);
-    g_assert_nonnull (strstr (error->message, "FER_CUDA_FAULT=runtime"));
-    g_clear_error (&error);
-    g_assert_cmpint (fer_model_backend (m), ==, FER_BACKEND_CUDA);
-    g_assert_null (fer_model_fallback_reason (m));
-  }
+  for (int i = 0; i < 2; i++)
+    refused_on_device (m, T, FER_ERROR_BACKEND, "FER_CUDA_FAULT=runtime");
   fer_model_free (m);
 }
 
@@ -191,14 +198,9 @@ static void
 test_bad_argument_is_not_a_device_failure (void)
 {
   GError *error = NULL;
-  float out[FACES * K];
   fer_model *m = load ("runtime", FER_BACKEND_AUTO, &error);
   g_assert_no_error (error);
-  g_assert_false (fer_model_classify (m, &img, faces, FACES, 0, out, &error));
-  g_assert_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT);
-  g_clear_error (&error);
-  g_assert_cmpint (fer_model_backend (m), ==, FER_BACKEND_CUDA);
-  g_assert_null (fer_model_fallback_reason (m));
+  refused_on_device (m, 0, FER_ERROR_INVALID_ARGUMENT, "tta=0");
   fer_model_free (m);
 }
 
@@ -351,12 +353,7 @@ main (int argc, char **argv)
 
   g_test_init (&argc, &argv, NULL);
   g_unsetenv ("FER_CUDA_FAULT");
-  tmpdir = g_dir_make_tmp ("fer-failsafe-XXXXXX", &error);
-  g_assert_no_error (error);
-  model_path = g_build_filename (tmpdir, "m.safetensors", NULL);
-  g_assert_true (fer_model_write_random (
-      &a, 5, TRUE, FER_DTYPE_F32, NULL, model_path, &error));
-  g_assert_no_error (error);
+  model_path = test_write_temp_model (&a, 5);
 
   fer_rng_seed (&rng, 21);
   for (int i = 0; i < W * H; i++)
@@ -387,9 +384,6 @@ main (int argc, char **argv)
   g_test_add_func ("/failsafe/bad-value", test_bad_value);
   status = g_test_run ();
 
-  g_unlink (model_path);
-  g_rmdir (tmpdir);
-  g_free (model_path);
-  g_free (tmpdir);
+  test_remove_temp_model (model_path);
   return status;
 }

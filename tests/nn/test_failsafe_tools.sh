@@ -10,22 +10,11 @@
 set -u
 
 tools=${FER_TOOLS_DIR:?FER_TOOLS_DIR must name the build directory of the tools}
+here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || exit 1
-n=0
-
-pass () { n=$((n + 1)); echo "ok $n - $1"; }
-fail ()
-{
-  n=$((n + 1))
-  echo "not ok $n - $1"
-  echo "# exit status $status"
-  sed 's/^/# stdout: /' out 2>/dev/null | head -20
-  sed 's/^/# stderr: /' err 2>/dev/null | head -20
-}
-run () { "$@" >out 2>err; status=$?; }
-check () { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
+. "$here/tools-tap.sh"
 
 # what each fault's message says besides FER_CUDA_FAULT=<fault>
 stage_init="failed to start"
