@@ -204,6 +204,16 @@ load_model (const GstFerEmotionSettings *s, GError **error)
   return m;
 }
 
+/* backend=auto gave up the GPU for the CPU (libfernn's fail-safe, at
+ * load or in the call just made): one warning that says why. */
+static void
+warn_fallback (GstFerEmotion *self, const fer_model *m)
+{
+  GST_ELEMENT_WARNING (self, RESOURCE, FAILED,
+      ("The GPU failed; emotion inference runs on the CPU."),
+      ("%s", fer_model_fallback_reason (m)));
+}
+
 /* Installs `m` as the model; called with model_lock held. */
 static void
 install_model (GstFerEmotion *self, fer_model *m)
@@ -235,6 +245,8 @@ gst_fer_emotion_start (GstBaseTransform *trans)
   if (s.backend == FER_BACKEND_AUTO)
     GST_INFO_OBJECT (self, "backend=auto chose the %s backend",
         fer_backend_type_to_string (fer_model_backend (m)));
+  if (fer_model_fallback_reason (m))
+    warn_fallback (self, m);
   GST_INFO_OBJECT (self, "loaded %s (%s): %d classes, input %d", s.model,
       fer_model_path (m), fer_model_n_classes (m),
       fer_model_input_spec (m)->size);
@@ -312,6 +324,8 @@ swap_model (GstFerEmotion *self, const GstFerEmotionSettings *s)
     g_clear_error (&error);
     return;
   }
+  if (fer_model_fallback_reason (m))
+    warn_fallback (self, m);
   g_mutex_lock (&self->model_lock);
   install_model (self, m);
   g_mutex_unlock (&self->model_lock);
@@ -497,6 +511,7 @@ classify_faces (GstFerEmotion *self, GstBuffer *buf, guint n,
   fer_image img = { 0 };
   gboolean ok = TRUE;
   guint batch = s->batch_size > 0 ? (guint) s->batch_size : n;
+  fer_backend_type was = fer_model_backend (self->model);
 
   if (!gst_video_frame_map (&frame, &self->info, buf, GST_MAP_READ)) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
@@ -518,6 +533,8 @@ classify_faces (GstFerEmotion *self, GstBuffer *buf, guint n,
         s->tta, self->probs + (gsize) f0 * self->n_classes, error);
   }
   gst_video_frame_unmap (&frame);
+  if (fer_model_backend (self->model) != was)
+    warn_fallback (self, self->model);
   return ok;
 }
 
@@ -928,7 +945,11 @@ gst_fer_emotion_class_init (GstFerEmotionClass *klass)
   g_free (known);
   g_strfreev (names);
   g_object_class_install_property (gobject_class, PROP_BACKEND,
-      g_param_spec_enum ("backend", "Backend", "Where inference runs",
+      g_param_spec_enum ("backend", "Backend",
+          "Where inference runs. A GPU is first checked against the CPU "
+          "(self-test); under auto, a GPU that fails to start, the self-test "
+          "or later falls back to the CPU with one warning (no buffer or "
+          "face lost), under cuda that is an error",
           GST_TYPE_FER_EMOTION_BACKEND, DEFAULT_BACKEND,
           rw | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_DEVICE_ID,

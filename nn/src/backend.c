@@ -36,13 +36,43 @@ fer_backend_type_to_string (fer_backend_type t)
   return "unknown";
 }
 
-/* backend=auto: CUDA when this build has it and fer_backend_cuda_new finds
- * the device; only "no device" falls back to the CPU (silently: that is
- * what auto means), any other failure of a present GPU is an error. */
-fer_backend *
-fer_backend_new (fer_backend_type type, int device_id, int threads,
-    fer_backend_type *resolved, GError **error)
+/* The device backend: FER_CUDA_FAULT's imitation when that is set (in any
+ * build), else the CUDA backend where this build has one. */
+static fer_backend *
+device_backend_new (int device_id, int threads, GError **error)
 {
+  fer_fault_point fault;
+
+  if (!fer_fault_point_from_env (&fault, error))
+    return NULL;
+  if (fault != FER_FAULT_NONE)
+    return fer_backend_fault_new (fault, threads, error);
+#if FER_HAVE_CUDA
+  fer_backend *be = fer_backend_cuda_new (device_id, error);
+  if (be && !be->ops->set_threads (be, threads, error)) {
+    fer_backend_free (be);
+    /* a bad thread count is the caller's, not the device's */
+    return NULL;
+  }
+  return be;
+#else
+  g_set_error (error, FER_ERROR, FER_ERROR_NO_DEVICE,
+      "this build of libfernn has no CUDA backend (use backend=cpu or auto)");
+  return NULL;
+#endif
+}
+
+/* backend=auto: the device backend when it starts; "no device" falls back
+ * to the CPU silently (that is what auto means); any other failure of a
+ * present device falls back with a reason when the caller takes one
+ * (fallback), else it is an error. A bad setting (FER_CUDA_FAULT,
+ * FER_CUDA_MATH, threads) is an error under every backend. */
+fer_backend *
+fer_backend_new_with_fallback (fer_backend_type type, int device_id,
+    int threads, fer_backend_type *resolved, char **fallback, GError **error)
+{
+  if (fallback)
+    *fallback = NULL;
   switch (type) {
     case FER_BACKEND_CUDA:
     case FER_BACKEND_AUTO:
@@ -53,38 +83,65 @@ fer_backend_new (fer_backend_type type, int device_id, int threads,
           "unknown backend %d, expected auto, cpu or cuda", (int) type);
       return NULL;
   }
-#if FER_HAVE_CUDA
   if (type != FER_BACKEND_CPU) {
-    GError *cuda_error = NULL;
-    fer_backend *be = fer_backend_cuda_new (device_id, &cuda_error);
+    GError *dev_error = NULL;
+    fer_backend *be = device_backend_new (device_id, threads, &dev_error);
     if (be) {
-      if (be->ops->set_threads (be, threads, error)) {
-        if (resolved)
-          *resolved = FER_BACKEND_CUDA;
-        return be;
-      }
-      fer_backend_free (be);
-      return NULL;
+      if (resolved)
+        *resolved = FER_BACKEND_CUDA;
+      return be;
     }
-    if (type == FER_BACKEND_CUDA
-        || !g_error_matches (cuda_error, FER_ERROR, FER_ERROR_NO_DEVICE)) {
+    if (g_error_matches (dev_error, FER_ERROR, FER_ERROR_NO_DEVICE)
+            ? type == FER_BACKEND_CUDA
+            : (!fallback
+                || g_error_matches (
+                    dev_error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT))) {
       g_propagate_prefixed_error (
-          error, cuda_error, "backend=%s: ", fer_backend_type_to_string (type));
+          error, dev_error, "backend=%s: ", fer_backend_type_to_string (type));
       return NULL;
     }
-    g_clear_error (&cuda_error);
+    if (g_error_matches (dev_error, FER_ERROR, FER_ERROR_NO_DEVICE))
+      g_clear_error (&dev_error);
+    else if (!(*fallback = fer_backend_device_failed (
+                   type, "to start", dev_error, error)))
+      return NULL;
   }
-#else
-  if (type == FER_BACKEND_CUDA) {
-    g_set_error (error, FER_ERROR, FER_ERROR_NO_DEVICE,
-        "backend=cuda requested, but this build of libfernn has no CUDA "
-        "backend (use backend=cpu or auto)");
-    return NULL;
-  }
-#endif
   if (resolved)
     *resolved = FER_BACKEND_CPU;
   return fer_backend_cpu_new (threads, error);
+}
+
+fer_backend *
+fer_backend_new (fer_backend_type type, int device_id, int threads,
+    fer_backend_type *resolved, GError **error)
+{
+  return fer_backend_new_with_fallback (
+      type, device_id, threads, resolved, NULL, error);
+}
+
+char *
+fer_backend_device_failed (fer_backend_type requested, const char *stage,
+    GError *dev_error, GError **error)
+{
+  char *reason = NULL;
+  if (requested != FER_BACKEND_AUTO)
+    g_propagate_prefixed_error (error, dev_error,
+        "backend=%s: the CUDA backend failed %s: ",
+        fer_backend_type_to_string (requested), stage);
+  else {
+    reason = g_strdup_printf ("the CUDA backend failed %s (%s); running on "
+                              "the CPU",
+        stage, dev_error->message);
+    g_error_free (dev_error);
+  }
+  return reason;
+}
+
+void
+fer_backend_selftest_passed (fer_backend *be)
+{
+  if (be->ops->selftest_passed)
+    be->ops->selftest_passed (be);
 }
 
 void

@@ -213,6 +213,15 @@ typedef struct
   fer_op_adam_update *adam_update;
   fer_op_sgd_update *sgd_update;
   fer_op_zero *zero;
+
+  /* The fail-safe (docs/architecture.md, "Fail-safe"). A device backend
+   * sets selftest_tolerance: the largest |difference| between its
+   * probabilities and the CPU backend's that the load-time self-test
+   * (model.c) accepts, for the math it was set up with; NULL (the CPU
+   * backend) means no self-test. selftest_passed (optional) is told once a
+   * model's self-test on this backend has passed. */
+  double (*selftest_tolerance) (fer_backend *be);
+  void (*selftest_passed) (fer_backend *be);
 } fer_backend_ops;
 
 struct fer_backend
@@ -220,9 +229,19 @@ struct fer_backend
   const fer_backend_ops *ops;
 };
 
-/* Creates the requested backend (AUTO resolves here). */
+/* Creates the requested backend (AUTO resolves here): under AUTO "no
+ * device" is the CPU backend, and any other failure of the device backend
+ * an error. */
 fer_backend *fer_backend_new (fer_backend_type type, int device_id, int threads,
     fer_backend_type *resolved, GError **error);
+/* The same, except that under AUTO a device backend that fails to start
+ * (not "no device": a device that is there, or FER_CUDA_FAULT=init) gives
+ * the CPU backend and *fallback (g_free) says why, in one line; *fallback
+ * is NULL otherwise. A bad FER_CUDA_FAULT or FER_CUDA_MATH value stays an
+ * error. */
+fer_backend *fer_backend_new_with_fallback (fer_backend_type type,
+    int device_id, int threads, fer_backend_type *resolved, char **fallback,
+    GError **error);
 void fer_backend_free (fer_backend *be);
 
 /* Implemented in cpu/backend_cpu.c. */
@@ -235,5 +254,40 @@ fer_backend *fer_backend_cpu_new (int threads, GError **error);
  * device that is there). FER_CUDA_MATH picks the math (cuda/plan.h). */
 gboolean fer_backend_cuda_probe (int device_id, GError **error);
 fer_backend *fer_backend_cuda_new (int device_id, GError **error);
+
+/* A device backend that failed `stage` ("to start", "its self-test"...)
+ * with dev_error (taken over): under backend=auto (requested), the
+ * fallback reason for the CPU object that replaces it (g_free), "the
+ * CUDA backend failed STAGE (ERROR); running on the CPU"; under
+ * backend=cuda NULL and *error = "backend=cuda: the CUDA backend failed
+ * STAGE: ERROR". */
+char *fer_backend_device_failed (fer_backend_type requested, const char *stage,
+    GError *dev_error, GError **error);
+/* Tells be that a self-test on it passed (ops->selftest_passed). */
+void fer_backend_selftest_passed (fer_backend *be);
+
+/* Fault injection (backend_fault.c, any build): FER_CUDA_FAULT=init,
+ * selftest or runtime stands in for the CUDA backend an imitation of a
+ * device that fails at that point. */
+typedef enum
+{
+  FER_FAULT_NONE,
+  FER_FAULT_INIT,     /* the backend does not start */
+  FER_FAULT_SELFTEST, /* its probabilities differ from the CPU's */
+  FER_FAULT_RUNTIME,  /* every forward after the self-test fails */
+} fer_fault_point;
+
+/* FER_CUDA_FAULT's value: FER_FAULT_NONE when unset or empty; FALSE with
+ * FER_ERROR_INVALID_ARGUMENT for anything but init, selftest, runtime. */
+gboolean fer_fault_point_from_env (fer_fault_point *point, GError **error);
+/* The imitation (for FER_FAULT_INIT: NULL with the error it imitates). */
+fer_backend *fer_backend_fault_new (
+    fer_fault_point point, int threads, GError **error);
+
+/* The self-test's tolerance for inference in exact FP32 (the CUDA
+ * backend's default math): see docs/architecture.md, "Fail-safe". */
+#define FER_SELFTEST_TOLERANCE_FP32 1e-3
+/* ... and in reduced-precision math (TF32, FP16). */
+#define FER_SELFTEST_TOLERANCE_REDUCED 3e-2
 
 #endif

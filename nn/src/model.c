@@ -6,6 +6,8 @@
 #include <math.h>
 #include <string.h>
 
+#include <fer/rng.h>
+
 #include "arch.h"
 #include "backend.h"
 #include "init.h"
@@ -65,6 +67,15 @@ struct fer_model
   fer_view *views; /* classify on the device: faces x views */
   size_t views_cap;
   fer_scratch *scratch;
+
+  /* The fail-safe ("Fail-safe" in docs/architecture.md). standby: under
+   * backend=auto on a device, the same model on the CPU, which takes over
+   * when the device fails at run time (`be` is then dropped); NULL
+   * otherwise. fallback_reason: why this model computes on the CPU although
+   * a device was there (set at load, or once at run time: read it with
+   * g_atomic_pointer_get); NULL otherwise. */
+  fer_model *standby;
+  char *fallback_reason;
 };
 
 /* ------------------------------------------------------------------ */
@@ -343,11 +354,10 @@ free_workspace (fer_model *m)
   m->ws_chunk = 0;
 }
 
-void
-fer_model_free (fer_model *m)
+/* Releases the graph, the workspace and the backend. */
+static void
+free_graph (fer_model *m)
 {
-  if (!m)
-    return;
   if (m->be) {
     free_workspace (m);
     free_layer_buffers (m, &m->stem.weight, &m->stem.bias);
@@ -362,7 +372,18 @@ fer_model_free (fer_model *m)
     for (int i = 0; i < 2; i++)
       free_layer_buffers (m, &m->head[i].weight, &m->head[i].bias);
     fer_backend_free (m->be);
+    m->be = NULL;
   }
+}
+
+void
+fer_model_free (fer_model *m)
+{
+  if (!m)
+    return;
+  free_graph (m);
+  fer_model_free (m->standby);
+  g_free (m->fallback_reason);
   g_free (m->host_in);
   g_free (m->views);
   fer_scratch_free (m->scratch);
@@ -381,12 +402,138 @@ fer_model_options_init (fer_model_options *opts)
   opts->backend = FER_BACKEND_AUTO;
 }
 
+/* The parts of a model that come from the file alone (no backend yet). */
+static fer_model *
+model_new (const char *path, const fer_weights *w, GError **error)
+{
+  fer_model *m = g_new0 (fer_model, 1);
+  const fer_linear_desc *fc = &w->topo.head[w->topo.n_head - 1];
+
+  m->path = g_strdup (path);
+  m->arch = w->topo.arch;
+  m->metadata = g_hash_table_ref (w->metadata);
+  m->n_params = fer_arch_n_params (&m->arch);
+  if (!apply_metadata (m, w->topo.params[fc->weight].name, error)) {
+    fer_model_free (m);
+    return NULL;
+  }
+  return m;
+}
+
+/* The graph of w on be, which m takes over (NULL: the error is set). */
+static gboolean
+attach_graph (fer_model *m, const fer_weights *w, fer_backend *be,
+    fer_backend_type type, GError **error)
+{
+  m->be = be;
+  m->backend_type = type;
+  if (!be || !build_graph (m, w, error))
+    return FALSE;
+  m->act_per_image = max_activation (m);
+  m->scratch = fer_scratch_new ();
+  return TRUE;
+}
+
+static gboolean classify (fer_model *m, const fer_image *imgs,
+    gboolean per_face_image, const fer_rect *faces, int n, int T, float *probs,
+    GError **error);
+
+/* The known-answer self-test of a device model: a fixed frame (seeded
+ * noise, RGB, so that colour models see colour) with two faces x two TTA
+ * views through the device's whole path (preprocessing, graph, view
+ * averaging) and through the CPU model `ref`; the probabilities must agree
+ * within the backend's tolerance (backend.h, docs/architecture.md). */
+static gboolean
+selftest (fer_model *dev, fer_model *ref, GError **error)
+{
+  enum
+  {
+    W = 80,
+    H = 72,
+    FACES = 2,
+    T = 2
+  };
+  static const fer_rect faces[FACES] = { { 0, 0, W, H }, { 9, 5, 47, 51 } };
+  const int k = dev->arch.n_classes;
+  uint8_t *px = g_new (uint8_t, W * H * 3);
+  float *pd = g_new (float, FACES *k), *pr = g_new (float, FACES *k);
+  double err = 0.0, tol = dev->be->ops->selftest_tolerance (dev->be);
+  fer_image img = { FER_PIXEL_RGB, W, H, { px }, { W * 3 }, TRUE };
+  fer_rng rng;
+  gboolean ok;
+
+  fer_rng_seed (&rng, 0x5e1f7e57);
+  for (int i = 0; i < W * H * 3; i++)
+    px[i] = (uint8_t) (fer_rng_uniform (&rng) * 255.0f);
+  ok = classify (dev, &img, FALSE, faces, FACES, T, pd, error)
+      && classify (ref, &img, FALSE, faces, FACES, T, pr, error);
+  for (int i = 0; ok && i < FACES * k; i++)
+    err = fmax (err, fabs ((double) pd[i] - pr[i]));
+  if (ok && !(err <= tol)) {
+    g_set_error (error, FER_ERROR, FER_ERROR_BACKEND,
+        "the %s backend's probabilities differ from the CPU "
+        "backend's by %.3g (tolerance %.0e)",
+        dev->be->ops->name, err, tol);
+    ok = FALSE;
+  }
+  g_free (px);
+  g_free (pd);
+  g_free (pr);
+  return ok;
+}
+
+/* dev: a model whose backend is a device. Builds it and the same model on
+ * the CPU, and runs the self-test. Returns dev (with the CPU model as its
+ * standby under backend=auto), or under backend=auto the CPU model with
+ * the reason when the device failed at load or in the self-test; under
+ * backend=cuda such a failure is an error. Takes dev and be over. */
+static fer_model *
+load_on_device (fer_model *dev, const fer_weights *w, fer_backend *be,
+    const fer_model_options *opts, GError **error)
+{
+  GError *dev_error = NULL;
+  const char *stage = "to load the model";
+  fer_model *cpu = model_new (dev->path, w, error);
+
+  if (!cpu
+      || !attach_graph (cpu, w,
+          fer_backend_new (FER_BACKEND_CPU, 0, opts->threads, NULL, error),
+          FER_BACKEND_CPU, error)) {
+    fer_backend_free (be);
+    fer_model_free (dev);
+    fer_model_free (cpu);
+    return NULL;
+  }
+  if (attach_graph (dev, w, be, FER_BACKEND_CUDA, &dev_error)) {
+    stage = "its self-test";
+    if (selftest (dev, cpu, &dev_error)) {
+      fer_backend_selftest_passed (dev->be);
+      if (opts->backend == FER_BACKEND_AUTO)
+        dev->standby = cpu;
+      else
+        fer_model_free (cpu);
+      return dev;
+    }
+  }
+  fer_model_free (dev);
+  cpu->fallback_reason =
+      fer_backend_device_failed (opts->backend, stage, dev_error, error);
+  if (!cpu->fallback_reason) {
+    fer_model_free (cpu);
+    return NULL;
+  }
+  return cpu;
+}
+
 fer_model *
 fer_model_load (const char *path, const fer_model_options *opts, GError **error)
 {
   fer_model_options defaults;
   fer_weights *w = NULL;
   fer_model *m = NULL;
+  fer_backend *be;
+  fer_backend_type type;
+  char *fallback = NULL;
 
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
   if (!path || !*path) {
@@ -400,31 +547,29 @@ fer_model_load (const char *path, const fer_model_options *opts, GError **error)
   }
 
   w = fer_weights_read (path, NULL, error);
-  if (!w)
+  if (!w || !(m = model_new (path, w, error)))
     goto fail;
-  m = g_new0 (fer_model, 1);
-  m->path = g_strdup (path);
-  m->arch = w->topo.arch;
-  m->metadata = g_hash_table_ref (w->metadata);
-  const fer_linear_desc *fc = &w->topo.head[w->topo.n_head - 1];
-  if (!apply_metadata (m, w->topo.params[fc->weight].name, error))
+  be = fer_backend_new_with_fallback (
+      opts->backend, opts->device_id, opts->threads, &type, &fallback, error);
+  if (!be)
     goto fail;
-  m->n_params = fer_arch_n_params (&m->arch);
-
-  m->be = fer_backend_new (
-      opts->backend, opts->device_id, opts->threads, &m->backend_type, error);
-  if (!m->be)
-    goto fail;
-  if (!build_graph (m, w, error))
-    goto fail;
-  m->act_per_image = max_activation (m);
-  m->scratch = fer_scratch_new ();
+  if (be->ops->selftest_tolerance) {
+    m = load_on_device (m, w, be, opts, error);
+    if (!m)
+      goto fail;
+  } else {
+    m->fallback_reason = fallback;
+    fallback = NULL;
+    if (!attach_graph (m, w, be, type, error))
+      goto fail;
+  }
   fer_weights_free (w);
   return m;
 
 fail:
-  if (error && *error && m && !g_str_has_prefix ((*error)->message, path))
+  if (error && *error && !g_str_has_prefix ((*error)->message, path))
     g_prefix_error (error, "%s: ", path);
+  g_free (fallback);
   fer_weights_free (w);
   fer_model_free (m);
   return NULL;
@@ -490,16 +635,28 @@ fer_model_metadata (const fer_model *m, const char *key)
   return g_hash_table_lookup (m->metadata, key);
 }
 
+const char *
+fer_model_fallback_reason (const fer_model *m)
+{
+  /* written once, by fall_back, while other threads may read it */
+  return g_atomic_pointer_get ((char **) &m->fallback_reason);
+}
+
 fer_backend_type
 fer_model_backend (const fer_model *m)
 {
+  if (m->standby && fer_model_fallback_reason (m))
+    return FER_BACKEND_CPU;
   return m->backend_type;
 }
 
 gboolean
 fer_model_set_threads (fer_model *m, int threads, GError **error)
 {
-  return m->be->ops->set_threads (m->be, threads, error);
+  if (m->standby
+      && !m->standby->be->ops->set_threads (m->standby->be, threads, error))
+    return FALSE;
+  return !m->be || m->be->ops->set_threads (m->be, threads, error);
 }
 
 int64_t
@@ -631,9 +788,8 @@ upload_input (fer_model *m, const float *src, int nb, GError **error)
       m->be, m->act[0], src, (size_t) nb * c * s * s, error);
 }
 
-gboolean
-fer_model_forward (
-    fer_model *m, const float *input, int n, float *logits, GError **error)
+static gboolean
+forward (fer_model *m, const float *input, int n, float *logits, GError **error)
 {
   const int c = m->arch.channels, s = m->spec.size;
   const size_t per_image = (size_t) c * s * s;
@@ -777,6 +933,50 @@ classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
   return classify_views (m, NULL, n, T, probs, error);
 }
 
+/* ------------------------------------------------------------------ */
+/* The run-time fallback                                               */
+
+/* The model that computes now: m, or its standby once m's device failed. */
+static fer_model *
+computing (fer_model *m)
+{
+  return m->be ? m : m->standby;
+}
+
+/* After a failed call on m: when m computes on a device and has a standby
+ * (backend=auto), and the failure is the device's (FER_ERROR_BACKEND or
+ * FER_ERROR_NOMEM; a bad argument the CPU would refuse as well), m drops
+ * its device for good, records why, and TRUE says "recompute the call on
+ * the standby". Otherwise the error goes to the caller. */
+static gboolean
+fall_back (fer_model *m, GError *dev_error, GError **error)
+{
+  if (!m->standby || !m->be
+      || !(g_error_matches (dev_error, FER_ERROR, FER_ERROR_BACKEND)
+          || g_error_matches (dev_error, FER_ERROR, FER_ERROR_NOMEM))) {
+    g_propagate_error (error, dev_error);
+    return FALSE;
+  }
+  free_graph (m);
+  g_atomic_pointer_set (&m->fallback_reason,
+      g_strdup_printf ("the CUDA backend failed at run time (%s); the batch "
+                       "was recomputed on the CPU, which runs from now on",
+          dev_error->message));
+  g_error_free (dev_error);
+  return TRUE;
+}
+
+gboolean
+fer_model_forward (
+    fer_model *m, const float *input, int n, float *logits, GError **error)
+{
+  GError *dev_error = NULL;
+  if (forward (computing (m), input, n, logits, &dev_error))
+    return TRUE;
+  return fall_back (m, dev_error, error)
+      && forward (m->standby, input, n, logits, error);
+}
+
 gboolean
 fer_model_classify (fer_model *m, const fer_image *img, const fer_rect *faces,
     int n_faces, int T, float *probs, GError **error)
@@ -786,12 +986,21 @@ fer_model_classify (fer_model *m, const fer_image *img, const fer_rect *faces,
         "classify: %d faces but no rectangles", n_faces);
     return FALSE;
   }
-  return classify (m, img, FALSE, faces, n_faces, T, probs, error);
+  GError *dev_error = NULL;
+  if (classify (
+          computing (m), img, FALSE, faces, n_faces, T, probs, &dev_error))
+    return TRUE;
+  return fall_back (m, dev_error, error)
+      && classify (m->standby, img, FALSE, faces, n_faces, T, probs, error);
 }
 
 gboolean
 fer_model_classify_images (fer_model *m, const fer_image *imgs, int n, int T,
     float *probs, GError **error)
 {
-  return classify (m, imgs, TRUE, NULL, n, T, probs, error);
+  GError *dev_error = NULL;
+  if (classify (computing (m), imgs, TRUE, NULL, n, T, probs, &dev_error))
+    return TRUE;
+  return fall_back (m, dev_error, error)
+      && classify (m->standby, imgs, TRUE, NULL, n, T, probs, error);
 }

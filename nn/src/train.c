@@ -19,6 +19,7 @@
 #include <fer/train.h>
 #include <fer/rng.h>
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -130,6 +131,7 @@ struct fer_trainer
   fer_rng rng; /* dropout */
   int64_t step;
   float lr;
+  char *fallback_reason; /* fer_trainer_fallback_reason */
 };
 
 /* ------------------------------------------------------------------ */
@@ -801,21 +803,15 @@ init_from_file (fer_trainer *t, const char *path, GError **error)
   return ok;
 }
 
-fer_trainer *
-fer_trainer_new (
-    const fer_train_config *cfg, const char *init_model, GError **error)
+/* A trainer for cfg on `backend` (which replaces cfg->backend); under
+ * backend=auto a device that fails to start leaves it on the CPU with
+ * *fallback set (fallback may be NULL for the CPU backend). */
+static fer_trainer *
+trainer_new (const fer_train_config *cfg, const char *init_model,
+    fer_backend_type backend, char **fallback, GError **error)
 {
   fer_trainer *t;
   const fer_backend_ops *ops;
-
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  if (!cfg) {
-    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "fer_trainer_new: no config");
-    return NULL;
-  }
-  if (!check_config (cfg, error))
-    return NULL;
 
   t = g_new0 (fer_trainer, 1);
   t->cfg = *cfg;
@@ -837,8 +833,8 @@ fer_trainer_new (
     goto fail;
   }
 
-  t->be = fer_backend_new (
-      cfg->backend, cfg->device_id, cfg->threads, &t->backend_type, error);
+  t->be = fer_backend_new_with_fallback (
+      backend, cfg->device_id, cfg->threads, &t->backend_type, fallback, error);
   if (!t->be)
     goto fail;
   ops = t->be->ops;
@@ -877,6 +873,140 @@ fail:
   return NULL;
 }
 
+static gboolean forward_backward (fer_trainer *t, const char *what,
+    const float *x, const int *y_a, const int *y_b, float lam, int n,
+    gboolean update_stats, float *loss, float *logits, GError **error);
+
+/* max |a - b| over max(floor, max |b|). */
+static double
+relative_error (const float *a, const float *b, size_t n, double floor)
+{
+  double err = 0.0, scale = floor;
+  for (size_t i = 0; i < n; i++) {
+    err = fmax (err, isnan (a[i]) ? INFINITY : fabs ((double) a[i] - b[i]));
+    scale = fmax (scale, fabs (b[i]));
+  }
+  return err / scale;
+}
+
+/* The training self-test: one training-mode forward and backward pass on a
+ * fixed batch (seeded noise, every class) on the device trainer and on the
+ * same trainer on the CPU: loss, logits and every parameter gradient must
+ * agree within FER_SELFTEST_TOLERANCE_REDUCED of their largest magnitude
+ * (training runs in TF32 by default; docs/architecture.md, "Fail-safe").
+ * Neither trainer changes: no update, no running statistics, and the
+ * dropout generators are put back. */
+static gboolean
+trainer_selftest (fer_trainer *dev, fer_trainer *cpu, GError **error)
+{
+  enum
+  {
+    N = 4
+  };
+  const int k = dev->cfg.arch.n_classes, s = dev->cfg.input_size;
+  const size_t n_in = (size_t) N * dev->cfg.arch.channels * s * s;
+  const double tol = FER_SELFTEST_TOLERANCE_REDUCED;
+  float *x = g_new (float, n_in), loss[2];
+  float *logits[2] = { g_new (float, N *k), g_new (float, N *k) };
+  float *grads[2] = { g_try_new (float, dev->n_params),
+    g_try_new (float, dev->n_params) };
+  fer_trainer *both[2] = { dev, cpu };
+  fer_rng rng, saved[2] = { dev->rng, cpu->rng };
+  int y[N];
+  gboolean ok = grads[0] && grads[1];
+
+  if (!ok)
+    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+        "training self-test: cannot allocate 2 x %zu gradients", dev->n_params);
+  fer_rng_seed (&rng, 0x5e1f7e57);
+  for (size_t i = 0; i < n_in; i++)
+    x[i] = fer_rng_normal (&rng);
+  for (int i = 0; i < N; i++)
+    y[i] = i % k;
+  for (int b = 0; ok && b < 2; b++)
+    ok = forward_backward (both[b], "training self-test", x, y, NULL, 1.0f, N,
+             FALSE, &loss[b], logits[b], error)
+        && both[b]->be->ops->download (
+            both[b]->be, grads[b], both[b]->grads, both[b]->n_params, error);
+  dev->rng = saved[0];
+  cpu->rng = saved[1];
+  if (ok) {
+    double e_loss = relative_error (&loss[0], &loss[1], 1, 1.0);
+    double e_logits = relative_error (logits[0], logits[1], N * k, 1.0);
+    double e_grads =
+        relative_error (grads[0], grads[1], dev->n_params, FLT_MIN);
+    if (!(fmax (e_loss, fmax (e_logits, e_grads)) <= tol)) {
+      g_set_error (error, FER_ERROR, FER_ERROR_BACKEND,
+          "the %s backend's training step differs from the CPU backend's: "
+          "loss by %.3g, logits by %.3g, gradients by %.3g (relative; "
+          "tolerance %.0e)",
+          dev->be->ops->name, e_loss, e_logits, e_grads, tol);
+      ok = FALSE;
+    }
+  }
+  g_free (x);
+  for (int b = 0; b < 2; b++) {
+    g_free (logits[b]);
+    g_free (grads[b]);
+  }
+  return ok;
+}
+
+fer_trainer *
+fer_trainer_new (
+    const fer_train_config *cfg, const char *init_model, GError **error)
+{
+  GError *dev_error = NULL;
+  char *fallback = NULL;
+  fer_trainer *dev, *cpu;
+
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+  if (!cfg) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "fer_trainer_new: no config");
+    return NULL;
+  }
+  if (!check_config (cfg, error))
+    return NULL;
+  dev = trainer_new (cfg, init_model, cfg->backend, &fallback, error);
+  if (!dev || !dev->be->ops->selftest_tolerance) {
+    if (dev)
+      dev->fallback_reason = fallback;
+    return dev;
+  }
+  /* a device: checked against the CPU before the first real step */
+  cpu = trainer_new (cfg, init_model, FER_BACKEND_CPU, NULL, error);
+  if (!cpu) {
+    fer_trainer_free (dev);
+    return NULL;
+  }
+  if (trainer_selftest (dev, cpu, &dev_error)) {
+    fer_backend_selftest_passed (dev->be);
+    fer_trainer_free (cpu);
+    return dev;
+  }
+  fer_trainer_free (dev);
+  cpu->fallback_reason = fer_backend_device_failed (
+      cfg->backend, "its training self-test", dev_error, error);
+  if (!cpu->fallback_reason) {
+    fer_trainer_free (cpu);
+    return NULL;
+  }
+  return cpu;
+}
+
+fer_backend_type
+fer_trainer_backend (const fer_trainer *t)
+{
+  return t->backend_type;
+}
+
+const char *
+fer_trainer_fallback_reason (const fer_trainer *t)
+{
+  return t->fallback_reason;
+}
+
 void
 fer_trainer_free (fer_trainer *t)
 {
@@ -893,6 +1023,7 @@ fer_trainer_free (fer_trainer *t)
   }
   if (t->init_metadata)
     g_hash_table_unref (t->init_metadata);
+  g_free (t->fallback_reason);
   g_free (t->class_weights_host);
   g_free (t);
 }

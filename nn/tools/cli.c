@@ -55,7 +55,30 @@ fer_cli_load_model (
     fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
     *status = 1;
   }
+  if (m)
+    fer_cli_warn_fallback (m);
   return m;
+}
+
+char *
+fer_cli_fallback_warning (const fer_model *m)
+{
+  /* a reason is set once per model and lives as long as it: its address
+   * says whether this one was told */
+  static const char *told;
+  const char *reason = fer_model_fallback_reason (m);
+  if (!reason || reason == told)
+    return NULL;
+  told = reason;
+  return g_strdup_printf ("warning: %s", reason);
+}
+
+void
+fer_cli_warn_fallback (const fer_model *m)
+{
+  g_autofree char *text = fer_cli_fallback_warning (m);
+  if (text)
+    fprintf (stderr, "%s: %s\n", g_get_prgname (), text);
 }
 
 char *

@@ -57,6 +57,14 @@ gboolean fer_cli_parse (
 fer_model *fer_cli_load_model (
     const char *model, const char *backend_text, int threads, int *status);
 
+/* Under --backend auto, a model that gave up the GPU for the CPU (at load,
+ * or in the call just made: fer_model_fallback_reason) is news once: this
+ * returns "warning: REASON" the first time it sees the reason (g_free),
+ * else NULL. Call it after loading and after each compute call. */
+char *fer_cli_fallback_warning (const fer_model *m);
+/* The same, printed as "PROGRAM: warning: REASON" on stderr. */
+void fer_cli_warn_fallback (const fer_model *m);
+
 /* The command line as a reader would retype it: program name without its
  * build directory, arguments quoted only where the shell needs it. */
 char *fer_cli_shell_command (int argc, char **argv);

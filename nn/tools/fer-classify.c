@@ -142,7 +142,10 @@ main (int argc, char **argv)
       status = 1;
       continue;
     }
-    if (!fer_model_classify_images (m, &decoded.image, 1, tta, probs, &error)
+    gboolean classified =
+        fer_model_classify_images (m, &decoded.image, 1, tta, probs, &error);
+    fer_cli_warn_fallback (m);
+    if (!classified
         || (want_logits
             && !identity_logits (
                 m, &decoded.image, input, scratch, logits, &error))) {

@@ -257,6 +257,10 @@ evaluate (fer_model *m, const GArray *samples, int batch, int tta,
     }
     if (n > 0 && !fer_model_classify_images (m, images, n, tta, probs, error))
       ok = FALSE;
+    g_autofree char *warning = fer_cli_fallback_warning (m);
+    if (warning)
+      fprintf (
+          stderr, "%s%s: %s\n", bar.tty ? "\n" : "", g_get_prgname (), warning);
     for (int i = 0; ok && i < n; i++)
       fer_metrics_add (
           metrics, labels[i], fer_argmax (probs + (size_t) i * k, k));

@@ -332,6 +332,17 @@ checkpoint_metadata (
   return (const char *const *) kv->pdata;
 }
 
+/* Under --backend auto, a GPU that failed to start or the trainer's
+ * self-test leaves the run on the CPU: one warning says why. */
+static gboolean
+warn_fallback (const fer_trainer *t)
+{
+  if (t && fer_trainer_fallback_reason (t))
+    fprintf (stderr, "%s: warning: %s\n", g_get_prgname (),
+        fer_trainer_fallback_reason (t));
+  return t != NULL;
+}
+
 gboolean
 train_run_start_trainer (train_run *r, GError **error)
 {
@@ -359,12 +370,12 @@ train_run_start_trainer (train_run *r, GError **error)
 
   if (r->state.epochs_done == 0) {
     r->trainer = fer_trainer_new (cfg, o->init, error);
-    return r->trainer != NULL;
+    return warn_fallback (r->trainer);
   }
   g_autofree char *last = train_run_path (r, "last.safetensors");
   g_autofree char *state = train_run_path (r, "last.state");
   r->trainer = fer_trainer_new (cfg, last, error);
-  return r->trainer != NULL
+  return warn_fallback (r->trainer)
       && fer_trainer_load_state (r->trainer, state, error);
 }
 

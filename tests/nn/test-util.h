@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <glib.h>
+#include <glib/gstdio.h>
 #include <fer/model.h>
 #include <fer/rng.h>
 
@@ -45,6 +46,32 @@ test_load_model (
   opts.backend = backend;
   opts.threads = threads;
   return fer_model_load (path, &opts, error);
+}
+
+/* A random model of shape `a` (random batch norm, F32, seed) in a new
+ * temporary folder: its path (test_remove_temp_model removes both). */
+static inline char *
+test_write_temp_model (const fer_arch *a, uint64_t seed)
+{
+  GError *error = NULL;
+  char *dir = g_dir_make_tmp ("fer-test-XXXXXX", &error);
+  g_assert_no_error (error);
+  char *path = g_build_filename (dir, "m.safetensors", NULL);
+  g_assert_true (fer_model_write_random (
+      a, seed, TRUE, FER_DTYPE_F32, NULL, path, &error));
+  g_assert_no_error (error);
+  g_free (dir);
+  return path;
+}
+
+static inline void
+test_remove_temp_model (char *path)
+{
+  char *dir = g_path_get_dirname (path);
+  g_remove (path);
+  g_rmdir (dir);
+  g_free (dir);
+  g_free (path);
 }
 
 /* sum a[i] * b[i], in double. */

@@ -14,7 +14,6 @@
 #include <fer/rng.h>
 #include "test-util.h"
 
-static char *tmpdir;
 static char *model_path;
 
 /* TRUE when this machine has a device that backend=auto would take. */
@@ -176,26 +175,15 @@ test_auto_is_cpu_trainer (void)
 int
 main (int argc, char **argv)
 {
-  GError *error = NULL;
   fer_arch a = { FER_STEM_TORCHVISION, FER_HEAD_MLP, 1, 7 };
   int status;
 
   g_test_init (&argc, &argv, NULL);
-  tmpdir = g_dir_make_tmp ("fer-select-XXXXXX", &error);
-  g_assert_no_error (error);
-  model_path = g_build_filename (tmpdir, "m.safetensors", NULL);
-  g_assert_true (fer_model_write_random (
-      &a, 5, TRUE, FER_DTYPE_F32, NULL, model_path, &error));
-  g_assert_no_error (error);
-
+  model_path = test_write_temp_model (&a, 5);
   g_test_add_func ("/backend/cuda-without-device", test_cuda_without_device);
   g_test_add_func ("/backend/auto-is-cpu/model", test_auto_is_cpu_model);
   g_test_add_func ("/backend/auto-is-cpu/trainer", test_auto_is_cpu_trainer);
   status = g_test_run ();
-
-  g_unlink (model_path);
-  g_rmdir (tmpdir);
-  g_free (model_path);
-  g_free (tmpdir);
+  test_remove_temp_model (model_path);
   return status;
 }

@@ -13,34 +13,13 @@ set -u
 tools=${FER_TOOLS_DIR:?FER_TOOLS_DIR must name the build directory of the tools}
 data_dir=${FER_DATA_DIR:-}
 py=${PYTHON:-python3}
+here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || exit 1
 
 labels="angry disgust fear happy neutral sad surprise"
-n=0
-
-pass () { n=$((n + 1)); echo "ok $n - $1"; }
-
-# fail DESCRIPTION: the last command's output goes to the log as comments.
-fail ()
-{
-  n=$((n + 1))
-  echo "not ok $n - $1"
-  echo "# exit status $status"
-  sed 's/^/# stdout: /' out 2>/dev/null | head -20
-  sed 's/^/# stderr: /' err 2>/dev/null | head -20
-}
-
-# run CMD...: runs a tool, keeping stdout, stderr and the exit status.
-run () { "$@" >out 2>err; status=$?; }
-
-# check DESCRIPTION CONDITION...: CONDITION is a command (often `test`).
-check () { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
-
-# failed_naming STATUS TEXT: the last run exited with STATUS, printed TEXT
-# on stderr, and did not die from a signal.
-failed_naming () { [ "$status" -eq "$1" ] && grep -qF -- "$2" err; }
+. "$here/tools-tap.sh"
 
 # lists_labels: the last run's stderr names every FER2013 label.
 lists_labels () { for l in $labels; do grep -qw "$l" err || return 1; done; }

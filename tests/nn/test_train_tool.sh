@@ -14,6 +14,7 @@ set -u
 
 tools=${FER_TOOLS_DIR:?FER_TOOLS_DIR must name the build directory of the tools}
 py=${PYTHON:-python3}
+here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp" || exit 1
@@ -23,33 +24,7 @@ if ! "$py" -c 'import zlib, struct' 2>/dev/null; then
   exit 0
 fi
 
-n=0
-pass () { n=$((n + 1)); echo "ok $n - $1"; }
-
-# fail DESCRIPTION: the last command's output goes to the log as comments.
-fail ()
-{
-  n=$((n + 1))
-  echo "not ok $n - $1"
-  echo "# exit status ${status:-?}"
-  sed 's/^/# stdout: /' out 2>/dev/null | tail -20
-  sed 's/^/# stderr: /' err 2>/dev/null | grep -v 'images (' | tail -20
-}
-
-# run CMD...: runs a tool, keeping stdout, stderr and the exit status.
-run () { "$@" >out 2>err; status=$?; }
-
-# check DESCRIPTION CONDITION...: CONDITION is a command (often `test`).
-check () { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
-
-# failed_naming STATUS TEXT...: the last run exited with STATUS and its
-# stderr holds every TEXT.
-failed_naming ()
-{
-  [ "$status" -eq "$1" ] || return 1
-  shift
-  for t in "$@"; do grep -qF -- "$t" err || return 1; done
-}
+. "$here/tools-tap.sh"
 
 # ---- data -----------------------------------------------------------------
 

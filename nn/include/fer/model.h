@@ -133,7 +133,30 @@ FER_API int fer_model_input_size (const fer_model *m); /* fer.input_size */
 FER_API int fer_model_crop_size (const fer_model *m);  /* 0 when none */
 /* Raw __metadata__ value, or NULL. */
 FER_API const char *fer_model_metadata (const fer_model *m, const char *key);
+/* Fail-safe. A model loaded for the CUDA backend (backend=cuda, or auto
+ * on a machine with a device) first passes a known-answer self-test: a
+ * fixed frame through the device and through the CPU backend, whose
+ * probabilities must agree (docs/architecture.md, "Fail-safe", says within
+ * what and why). Under backend=auto, a device that fails to start, to load
+ * the model or the self-test leaves the model on the CPU backend; so does a
+ * device failure (FER_ERROR_BACKEND, FER_ERROR_NOMEM) in a later call, whose
+ * work is then recomputed on the CPU before the call returns (nothing is
+ * lost), and every later call stays on the CPU. Under backend=cuda each of
+ * these failures is the call's error instead. (FER_CUDA_FAULT=init,
+ * selftest or runtime imitates each failure on any machine, for tests.)
+ *
+ * fer_model_backend: the backend the model computes on now (CPU or CUDA;
+ * AUTO is resolved), so CPU after a fallback. fer_model_fallback_reason:
+ * NULL, or one line saying why the model computes on the CPU although a
+ * device was there (the stage and the device's error); it is set once, at
+ * load or by the call that fell back, and stays valid while the model
+ * lives. An application that wants to tell its user checks it after
+ * fer_model_load and after each compute call (cheap: one atomic read).
+ * Both may be called from any thread. A device model under backend=auto
+ * keeps the CPU copy of its weights for this (about 45 MB for the shipped
+ * ResNet-18). */
 FER_API fer_backend_type fer_model_backend (const fer_model *m);
+FER_API const char *fer_model_fallback_reason (const fer_model *m);
 FER_API gboolean fer_model_set_threads (
     fer_model *m, int threads, GError **error);
 /* Number of parameters in the file's (unfolded) network. */

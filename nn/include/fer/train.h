@@ -78,6 +78,21 @@ FER_API fer_trainer *fer_trainer_new (
 FER_API void fer_trainer_free (fer_trainer *t);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_trainer, fer_trainer_free)
 
+/* Fail-safe (see fer_model_fallback_reason in model.h): on the CUDA
+ * backend, fer_trainer_new first runs one training forward and backward
+ * pass on a fixed batch on the device and on the CPU and compares loss,
+ * logits and gradients (docs/architecture.md, "Fail-safe"); the trainer
+ * is left as if it had not run. Under backend=auto a device that fails to
+ * start or this self-test gives a CPU trainer, and
+ * fer_trainer_fallback_reason says why (one line; NULL otherwise); under
+ * backend=cuda it is fer_trainer_new's error. A device failure during
+ * training is the failing call's error under every backend (the device's
+ * parameters and moments cannot be trusted after it: resume from the
+ * last checkpoint, e.g. fer-train --resume --backend cpu).
+ * fer_trainer_backend: the backend the trainer runs on (CPU or CUDA). */
+FER_API fer_backend_type fer_trainer_backend (const fer_trainer *t);
+FER_API const char *fer_trainer_fallback_reason (const fer_trainer *t);
+
 FER_API void fer_trainer_set_lr (fer_trainer *t, float lr);
 FER_API float fer_trainer_get_lr (const fer_trainer *t);
 FER_API int64_t fer_trainer_step_count (const fer_trainer *t);

@@ -223,6 +223,19 @@ cuda_set_threads (fer_backend *be, int threads, GError **error)
   return TRUE;
 }
 
+/* The load-time self-test (model.c) accepts this backend when its
+ * probabilities are within this of the CPU backend's: exact FP32 inference
+ * agrees to rounding (tests/gpu see about 1e-5), reduced-precision math
+ * (TF32 and anything else) to its shorter mantissa. */
+static double
+cuda_selftest_tolerance (fer_backend *be)
+{
+  const cuda_backend *cb = (const cuda_backend *) be;
+  return cb->math == FER_CUDA_MATH_DEFAULT || cb->math == FER_CUDA_MATH_FP32
+      ? FER_SELFTEST_TOLERANCE_FP32
+      : FER_SELFTEST_TOLERANCE_REDUCED;
+}
+
 /* ------------------------------------------------------------------ */
 /* Life cycle                                                          */
 
@@ -293,6 +306,8 @@ static const fer_backend_ops cuda_ops = {
   .adam_update = fer_cuda_op_adam_update,
   .sgd_update = fer_cuda_op_sgd_update,
   .zero = fer_cuda_op_zero,
+
+  .selftest_tolerance = cuda_selftest_tolerance,
 };
 
 const fer_backend_ops *
