@@ -238,17 +238,26 @@ lead (FerBatcher *b)
   g_mutex_unlock (&b->lock);
   ok = fer_model_classify_frames (b->model, b->imgs, n, b->face_image, b->rects,
       n_faces, T, b->probs, &error);
+  /* a failed batch of several: each request again on its own, so that
+   * one stream's bad request fails that stream only */
+  for (int i = 0; !ok && n > 1 && i < n; i++) {
+    FerBatchClient *c = b->taken[i];
+    c->ok = fer_model_classify (
+        b->model, c->img, c->faces, c->n, T, c->probs, &c->error);
+  }
   g_mutex_lock (&b->lock);
   b->batches++;
   b->faces_done += (guint64) n_faces;
   for (int i = 0, f0 = 0; i < n; f0 += b->taken[i]->n, i++) {
     FerBatchClient *c = b->taken[i];
-    c->ok = ok;
-    if (ok)
+    if (ok) {
+      c->ok = TRUE;
       memcpy (c->probs, b->probs + (gsize) f0 * b->k,
           (gsize) c->n * b->k * sizeof (float));
-    else
+    } else if (n == 1) {
+      c->ok = FALSE;
       c->error = g_error_copy (error);
+    }
     c->done = TRUE;
   }
   g_clear_error (&error);
