@@ -19,6 +19,13 @@
  * #GstFerEmotion:tta test-time-augmented views, all faces x views of a
  * buffer in one batched forward pass.
  *
+ * Several streams: elements that load the same model file with the same
+ * backend, device-id and threads share one loaded model
+ * (#GstFerEmotion:shared, the default) and batch the faces of buffers that
+ * arrive together into one forward, waiting at most
+ * #GstFerEmotion:max-batch-wait microseconds for the other streams (never
+ * for one that stalled, paused or ended); docs/architecture.md.
+ *
  * ## Example launch lines
  * |[
  * gst-launch-1.0 -m multifilesrc location=faces/%04d.png caps=image/png,framerate=1/1 \
@@ -29,6 +36,13 @@
  * gst-launch-1.0 v4l2src ! videoconvert ! facedetect display=false \
  *     ! feremotion mode=roi ! videoconvert ! feremotionoverlay ! videoconvert ! autovideosink
  * ]| shows the webcam with an emotion label on every detected face.
+ * |[
+ * gst-launch-1.0 -m \
+ *     v4l2src device=/dev/video0 ! videoconvert ! facedetect display=false \
+ *       ! feremotion mode=roi ! fakesink \
+ *     v4l2src device=/dev/video1 ! videoconvert ! facedetect display=false \
+ *       ! feremotion mode=roi ! fakesink
+ * ]| two cameras, one model in memory, their faces classified together.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"

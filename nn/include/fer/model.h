@@ -28,7 +28,8 @@
  * file (same canonical path, device, inode, size and modification time)
  * with the same backend, device and threads the same loaded model, one
  * reference each; fer_model_free releases a reference, and the model goes
- * with the last one. */
+ * with the last one. fer_model_set_threads on a shared model changes it
+ * for every user. */
 #ifndef FER_MODEL_H
 #define FER_MODEL_H
 
