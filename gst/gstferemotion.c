@@ -19,6 +19,13 @@
  * #GstFerEmotion:tta test-time-augmented views, all faces x views of a
  * buffer in one batched forward pass.
  *
+ * Several streams: elements that load the same model file with the same
+ * backend, device-id and threads share one loaded model
+ * (#GstFerEmotion:shared, the default) and batch the faces of buffers that
+ * arrive together into one forward, waiting at most
+ * #GstFerEmotion:max-batch-wait microseconds for the other streams (never
+ * for one that stalled, paused or ended); docs/architecture.md.
+ *
  * ## Example launch lines
  * |[
  * gst-launch-1.0 -m multifilesrc location=faces/%04d.png caps=image/png,framerate=1/1 \
@@ -29,6 +36,13 @@
  * gst-launch-1.0 v4l2src ! videoconvert ! facedetect display=false \
  *     ! feremotion mode=roi ! videoconvert ! feremotionoverlay ! videoconvert ! autovideosink
  * ]| shows the webcam with an emotion label on every detected face.
+ * |[
+ * gst-launch-1.0 -m \
+ *     v4l2src device=/dev/video0 ! videoconvert ! facedetect display=false \
+ *       ! feremotion mode=roi ! fakesink \
+ *     v4l2src device=/dev/video1 ! videoconvert ! facedetect display=false \
+ *       ! feremotion mode=roi ! fakesink
+ * ]| two cameras, one model in memory, their faces classified together.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -57,6 +71,9 @@ GST_DEBUG_CATEGORY_STATIC (gst_fer_emotion_debug);
 #define DEFAULT_POST_MESSAGES TRUE
 #define DEFAULT_QOS TRUE
 #define DEFAULT_THREADS 0
+#define DEFAULT_SHARED TRUE
+#define DEFAULT_MAX_BATCH_WAIT 1000
+#define DEFAULT_MAX_BATCH 32
 
 /* A track not matched for this many frames is forgotten. */
 #define TRACK_MAX_AGE 30
@@ -80,6 +97,9 @@ enum
   PROP_QOS,
   PROP_THREADS,
   PROP_LABELS,
+  PROP_SHARED,
+  PROP_MAX_BATCH_WAIT,
+  PROP_MAX_BATCH,
 };
 
 #define FORMATS                                                                \
@@ -192,7 +212,9 @@ load_model (const GstFerEmotionSettings *s, GError **error)
   path = fer_model_find (s->model, error);
   if (!path)
     return NULL;
-  m = fer_model_load (path, &opts, error);
+  /* shared: the model of every element with this file and options */
+  m = s->shared ? fer_model_load_shared (path, &opts, error)
+                : fer_model_load (path, &opts, error);
   if (m && fer_model_n_classes (m) > GST_FER_EMOTION_MAX_CLASSES) {
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
         "%s: %d classes, this element supports at most %d", path,
@@ -214,12 +236,15 @@ warn_fallback (GstFerEmotion *self, const fer_model *m)
       ("%s", fer_model_fallback_reason (m)));
 }
 
-/* Installs `m` as the model; called with model_lock held. */
+/* Installs `m` as the model (a shared one with its batcher); called with
+ * model_lock held. */
 static void
-install_model (GstFerEmotion *self, fer_model *m)
+install_model (GstFerEmotion *self, fer_model *m, gboolean shared)
 {
+  g_clear_pointer (&self->batch, fer_batch_client_free);
   fer_model_free (self->model);
   self->model = m;
+  self->batch = m && shared ? fer_batch_client_new (m) : NULL;
   self->n_classes = m ? (guint) fer_model_n_classes (m) : 0;
   for (guint i = 0; i < self->n_classes; i++)
     self->labels[i] = g_intern_string (fer_model_label (m, (int) i));
@@ -252,7 +277,7 @@ gst_fer_emotion_start (GstBaseTransform *trans)
       fer_model_input_spec (m)->size);
 
   g_mutex_lock (&self->model_lock);
-  install_model (self, m);
+  install_model (self, m, s.shared);
   self->frame_count = 0;
   self->seen_rois = FALSE;
   g_mutex_unlock (&self->model_lock);
@@ -295,7 +320,7 @@ gst_fer_emotion_stop (GstBaseTransform *trans)
   GST_OBJECT_UNLOCK (self);
 
   g_mutex_lock (&self->model_lock);
-  install_model (self, NULL);
+  install_model (self, NULL, FALSE);
   g_mutex_unlock (&self->model_lock);
 
   g_clear_pointer (&self->rects, g_free);
@@ -327,7 +352,7 @@ swap_model (GstFerEmotion *self, const GstFerEmotionSettings *s)
   if (fer_model_fallback_reason (m))
     warn_fallback (self, m);
   g_mutex_lock (&self->model_lock);
-  install_model (self, m);
+  install_model (self, m, s->shared);
   g_mutex_unlock (&self->model_lock);
   GST_INFO_OBJECT (self, "switched to model %s", s->model);
   g_object_notify (G_OBJECT (self), "labels");
@@ -387,6 +412,15 @@ gst_fer_emotion_sink_event (GstBaseTransform *trans, GstEvent *event)
    * its detector is still there. */
   if (GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START)
     self->seen_rois = FALSE;
+  /* serialised: this thread is not in the batcher now. The other streams
+   * stop waiting for this one (a flushing or paused one they stop waiting
+   * for after one max-batch-wait). */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_EOS) {
+    g_mutex_lock (&self->model_lock);
+    if (self->batch)
+      fer_batch_client_set_idle (self->batch);
+    g_mutex_unlock (&self->model_lock);
+  }
   if (GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP
       || GST_EVENT_TYPE (event) == GST_EVENT_SEGMENT) {
     GST_OBJECT_LOCK (self);
@@ -529,8 +563,12 @@ classify_faces (GstFerEmotion *self, GstBuffer *buf, guint n,
 
   for (guint f0 = 0; ok && f0 < n; f0 += batch) {
     guint nb = MIN (batch, n - f0);
-    ok = fer_model_classify (self->model, &img, self->rects + f0, (int) nb,
-        s->tta, self->probs + (gsize) f0 * self->n_classes, error);
+    gfloat *probs = self->probs + (gsize) f0 * self->n_classes;
+    ok = self->batch
+        ? fer_batch_client_classify (self->batch, &img, self->rects + f0,
+            (int) nb, s->tta, s->max_batch_wait, s->max_batch, probs, error)
+        : fer_model_classify (self->model, &img, self->rects + f0, (int) nb,
+            s->tta, probs, error);
   }
   gst_video_frame_unmap (&frame);
   if (fer_model_backend (self->model) != was)
@@ -818,6 +856,15 @@ gst_fer_emotion_set_property (
     case PROP_THREADS:
       self->settings.threads = g_value_get_int (value);
       break;
+    case PROP_SHARED:
+      self->settings.shared = g_value_get_boolean (value);
+      break;
+    case PROP_MAX_BATCH_WAIT:
+      self->settings.max_batch_wait = g_value_get_uint (value);
+      break;
+    case PROP_MAX_BATCH:
+      self->settings.max_batch = g_value_get_int (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -888,6 +935,15 @@ gst_fer_emotion_get_property (
     case PROP_THREADS:
       g_value_set_int (value, self->settings.threads);
       break;
+    case PROP_SHARED:
+      g_value_set_boolean (value, self->settings.shared);
+      break;
+    case PROP_MAX_BATCH_WAIT:
+      g_value_set_uint (value, self->settings.max_batch_wait);
+      break;
+    case PROP_MAX_BATCH:
+      g_value_set_int (value, self->settings.max_batch);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -900,7 +956,7 @@ gst_fer_emotion_finalize (GObject *object)
 {
   GstFerEmotion *self = GST_FER_EMOTION (object);
 
-  install_model (self, NULL);
+  install_model (self, NULL, FALSE);
   g_free (self->rects);
   g_free (self->roi_ids);
   g_free (self->rois);
@@ -1010,6 +1066,27 @@ gst_fer_emotion_class_init (GstFerEmotionClass *klass)
       g_param_spec_boxed ("labels", "Labels",
           "Class names of the loaded model, in probability order", G_TYPE_STRV,
           G_PARAM_READABLE | G_PARAM_STATIC_STRINGS));
+  g_object_class_install_property (gobject_class, PROP_SHARED,
+      g_param_spec_boolean ("shared", "Shared model",
+          "Share one loaded model with every other feremotion (and libfernn "
+          "user) of this process that loads the same file with the same "
+          "backend, device-id and threads, and batch their faces together "
+          "(max-batch-wait); false = a model of this element's own. "
+          "Changing model on one element never changes the others'",
+          DEFAULT_SHARED, rw | GST_PARAM_MUTABLE_READY));
+  g_object_class_install_property (gobject_class, PROP_MAX_BATCH_WAIT,
+      g_param_spec_uint ("max-batch-wait", "Maximum batch wait",
+          "shared=true: microseconds a buffer may wait for the other "
+          "streams' buffers to run in one forward with them (0 = never "
+          "wait; a forward running already still collects what comes "
+          "meanwhile). Streams that stalled, paused or ended are not "
+          "waited for",
+          0, 1000000, DEFAULT_MAX_BATCH_WAIT, rw | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_MAX_BATCH,
+      g_param_spec_int ("max-batch", "Maximum batch",
+          "shared=true: faces of several streams run in one forward at most "
+          "(a buffer with more runs alone)",
+          1, 4096, DEFAULT_MAX_BATCH, rw | GST_PARAM_MUTABLE_PLAYING));
 
   gst_element_class_set_static_metadata (element_class,
       "Facial expression recognition", "Filter/Analyzer/Video",
@@ -1052,6 +1129,9 @@ gst_fer_emotion_init (GstFerEmotion *self)
   s->post_messages = DEFAULT_POST_MESSAGES;
   s->qos = DEFAULT_QOS;
   s->threads = DEFAULT_THREADS;
+  s->shared = DEFAULT_SHARED;
+  s->max_batch_wait = DEFAULT_MAX_BATCH_WAIT;
+  s->max_batch = DEFAULT_MAX_BATCH;
   self->earliest_time = GST_CLOCK_TIME_NONE;
   gst_base_transform_set_in_place (GST_BASE_TRANSFORM (self), TRUE);
   gst_base_transform_set_passthrough (GST_BASE_TRANSFORM (self), FALSE);

@@ -8,6 +8,7 @@
 #include <fer/fer.h>
 
 #include "feremotion/gstferemotionmeta.h"
+#include "ferbatcher.h"
 
 G_BEGIN_DECLS
 
@@ -37,6 +38,9 @@ typedef struct
   gboolean post_messages;
   gboolean qos;
   gint threads;
+  gboolean shared;
+  guint max_batch_wait; /* microseconds */
+  gint max_batch;
 } GstFerEmotionSettings;
 
 /* A face followed across frames for temporal smoothing. */
@@ -63,6 +67,7 @@ struct _GstFerEmotion
    * happens between buffers */
   GMutex model_lock;
   fer_model *model;
+  FerBatchClient *batch; /* shared model: its cross-stream batcher */
   guint n_classes;
   const gchar *labels[GST_FER_EMOTION_MAX_CLASSES]; /* interned */
 

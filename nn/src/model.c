@@ -11,6 +11,7 @@
 #include "arch.h"
 #include "backend.h"
 #include "init.h"
+#include "model-cache.h"
 
 /* Images per backend forward, unless the backend says (forward_chunk);
  * larger requests run in chunks so activation memory stays bounded (64 x
@@ -41,6 +42,12 @@ typedef struct
 
 struct fer_model
 {
+  gint refcount;   /* fer_model_ref / fer_model_free */
+  gboolean cached; /* in model-cache.c's table: released through it */
+  /* Serialises the calls that compute (they share the workspace below), so
+   * that one model may serve several threads: they take turns. */
+  GMutex lock;
+
   char *path;
   fer_arch arch;
   fer_backend *be;
@@ -354,6 +361,32 @@ free_workspace (fer_model *m)
   m->ws_chunk = 0;
 }
 
+void
+fer_model_mark_cached (fer_model *m)
+{
+  m->cached = TRUE;
+}
+
+gboolean
+fer_model_drop_ref (fer_model *m)
+{
+  return g_atomic_int_dec_and_test (&m->refcount);
+}
+
+fer_model *
+fer_model_ref (fer_model *m)
+{
+  g_return_val_if_fail (m != NULL, NULL);
+  g_atomic_int_inc (&m->refcount);
+  return m;
+}
+
+int
+fer_model_ref_count (const fer_model *m)
+{
+  return g_atomic_int_get (&m->refcount);
+}
+
 /* Releases the graph, the workspace and the backend. */
 static void
 free_graph (fer_model *m)
@@ -376,11 +409,9 @@ free_graph (fer_model *m)
   }
 }
 
-void
-fer_model_free (fer_model *m)
+static void
+destroy (fer_model *m)
 {
-  if (!m)
-    return;
   free_graph (m);
   fer_model_free (m->standby);
   g_free (m->fallback_reason);
@@ -391,7 +422,17 @@ fer_model_free (fer_model *m)
   if (m->metadata)
     g_hash_table_unref (m->metadata);
   g_free (m->path);
+  g_mutex_clear (&m->lock);
   g_free (m);
+}
+
+void
+fer_model_free (fer_model *m)
+{
+  if (!m)
+    return;
+  if (m->cached ? fer_model_cache_release (m) : fer_model_drop_ref (m))
+    destroy (m);
 }
 
 void
@@ -409,6 +450,8 @@ model_new (const char *path, const fer_weights *w, GError **error)
   fer_model *m = g_new0 (fer_model, 1);
   const fer_linear_desc *fc = &w->topo.head[w->topo.n_head - 1];
 
+  m->refcount = 1;
+  g_mutex_init (&m->lock);
   m->path = g_strdup (path);
   m->arch = w->topo.arch;
   m->metadata = g_hash_table_ref (w->metadata);
@@ -435,8 +478,8 @@ attach_graph (fer_model *m, const fer_weights *w, fer_backend *be,
 }
 
 static gboolean classify (fer_model *m, const fer_image *imgs,
-    gboolean per_face_image, const fer_rect *faces, int n, int T, float *probs,
-    GError **error);
+    gboolean per_face_image, const int *face_image, const fer_rect *faces,
+    int n, int T, float *probs, GError **error);
 
 /* The known-answer self-test of a device model: a fixed frame (seeded
  * noise, RGB, so that colour models see colour) with two faces x two TTA
@@ -465,8 +508,8 @@ selftest (fer_model *dev, fer_model *ref, GError **error)
   fer_rng_seed (&rng, 0x5e1f7e57);
   for (int i = 0; i < W * H * 3; i++)
     px[i] = (uint8_t) (fer_rng_uniform (&rng) * 255.0f);
-  ok = classify (dev, &img, FALSE, faces, FACES, T, pd, error)
-      && classify (ref, &img, FALSE, faces, FACES, T, pr, error);
+  ok = classify (dev, &img, FALSE, NULL, faces, FACES, T, pd, error)
+      && classify (ref, &img, FALSE, NULL, faces, FACES, T, pr, error);
   for (int i = 0; ok && i < FACES * k; i++)
     err = fmax (err, fabs ((double) pd[i] - pr[i]));
   if (ok && !(err <= tol)) {
@@ -653,10 +696,15 @@ fer_model_backend (const fer_model *m)
 gboolean
 fer_model_set_threads (fer_model *m, int threads, GError **error)
 {
-  if (m->standby
-      && !m->standby->be->ops->set_threads (m->standby->be, threads, error))
-    return FALSE;
-  return !m->be || m->be->ops->set_threads (m->be, threads, error);
+  gboolean ok = TRUE;
+
+  g_mutex_lock (&m->lock);
+  if (m->standby)
+    ok = m->standby->be->ops->set_threads (m->standby->be, threads, error);
+  if (ok && m->be)
+    ok = m->be->ops->set_threads (m->be, threads, error);
+  g_mutex_unlock (&m->lock);
+  return ok;
 }
 
 int64_t
@@ -832,13 +880,37 @@ grow (float **buf, size_t *cap, size_t want)
   return TRUE;
 }
 
-/* The probabilities of n faces x T views: the views' inputs come, a chunk
- * of whole faces at a time, from the backend's preprocess op (img: the
- * frame, views in m->views) or from m->host_in (img NULL), and the backend
- * averages each face's views. */
+/* Fills act[0] with views [b0, b0 + nb) through the backend's preprocess
+ * op, one call per run of consecutive views of the same frame (face f is
+ * in imgs[face_image[f]], or imgs[0] when face_image is NULL). */
 static gboolean
-classify_views (fer_model *m, const fer_image *img, int n, int T, float *probs,
-    GError **error)
+preprocess_chunk (fer_model *m, const fer_image *imgs, const int *face_image,
+    int b0, int nb, int T, GError **error)
+{
+  const size_t per_view =
+      (size_t) m->spec.channels * m->spec.size * m->spec.size;
+
+  for (int v = b0; v < b0 + nb;) {
+    const int img = face_image ? face_image[v / T] : 0;
+    int end = v + 1;
+    while (end < b0 + nb && (face_image ? face_image[end / T] : 0) == img)
+      end++;
+    if (!m->be->ops->preprocess (m->be,
+            m->act[0] + (size_t) (v - b0) * per_view, &imgs[img], m->views + v,
+            end - v, &m->spec, error))
+      return FALSE;
+    v = end;
+  }
+  return TRUE;
+}
+
+/* The probabilities of n faces x T views: the views' inputs come, a chunk
+ * of whole faces at a time, from the backend's preprocess op (imgs: the
+ * frames, views in m->views) or from m->host_in (imgs NULL), and the
+ * backend averages each face's views. */
+static gboolean
+classify_views (fer_model *m, const fer_image *imgs, const int *face_image,
+    int n, int T, float *probs, GError **error)
 {
   const fer_backend_ops *ops = m->be->ops;
   const int k = m->arch.n_classes, total = n * T;
@@ -852,10 +924,9 @@ classify_views (fer_model *m, const fer_image *img, int n, int T, float *probs,
     return FALSE;
   for (int b0 = 0; b0 < total; b0 += chunk) {
     const int nb = MIN (chunk, total - b0);
-    if (!(img ? ops->preprocess (
-              m->be, m->act[0], img, m->views + b0, nb, &m->spec, error)
-              : upload_input (
-                  m, m->host_in + (size_t) b0 * per_view, nb, error))
+    if (!(imgs ? preprocess_chunk (m, imgs, face_image, b0, nb, T, error)
+               : upload_input (
+                   m, m->host_in + (size_t) b0 * per_view, nb, error))
         || !run_graph (m, nb, error)
         || !ops->softmax_average (m->be, probs + (size_t) (b0 / T) * k,
             m->dev_logits, nb / T, T, k, error))
@@ -864,12 +935,12 @@ classify_views (fer_model *m, const fer_image *img, int n, int T, float *probs,
   return TRUE;
 }
 
-/* The backend builds the input batch from the frame (its preprocess op:
- * one upload of the frame per chunk of views instead of the views' floats);
+/* The backend builds the input batch from the frames (its preprocess op:
+ * one upload of a frame per chunk of views instead of the views' floats);
  * the views are made here. */
 static gboolean
-classify_on_device (fer_model *m, const fer_image *img, const fer_rect *faces,
-    int n, int T, float *probs, GError **error)
+classify_on_device (fer_model *m, const fer_image *imgs, const int *face_image,
+    const fer_rect *faces, int n, int T, float *probs, GError **error)
 {
   const int total = n * T;
 
@@ -887,14 +958,16 @@ classify_on_device (fer_model *m, const fer_image *img, const fer_rect *faces,
     if (!fer_tta_views (&faces[f], m->input_size, m->crop_size, T,
             m->views + (size_t) f * T, error))
       return FALSE;
-  return classify_views (m, img, n, T, probs, error);
+  return classify_views (m, imgs, face_image, n, T, probs, error);
 }
 
-/* faces: one rectangle per image, or NULL for whole images; imgs holds one
- * image (shared by all faces) or n (one per face). */
+/* faces: one rectangle per face, or NULL for whole images. The image of
+ * face f: imgs[f] (per_face_image), imgs[face_image[f]] (face_image not
+ * NULL) or imgs[0]. */
 static gboolean
 classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
-    const fer_rect *faces, int n, int T, float *probs, GError **error)
+    const int *face_image, const fer_rect *faces, int n, int T, float *probs,
+    GError **error)
 {
   const fer_input_spec *spec = &m->spec;
   const size_t per_view = (size_t) spec->channels * spec->size * spec->size;
@@ -913,14 +986,16 @@ classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
   if (n == 0)
     return TRUE;
   if (!per_face_image && faces && m->be->ops->preprocess)
-    return classify_on_device (m, imgs, faces, n, T, probs, error);
+    return classify_on_device (m, imgs, face_image, faces, n, T, probs, error);
   if (!grow (&m->host_in, &m->host_in_cap, (size_t) n * T * per_view)) {
     g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
         "cannot allocate the input batch for %d faces x %d views", n, T);
     return FALSE;
   }
   for (int f = 0; f < n; f++) {
-    const fer_image *img = per_face_image ? &imgs[f] : imgs;
+    const fer_image *img = per_face_image ? &imgs[f]
+        : face_image                      ? &imgs[face_image[f]]
+                                          : imgs;
     fer_rect whole = { 0.0f, 0.0f, (float) img->width, (float) img->height };
     const fer_rect *face = faces ? &faces[f] : &whole;
     if (!fer_tta_views (face, m->input_size, m->crop_size, T, views, error))
@@ -930,7 +1005,7 @@ classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
               m->host_in + ((size_t) f * T + v) * per_view, m->scratch, error))
         return FALSE;
   }
-  return classify_views (m, NULL, n, T, probs, error);
+  return classify_views (m, NULL, NULL, n, T, probs, error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -966,15 +1041,38 @@ fall_back (fer_model *m, GError *dev_error, GError **error)
   return TRUE;
 }
 
+/* classify under the model's lock */
+static gboolean
+classify_locked (fer_model *m, const fer_image *imgs, gboolean per_face_image,
+    const int *face_image, const fer_rect *faces, int n, int T, float *probs,
+    GError **error)
+{
+  GError *dev_error = NULL;
+  gboolean ok;
+
+  g_mutex_lock (&m->lock);
+  ok = classify (computing (m), imgs, per_face_image, face_image, faces, n, T,
+           probs, &dev_error)
+      || (fall_back (m, dev_error, error)
+          && classify (m->standby, imgs, per_face_image, face_image, faces, n,
+              T, probs, error));
+  g_mutex_unlock (&m->lock);
+  return ok;
+}
+
 gboolean
 fer_model_forward (
     fer_model *m, const float *input, int n, float *logits, GError **error)
 {
   GError *dev_error = NULL;
-  if (forward (computing (m), input, n, logits, &dev_error))
-    return TRUE;
-  return fall_back (m, dev_error, error)
-      && forward (m->standby, input, n, logits, error);
+  gboolean ok;
+
+  g_mutex_lock (&m->lock);
+  ok = forward (computing (m), input, n, logits, &dev_error)
+      || (fall_back (m, dev_error, error)
+          && forward (m->standby, input, n, logits, error));
+  g_mutex_unlock (&m->lock);
+  return ok;
 }
 
 gboolean
@@ -986,21 +1084,37 @@ fer_model_classify (fer_model *m, const fer_image *img, const fer_rect *faces,
         "classify: %d faces but no rectangles", n_faces);
     return FALSE;
   }
-  GError *dev_error = NULL;
-  if (classify (
-          computing (m), img, FALSE, faces, n_faces, T, probs, &dev_error))
-    return TRUE;
-  return fall_back (m, dev_error, error)
-      && classify (m->standby, img, FALSE, faces, n_faces, T, probs, error);
+  return classify_locked (m, img, FALSE, NULL, faces, n_faces, T, probs, error);
+}
+
+gboolean
+fer_model_classify_frames (fer_model *m, const fer_image *imgs, int n_images,
+    const int *face_image, const fer_rect *faces, int n_faces, int T,
+    float *probs, GError **error)
+{
+  if (n_faces > 0 && (!faces || !face_image || n_images < 1)) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "classify_frames: %d faces with %d images, rectangles %s, image "
+        "indices %s",
+        n_faces, n_images, faces ? "given" : "NULL",
+        face_image ? "given" : "NULL");
+    return FALSE;
+  }
+  for (int f = 0; f < n_faces; f++) {
+    if (face_image[f] < 0 || face_image[f] >= n_images) {
+      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+          "classify_frames: face %d is in image %d, expected 0..%d", f,
+          face_image[f], n_images - 1);
+      return FALSE;
+    }
+  }
+  return classify_locked (
+      m, imgs, FALSE, face_image, faces, n_faces, T, probs, error);
 }
 
 gboolean
 fer_model_classify_images (fer_model *m, const fer_image *imgs, int n, int T,
     float *probs, GError **error)
 {
-  GError *dev_error = NULL;
-  if (classify (computing (m), imgs, TRUE, NULL, n, T, probs, &dev_error))
-    return TRUE;
-  return fall_back (m, dev_error, error)
-      && classify (m->standby, imgs, TRUE, NULL, n, T, probs, error);
+  return classify_locked (m, imgs, TRUE, NULL, NULL, n, T, probs, error);
 }

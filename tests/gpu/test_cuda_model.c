@@ -5,6 +5,9 @@
  *   - the loss curve of the first training steps (Adam, dropout, class
  *     weights, label smoothing) in exact FP32 and in the default math
  *     (TF32 training), from the same initial model and batches;
+ *   - faces of three frames in one batch (fer_model_classify_frames: the
+ *     device preprocesses each frame's run of views into one input) against
+ *     each face alone, on the GPU;
  *   - a failing CUDA call: a GError that names it.
  * (Each op alone: test_cuda_op_<family>.c.)
  * Prints max |difference| per case. Skips (exit 77) without a device. */
@@ -139,6 +142,54 @@ loss_curve (const char *model, const char *math, double tol)
   g_free (x);
 }
 
+/* Faces of three GRAY8 frames, interleaved, in one batch on the GPU
+ * against each face classified alone on the GPU. */
+static void
+frames_batch (const char *model)
+{
+  enum
+  {
+    N_IMG = 3,
+    N_FACES = 6,
+    K = 7,
+    T = 5,
+    SIDE = 80
+  };
+  static uint8_t px[N_IMG][SIDE * SIDE];
+  const fer_rect faces[N_FACES] = { { 0, 0, 80, 80 }, { 4, 4, 40, 40 },
+    { 10, 12, 50, 48 }, { 20, 2, 30, 30 }, { 1, 30, 33, 33 },
+    { 8, 8, 48, 48 } };
+  const int face_image[N_FACES] = { 0, 1, 1, 2, 0, 2 };
+  float batch[N_FACES * K], alone[N_FACES * K];
+  fer_image imgs[N_IMG];
+  fer_model_options opts;
+  GError *error = NULL;
+  fer_model *m;
+
+  fer_model_options_init (&opts);
+  opts.backend = FER_BACKEND_CUDA;
+  m = fer_model_load (model, &opts, &error);
+  g_assert_no_error (error);
+  for (int i = 0; i < N_IMG; i++) {
+    for (int p = 0; p < SIDE * SIDE; p++)
+      px[i][p] = (uint8_t) ((p * (3 + i) + p / SIDE * 7) & 0xff);
+    imgs[i] = (fer_image){ .format = FER_PIXEL_GRAY8,
+      .width = SIDE,
+      .height = SIDE,
+      .planes = { px[i] },
+      .strides = { SIDE } };
+  }
+  g_assert_true (fer_model_classify_frames (
+      m, imgs, N_IMG, face_image, faces, N_FACES, T, batch, &error));
+  g_assert_no_error (error);
+  for (int f = 0; f < N_FACES; f++)
+    g_assert_true (fer_model_classify (
+        m, &imgs[face_image[f]], &faces[f], 1, T, alone + f * K, &error));
+  verdict ("classify_frames, 3 frames in one batch vs alone",
+      normalised_error (alone, batch, N_FACES * K), 1e-4);
+  fer_model_free (m);
+}
+
 /* A failure of a CUDA call comes back as a GError naming the call. */
 static void
 error_path (fer_backend *gpu)
@@ -170,6 +221,7 @@ main (void)
 
   probabilities (model, "default", 1e-4);
   probabilities (model, "tf32", 1e-2);
+  frames_batch (model);
   loss_curve (model, "fp32", 1e-3);
   loss_curve (model, "default", 3e-2);
 

@@ -15,13 +15,21 @@
  * folded into the preceding conv / linear at load time.
  *
  * Thread safety: calls that compute with a model (fer_model_forward,
- * fer_model_classify, fer_model_classify_images, fer_model_set_threads)
- * reuse its buffers and backend, so they must not overlap on one model
- * (the element and the tools each own theirs). The accessors that take a
- * `const fer_model *` only read what the load fixed and may be called from
- * any thread while the model lives. Distinct models are independent:
- * fer_model_load, fer_model_write_random and everything else here may run
- * in several threads at once on different models. */
+ * fer_model_classify, fer_model_classify_frames, fer_model_classify_images,
+ * fer_model_set_threads) reuse its buffers and backend, so they take the
+ * model's lock: several threads may call them on one model (a shared one)
+ * and take turns; each call uses all of the model's threads. The accessors
+ * that take a `const fer_model *` only read what the load fixed and may be
+ * called from any thread while the model lives. Distinct models are
+ * independent: fer_model_load, fer_model_write_random and everything else
+ * here may run in several threads at once on different models.
+ *
+ * Sharing: fer_model_load_shared hands every caller that asks for the same
+ * file (same canonical path, device, inode, size and modification time)
+ * with the same backend, device and threads the same loaded model, one
+ * reference each; fer_model_free releases a reference, and the model goes
+ * with the last one. fer_model_set_threads on a shared model changes it
+ * for every user. */
 #ifndef FER_MODEL_H
 #define FER_MODEL_H
 
@@ -117,6 +125,23 @@ FER_API char **fer_model_search_path (void);
  * failure with an error that names `path` and the problem. */
 FER_API fer_model *fer_model_load (
     const char *path, const fer_model_options *opts, GError **error);
+/* The model of `path` with these options, shared with every other caller
+ * of fer_model_load_shared that named the same file (the same canonical
+ * path and identity: device, inode, size, modification time) with the same
+ * backend, device_id and threads: loaded by the first caller, a new
+ * reference for the others. A file changed on disk is a different model.
+ * Thread-safe: concurrent calls for one model load it once. Release with
+ * fer_model_free. NULL on failure with an error naming `path`. */
+FER_API fer_model *fer_model_load_shared (
+    const char *path, const fer_model_options *opts, GError **error);
+/* A new reference to m (released with fer_model_free); returns m. */
+FER_API fer_model *fer_model_ref (fer_model *m);
+/* References held now (for tests and diagnostics). */
+FER_API int fer_model_ref_count (const fer_model *m);
+/* Models in the shared cache now (for tests and diagnostics). */
+FER_API int fer_model_cache_size (void);
+/* Releases one reference (a model from fer_model_load has one); the last
+ * one frees the model. NULL is ignored. */
 FER_API void fer_model_free (fer_model *m);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (fer_model, fer_model_free)
 
@@ -173,6 +198,15 @@ FER_API gboolean fer_model_forward (
  * (same or smaller n_faces x T) allocates nothing. */
 FER_API gboolean fer_model_classify (fer_model *m, const fer_image *img,
     const fer_rect *faces, int n_faces, int T, float *probs, GError **error);
+
+/* Faces of several frames (several streams) in one batch: face f is the
+ * rectangle faces[f] of imgs[face_image[f]] (0 <= face_image[f] <
+ * n_images); n_faces x T views in one batch; probs as fer_model_classify.
+ * A face's probabilities are those fer_model_classify gives it alone
+ * (the same views, preprocessing and arithmetic). */
+FER_API gboolean fer_model_classify_frames (fer_model *m, const fer_image *imgs,
+    int n_images, const int *face_image, const fer_rect *faces, int n_faces,
+    int T, float *probs, GError **error);
 
 /* The same for n whole images, each one face crop resized whole to the
  * model input (what fer-classify and fer-eval do): all images x views in
