@@ -53,7 +53,7 @@ CC=clang meson setup "$fuzz" --reconfigure -Dfuzzing=true -Dcuda=disabled \
     -Db_sanitize=address,undefined -Db_lundef=false \
   || exit 1
 meson compile -C "$fuzz" tests/fuzz/fuzz-seeds tests/fuzz/fuzz-safetensors \
-    tests/fuzz/fuzz-image tests/fuzz/fuzz-csv || exit 1
+    tests/fuzz/fuzz-image tests/fuzz/fuzz-csv tests/fuzz/fuzz-pack || exit 1
 run_suite "$fuzz" --no-rebuild --suite fuzz
 
 passed=$(grep -c -E '^(OK|EXPECTEDFAIL)$' "$build.summary")

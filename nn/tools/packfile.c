@@ -374,8 +374,10 @@ bad (reader *r, GError **error, const char *format, ...)
   va_start (ap, format);
   g_autofree char *text = g_strdup_vprintf (format, ap);
   va_end (ap);
+  /* names and labels come from the file: shown as valid UTF-8 */
+  g_autofree char *shown = fer_text_quote (text, 0);
   g_set_error (error, FER_ERROR, FER_ERROR_MODEL, "%s: packed dataset: %s",
-      r->source, text);
+      r->source, shown);
   return FALSE;
 }
 
@@ -524,7 +526,8 @@ fer_pack_parse (const uint8_t *data, size_t len, const char *source,
     const char *name, const char *const *labels, const char *labels_origin,
     GError **error)
 {
-  reader r = { data, len, 0, source };
+  g_autofree char *shown = fer_text_quote (source, 0);
+  reader r = { data, len, 0, shown };
   uint64_t n_sets;
   set_header *h = NULL;
   fer_dataset *d = NULL;
