@@ -54,7 +54,8 @@ CC=clang meson setup "$fuzz" --reconfigure -Dfuzzing=true -Dcuda=disabled \
   || exit 1
 meson compile -C "$fuzz" tests/fuzz/fuzz-seeds tests/fuzz/fuzz-safetensors \
     tests/fuzz/fuzz-image tests/fuzz/fuzz-csv tests/fuzz/fuzz-model \
-    tests/fuzz/fuzz-folder tests/fuzz/fuzz-element || exit 1
+    tests/fuzz/fuzz-folder tests/fuzz/fuzz-element \
+    tests/fuzz/fuzz-pack || exit 1
 run_suite "$fuzz" --no-rebuild --suite fuzz
 
 passed=$(grep -c -E '^(OK|EXPECTEDFAIL)$' "$build.summary")

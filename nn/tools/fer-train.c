@@ -1,5 +1,5 @@
-/* fer-train: trains libfernn's ResNet-18 on an image-folder tree or on
- * fer2013.csv and writes the checkpoints, curves and report of the run.
+/* fer-train: trains libfernn's ResNet-18 on an image-folder tree, on
+ * fer2013.csv or on a packed dataset (fer-pack) and writes the checkpoints, curves and report of the run.
  *
  * Run directory (--out RUNDIR):
  *   run.json          the run's options, labels, data fingerprint, progress
@@ -37,6 +37,7 @@
 
 #include "cli.h"
 #include "dataset.h"
+#include "packfile.h"
 #include "plots.h"
 #include "train-log.h"
 #include "train-loop.h"
@@ -119,6 +120,33 @@ describe_dataset (const char *role, const fer_dataset *d)
       s->str, d->n_skipped);
 }
 
+/* The sets "train" and "publictest" of a packed dataset (--pack); their
+ * images must have the size and channels the options ask for. */
+static gboolean
+load_pack (const train_options *o, const char *const *fixed, const char *origin,
+    fer_dataset **train, fer_dataset **val, GError **error)
+{
+  *train = fer_pack_load (o->pack, "train", fixed, origin, error);
+  if (*train == NULL)
+    return FALSE;
+  g_autofree char *train_origin =
+      g_strdup_printf ("the training data %s", (*train)->source);
+  *val = fer_pack_load (o->pack, "publictest",
+      (const char *const *) (*train)->labels, train_origin, error);
+  if (*val == NULL)
+    return FALSE;
+  if ((*train)->size != o->input_size || (*train)->channels != o->channels
+      || (*val)->size != o->input_size || (*val)->channels != o->channels) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "%s holds %dx%d images with %d channel(s); the options ask for "
+        "--input-size %d and --channels %d",
+        o->pack, (*train)->size, (*train)->size, (*train)->channels,
+        o->input_size, o->channels);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* Loads the training and validation sets. labels: fixed labels (resume,
  * --init) or NULL; origin says where they come from. */
 static gboolean
@@ -132,6 +160,9 @@ load_data (train_run *r, char **labels, const char *origin, GError **error)
   if (o->csv != NULL) {
     if (!fer_dataset_load_csv (o->csv, fixed, origin, o->input_size,
             o->channels, &cb, &r->train, &r->val, error))
+      return FALSE;
+  } else if (o->pack != NULL) {
+    if (!load_pack (o, fixed, origin, &r->train, &r->val, error))
       return FALSE;
   } else if ((r->train = fer_dataset_load_folder (o->data, fixed, origin,
                   o->input_size, o->channels, &cb, error))

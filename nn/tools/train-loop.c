@@ -199,6 +199,31 @@ stop_reason (const train_run *r)
   return NULL;
 }
 
+/* --time-budget: after `ran` epochs of this invocation took `elapsed`
+ * seconds, --epochs shrinks to the epochs that fit in the budget at that
+ * pace (the run ends when none does). Fixed after the first epoch,
+ * whose learning rate (warm-up, or the cosine's start) does not depend on
+ * the epoch count, so the schedule is the one a run planned with that many
+ * epochs has; later epochs only shrink it further if the pace slows. */
+static void
+fit_time_budget (train_run *r, int ran, double elapsed)
+{
+  train_options *o = &r->o;
+  if (o->time_budget <= 0 || ran < 1)
+    return;
+  const int done = r->state.epochs_done;
+  const double per_epoch = elapsed / ran;
+  const double left = o->time_budget - elapsed;
+  const double more = left > 0 ? floor (left / per_epoch) : 0.0;
+  if (done + more >= o->epochs)
+    return;
+  o->epochs = done + (int) more;
+  train_say ("--time-budget %.0f s: %.1f s per epoch, %.0f s left: %d "
+             "epoch%s in all",
+      o->time_budget, per_epoch, MAX (left, 0.0), o->epochs,
+      o->epochs == 1 ? "" : "s");
+}
+
 gboolean
 train_loop_run (train_run *r, char **finished, GError **error)
 {
@@ -225,6 +250,7 @@ train_loop_run (train_run *r, char **finished, GError **error)
   gboolean ok = TRUE;
   int ran = 0;
   g_autofree char *reason = NULL;
+  const gint64 loop_start = g_get_monotonic_time ();
   while (ok && (reason = stop_reason (r)) == NULL) {
     if (r->o.stop_after > 0 && ran == r->o.stop_after) {
       train_say ("stopped after %d epoch%s as asked "
@@ -264,6 +290,7 @@ train_loop_run (train_run *r, char **finished, GError **error)
     if (!ok)
       break;
     ran++;
+    fit_time_budget (r, ran, (g_get_monotonic_time () - loop_start) / 1e6);
     train_say ("epoch %d/%d: lr %.3g, train loss %.4f acc %.4f, val loss "
                "%.4f acc %.4f, %.1f s%s",
         row.epoch, r->o.epochs, row.lr, row.train_loss, row.train_acc,

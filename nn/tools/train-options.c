@@ -29,6 +29,9 @@ static const option_spec option_specs[] = {
       "names)" },
   { "csv", TRUE, OPT_DATA, "FILE",
       "fer2013.csv instead: Training rows train, PublicTest rows validate" },
+  { "pack", TRUE, OPT_DATA, "FILE",
+      "A packed dataset (fer-pack) instead: set train trains, set "
+      "publictest validates" },
   { "val", TRUE, OPT_DATA, "DIR", "Validation images, laid out as --data" },
   { "val-split", TRUE, OPT_RECIPE, "F",
       "Validate on this fraction of each class of the training data (seeded)" },
@@ -104,6 +107,9 @@ static const option_spec option_specs[] = {
   { "threads", TRUE, OPT_CONTROL, "N",
       "CPU threads (default 0: the library's choice)" },
   { "backend", TRUE, OPT_CONTROL, "NAME", "cpu, cuda or auto (default)" },
+  { "time-budget", TRUE, OPT_CONTROL, "SECONDS",
+      "Train for about this long: after the first epoch, --epochs becomes "
+      "the epochs that fit (default 0: no limit)" },
   { "tta", TRUE, OPT_CONTROL, "N",
       "Views of the final TTA evaluation, 1 to 10 (default 5)" },
   { "out", TRUE, OPT_INVOCATION, "RUNDIR",
@@ -205,6 +211,7 @@ train_options_clear (train_options *o)
 {
   g_free (o->data);
   g_free (o->csv);
+  g_free (o->pack);
   g_free (o->val);
   g_free (o->init);
   g_free (o->out);
@@ -295,6 +302,8 @@ apply_option (
     g_free (o->data), o->data = g_strdup (value);
   else if (IS ("csv"))
     g_free (o->csv), o->csv = g_strdup (value);
+  else if (IS ("pack"))
+    g_free (o->pack), o->pack = g_strdup (value);
   else if (IS ("val"))
     g_free (o->val), o->val = g_strdup (value);
   else if (IS ("init"))
@@ -430,6 +439,8 @@ apply_option (
     return parse_int (name, value, 1, FER_TTA_MAX, &o->tta, error);
   else if (IS ("stop-after-epochs"))
     return parse_int (name, value, 1, 100000, &o->stop_after, error);
+  else if (IS ("time-budget"))
+    return parse_double (name, value, 0, 1e7, FALSE, &o->time_budget, error);
 #undef IS
   return TRUE;
 }
@@ -453,8 +464,9 @@ train_options_check (train_options *o, GError **error)
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT, __VA_ARGS__);   \
     return FALSE;                                                              \
   } while (0)
-  if ((o->data == NULL) == (o->csv == NULL))
-    FAIL ("give the training data with either --data DIR or --csv FILE");
+  if ((o->data != NULL) + (o->csv != NULL) + (o->pack != NULL) != 1)
+    FAIL ("give the training data with one of --data DIR, --csv FILE or "
+          "--pack FILE");
   if (o->val != NULL && o->val_split > 0)
     FAIL ("--val and --val-split both give a validation set; choose one");
   if (o->data != NULL && o->val == NULL && o->val_split == 0)
@@ -616,7 +628,7 @@ train_options_merge_resume (train_options *o, GArray *saved,
           "--resume %s: the command line changes the run's recipe (%s); "
           "a resumed run keeps the recipe in %s/run.json and may change "
           "only --epochs, --patience, --threads, --backend, --tta, the "
-          "data paths and --stop-after-epochs",
+          "data paths, --time-budget and --stop-after-epochs",
           dir, diff->str, dir);
       ok = FALSE;
     }

@@ -21,7 +21,7 @@ typedef enum
 
 typedef struct
 {
-  char *data, *csv, *val, *init;
+  char *data, *csv, *pack, *val, *init;
   double val_split;
   int input_size, channels;
   fer_stem stem;
@@ -45,6 +45,7 @@ typedef struct
   int batch;
   guint64 seed;
   int epochs, patience, threads, tta, stop_after;
+  double time_budget; /* seconds; 0: none */
   fer_backend_type backend;
   char *out, *resume;
 } train_options;

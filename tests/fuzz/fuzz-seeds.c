@@ -11,6 +11,7 @@
 
 #include <fer/fer.h>
 #include "imageio.h"
+#include "packfile.h"
 
 static void
 die (const char *what, GError *error)
@@ -316,6 +317,36 @@ element_seeds (const char *out)
   g_free (dir);
 }
 
+/* Packed datasets (fer-pack): one small gray set and one RGB set. */
+static void
+pack_seeds (const char *out)
+{
+  char *dir = seed_dir (out, "pack");
+  char *path = g_build_filename (dir, "two-sets.ferpack", NULL);
+  const char *labels[] = { "angry", "happy", NULL };
+  fer_dataset gray = { .source = (char *) "seed",
+    .size = 8,
+    .channels = 1,
+    .n_classes = 2,
+    .labels = (char **) labels,
+    .n = 3 };
+  fer_dataset rgb = gray;
+  int y[3] = { 0, 1, 1 };
+  int64_t counts[2] = { 1, 2 };
+  uint8_t px[3 * 8 * 8 * 3];
+  for (size_t i = 0; i < sizeof px; i++)
+    px[i] = (uint8_t) ((i * 37) % 251);
+  gray.pixels = rgb.pixels = px;
+  gray.y = rgb.y = y;
+  gray.counts = rgb.counts = counts;
+  rgb.channels = 3;
+  fer_pack_set sets[] = { { "train", &gray, 2 }, { "publictest", &rgb, 0 } };
+  if (!fer_pack_write (path, sets, 2, NULL))
+    abort ();
+  g_free (path);
+  g_free (dir);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -329,5 +360,6 @@ main (int argc, char **argv)
   model_seeds (argv[1]);
   folder_seeds (argv[1]);
   element_seeds (argv[1]);
+  pack_seeds (argv[1]);
   return 0;
 }

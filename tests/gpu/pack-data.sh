@@ -1,0 +1,36 @@
+#!/bin/sh
+# Packs what the GPU window trains and evaluates on (FER2013 train and
+# PublicTest, 48x48 gray) into one file, gpu-data/fer2013.ferpack, for the
+# device tool to carry (carry: ["gpu-data"]; .gitignore keeps gpu-data/ out
+# of git, and the device tool brings ignored paths only when carried).
+#
+# Why it is lossy for train: the working tree that travels is capped at
+# 64 MiB. The tree is ~24 MiB (22 of them the shipped model); FER2013's
+# 32,298 images are 74 MB raw and ~56 MB even coded losslessly (they hold
+# about 6 bits of noise per pixel). So PublicTest is packed exactly (delta
+# 0: the accuracy is measured on the true pixels) and train with every
+# pixel within +-2 gray levels (delta 2, ~3.7 bits per pixel; far below the
+# brightness/contrast jitter the recipe adds): ~36 MiB in all. The script
+# adds the tree's size (tracked and untracked-not-ignored files) to the
+# pack's and fails if the sum would not travel.
+#
+# Usage: sh tests/gpu/pack-data.sh [BUILDDIR] [FER2013DIR]
+#   (defaults: build, ../shared/data/fer2013); FER_PACK_DELTA (default 2).
+set -eu
+cd "$(dirname "$0")/../.."
+build=${1:-build}
+data=${2:-../shared/data/fer2013}
+delta=${FER_PACK_DELTA:-2}
+cap=$((64 * 1024 * 1024))
+mkdir -p gpu-data
+"$build/nn/tools/fer-pack" --out gpu-data/fer2013.ferpack \
+    "train=$data/train:$delta" "publictest=$data/publictest"
+pack=$(wc -c < gpu-data/fer2013.ferpack)
+tree=$(git ls-files -z --cached --others --exclude-standard \
+  | xargs -0 -r stat -c %s 2>/dev/null | awk '{s += $1} END {print s + 0}')
+echo "pack $pack bytes + working tree $tree bytes = $((pack + tree)) of $cap"
+if [ $((pack + tree)) -ge $cap ]; then
+  echo "pack-data.sh: over the 64 MiB the device tool carries; raise" \
+       "FER_PACK_DELTA (now $delta) or make the tree smaller" >&2
+  exit 1
+fi
