@@ -368,12 +368,13 @@ run_command (train_run *r, const GArray *given, const char *command)
   if (!train_loop_run (r, &finished, &error))
     return fail (error);
   if (finished == NULL)
-    return 0;
+    return train_log_check (&error) ? 0 : fail (error);
   train_say ("training finished (%s); best epoch %d, validation accuracy "
              "%.4f",
       finished, r->state.best_epoch, r->state.best_val_acc);
   return train_report_curves (r, &error)
           && train_report_final (r, finished, &error)
+          && train_log_check (&error)
       ? 0
       : fail (error);
 }

@@ -74,22 +74,53 @@ draw_text_vertical (cairo_t *cr, double x, double y, const char *s, double size)
   cairo_restore (cr);
 }
 
+typedef struct
+{
+  FILE *f;
+  int errsv; /* errno of the first failed write, 0 while all went in */
+} png_sink;
+
+static cairo_status_t
+png_write (void *closure, const unsigned char *data, unsigned int length)
+{
+  png_sink *sink = closure;
+  if (fwrite (data, 1, length, sink->f) == length)
+    return CAIRO_STATUS_SUCCESS;
+  sink->errsv = errno ? errno : EIO;
+  return CAIRO_STATUS_WRITE_ERROR;
+}
+
+/* The plot under a temporary name, renamed into place when whole: the
+ * error says what the system said (a full disk, say). */
 static gboolean
 write_png (cairo_surface_t *surface, const char *path, GError **error)
 {
   g_autofree char *tmp = g_strdup_printf ("%s.tmp-%d", path, (int) getpid ());
-  cairo_status_t status = cairo_surface_write_to_png (surface, tmp);
-  if (status != CAIRO_STATUS_SUCCESS) {
+  g_autofree char *quoted = fer_text_quote (path, 0);
+  png_sink sink = { fopen (tmp, "wb"), 0 };
+  cairo_status_t status = CAIRO_STATUS_WRITE_ERROR;
+
+  if (sink.f == NULL)
+    sink.errsv = errno;
+  else {
+    status = cairo_surface_write_to_png_stream (surface, png_write, &sink);
+    if ((fflush (sink.f) != 0 || ferror (sink.f)) && sink.errsv == 0)
+      sink.errsv = errno ? errno : EIO;
+    if (fclose (sink.f) != 0 && sink.errsv == 0)
+      sink.errsv = errno;
+  }
+  if (status != CAIRO_STATUS_SUCCESS || sink.errsv != 0) {
     g_unlink (tmp);
     g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write plot %s: %s",
-        path, cairo_status_to_string (status));
+        quoted,
+        sink.errsv ? g_strerror (sink.errsv) : cairo_status_to_string (status));
     return FALSE;
   }
   if (g_rename (tmp, path) != 0) {
     int e = errno;
     g_unlink (tmp);
     g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write plot %s: %s",
-        path, g_strerror (e));
+        quoted, g_strerror (e));
     return FALSE;
   }
   return TRUE;

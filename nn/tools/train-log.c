@@ -11,7 +11,9 @@
 
 static struct
 {
-  FILE *log;        /* RUNDIR/train.log, NULL until the directory exists */
+  FILE *log; /* RUNDIR/train.log, NULL until the directory exists */
+  char *log_path;
+  int log_errno;    /* errno of the first write to it that failed, or 0 */
   GString *pending; /* what was said before it existed */
   gboolean tty;
   gboolean bar_open; /* a progress bar is on the current terminal line */
@@ -29,6 +31,27 @@ train_log_is_tty (void)
   return msg.tty;
 }
 
+/* Flushes the log, keeping the first failure for train_log_check. */
+static void
+log_flush (void)
+{
+  errno = 0;
+  if ((fflush (msg.log) != 0 || ferror (msg.log)) && msg.log_errno == 0)
+    msg.log_errno = errno ? errno : EIO;
+  clearerr (msg.log);
+}
+
+gboolean
+train_log_check (GError **error)
+{
+  if (msg.log_errno == 0)
+    return TRUE;
+  g_autofree char *quoted = fer_text_quote (msg.log_path, 0);
+  g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s: %s", quoted,
+      g_strerror (msg.log_errno));
+  return FALSE;
+}
+
 void
 train_say (const char *fmt, ...)
 {
@@ -42,7 +65,7 @@ train_say (const char *fmt, ...)
   g_autofree char *stamp = g_date_time_format (now, "%F %T");
   if (msg.log != NULL) {
     fprintf (msg.log, "%s %s\n", stamp, text);
-    fflush (msg.log);
+    log_flush ();
   } else {
     if (msg.pending == NULL)
       msg.pending = g_string_new (NULL);
@@ -91,9 +114,10 @@ train_log_open (const char *dir, GError **error)
         g_strerror (e));
     return FALSE;
   }
+  msg.log_path = g_strdup (log_path);
   if (msg.pending != NULL) {
     fputs (msg.pending->str, msg.log);
-    fflush (msg.log);
+    log_flush ();
     g_string_free (msg.pending, TRUE);
     msg.pending = NULL;
   }
@@ -106,6 +130,7 @@ train_log_close (void)
   if (msg.log != NULL)
     fclose (msg.log);
   msg.log = NULL;
+  g_clear_pointer (&msg.log_path, g_free);
   if (msg.pending != NULL)
     g_string_free (msg.pending, TRUE);
   msg.pending = NULL;

@@ -26,6 +26,9 @@ void train_log_end_bar (void);
 gboolean train_log_open (const char *dir, GError **error);
 /* Closes train.log and drops what was never written. */
 void train_log_close (void);
+/* FALSE, with an error naming train.log and the system's reason, when a
+ * write to it failed since it was opened (a full disk, say). */
+gboolean train_log_check (GError **error);
 
 G_END_DECLS
 

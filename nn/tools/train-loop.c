@@ -295,9 +295,9 @@ train_loop_run (train_run *r, char **finished, GError **error)
                "%.4f acc %.4f, %.1f s%s",
         row.epoch, r->o.epochs, row.lr, row.train_loss, row.train_acc,
         row.val_loss, row.val_acc, row.seconds, improved ? ", new best" : "");
-    g_autoptr (GError) plot_error = NULL;
-    if (!train_report_curves (r, &plot_error))
-      train_say ("warning: %s", plot_error->message);
+    /* The epoch is committed: a failure here stops the run, and --resume
+     * goes on from this epoch. */
+    ok = train_report_curves (r, error) && train_log_check (error);
   }
 
   *finished = ok ? g_steal_pointer (&reason) : NULL;

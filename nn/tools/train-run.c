@@ -255,6 +255,38 @@ staged_path (const train_run *r, const char *name, int epoch)
   return train_run_path (r, staged);
 }
 
+/* The files of a run directory, each written whole under a temporary name
+ * and renamed into place (run.json, metrics.csv, report.md through
+ * g_file_set_contents: NAME.XXXXXX; checkpoints: NAME.epoch-N, themselves
+ * written as NAME.epoch-N.tmp-XXXXXX; plots: NAME.tmp-PID). */
+static const char *const run_files[] = { "last.safetensors", "last.state",
+  "best.safetensors", "run.json", "metrics.csv", "curves.png", "confusion.png",
+  "report.md" };
+
+/* Why `name` is a leftover of a run that was killed or failed while
+ * writing, or NULL when it is not one. */
+static const char *
+leftover_kind (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (run_files); i++) {
+    if (!g_str_has_prefix (name, run_files[i]))
+      continue;
+    const char *rest = name + strlen (run_files[i]);
+    if (g_str_has_prefix (rest, ".epoch-"))
+      return "written by an epoch that did not finish";
+    if (g_str_has_prefix (rest, ".tmp-"))
+      return "a temporary file of an interrupted write";
+    if (rest[0] == '.' && strlen (rest) == 7) {
+      gboolean random = TRUE;
+      for (int j = 1; j < 7; j++)
+        random = random && g_ascii_isalnum (rest[j]);
+      if (random)
+        return "a temporary file of an interrupted write";
+    }
+  }
+  return NULL;
+}
+
 gboolean
 train_run_recover (const train_run *r, GError **error)
 {
@@ -276,16 +308,15 @@ train_run_recover (const train_run *r, GError **error)
   if (dir == NULL)
     return FALSE;
   const char *name;
-  while ((name = g_dir_read_name (dir)) != NULL)
-    for (guint i = 0; i < G_N_ELEMENTS (checkpoint_names); i++)
-      if (g_str_has_prefix (name, checkpoint_names[i])
-          && g_str_has_prefix (
-              name + strlen (checkpoint_names[i]), ".epoch-")) {
-        g_autofree char *path = train_run_path (r, name);
-        train_say (
-            "removing %s, written by an epoch that did not finish", path);
-        g_unlink (path);
-      }
+  while ((name = g_dir_read_name (dir)) != NULL) {
+    const char *why = leftover_kind (name);
+    if (why != NULL) {
+      g_autofree char *path = train_run_path (r, name);
+      g_autofree char *quoted = fer_text_quote (path, 0);
+      train_say ("removing %s, %s", quoted, why);
+      g_unlink (path);
+    }
+  }
   g_dir_close (dir);
   return TRUE;
 }

@@ -28,60 +28,12 @@ fi
 
 # ---- data -----------------------------------------------------------------
 
-# mkdata ROOT IMAGES_PER_CLASS SEED [CLASSES]: the image-folder tree.
-# mkcsv FILE [BAD]: a fer2013.csv with 3 Training and 1 PublicTest row per
-# emotion and 1 PrivateTest row; BAD adds one malformed row after line 5.
-cat >gen.py <<'EOF'
-import os, random, struct, sys, zlib
+# train_data.py: four classes of 48x48 gray PNGs (an image-folder tree), or
+# a fer2013.csv with 3 Training and 1 PublicTest row per emotion and 1
+# PrivateTest row (with `bad`: one malformed row after line 5).
 
-def png(path, w, h, pix):
-    raw = b''.join(b'\x00' + bytes(pix[y * w:(y + 1) * w]) for y in range(h))
-    def chunk(t, d):
-        return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d) & 0xffffffff)
-    with open(path, 'wb') as f:
-        f.write(b'\x89PNG\r\n\x1a\n'
-                + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 0, 0, 0, 0))
-                + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
-
-# Class c: a bright band at the top, at the bottom, down the middle, or a
-# square in the centre, moved by up to 3 pixels, on a noisy background.
-# All four survive flips, small rotations and shifts.
-def image(c, rnd, s=48):
-    bg, dx, dy = rnd.randint(70, 110), rnd.randint(-3, 3), rnd.randint(-3, 3)
-    pix = []
-    for y in range(s):
-        for x in range(s):
-            u, v = x - dx, y - dy
-            on = ((c == 0 and 6 <= v < 16) or (c == 1 and 32 <= v < 42)
-                  or (c == 2 and 19 <= u < 29)
-                  or (c == 3 and 14 <= u < 34 and 14 <= v < 34))
-            pix.append(max(0, min(255, (200 if on else bg) + rnd.randint(-30, 30))))
-    return pix
-
-names = ['band_bottom', 'band_top', 'band_vertical', 'square']
-if sys.argv[1] == 'tree':
-    root, count, seed = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    classes = int(sys.argv[5]) if len(sys.argv) > 5 else 4
-    rnd = random.Random(seed)
-    for c in range(classes):
-        os.makedirs(f'{root}/{names[c]}', exist_ok=True)
-        for i in range(count):
-            png(f'{root}/{names[c]}/{i:03d}.png', 48, 48, image(c, rnd))
-else:
-    path, bad = sys.argv[2], len(sys.argv) > 3
-    rnd = random.Random(5)
-    rows = ['emotion,pixels,Usage']
-    for usage, count in (('Training', 3), ('PublicTest', 1), ('PrivateTest', 1)):
-        for e in range(7):
-            for i in range(count if usage != 'PrivateTest' or e == 0 else 0):
-                rows.append('%d,%s,%s' % (e, ' '.join(str(rnd.randint(0, 255)) for _ in range(2304)), usage))
-    if bad:
-        rows.insert(5, '3,1 2 3,Training')
-    open(path, 'w').write('\n'.join(rows) + '\n')
-EOF
-
-"$py" gen.py tree train 40 1 && "$py" gen.py tree val 16 2 \
-  && "$py" gen.py tree tiny 4 3 2
+"$py" "$here/train_data.py" tree train 40 1 && "$py" "$here/train_data.py" tree val 16 2 \
+  && "$py" "$here/train_data.py" tree tiny 4 3 2
 check "the synthetic dataset was written" test -s train/square/039.png -a -s val/band_top/015.png
 
 # ---- a 2-epoch run ------------------------------------------------------------
@@ -194,7 +146,7 @@ run "$tools/fer-train" --data tiny $quick --out bad5
 check "--data without a validation set is a usage error (status 2)" \
   failed_naming 2 "--val DIR or --val-split F"
 
-"$py" gen.py csv fer.csv bad
+"$py" "$here/train_data.py" csv fer.csv bad
 run "$tools/fer-train" --csv fer.csv $quick --out ok2
 check "a bad CSV row is named by line, skipped and counted; training goes on" \
   eval 'failed_naming 0 "fer.csv:6: 3 pixel values, expected 2304" "row skipped" && grep -q "7 images (angry 1, disgust 1" err'
