@@ -58,15 +58,8 @@ fer_model_load_shared (
   char *key;
 
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  if (!path || !*path) {
-    g_set_error (
-        error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT, "no model path given");
+  if (!fer_model_load_args (path, &opts, &defaults, error))
     return NULL;
-  }
-  if (!opts) {
-    fer_model_options_init (&defaults);
-    opts = &defaults;
-  }
   if (!(key = cache_key (path, opts, error)))
     return NULL;
 

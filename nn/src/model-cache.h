@@ -9,6 +9,10 @@
 
 /* model.c */
 void fer_model_mark_cached (fer_model *m);
+/* fer_model_load's argument checks: FALSE with an error without a path;
+ * a NULL *opts becomes `defaults`, initialised. */
+gboolean fer_model_load_args (const char *path, const fer_model_options **opts,
+    fer_model_options *defaults, GError **error);
 /* Drops one reference; TRUE when it was the last one. */
 gboolean fer_model_drop_ref (fer_model *m);
 

@@ -568,6 +568,22 @@ load_on_device (fer_model *dev, const fer_weights *w, fer_backend *be,
   return cpu;
 }
 
+gboolean
+fer_model_load_args (const char *path, const fer_model_options **opts,
+    fer_model_options *defaults, GError **error)
+{
+  if (!path || !*path) {
+    g_set_error (
+        error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT, "no model path given");
+    return FALSE;
+  }
+  if (!*opts) {
+    fer_model_options_init (defaults);
+    *opts = defaults;
+  }
+  return TRUE;
+}
+
 fer_model *
 fer_model_load (const char *path, const fer_model_options *opts, GError **error)
 {
@@ -579,15 +595,8 @@ fer_model_load (const char *path, const fer_model_options *opts, GError **error)
   char *fallback = NULL;
 
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
-  if (!path || !*path) {
-    g_set_error (
-        error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT, "no model path given");
+  if (!fer_model_load_args (path, &opts, &defaults, error))
     return NULL;
-  }
-  if (!opts) {
-    fer_model_options_init (&defaults);
-    opts = &defaults;
-  }
 
   w = fer_weights_read (path, NULL, error);
   if (!w || !(m = model_new (path, w, error)))

@@ -25,6 +25,17 @@ write_model (const char *name, fer_stem stem, int classes, guint64 seed)
   return path;
 }
 
+/* The feremotion element inside a harness made with gst_harness_new_parse
+ * (which wraps it in a bin); borrowed: the bin keeps its reference. */
+static GstElement *
+fer (GstHarness *h)
+{
+  GstElement *e = gst_harness_find_element (h, "feremotion");
+  fail_unless (e != NULL);
+  gst_object_unref (e);
+  return e;
+}
+
 static void
 setup_models (void)
 {

@@ -23,17 +23,6 @@ harness (const char *props, const char *caps)
   return h;
 }
 
-/* The feremotion element inside a harness made with gst_harness_new_parse
- * (which wraps it in a bin); borrowed: the bin keeps its reference. */
-static GstElement *
-fer (GstHarness *h)
-{
-  GstElement *e = gst_harness_find_element (h, "feremotion");
-  fail_unless (e != NULL);
-  gst_object_unref (e);
-  return e;
-}
-
 /* A frame whose gray level at (x, y) is a fixed pattern, in any format:
  * RGB formats carry the gray value in every channel, YUV formats in luma
  * (full range) with neutral chroma. */

@@ -34,15 +34,6 @@ harness (const char *model, const char *props)
   return h;
 }
 
-static GstElement *
-fer (GstHarness *h)
-{
-  GstElement *e = gst_harness_find_element (h, "feremotion");
-  fail_unless (e != NULL);
-  gst_object_unref (e);
-  return e;
-}
-
 /* 1..3 faces: stream s, buffer i. */
 static int
 n_faces (int s, int i)
