@@ -569,8 +569,13 @@ fer_pack_load (const char *path, const char *name, const char *const *labels,
 {
   char *bytes = NULL;
   gsize len = 0;
-  if (!g_file_get_contents (path, &bytes, &len, error))
+  GError *read_error = NULL;
+  if (!g_file_get_contents (path, &bytes, &len, &read_error)) {
+    g_set_error (error, FER_ERROR, FER_ERROR_IO,
+        "cannot read the packed dataset: %s", read_error->message);
+    g_error_free (read_error);
     return NULL;
+  }
   fer_dataset *d = fer_pack_parse (
       (const uint8_t *) bytes, len, path, name, labels, labels_origin, error);
   g_free (bytes);

@@ -47,19 +47,24 @@ common="--data train --val val --epochs 2 --batch 16 --threads 1 --seed 3 --tta 
 # system calls at which to inject.
 run "$tools/fer-train" $common --out ref --stop-after-epochs 1
 mkdir ep1 && cp ref/best.safetensors ref/last.safetensors ref/last.state ep1/
+check "the reference's epoch 1 (status 0, checkpoints kept)" \
+  eval '[ "$status" -eq 0 ] && [ -s ep1/last.state ]'
 run "$tools/fer-train" --resume ref
 mkdir ep2 && cp ref/best.safetensors ref/last.safetensors ref/last.state ep2/
+check "the reference's epoch 2 (status 0, checkpoints kept)" \
+  eval '[ "$status" -eq 0 ] && [ -s ep2/last.state ] && ! cmp -s ep1/last.state ep2/last.state'
 run strace -f -qq -o trace -e trace=openat,write,rename,fsync \
   "$tools/fer-train" $common --out traced
 check "the reference runs (status 0) and the traced run gives the same checkpoints" \
   eval '[ "$status" -eq 0 ] && cmp -s ref/best.safetensors traced/best.safetensors && cmp -s ref/last.state traced/last.state'
 
-# The plan, one line per fault: KIND SYSCALL N FILE, where N counts SYSCALL
+# The plan, one line per fault: KIND SYSCALL N FILE COMMITTED, where N counts SYSCALL
 # in the main thread (strace counts each thread's calls) and FILE is the
 # file it touches (for rename: the target). KIND kill: every rename after
 # the run directory exists, and the middle write of every staged
 # checkpoint or state; KIND full: the first write of each file written
-# after epoch 1 was committed.
+# after epoch 1 was committed. COMMITTED: 1 when epoch 1's commit had
+# ended before the fault (its checkpoints must then be there).
 "$py" - trace >plan <<'EOF'
 import re, sys
 lines = open(sys.argv[1]).read().splitlines()
@@ -69,6 +74,7 @@ fds = {}
 writes = {}          # path -> list of write indices
 order = []           # paths in order of first write
 committed = False    # epoch 1's checkpoints are in place
+commit_write = None  # writes made by then
 full = {}
 plan = []
 def base(path):
@@ -99,16 +105,20 @@ for l in lines:
         writes.setdefault(path, []).append(k)
         if committed and base(path) not in full:
             full[base(path)] = k
-            plan.append(('full', 'write', k, base(path)))
+            plan.append(('full', 'write', k, base(path), 1))
     elif name == 'rename':
         src, dst = re.findall(r'"([^"]*)"', args)
         if count['rename'] > 1:
-            plan.append(('kill', 'rename', k, dst.split('/', 1)[1]))
-        if dst == 'traced/best.safetensors':
+            plan.append(('kill', 'rename', k, dst.split('/', 1)[1],
+                int(committed)))
+        if dst == 'traced/best.safetensors' and not committed:
             committed = True
+            commit_write = count.get('write', 0)
 for path, ks in writes.items():
     if '.epoch-' in path and len(ks) > 2:
-        plan.append(('kill', 'write', ks[len(ks) // 2], path.split('/', 1)[1]))
+        k = ks[len(ks) // 2]
+        plan.append(('kill', 'write', k, path.split('/', 1)[1],
+            int(k > commit_write)))
 for p in plan:
     print(*p)
 EOF
@@ -136,6 +146,10 @@ committed_files_good ()
   s=$(epoch_of "$1" last.state)
   echo "# $1: best from epoch $b, last from epoch $l, state from epoch $s"
   [ "$b" != bad ] && [ "$l" != bad ] && [ "$s" != bad ] || return 1
+  # after epoch 1's commit, its checkpoints may be replaced, never lost
+  if [ "$2" = 1 ] && { [ "$b" = none ] || [ "$l" = none ]; }; then
+    return 1
+  fi
   [ "$l" = "$s" ] && return 0
   # Killed between the two renames of a commit: run.json already names
   # the new epoch, and the other file waits, whole, under its staged name
@@ -159,7 +173,7 @@ resumes_to_reference ()
 }
 
 i=0
-while read -r kind call k file; do
+while read -r kind call k file committed; do
   i=$((i + 1))
   dir=run$i
   if [ "$kind" = kill ]; then
@@ -167,13 +181,13 @@ while read -r kind call k file; do
       -e inject="$call":signal=KILL:when="$k" \
       "$tools/fer-train" $common --out "$dir"
     check "killed at $call #$k ($file): the committed files are whole and agree" \
-      eval '[ "$status" -eq 137 ] && committed_files_good "$dir"'
+      eval '[ "$status" -eq 137 ] && committed_files_good "$dir" "$committed"'
   else
     run strace -f -qq -o /dev/null -e trace=write \
       -e inject=write:error=ENOSPC:when="$k" \
       "$tools/fer-train" $common --out "$dir"
     check "disk full at the first write of $file: status 1, an error naming it, the committed files are whole" \
-      eval '[ "$status" -eq 1 ] && grep -qF -- "$file" err && grep -q "No space left on device" err && committed_files_good "$dir"'
+      eval '[ "$status" -eq 1 ] && grep -qF -- "$file" err && grep -q "No space left on device" err && committed_files_good "$dir" "$committed"'
   fi
   check "  ... and --resume finishes it as the uninterrupted run" resumes_to_reference "$dir"
   rm -rf "$dir"
