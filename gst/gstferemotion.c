@@ -537,9 +537,12 @@ collect_faces (
   return n;
 }
 
+/* Called with model_lock held; *fell_back says that this call made the
+ * model give up its GPU (the caller warns once the lock is released: a
+ * sync bus handler may call back into the element). */
 static gboolean
 classify_faces (GstFerEmotion *self, GstBuffer *buf, guint n,
-    const GstFerEmotionSettings *s, GError **error)
+    const GstFerEmotionSettings *s, gboolean *fell_back, GError **error)
 {
   GstVideoFrame frame;
   fer_image img = { 0 };
@@ -571,8 +574,7 @@ classify_faces (GstFerEmotion *self, GstBuffer *buf, guint n,
             s->tta, probs, error);
   }
   gst_video_frame_unmap (&frame);
-  if (fer_model_backend (self->model) != was)
-    warn_fallback (self, self->model);
+  *fell_back = fer_model_backend (self->model) != was;
   return ok;
 }
 
@@ -741,6 +743,8 @@ gst_fer_emotion_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
   GstFerEmotion *self = GST_FER_EMOTION (trans);
   GstFerEmotionSettings s;
   GError *error = NULL;
+  gboolean fell_back = FALSE;
+  fer_model *fell_back_model;
   guint n;
 
   GST_OBJECT_LOCK (self);
@@ -766,7 +770,7 @@ gst_fer_emotion_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
     return GST_FLOW_ERROR;
   }
   n = collect_faces (self, buf, &s);
-  if (n > 0 && !classify_faces (self, buf, n, &s, &error)) {
+  if (n > 0 && !classify_faces (self, buf, n, &s, &fell_back, &error)) {
     g_mutex_unlock (&self->model_lock);
     GST_ELEMENT_ERROR (self, STREAM, FAILED, ("Emotion inference failed."),
         ("%s", error->message));
@@ -790,7 +794,12 @@ gst_fer_emotion_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
     if (s.post_messages)
       self->faces[f] = face_structure (self, m, "face", TRUE);
   }
+  fell_back_model = fell_back ? fer_model_ref (self->model) : NULL;
   g_mutex_unlock (&self->model_lock);
+  if (fell_back_model) {
+    warn_fallback (self, fell_back_model);
+    fer_model_free (fell_back_model);
+  }
   if (s.post_messages)
     post_message (self, buf,
         classifies_whole_frame (self, &s) ? "frame" : "roi", self->faces, n);

@@ -65,8 +65,9 @@ device_backend_new (int device_id, int threads, GError **error)
 /* backend=auto: the device backend when it starts; "no device" falls back
  * to the CPU silently (that is what auto means); any other failure of a
  * present device falls back with a reason when the caller takes one
- * (fallback), else it is an error. A bad setting (FER_CUDA_FAULT,
- * FER_CUDA_MATH, threads) is an error under every backend. */
+ * (fallback), else it is an error. A bad setting of the device (FER_CUDA_FAULT,
+ * FER_CUDA_MATH) is an error under auto and cuda (backend=cpu never reads
+ * them); bad threads are an error under every backend. */
 fer_backend *
 fer_backend_new_with_fallback (fer_backend_type type, int device_id,
     int threads, fer_backend_type *resolved, char **fallback, GError **error)
