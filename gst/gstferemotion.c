@@ -686,6 +686,61 @@ set_roi_param (GstVideoRegionOfInterestMeta *roi, GstStructure *s)
   gst_video_region_of_interest_meta_add_param (roi, s);
 }
 
+/* The same values as a GValueArray: the one container type that PyGObject
+ * turns into a Python list on its own (without gst-python's overrides it
+ * reads neither GstValueList nor GstValueArray: "unknown type
+ * GstValueList"). GValueArray is deprecated in GLib, not in GStreamer's
+ * structures, which serialize it. */
+G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+static GValueArray *
+to_value_array (const GValue *values)
+{
+  gboolean is_list = GST_VALUE_HOLDS_LIST (values);
+  guint n = is_list ? gst_value_list_get_size (values)
+                    : gst_value_array_get_size (values);
+  GValueArray *a = g_value_array_new (n);
+
+  for (guint i = 0; i < n; i++)
+    g_value_array_append (a,
+        is_list ? gst_value_list_get_value (values, i)
+                : gst_value_array_get_value (values, i));
+  return a;
+}
+
+static void
+take_value_array (GstStructure *s, const gchar *field, GValueArray *a)
+{
+  GValue v = G_VALUE_INIT;
+
+  g_value_init (&v, g_value_array_get_type ());
+  g_value_take_boxed (&v, a);
+  gst_structure_take_value (s, field, &v);
+}
+
+/* `face-array`: the faces of `faces` with `probabilities` a GValueArray. */
+static GValueArray *
+faces_for_python (const GValue *faces)
+{
+  guint n = gst_value_list_get_size (faces);
+  GValueArray *a = g_value_array_new (n);
+  GValue v = G_VALUE_INIT;
+
+  g_value_init (&v, GST_TYPE_STRUCTURE);
+  for (guint f = 0; f < n; f++) {
+    const GstStructure *face =
+        gst_value_get_structure (gst_value_list_get_value (faces, f));
+    GstStructure *copy = gst_structure_copy (face);
+
+    take_value_array (copy, "probabilities",
+        to_value_array (gst_structure_get_value (face, "probabilities")));
+    g_value_take_boxed (&v, copy);
+    g_value_array_append (a, &v);
+  }
+  g_value_unset (&v);
+  return a;
+}
+G_GNUC_END_IGNORE_DEPRECATIONS
+
 static void
 post_message (GstFerEmotion *self, GstBuffer *buf, const gchar *mode,
     GstStructure **faces, guint n)
@@ -707,6 +762,7 @@ post_message (GstFerEmotion *self, GstBuffer *buf, const gchar *mode,
     g_value_set_static_string (&v, self->labels[i]);
     gst_value_array_append_and_take_value (&labels, &v);
   }
+  take_value_array (s, "label-array", to_value_array (&labels));
   gst_structure_take_value (s, "labels", &labels);
   g_value_init (&list, GST_TYPE_LIST);
   for (guint f = 0; f < n; f++) {
@@ -714,6 +770,7 @@ post_message (GstFerEmotion *self, GstBuffer *buf, const gchar *mode,
     g_value_take_boxed (&v, faces[f]);
     gst_value_list_append_and_take_value (&list, &v);
   }
+  take_value_array (s, "face-array", faces_for_python (&list));
   gst_structure_take_value (s, "faces", &list);
   gst_element_post_message (
       GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));

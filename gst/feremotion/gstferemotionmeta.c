@@ -169,3 +169,67 @@ gst_buffer_get_fer_emotion_meta_for_roi (GstBuffer *buffer, gint roi_id)
       return m;
   return NULL;
 }
+
+guint
+gst_buffer_get_fer_emotion_meta_count (GstBuffer *buffer)
+{
+  gpointer state = NULL;
+  guint n = 0;
+
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), 0);
+  while (gst_buffer_iterate_fer_emotion_meta (buffer, &state))
+    n++;
+  return n;
+}
+
+GstFerEmotionMeta *
+gst_buffer_get_nth_fer_emotion_meta (GstBuffer *buffer, guint index)
+{
+  gpointer state = NULL;
+  GstFerEmotionMeta *m;
+  guint i = 0;
+
+  g_return_val_if_fail (GST_IS_BUFFER (buffer), NULL);
+  while ((m = gst_buffer_iterate_fer_emotion_meta (buffer, &state)))
+    if (i++ == index)
+      return m;
+  return NULL;
+}
+
+const gfloat *
+gst_fer_emotion_meta_get_probabilities (
+    const GstFerEmotionMeta *meta, guint *n_classes)
+{
+  g_return_val_if_fail (meta != NULL, NULL);
+  if (n_classes)
+    *n_classes = meta->n_classes;
+  return meta->probabilities;
+}
+
+const gchar **
+gst_fer_emotion_meta_get_class_labels (const GstFerEmotionMeta *meta)
+{
+  const gchar **labels;
+
+  g_return_val_if_fail (meta != NULL, NULL);
+  labels = g_new (const gchar *, meta->n_classes + 1);
+  memcpy (labels, meta->class_labels, meta->n_classes * sizeof *labels);
+  labels[meta->n_classes] = NULL;
+  return labels;
+}
+
+gfloat
+gst_fer_emotion_meta_get_probability (
+    const GstFerEmotionMeta *meta, guint index)
+{
+  g_return_val_if_fail (meta != NULL, -1.0f);
+  return index < meta->n_classes ? meta->probabilities[index] : -1.0f;
+}
+
+const gchar *
+gst_fer_emotion_meta_get_class_label (
+    const GstFerEmotionMeta *meta, guint index)
+{
+  g_return_val_if_fail (meta != NULL, NULL);
+  return index < meta->n_classes ? meta->class_labels[index] : NULL;
+}

@@ -198,6 +198,85 @@ GST_FER_META_API GstFerEmotionMeta *gst_buffer_iterate_fer_emotion_meta (
 GST_FER_META_API GstFerEmotionMeta *gst_buffer_get_fer_emotion_meta_for_roi (
     GstBuffer *buffer, gint roi_id);
 
+/**
+ * gst_buffer_get_fer_emotion_meta_count:
+ * @buffer: a #GstBuffer
+ *
+ * The number of faces (emotion metas) on a buffer. With
+ * gst_buffer_get_nth_fer_emotion_meta() this reads every face from
+ * languages that cannot call gst_buffer_iterate_fer_emotion_meta() (its
+ * opaque state), such as Python through GObject introspection.
+ *
+ * Returns: the number of #GstFerEmotionMeta on @buffer
+ */
+GST_FER_META_API guint gst_buffer_get_fer_emotion_meta_count (
+    GstBuffer *buffer);
+
+/**
+ * gst_buffer_get_nth_fer_emotion_meta:
+ * @buffer: a #GstBuffer
+ * @index: 0 to gst_buffer_get_fer_emotion_meta_count() - 1
+ *
+ * The face at @index, in the order the metas were added (the order of
+ * gst_buffer_iterate_fer_emotion_meta()).
+ *
+ * Returns: (transfer none) (nullable): the meta, or %NULL when @index is
+ *   past the last face
+ */
+GST_FER_META_API GstFerEmotionMeta *gst_buffer_get_nth_fer_emotion_meta (
+    GstBuffer *buffer, guint index);
+
+/**
+ * gst_fer_emotion_meta_get_probabilities:
+ * @meta: a #GstFerEmotionMeta
+ * @n_classes: (out): where to store the number of classes
+ *
+ * The probability of every class, for bindings (C reads
+ * #GstFerEmotionMeta.probabilities).
+ *
+ * Returns: (transfer none) (array length=n_classes): the probabilities, in
+ *   the order of gst_fer_emotion_meta_get_class_labels(), valid as long as
+ *   @meta
+ */
+GST_FER_META_API const gfloat *gst_fer_emotion_meta_get_probabilities (
+    const GstFerEmotionMeta *meta, guint *n_classes);
+
+/**
+ * gst_fer_emotion_meta_get_class_labels:
+ * @meta: a #GstFerEmotionMeta
+ *
+ * The name of every class, for bindings (C reads
+ * #GstFerEmotionMeta.class_labels).
+ *
+ * Returns: (transfer container) (array zero-terminated=1): the class names
+ *   in probability order (the strings are interned; free only the array,
+ *   with g_free())
+ */
+GST_FER_META_API const gchar **gst_fer_emotion_meta_get_class_labels (
+    const GstFerEmotionMeta *meta);
+
+/**
+ * gst_fer_emotion_meta_get_probability:
+ * @meta: a #GstFerEmotionMeta
+ * @index: a class index, 0 to #GstFerEmotionMeta.n_classes - 1
+ *
+ * Returns: the probability of class @index, or -1 when @index is not a
+ *   class
+ */
+GST_FER_META_API gfloat gst_fer_emotion_meta_get_probability (
+    const GstFerEmotionMeta *meta, guint index);
+
+/**
+ * gst_fer_emotion_meta_get_class_label:
+ * @meta: a #GstFerEmotionMeta
+ * @index: a class index, 0 to #GstFerEmotionMeta.n_classes - 1
+ *
+ * Returns: (transfer none) (nullable): the name of class @index (an
+ *   interned string), or %NULL when @index is not a class
+ */
+GST_FER_META_API const gchar *gst_fer_emotion_meta_get_class_label (
+    const GstFerEmotionMeta *meta, guint index);
+
 G_END_DECLS
 
 #endif
