@@ -1,5 +1,6 @@
 /* GstFerEmotionMeta on its own (no element, no model): add with the derived
- * label, the refusals, get, iterate and get-for-roi, a copy that owns its
+ * label, the refusals, get, iterate and get-for-roi, the accessors for
+ * bindings (count, nth, per class), a copy that owns its
  * arrays (read after the original is gone), the scale transform's boxes,
  * the registration tags, and videoscale rescaling the box because of them. */
 #include <gst/check/gstcheck.h>
@@ -161,6 +162,51 @@ GST_START_TEST (test_get_for_roi)
   fail_unless (
       (m = gst_buffer_iterate_fer_emotion_meta (buf, &state)) == whole);
   fail_unless (gst_buffer_iterate_fer_emotion_meta (buf, &state) == NULL);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
+/* The accessors for bindings: count and nth in iteration order, the class
+ * arrays and single classes, and the out-of-range answers. */
+GST_START_TEST (test_binding_accessors)
+{
+  GstBuffer *buf = gst_buffer_new ();
+  GstFerEmotionMeta *a, *b, *full;
+  const gchar **names;
+  const gfloat *p;
+  guint n = 0;
+
+  fail_unless_equals_int (gst_buffer_get_fer_emotion_meta_count (buf), 0);
+  fail_unless (gst_buffer_get_nth_fer_emotion_meta (buf, 0) == NULL);
+  a = add_face (buf, 0, 0, 10, 10, 0);
+  /* a meta of another API in between is not counted */
+  gst_buffer_add_video_region_of_interest_meta (buf, "face", 0, 0, 4, 4);
+  b = add_face (buf, 20, 0, 10, 10, 5);
+  full = add_full_face (buf, 1, 2, 3, 4);
+  fail_unless_equals_int (gst_buffer_get_fer_emotion_meta_count (buf), 3);
+  fail_unless (gst_buffer_get_nth_fer_emotion_meta (buf, 0) == a);
+  fail_unless (gst_buffer_get_nth_fer_emotion_meta (buf, 1) == b);
+  fail_unless (gst_buffer_get_nth_fer_emotion_meta (buf, 2) == full);
+  fail_unless (gst_buffer_get_nth_fer_emotion_meta (buf, 3) == NULL);
+  fail_unless (gst_buffer_get_nth_fer_emotion_meta (buf, G_MAXUINT) == NULL);
+
+  p = gst_fer_emotion_meta_get_probabilities (full, &n);
+  fail_unless_equals_int (n, GST_FER_EMOTION_MAX_CLASSES);
+  fail_unless (p == full->probabilities);
+  names = gst_fer_emotion_meta_get_class_labels (full);
+  for (guint i = 0; i < n; i++) {
+    fail_unless (names[i] == full->class_labels[i]);
+    fail_unless_equals_float (
+        gst_fer_emotion_meta_get_probability (full, i), p[i]);
+    fail_unless (gst_fer_emotion_meta_get_class_label (full, i) == names[i]);
+  }
+  fail_unless (names[n] == NULL);
+  g_free (names);
+  fail_unless_equals_float (gst_fer_emotion_meta_get_probability (a, 3), -1.0f);
+  fail_unless (gst_fer_emotion_meta_get_class_label (a, 3) == NULL);
+  fail_unless_equals_string (
+      gst_fer_emotion_meta_get_class_label (a, 1), "happy");
   gst_buffer_unref (buf);
 }
 
@@ -331,6 +377,7 @@ feremotionmeta_suite (void)
   tcase_add_test (tc, test_add);
   tcase_add_test (tc, test_add_refused);
   tcase_add_test (tc, test_get_for_roi);
+  tcase_add_test (tc, test_binding_accessors);
   tcase_add_test (tc, test_copy);
   tcase_add_test (tc, test_scale_transform);
   tcase_add_test (tc, test_tags);
