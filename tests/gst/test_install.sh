@@ -60,6 +60,29 @@ export GST_PLUGIN_PATH_1_0="$(dirname "$plugin")"
 export GST_REGISTRY_1_0="$tmp/registry.bin"
 unset GST_PLUGIN_PATH GST_REGISTRY FER_MODEL_PATH
 
+# The installed typelib (GstFerEmotion-1.0, for Python) loads the installed
+# meta library and reads a face back.
+typelib=$(find "$tmp/root" -name GstFerEmotion-1.0.typelib | head -1)
+if ! /usr/bin/python3 -c 'import gi' 2>/dev/null; then
+  skip "the installed typelib reads a face from Python" "python3-gi is not installed"
+elif [ -n "$typelib" ] && [ -n "$(find "$tmp/root" -name GstFerEmotion-1.0.gir)" ] \
+    && GI_TYPELIB_PATH=$(dirname "$typelib") /usr/bin/python3 -c '
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstFerEmotion", "1.0")
+from gi.repository import Gst, GstFerEmotion
+Gst.init(None)
+buf = Gst.Buffer.new()
+GstFerEmotion.buffer_add_fer_emotion_meta(buf, 1, 2, 3, 4, 0, ["a", "b"], [0.25, 0.75])
+m = GstFerEmotion.buffer_get_nth_fer_emotion_meta(buf, 0)
+assert GstFerEmotion.buffer_get_fer_emotion_meta_count(buf) == 1
+assert (m.x, m.h, m.label, list(m.class_labels)) == (1, 4, "b", ["a", "b"])
+' >"$tmp/out" 2>&1; then
+  ok "the installed typelib reads a face from Python (${typelib#"$tmp/root"})"
+else
+  not_ok "the installed typelib and .gir, read from Python (found '$typelib')"
+fi
+
 # The installed models folder, as FER_MODEL_PATH names it for a destdir
 # install (installed for real, it is $datadir/feremotion, searched anyway).
 FER_MODEL_PATH=$(dirname "$installed_model")

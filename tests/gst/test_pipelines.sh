@@ -89,7 +89,7 @@ reasons () {
 }
 missing=$(reasons "$no_plugin" "$no_facedetect" "$no_photo")
 
-echo "1..19"
+echo "1..20"
 
 model=$tmp/random.safetensors
 check "fer-init writes a random model" "$FER_TOOLS_DIR/fer-init" --out "$model" --seed 1
@@ -185,6 +185,32 @@ else
   "$example" "$tmp/astro.avi" >"$tmp/example-video.log" 2>&1 || true
   check_log "feremotion-example reads every frame of a video" \
     "^10 buffer\(s\), (1[0-9]|[2-9][0-9]) face\(s\)$" "$tmp/example-video.log"
+fi
+
+# pipelines/example-app.py (Debian's python3-gi, the typelib of this
+# build) on the same video: every frame, the same faces from the metadata
+# and from the bus
+if [ -n "$missing" ]; then
+  skip "example-app.py reads every face from the metadata and the bus" "$missing"
+elif ! /usr/bin/python3 -c 'import gi' 2>/dev/null; then
+  skip "example-app.py reads every face from the metadata and the bus" \
+    "python3-gi is not installed"
+else
+  GI_TYPELIB_PATH=$build/gst${GI_TYPELIB_PATH:+:$GI_TYPELIB_PATH} \
+    LD_LIBRARY_PATH=$build/gst${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+    /usr/bin/python3 "$scripts/example-app.py" "$tmp/astro.avi" \
+    >"$tmp/example-py.log" 2>&1 || true
+  sed -n 's/^probe //p' "$tmp/example-py.log" >"$tmp/example-py.probe"
+  sed -n 's/^bus   //p' "$tmp/example-py.log" >"$tmp/example-py.bus"
+  if grep -q -E "^10 buffers, (1[0-9]|[2-9][0-9]) faces from the metadata, (1[0-9]|[2-9][0-9]) from the bus$" \
+      "$tmp/example-py.log" \
+      && grep -q -E "^pts=[0-9:.]+ face [0-9]+,[0-9]+ [0-9]+x[0-9]+ roi -?[0-9]+: ($labels) " "$tmp/example-py.probe" \
+      && cmp -s "$tmp/example-py.probe" "$tmp/example-py.bus"; then
+    ok "example-app.py reads every face from the metadata and the bus"
+  else
+    cp "$tmp/example-py.log" "$tmp/out"
+    not_ok "example-app.py reads every face from the metadata and the bus"
+  fi
 fi
 
 # video-to-json.sh stopped by SIGTERM: exits 143, not 0, and the lines
