@@ -16,8 +16,8 @@ every buffer twice:
   `face-array` field (a list in Python; `faces` itself is a GstValueList,
   which PyGObject cannot convert).
 
-    probe pts=0:00:00.000000000 face 175,64 97x97 roi 0: sad (0.19) [angry=0.13 ...]
-    bus   pts=0:00:00.000000000 face 175,64 97x97 roi 0: sad (0.19) [angry=0.13 ...]
+    bus   pts=0:00:00.000000000 face 175,64 97x97 roi 0: happy (0.87) [angry=0.01 ...]
+    probe pts=0:00:00.000000000 face 175,64 97x97 roi 0: happy (0.87) [angry=0.01 ...]
 
 Needs python3-gi, gir1.2-gstreamer-1.0, and the plugin and the typelib of
 this project: installed, or from a checkout run it under
@@ -30,6 +30,7 @@ Exits 1 on a pipeline error, 2 on bad arguments, 0 otherwise.
 import argparse
 import os
 import sys
+import threading
 
 import gi
 
@@ -50,6 +51,17 @@ FILE_PIPELINE = (
     "filesrc name=file ! decodebin ! videoconvert "
     "! facedetect display=false min-size-width=48 min-size-height=48 "
     "min-neighbors=5 ! feremotion name=feremotion mode=roi ! fakesink")
+
+
+# the probe prints from the streaming thread, the bus reader from the main
+# thread: one line at a time
+print_lock = threading.Lock()
+
+
+def say(line):
+    with print_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 def describe(pts, x, y, w, h, roi_id, label, confidence, labels, probs):
@@ -79,9 +91,9 @@ def on_buffer(pad, info, counts):
     counts.buffers += 1
     for i in range(GstFerEmotion.buffer_get_fer_emotion_meta_count(buf)):
         m = GstFerEmotion.buffer_get_nth_fer_emotion_meta(buf, i)
-        print("probe " + describe(buf.pts, m.x, m.y, m.w, m.h, m.roi_id,
-                                  m.label, m.confidence, m.class_labels,
-                                  m.probabilities), flush=True)
+        say("probe " + describe(buf.pts, m.x, m.y, m.w, m.h, m.roi_id,
+                                m.label, m.confidence, m.class_labels,
+                                m.probabilities))
         counts.probe_faces += 1
     return Gst.PadProbeReturn.OK
 
@@ -90,12 +102,12 @@ def on_message(s, counts):
     """One `feremotion` element message: every face, from `face-array`."""
     labels = s.get_value("label-array")
     for face in s.get_value("face-array"):
-        print("bus   " + describe(
+        say("bus   " + describe(
             s.get_value("timestamp"), face.get_value("x"), face.get_value("y"),
             face.get_value("width"), face.get_value("height"),
             face.get_value("roi-id"), face.get_value("label"),
             face.get_value("confidence"), labels,
-            face.get_value("probabilities")), flush=True)
+            face.get_value("probabilities")))
         counts.bus_faces += 1
 
 
