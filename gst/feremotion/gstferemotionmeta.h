@@ -27,6 +27,15 @@ G_BEGIN_DECLS
  * ]|
  *
  * Build against it with `pkg-config --cflags --libs gst-feremotion-1.0`.
+ * Bindings (Python's python3-gi) load the GstFerEmotion-1.0 typelib and
+ * read every face with gst_buffer_get_fer_emotion_meta_count() and
+ * gst_buffer_get_nth_fer_emotion_meta():
+ *
+ * |[<!-- language="Python" -->
+ *   for i in range(GstFerEmotion.buffer_get_fer_emotion_meta_count(buf)):
+ *       m = GstFerEmotion.buffer_get_nth_fer_emotion_meta(buf, i)
+ *       print(m.label, m.confidence, m.x, m.y, list(m.probabilities))
+ * ]|
  *
  * The meta is registered with the tags "video", "size" and "orientation",
  * like #GstVideoRegionOfInterestMeta: it is copied with the buffer's

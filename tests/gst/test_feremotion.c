@@ -369,6 +369,45 @@ GST_START_TEST (test_batch_size_and_tta)
 
 GST_END_TEST;
 
+/* `as_array` (the GValueArray for PyGObject) holds the values of `values`
+ * (a GstValueArray or GstValueList): doubles and strings equal; structures
+ * equal but for a GstValueArray `probabilities`, which must be a GValueArray
+ * of the same doubles. */
+G_GNUC_BEGIN_IGNORE_DEPRECATIONS
+static void
+assert_python_copy (const GValue *as_array, const GValue *values)
+{
+  gboolean is_list = GST_VALUE_HOLDS_LIST (values);
+  guint n = is_list ? gst_value_list_get_size (values)
+                    : gst_value_array_get_size (values);
+  const GValueArray *a;
+
+  fail_unless (as_array && G_VALUE_HOLDS (as_array, g_value_array_get_type ()));
+  a = g_value_get_boxed (as_array);
+  fail_unless_equals_int (a->n_values, n);
+  for (guint i = 0; i < n; i++) {
+    const GValue *want = is_list ? gst_value_list_get_value (values, i)
+                                 : gst_value_array_get_value (values, i);
+    const GValue *got = &a->values[i];
+
+    if (GST_VALUE_HOLDS_STRUCTURE (want)) {
+      GstStructure *w = gst_structure_copy (gst_value_get_structure (want));
+      GstStructure *g = gst_structure_copy (gst_value_get_structure (got));
+
+      assert_python_copy (gst_structure_get_value (g, "probabilities"),
+          gst_structure_get_value (w, "probabilities"));
+      gst_structure_remove_field (w, "probabilities");
+      gst_structure_remove_field (g, "probabilities");
+      fail_unless (gst_structure_is_equal (w, g));
+      gst_structure_free (w);
+      gst_structure_free (g);
+    } else {
+      fail_unless_equals_int (gst_value_compare (want, got), GST_VALUE_EQUAL);
+    }
+  }
+}
+G_GNUC_END_IGNORE_DEPRECATIONS
+
 GST_START_TEST (test_bus_message)
 {
   GstHarness *h = harness ("tta=1 mode=roi",
@@ -402,6 +441,9 @@ GST_START_TEST (test_bus_message)
   fail_unless (gst_structure_get_int (face, "roi-id", &roi_id) && roi_id == 3);
   fail_unless_equals_string (
       gst_structure_get_string (face, "label"), m->label);
+  /* the same again as GValueArrays, the type PyGObject reads */
+  assert_python_copy (gst_structure_get_value (s, "label-array"), labels);
+  assert_python_copy (gst_structure_get_value (s, "face-array"), faces);
   gst_message_unref (msg);
   gst_buffer_unref (out);
 
