@@ -361,7 +361,16 @@ text_out_flow (
         gst_object_unref (peer);
       return ret;
     }
-    default: /* flushing, or an error downstream has posted */
+    case GST_FLOW_FLUSHING: {
+      gboolean released;
+
+      /* a pad released while its text was on the way: the video goes on */
+      GST_OBJECT_LOCK (self);
+      released = out->pad != pad;
+      GST_OBJECT_UNLOCK (self);
+      return released ? GST_FLOW_OK : ret;
+    }
+    default: /* an error downstream has posted */
       return ret;
   }
 }

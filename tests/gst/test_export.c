@@ -769,6 +769,51 @@ GST_START_TEST (test_text_pad_not_negotiated)
 
 GST_END_TEST;
 
+static GstFlowReturn
+release_subtitle_pad (GstPad *pad, GstObject *parent, GstBuffer *buf)
+{
+  GstElement *e = g_object_get_data (G_OBJECT (pad), "export");
+  GstPad *subtitle = gst_element_get_static_pad (e, "subtitle_src");
+
+  if (subtitle) {
+    gst_element_release_request_pad (e, subtitle);
+    gst_object_unref (subtitle);
+  }
+  gst_buffer_unref (buf);
+  return GST_FLOW_OK;
+}
+
+/* subtitle_src released by another thread while a buffer is on its way
+ * (here: by json_src's peer, which gets the text just before): the video
+ * buffer still goes on, and the next ones too. */
+GST_START_TEST (test_text_pad_released_while_playing)
+{
+  GstHarness *h = export_harness (
+      "/dev/null", "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  GstPad *json = gst_element_request_pad_simple (h->element, "json_src");
+  GstPad *sub = gst_element_request_pad_simple (h->element, "subtitle_src");
+  GstPad *sink = gst_pad_new ("sink", GST_PAD_SINK);
+
+  fail_unless (json != NULL && sub != NULL);
+  g_object_set_data (G_OBJECT (sink), "export", h->element);
+  gst_pad_set_chain_function (sink, release_subtitle_pad);
+  gst_pad_set_active (sink, TRUE);
+  fail_unless_equals_int (gst_pad_link (json, sink), GST_PAD_LINK_OK);
+  for (guint i = 0; i < 3; i++)
+    fail_unless_equals_int (
+        gst_harness_push (h, make_buffer (i, 1)), GST_FLOW_OK);
+  fail_unless_equals_int (gst_harness_buffers_received (h), 3);
+  fail_unless (gst_element_get_static_pad (h->element, "subtitle_src") == NULL);
+
+  gst_element_release_request_pad (h->element, json);
+  gst_object_unref (json);
+  gst_object_unref (sub);
+  gst_object_unref (sink);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* No allocation per buffer: once downstream gives a text buffer back, the
  * next text goes out in that very buffer (the pad's pool, which grows
  * once here, when the first longer text comes). */
@@ -872,6 +917,7 @@ feremotionexport_suite (void)
   tcase_add_test (tc, test_text_pad_without_file);
   tcase_add_test (tc, test_text_pad_not_linked);
   tcase_add_test (tc, test_text_pad_not_negotiated);
+  tcase_add_test (tc, test_text_pad_released_while_playing);
   tcase_add_test (tc, test_text_pool_reuse);
   tcase_add_test (tc, test_angle_brackets);
   return s;
