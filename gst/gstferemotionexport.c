@@ -40,8 +40,9 @@
  * text is pushed from the video's streaming thread before the video buffer
  * goes on, so, as on any branch that splits and meets again at a muxer, a
  * `queue` must sit between the pad and the muxer. A pad that is requested
- * but not linked gets one warning on the bus and the video goes on; a
- * downstream that refuses the caps is an element error. Text buffers come
+ * but not linked gets one warning on the bus and the video goes on, as
+ * it does when a pad is released while playing; a downstream that refuses
+ * the caps is an element error. Text buffers come
  * from a buffer pool per pad: nothing is allocated per buffer once the pool
  * holds as many buffers as downstream keeps at once (GAP events, a few
  * bytes each, are allocated as they are sent).
@@ -857,8 +858,9 @@ gst_fer_emotion_export_class_init (GstFerEmotionExportClass *klass)
 
   g_object_class_install_property (gobject_class, PROP_LOCATION,
       g_param_spec_string ("location", "File location",
-          "File to write the JSON lines to (created or truncated)", NULL,
-          rw | GST_PARAM_MUTABLE_READY));
+          "File to write the JSON lines to (created or truncated); may "
+          "stay unset when subtitle_src or json_src is requested",
+          NULL, rw | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_ALL_BUFFERS,
       g_param_spec_boolean ("all-buffers", "All buffers",
           "Also write a line for buffers without faces", DEFAULT_ALL_BUFFERS,
@@ -876,7 +878,8 @@ gst_fer_emotion_export_class_init (GstFerEmotionExportClass *klass)
   gst_element_class_set_static_metadata (element_class,
       "Facial expression JSON export", "Filter/Metadata/Video",
       "Writes the GstFerEmotionMeta of each buffer to a JSON Lines file "
-      "and passes the buffer on",
+      "and, on request pads, as timestamped text for a muxer's subtitle "
+      "tracks, and passes the buffer on",
       "gst-feremotion authors");
 
   trans_class->start = GST_DEBUG_FUNCPTR (gst_fer_emotion_export_start);
