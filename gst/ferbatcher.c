@@ -21,10 +21,11 @@ struct _FerBatchClient
   gboolean live;        /* waited for by a collecting leader */
   FerBatchClient *next; /* in b->head..tail while queued */
   gboolean queued, done;
-  /* the request */
+  /* the request (T and thread stay after it: the client's last) */
   const fer_image *img;
   const fer_rect *faces;
   int n, T, max_batch;
+  GThread *thread;
   gint64 deadline; /* monotonic, microseconds */
   float *probs;
   gboolean ok;
@@ -40,7 +41,6 @@ struct _FerBatcher
   GCond cond;
   FerBatchClient *head, *tail; /* the queue */
   gboolean busy;               /* a leader collects or runs a batch */
-  guint n_live;
   guint64 batches, faces_done;
   /* the leader's batch, grown on demand */
   FerBatchClient **taken;
@@ -105,8 +105,6 @@ fer_batch_client_free (FerBatchClient *c)
   b = c->b;
   g_mutex_lock (&registry_lock);
   g_mutex_lock (&b->lock);
-  if (c->live)
-    b->n_live--;
   b->clients = g_list_remove (b->clients, c);
   last = b->clients == NULL;
   /* a leader waiting for this client stops waiting */
@@ -128,7 +126,6 @@ fer_batch_client_set_idle (FerBatchClient *c)
   g_mutex_lock (&b->lock);
   if (c->live) {
     c->live = FALSE;
-    b->n_live--;
     g_cond_broadcast (&b->cond);
   }
   g_mutex_unlock (&b->lock);
@@ -160,30 +157,48 @@ reserve (FerBatcher *b, int n_clients, int n_faces)
   }
 }
 
-/* Waits (lock held) until every live client has a request queued, the
- * queue holds max_batch faces, or the oldest request's deadline passed;
- * the live clients that did not come by then are waited for no more. */
+/* Whether the leader should wait for client c, for a batch of T views: c
+ * is live, has no request queued, used T views last time (a client with
+ * other views cannot join this batch), and its last request came from a
+ * thread that is not blocked in a queued request now (two feremotion
+ * elements in series run in one streaming thread: the downstream one
+ * cannot hand in its buffer before the upstream one's returns). */
+static gboolean
+may_come (const FerBatcher *b, const FerBatchClient *c, int T)
+{
+  if (!c->live || c->queued || c->T != T)
+    return FALSE;
+  for (const FerBatchClient *q = b->head; q; q = q->next)
+    if (q->thread == c->thread)
+      return FALSE;
+  return TRUE;
+}
+
+/* Waits (lock held) until no client may still come (may_come), the queue
+ * holds max_batch faces with the head's view count, or the oldest
+ * request's deadline passed; the clients waited for in vain are waited
+ * for no more (not live) until they hand in a request. */
 static void
 collect (FerBatcher *b)
 {
+  const int T = b->head->T;
   for (;;) {
-    guint queued = 0;
     int faces = 0;
     gint64 deadline = G_MAXINT64;
+    gboolean wait = FALSE;
     for (FerBatchClient *c = b->head; c; c = c->next) {
-      queued += c->live;
-      faces += c->n;
+      faces += c->T == T ? c->n : 0;
       deadline = MIN (deadline, c->deadline);
     }
-    if (queued >= b->n_live || faces >= b->head->max_batch)
+    for (GList *l = b->clients; l && !wait; l = l->next)
+      wait = may_come (b, l->data, T);
+    if (!wait || faces >= b->head->max_batch)
       return;
     if (!g_cond_wait_until (&b->cond, &b->lock, deadline)) {
       for (GList *l = b->clients; l; l = l->next) {
         FerBatchClient *c = l->data;
-        if (c->live && !c->queued) {
+        if (may_come (b, c, T))
           c->live = FALSE;
-          b->n_live--;
-        }
       }
       return;
     }
@@ -278,15 +293,13 @@ fer_batch_client_classify (FerBatchClient *c, const fer_image *img,
   c->faces = faces;
   c->n = n;
   c->T = T;
+  c->thread = g_thread_self ();
   c->max_batch = MAX (max_batch, 1);
   c->probs = probs;
   c->deadline = g_get_monotonic_time () + max_wait_us;
   c->done = FALSE;
   c->queued = TRUE;
-  if (!c->live) {
-    c->live = TRUE;
-    b->n_live++;
-  }
+  c->live = TRUE;
   if (b->tail)
     b->tail->next = c;
   else

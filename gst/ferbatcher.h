@@ -7,10 +7,14 @@
  * buffers along into one forward, or by another stream's thread that took
  * these faces into its forward. Latency stays bounded: the thread that
  * runs a batch waits for the other streams at most max_wait_us after the
- * oldest request came, and not at all once every live stream has handed in
- * a buffer or the batch holds max_batch faces; a stream that did not come
- * in time (stalled, paused, at EOS, flushing, in error) is not waited for
- * again until it hands in a buffer. Steady state allocates nothing. */
+ * oldest request came, and not at all once every live stream that could
+ * join the batch has handed in a buffer or the batch holds max_batch
+ * faces. Not waited for: a stream whose last buffer used another view
+ * count (it cannot share the forward), one whose last buffer came from a
+ * thread that is itself waiting in the batcher (elements in series in one
+ * streaming thread), and a stream that did not come in time (stalled,
+ * paused, at EOS, flushing, in error) until it hands in a buffer again.
+ * Steady state allocates nothing. */
 #ifndef __GST_FER_BATCHER_H__
 #define __GST_FER_BATCHER_H__
 

@@ -22,10 +22,39 @@
  * passed, and `tail -f` readers never see half a line. A file that cannot
  * be opened or written is an element error.
  *
- * ## Example launch line
+ * The same results can go into the recording itself. Two request pads
+ * carry them as timestamped text (`text/x-raw,format=utf8`, what
+ * `matroskamux` takes for a subtitle track), one buffer per video buffer
+ * with the video buffer's PTS and duration:
+ *
+ * - `subtitle_src`: what a player shows, one line per face (`happy 83%`);
+ *   a buffer without faces is a GAP event, so the subtitle goes away and a
+ *   muxer never waits for it. Track title "Emotions".
+ * - `json_src`: the buffer's JSON line as written to the file (without the
+ *   newline); a buffer that gets no line (#GstFerEmotionExport:all-buffers
+ *   false) is a GAP event. Track title "Emotions (JSON lines)".
+ *
+ * Each pad gets its own stream-start, caps, title tag and the video's
+ * segment, and EOS, flushes and GAP events follow the video. With a pad
+ * requested, #GstFerEmotionExport:location may stay unset (no file). The
+ * text is pushed from the video's streaming thread before the video buffer
+ * goes on, so, as on any branch that splits and meets again at a muxer, a
+ * `queue` must sit between the pad and the muxer. A pad that is requested
+ * but not linked gets one warning on the bus and the video goes on, as
+ * it does when a pad is released while playing; a downstream that refuses
+ * the caps is an element error. Text buffers come
+ * from a buffer pool per pad: nothing is allocated per buffer once the pool
+ * holds as many buffers as downstream keeps at once (GAP events, a few
+ * bytes each, are allocated as they are sent).
+ *
+ * ## Example launch lines
  * |[
  * gst-launch-1.0 filesrc location=interview.mp4 ! decodebin ! videoconvert ! feremotion model=model.safetensors ! feremotionexport location=interview.jsonl ! fakesink
  * ]| Writes the emotions of a recorded video to interview.jsonl.
+ * |[
+ * gst-launch-1.0 -e v4l2src ! videoconvert ! facedetect display=false ! feremotion mode=roi ! feremotionexport name=e ! videoconvert ! vp8enc ! matroskamux name=mux ! filesink location=rec.mkv  e.subtitle_src ! queue ! mux.subtitle_%u  e.json_src ! queue ! mux.subtitle_%u
+ * ]| Records the camera with two subtitle tracks: the emotions as a player
+ * shows them, and the JSON lines.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -39,6 +68,7 @@
 #include <unistd.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
+#include <string.h>
 
 #include "feremotion/gstferemotionmeta.h"
 
@@ -54,6 +84,33 @@ enum
   PROP_ALL_BUFFERS,
 };
 
+#define TEXT_CAPS "text/x-raw, format=(string)utf8"
+
+/* One of the request pads that carry the results as text. */
+typedef struct
+{
+  const gchar *template_name;
+  const gchar *stream_name; /* suffix of its stream id */
+  const gchar *title;       /* its track's title */
+  GstStreamFlags flags;
+
+  GstPad *pad; /* under the object lock; NULL until requested */
+
+  /* streaming thread */
+  gboolean need_stream_start; /* and caps and tags: a new stream */
+  gboolean need_segment;
+  gboolean warned_not_linked;
+  GstBufferPool *pool; /* buffers of pool_size bytes; NULL until used */
+  gsize pool_size;
+} TextOut;
+
+enum
+{
+  OUT_SUBTITLE,
+  OUT_JSON,
+  N_OUTS
+};
+
 struct _GstFerEmotionExport
 {
   GstBaseTransform parent;
@@ -62,14 +119,20 @@ struct _GstFerEmotionExport
   gchar *location;
   gboolean all_buffers;
   gint fd; /* open between start() and stop(), else -1 */
+  TextOut out[N_OUTS];
 
   /* streaming thread, and start()/stop() */
   gchar *filename;       /* the location the file was opened with */
   gboolean write_failed; /* already reported: say it once */
   gint width, height;    /* from the caps; 0 when they have none */
+  gint fps_n, fps_d;     /* from the caps; 0/1 when they have none */
+  GstSegment segment;    /* the video's, for the text pads */
+  guint group_id;
+  gboolean have_group_id;
   JsonBuilder *builder;
   JsonGenerator *generator;
   GString *line;
+  GString *subtitle;
 };
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE (
@@ -77,6 +140,12 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE (
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
     "src", GST_PAD_SRC, GST_PAD_ALWAYS, GST_STATIC_CAPS ("video/x-raw(ANY)"));
+
+static GstStaticPadTemplate subtitle_src_template = GST_STATIC_PAD_TEMPLATE (
+    "subtitle_src", GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (TEXT_CAPS));
+
+static GstStaticPadTemplate json_src_template = GST_STATIC_PAD_TEMPLATE (
+    "json_src", GST_PAD_SRC, GST_PAD_REQUEST, GST_STATIC_CAPS (TEXT_CAPS));
 
 #define gst_fer_emotion_export_parent_class parent_class
 G_DEFINE_TYPE (
@@ -194,26 +263,236 @@ write_line (gint fd, const gchar *line, gsize len)
   return TRUE;
 }
 
-static GstFlowReturn
-gst_fer_emotion_export_transform_ip (GstBaseTransform *trans, GstBuffer *buffer)
+/* A label from a model's metadata may hold '<' or '>'. JSON lets them be
+ * written as \u003c and \u003e, and the lines are: matroskademux escapes
+ * the text of a UTF-8 subtitle track as Pango markup unless a block looks
+ * like markup (a tag such as "<b>"), a decision it keeps for the rest of the
+ * track, so without these characters every line of the JSON track reads
+ * back the same way. */
+static void
+escape_angle_brackets (GString *line)
 {
-  GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (trans);
+  for (gsize i = 0; i < line->len; i++)
+    if (line->str[i] == '<' || line->str[i] == '>') {
+      const gchar *code = line->str[i] == '<' ? "\\u003c" : "\\u003e";
+      g_string_erase (line, i, 1);
+      g_string_insert (line, i, code);
+      i += strlen (code) - 1;
+    }
+}
+
+/* A text pad, referenced, or NULL when it was not requested. */
+static GstPad *
+text_out_get_pad (GstFerEmotionExport *self, TextOut *out)
+{
+  GstPad *pad;
+
+  GST_OBJECT_LOCK (self);
+  pad = out->pad ? gst_object_ref (out->pad) : NULL;
+  GST_OBJECT_UNLOCK (self);
+  return pad;
+}
+
+/* What a text pad needs before its first buffer, GAP or EOS: a
+ * stream-start of its own (its id derived from upstream's, upstream's
+ * group id), the caps, its title and the video's segment. A refusal
+ * shows as the flow return of the next buffer. */
+static void
+text_out_prepare (GstFerEmotionExport *self, TextOut *out, GstPad *pad)
+{
+  if (out->need_stream_start) {
+    gchar *id =
+        gst_pad_create_stream_id (pad, GST_ELEMENT (self), out->stream_name);
+    GstEvent *event = gst_event_new_stream_start (id);
+    GstCaps *caps = gst_pad_get_pad_template_caps (pad);
+    GstTagList *tags = gst_tag_list_new (GST_TAG_TITLE, out->title, NULL);
+
+    g_free (id);
+    if (self->have_group_id)
+      gst_event_set_group_id (event, self->group_id);
+    gst_event_set_stream_flags (event, out->flags);
+    gst_pad_push_event (pad, event);
+    gst_pad_push_event (pad, gst_event_new_caps (caps));
+    gst_caps_unref (caps);
+    gst_tag_list_set_scope (tags, GST_TAG_SCOPE_STREAM);
+    gst_pad_push_event (pad, gst_event_new_tag (tags));
+    out->need_stream_start = FALSE;
+    out->need_segment = TRUE;
+  }
+  if (out->need_segment && self->segment.format != GST_FORMAT_UNDEFINED) {
+    gst_pad_push_event (pad, gst_event_new_segment (&self->segment));
+    out->need_segment = FALSE;
+  }
+}
+
+/* The video goes on whatever becomes of the text, except on an error. */
+static GstFlowReturn
+text_out_flow (
+    GstFerEmotionExport *self, TextOut *out, GstPad *pad, GstFlowReturn ret)
+{
+  switch (ret) {
+    case GST_FLOW_OK:
+    case GST_FLOW_EOS: /* downstream wants no more text */
+      return GST_FLOW_OK;
+    case GST_FLOW_NOT_LINKED:
+      if (!out->warned_not_linked) {
+        out->warned_not_linked = TRUE;
+        GST_ELEMENT_WARNING (self, CORE, PAD,
+            ("Pad \"%s\" is not linked: the emotions it carries are not "
+             "recorded.",
+                GST_PAD_NAME (pad)),
+            ("link %s:%s (through a queue) or release it; the video goes on",
+                GST_DEBUG_PAD_NAME (pad)));
+      }
+      return GST_FLOW_OK;
+    case GST_FLOW_NOT_NEGOTIATED: {
+      GstPad *peer = gst_pad_get_peer (pad);
+      gchar *peer_name = peer
+          ? g_strdup_printf ("%s:%s", GST_DEBUG_PAD_NAME (peer))
+          : g_strdup ("(no peer)");
+
+      GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
+          ("Downstream of pad \"%s\" does not accept text (%s).",
+              GST_PAD_NAME (pad), TEXT_CAPS),
+          ("%s refused the caps of %s:%s; link the pad to a muxer's "
+           "subtitle pad or another element that takes UTF-8 text",
+              peer_name, GST_DEBUG_PAD_NAME (pad)));
+      g_free (peer_name);
+      if (peer)
+        gst_object_unref (peer);
+      return ret;
+    }
+    case GST_FLOW_FLUSHING: {
+      gboolean released;
+
+      /* a pad released while its text was on the way: the video goes on */
+      GST_OBJECT_LOCK (self);
+      released = out->pad != pad;
+      GST_OBJECT_UNLOCK (self);
+      return released ? GST_FLOW_OK : ret;
+    }
+    default: /* an error downstream has posted */
+      return ret;
+  }
+}
+
+/* A buffer from the pad's pool holding @text; the pool grows (a new pool
+ * of twice the size) when a text is longer than its buffers. */
+static GstFlowReturn
+text_out_buffer (GstFerEmotionExport *self, TextOut *out, const gchar *text,
+    gsize len, GstBuffer **buf)
+{
+  GstFlowReturn ret;
+
+  if (!out->pool || len > out->pool_size) {
+    gsize size = MAX (len, MAX (2 * out->pool_size, 256));
+    GstBufferPool *pool = gst_buffer_pool_new ();
+    GstStructure *config = gst_buffer_pool_get_config (pool);
+
+    gst_buffer_pool_config_set_params (config, NULL, (guint) size, 0, 0);
+    if (size > G_MAXUINT || !gst_buffer_pool_set_config (pool, config)
+        || !gst_buffer_pool_set_active (pool, TRUE)) {
+      gst_object_unref (pool);
+      GST_ELEMENT_ERROR (self, RESOURCE, FAILED,
+          ("Could not allocate a %" G_GSIZE_FORMAT "-byte text buffer.", size),
+          ("buffer pool of pad %s", out->template_name));
+      return GST_FLOW_ERROR;
+    }
+    if (out->pool) {
+      gst_buffer_pool_set_active (out->pool, FALSE);
+      gst_object_unref (out->pool);
+    }
+    out->pool = pool;
+    out->pool_size = size;
+  }
+  ret = gst_buffer_pool_acquire_buffer (out->pool, buf, NULL);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  gst_buffer_fill (*buf, 0, text, len);
+  gst_buffer_set_size (*buf, (gssize) len);
+  return GST_FLOW_OK;
+}
+
+static void
+text_out_clear_pool (TextOut *out)
+{
+  if (out->pool) {
+    gst_buffer_pool_set_active (out->pool, FALSE);
+    gst_object_unref (out->pool);
+    out->pool = NULL;
+  }
+  out->pool_size = 0;
+}
+
+/* The video buffer's duration, else one frame of the caps' rate. */
+static GstClockTime
+text_duration (GstFerEmotionExport *self, GstBuffer *video)
+{
+  if (GST_BUFFER_DURATION_IS_VALID (video))
+    return GST_BUFFER_DURATION (video);
+  if (self->fps_n > 0 && self->fps_d > 0)
+    return gst_util_uint64_scale_int (GST_SECOND, self->fps_d, self->fps_n);
+  return GST_CLOCK_TIME_NONE;
+}
+
+/* @text for the time of @video on @pad, or a GAP event when @text is
+ * NULL. A buffer without a PTS has no place in a text track: nothing. */
+static GstFlowReturn
+text_out_push (GstFerEmotionExport *self, TextOut *out, GstPad *pad,
+    GstBuffer *video, const gchar *text, gsize len)
+{
+  GstClockTime duration = text_duration (self, video);
+  GstBuffer *buf;
+  GstFlowReturn ret;
+
+  if (!GST_BUFFER_PTS_IS_VALID (video)) {
+    GST_LOG_OBJECT (pad, "buffer without PTS: nothing on %s", out->stream_name);
+    return GST_FLOW_OK;
+  }
+  text_out_prepare (self, out, pad);
+  if (!text) {
+    gst_pad_push_event (
+        pad, gst_event_new_gap (GST_BUFFER_PTS (video), duration));
+    return GST_FLOW_OK;
+  }
+  ret = text_out_buffer (self, out, text, len, &buf);
+  if (ret != GST_FLOW_OK)
+    return ret;
+  GST_BUFFER_PTS (buf) = GST_BUFFER_PTS (video);
+  GST_BUFFER_DURATION (buf) = duration;
+  return text_out_flow (self, out, pad, gst_pad_push (pad, buf));
+}
+
+/* One line per face, "happy 83%", in the order of the metas (the JSON
+ * line's order); FALSE when the buffer has no labelled face. */
+static gboolean
+subtitle_text (GString *text, GstBuffer *buffer)
+{
+  GstFerEmotionMeta *m;
+  gpointer state = NULL;
+
+  g_string_truncate (text, 0);
+  while ((m = gst_buffer_iterate_fer_emotion_meta (buffer, &state))) {
+    if (!m->label)
+      continue;
+    if (text->len > 0)
+      g_string_append_c (text, '\n');
+    g_string_append (text, m->label);
+    if (isfinite (m->confidence))
+      g_string_append_printf (text, " %d%%",
+          (gint) (CLAMP (m->confidence, 0.0f, 1.0f) * 100.0f + 0.5f));
+  }
+  return text->len > 0;
+}
+
+/* The buffer's JSON line in self->line, newline included. */
+static void
+build_line (GstFerEmotionExport *self, GstBuffer *buffer)
+{
   JsonBuilder *b = self->builder;
   GstFerEmotionMeta *m;
   gpointer state = NULL;
-  gboolean all_buffers;
   JsonNode *root;
-
-  GST_OBJECT_LOCK (self);
-  all_buffers = self->all_buffers;
-  GST_OBJECT_UNLOCK (self);
-
-  /* the stream is in an unknown state after a failed write */
-  if (self->write_failed)
-    return GST_FLOW_ERROR;
-  if (!all_buffers
-      && !gst_buffer_get_meta (buffer, GST_FER_EMOTION_META_API_TYPE))
-    return GST_FLOW_OK;
 
   json_builder_reset (b);
   json_builder_begin_object (b);
@@ -233,16 +512,162 @@ gst_fer_emotion_export_transform_ip (GstBaseTransform *trans, GstBuffer *buffer)
   json_node_unref (root);
   g_string_truncate (self->line, 0);
   json_generator_to_gstring (self->generator, self->line);
+  escape_angle_brackets (self->line);
   g_string_append_c (self->line, '\n');
+}
 
-  if (!write_line (self->fd, self->line->str, self->line->len))
-    goto write_failed;
-  return GST_FLOW_OK;
+static GstFlowReturn
+gst_fer_emotion_export_transform_ip (GstBaseTransform *trans, GstBuffer *buffer)
+{
+  GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (trans);
+  TextOut *json_out = &self->out[OUT_JSON];
+  TextOut *subtitle_out = &self->out[OUT_SUBTITLE];
+  GstPad *json_pad, *subtitle_pad;
+  GstFlowReturn ret = GST_FLOW_OK;
+  gboolean all_buffers, has_line;
+
+  GST_OBJECT_LOCK (self);
+  all_buffers = self->all_buffers;
+  GST_OBJECT_UNLOCK (self);
+
+  /* the stream is in an unknown state after a failed write */
+  if (self->write_failed)
+    return GST_FLOW_ERROR;
+  json_pad = text_out_get_pad (self, json_out);
+  subtitle_pad = text_out_get_pad (self, subtitle_out);
+
+  has_line = all_buffers
+      || gst_buffer_get_meta (buffer, GST_FER_EMOTION_META_API_TYPE);
+  if (has_line && (self->fd >= 0 || json_pad)) {
+    build_line (self, buffer);
+    if (self->fd >= 0
+        && !write_line (self->fd, self->line->str, self->line->len))
+      goto write_failed;
+  }
+  if (json_pad)
+    ret = text_out_push (self, json_out, json_pad, buffer,
+        has_line ? self->line->str : NULL, has_line ? self->line->len - 1 : 0);
+  if (subtitle_pad && ret == GST_FLOW_OK) {
+    gboolean has_faces = subtitle_text (self->subtitle, buffer);
+
+    ret = text_out_push (self, subtitle_out, subtitle_pad, buffer,
+        has_faces ? self->subtitle->str : NULL, self->subtitle->len);
+  }
+
+done:
+  if (json_pad)
+    gst_object_unref (json_pad);
+  if (subtitle_pad)
+    gst_object_unref (subtitle_pad);
+  return ret;
 
 write_failed : {
   gst_fer_emotion_export_write_failed (self, errno);
-  return GST_FLOW_ERROR;
+  ret = GST_FLOW_ERROR;
+  goto done;
 }
+}
+
+/* The text pads follow the video: their own stream-start and the video's
+ * segment before their first data, and the video's GAP, EOS and flushes. */
+static gboolean
+gst_fer_emotion_export_sink_event (GstBaseTransform *trans, GstEvent *event)
+{
+  GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (trans);
+
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_STREAM_START:
+      self->have_group_id = gst_event_parse_group_id (event, &self->group_id);
+      for (guint i = 0; i < N_OUTS; i++)
+        self->out[i].need_stream_start = TRUE;
+      break;
+    case GST_EVENT_SEGMENT:
+      gst_event_copy_segment (event, &self->segment);
+      for (guint i = 0; i < N_OUTS; i++)
+        self->out[i].need_segment = TRUE;
+      break;
+    case GST_EVENT_GAP:
+    case GST_EVENT_EOS:
+    case GST_EVENT_FLUSH_START:
+    case GST_EVENT_FLUSH_STOP:
+      for (guint i = 0; i < N_OUTS; i++) {
+        GstPad *pad = text_out_get_pad (self, &self->out[i]);
+
+        if (!pad)
+          continue;
+        /* flush-start comes from another thread: it only passes on */
+        if (GST_EVENT_IS_SERIALIZED (event))
+          text_out_prepare (self, &self->out[i], pad);
+        gst_pad_push_event (pad, gst_event_ref (event));
+        gst_object_unref (pad);
+      }
+      break;
+    default:
+      break;
+  }
+  return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
+}
+
+/* Nothing goes upstream through a text pad: seeks, QoS and the like
+ * reach the source through the video's own path. */
+static gboolean
+text_out_src_event (GstPad *pad, GstObject *parent, GstEvent *event)
+{
+  GST_LOG_OBJECT (pad, "dropping %" GST_PTR_FORMAT, event);
+  gst_event_unref (event);
+  return FALSE;
+}
+
+static GstPad *
+gst_fer_emotion_export_request_new_pad (GstElement *element,
+    GstPadTemplate *templ, const gchar *name, const GstCaps *caps)
+{
+  GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (element);
+  const gchar *template_name = GST_PAD_TEMPLATE_NAME_TEMPLATE (templ);
+  TextOut *out = NULL;
+  gboolean taken;
+  GstPad *pad;
+
+  for (guint i = 0; i < N_OUTS; i++)
+    if (!strcmp (template_name, self->out[i].template_name))
+      out = &self->out[i];
+  if (!out)
+    return NULL;
+
+  pad = gst_pad_new_from_template (templ, template_name);
+  gst_pad_set_event_function (pad, text_out_src_event);
+  gst_pad_use_fixed_caps (pad);
+
+  GST_OBJECT_LOCK (self);
+  taken = out->pad != NULL;
+  if (!taken) {
+    out->need_stream_start = TRUE;
+    out->need_segment = TRUE;
+    out->warned_not_linked = FALSE;
+    out->pad = pad;
+  }
+  GST_OBJECT_UNLOCK (self);
+  if (taken) {
+    GST_WARNING_OBJECT (self, "pad %s was already requested", template_name);
+    gst_object_unref (pad);
+    return NULL;
+  }
+  gst_element_add_pad (element, pad);
+  return pad;
+}
+
+static void
+gst_fer_emotion_export_release_pad (GstElement *element, GstPad *pad)
+{
+  GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (element);
+
+  GST_OBJECT_LOCK (self);
+  for (guint i = 0; i < N_OUTS; i++)
+    if (self->out[i].pad == pad)
+      self->out[i].pad = NULL;
+  GST_OBJECT_UNLOCK (self);
+  gst_pad_set_active (pad, FALSE);
+  gst_element_remove_pad (element, pad);
 }
 
 static gboolean
@@ -256,6 +681,8 @@ gst_fer_emotion_export_set_caps (
     self->width = 0;
   if (!gst_structure_get_int (s, "height", &self->height))
     self->height = 0;
+  if (!gst_structure_get_fraction (s, "framerate", &self->fps_n, &self->fps_d))
+    self->fps_n = 0, self->fps_d = 1;
   return TRUE;
 }
 
@@ -263,23 +690,38 @@ static gboolean
 gst_fer_emotion_export_start (GstBaseTransform *trans)
 {
   GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (trans);
+  gboolean text_pads = FALSE;
   gchar *location;
-  gint fd;
+  gint fd = -1;
 
   GST_OBJECT_LOCK (self);
   location = g_strdup (self->location);
+  for (guint i = 0; i < N_OUTS; i++)
+    text_pads |= self->out[i].pad != NULL;
   GST_OBJECT_UNLOCK (self);
 
-  if (!location || !*location)
+  if (location && *location) {
+    fd = g_open (location, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+      goto open_failed;
+    GST_DEBUG_OBJECT (self, "writing to %s", location);
+  } else if (!text_pads)
     goto no_location;
-  fd = g_open (location, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0)
-    goto open_failed;
-  GST_DEBUG_OBJECT (self, "writing to %s", location);
+  else
+    g_clear_pointer (&location, g_free);
 
   self->filename = location;
   self->write_failed = FALSE;
   self->width = self->height = 0;
+  self->fps_n = 0;
+  self->fps_d = 1;
+  gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
+  self->have_group_id = FALSE;
+  for (guint i = 0; i < N_OUTS; i++) {
+    self->out[i].need_stream_start = TRUE;
+    self->out[i].need_segment = TRUE;
+    self->out[i].warned_not_linked = FALSE;
+  }
   GST_OBJECT_LOCK (self);
   self->fd = fd;
   GST_OBJECT_UNLOCK (self);
@@ -288,7 +730,9 @@ gst_fer_emotion_export_start (GstBaseTransform *trans)
 no_location : {
   GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
       ("No file name specified for writing."),
-      ("the \"location\" property is %s", location ? "empty" : "not set"));
+      ("the \"location\" property is %s and neither subtitle_src nor "
+       "json_src is requested",
+          location ? "empty" : "not set"));
   g_free (location);
   return FALSE;
 }
@@ -322,6 +766,8 @@ gst_fer_emotion_export_stop (GstBaseTransform *trans)
     ok = FALSE;
   }
   g_clear_pointer (&self->filename, g_free);
+  for (guint i = 0; i < N_OUTS; i++)
+    text_out_clear_pool (&self->out[i]);
   return ok;
 }
 
@@ -389,6 +835,9 @@ gst_fer_emotion_export_finalize (GObject *object)
   g_object_unref (self->builder);
   g_object_unref (self->generator);
   g_string_free (self->line, TRUE);
+  g_string_free (self->subtitle, TRUE);
+  for (guint i = 0; i < N_OUTS; i++)
+    text_out_clear_pool (&self->out[i]);
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
 
@@ -409,8 +858,9 @@ gst_fer_emotion_export_class_init (GstFerEmotionExportClass *klass)
 
   g_object_class_install_property (gobject_class, PROP_LOCATION,
       g_param_spec_string ("location", "File location",
-          "File to write the JSON lines to (created or truncated)", NULL,
-          rw | GST_PARAM_MUTABLE_READY));
+          "File to write the JSON lines to (created or truncated); may "
+          "stay unset when subtitle_src or json_src is requested",
+          NULL, rw | GST_PARAM_MUTABLE_READY));
   g_object_class_install_property (gobject_class, PROP_ALL_BUFFERS,
       g_param_spec_boolean ("all-buffers", "All buffers",
           "Also write a line for buffers without faces", DEFAULT_ALL_BUFFERS,
@@ -418,15 +868,25 @@ gst_fer_emotion_export_class_init (GstFerEmotionExportClass *klass)
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_add_static_pad_template (
+      element_class, &subtitle_src_template);
+  gst_element_class_add_static_pad_template (element_class, &json_src_template);
+  element_class->request_new_pad =
+      GST_DEBUG_FUNCPTR (gst_fer_emotion_export_request_new_pad);
+  element_class->release_pad =
+      GST_DEBUG_FUNCPTR (gst_fer_emotion_export_release_pad);
   gst_element_class_set_static_metadata (element_class,
       "Facial expression JSON export", "Filter/Metadata/Video",
       "Writes the GstFerEmotionMeta of each buffer to a JSON Lines file "
-      "and passes the buffer on",
+      "and, on request pads, as timestamped text for a muxer's subtitle "
+      "tracks, and passes the buffer on",
       "gst-feremotion authors");
 
   trans_class->start = GST_DEBUG_FUNCPTR (gst_fer_emotion_export_start);
   trans_class->stop = GST_DEBUG_FUNCPTR (gst_fer_emotion_export_stop);
   trans_class->set_caps = GST_DEBUG_FUNCPTR (gst_fer_emotion_export_set_caps);
+  trans_class->sink_event =
+      GST_DEBUG_FUNCPTR (gst_fer_emotion_export_sink_event);
   trans_class->transform_ip =
       GST_DEBUG_FUNCPTR (gst_fer_emotion_export_transform_ip);
 }
@@ -439,5 +899,15 @@ gst_fer_emotion_export_init (GstFerEmotionExport *self)
   self->builder = json_builder_new ();
   self->generator = json_generator_new ();
   self->line = g_string_new (NULL);
+  self->subtitle = g_string_new (NULL);
+  self->out[OUT_SUBTITLE] = (TextOut){ .template_name = "subtitle_src",
+    .stream_name = "subtitle",
+    .title = "Emotions",
+    .flags = GST_STREAM_FLAG_SPARSE };
+  self->out[OUT_JSON] = (TextOut){ .template_name = "json_src",
+    .stream_name = "json",
+    .title = "Emotions (JSON lines)",
+    .flags = GST_STREAM_FLAG_NONE };
+  gst_segment_init (&self->segment, GST_FORMAT_UNDEFINED);
   gst_base_transform_set_passthrough (GST_BASE_TRANSFORM (self), TRUE);
 }

@@ -155,6 +155,11 @@ typedef gboolean fer_op_adam_update (fer_backend *be, float *params, float *m,
 typedef gboolean fer_op_sgd_update (fer_backend *be, float *params, float *buf,
     const float *grads, size_t n, float lr, float momentum, float weight_decay,
     gboolean nesterov, gboolean first_step, GError **error);
+/* The weights' exponential moving average: ema += (1 - decay) (x - ema),
+ * torch.Tensor.lerp_'s form (the EMA of timm's ModelEmaV3 and of
+ * torch.optim.swa_utils.get_ema_multi_avg_fn). */
+typedef gboolean fer_op_ema_update (fer_backend *be, float *ema, const float *x,
+    size_t n, float decay, GError **error);
 /* p (n) = 0: the gradients before each backward pass, the moments of a
  * new trainer. */
 typedef gboolean fer_op_zero (
@@ -212,6 +217,7 @@ typedef struct
   fer_op_softmax_xent *softmax_xent;
   fer_op_adam_update *adam_update;
   fer_op_sgd_update *sgd_update;
+  fer_op_ema_update *ema_update;
   fer_op_zero *zero;
 
   /* The fail-safe (docs/architecture.md, "Fail-safe"). A device backend

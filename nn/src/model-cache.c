@@ -5,7 +5,10 @@
  * one file share and a file rewritten in place (a new training checkpoint)
  * is loaded afresh, not served from the old copy. The table holds no
  * reference: an entry lives as long as its model's users, and the last
- * fer_model_free removes it (fer_model_cache_release).
+ * fer_model_free removes it (fer_model_cache_release). A model that no
+ * longer is what its key says (its device failed, or fer_model_set_threads
+ * changed it) leaves the table early (fer_model_cache_forget): its users
+ * keep it, and the next load gets a fresh model.
  *
  * Loads run under the cache's lock: a second thread asking for the same
  * model waits for the first one's load and then shares it, instead of
@@ -83,6 +86,17 @@ fer_model_load_shared (
   return m;
 }
 
+/* m out of the table, if it is there (cache_lock held). */
+static void
+forget_locked (fer_model *m)
+{
+  char *key = key_of ? g_hash_table_lookup (key_of, m) : NULL;
+  if (key) {
+    g_hash_table_remove (key_of, m);
+    g_hash_table_remove (cache, key); /* frees key */
+  }
+}
+
 gboolean
 fer_model_cache_release (fer_model *m)
 {
@@ -90,12 +104,18 @@ fer_model_cache_release (fer_model *m)
 
   g_mutex_lock (&cache_lock);
   last = fer_model_drop_ref (m);
-  if (last) {
-    g_hash_table_remove (cache, g_hash_table_lookup (key_of, m));
-    g_hash_table_remove (key_of, m);
-  }
+  if (last)
+    forget_locked (m);
   g_mutex_unlock (&cache_lock);
   return last;
+}
+
+void
+fer_model_cache_forget (fer_model *m)
+{
+  g_mutex_lock (&cache_lock);
+  forget_locked (m);
+  g_mutex_unlock (&cache_lock);
 }
 
 int

@@ -20,5 +20,11 @@ gboolean fer_model_drop_ref (fer_model *m);
  * lock, removing its entry with the last one; TRUE then (the caller frees
  * the model). */
 gboolean fer_model_cache_release (fer_model *m);
+/* model-cache.c: takes m out of the table (if it is there) without
+ * touching its references: its users keep it, later loads get a fresh
+ * model. For a model whose device failed, and one whose thread count
+ * changed (either no longer matches its key). Takes the cache's lock:
+ * may be called under the model's lock (that order only). */
+void fer_model_cache_forget (fer_model *m);
 
 #endif

@@ -707,6 +707,10 @@ fer_model_set_threads (fer_model *m, int threads, GError **error)
 {
   gboolean ok = TRUE;
 
+  /* the thread count is part of a shared model's key: later loads asking
+   * for the old count get a model of their own */
+  if (m->cached)
+    fer_model_cache_forget (m);
   g_mutex_lock (&m->lock);
   if (m->standby)
     ok = m->standby->be->ops->set_threads (m->standby->be, threads, error);
@@ -1035,6 +1039,13 @@ computing (fer_model *m)
 static gboolean
 fall_back (fer_model *m, GError *dev_error, GError **error)
 {
+  /* a device that failed: no new user gets this model (under auto a new
+   * load tries the device again, self-test first; under cuda it says
+   * what is wrong now rather than inheriting this model's failure) */
+  if (m->cached && m->be && m->backend_type == FER_BACKEND_CUDA
+      && (g_error_matches (dev_error, FER_ERROR, FER_ERROR_BACKEND)
+          || g_error_matches (dev_error, FER_ERROR, FER_ERROR_NOMEM)))
+    fer_model_cache_forget (m);
   if (!m->standby || !m->be
       || !(g_error_matches (dev_error, FER_ERROR, FER_ERROR_BACKEND)
           || g_error_matches (dev_error, FER_ERROR, FER_ERROR_NOMEM))) {

@@ -96,6 +96,9 @@ struct fer_trainer
   float *grads;         /* backend (n_params) */
   float *m, *v;         /* backend (n_params): Adam moments; m: SGD momentum */
   float *running;       /* backend (n_running) */
+  float *ema_params;    /* backend (n_params): the average, or NULL */
+  float *ema_running;   /* backend (n_running): the average, or NULL */
+  gboolean ema_swapped; /* the average is in params/running */
   float *bn_stats;      /* backend: save_mean, save_rstd of every BatchNorm */
   float *class_weights; /* backend (n_classes) or NULL */
   GHashTable *init_metadata; /* the init model's fer.* preprocessing keys */
@@ -732,6 +735,8 @@ check_config (const fer_train_config *c, GError **error)
       (double) c->label_smoothing, "0..1");
   CHECK (in_range (c->focal_gamma, 0.0f, 100.0f), "focal_gamma", "%g",
       (double) c->focal_gamma, "0..100");
+  CHECK (in_range (c->ema_decay, 0.0f, 1.0f) && c->ema_decay < 1.0f,
+      "ema_decay", "%g", (double) c->ema_decay, "0 (off) or 0 < d < 1");
   for (int i = 0; c->class_weights && i < a->n_classes; i++)
     CHECK (in_range (c->class_weights[i], 0.0f, 1e30f), "class_weights", "%g",
         (double) c->class_weights[i], "finite and >= 0");
@@ -750,7 +755,8 @@ has_training_ops (const fer_backend_ops *o)
       && o->batchnorm_forward_eval && o->batchnorm_backward && o->relu_backward
       && o->add && o->dropout_forward && o->dropout_backward
       && o->maxpool2d_backward && o->avgpool_backward && o->linear_backward
-      && o->softmax_xent && o->adam_update && o->sgd_update && o->zero;
+      && o->softmax_xent && o->adam_update && o->sgd_update && o->ema_update
+      && o->zero;
 }
 
 /* Same values as fer_model_write_random (randomize_bn FALSE) for the seed. */
@@ -801,6 +807,31 @@ init_from_file (fer_trainer *t, const char *path, GError **error)
   }
   fer_weights_free (w);
   return ok;
+}
+
+/* dst (n floats, backend) = src (backend), through the host: only when an
+ * average starts, so no op of its own. */
+static gboolean
+copy_buffer (
+    fer_trainer *t, float *dst, const float *src, size_t n, GError **error)
+{
+  float *tmp = g_try_new (float, n);
+  gboolean ok = tmp != NULL;
+  if (!ok)
+    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+        "cannot allocate %zu floats to start the weights' average", n);
+  ok = ok && t->be->ops->download (t->be, tmp, src, n, error)
+      && t->be->ops->upload (t->be, dst, tmp, n, error);
+  g_free (tmp);
+  return ok;
+}
+
+/* The average starts (again) at the live weights. */
+static gboolean
+ema_restart (fer_trainer *t, GError **error)
+{
+  return copy_buffer (t, t->ema_params, t->params, t->n_params, error)
+      && copy_buffer (t, t->ema_running, t->running, t->n_running, error);
 }
 
 /* A trainer for cfg on `backend` (which replaces cfg->backend); under
@@ -865,6 +896,11 @@ trainer_new (const fer_train_config *cfg, const char *init_model,
   }
   if (!(init_model ? init_from_file (t, init_model, error)
                    : init_fresh (t, error)))
+    goto fail;
+  if (cfg->ema_decay > 0.0f
+      && (!(t->ema_params = ops->alloc (t->be, t->n_params, error))
+          || !(t->ema_running = ops->alloc (t->be, t->n_running, error))
+          || !ema_restart (t, error)))
     goto fail;
   return t;
 
@@ -1014,7 +1050,7 @@ fer_trainer_free (fer_trainer *t)
     return;
   if (t->be) {
     float *bufs[] = { t->params, t->grads, t->m, t->v, t->running, t->bn_stats,
-      t->class_weights };
+      t->class_weights, t->ema_params, t->ema_running };
     free_workspace (t);
     for (guint i = 0; i < G_N_ELEMENTS (bufs); i++)
       if (bufs[i])
@@ -1149,17 +1185,65 @@ fer_trainer_step (fer_trainer *t, const float *x, const int *y_a,
 {
   const fer_train_config *c = &t->cfg;
   const fer_backend_ops *ops = t->be->ops;
+  gboolean ok;
 
+  if (t->ema_swapped) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "fer_trainer_step: the weights' average is swapped in; "
+        "fer_trainer_swap_ema puts the live weights back before training");
+    return FALSE;
+  }
   if (!forward_backward (t, "fer_trainer_step", x, y_a, y_b, lam, n, TRUE, loss,
           logits, error))
     return FALSE;
   t->step++;
   if (c->optimizer == FER_OPTIMIZER_SGD)
-    return ops->sgd_update (t->be, t->params, t->m, t->grads, t->n_params,
-        t->lr, c->momentum, c->weight_decay, c->nesterov, t->step == 1, error);
-  return ops->adam_update (t->be, t->params, t->m, t->v, t->grads, t->n_params,
-      t->lr, c->beta1, c->beta2, c->eps, c->weight_decay, t->step,
-      c->optimizer == FER_OPTIMIZER_ADAMW, error);
+    ok = ops->sgd_update (t->be, t->params, t->m, t->grads, t->n_params, t->lr,
+        c->momentum, c->weight_decay, c->nesterov, t->step == 1, error);
+  else
+    ok = ops->adam_update (t->be, t->params, t->m, t->v, t->grads, t->n_params,
+        t->lr, c->beta1, c->beta2, c->eps, c->weight_decay, t->step,
+        c->optimizer == FER_OPTIMIZER_ADAMW, error);
+  if (ok && t->ema_params) {
+    /* the warm-up: (1 + steps before this one) / (10 + the same) */
+    const double warm = (double) t->step / (double) (t->step + 9);
+    const float d = (float) fmin ((double) c->ema_decay, warm);
+    ok =
+        ops->ema_update (t->be, t->ema_params, t->params, t->n_params, d, error)
+        && ops->ema_update (
+            t->be, t->ema_running, t->running, t->n_running, d, error);
+  }
+  return ok;
+}
+
+gboolean
+fer_trainer_has_ema (const fer_trainer *t)
+{
+  return t->ema_params != NULL;
+}
+
+gboolean
+fer_trainer_ema_swapped (const fer_trainer *t)
+{
+  return t->ema_swapped;
+}
+
+gboolean
+fer_trainer_swap_ema (fer_trainer *t, GError **error)
+{
+  float *p = t->params, *r = t->running;
+  if (!t->ema_params) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "fer_trainer_swap_ema: this trainer keeps no average of its weights "
+        "(ema_decay is 0)");
+    return FALSE;
+  }
+  t->params = t->ema_params;
+  t->running = t->ema_running;
+  t->ema_params = p;
+  t->ema_running = r;
+  t->ema_swapped = !t->ema_swapped;
+  return TRUE;
 }
 
 gboolean
@@ -1297,13 +1381,85 @@ state_slots (fer_trainer *t, float **bufs, const char **suffixes)
   return 1;
 }
 
+/* Exchanges the live weights and the average (fer_trainer_swap_ema
+ * without its flag): the state's "ema." tensors are read and written
+ * through the views of params and running. */
+static void
+ema_exchange (fer_trainer *t)
+{
+  float *p = t->params, *r = t->running;
+  t->params = t->ema_params;
+  t->running = t->ema_running;
+  t->ema_params = p;
+  t->ema_running = r;
+}
+
+static gboolean
+state_not_swapped (
+    const fer_trainer *t, const char *what, const char *path, GError **error)
+{
+  if (!t->ema_swapped)
+    return TRUE;
+  g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+      "%s %s: the weights' average is swapped in; fer_trainer_swap_ema puts "
+      "the live weights back first",
+      what, path);
+  return FALSE;
+}
+
+/* The average's tensors into w (every tensor of the model, "ema.<name>"). */
+static gboolean
+save_ema (fer_trainer *t, fer_st_writer *w, GError **error)
+{
+  gboolean ok = TRUE;
+  char text[32];
+  ema_exchange (t);
+  for (int i = 0; ok && i < t->topo.n_params; i++) {
+    const fer_param_desc *d = &t->topo.params[i];
+    char *name = g_strdup_printf ("ema.%s", d->name);
+    float *x = g_new (float, d->numel);
+    ok = get_tensor (t, t->params, i, x, error)
+        && fer_st_writer_add (
+            w, name, FER_DTYPE_F32, d->ndim, d->shape, x, error);
+    g_free (x);
+    g_free (name);
+  }
+  ema_exchange (t);
+  snprintf (text, sizeof text, "%.9g", (double) t->cfg.ema_decay);
+  fer_st_writer_set_metadata (w, "fer.state.ema_decay", text);
+  return ok;
+}
+
+/* The average's tensors from st (checked as the optimizer's are). */
+static gboolean
+load_ema (fer_trainer *t, fer_safetensors *st, const char *path, GError **error)
+{
+  gboolean ok = TRUE;
+  ema_exchange (t);
+  for (int i = 0; ok && i < t->topo.n_params; i++) {
+    const fer_param_desc *d = &t->topo.params[i];
+    char *name = g_strdup_printf ("ema.%s", d->name);
+    const fer_st_tensor *tensor = fer_safetensors_find (st, name);
+    ok = fer_check_tensor (tensor, d, path, name, FALSE, error);
+    if (ok) {
+      float *x = g_new (float, d->numel);
+      fer_safetensors_read_f32 (st, tensor, x);
+      ok = set_tensor (t, t->params, i, x, error);
+      g_free (x);
+    }
+    g_free (name);
+  }
+  ema_exchange (t);
+  return ok;
+}
+
 gboolean
 fer_trainer_save_state (fer_trainer *t, const char *path, GError **error)
 {
   float *bufs[2];
   const char *suffixes[2];
   const int slots = state_slots (t, bufs, suffixes);
-  gboolean ok = TRUE;
+  gboolean ok = state_not_swapped (t, "cannot save the state", path, error);
   char text[128];
 
   fer_st_writer *w = fer_st_writer_new ();
@@ -1334,7 +1490,8 @@ fer_trainer_save_state (fer_trainer *t, const char *path, GError **error)
       (guint64) t->rng.s[0], (guint64) t->rng.s[1], (guint64) t->rng.s[2],
       (guint64) t->rng.s[3]);
   fer_st_writer_set_metadata (w, "fer.state.rng", text);
-  ok = ok && fer_st_writer_save (w, path, error);
+  ok = ok && (!t->ema_params || save_ema (t, w, error))
+      && fer_st_writer_save (w, path, error);
   fer_st_writer_free (w);
   return ok;
 }
@@ -1362,15 +1519,16 @@ fer_trainer_load_state (fer_trainer *t, const char *path, GError **error)
   float *bufs[2];
   const char *suffixes[2];
   const int slots = state_slots (t, bufs, suffixes);
-  fer_safetensors *st = fer_safetensors_open (path, error);
+  fer_safetensors *st;
   const char *v;
-  gboolean ok = FALSE;
+  gboolean ok = FALSE, file_ema;
   guint64 step = 0, n_params = 0;
   double lr = 0.0;
   fer_rng rng;
   char *end = NULL;
 
-  if (!st)
+  if (!state_not_swapped (t, "cannot load the state", path, error)
+      || !(st = fer_safetensors_open (path, error)))
     return FALSE;
 #define FAIL(...)                                                              \
   do {                                                                         \
@@ -1406,10 +1564,19 @@ fer_trainer_load_state (fer_trainer *t, const char *path, GError **error)
     FAIL ("%s: metadata fer.state.rng = '%s', expected 4 comma-separated "
           "hex words",
         path, v ? v : "(missing)");
-  if (fer_safetensors_n_tensors (st) != slots * t->n_learn)
-    FAIL ("%s: %d tensors, expected %d (%s state of %d parameters)", path,
-        fer_safetensors_n_tensors (st), slots * t->n_learn,
-        optimizer_name (t->cfg.optimizer), t->n_learn);
+  v = fer_safetensors_metadata (st, "fer.state.ema_decay");
+  file_ema = v != NULL;
+  if (file_ema && !t->ema_params)
+    FAIL ("%s: the state keeps an average of the weights (EMA decay %s), "
+          "but this trainer has none (ema_decay 0)",
+        path, v);
+  if (fer_safetensors_n_tensors (st)
+      != slots * t->n_learn + (file_ema ? t->topo.n_params : 0))
+    FAIL ("%s: %d tensors, expected %d (%s state of %d parameters%s)", path,
+        fer_safetensors_n_tensors (st),
+        slots * t->n_learn + (file_ema ? t->topo.n_params : 0),
+        optimizer_name (t->cfg.optimizer), t->n_learn,
+        file_ema ? " and their average" : "");
 #undef FAIL
   ok = TRUE;
   for (int s = 0; ok && s < slots; s++) {
@@ -1427,6 +1594,8 @@ fer_trainer_load_state (fer_trainer *t, const char *path, GError **error)
       g_free (name);
     }
   }
+  if (ok && t->ema_params)
+    ok = file_ema ? load_ema (t, st, path, error) : ema_restart (t, error);
   if (ok) {
     t->step = (int64_t) step;
     t->lr = (float) lr;

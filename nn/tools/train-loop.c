@@ -160,7 +160,7 @@ train_epoch (
 
 /* Accuracy and the training criterion on the validation set. */
 static gboolean
-validate (train_run *r, buffers *b, fer_epoch_row *row, GError **error)
+validate_weights (train_run *r, buffers *b, fer_epoch_row *row, GError **error)
 {
   const fer_dataset *d = r->val;
   int k = d->n_classes, batch = r->o.batch;
@@ -180,6 +180,18 @@ validate (train_run *r, buffers *b, fer_epoch_row *row, GError **error)
   row->val_acc = (double) correct / MAX (d->n, 1);
   return fer_train_loss (
       &r->cfg, b->val_logits, d->y, d->n, &row->val_loss, error);
+}
+
+/* The same, of the weights' average under --ema. */
+static gboolean
+validate (train_run *r, buffers *b, fer_epoch_row *row, GError **error)
+{
+  if (!fer_trainer_has_ema (r->trainer))
+    return validate_weights (r, b, row, error);
+  if (!fer_trainer_swap_ema (r->trainer, error))
+    return FALSE;
+  gboolean ok = validate_weights (r, b, row, error);
+  return fer_trainer_swap_ema (r->trainer, ok ? error : NULL) && ok;
 }
 
 

@@ -50,12 +50,20 @@ static const option_spec option_specs[] = {
       "Normalisation std on the 0..1 scale (default 0.25)" },
   { "init", TRUE, OPT_RECIPE, "MODEL",
       "Start from this model's weights and labels" },
-  { "optimizer", TRUE, OPT_RECIPE, "NAME", "adam (default), adamw or sgd" },
-  { "lr", TRUE, OPT_RECIPE, "LR", "Initial learning rate (default 0.001)" },
+  { "optimizer", TRUE, OPT_RECIPE, "NAME",
+      "adam (default), adamw or sgd (defaults: Nesterov momentum 0.9, lr 0.1 "
+      "x batch / 256, weight decay 5e-4)" },
+  { "lr", TRUE, OPT_RECIPE, "LR",
+      "Initial learning rate (default 0.001; sgd: 0.1 x batch / 256)" },
   { "weight-decay", TRUE, OPT_RECIPE, "WD",
-      "L2 (adam, sgd) or decoupled (adamw) decay (default 0)" },
+      "L2 (adam, sgd) or decoupled (adamw) decay (default 0; sgd: 5e-4)" },
   { "momentum", TRUE, OPT_RECIPE, "M", "SGD momentum (default 0.9)" },
-  { "nesterov", FALSE, OPT_RECIPE, NULL, "Nesterov momentum (sgd)" },
+  { "nesterov", FALSE, OPT_RECIPE, NULL, "Nesterov momentum (sgd, default)" },
+  { "no-nesterov", FALSE, OPT_RECIPE, NULL, "Plain momentum (sgd)" },
+  { "ema", TRUE, OPT_RECIPE, "DECAY",
+      "Keep an exponential moving average of the weights (e.g. 0.999; "
+      "default 0: off): validation, best.safetensors and the report use the "
+      "average, last.state keeps it" },
   { "schedule", TRUE, OPT_RECIPE, "NAME",
       "cosine (over --epochs, default), step (x gamma every step-size epochs) "
       "or "
@@ -352,19 +360,27 @@ apply_option (
       o->optimizer = FER_OPTIMIZER_SGD;
     else
       return CHOICE_ERROR ("adam, adamw or sgd");
-  } else if (IS ("lr"))
+  } else if (IS ("lr")) {
+    o->lr_set = TRUE;
     return parse_double (name, value, 0.0, 10.0, TRUE, &o->lr, error);
-  else if (IS ("weight-decay"))
+  } else if (IS ("weight-decay")) {
+    o->weight_decay_set = TRUE;
     return parse_double (name, value, 0.0, 1.0, FALSE, &o->weight_decay, error);
-  else if (IS ("momentum")) {
+  } else if (IS ("ema")) {
+    if (!parse_double (name, value, 0.0, 1.0, FALSE, &o->ema, error))
+      return FALSE;
+    if (o->ema >= 1.0)
+      return CHOICE_ERROR ("0 (off) or a decay from 0 to below 1");
+  } else if (IS ("momentum")) {
     o->momentum_set = TRUE;
     if (!parse_double (name, value, 0.0, 1.0, FALSE, &o->momentum, error))
       return FALSE;
     if (o->momentum >= 1.0)
       return CHOICE_ERROR ("a number from 0 to below 1");
-  } else if (IS ("nesterov"))
-    o->nesterov = TRUE;
-  else if (IS ("schedule")) {
+  } else if (IS ("nesterov") || IS ("no-nesterov")) {
+    o->nesterov_set = TRUE;
+    o->nesterov = IS ("nesterov");
+  } else if (IS ("schedule")) {
     if (strcmp (value, "cosine") == 0)
       o->schedule = TRAIN_SCHEDULE_COSINE;
     else if (strcmp (value, "step") == 0)
@@ -481,8 +497,20 @@ train_options_check (train_options *o, GError **error)
     FAIL ("--std has three values but --channels is 1");
   if (o->dropout_set && o->head != FER_HEAD_MLP && o->dropout > 0)
     FAIL ("--dropout applies to the mlp head only (--head mlp)");
-  if (o->optimizer != FER_OPTIMIZER_SGD && (o->nesterov || o->momentum_set))
+  if (o->optimizer != FER_OPTIMIZER_SGD && (o->nesterov_set || o->momentum_set))
     FAIL ("--momentum and --nesterov apply to --optimizer sgd only");
+  /* SGD's defaults, where not given: Nesterov momentum 0.9, the linear
+   * scaling rule's lr 0.1 x batch / 256 (Goyal et al. 2017, arXiv
+   * 1706.02677) and weight decay 5e-4, the published FER2013 ResNet
+   * recipes' (docs/training.md) */
+  if (o->optimizer == FER_OPTIMIZER_SGD) {
+    if (!o->nesterov_set)
+      o->nesterov = o->momentum > 0.0;
+    if (!o->lr_set)
+      o->lr = 0.1 * o->batch / 256.0;
+    if (!o->weight_decay_set)
+      o->weight_decay = 5e-4;
+  }
   if (o->step_size_set && o->schedule != TRAIN_SCHEDULE_STEP)
     FAIL ("--step-size applies to --schedule step only");
   if (o->plateau_patience_set && o->schedule != TRAIN_SCHEDULE_PLATEAU)
@@ -558,6 +586,8 @@ train_options_recipe (const train_options *o, gboolean with_control)
       "focal-gamma=%g mixup=%g cutmix=%g balanced-sampling=%s",
       o->class_weights ? "yes" : "no", o->label_smoothing, o->focal_gamma,
       o->mixup, o->cutmix, o->balanced ? "yes" : "no");
+  if (o->ema > 0)
+    g_string_append_printf (s, " ema=%g", o->ema);
   g_string_append_printf (s,
       " flip=%s rotate=%g scale=%g translate=%g "
       "crop=%d jitter=%g erase=%g batch=%d seed=%" G_GUINT64_FORMAT,

@@ -32,7 +32,8 @@ typedef struct
   int n_mean, n_std;
   fer_optimizer optimizer;
   double lr, weight_decay, momentum;
-  gboolean momentum_set, nesterov;
+  gboolean lr_set, weight_decay_set, momentum_set, nesterov, nesterov_set;
+  double ema; /* the weights' average's decay; 0: none */
   train_schedule schedule;
   int step_size, plateau_patience, warmup;
   gboolean step_size_set, plateau_patience_set;

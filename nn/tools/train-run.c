@@ -398,6 +398,7 @@ train_run_start_trainer (train_run *r, GError **error)
   cfg->backend = o->backend;
   cfg->threads = o->threads;
   cfg->seed = o->seed;
+  cfg->ema_decay = (float) o->ema;
 
   if (r->state.epochs_done == 0) {
     r->trainer = fer_trainer_new (cfg, o->init, error);
@@ -408,6 +409,20 @@ train_run_start_trainer (train_run *r, GError **error)
   r->trainer = fer_trainer_new (cfg, last, error);
   return warn_fallback (r->trainer)
       && fer_trainer_load_state (r->trainer, state, error);
+}
+
+/* best.safetensors: the weights validated, the average under --ema. */
+static gboolean
+save_best (
+    fer_trainer *t, const char *path, const char *const *meta, GError **error)
+{
+  gboolean ema = fer_trainer_has_ema (t);
+  if (ema && !fer_trainer_swap_ema (t, error))
+    return FALSE;
+  gboolean ok = fer_trainer_save_model (t, path, FER_DTYPE_F32, meta, error);
+  if (ema && !fer_trainer_swap_ema (t, ok ? error : NULL))
+    return FALSE;
+  return ok;
 }
 
 gboolean
@@ -421,9 +436,7 @@ train_run_commit_epoch (
   g_autofree char *best = staged_path (r, "best.safetensors", epoch);
   if (!fer_trainer_save_model (r->trainer, last, FER_DTYPE_F32, meta, error)
       || !fer_trainer_save_state (r->trainer, state, error)
-      || (improved
-          && !fer_trainer_save_model (
-              r->trainer, best, FER_DTYPE_F32, meta, error)))
+      || (improved && !save_best (r->trainer, best, meta, error)))
     return FALSE;
 
   return train_run_save (r, error) && train_run_recover (r, error);

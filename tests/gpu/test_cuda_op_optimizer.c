@@ -1,5 +1,5 @@
 /* The optimizer steps (Adam with L2 decay, AdamW, SGD with Nesterov
- * momentum) over several steps, and the zeroing of gradients and moments,
+ * momentum) over several steps, the weights' moving average, and the zeroing of gradients and moments,
  * CUDA against CPU (cuda-op-test.h). */
 #include "cuda-op-test.h"
 
@@ -39,6 +39,13 @@ test_optimizers (void)
   }
   check ("sgd_update (Nesterov) params", p, d_p, n, TOL_EXACT);
   check ("sgd_update (Nesterov) buf", m, d_m, n, TOL_EXACT);
+  /* the weights' average of p into v (any two buffers do) */
+  for (int step = 0; step < 3; step++) {
+    const float decay = step == 0 ? 0.1f : 0.999f;
+    OK (cpu->ops->ema_update (cpu, v, p, n, decay, &e_));
+    OK (gpu->ops->ema_update (gpu, d_v, d_p, n, decay, &e_));
+  }
+  check ("ema_update, 3 steps", v, d_v, n, TOL_EXACT);
   OK (cpu->ops->zero (cpu, g, n, &e_));
   OK (gpu->ops->zero (gpu, d_g, n, &e_));
   check ("zero", g, d_g, n, TOL_EXACT);

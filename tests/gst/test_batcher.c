@@ -1,8 +1,9 @@
 /* The cross-stream batcher (gst/ferbatcher.c) on its own, without
  * GStreamer: clients in threads are batched together (fewer forwards than
  * requests) and get fer_model_classify's results; a client that stopped
- * coming is waited for once at most; one client's bad request fails only
- * that client. */
+ * coming is waited for once at most; a client whose last request used
+ * other views, or came from the leader's own thread (elements in series),
+ * is not waited for; one client's bad request fails only that client. */
 #include <math.h>
 #include <glib/gstdio.h>
 
@@ -134,7 +135,104 @@ test_batches_across_clients (void)
   g_mutex_clear (&start_lock);
 }
 
-/* B came once and then stopped: A waits for it once, then never. */
+typedef struct
+{
+  FerBatchClient *client;
+  int T;
+} once_ctx;
+
+static gpointer
+run_once (gpointer data)
+{
+  once_ctx *x = data;
+  uint8_t px[SIDE * SIDE];
+  float probs[K];
+  fer_rect r = face (0, 0, 0);
+  GError *error = NULL;
+  fer_image img;
+
+  frame (0, 0, px, &img);
+  g_assert_true (fer_batch_client_classify (
+      x->client, &img, &r, 1, x->T, 0, 8, probs, &error));
+  g_assert_no_error (error);
+  return NULL;
+}
+
+/* One request of client c with T views from a thread of its own: the
+ * client is live, and its last thread is not the caller's. */
+static void
+once_in_thread (FerBatchClient *c, int T)
+{
+  once_ctx x = { c, T };
+  g_thread_join (g_thread_new ("once", run_once, &x));
+}
+
+/* Microseconds one request of c with T views takes from this thread. */
+static gint64
+timed_request (FerBatchClient *c, int T, guint wait_us)
+{
+  uint8_t px[SIDE * SIDE];
+  float probs[K];
+  fer_rect r = face (0, 0, 0);
+  GError *error = NULL;
+  fer_image img;
+  gint64 t0;
+
+  frame (0, 0, px, &img);
+  t0 = g_get_monotonic_time ();
+  g_assert_true (
+      fer_batch_client_classify (c, &img, &r, 1, T, wait_us, 8, probs, &error));
+  g_assert_no_error (error);
+  return g_get_monotonic_time () - t0;
+}
+
+/* B came once with 5 views: A's one-view requests do not wait for it
+ * (they cannot share a forward); once B used one view, A waits. */
+static void
+test_other_views (void)
+{
+  FerBatchClient *a = fer_batch_client_new (model),
+                 *b = fer_batch_client_new (model);
+  const guint wait_us = 500000;
+  gint64 other, same;
+
+  once_in_thread (b, 5);
+  other = timed_request (a, 1, wait_us);
+  once_in_thread (b, 1);
+  same = timed_request (a, 1, wait_us);
+  g_print ("# A (1 view) after B with 5 views: %" G_GINT64_FORMAT
+           " us; after B with 1 view: %" G_GINT64_FORMAT " us (wait %u us)\n",
+      other, same, wait_us);
+  g_assert_cmpint (other, <, wait_us / 2);
+  g_assert_cmpint (same, >=, wait_us);
+  fer_batch_client_free (a);
+  fer_batch_client_free (b);
+}
+
+/* Two elements in series share the model and one streaming thread: each
+ * request of one would wait for the other, which cannot come before it
+ * returns. Neither waits. */
+static void
+test_series (void)
+{
+  FerBatchClient *a = fer_batch_client_new (model),
+                 *b = fer_batch_client_new (model);
+  const guint wait_us = 500000;
+  gint64 total = 0;
+
+  for (int i = 0; i < 5; i++)
+    total += timed_request (a, 1, wait_us) + timed_request (b, 1, wait_us);
+  g_print (
+      "# two clients in series in one thread, 5 buffers each: %" G_GINT64_FORMAT
+      " us (one wait would be %u us)\n",
+      total, wait_us);
+  g_assert_cmpint (total, <, wait_us);
+  fer_batch_client_free (a);
+  fer_batch_client_free (b);
+}
+
+/* B came once (from its own thread) and then stopped: A waits for it
+ * once, then never. */
 static void
 test_stalled_client (void)
 {
@@ -149,8 +247,7 @@ test_stalled_client (void)
   gint64 t0, first, rest;
 
   frame (0, 0, px, &img);
-  g_assert_true (
-      fer_batch_client_classify (b, &img, &r, 1, 1, wait_us, 8, probs, &error));
+  once_in_thread (b, 1);
   t0 = g_get_monotonic_time ();
   g_assert_true (
       fer_batch_client_classify (a, &img, &r, 1, 1, wait_us, 8, probs, &error));
@@ -167,8 +264,7 @@ test_stalled_client (void)
   /* five waits would be 2.5 s */
   g_assert_cmpint (rest, <, 2 * wait_us);
   /* idle (EOS): not waited for even once */
-  g_assert_true (
-      fer_batch_client_classify (b, &img, &r, 1, 1, wait_us, 8, probs, &error));
+  once_in_thread (b, 1);
   fer_batch_client_set_idle (b);
   t0 = g_get_monotonic_time ();
   g_assert_true (
@@ -262,6 +358,8 @@ main (int argc, char **argv)
       "/batcher/batches-across-clients", test_batches_across_clients);
   g_test_add_func ("/batcher/stalled-client", test_stalled_client);
   g_test_add_func ("/batcher/bad-request", test_bad_request);
+  g_test_add_func ("/batcher/other-views", test_other_views);
+  g_test_add_func ("/batcher/series", test_series);
   rc = g_test_run ();
   fer_model_free (model);
   g_assert_cmpint (fer_model_cache_size (), ==, 0);

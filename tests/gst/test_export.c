@@ -496,6 +496,407 @@ GST_START_TEST (test_location_fixed_while_running)
 
 GST_END_TEST;
 
+/* The text of a buffer from a text pad. */
+static gchar *
+buffer_text (GstBuffer *buf)
+{
+  GstMapInfo map;
+  gchar *text;
+
+  fail_unless (gst_buffer_map (buf, &map, GST_MAP_READ));
+  text = g_strndup ((const gchar *) map.data, map.size);
+  gst_buffer_unmap (buf, &map);
+  return text;
+}
+
+/* Pulls the next event of @h, which must be of @type. */
+static GstEvent *
+pull_event (GstHarness *h, GstEventType type)
+{
+  GstEvent *event = gst_harness_try_pull_event (h);
+
+  fail_unless (event != NULL, "no %s event", gst_event_type_get_name (type));
+  fail_unless_equals_string (gst_event_type_get_name (GST_EVENT_TYPE (event)),
+      gst_event_type_get_name (type));
+  return event;
+}
+
+/* A text pad's stream: stream-start (own id, @flags), utf8 caps, @title,
+ * the video's time segment. */
+static void
+check_text_stream_start (GstHarness *h, const gchar *stream_name,
+    GstStreamFlags flags, const gchar *title)
+{
+  GstEvent *event = pull_event (h, GST_EVENT_STREAM_START);
+  const gchar *id;
+  GstStreamFlags stream_flags;
+  GstCaps *caps, *expected;
+  GstTagList *tags;
+  gchar *s = NULL;
+  const GstSegment *segment;
+
+  gst_event_parse_stream_start (event, &id);
+  fail_unless (g_str_has_suffix (id, stream_name), "stream id %s", id);
+  gst_event_parse_stream_flags (event, &stream_flags);
+  fail_unless_equals_int (stream_flags, flags);
+  gst_event_unref (event);
+
+  event = pull_event (h, GST_EVENT_CAPS);
+  gst_event_parse_caps (event, &caps);
+  expected = gst_caps_from_string ("text/x-raw,format=utf8");
+  fail_unless (
+      gst_caps_is_equal_fixed (caps, expected), "caps %" GST_PTR_FORMAT, caps);
+  gst_caps_unref (expected);
+  gst_event_unref (event);
+
+  event = pull_event (h, GST_EVENT_TAG);
+  gst_event_parse_tag (event, &tags);
+  fail_unless (gst_tag_list_get_string (tags, GST_TAG_TITLE, &s));
+  fail_unless_equals_string (s, title);
+  fail_unless_equals_int (gst_tag_list_get_scope (tags), GST_TAG_SCOPE_STREAM);
+  g_free (s);
+  gst_event_unref (event);
+
+  event = pull_event (h, GST_EVENT_SEGMENT);
+  gst_event_parse_segment (event, &segment);
+  fail_unless_equals_int (segment->format, GST_FORMAT_TIME);
+  gst_event_unref (event);
+}
+
+/* The next buffer of @h: @text at the video buffer's time. */
+static void
+check_text_buffer (GstHarness *h, const gchar *text, GstClockTime pts)
+{
+  GstBuffer *buf = gst_harness_try_pull (h);
+  gchar *s;
+
+  fail_unless (
+      buf != NULL, "no text buffer at %" GST_TIME_FORMAT, GST_TIME_ARGS (pts));
+  s = buffer_text (buf);
+  fail_unless_equals_string (s, text);
+  fail_unless_equals_uint64 (GST_BUFFER_PTS (buf), pts);
+  /* the first video buffer has no duration: one frame of the caps' 30/1 */
+  fail_unless_equals_uint64 (
+      GST_BUFFER_DURATION (buf), gst_util_uint64_scale_int (GST_SECOND, 1, 30));
+  g_free (s);
+  gst_buffer_unref (buf);
+}
+
+static void
+check_gap (GstHarness *h, GstClockTime pts)
+{
+  GstEvent *event = pull_event (h, GST_EVENT_GAP);
+  GstClockTime ts, duration;
+
+  gst_event_parse_gap (event, &ts, &duration);
+  fail_unless_equals_uint64 (ts, pts);
+  fail_unless_equals_uint64 (duration, FRAME_DURATION);
+  gst_event_unref (event);
+}
+
+/* The file's lines as written, newlines stripped. */
+static gchar **
+raw_lines (const gchar *location)
+{
+  gchar *contents, **lines;
+
+  fail_unless (g_file_get_contents (location, &contents, NULL, NULL));
+  fail_unless (g_str_has_suffix (contents, "\n"));
+  contents[strlen (contents) - 1] = '\0';
+  lines = g_strsplit (contents, "\n", -1);
+  g_free (contents);
+  return lines;
+}
+
+/* Three buffers (one face, none, two faces): subtitle_src has "happy 87%",
+ * a GAP, "happy 87%\nsurprise 40%"; json_src has the file's three lines;
+ * EOS follows. With all-buffers=false the faceless buffer is a GAP on
+ * json_src too. */
+GST_START_TEST (test_text_pads)
+{
+  for (gint all_buffers = 1; all_buffers >= 0; all_buffers--) {
+    GstHarness *h, *sub, *json;
+    gchar **lines;
+    TmpFile t;
+    guint line = 0;
+
+    tmp_file_init (&t);
+    h = export_harness (t.location,
+        "video/x-raw,format=I420,width=320,height=240,framerate=30/1");
+    g_object_set (h->element, "all-buffers", all_buffers, NULL);
+    sub = gst_harness_new_with_element (h->element, NULL, "subtitle_src");
+    json = gst_harness_new_with_element (h->element, NULL, "json_src");
+    push_passthrough (h, make_buffer (0, 1));
+    push_passthrough (h, make_buffer (1, 0));
+    push_passthrough (h, make_buffer (2, 2));
+    fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+    lines = raw_lines (t.location);
+    fail_unless_equals_int (g_strv_length (lines), all_buffers ? 3 : 2);
+
+    check_text_stream_start (
+        sub, "/subtitle", GST_STREAM_FLAG_SPARSE, "Emotions");
+    check_text_buffer (sub, "happy 87%", 0);
+    check_gap (sub, FRAME_DURATION);
+    check_text_buffer (sub, "happy 87%\nsurprise 40%", 2 * FRAME_DURATION);
+    gst_event_unref (pull_event (sub, GST_EVENT_EOS));
+    fail_unless (gst_harness_try_pull_event (sub) == NULL);
+
+    check_text_stream_start (
+        json, "/json", GST_STREAM_FLAG_NONE, "Emotions (JSON lines)");
+    check_text_buffer (json, lines[line++], 0);
+    if (all_buffers)
+      check_text_buffer (json, lines[line++], FRAME_DURATION);
+    else
+      check_gap (json, FRAME_DURATION);
+    check_text_buffer (json, lines[line++], 2 * FRAME_DURATION);
+    gst_event_unref (pull_event (json, GST_EVENT_EOS));
+    fail_unless (gst_harness_try_pull_event (json) == NULL);
+    fail_unless_equals_int (gst_harness_buffers_in_queue (json), 0);
+
+    g_strfreev (lines);
+    gst_harness_teardown (sub);
+    gst_harness_teardown (json);
+    gst_harness_teardown (h);
+    tmp_file_clear (&t);
+  }
+}
+
+GST_END_TEST;
+
+/* With a text pad requested, location may stay unset: no file, the text
+ * still flows. Without either, the state change fails (test_empty_location). */
+GST_START_TEST (test_text_pad_without_file)
+{
+  GstElement *e = gst_element_factory_make ("feremotionexport", NULL);
+  GstHarness *sub, *h;
+
+  /* requested before the element starts */
+  sub = gst_harness_new_with_element (e, NULL, "subtitle_src");
+  h = gst_harness_new_with_element (e, "sink", "src");
+  gst_object_unref (e);
+  gst_harness_set_src_caps_str (
+      h, "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
+  push_passthrough (h, make_buffer (0, 1));
+  check_text_stream_start (
+      sub, "/subtitle", GST_STREAM_FLAG_SPARSE, "Emotions");
+  check_text_buffer (sub, "happy 87%", 0);
+  gst_harness_teardown (sub);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* Pushes @n buffers with faces into @h and returns the first message of
+ * @type the element posted on @bus, or NULL. */
+static GstMessage *
+push_faces_and_pop (GstHarness *h, GstBus *bus, guint n, GstMessageType type)
+{
+  for (guint i = 0; i < n; i++)
+    gst_buffer_unref (gst_harness_push_and_pull (h, make_buffer (i, 1)));
+  return gst_bus_pop_filtered (bus, type);
+}
+
+/* A pad requested and left unlinked: one warning that names it, and the
+ * video goes on. */
+GST_START_TEST (test_text_pad_not_linked)
+{
+  GstBus *bus = gst_bus_new ();
+  GstHarness *h = export_harness (
+      "/dev/null", "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  GstPad *pad = gst_element_request_pad_simple (h->element, "json_src");
+  GError *err = NULL;
+  gchar *debug = NULL;
+  GstMessage *msg;
+
+  fail_unless (pad != NULL);
+  gst_element_set_bus (h->element, bus);
+  msg = push_faces_and_pop (h, bus, 3, GST_MESSAGE_WARNING);
+  fail_unless (msg != NULL, "no warning for the unlinked pad");
+  gst_message_parse_warning (msg, &err, &debug);
+  GST_INFO ("warning: %s (%s)", err->message, debug);
+  fail_unless (strstr (err->message, "json_src") != NULL, "%s", err->message);
+  fail_unless (strstr (err->message, "not linked") != NULL, "%s", err->message);
+  fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING) == NULL,
+      "warned more than once");
+  g_error_free (err);
+  g_free (debug);
+  gst_message_unref (msg);
+
+  gst_element_release_request_pad (h->element, pad);
+  gst_object_unref (pad);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* Downstream of a text pad takes no UTF-8 text: the buffer's flow is
+ * not-negotiated and the error names the pad. */
+GST_START_TEST (test_text_pad_not_negotiated)
+{
+  GstBus *bus = gst_bus_new ();
+  GstHarness *h = export_harness (
+      "/dev/null", "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  GstHarness *sub =
+      gst_harness_new_with_element (h->element, NULL, "subtitle_src");
+  GError *err = NULL;
+  gchar *debug = NULL;
+  GstMessage *msg;
+
+  gst_harness_set_sink_caps_str (sub, "text/x-raw,format=pango-markup");
+  gst_element_set_bus (h->element, bus);
+  fail_unless_equals_int (
+      gst_harness_push (h, make_buffer (0, 1)), GST_FLOW_NOT_NEGOTIATED);
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL, "no error");
+  gst_message_parse_error (msg, &err, &debug);
+  GST_INFO ("error: %s (%s)", err->message, debug);
+  fail_unless (
+      g_error_matches (err, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION), "%s",
+      err->message);
+  fail_unless (
+      strstr (err->message, "subtitle_src") != NULL, "%s", err->message);
+  g_error_free (err);
+  g_free (debug);
+  gst_message_unref (msg);
+
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (sub);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+static GstFlowReturn
+release_subtitle_pad (GstPad *pad, GstObject *parent, GstBuffer *buf)
+{
+  GstElement *e = g_object_get_data (G_OBJECT (pad), "export");
+  GstPad *subtitle = gst_element_get_static_pad (e, "subtitle_src");
+
+  if (subtitle) {
+    gst_element_release_request_pad (e, subtitle);
+    gst_object_unref (subtitle);
+  }
+  gst_buffer_unref (buf);
+  return GST_FLOW_OK;
+}
+
+/* subtitle_src released by another thread while a buffer is on its way
+ * (here: by json_src's peer, which gets the text just before): the video
+ * buffer still goes on, and the next ones too. */
+GST_START_TEST (test_text_pad_released_while_playing)
+{
+  GstHarness *h = export_harness (
+      "/dev/null", "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  GstPad *json = gst_element_request_pad_simple (h->element, "json_src");
+  GstPad *sub = gst_element_request_pad_simple (h->element, "subtitle_src");
+  GstPad *sink = gst_pad_new ("sink", GST_PAD_SINK);
+
+  fail_unless (json != NULL && sub != NULL);
+  g_object_set_data (G_OBJECT (sink), "export", h->element);
+  gst_pad_set_chain_function (sink, release_subtitle_pad);
+  gst_pad_set_active (sink, TRUE);
+  fail_unless_equals_int (gst_pad_link (json, sink), GST_PAD_LINK_OK);
+  for (guint i = 0; i < 3; i++)
+    fail_unless_equals_int (
+        gst_harness_push (h, make_buffer (i, 1)), GST_FLOW_OK);
+  fail_unless_equals_int (gst_harness_buffers_received (h), 3);
+  fail_unless (gst_element_get_static_pad (h->element, "subtitle_src") == NULL);
+
+  gst_element_release_request_pad (h->element, json);
+  gst_object_unref (json);
+  gst_object_unref (sub);
+  gst_object_unref (sink);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* No allocation per buffer: once downstream gives a text buffer back, the
+ * next text goes out in that very buffer (the pad's pool, which grows
+ * once here, when the first longer text comes). */
+GST_START_TEST (test_text_pool_reuse)
+{
+  GstHarness *h = export_harness (
+      "/dev/null", "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  GstHarness *harnesses[2] = {
+    gst_harness_new_with_element (h->element, NULL, "subtitle_src"),
+    gst_harness_new_with_element (h->element, NULL, "json_src"),
+  };
+  gpointer first[2] = { NULL, NULL };
+
+  for (guint i = 0; i < 20; i++) {
+    gst_buffer_unref (
+        gst_harness_push_and_pull (h, make_buffer (i, 1 + i % 2)));
+    for (guint k = 0; k < 2; k++) {
+      GstBuffer *buf = gst_harness_pull (harnesses[k]);
+
+      fail_unless (buf->pool != NULL);
+      /* the two-face line outgrows the pool the one-face line made */
+      if (i == 1)
+        first[k] = buf;
+      fail_unless (
+          i <= 1 || buf == first[k], "buffer %u on pad %u is a new one", i, k);
+      gst_buffer_unref (buf);
+    }
+  }
+  gst_harness_teardown (harnesses[0]);
+  gst_harness_teardown (harnesses[1]);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* A label with '<' and '>' (from a model's metadata) comes out as \u003c
+ * and \u003e in the file and on json_src, and parses back unchanged. */
+GST_START_TEST (test_angle_brackets)
+{
+  static const gchar *const odd[] = { "<b>a</b>", "b" };
+  static const gfloat p[] = { 0.75f, 0.25f };
+  GstHarness *h, *json;
+  GPtrArray *objects;
+  GstBuffer *buf;
+  gchar **lines, *text;
+  JsonArray *a;
+  TmpFile t;
+
+  tmp_file_init (&t);
+  h = export_harness (
+      t.location, "video/x-raw,format=RGB,width=64,height=48,framerate=30/1");
+  json = gst_harness_new_with_element (h->element, NULL, "json_src");
+  buf = gst_buffer_new_allocate (NULL, 64, NULL);
+  GST_BUFFER_PTS (buf) = 0;
+  fail_unless (
+      gst_buffer_add_fer_emotion_meta (buf, 1, 2, 30, 30, 0, 2, odd, p));
+  push_passthrough (h, buf);
+
+  lines = raw_lines (t.location);
+  fail_unless (strchr (lines[0], '<') == NULL && strchr (lines[0], '>') == NULL,
+      "%s", lines[0]);
+  fail_unless (strstr (lines[0], "\\u003cb\\u003ea\\u003c/b\\u003e") != NULL,
+      "%s", lines[0]);
+  buf = gst_harness_pull (json);
+  text = buffer_text (buf);
+  fail_unless_equals_string (text, lines[0]);
+  objects = read_lines (t.location);
+  a = json_object_get_array_member (g_ptr_array_index (objects, 0), "faces");
+  fail_unless_equals_string (json_object_get_string_member (
+                                 json_array_get_object_element (a, 0), "label"),
+      "<b>a</b>");
+
+  g_ptr_array_unref (objects);
+  g_free (text);
+  gst_buffer_unref (buf);
+  g_strfreev (lines);
+  gst_harness_teardown (json);
+  gst_harness_teardown (h);
+  tmp_file_clear (&t);
+}
+
+GST_END_TEST;
+
 static Suite *
 feremotionexport_suite (void)
 {
@@ -512,6 +913,13 @@ feremotionexport_suite (void)
   tcase_add_test (tc, test_disk_full);
   tcase_add_test (tc, test_full_mid_line);
   tcase_add_test (tc, test_location_fixed_while_running);
+  tcase_add_test (tc, test_text_pads);
+  tcase_add_test (tc, test_text_pad_without_file);
+  tcase_add_test (tc, test_text_pad_not_linked);
+  tcase_add_test (tc, test_text_pad_not_negotiated);
+  tcase_add_test (tc, test_text_pad_released_while_playing);
+  tcase_add_test (tc, test_text_pool_reuse);
+  tcase_add_test (tc, test_angle_brackets);
   return s;
 }
 

@@ -256,6 +256,37 @@ GST_START_TEST (test_stalled_stream)
 
 GST_END_TEST;
 
+/* Two elements in series on one shared model: one streaming thread, so
+ * neither may wait for the other (which cannot come before it returns):
+ * every buffer passes both in far less than one max-batch-wait. */
+GST_START_TEST (test_series)
+{
+  const guint wait_us = 1000000;
+  char *desc = g_strdup_printf (
+      "feremotion model=%s backend=cpu mode=roi tta=%d max-batch-wait=%u ! "
+      "feremotion model=%s backend=cpu mode=roi tta=%d max-batch-wait=%u",
+      model7, T_VIEWS, wait_us, model7, T_VIEWS, wait_us);
+  GstHarness *h = gst_harness_new_parse (desc);
+  gint64 t0 = g_get_monotonic_time (), total;
+
+  gst_harness_set_src_caps_str (h, CAPS);
+  for (int i = 0; i < N_BUFFERS; i++) {
+    GstBuffer *out = gst_harness_push_and_pull (h, stream_buffer (0, i));
+    fail_unless (out != NULL);
+    gst_buffer_unref (out);
+  }
+  total = g_get_monotonic_time () - t0;
+  g_print ("two elements in series, one shared model: %d buffers in "
+           "%" G_GINT64_FORMAT " us (max-batch-wait %u us)\n",
+      N_BUFFERS, total, wait_us);
+  fail_unless (total < wait_us, "%d buffers took %" G_GINT64_FORMAT " us",
+      N_BUFFERS, total);
+  gst_harness_teardown (h);
+  g_free (desc);
+}
+
+GST_END_TEST;
+
 /* A and B stream from threads while C flushes, ends, and goes to READY
  * and back; everybody's results stay right. */
 GST_START_TEST (test_events_while_others_run)
@@ -369,6 +400,7 @@ multistream_suite (void)
   tcase_add_test (tc, test_properties);
   tcase_add_test (tc, test_shared_matches_separate);
   tcase_add_test (tc, test_stalled_stream);
+  tcase_add_test (tc, test_series);
   tcase_add_test (tc, test_events_while_others_run);
   tcase_add_test (tc, test_model_swap_isolation);
   return s;

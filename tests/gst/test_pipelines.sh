@@ -88,8 +88,12 @@ reasons () {
   echo "$r"
 }
 missing=$(reasons "$no_plugin" "$no_facedetect" "$no_photo")
+# mkv-emotions.py reads with Debian's GStreamer bindings
+no_gi=
+/usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0")' 2>/dev/null \
+  || no_gi="python3-gi or gir1.2-gstreamer-1.0 not installed"
 
-echo "1..20"
+echo "1..25"
 
 model=$tmp/random.safetensors
 check "fer-init writes a random model" "$FER_TOOLS_DIR/fer-init" --out "$model" --seed 1
@@ -229,6 +233,55 @@ else
   check_log "video-to-json.sh says it was interrupted" "interrupted" "$tmp/long.log"
   check "the interrupted JSON lines all parse" \
     python3 "$FER_SOURCE_DIR/tests/gst/whole_lines.py" "$tmp/long.jsonl" 1 599
+fi
+
+# video-to-mkv.sh records the video with its emotion tracks; mkv-emotions.py
+# reads back from the Matroska file exactly the lines the export wrote
+if [ -n "$missing$no_gi" ]; then
+  why=$(reasons "$missing" "$no_gi")
+  skip "video-to-mkv.sh records the video with the emotion tracks" "$why"
+  skip "mkv-emotions.py reads back the export's JSON lines" "$why"
+  skip "mkv-emotions.py --subtitles gives every frame's label" "$why"
+  skip "video-to-mkv.sh exits 143 on SIGTERM" "$why"
+  skip "the interrupted recording holds every line the export wrote" "$why"
+else
+  check "video-to-mkv.sh records the video with the emotion tracks" \
+    sh "$scripts/video-to-mkv.sh" --model "$model" "$tmp/astro.avi" \
+    "$tmp/astro.mkv" "$tmp/astro-mkv.jsonl"
+  /usr/bin/python3 "$scripts/mkv-emotions.py" "$tmp/astro.mkv" \
+    >"$tmp/astro-back.jsonl" 2>"$tmp/out" || true
+  check "mkv-emotions.py reads back the export's JSON lines" python3 -c '
+import sys
+written, back = (open(f).read().splitlines() for f in sys.argv[1:3])
+assert len(written) == 10, "the export wrote %d lines, expected 10" % len(written)
+assert back == written, "read back %d lines, %d differ" % (len(back),
+    sum(a != b for a, b in zip(back, written)) + abs(len(back) - len(written)))
+print("10 lines, byte for byte")
+' "$tmp/astro-mkv.jsonl" "$tmp/astro-back.jsonl"
+  /usr/bin/python3 "$scripts/mkv-emotions.py" --subtitles "$tmp/astro.mkv" \
+    >"$tmp/astro-subtitles.txt" 2>"$tmp/out" || true
+  if [ "$(grep -c -E "^[0-9.]+ 0\.100 ($labels) [0-9]+%" "$tmp/astro-subtitles.txt")" -eq 10 ]; then
+    ok "mkv-emotions.py --subtitles gives every frame's label"
+  else
+    cp "$tmp/astro-subtitles.txt" "$tmp/out"
+    not_ok "mkv-emotions.py --subtitles gives every frame's label"
+  fi
+
+  # stopped by SIGTERM: gst-launch-1.0 -e finishes the file with EOS
+  sh "$scripts/video-to-mkv.sh" --model "$model" "$tmp/long.avi" \
+    "$tmp/long.mkv" "$tmp/long-mkv.jsonl" >"$tmp/long-mkv.log" 2>&1 &
+  kill_once_written "$tmp/long-mkv.jsonl" $! TERM
+  cp "$tmp/long-mkv.log" "$tmp/out"
+  expect_status "video-to-mkv.sh exits 143 on SIGTERM" 143
+  /usr/bin/python3 "$scripts/mkv-emotions.py" "$tmp/long.mkv" \
+    >"$tmp/long-back.jsonl" 2>"$tmp/out" || true
+  check "the interrupted recording holds every line the export wrote" python3 -c '
+import sys
+written, back = (open(f).read().splitlines() for f in sys.argv[1:3])
+assert 1 <= len(written) < 600, "%d lines written" % len(written)
+assert back == written, "%d lines written, %d read back" % (len(written), len(back))
+print("%d lines" % len(back))
+' "$tmp/long-mkv.jsonl" "$tmp/long-back.jsonl"
 fi
 
 # webcam.sh with the camera and window replaced

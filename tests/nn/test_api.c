@@ -98,6 +98,10 @@ test_autoptr (void)
     fer_train_config_init (&cfg, &arch);
     for (guint i = 0; i < G_N_ELEMENTS (cfg.reserved); i++)
       g_assert_null (cfg.reserved[i]);
+    g_assert_cmpfloat (cfg.ema_decay, ==, 0.0f);
+    /* ema_decay took reserved[0]'s place: 0.1's size and layout */
+    g_assert_cmpuint (sizeof cfg, ==,
+        offsetof (fer_train_config, ema_decay) + 8 * sizeof (void *));
     cfg.input_size = 16;
     cfg.backend = FER_BACKEND_CPU;
     cfg.threads = 1;

@@ -3,7 +3,9 @@
  * one model per file identity and options, references counted, concurrent
  * loads from threads load once, concurrent callers of one model get what
  * they get alone, and faces of several frames in one batch get exactly
- * their per-frame probabilities. */
+ * their per-frame probabilities. A shared model whose thread count
+ * changed, or whose device failed (FER_CUDA_FAULT=runtime), is no longer
+ * handed to new users; its users keep it. */
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,19 +20,25 @@
 static char *dir, *path;
 
 static fer_model *
-load_shared (const char *p, int threads)
+load_shared_on (const char *p, fer_backend_type backend, int threads)
 {
   fer_model_options opts;
   GError *error = NULL;
   fer_model *m;
 
   fer_model_options_init (&opts);
-  opts.backend = FER_BACKEND_CPU;
+  opts.backend = backend;
   opts.threads = threads;
   m = fer_model_load_shared (p, &opts, &error);
   g_assert_no_error (error);
   g_assert_nonnull (m);
   return m;
+}
+
+static fer_model *
+load_shared (const char *p, int threads)
+{
+  return load_shared_on (p, FER_BACKEND_CPU, threads);
 }
 
 /* A GRAY8 frame of deterministic texture: seed picks the pattern. */
@@ -264,6 +272,71 @@ test_classify_frames (void)
   fer_model_free (m);
 }
 
+/* fer_model_set_threads on a shared model: its users keep it (changed
+ * for all of them), a later load with the old count gets another. */
+static void
+test_set_threads (void)
+{
+  GError *error = NULL;
+  fer_model *a = load_shared (path, 1), *b = load_shared (path, 1), *c;
+
+  g_assert_true (a == b);
+  g_assert_true (fer_model_set_threads (a, 2, &error));
+  g_assert_no_error (error);
+  c = load_shared (path, 1);
+  g_assert_true (c != a);
+  g_assert_cmpint (fer_model_ref_count (a), ==, 2);
+  g_assert_cmpint (fer_model_cache_size (), ==, 1);
+  fer_model_free (a);
+  fer_model_free (b);
+  g_assert_cmpint (fer_model_cache_size (), ==, 1);
+  fer_model_free (c);
+  g_assert_cmpint (fer_model_cache_size (), ==, 0);
+}
+
+/* A device that fails at run time (FER_CUDA_FAULT=runtime: any build,
+ * no GPU needed): under auto the model falls back to the CPU and its
+ * users keep it, but the next load gets a fresh model that tries the
+ * device again; under cuda the next load is fresh too. */
+static void
+test_failed_device (void)
+{
+  const fer_backend_type backends[] = { FER_BACKEND_AUTO, FER_BACKEND_CUDA };
+  const fer_rect face = { 0, 0, SIDE, SIDE };
+  static uint8_t px[SIDE * SIDE];
+  fer_image img;
+  float probs[7];
+
+  make_frame (px, 0, &img);
+  for (guint i = 0; i < G_N_ELEMENTS (backends); i++) {
+    GError *error = NULL;
+    fer_model *a, *b, *c;
+    gboolean ok;
+
+    g_setenv ("FER_CUDA_FAULT", "runtime", TRUE);
+    a = load_shared_on (path, backends[i], 1);
+    b = load_shared_on (path, backends[i], 1);
+    g_assert_true (a == b);
+    g_assert_null (fer_model_fallback_reason (a));
+    ok = fer_model_classify (a, &img, &face, 1, 1, probs, &error);
+    g_assert_true (ok == (backends[i] == FER_BACKEND_AUTO));
+    g_print ("# backend %s, device failed: %s\n",
+        backends[i] == FER_BACKEND_AUTO ? "auto" : "cuda",
+        ok ? fer_model_fallback_reason (a) : error->message);
+    g_clear_error (&error);
+    c = load_shared_on (path, backends[i], 1);
+    g_unsetenv ("FER_CUDA_FAULT");
+    g_assert_true (c != a);
+    g_assert_null (fer_model_fallback_reason (c));
+    g_assert_cmpint (fer_model_backend (c), ==, FER_BACKEND_CUDA);
+    g_assert_cmpint (fer_model_cache_size (), ==, 1);
+    fer_model_free (a);
+    fer_model_free (b);
+    fer_model_free (c);
+    g_assert_cmpint (fer_model_cache_size (), ==, 0);
+  }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -284,6 +357,8 @@ main (int argc, char **argv)
   g_test_add_func ("/model-cache/changed-file", test_changed_file);
   g_test_add_func ("/model-cache/concurrent", test_concurrent);
   g_test_add_func ("/model-cache/classify-frames", test_classify_frames);
+  g_test_add_func ("/model-cache/set-threads", test_set_threads);
+  g_test_add_func ("/model-cache/failed-device", test_failed_device);
   rc = g_test_run ();
   g_unlink (path);
   g_rmdir (dir);

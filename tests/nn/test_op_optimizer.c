@@ -1,8 +1,9 @@
 /* The CPU optimizer steps (cpu/optimizer.c): Adam, Adam with L2 weight
  * decay, AdamW, SGD with and without momentum, weight decay and Nesterov,
  * each over several steps against a naive double-precision reference
- * written from torch.optim's documentation. Every case prints its max
- * error. */
+ * written from torch.optim's documentation; the weights' moving average
+ * over many steps (rounding must not accumulate) against the same in
+ * double. Every case prints its max error. */
 #include <math.h>
 #include <stdio.h>
 
@@ -83,6 +84,39 @@ check_optimizer (gconstpointer data)
   g_free (rv);
 }
 
+/* 2000 steps of ema += (1 - decay) (x - ema) on a drifting x, decays from
+ * the warm-up's 0.1 to 0.9999: float accumulates no more than a few ulps
+ * per step relative to the double reference. */
+static void
+check_ema (void)
+{
+  const size_t n = 129;
+  const float decays[] = { 0.1f, 0.9f, 0.999f, 0.9999f };
+  float *x = test_random_floats (&rng, n, 1.0f), *ema = g_new (float, n);
+  double *ref = g_new (double, n);
+  for (guint d = 0; d < G_N_ELEMENTS (decays); d++) {
+    double err = 0.0;
+    for (size_t i = 0; i < n; i++)
+      ema[i] = ref[i] = x[i];
+    for (int step = 0; step < 2000; step++) {
+      for (size_t i = 0; i < n; i++)
+        x[i] += 0.01f * fer_rng_normal (&rng);
+      fer_cpu_ema_update (ema, x, n, decays[d]);
+      for (size_t i = 0; i < n; i++)
+        ref[i] += (1.0 - (double) decays[d]) * (x[i] - ref[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+      err = fmax (err, fabs (ema[i] - ref[i]) / (1.0 + fabs (ref[i])));
+    g_printerr ("# ema decay %-8g 2000 steps: max |ema - ema_ref| / "
+                "(1 + |ema_ref|) = %.2e\n",
+        (double) decays[d], err);
+    g_assert_cmpfloat (err, <, REF_TOL);
+  }
+  g_free (x);
+  g_free (ema);
+  g_free (ref);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -102,5 +136,6 @@ main (int argc, char **argv)
     snprintf (name, sizeof name, "/optimizer/%u", i);
     g_test_add_data_func (name, &opts[i], check_optimizer);
   }
+  g_test_add_func ("/optimizer/ema", check_ema);
   return g_test_run ();
 }

@@ -7,6 +7,8 @@
 # the uninterrupted run bit for bit (metrics and checkpoints). Bad input
 # (missing or empty folders, an unreadable image, bad CSV rows, a recipe
 # change on resume) must give a clear message and the documented status.
+# With --ema the average is what is validated and kept as best, and it
+# resumes bit for bit too.
 #
 # Environment: FER_TOOLS_DIR (build/nn/tools, required), PYTHON (default
 # python3, standard library only: it writes the PNGs and CSVs).
@@ -105,6 +107,32 @@ wait "$pid" 2>/dev/null
 run "$tools/fer-train" --resume runC
 check "a run killed with SIGKILL during epoch 2 resumes to the uninterrupted result" \
   eval '[ "$status" -eq 0 ] && cmp -s <(cut -d, -f1-6 runA/metrics.csv) <(cut -d, -f1-6 runC/metrics.csv) && cmp -s runA/best.safetensors runC/best.safetensors && cmp -s runA/last.state runC/last.state'
+
+# ---- --ema and SGD's defaults --------------------------------------------------
+
+# The weights' average: validated, saved as best.safetensors, kept in
+# last.state, resumed bit for bit. SGD without --lr/--weight-decay/--nesterov
+# takes lr 0.1 x 16 / 256, weight decay 5e-4 and Nesterov momentum.
+ema="--optimizer sgd --ema 0.9"
+run "$tools/fer-train" $common $ema --out runE
+check "an --ema run finishes and states SGD's defaults and the decay in its recipe" \
+  eval '[ "$status" -eq 0 ] && grep -q "recipe: .*optimizer=sgd lr=0.00625 weight-decay=0.0005 momentum=0.9 nesterov=yes .* ema=0.9 " err'
+plain=$(sed -n 's/^validation accuracy: \([0-9.]*\) plain.*/\1/p' out)
+run "$tools/fer-eval" --model runE/best.safetensors --data val --threads 2 --json
+eval_acc=$(sed -n 's/.*"accuracy" *: *\([0-9.e-]*\).*/\1/p' out | head -1)
+check "best.safetensors of an --ema run scores what fer-train reported (${eval_acc:-none} vs ${plain:-none})" \
+  eval '[ "$status" -eq 0 ] && awk -v a="${eval_acc:-x}" -v b="${plain:-y}" "BEGIN { exit !(a - b < 0.00006 && b - a < 0.00006) }"'
+check "best.safetensors holds the average, not the live weights of last.safetensors" \
+  eval '! cmp -s runE/best.safetensors runE/last.safetensors'
+check "last.state keeps the average (ema.* tensors, fer.state.ema_decay)" \
+  eval 'head -c 200000 runE/last.state | grep -q "ema.conv1.weight" && head -c 200000 runE/last.state | grep -q "fer.state.ema_decay"'
+run "$tools/fer-train" $common $ema --out runF --stop-after-epochs 1
+run "$tools/fer-train" --resume runF
+check "a resumed --ema run equals the uninterrupted one bit for bit" \
+  eval '[ "$status" -eq 0 ] && cmp -s <(cut -d, -f1-6 runE/metrics.csv) <(cut -d, -f1-6 runF/metrics.csv) && cmp -s runE/best.safetensors runF/best.safetensors && cmp -s runE/last.state runF/last.state'
+run "$tools/fer-train" $common --ema 1 --out runG
+check "--ema 1 is refused, naming the option (status 2)" \
+  failed_naming 2 "--ema" "below 1"
 
 run "$tools/fer-train" --resume runB --lr 0.5
 check "--resume refuses a recipe change, naming it (status 2)" \

@@ -29,7 +29,10 @@
  * with the same backend, device and threads the same loaded model, one
  * reference each; fer_model_free releases a reference, and the model goes
  * with the last one. fer_model_set_threads on a shared model changes it
- * for every user. */
+ * for every user who has it, and later loads no longer get it (they ask
+ * for a thread count it no longer has); neither do they get a model whose
+ * device failed at run time (under backend=auto: one that fell back to
+ * the CPU), so a later load tries the device afresh. */
 #ifndef FER_MODEL_H
 #define FER_MODEL_H
 

@@ -58,7 +58,12 @@ typedef struct
   int threads;
   uint64_t seed; /* initialisation (when no init model) and dropout */
 
-  void *reserved[8]; /* for later settings; zeroed by the init function */
+  /* An exponential moving average of the weights, 0 (off, the default) or
+   * 0 < ema_decay < 1: see fer_trainer_swap_ema. Taken from reserved[0],
+   * the struct's size and layout are those of 0.1's. */
+  float ema_decay;
+
+  void *reserved[7]; /* for later settings; zeroed by the init function */
 } fer_train_config;
 
 /* Fills a config with PyTorch's defaults (Adam, lr 1e-3, betas 0.9/0.999,
@@ -96,6 +101,24 @@ FER_API const char *fer_trainer_fallback_reason (const fer_trainer *t);
 FER_API void fer_trainer_set_lr (fer_trainer *t, float lr);
 FER_API float fer_trainer_get_lr (const fer_trainer *t);
 FER_API int64_t fer_trainer_step_count (const fer_trainer *t);
+
+/* The moving average of the weights (cfg->ema_decay > 0), as timm's
+ * ModelEmaV3 keeps it: after every step, for every learnable parameter
+ * and BatchNorm running statistic, ema += (1 - d) (x - ema) with the
+ * warmed-up decay d = min(ema_decay, (1 + step) / (10 + step)) (step: the
+ * steps taken before this one; TensorFlow's ExponentialMovingAverage with
+ * num_updates), so early averages are not dominated by the random
+ * initialisation. The average starts at the initial weights.
+ *
+ * fer_trainer_swap_ema exchanges the live weights and the average: then
+ * fer_trainer_eval, fer_trainer_save_model and fer_trainer_param_get see
+ * the average, and fer_trainer_step refuses (training the average would
+ * be a mistake) until a second swap puts the live weights back. A pointer
+ * exchange: no copy. Fails (naming the reason) on a trainer without EMA.
+ * fer_trainer_ema_swapped says whether the average is swapped in. */
+FER_API gboolean fer_trainer_has_ema (const fer_trainer *t);
+FER_API gboolean fer_trainer_swap_ema (fer_trainer *t, GError **error);
+FER_API gboolean fer_trainer_ema_swapped (const fer_trainer *t);
 
 /* One optimisation step on a batch: x is n x C x S x S (NCHW, normalised),
  * y_a the labels; y_b and lam for mixup/cutmix (y_b NULL: lam ignored).
@@ -150,8 +173,14 @@ FER_API gboolean fer_trainer_save_model (fer_trainer *t, const char *path,
  * torch.optim's state names per parameter ("<name>.exp_avg",
  * "<name>.exp_avg_sq"; SGD with momentum "<name>.momentum_buffer"), F32,
  * PyTorch layout, and metadata fer.state.{format,optimizer,step,lr,n_params,
- * rng}. load_state refuses a file whose optimizer, parameter count or
- * tensor names/shapes differ from this trainer's, naming the file. */
+ * rng}. With EMA also "ema.<name>" for every tensor of the model file
+ * (learnable and running statistics) and fer.state.ema_decay. load_state
+ * refuses a file whose optimizer, parameter count or tensor names/shapes
+ * differ from this trainer's, or that holds an average this trainer does
+ * not keep, naming the file; a state without an average loaded into a
+ * trainer with EMA starts the average at the current weights (EMA turned
+ * on for a run that had none). Neither works while the average is
+ * swapped in. */
 FER_API gboolean fer_trainer_save_state (
     fer_trainer *t, const char *path, GError **error);
 FER_API gboolean fer_trainer_load_state (

@@ -108,6 +108,7 @@ static const fer_backend_ops cpu_ops = {
   .softmax_xent = fer_cpu_op_softmax_xent,
   .adam_update = fer_cpu_op_adam_update,
   .sgd_update = fer_cpu_op_sgd_update,
+  .ema_update = fer_cpu_op_ema_update,
   .zero = fer_cpu_op_zero,
 };
 

@@ -55,6 +55,7 @@ fer_op_softmax_xent fer_cpu_op_softmax_xent;
 /* optimizer.c */
 fer_op_adam_update fer_cpu_op_adam_update;
 fer_op_sgd_update fer_cpu_op_sgd_update;
+fer_op_ema_update fer_cpu_op_ema_update;
 fer_op_zero fer_cpu_op_zero;
 
 /* preprocess.c */

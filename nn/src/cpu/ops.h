@@ -218,6 +218,9 @@ void fer_cpu_adam_update (float *params, float *m, float *v, const float *grads,
 void fer_cpu_sgd_update (float *params, float *buf, const float *grads,
     size_t n, float lr, float momentum, float weight_decay, gboolean nesterov,
     gboolean first_step);
+/* The weights' moving average: ema += (1 - decay) (x - ema) (torch's
+ * lerp_ form), 1 - decay rounded to float once. */
+void fer_cpu_ema_update (float *ema, const float *x, size_t n, float decay);
 
 /* ---- preprocess.c ---- */
 

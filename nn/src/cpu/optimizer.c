@@ -12,6 +12,7 @@
  * SGD:   g = grad (+ wd * p); with momentum, buf = g at t = 1, else
  *        buf = momentum buf + g; d = nesterov ? g + momentum buf : buf;
  *        p += -lr d.
+ * EMA:   ema += (1 - decay) (x - ema), with 1 - decay rounded to float.
  * The backend table's entries are at the end, with the zeroing of the
  * gradients and moments. */
 #include "cpu/backend_cpu.h"
@@ -65,6 +66,14 @@ fer_cpu_sgd_update (float *params, float *buf, const float *grads, size_t n,
   }
 }
 
+void
+fer_cpu_ema_update (
+    float *restrict ema, const float *restrict x, size_t n, float decay)
+{
+  const float w = (float) (1.0 - (double) decay);
+  FER_FOR_VEC (i, n, ema[i] = ema[i] + w * (x[i] - ema[i]));
+}
+
 gboolean
 fer_cpu_op_adam_update (fer_backend *be, float *params, float *m, float *v,
     const float *grads, size_t n, float lr, float beta1, float beta2, float eps,
@@ -82,6 +91,14 @@ fer_cpu_op_sgd_update (fer_backend *be, float *params, float *buf,
 {
   fer_cpu_sgd_update (
       params, buf, grads, n, lr, momentum, weight_decay, nesterov, first_step);
+  return TRUE;
+}
+
+gboolean
+fer_cpu_op_ema_update (fer_backend *be, float *ema, const float *x, size_t n,
+    float decay, GError **error)
+{
+  fer_cpu_ema_update (ema, x, n, decay);
   return TRUE;
 }
 

@@ -305,6 +305,7 @@ static const fer_backend_ops cuda_ops = {
   .softmax_xent = fer_cuda_op_softmax_xent,
   .adam_update = fer_cuda_op_adam_update,
   .sgd_update = fer_cuda_op_sgd_update,
+  .ema_update = fer_cuda_op_ema_update,
   .zero = fer_cuda_op_zero,
 
   .selftest_tolerance = cuda_selftest_tolerance,

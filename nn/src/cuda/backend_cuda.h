@@ -143,6 +143,7 @@ fer_op_softmax_xent fer_cuda_op_softmax_xent;
 /* optimizer.c */
 fer_op_adam_update fer_cuda_op_adam_update;
 fer_op_sgd_update fer_cuda_op_sgd_update;
+fer_op_ema_update fer_cuda_op_ema_update;
 fer_op_zero fer_cuda_op_zero;
 
 /* preprocess.c: the input batch from a frame, on the device. The host

@@ -122,6 +122,11 @@ cudaError_t fer_cuda_sgd_update (cudaStream_t stream, float *params, float *buf,
     const float *grads, size_t n, float lr, float momentum, float weight_decay,
     int nesterov, int first_step);
 
+/* The weights' moving average as fer_cpu_ema_update: ema += w (x - ema),
+ * w = 1 - decay rounded to float on the host. */
+cudaError_t fer_cuda_ema_update (
+    cudaStream_t stream, float *ema, const float *x, size_t n, float w);
+
 /* ---- preprocess.cu ---- */
 
 typedef enum

@@ -39,6 +39,16 @@ fer_cuda_op_sgd_update (fer_backend *be, float *params, float *buf,
 }
 
 gboolean
+fer_cuda_op_ema_update (fer_backend *be, float *ema, const float *x, size_t n,
+    float decay, GError **error)
+{
+  cuda_backend *cb = (cuda_backend *) be;
+  return CUDA_LAUNCH_OK (cb,
+      fer_cuda_ema_update (
+          cb->stream, ema, x, n, (float) (1.0 - (double) decay)));
+}
+
+gboolean
 fer_cuda_op_zero (fer_backend *be, float *p, size_t n, GError **error)
 {
   cuda_backend *cb = (cuda_backend *) be;

@@ -1,4 +1,5 @@
-/* Optimizer CUDA kernels: the Adam/AdamW and SGD steps over the trainer's
+/* Optimizer CUDA kernels: the Adam/AdamW and SGD steps and the weights'
+ * moving average over the trainer's
  * single parameter buffer, grid-stride loops with the CPU ops' arithmetic
  * (cpu/optimizer.c) in the same order, without FMA contraction
  * (kernels.h); the per-step scalars come from the host (optimizer.c). */
@@ -40,6 +41,16 @@ sgd_kernel (float *params, float *buf, const float *grads, size_t n,
   }
 }
 
+static __global__ void
+ema_kernel (float *ema, const float *x, size_t n, float w)
+{
+  FER_CUDA_GRID_STRIDE (i, n)
+  {
+    const float e = ema[i];
+    ema[i] = e + w * (x[i] - e);
+  }
+}
+
 extern "C" cudaError_t
 fer_cuda_adam_update (cudaStream_t stream, float *params, float *m, float *v,
     const float *grads, size_t n, float p_scale, float g_decay, float b1,
@@ -57,4 +68,11 @@ fer_cuda_sgd_update (cudaStream_t stream, float *params, float *buf,
 {
   FER_CUDA_LAUNCH (sgd_kernel, n, stream, params, buf, grads, n, -lr, momentum,
       weight_decay, nesterov, first_step);
+}
+
+extern "C" cudaError_t
+fer_cuda_ema_update (
+    cudaStream_t stream, float *ema, const float *x, size_t n, float w)
+{
+  FER_CUDA_LAUNCH (ema_kernel, n, stream, ema, x, n, w);
 }
