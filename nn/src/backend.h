@@ -35,9 +35,16 @@ typedef struct fer_backend fer_backend;
 
 /* Turns host conv weights (Cout, K, K, Cin) into whatever layout this
  * backend's conv2d_forward wants (packed, on the device...), once at load
- * time; the result is released with release(). */
+ * time; the result is released with release(). The convolution then
+ * computes with weight[o] * scale[o] (scale: cout factors, the folded
+ * BatchNorm's; NULL for 1): a backend folds them into the weights
+ * (float(w * scale), in double, as PyTorch's fusion does) or, with
+ * `halves`, may keep the weights as IEEE halves and apply the factors to
+ * the sums (the CPU backend: half the memory and memory traffic; exact
+ * when every weight is a half, see model.c). */
 typedef float *fer_op_conv2d_prepare_weight (fer_backend *be,
-    const float *weight, int cout, int k, int cin, GError **error);
+    const float *weight, const double *scale, int cout, int k, int cin,
+    gboolean halves, GError **error);
 /* Inference: out = act(conv(inp, weight) + bias [+ residual]); act = ReLU
  * or none. weight comes from conv2d_prepare_weight; residual (same shape
  * as out) may be NULL. */

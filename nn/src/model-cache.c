@@ -43,10 +43,10 @@ cache_key (const char *path, const fer_model_options *opts, GError **error)
     g_free (canonical);
     return NULL;
   }
-  key = g_strdup_printf ("%s|%ju:%ju|%jd|%jd.%09ld|%d|%d|%d", resolved,
+  key = g_strdup_printf ("%s|%ju:%ju|%jd|%jd.%09ld|%d|%d|%d|%d", resolved,
       (uintmax_t) st.st_dev, (uintmax_t) st.st_ino, (intmax_t) st.st_size,
       (intmax_t) st.st_mtim.tv_sec, (long) st.st_mtim.tv_nsec,
-      (int) opts->backend, opts->device_id, opts->threads);
+      (int) opts->backend, opts->device_id, opts->threads, (int) opts->weights);
   free (resolved);
   g_free (canonical);
   return key;

@@ -43,6 +43,7 @@ typedef struct
 struct fer_model
 {
   gint refcount;   /* fer_model_ref / fer_model_free */
+  gboolean halves; /* conv weights as halves where the backend can */
   gboolean cached; /* in model-cache.c's table: released through it */
   /* Serialises the calls that compute (they share the workspace below), so
    * that one model may serve several threads: they take turns. */
@@ -222,7 +223,9 @@ upload_new (
   return *dst && m->be->ops->upload (m->be, *dst, src, n, error);
 }
 
-/* Conv d and its BatchNorm, folded and reordered to (Cout, K, K, Cin). */
+/* Conv d reordered to (Cout, K, K, Cin), and its BatchNorm: the backend
+ * folds the scale into the weights (or, with halves, applies it to the
+ * sums), the shift is the bias. */
 static gboolean
 load_conv_bn (fer_model *m, const fer_weights *wt, conv_layer *l,
     const fer_conv_desc *d, GError **error)
@@ -240,8 +243,7 @@ load_conv_bn (fer_model *m, const fer_weights *wt, conv_layer *l,
       for (int ky = 0; ky < k; ky++)
         for (int kx = 0; kx < k; kx++)
           wf[(((size_t) o * k + ky) * k + kx) * cin + ci] =
-              (float) (w[(((size_t) o * cin + ci) * k + ky) * k + kx]
-                  * scale[o]);
+              w[(((size_t) o * cin + ci) * k + ky) * k + kx];
     bf[o] = (float) shift[o];
   }
   l->cin = cin;
@@ -249,8 +251,8 @@ load_conv_bn (fer_model *m, const fer_weights *wt, conv_layer *l,
   l->k = k;
   l->stride = d->stride;
   l->pad = d->pad;
-  l->weight =
-      m->be->ops->conv2d_prepare_weight (m->be, wf, cout, k, cin, error);
+  l->weight = m->be->ops->conv2d_prepare_weight (
+      m->be, wf, scale, cout, k, cin, m->halves, error);
   ok = l->weight && upload_new (m, &l->bias, bf, cout, error);
   g_free (scale);
   g_free (shift);
@@ -443,14 +445,34 @@ fer_model_options_init (fer_model_options *opts)
   opts->backend = FER_BACKEND_AUTO;
 }
 
-/* The parts of a model that come from the file alone (no backend yet). */
+/* Whether every conv weight of w is a half exactly (a file stored as F16:
+ * halves lose nothing then). */
+static gboolean
+conv_weights_are_halves (const fer_weights *w)
+{
+  for (int i = 0; i < w->topo.n_params; i++) {
+    if (w->topo.params[i].kind != FER_PARAM_CONV_WEIGHT)
+      continue;
+    const float *x = w->tensor[i];
+    for (int64_t j = 0; j < w->topo.params[i].numel; j++)
+      if (fer_f16_to_f32 (fer_f32_to_f16 (x[j])) != x[j])
+        return FALSE;
+  }
+  return TRUE;
+}
+
+/* The parts of a model that come from the file and the options alone (no
+ * backend yet). */
 static fer_model *
-model_new (const char *path, const fer_weights *w, GError **error)
+model_new (const char *path, const fer_weights *w,
+    const fer_model_options *opts, GError **error)
 {
   fer_model *m = g_new0 (fer_model, 1);
   const fer_linear_desc *fc = &w->topo.head[w->topo.n_head - 1];
 
   m->refcount = 1;
+  m->halves = opts->weights == FER_WEIGHTS_F16
+      || (opts->weights == FER_WEIGHTS_AUTO && conv_weights_are_halves (w));
   g_mutex_init (&m->lock);
   m->path = g_strdup (path);
   m->arch = w->topo.arch;
@@ -536,7 +558,7 @@ load_on_device (fer_model *dev, const fer_weights *w, fer_backend *be,
 {
   GError *dev_error = NULL;
   const char *stage = "to load the model";
-  fer_model *cpu = model_new (dev->path, w, error);
+  fer_model *cpu = model_new (dev->path, w, opts, error);
 
   if (!cpu
       || !attach_graph (cpu, w,
@@ -581,6 +603,14 @@ fer_model_load_args (const char *path, const fer_model_options **opts,
     fer_model_options_init (defaults);
     *opts = defaults;
   }
+  if ((*opts)->weights != FER_WEIGHTS_AUTO
+      && (*opts)->weights != FER_WEIGHTS_F32
+      && (*opts)->weights != FER_WEIGHTS_F16) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "%s: model options: weights = %d (expected auto, f32 or f16)", path,
+        (int) (*opts)->weights);
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -599,7 +629,7 @@ fer_model_load (const char *path, const fer_model_options *opts, GError **error)
     return NULL;
 
   w = fer_weights_read (path, NULL, error);
-  if (!w || !(m = model_new (path, w, error)))
+  if (!w || !(m = model_new (path, w, opts, error)))
     goto fail;
   be = fer_backend_new_with_fallback (
       opts->backend, opts->device_id, opts->threads, &type, &fallback, error);
@@ -700,6 +730,15 @@ fer_model_backend (const fer_model *m)
   if (m->standby && fer_model_fallback_reason (m))
     return FER_BACKEND_CPU;
   return m->backend_type;
+}
+
+fer_weight_format
+fer_model_weight_format (const fer_model *m)
+{
+  const fer_model *c =
+      m->standby && fer_model_fallback_reason (m) ? m->standby : m;
+  return c->halves && c->backend_type == FER_BACKEND_CPU ? FER_WEIGHTS_F16
+                                                         : FER_WEIGHTS_F32;
 }
 
 gboolean

@@ -5,7 +5,7 @@
  * tests/bench/compare_torch.py (which runs PyTorch on the same batches) and
  * tests/gpu/check.sh (--backend cuda).
  *   bench-cpu --model M [--backend cpu|cuda|auto] [--threads N] [--seconds S]
- *             [--faces 1,8,32] [--tta 1,5] */
+ *             [--faces 1,8,32] [--tta 1,5] [--weights auto|f32|f16] */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -33,18 +33,21 @@ int
 main (int argc, char **argv)
 {
   char *model = NULL, *faces_s = NULL, *tta_s = NULL, *backend_s = NULL;
+  char *weights_s = NULL;
   fer_backend_type backend = FER_BACKEND_CPU;
   int threads = 1;
   double seconds = 2.0;
-  GOptionEntry entries[] = {
-    { "model", 0, 0, G_OPTION_ARG_FILENAME, &model, "Model file", "M" },
+  GOptionEntry entries[] = { { "model", 0, 0, G_OPTION_ARG_FILENAME, &model,
+                                 "Model file", "M" },
     { "backend", 0, 0, G_OPTION_ARG_STRING, &backend_s,
         "cpu (default), cuda or auto", "B" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &threads, "CPU threads", "N" },
     { "seconds", 0, 0, G_OPTION_ARG_DOUBLE, &seconds, "Time per case", "S" },
     { "faces", 0, 0, G_OPTION_ARG_STRING, &faces_s, "Faces per frame", "LIST" },
-    { "tta", 0, 0, G_OPTION_ARG_STRING, &tta_s, "TTA views", "LIST" }, { NULL }
-  };
+    { "tta", 0, 0, G_OPTION_ARG_STRING, &tta_s, "TTA views", "LIST" },
+    { "weights", 0, 0, G_OPTION_ARG_STRING, &weights_s,
+        "Conv weights: auto (default), f32 or f16", "W" },
+    { NULL } };
   GError *error = NULL;
   GOptionContext *ctx = g_option_context_new ("- libfernn CPU benchmark");
   g_option_context_add_main_entries (ctx, entries, NULL);
@@ -64,6 +67,15 @@ main (int argc, char **argv)
   fer_model_options_init (&opts);
   opts.backend = backend;
   opts.threads = threads;
+  if (weights_s && g_strcmp0 (weights_s, "auto") != 0) {
+    if (g_strcmp0 (weights_s, "f32") != 0
+        && g_strcmp0 (weights_s, "f16") != 0) {
+      fprintf (stderr, "bench-cpu: --weights %s: expected auto, f32 or f16\n",
+          weights_s);
+      return 2;
+    }
+    opts.weights = weights_s[1] == '3' ? FER_WEIGHTS_F32 : FER_WEIGHTS_F16;
+  }
   fer_model *m = fer_model_load (model, &opts, &error);
   if (!m) {
     fprintf (stderr, "bench-cpu: %s\n", error->message);
@@ -117,10 +129,12 @@ main (int argc, char **argv)
       double forward_vps = iters * n * T / t;
 
       printf ("{\"impl\": \"libfernn\", \"backend\": \"%s\", "
-              "\"threads\": %d, \"tta\": %d, \"faces\": %d, "
-              "\"faces_per_s\": %.2f, \"forward_views_per_s\": %.2f}\n",
-          fer_backend_type_to_string (fer_model_backend (m)), threads, T, n,
-          classify_fps, forward_vps);
+              "\"weights\": \"%s\", \"threads\": %d, \"tta\": %d, "
+              "\"faces\": %d, \"faces_per_s\": %.2f, "
+              "\"forward_views_per_s\": %.2f}\n",
+          fer_backend_type_to_string (fer_model_backend (m)),
+          fer_model_weight_format (m) == FER_WEIGHTS_F16 ? "f16" : "f32",
+          threads, T, n, classify_fps, forward_vps);
       fflush (stdout);
       g_free (rects);
       g_free (probs);
@@ -135,6 +149,7 @@ main (int argc, char **argv)
   g_free (faces_s);
   g_free (tta_s);
   g_free (backend_s);
+  g_free (weights_s);
   fer_model_free (m);
   return 0;
 }

@@ -332,6 +332,84 @@ test_classify (void)
   g_free (path);
 }
 
+/* The file at path on one CPU thread, conv weights as `format`. */
+static fer_model *
+load_weights (const char *path, fer_weight_format format, GError **error)
+{
+  fer_model_options opts;
+  fer_model_options_init (&opts);
+  opts.backend = FER_BACKEND_CPU;
+  opts.threads = 1;
+  opts.weights = format;
+  return fer_model_load (path, &opts, error);
+}
+
+static double
+max_prob_diff (fer_model *a, fer_model *b)
+{
+  GError *error = NULL;
+  guint8 *pixels = g_new (guint8, 160 * 120);
+  fer_image img = gray_frame (pixels, 160, 120, 5);
+  fer_rect faces[3] = { { 10, 10, 48, 48 }, { 70, 20, 64, 80 },
+    { 100, 50, 60, 60 } };
+  float pa[3 * 7], pb[3 * 7];
+  double err = 0.0;
+  g_assert_true (fer_model_classify (a, &img, faces, 3, 5, pa, &error));
+  g_assert_true (fer_model_classify (b, &img, faces, 3, 5, pb, &error));
+  g_assert_no_error (error);
+  for (int i = 0; i < 3 * 7; i++)
+    err = fmax (err, fabs (pa[i] - pb[i]));
+  g_free (pixels);
+  return err;
+}
+
+/* Conv weights as halves on the CPU (fer_weight_format): chosen under auto
+ * exactly when the file's conv weights are halves (an F16 file), and then
+ * the probabilities are float32's to rounding; forced on a float32 file,
+ * they move by what 11-bit weights cost (bound printed and asserted). */
+static void
+test_weight_formats (void)
+{
+  GError *error = NULL;
+  fer_arch a = { FER_STEM_TORCHVISION, FER_HEAD_FC, 1, 7 };
+  g_autofree char *f16 = tmp_path ("w16.safetensors");
+  g_autofree char *f32 = tmp_path ("w32.safetensors");
+  g_assert_true (
+      fer_model_write_random (&a, 9, TRUE, FER_DTYPE_F16, NULL, f16, &error));
+  g_assert_true (
+      fer_model_write_random (&a, 9, TRUE, FER_DTYPE_F32, NULL, f32, &error));
+  g_assert_no_error (error);
+
+  fer_model *h_auto = load_weights (f16, FER_WEIGHTS_AUTO, &error);
+  fer_model *h_f32 = load_weights (f16, FER_WEIGHTS_F32, &error);
+  fer_model *s_auto = load_weights (f32, FER_WEIGHTS_AUTO, &error);
+  fer_model *s_f16 = load_weights (f32, FER_WEIGHTS_F16, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (fer_model_weight_format (h_auto), ==, FER_WEIGHTS_F16);
+  g_assert_cmpint (fer_model_weight_format (h_f32), ==, FER_WEIGHTS_F32);
+  g_assert_cmpint (fer_model_weight_format (s_auto), ==, FER_WEIGHTS_F32);
+  g_assert_cmpint (fer_model_weight_format (s_f16), ==, FER_WEIGHTS_F16);
+  double exact = max_prob_diff (h_auto, h_f32);
+  double rounded = max_prob_diff (s_f16, s_auto);
+  g_print ("# F16 file, half vs float32 weights: max |dp| = %.3g; F32 file "
+           "forced to halves: max |dp| = %.3g\n",
+      exact, rounded);
+  g_assert_cmpfloat (exact, <, 1e-5);
+  g_assert_cmpfloat (rounded, <, 1e-2);
+  g_assert_cmpfloat (rounded, >, exact);
+  fer_model_free (h_auto);
+  fer_model_free (h_f32);
+  fer_model_free (s_auto);
+  fer_model_free (s_f16);
+
+  g_assert_null (load_weights (f16, (fer_weight_format) 7, &error));
+  g_assert_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT);
+  g_assert_nonnull (strstr (error->message, "weights = 7"));
+  g_clear_error (&error);
+  g_unlink (f16);
+  g_unlink (f32);
+}
+
 static void
 test_backend_choice (void)
 {
@@ -380,6 +458,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/bad-models", test_bad_models);
   g_test_add_func ("/model/classify", test_classify);
   g_test_add_func ("/model/backend-choice", test_backend_choice);
+  g_test_add_func ("/model/weight-formats", test_weight_formats);
   int rc = g_test_run ();
   g_rmdir (tmpdir);
   g_free (tmpdir);

@@ -87,9 +87,46 @@ typedef struct
   size_t chunk; /* floats of packed pixels per step; 0: the default */
 } forward_case;
 
+/* The half-weight convolution's inputs for c (fer_cpu_conv2d_forward_f16):
+ * w rounded to halves (as an F16 file's weights are), packed, a scale per
+ * output channel, and the naive convolution with those weights times the
+ * scale. The same tolerance as float32 weights holds: halves lose nothing
+ * more. */
+typedef struct
+{
+  uint16_t *packed;
+  float *scale;
+  double *ref;
+} half_case;
+
+static half_case
+half_case_new (const forward_case *c, const fer_conv_shape *s, const float *inp,
+    const float *w, const float *bias, const float *res)
+{
+  const size_t nw = (size_t) s->cout * s->k * s->k * s->cin;
+  const size_t nout = (size_t) s->n * s->oh * s->ow * s->cout;
+  float *halves = g_new (float, nw), *folded = g_new (float, nw);
+  half_case h = { g_new (uint16_t,
+                      fer_cpu_conv2d_weight_floats (s->cout, s->k, s->cin)),
+    test_random_floats (&rng, s->cout, 1.0f), g_new (double, nout) };
+
+  for (int o = 0; o < s->cout; o++)
+    h.scale[o] = 0.5f + fabsf (h.scale[o]);
+  for (size_t i = 0; i < nw; i++) {
+    halves[i] = fer_f16_to_f32 (fer_f32_to_f16 (w[i]));
+    folded[i] = halves[i] * h.scale[i / (nw / s->cout)];
+  }
+  g_assert_true (fer_cpu_conv2d_pack_weight_f16 (
+      h.packed, halves, s->cout, s->k, s->cin, NULL));
+  naive_conv (h.ref, NULL, NULL, inp, folded, bias, res, NULL, s, c->relu);
+  g_free (halves);
+  g_free (folded);
+  return h;
+}
+
 /* Runs c on every kernel this CPU has (C, AVX2, AVX-512; the lower ones
  * forced through fer_cpu_isa_set) with 1 and 2 threads, against one naive
- * reference. */
+ * reference, with float32 weights and with halves (half_case). */
 static void
 check_forward (const forward_case *c)
 {
@@ -115,26 +152,37 @@ check_forward (const forward_case *c)
   g_assert_nonnull (two);
   fer_cpu_conv2d_pack_weight (packed, w, s.cout, s.k, s.cin);
   naive_conv (ref, NULL, NULL, inp, w, bias, res, NULL, &s, c->relu);
+  half_case h = half_case_new (c, &s, inp, w, bias, res);
   for (int isa = FER_CPU_ISA_C; isa <= (int) best; isa++) {
     g_assert_cmpint (fer_cpu_isa_set (isa), ==, isa);
-    for (int threads = 1; threads <= 2; threads++) {
+    for (int run = 0; run < 4; run++) {
+      const int threads = 1 + run % 2;
+      const gboolean halves = run >= 2;
       GError *error = NULL;
       /* NaN: any output the convolution fails to write shows */
       for (size_t i = 0; i < nout; i++)
         out[i] = NAN;
-      g_assert_true (fer_cpu_conv2d_forward (out, inp, packed, bias, res, &s,
-          c->relu, scratch, threads == 2 ? two : NULL, &error));
+      g_assert_true (halves
+              ? fer_cpu_conv2d_forward_f16 (out, inp, h.packed, h.scale, bias,
+                  res, &s, c->relu, scratch, threads == 2 ? two : NULL, &error)
+              : fer_cpu_conv2d_forward (out, inp, packed, bias, res, &s,
+                  c->relu, scratch, threads == 2 ? two : NULL, &error));
       g_assert_no_error (error);
-      double err = test_max_rel_error (out, ref, nout);
+      double err = test_max_rel_error (out, halves ? h.ref : ref, nout);
       g_test_message (
           "conv n=%d %dx%dx%d -> %d k=%d s=%d p=%d bias=%d "
-          "res=%d relu=%d chunk=%zu %s threads=%d: max rel error %.3g",
+          "res=%d relu=%d chunk=%zu %s threads=%d weights %s: max rel error "
+          "%.3g",
           c->n, c->h, c->w, c->cin, c->cout, c->k, c->stride, c->pad, c->bias,
-          c->residual, c->relu, chunk, fer_cpu_isa_name (isa), threads, err);
+          c->residual, c->relu, chunk, fer_cpu_isa_name (isa), threads,
+          halves ? "f16" : "f32", err);
       g_assert_cmpfloat (err, <, 1e-5);
     }
   }
   fer_cpu_isa_set (best);
+  g_free (h.packed);
+  g_free (h.scale);
+  g_free (h.ref);
   fer_cpu_workers_free (two);
   fer_cpu_conv_scratch_free (scratch);
   g_free (inp);

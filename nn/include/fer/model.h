@@ -82,11 +82,29 @@ typedef struct
  * fields you need: options added in later versions take their defaults
  * from the init function and use the reserved space, so callers that do
  * this keep compiling and keep their binary compatibility. */
+/* How the CPU backend keeps the convolution weights (the arithmetic is
+ * float32 either way): as float32, or as IEEE halves converted in
+ * registers, half the memory (22 MB instead of 45 MB for ResNet-18) and
+ * half the memory traffic, which is what bounds a forward of a few faces.
+ * AUTO: halves when that is exact, i.e. every conv weight of the file is
+ * a half (an F16 file, such as the shipped model; the BatchNorm scale is
+ * then applied to the sums rather than folded into the weights, so
+ * results equal float32's to rounding); F16: halves always (a float32
+ * file's weights rounded to 11 bits: docs/benchmarks.md gives the error).
+ * Other backends keep float32. */
+typedef enum
+{
+  FER_WEIGHTS_AUTO,
+  FER_WEIGHTS_F32,
+  FER_WEIGHTS_F16,
+} fer_weight_format;
+
 typedef struct
 {
   fer_backend_type backend;
-  int device_id;     /* CUDA device, ignored by the CPU backend */
-  int threads;       /* CPU backend threads; 0 = library default */
+  int device_id;             /* CUDA device, ignored by the CPU backend */
+  int threads;               /* CPU backend threads; 0 = library default */
+  fer_weight_format weights; /* in 0.1's padding: same size and layout */
   void *reserved[8]; /* for later options; zeroed by the init function */
 } fer_model_options;
 
@@ -187,6 +205,9 @@ FER_API fer_backend_type fer_model_backend (const fer_model *m);
 FER_API const char *fer_model_fallback_reason (const fer_model *m);
 FER_API gboolean fer_model_set_threads (
     fer_model *m, int threads, GError **error);
+/* What the model's convolution weights compute from: FER_WEIGHTS_F32 or
+ * FER_WEIGHTS_F16 (see fer_weight_format). */
+FER_API fer_weight_format fer_model_weight_format (const fer_model *m);
 /* Number of parameters in the file's (unfolded) network. */
 FER_API int64_t fer_model_n_params (const fer_model *m);
 

@@ -45,6 +45,13 @@
 /* Work items per thread when there are several threads. */
 #define ITEMS_PER_THREAD 3
 
+/* A panel of halves is widened to float32 (in the thread's scratch, where
+ * it stays in L2) for a chunk of at least this many tiles: then the
+ * conversion is paid once, not by every tile, and the float32 kernel runs;
+ * fewer tiles (a forward of a face or two) convert as they load. Either
+ * way the panel comes from memory as halves. */
+#define WIDEN_TILES 3
+
 typedef struct
 {
   int row0, rows;     /* order[row0 .. row0 + rows) */
@@ -210,6 +217,24 @@ fer_cpu_conv2d_pack_weight (
   const weight_view v = weight_view_plain (weight, k, cin);
   for (int jb = 0; jb < (cout + FER_CPU_NR - 1) / FER_CPU_NR; jb++)
     pack_panel (packed, &v, cout, k, cin, jb);
+}
+
+gboolean
+fer_cpu_conv2d_pack_weight_f16 (uint16_t *packed, const float *weight, int cout,
+    int k, int cin, GError **error)
+{
+  const size_t n = fer_cpu_conv2d_weight_floats (cout, k, cin);
+  float *tmp = g_try_new (float, n);
+  if (!tmp) {
+    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+        "cpu backend: cannot allocate %zu floats to pack a weight", n);
+    return FALSE;
+  }
+  fer_cpu_conv2d_pack_weight (tmp, weight, cout, k, cin);
+  for (size_t i = 0; i < n; i++)
+    packed[i] = fer_f32_to_f16 (tmp[i]);
+  g_free (tmp);
+  return TRUE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -637,12 +662,16 @@ typedef struct
 {
   float *out;
   const float *inp, *weight, *bias, *residual;
+  const uint16_t *weight16; /* a panel of halves instead of weight */
+  const float *scale;       /* of the sums, or NULL */
   const fer_conv_shape *s;
   gboolean relu;
   fer_cpu_isa isa;
   const fer_cpu_conv_scratch *sc;
   int n_chunks, parts; /* item i: chunk i / parts, part i % parts */
   atomic_int next_item;
+  size_t panel_at; /* floats into a thread's packed buffer: the widened
+                    * panel (weight16 only) */
 } conv_job;
 
 static void
@@ -677,10 +706,19 @@ conv_job_run (void *data, int thread, int threads)
     for (int nb = part * blocks / j->parts; nb < (part + 1) * blocks / j->parts;
          nb++) {
       const int n0 = nb * FER_CPU_NR;
+      const size_t panel = (size_t) nb * krows * FER_CPU_NR;
+      const gboolean widen = j->weight16 && t1 - t0 >= WIDEN_TILES;
+      if (widen)
+        fer_cpu_halves_to_floats (j->isa, buf + j->panel_at,
+            j->weight16 + panel, (size_t) krows * FER_CPU_NR);
       fer_cpu_tile kt = {
-        .b = j->weight + (size_t) nb * krows * FER_CPU_NR,
+        .b = widen      ? buf + j->panel_at
+            : j->weight ? j->weight + panel
+                        : NULL,
+        .b16 = j->weight16 && !widen ? j->weight16 + panel : NULL,
         .c = j->out + n0,
         .res = j->residual ? j->residual + n0 : NULL,
+        .scale = j->scale ? j->scale + n0 : NULL,
         .bias = j->bias ? j->bias + n0 : NULL,
         .ldc = s->cout,
         .ncols = MIN (FER_CPU_NR, s->cout - n0),
@@ -722,11 +760,12 @@ cut_chunks (int *chunks, const conv_tile *tiles, int n_tiles, size_t budget,
   return n;
 }
 
-gboolean
-fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
-    const float *bias, const float *residual, const fer_conv_shape *s,
-    gboolean relu, fer_cpu_conv_scratch *sc, fer_cpu_workers *workers,
-    GError **error)
+/* fer_cpu_conv2d_forward and its half-panel twin: weight or weight16. */
+static gboolean
+conv_forward (float *out, const float *inp, const float *weight,
+    const uint16_t *weight16, const float *scale, const float *bias,
+    const float *residual, const fer_conv_shape *s, gboolean relu,
+    fer_cpu_conv_scratch *sc, fer_cpu_workers *workers, GError **error)
 {
   const fer_cpu_isa isa = fer_cpu_isa_get ();
   const int threads = workers ? fer_cpu_workers_n (workers) : 1;
@@ -763,22 +802,52 @@ fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
   for (int i = 0; i < n_tiles; i++)
     total += tile_floats (&sc->tiles[i]);
 
-  conv_job j = { out, inp, weight, bias, residual, s, relu, isa, sc, 0, 1, 0 };
+  conv_job j = { out, inp, weight, bias, residual, weight16, scale, s, relu,
+    isa, sc, 0, 1, 0, 0 };
   /* With threads, enough items to balance: smaller chunks when the pixels
    * outweigh the weights (each item packs its chunk), else panel ranges
    * (each thread reads only its panels). */
   const int want = threads > 1 ? ITEMS_PER_THREAD * threads : 1;
-  if (threads > 1
-      && total > fer_cpu_conv2d_weight_floats (s->cout, s->k, s->cin))
+  const size_t weight_floats =
+      fer_cpu_conv2d_weight_floats (s->cout, s->k, s->cin) / (weight16 ? 2 : 1);
+  if (threads > 1 && total > weight_floats)
     budget = MIN (budget, MAX (total / want, 1));
   j.n_chunks = cut_chunks (sc->chunks, sc->tiles, n_tiles, budget, &largest);
   j.parts = CLAMP ((want + j.n_chunks - 1) / j.n_chunks, 1, blocks);
   atomic_init (&j.next_item, 0);
 
-  if (!grow_packed (sc, threads, MAX (largest, 1), error))
+  /* the widened panel after the packed pixels, 64-byte aligned */
+  j.panel_at = weight16 ? (size_t) round_up ((int) largest, 16) : 0;
+  if (!grow_packed (sc, threads,
+          MAX (j.panel_at
+                  + (weight16
+                          ? (size_t) reduction_rows (s->k, s->cin) * FER_CPU_NR
+                          : largest),
+              1),
+          error))
     return FALSE;
   run_job (workers, conv_job_run, &j);
   return TRUE;
+}
+
+gboolean
+fer_cpu_conv2d_forward (float *out, const float *inp, const float *weight,
+    const float *bias, const float *residual, const fer_conv_shape *s,
+    gboolean relu, fer_cpu_conv_scratch *sc, fer_cpu_workers *workers,
+    GError **error)
+{
+  return conv_forward (out, inp, weight, NULL, NULL, bias, residual, s, relu,
+      sc, workers, error);
+}
+
+gboolean
+fer_cpu_conv2d_forward_f16 (float *out, const float *inp,
+    const uint16_t *weight, const float *scale, const float *bias,
+    const float *residual, const fer_conv_shape *s, gboolean relu,
+    fer_cpu_conv_scratch *sc, fer_cpu_workers *workers, GError **error)
+{
+  return conv_forward (out, inp, NULL, weight, scale, bias, residual, s, relu,
+      sc, workers, error);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1745,14 +1814,58 @@ fer_cpu_conv2d_backward (float *dinp, float *dweight, const float *dout,
 /* ------------------------------------------------------------------ */
 /* The backend table's entries                                         */
 
+/* A prepared weight (the backend's conv2d_prepare_weight): a header of
+ * PREP_HEADER floats whose first word says the format, then either the
+ * float32 panels (scale folded in), or the cout factors (rounded up to
+ * PREP_HEADER floats, so the panels stay 64-byte aligned) and the panels
+ * as halves. */
+#define PREP_HEADER 16
+enum
+{
+  PREP_F32 = 0x46333220, /* "F32 " */
+  PREP_F16 = 0x46313620, /* "F16 " */
+};
+
 float *
 fer_cpu_op_conv2d_prepare_weight (fer_backend *be, const float *weight,
-    int cout, int k, int cin, GError **error)
+    const double *scale, int cout, int k, int cin, gboolean halves,
+    GError **error)
 {
-  float *w =
-      be->ops->alloc (be, fer_cpu_conv2d_weight_floats (cout, k, cin), error);
-  if (w)
-    fer_cpu_conv2d_pack_weight (w, weight, cout, k, cin);
+  const size_t n = (size_t) cout * k * k * cin, per_out = n / cout;
+  const size_t panel = fer_cpu_conv2d_weight_floats (cout, k, cin);
+  const size_t factors = (size_t) round_up (cout, PREP_HEADER);
+  const uint32_t format = halves ? PREP_F16 : PREP_F32;
+  float *w = be->ops->alloc (
+      be, PREP_HEADER + (halves ? factors + (panel + 1) / 2 : panel), error);
+  float *folded = NULL;
+  gboolean ok = w != NULL;
+
+  if (ok)
+    memcpy (w, &format, sizeof format);
+  if (ok && halves) {
+    for (int o = 0; o < cout; o++)
+      w[PREP_HEADER + o] = scale ? (float) scale[o] : 1.0f;
+    ok = fer_cpu_conv2d_pack_weight_f16 (
+        (uint16_t *) (w + PREP_HEADER + factors), weight, cout, k, cin, error);
+  } else if (ok) {
+    if (scale) {
+      folded = g_try_new (float, n);
+      ok = folded != NULL;
+      if (!ok)
+        g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+            "cpu backend: cannot allocate %zu floats to fold a weight", n);
+      for (size_t i = 0; ok && i < n; i++)
+        folded[i] = (float) (weight[i] * scale[i / per_out]);
+    }
+    if (ok)
+      fer_cpu_conv2d_pack_weight (
+          w + PREP_HEADER, folded ? folded : weight, cout, k, cin);
+  }
+  g_free (folded);
+  if (!ok && w) {
+    be->ops->release (be, w);
+    w = NULL;
+  }
   return w;
 }
 
@@ -1762,8 +1875,17 @@ fer_cpu_op_conv2d_forward (fer_backend *be, float *out, const float *inp,
     const fer_conv_shape *s, gboolean relu, GError **error)
 {
   cpu_backend *cpu = (cpu_backend *) be;
-  return fer_cpu_conv2d_forward (out, inp, weight, bias, residual, s, relu,
-      cpu->conv, cpu->workers, error);
+  uint32_t format;
+  memcpy (&format, weight, sizeof format);
+  if (format == PREP_F16) {
+    const float *scale = weight + PREP_HEADER;
+    const uint16_t *panel =
+        (const uint16_t *) (scale + round_up (s->cout, PREP_HEADER));
+    return fer_cpu_conv2d_forward_f16 (out, inp, panel, scale, bias, residual,
+        s, relu, cpu->conv, cpu->workers, error);
+  }
+  return fer_cpu_conv2d_forward (out, inp, weight + PREP_HEADER, bias, residual,
+      s, relu, cpu->conv, cpu->workers, error);
 }
 
 size_t

@@ -14,7 +14,7 @@
 #include <immintrin.h>
 /* Functions (inlined ones too) that use the ISA's intrinsics. */
 #define TARGET_AVX512 __attribute__ ((target ("avx512f,avx2,fma")))
-#define TARGET_AVX2 __attribute__ ((target ("avx2,fma")))
+#define TARGET_AVX2 __attribute__ ((target ("avx2,fma,f16c")))
 #define ALWAYS_INLINE inline __attribute__ ((always_inline))
 /* The vector kernels are left out of AddressSanitizer's instrumentation:
  * instrumented, they made training under ASan ten times slower, past the
@@ -25,6 +25,9 @@
 #else
 #define FER_CPU_X86 0
 #endif
+
+/* A panel row of halves, converted: the C kernel's and the tests'. */
+#include <fer/safetensors.h>
 
 #define MR_AVX512 14
 #define MR_AVX2 6
@@ -47,26 +50,34 @@ static void
 tile_c (const fer_cpu_tile *t)
 {
   float acc[MR_C][FER_CPU_NR] = { { 0 } };
+  float row[FER_CPU_NR];
   const float *a = t->a;
 
   for (int i = 0; i < t->n_runs; i++) {
-    const float *b = t->b + (size_t) t->runs[i].k0 * FER_CPU_NR;
+    const size_t k0 = (size_t) t->runs[i].k0 * FER_CPU_NR;
     for (int kb = 0; kb < t->runs[i].len; kb += FER_CPU_KB) {
-      for (int kk = 0; kk < FER_CPU_KB; kk++)
+      for (int kk = 0; kk < FER_CPU_KB; kk++) {
+        const size_t at = k0 + (size_t) (kb + kk) * FER_CPU_NR;
+        const float *b = t->b + at;
+        if (t->b16) {
+          for (int j = 0; j < FER_CPU_NR; j++)
+            row[j] = fer_f16_to_f32 (t->b16[at + j]);
+          b = row;
+        }
         for (int r = 0; r < t->rows; r++) {
           float av = a[r * FER_CPU_KB + kk];
           for (int j = 0; j < FER_CPU_NR; j++)
-            acc[r][j] += av * b[kk * FER_CPU_NR + j];
+            acc[r][j] += av * b[j];
         }
+      }
       a += t->rows * FER_CPU_KB;
-      b += FER_CPU_KB * FER_CPU_NR;
     }
   }
   for (int r = 0; r < t->rows; r++) {
     ptrdiff_t off = t->row_ids[r] * t->ldc;
     for (int j = 0; j < t->ncols; j++) {
-      float v = acc[r][j] + (t->bias ? t->bias[j] : 0.0f)
-          + (t->res ? t->res[off + j] : 0.0f);
+      float v = (t->scale ? acc[r][j] * t->scale[j] : acc[r][j])
+          + (t->bias ? t->bias[j] : 0.0f) + (t->res ? t->res[off + j] : 0.0f);
       t->c[off + j] = t->relu && v < 0.0f ? 0.0f : v;
     }
   }
@@ -77,8 +88,10 @@ tile_c (const fer_cpu_tile *t)
 /* ------------------------------------------------------------------ */
 /* AVX-512                                                             */
 
+/* H: the panel holds halves (t->b16), converted as loaded (VCVTPH2PS);
+ * one 64-byte line is then a whole panel row, prefetched once. */
 static ALWAYS_INLINE TARGET_AVX512 NO_ASAN void
-tile_avx512_rows (const int R, const fer_cpu_tile *t)
+tile_avx512_rows (const int R, const int H, const fer_cpu_tile *t)
 {
   __m512 acc[MR_AVX512][2];
   const float *a = t->a;
@@ -87,16 +100,29 @@ tile_avx512_rows (const int R, const fer_cpu_tile *t)
   for (int r = 0; r < R; r++)
     acc[r][0] = acc[r][1] = _mm512_setzero_ps ();
   for (int i = 0; i < t->n_runs; i++) {
-    const float *b = t->b + (size_t) t->runs[i].k0 * FER_CPU_NR;
+    const size_t k0 = (size_t) t->runs[i].k0 * FER_CPU_NR;
+    const float *b = H ? NULL : t->b + k0;
+    const uint16_t *bh = H ? t->b16 + k0 : NULL;
     for (int kb = 0; kb < t->runs[i].len; kb += FER_CPU_KB) {
 #pragma GCC unroll 16
       for (int kk = 0; kk < FER_CPU_KB; kk++) {
-        __m512 b0 = _mm512_loadu_ps (b + kk * FER_CPU_NR);
-        __m512 b1 = _mm512_loadu_ps (b + kk * FER_CPU_NR + 16);
-        const float *ahead =
-            b + (PREFETCH_BLOCKS * FER_CPU_KB + kk) * FER_CPU_NR;
-        _mm_prefetch ((const char *) ahead, _MM_HINT_T0);
-        _mm_prefetch ((const char *) (ahead + 16), _MM_HINT_T0);
+        __m512 b0, b1;
+        if (H) {
+          const uint16_t *row = bh + kk * FER_CPU_NR;
+          b0 = _mm512_cvtph_ps (_mm256_loadu_si256 ((const __m256i *) row));
+          b1 = _mm512_cvtph_ps (
+              _mm256_loadu_si256 ((const __m256i *) (row + 16)));
+          _mm_prefetch ((const char *) (bh
+                            + (PREFETCH_BLOCKS * FER_CPU_KB + kk) * FER_CPU_NR),
+              _MM_HINT_T0);
+        } else {
+          b0 = _mm512_loadu_ps (b + kk * FER_CPU_NR);
+          b1 = _mm512_loadu_ps (b + kk * FER_CPU_NR + 16);
+          const float *ahead =
+              b + (PREFETCH_BLOCKS * FER_CPU_KB + kk) * FER_CPU_NR;
+          _mm_prefetch ((const char *) ahead, _MM_HINT_T0);
+          _mm_prefetch ((const char *) (ahead + 16), _MM_HINT_T0);
+        }
 #pragma GCC unroll 16
         for (int r = 0; r < R; r++) {
           __m512 av = _mm512_set1_ps (a[r * FER_CPU_KB + kk]);
@@ -105,7 +131,10 @@ tile_avx512_rows (const int R, const fer_cpu_tile *t)
         }
       }
       a += R * FER_CPU_KB;
-      b += FER_CPU_KB * FER_CPU_NR;
+      if (H)
+        bh += FER_CPU_KB * FER_CPU_NR;
+      else
+        b += FER_CPU_KB * FER_CPU_NR;
     }
   }
 
@@ -119,6 +148,15 @@ tile_avx512_rows (const int R, const fer_cpu_tile *t)
   if (t->bias) {
     bias0 = _mm512_maskz_loadu_ps (m0, t->bias);
     bias1 = _mm512_maskz_loadu_ps (m1, t->bias + 16);
+  }
+  if (t->scale) {
+    const __m512 s0 = _mm512_maskz_loadu_ps (m0, t->scale);
+    const __m512 s1 = _mm512_maskz_loadu_ps (m1, t->scale + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++) {
+      acc[r][0] = _mm512_mul_ps (acc[r][0], s0);
+      acc[r][1] = _mm512_mul_ps (acc[r][1], s1);
+    }
   }
 #pragma GCC unroll 16
   for (int r = 0; r < R; r++) {
@@ -139,52 +177,33 @@ tile_avx512_rows (const int R, const fer_cpu_tile *t)
   }
 }
 
+/* One case per tile height and panel type: each a kernel of its own. */
+#define TILE_CASES(rows_fn, R)                                                 \
+  case R:                                                                      \
+    if (t->b16)                                                                \
+      rows_fn (R, 1, t);                                                       \
+    else                                                                       \
+      rows_fn (R, 0, t);                                                       \
+    break;
+
 static TARGET_AVX512 NO_ASAN void
 tile_avx512 (const fer_cpu_tile *t)
 {
   switch (t->rows) {
-    case 1:
-      tile_avx512_rows (1, t);
-      break;
-    case 2:
-      tile_avx512_rows (2, t);
-      break;
-    case 3:
-      tile_avx512_rows (3, t);
-      break;
-    case 4:
-      tile_avx512_rows (4, t);
-      break;
-    case 5:
-      tile_avx512_rows (5, t);
-      break;
-    case 6:
-      tile_avx512_rows (6, t);
-      break;
-    case 7:
-      tile_avx512_rows (7, t);
-      break;
-    case 8:
-      tile_avx512_rows (8, t);
-      break;
-    case 9:
-      tile_avx512_rows (9, t);
-      break;
-    case 10:
-      tile_avx512_rows (10, t);
-      break;
-    case 11:
-      tile_avx512_rows (11, t);
-      break;
-    case 12:
-      tile_avx512_rows (12, t);
-      break;
-    case 13:
-      tile_avx512_rows (13, t);
-      break;
-    case 14:
-      tile_avx512_rows (14, t);
-      break;
+    TILE_CASES (tile_avx512_rows, 1)
+    TILE_CASES (tile_avx512_rows, 2)
+    TILE_CASES (tile_avx512_rows, 3)
+    TILE_CASES (tile_avx512_rows, 4)
+    TILE_CASES (tile_avx512_rows, 5)
+    TILE_CASES (tile_avx512_rows, 6)
+    TILE_CASES (tile_avx512_rows, 7)
+    TILE_CASES (tile_avx512_rows, 8)
+    TILE_CASES (tile_avx512_rows, 9)
+    TILE_CASES (tile_avx512_rows, 10)
+    TILE_CASES (tile_avx512_rows, 11)
+    TILE_CASES (tile_avx512_rows, 12)
+    TILE_CASES (tile_avx512_rows, 13)
+    TILE_CASES (tile_avx512_rows, 14)
     default:
       g_assert_not_reached ();
   }
@@ -206,8 +225,9 @@ pack_blocks_avx512 (
 /* AVX2 + FMA: 16 ymm registers hold 6 x 16 channels, so a tile is done   */
 /* as two halves of the panel.                                          */
 
+/* H: halves, converted as loaded (F16C's VCVTPH2PS). */
 static ALWAYS_INLINE TARGET_AVX2 NO_ASAN void
-tile_avx2_half (const int R, const fer_cpu_tile *t, int half)
+tile_avx2_half (const int R, const int H, const fer_cpu_tile *t, int half)
 {
   __m256 acc[MR_AVX2][2];
   const float *a = t->a;
@@ -218,15 +238,27 @@ tile_avx2_half (const int R, const fer_cpu_tile *t, int half)
   for (int r = 0; r < R; r++)
     acc[r][0] = acc[r][1] = _mm256_setzero_ps ();
   for (int i = 0; i < t->n_runs; i++) {
-    const float *b = t->b + (size_t) t->runs[i].k0 * FER_CPU_NR + col0;
+    const size_t k0 = (size_t) t->runs[i].k0 * FER_CPU_NR + col0;
+    const float *b = H ? NULL : t->b + k0;
+    const uint16_t *bh = H ? t->b16 + k0 : NULL;
     for (int kb = 0; kb < t->runs[i].len; kb += FER_CPU_KB) {
 #pragma GCC unroll 16
       for (int kk = 0; kk < FER_CPU_KB; kk++) {
-        __m256 b0 = _mm256_loadu_ps (b + kk * FER_CPU_NR);
-        __m256 b1 = _mm256_loadu_ps (b + kk * FER_CPU_NR + 8);
-        _mm_prefetch ((const char *) (b
-                          + (PREFETCH_BLOCKS * FER_CPU_KB + kk) * FER_CPU_NR),
-            _MM_HINT_T0);
+        __m256 b0, b1;
+        if (H) {
+          const uint16_t *row = bh + kk * FER_CPU_NR;
+          b0 = _mm256_cvtph_ps (_mm_loadu_si128 ((const __m128i *) row));
+          b1 = _mm256_cvtph_ps (_mm_loadu_si128 ((const __m128i *) (row + 8)));
+          _mm_prefetch ((const char *) (bh
+                            + (PREFETCH_BLOCKS * FER_CPU_KB + kk) * FER_CPU_NR),
+              _MM_HINT_T0);
+        } else {
+          b0 = _mm256_loadu_ps (b + kk * FER_CPU_NR);
+          b1 = _mm256_loadu_ps (b + kk * FER_CPU_NR + 8);
+          _mm_prefetch ((const char *) (b
+                            + (PREFETCH_BLOCKS * FER_CPU_KB + kk) * FER_CPU_NR),
+              _MM_HINT_T0);
+        }
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
           __m256 av = _mm256_broadcast_ss (a + r * FER_CPU_KB + kk);
@@ -235,12 +267,24 @@ tile_avx2_half (const int R, const fer_cpu_tile *t, int half)
         }
       }
       a += R * FER_CPU_KB;
-      b += FER_CPU_KB * FER_CPU_NR;
+      if (H)
+        bh += FER_CPU_KB * FER_CPU_NR;
+      else
+        b += FER_CPU_KB * FER_CPU_NR;
     }
   }
 
   const float *bias = t->bias ? t->bias + col0 : NULL;
+  const float *scale = t->scale ? t->scale + col0 : NULL;
   const __m256 zero = _mm256_setzero_ps ();
+  if (scale && ncols == 16) {
+    const __m256 s0 = _mm256_loadu_ps (scale), s1 = _mm256_loadu_ps (scale + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+      acc[r][0] = _mm256_mul_ps (acc[r][0], s0);
+      acc[r][1] = _mm256_mul_ps (acc[r][1], s1);
+    }
+  }
 #pragma GCC unroll 8
   for (int r = 0; r < R; r++) {
     ptrdiff_t off = t->row_ids[r] * t->ldc + col0;
@@ -268,7 +312,8 @@ tile_avx2_half (const int R, const fer_cpu_tile *t, int half)
       _mm256_storeu_ps (v, acc[r][0]);
       _mm256_storeu_ps (v + 8, acc[r][1]);
       for (int j = 0; j < ncols; j++) {
-        float x = v[j] + (bias ? bias[j] : 0.0f) + (res ? res[j] : 0.0f);
+        float x = (scale ? v[j] * scale[j] : v[j]) + (bias ? bias[j] : 0.0f)
+            + (res ? res[j] : 0.0f);
         c[j] = t->relu && x < 0.0f ? 0.0f : x;
       }
     }
@@ -276,35 +321,23 @@ tile_avx2_half (const int R, const fer_cpu_tile *t, int half)
 }
 
 static ALWAYS_INLINE TARGET_AVX2 NO_ASAN void
-tile_avx2_rows (const int R, const fer_cpu_tile *t)
+tile_avx2_rows (const int R, const int H, const fer_cpu_tile *t)
 {
-  tile_avx2_half (R, t, 0);
+  tile_avx2_half (R, H, t, 0);
   if (t->ncols > 16)
-    tile_avx2_half (R, t, 1);
+    tile_avx2_half (R, H, t, 1);
 }
 
 static TARGET_AVX2 NO_ASAN void
 tile_avx2 (const fer_cpu_tile *t)
 {
   switch (t->rows) {
-    case 1:
-      tile_avx2_rows (1, t);
-      break;
-    case 2:
-      tile_avx2_rows (2, t);
-      break;
-    case 3:
-      tile_avx2_rows (3, t);
-      break;
-    case 4:
-      tile_avx2_rows (4, t);
-      break;
-    case 5:
-      tile_avx2_rows (5, t);
-      break;
-    case 6:
-      tile_avx2_rows (6, t);
-      break;
+    TILE_CASES (tile_avx2_rows, 1)
+    TILE_CASES (tile_avx2_rows, 2)
+    TILE_CASES (tile_avx2_rows, 3)
+    TILE_CASES (tile_avx2_rows, 4)
+    TILE_CASES (tile_avx2_rows, 5)
+    TILE_CASES (tile_avx2_rows, 6)
     default:
       g_assert_not_reached ();
   }
@@ -601,7 +634,8 @@ fer_cpu_isa_best (void)
   __builtin_cpu_init ();
   if (__builtin_cpu_supports ("avx512f"))
     return FER_CPU_ISA_AVX512;
-  if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma"))
+  if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma")
+      && __builtin_cpu_supports ("f16c"))
     return FER_CPU_ISA_AVX2;
 #endif
   return FER_CPU_ISA_C;
@@ -612,7 +646,13 @@ fer_cpu_isa_get (void)
 {
   gint isa = g_atomic_int_get (&active_isa);
   if (isa < 0) {
+    /* FER_CPU_ISA=avx2|c: a lower kernel than the best, for benchmarks of
+     * the paths other machines take (never a higher one) */
+    const char *want = g_getenv ("FER_CPU_ISA");
     isa = (gint) fer_cpu_isa_best ();
+    for (int i = FER_CPU_ISA_C; want && i < isa; i++)
+      if (g_ascii_strcasecmp (want, fer_cpu_isa_name ((fer_cpu_isa) i)) == 0)
+        isa = i;
     g_atomic_int_set (&active_isa, isa);
   }
   return (fer_cpu_isa) isa;
@@ -670,6 +710,48 @@ fer_cpu_pack_blocks (fer_cpu_isa isa, float *dst, ptrdiff_t stride,
     else
       memset (dst, 0, FER_CPU_KB * sizeof (float));
   }
+}
+
+#if FER_CPU_X86
+static TARGET_AVX512 NO_ASAN void
+halves_avx512 (float *dst, const uint16_t *src, size_t n)
+{
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps (dst + i,
+        _mm512_cvtph_ps (_mm256_loadu_si256 ((const __m256i *) (src + i))));
+  for (; i < n; i++)
+    dst[i] = fer_f16_to_f32 (src[i]);
+}
+
+static TARGET_AVX2 NO_ASAN void
+halves_avx2 (float *dst, const uint16_t *src, size_t n)
+{
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps (dst + i,
+        _mm256_cvtph_ps (_mm_loadu_si128 ((const __m128i *) (src + i))));
+  for (; i < n; i++)
+    dst[i] = fer_f16_to_f32 (src[i]);
+}
+#endif
+
+void
+fer_cpu_halves_to_floats (
+    fer_cpu_isa isa, float *dst, const uint16_t *src, size_t n)
+{
+#if FER_CPU_X86
+  if (isa == FER_CPU_ISA_AVX512) {
+    halves_avx512 (dst, src, n);
+    return;
+  }
+  if (isa == FER_CPU_ISA_AVX2) {
+    halves_avx2 (dst, src, n);
+    return;
+  }
+#endif
+  for (size_t i = 0; i < n; i++)
+    dst[i] = fer_f16_to_f32 (src[i]);
 }
 
 void

@@ -7,6 +7,9 @@
  *   weight panel (conv.c packs it once, at load time):
  *     (krows, NR) = the rows kk = (ky * K + kx) * Cin + ci of one block of
  *     NR output channels; channels past Cout and rows past K*K*Cin are 0;
+ *     float32, or IEEE half (binary16) values converted to float32 in
+ *     registers as they are loaded (half the memory traffic for the
+ *     memory-bound small batches; the arithmetic stays float32);
  *   packed pixels (conv.c packs them per tile, skipping padded taps):
  *     (klen / KB, rows, KB): the reduction in blocks of KB values, the rows
  *     of one block side by side, so a kernel walks A with one pointer. */
@@ -14,6 +17,7 @@
 #define FER_CPU_GEMM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <glib.h>
 
 #define FER_CPU_NR 32     /* output channels per weight panel */
@@ -23,7 +27,7 @@
 typedef enum
 {
   FER_CPU_ISA_C,
-  FER_CPU_ISA_AVX2,   /* AVX2 + FMA */
+  FER_CPU_ISA_AVX2,   /* AVX2 + FMA + F16C */
   FER_CPU_ISA_AVX512, /* AVX-512 F */
 } fer_cpu_isa;
 
@@ -36,14 +40,17 @@ typedef struct
 
 typedef struct
 {
-  int rows;       /* pixels in the tile, 1..fer_cpu_isa_mr() */
-  const float *a; /* packed pixels (klen / KB, rows, KB) */
-  const float *b; /* weight panel (krows, NR) */
+  int rows;            /* pixels in the tile, 1..fer_cpu_isa_mr() */
+  const float *a;      /* packed pixels (klen / KB, rows, KB) */
+  const float *b;      /* weight panel (krows, NR), float32; or */
+  const uint16_t *b16; /* the same panel of halves (when not NULL) */
   const fer_cpu_krun *runs;
   int n_runs;
   const int *row_ids; /* rows: output row of each pixel */
   float *c;           /* out + first channel; row m at c + m * ldc */
   const float *res;   /* residual, indexed like c; or NULL */
+  const float *scale; /* + first channel: multiplies the sums before
+                       * bias; or NULL */
   const float *bias;  /* + first channel; or NULL */
   ptrdiff_t ldc;      /* Cout */
   int ncols;          /* valid channels in the panel, 1..NR */
@@ -51,7 +58,8 @@ typedef struct
 } fer_cpu_tile;
 
 /* The best kernel this CPU runs, and the one in use (the best, unless
- * fer_cpu_isa_set() asked for a lower one). */
+ * fer_cpu_isa_set() or the environment variable FER_CPU_ISA=avx2|c, read
+ * once, asked for a lower one). */
 fer_cpu_isa fer_cpu_isa_best (void);
 fer_cpu_isa fer_cpu_isa_get (void);
 /* For tests: use `isa`, or the best one if this CPU cannot run it; returns
@@ -66,7 +74,13 @@ int fer_cpu_isa_mr (fer_cpu_isa isa);
 void fer_cpu_pack_blocks (fer_cpu_isa isa, float *dst, ptrdiff_t stride,
     const float *src, int n_blocks);
 
-/* c rows = act(packed pixels . panel + bias [+ res]) over t->ncols columns. */
+/* dst (n floats) = the halves of src, exactly (VCVTPH2PS where the ISA
+ * has it). */
+void fer_cpu_halves_to_floats (
+    fer_cpu_isa isa, float *dst, const uint16_t *src, size_t n);
+
+/* c rows = act(scale * (packed pixels . panel) + bias [+ res]) over
+ * t->ncols columns. */
 void fer_cpu_gemm_tile (fer_cpu_isa isa, const fer_cpu_tile *t);
 
 /* Winograd F(2x2, 3x3) transforms (cpu/conv.c), 16 channels at a time.

@@ -49,6 +49,10 @@ size_t fer_cpu_conv2d_weight_floats (int cout, int k, int cin);
 /* packed (fer_cpu_conv2d_weight_floats) from weight (Cout, K, K, Cin). */
 void fer_cpu_conv2d_pack_weight (
     float *packed, const float *weight, int cout, int k, int cin);
+/* The same panels as IEEE halves (round to nearest even): packed holds
+ * fer_cpu_conv2d_weight_floats values. FALSE only without memory. */
+gboolean fer_cpu_conv2d_pack_weight_f16 (uint16_t *packed, const float *weight,
+    int cout, int k, int cin, GError **error);
 
 /* The convolution's scratch (schedule, packed pixels per thread, the
  * training weights packed afresh): grows to the largest convolution seen,
@@ -84,6 +88,13 @@ gboolean fer_cpu_conv2d_forward (float *out, const float *inp,
     const float *weight, const float *bias, const float *residual,
     const fer_conv_shape *s, gboolean relu, fer_cpu_conv_scratch *scratch,
     fer_cpu_workers *workers, GError **error);
+/* The same with a weight of halves (fer_cpu_conv2d_pack_weight_f16),
+ * converted to float32 in registers, and out = act(scale * conv + bias
+ * [+ residual]) with scale (cout) per output channel, or NULL for 1. */
+gboolean fer_cpu_conv2d_forward_f16 (float *out, const float *inp,
+    const uint16_t *weight, const float *scale, const float *bias,
+    const float *residual, const fer_conv_shape *s, gboolean relu,
+    fer_cpu_conv_scratch *scratch, fer_cpu_workers *workers, GError **error);
 
 /* Training: out (n, oh, ow, cout) = conv(inp (n, h, w, cin), weight (cout,
  * k, k, cin)), no bias (ResNet's convs have none; BatchNorm follows). The

@@ -235,14 +235,26 @@ fail:
  * it is. */
 float *
 fer_cuda_op_conv2d_prepare_weight (fer_backend *be, const float *weight,
-    int cout, int k, int cin, GError **error)
+    const double *scale, int cout, int k, int cin, gboolean halves,
+    GError **error)
 {
-  size_t n = (size_t) cout * k * k * cin;
-  float *w = be->ops->alloc (be, n, error);
-  if (w && !be->ops->upload (be, w, weight, n, error)) {
-    be->ops->release (be, w);
+  /* halves: float32 here too (cuDNN's FP32 and TF32 paths) */
+  size_t n = (size_t) cout * k * k * cin, per_out = n / cout;
+  float *folded = scale ? g_try_new (float, n) : NULL;
+  float *w;
+  if (scale && !folded) {
+    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+        "cuda backend: cannot allocate %zu floats to fold a weight", n);
     return NULL;
   }
+  for (size_t i = 0; folded && i < n; i++)
+    folded[i] = (float) (weight[i] * scale[i / per_out]);
+  w = be->ops->alloc (be, n, error);
+  if (w && !be->ops->upload (be, w, folded ? folded : weight, n, error)) {
+    be->ops->release (be, w);
+    w = NULL;
+  }
+  g_free (folded);
   return w;
 }
 
