@@ -22,6 +22,8 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
+#include "bench-proc.h"
+
 #define FACE_SIZE 48
 #define MAX_FACES 3
 
@@ -79,20 +81,6 @@ cmp_int64 (gconstpointer a, gconstpointer b)
 {
   gint64 x = *(const gint64 *) a, y = *(const gint64 *) b;
   return x < y ? -1 : x > y;
-}
-
-/* kB of a /proc/self/status field, or -1. */
-static glong
-status_kb (const gchar *field)
-{
-  gchar *text = NULL, *p;
-  glong kb = -1;
-
-  if (g_file_get_contents ("/proc/self/status", &text, NULL, NULL)
-      && (p = strstr (text, field)))
-    kb = atol (p + strlen (field) + 1);
-  g_free (text);
-  return kb;
 }
 
 int

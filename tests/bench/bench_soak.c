@@ -30,6 +30,8 @@
 #include <gst/gst.h>
 #include <gst/video/video.h>
 
+#include "bench-proc.h"
+
 #define FACE_SIZE 48
 #define MAX_FACES 3
 
@@ -73,20 +75,6 @@ on_out (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
   Soak *s = user_data;
   g_atomic_int_inc (&s->n_out);
   return GST_PAD_PROBE_OK;
-}
-
-/* kB of a /proc/self/status field, or -1. */
-static glong
-status_kb (const gchar *field)
-{
-  gchar *text = NULL, *p;
-  glong kb = -1;
-
-  if (g_file_get_contents ("/proc/self/status", &text, NULL, NULL)
-      && (p = strstr (text, field)))
-    kb = atol (p + strlen (field) + 1);
-  g_free (text);
-  return kb;
 }
 
 static gboolean
