@@ -321,6 +321,8 @@ fer_weights_read (const char *path, const fer_arch *arch, GError **error)
 {
   const fer_st_tensor *found[FER_ARCH_MAX_PARAMS];
   fer_safetensors *st = fer_safetensors_open (path, error);
+  /* the path as messages show it: a file name need not be UTF-8 */
+  g_autofree char *shown = fer_text_quote (path, 0);
   fer_weights *w;
   fer_arch a;
   size_t total = 0;
@@ -329,7 +331,7 @@ fer_weights_read (const char *path, const fer_arch *arch, GError **error)
     return NULL;
   if (arch)
     a = *arch;
-  else if (!recognise_arch (st, path, &a, error))
+  else if (!recognise_arch (st, shown, &a, error))
     goto fail;
 
   w = g_new0 (fer_weights, 1);
@@ -337,7 +339,7 @@ fer_weights_read (const char *path, const fer_arch *arch, GError **error)
   for (int i = 0; i < w->topo.n_params; i++) {
     const fer_param_desc *d = &w->topo.params[i];
     found[i] = fer_safetensors_find (st, d->name);
-    if (!fer_check_tensor (found[i], d, path, d->name, TRUE, error)) {
+    if (!fer_check_tensor (found[i], d, shown, d->name, TRUE, error)) {
       fer_weights_free (w);
       goto fail;
     }

@@ -122,7 +122,8 @@ parse_floats (const char *path, const char *key, const char *value,
 static gboolean
 apply_metadata (fer_model *m, const char *fc_name, GError **error)
 {
-  const char *path = m->path;
+  /* the path as messages show it: a file name need not be UTF-8 */
+  g_autofree char *path = fer_text_quote (m->path, 0);
   const fer_arch *a = &m->arch;
   const char *v;
 
@@ -606,8 +607,9 @@ fer_model_load_args (const char *path, const fer_model_options **opts,
   if ((*opts)->weights != FER_WEIGHTS_AUTO
       && (*opts)->weights != FER_WEIGHTS_F32
       && (*opts)->weights != FER_WEIGHTS_F16) {
+    g_autofree char *shown = fer_text_quote (path, 0);
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "%s: model options: weights = %d (expected auto, f32 or f16)", path,
+        "%s: model options: weights = %d (expected auto, f32 or f16)", shown,
         (int) (*opts)->weights);
     return FALSE;
   }
@@ -649,8 +651,11 @@ fer_model_load (const char *path, const fer_model_options *opts, GError **error)
   return m;
 
 fail:
-  if (error && *error && !g_str_has_prefix ((*error)->message, path))
-    g_prefix_error (error, "%s: ", path);
+  if (error && *error) {
+    g_autofree char *shown = fer_text_quote (path, 0);
+    if (!g_str_has_prefix ((*error)->message, shown))
+      g_prefix_error (error, "%s: ", shown);
+  }
   g_free (fallback);
   fer_weights_free (w);
   fer_model_free (m);

@@ -1330,8 +1330,9 @@ fer_trainer_save_model (fer_trainer *t, const char *path, fer_dtype dtype,
   gpointer key, value;
 
   if (dtype != FER_DTYPE_F32 && dtype != FER_DTYPE_F16) {
+    g_autofree char *shown = fer_text_quote (path, 0);
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "%s: model dtype must be F32 or F16", path);
+        "%s: model dtype must be F32 or F16", shown);
     return FALSE;
   }
   fer_st_writer *w = fer_st_writer_new ();
@@ -1400,10 +1401,11 @@ state_not_swapped (
 {
   if (!t->ema_swapped)
     return TRUE;
+  g_autofree char *shown = fer_text_quote (path, 0);
   g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
       "%s %s: the weights' average is swapped in; fer_trainer_swap_ema puts "
       "the live weights back first",
-      what, path);
+      what, shown);
   return FALSE;
 }
 
@@ -1514,8 +1516,12 @@ parse_rng (const char *s, fer_rng *out)
 }
 
 gboolean
-fer_trainer_load_state (fer_trainer *t, const char *path, GError **error)
+fer_trainer_load_state (fer_trainer *t, const char *file, GError **error)
 {
+  /* the path and the metadata values as messages show them: a file name
+   * need not be UTF-8, a value may hold control characters */
+  g_autofree char *path = fer_text_quote (file, 0);
+  g_autofree char *q = NULL;
   float *bufs[2];
   const char *suffixes[2];
   const int slots = state_slots (t, bufs, suffixes);
@@ -1527,9 +1533,12 @@ fer_trainer_load_state (fer_trainer *t, const char *path, GError **error)
   fer_rng rng;
   char *end = NULL;
 
-  if (!state_not_swapped (t, "cannot load the state", path, error)
-      || !(st = fer_safetensors_open (path, error)))
+  if (!state_not_swapped (t, "cannot load the state", file, error)
+      || !(st = fer_safetensors_open (file, error)))
     return FALSE;
+/* v quoted (kept in q until the next use), or "(missing)" */
+#define QV(v)                                                                  \
+  (g_free (q), q = (v) ? fer_text_quote ((v), 64) : g_strdup ("(missing)"))
 #define FAIL(...)                                                              \
   do {                                                                         \
     g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, __VA_ARGS__);             \
@@ -1539,37 +1548,37 @@ fer_trainer_load_state (fer_trainer *t, const char *path, GError **error)
   if (g_strcmp0 (v, STATE_FORMAT) != 0)
     FAIL ("%s: not a libfernn optimizer state (metadata fer.state.format = "
           "'%s', expected '%s')",
-        path, v ? v : "(missing)", STATE_FORMAT);
+        path, QV (v), STATE_FORMAT);
   v = fer_safetensors_metadata (st, "fer.state.optimizer");
   if (g_strcmp0 (v, optimizer_name (t->cfg.optimizer)) != 0)
     FAIL ("%s: optimizer state of '%s', but this trainer uses '%s'", path,
-        v ? v : "(missing)", optimizer_name (t->cfg.optimizer));
+        QV (v), optimizer_name (t->cfg.optimizer));
   v = fer_safetensors_metadata (st, "fer.state.n_params");
   if (!v || !g_ascii_string_to_unsigned (v, 10, 0, G_MAXINT64, &n_params, NULL)
       || n_params != t->n_params)
-    FAIL ("%s: state for %s parameters, but the model has %zu", path,
-        v ? v : "(missing)", t->n_params);
+    FAIL ("%s: state for %s parameters, but the model has %zu", path, QV (v),
+        t->n_params);
   v = fer_safetensors_metadata (st, "fer.state.step");
   if (!v || !g_ascii_string_to_unsigned (v, 10, 0, G_MAXINT64, &step, NULL))
     FAIL ("%s: metadata fer.state.step = '%s', expected a step count", path,
-        v ? v : "(missing)");
+        QV (v));
   v = fer_safetensors_metadata (st, "fer.state.lr");
   if (v)
     lr = g_ascii_strtod (v, &end);
   if (!v || end == v || *end != '\0' || !isfinite (lr) || lr < 0.0)
     FAIL ("%s: metadata fer.state.lr = '%s', expected a learning rate >= 0",
-        path, v ? v : "(missing)");
+        path, QV (v));
   v = fer_safetensors_metadata (st, "fer.state.rng");
   if (!parse_rng (v, &rng))
     FAIL ("%s: metadata fer.state.rng = '%s', expected 4 comma-separated "
           "hex words",
-        path, v ? v : "(missing)");
+        path, QV (v));
   v = fer_safetensors_metadata (st, "fer.state.ema_decay");
   file_ema = v != NULL;
   if (file_ema && !t->ema_params)
     FAIL ("%s: the state keeps an average of the weights (EMA decay %s), "
           "but this trainer has none (ema_decay 0)",
-        path, v);
+        path, QV (v));
   if (fer_safetensors_n_tensors (st)
       != slots * t->n_learn + (file_ema ? t->topo.n_params : 0))
     FAIL ("%s: %d tensors, expected %d (%s state of %d parameters%s)", path,
@@ -1578,6 +1587,7 @@ fer_trainer_load_state (fer_trainer *t, const char *path, GError **error)
         optimizer_name (t->cfg.optimizer), t->n_learn,
         file_ema ? " and their average" : "");
 #undef FAIL
+#undef QV
   ok = TRUE;
   for (int s = 0; ok && s < slots; s++) {
     for (int i = 0; ok && i < t->n_learn; i++) {

@@ -66,15 +66,19 @@ rewrite (const char *src, const char *name, const char *drop,
   return path;
 }
 
+/* A refusal of path naming it and `needle`, in one line of UTF-8 (a path
+ * that is not UTF-8 shows quoted, fer_text_quote). */
 static void
 expect_load_error (const char *path, const char *needle)
 {
   GError *error = NULL;
   fer_model *m = test_load_model (path, FER_BACKEND_CPU, 1, &error);
+  g_autofree char *shown = fer_text_quote (path, 0);
   g_assert_null (m);
   g_assert_nonnull (error);
-  g_test_message ("%s -> %s", path, error->message);
-  g_assert_nonnull (strstr (error->message, path));
+  g_test_message ("%s -> %s", shown, error->message);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_assert_nonnull (strstr (error->message, shown));
   if (!strstr (error->message, needle))
     g_error ("message '%s' lacks '%s'", error->message, needle);
   g_assert_null (strchr (error->message, '\n'));
@@ -223,10 +227,13 @@ test_bad_models (void)
     { NULL, NULL, "fer.std", "0", "fer.std" },
     { NULL, NULL, "fer.std", "nan", "fer.std" },
   };
-  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
-    char *bad = rewrite (good, "bad.safetensors", cases[i].drop,
-        cases[i].reshape, cases[i].key, cases[i].value);
-    expect_load_error (bad, cases[i].needle);
+  /* each case at a plain name and at one that is not UTF-8 */
+  for (guint i = 0; i < 2 * G_N_ELEMENTS (cases); i++) {
+    const guint c = i / 2;
+    char *bad =
+        rewrite (good, i % 2 ? "bad\xff\xc3.safetensors" : "bad.safetensors",
+            cases[c].drop, cases[c].reshape, cases[c].key, cases[c].value);
+    expect_load_error (bad, cases[c].needle);
     g_unlink (bad);
     g_free (bad);
   }

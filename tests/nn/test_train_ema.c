@@ -254,6 +254,24 @@ test_resume (void)
   g_unlink (plain_state);
 }
 
+/* A state file whose name is not UTF-8 and which is not a state: the
+ * refusal is one line of UTF-8 that names it quoted. */
+static void
+test_state_name_not_utf8 (void)
+{
+  GError *error = NULL;
+  g_autofree char *odd = tmp_path ("st\xff\xe2.state");
+  g_autoptr (fer_trainer) t = new_trainer (DECAY, NULL);
+  g_assert_true (fer_trainer_save_model (t, odd, FER_DTYPE_F32, NULL, &error));
+  g_assert_false (fer_trainer_load_state (t, odd, &error));
+  g_printerr ("# a model as a state, name not UTF-8: %s\n", error->message);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_assert_nonnull (strstr (error->message, "st\\xFF\\xE2.state"));
+  g_assert_nonnull (strstr (error->message, "not a libfernn optimizer state"));
+  g_clear_error (&error);
+  g_unlink (odd);
+}
+
 static void
 test_bad_decay (void)
 {
@@ -290,6 +308,7 @@ main (int argc, char **argv)
   g_test_add_func ("/train-ema/reference", test_reference);
   g_test_add_func ("/train-ema/resume", test_resume);
   g_test_add_func ("/train-ema/bad-decay", test_bad_decay);
+  g_test_add_func ("/train-ema/state-name-not-utf8", test_state_name_not_utf8);
   status = g_test_run ();
   g_rmdir (tmp_dir);
   g_free (tmp_dir);
