@@ -12,6 +12,7 @@
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define FER_CPU_X86 1
 #include <immintrin.h>
+#include <cpuid.h>
 /* Functions (inlined ones too) that use the ISA's intrinsics. */
 #define TARGET_AVX512 __attribute__ ((target ("avx512f,avx2,fma")))
 #define TARGET_AVX2 __attribute__ ((target ("avx2,fma,f16c")))
@@ -627,6 +628,18 @@ fer_cpu_wino_output (fer_cpu_isa isa, float *const out[4],
 /* -1 until first asked; then a fer_cpu_isa. Racing first calls agree. */
 static gint active_isa = -1;
 
+#if FER_CPU_X86
+/* F16C (the half weights' conversions) from CPUID leaf 1: clang 14's
+ * __builtin_cpu_supports does not know "f16c". The OS saves the YMM state
+ * it needs whenever AVX2 is usable. */
+static gboolean
+has_f16c (void)
+{
+  unsigned a, b, c, d;
+  return __get_cpuid (1, &a, &b, &c, &d) && (c & bit_F16C) != 0;
+}
+#endif
+
 fer_cpu_isa
 fer_cpu_isa_best (void)
 {
@@ -635,7 +648,7 @@ fer_cpu_isa_best (void)
   if (__builtin_cpu_supports ("avx512f"))
     return FER_CPU_ISA_AVX512;
   if (__builtin_cpu_supports ("avx2") && __builtin_cpu_supports ("fma")
-      && __builtin_cpu_supports ("f16c"))
+      && has_f16c ())
     return FER_CPU_ISA_AVX2;
 #endif
   return FER_CPU_ISA_C;
