@@ -19,6 +19,13 @@
  * #GstFerEmotion:tta test-time-augmented views, all faces x views of a
  * buffer in one batched forward pass.
  *
+ * Every face gets a track id (`track_id` in the meta and the ROI param,
+ * `track-id` in the message) that stays with it from frame to frame: faces
+ * are matched to the previous frames' by ROI id, when the detector sets
+ * distinct ones, else by box overlap, with or without
+ * #GstFerEmotion:smoothing. Ids count from 1 per stream (stream-start) and
+ * are not reused in it (a flush forgets the faces; docs/metadata.md).
+ *
  * Several streams: elements that load the same model file with the same
  * backend, device-id and threads share one loaded model
  * (#GstFerEmotion:shared, the default) and batch the faces of buffers that
