@@ -142,7 +142,7 @@ else
   else
     "$example" --model "$model" "$photo" >"$tmp/example.log" 2>&1 || true
     check_log "feremotion-example prints a face line" \
-      "^pts=[0-9:.]+ face [0-9]+,[0-9]+ [0-9]+x[0-9]+: ($labels) \(0\.[0-9]+\) \[angry=" \
+      "^pts=[0-9:.]+ face [0-9]+,[0-9]+ [0-9]+x[0-9]+ track 1: ($labels) \(0\.[0-9]+\) \[angry=" \
       "$tmp/example.log"
   fi
   refuses "feremotion-example fails on a bad model path" \
