@@ -19,6 +19,13 @@
  * #GstFerEmotion:tta test-time-augmented views, all faces x views of a
  * buffer in one batched forward pass.
  *
+ * Every face gets a track id (`track_id` in the meta and the ROI param,
+ * `track-id` in the message) that stays with it from frame to frame: faces
+ * are matched to the previous frames' by ROI id, when the detector sets
+ * distinct ones, else by box overlap, with or without
+ * #GstFerEmotion:smoothing. Ids count from 1 per stream (stream-start) and
+ * are not reused in it (a flush forgets the faces; docs/metadata.md).
+ *
  * Several streams: elements that load the same model file with the same
  * backend, device-id and threads share one loaded model
  * (#GstFerEmotion:shared, the default) and batch the faces of buffers that
@@ -248,8 +255,21 @@ install_model (GstFerEmotion *self, fer_model *m, gboolean shared)
   self->n_classes = m ? (guint) fer_model_n_classes (m) : 0;
   for (guint i = 0; i < self->n_classes; i++)
     self->labels[i] = g_intern_string (fer_model_label (m, (int) i));
-  /* a new model's probabilities do not mix with the old one's */
+  /* a new model's probabilities do not mix with the old one's; the faces
+   * keep their track ids */
+  for (guint t = 0; t < GST_FER_EMOTION_MAX_TRACKS; t++)
+    self->tracks[t].has_probs = FALSE;
+}
+
+/* Forgets every face; with new_stream, track ids start again at 1. Called
+ * with model_lock held (or before streaming). */
+static void
+reset_tracks (GstFerEmotion *self, gboolean new_stream)
+{
   memset (self->tracks, 0, sizeof self->tracks);
+  self->frame_count = 0;
+  if (new_stream)
+    self->next_track_id = 1;
 }
 
 static gboolean
@@ -278,7 +298,7 @@ gst_fer_emotion_start (GstBaseTransform *trans)
 
   g_mutex_lock (&self->model_lock);
   install_model (self, m, s.shared);
-  self->frame_count = 0;
+  reset_tracks (self, TRUE);
   self->seen_rois = FALSE;
   g_mutex_unlock (&self->model_lock);
 
@@ -325,6 +345,7 @@ gst_fer_emotion_stop (GstBaseTransform *trans)
 
   g_clear_pointer (&self->rects, g_free);
   g_clear_pointer (&self->roi_ids, g_free);
+  g_clear_pointer (&self->track_ids, g_free);
   g_clear_pointer (&self->rois, g_free);
   g_clear_pointer (&self->probs, g_free);
   g_clear_pointer (&self->faces, g_free);
@@ -412,6 +433,16 @@ gst_fer_emotion_sink_event (GstBaseTransform *trans, GstEvent *event)
    * its detector is still there. */
   if (GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START)
     self->seen_rois = FALSE;
+  /* Track ids: a new stream numbers its faces from 1 again; after a flush
+   * (a seek) the boxes jump, so faces get new ids, but still unique in the
+   * stream. The streaming thread may still be in a buffer on FLUSH_STOP's
+   * thread: model_lock. */
+  if (GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START
+      || GST_EVENT_TYPE (event) == GST_EVENT_FLUSH_STOP) {
+    g_mutex_lock (&self->model_lock);
+    reset_tracks (self, GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START);
+    g_mutex_unlock (&self->model_lock);
+  }
   /* serialised: this thread is not in the batcher now. The other streams
    * stop waiting for this one (a flushing or paused one they stop waiting
    * for after one max-batch-wait). */
@@ -441,6 +472,7 @@ ensure_capacity (GstFerEmotion *self, guint n)
   n = MAX (n, MAX (8, self->capacity * 2));
   self->rects = g_renew (fer_rect, self->rects, n);
   self->roi_ids = g_renew (gint, self->roi_ids, n);
+  self->track_ids = g_renew (gint, self->track_ids, n);
   self->rois = g_renew (GstVideoRegionOfInterestMeta *, self->rois, n);
   self->probs =
       g_renew (gfloat, self->probs, (gsize) n * GST_FER_EMOTION_MAX_CLASSES);
@@ -589,11 +621,13 @@ box_iou (const fer_rect *a, const fer_rect *b)
   return uni > 0.0f ? inter / uni : 0.0f;
 }
 
-/* Exponential moving average of each face's probabilities over frames:
- * p = smoothing * p_previous + (1 - smoothing) * p_now, faces matched to
- * tracks by ROI id (when the detector sets distinct ids) or box overlap. */
+/* Matches each face to a track (by ROI id when the detector sets distinct
+ * ids, else by the best box overlap), gives it the track's id
+ * (self->track_ids) and, with smoothing > 0, the exponential moving
+ * average of its probabilities over frames:
+ * p = smoothing * p_previous + (1 - smoothing) * p_now. */
 static void
-smooth (GstFerEmotion *self, guint n, gdouble smoothing)
+track_faces (GstFerEmotion *self, guint n, gdouble smoothing)
 {
   gboolean taken[GST_FER_EMOTION_MAX_TRACKS] = { FALSE };
   guint k = self->n_classes;
@@ -603,6 +637,7 @@ smooth (GstFerEmotion *self, guint n, gdouble smoothing)
     gfloat *p = self->probs + (gsize) f * k;
     gint best = -1;
     gfloat best_iou = TRACK_MIN_IOU;
+    self->track_ids[f] = -1;
     for (gint t = 0; t < GST_FER_EMOTION_MAX_TRACKS; t++) {
       GstFerEmotionTrack *tr = &self->tracks[t];
       if (!tr->live || taken[t])
@@ -628,20 +663,27 @@ smooth (GstFerEmotion *self, guint n, gdouble smoothing)
         }
       }
       if (best < 0)
-        continue;
+        continue; /* more faces than tracks: this one goes untracked */
       self->tracks[best].live = FALSE;
+      self->tracks[best].has_probs = FALSE;
+      self->tracks[best].id = self->next_track_id;
+      /* ids stay positive: after 2^31 - 1 faces in one stream, wrap */
+      self->next_track_id =
+          self->next_track_id == G_MAXINT ? 1 : self->next_track_id + 1;
     }
     GstFerEmotionTrack *tr = &self->tracks[best];
-    if (tr->live) {
+    if (smoothing > 0.0 && tr->has_probs) {
       for (guint j = 0; j < k; j++)
         p[j] = (gfloat) (smoothing * tr->probs[j] + (1.0 - smoothing) * p[j]);
     }
     memcpy (tr->probs, p, k * sizeof (gfloat));
+    tr->has_probs = TRUE;
     tr->live = TRUE;
     tr->roi_id = self->roi_ids[f];
     tr->box = self->rects[f];
     tr->last_seen = self->frame_count;
     taken[best] = TRUE;
+    self->track_ids[f] = tr->id;
   }
   for (gint t = 0; t < GST_FER_EMOTION_MAX_TRACKS; t++)
     if (self->tracks[t].live
@@ -658,10 +700,13 @@ face_structure (GstFerEmotion *self, const GstFerEmotionMeta *m,
       "label_id", G_TYPE_INT, m->label_id, "confidence", G_TYPE_DOUBLE,
       (gdouble) m->confidence, NULL);
 
+  /* the ROI param uses the meta's field names, the message its own style */
   if (with_box)
     gst_structure_set (s, "x", G_TYPE_INT, m->x, "y", G_TYPE_INT, m->y, "width",
         G_TYPE_INT, m->w, "height", G_TYPE_INT, m->h, "roi-id", G_TYPE_INT,
-        m->roi_id, NULL);
+        m->roi_id, "track-id", G_TYPE_INT, m->track_id, NULL);
+  else
+    gst_structure_set (s, "track_id", G_TYPE_INT, m->track_id, NULL);
   g_value_init (&arr, GST_TYPE_ARRAY);
   for (guint i = 0; i < m->n_classes; i++) {
     g_value_init (&v, G_TYPE_DOUBLE);
@@ -834,8 +879,7 @@ gst_fer_emotion_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
     g_clear_error (&error);
     return GST_FLOW_ERROR;
   }
-  if (s.smoothing > 0.0)
-    smooth (self, n, s.smoothing);
+  track_faces (self, n, s.smoothing);
 
   for (guint f = 0; f < n; f++) {
     const fer_rect *r = &self->rects[f];
@@ -843,6 +887,7 @@ gst_fer_emotion_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
         (gint) lroundf (r->x), (gint) lroundf (r->y), (gint) lroundf (r->w),
         (gint) lroundf (r->h), self->roi_ids[f], self->n_classes, self->labels,
         self->probs + (gsize) f * self->n_classes);
+    m->track_id = self->track_ids[f];
     if (self->rois[f]) {
       GstStructure *param = face_structure (self, m, "emotion", FALSE);
       GST_LOG_OBJECT (self, "ROI %d param: %" GST_PTR_FORMAT, m->roi_id, param);
@@ -1025,6 +1070,7 @@ gst_fer_emotion_finalize (GObject *object)
   install_model (self, NULL, FALSE);
   g_free (self->rects);
   g_free (self->roi_ids);
+  g_free (self->track_ids);
   g_free (self->rois);
   g_free (self->probs);
   g_free (self->faces);

@@ -43,10 +43,13 @@ typedef struct
   gint max_batch;
 } GstFerEmotionSettings;
 
-/* A face followed across frames for temporal smoothing. */
+/* A face followed across frames: its track id, and its probabilities for
+ * temporal smoothing. */
 typedef struct
 {
   gboolean live;
+  gboolean has_probs; /* probs are this model's (a model swap clears it) */
+  gint id;            /* the faces' track_id */
   gint roi_id;
   fer_rect box;
   guint64 last_seen;
@@ -77,12 +80,14 @@ struct _GstFerEmotion
   guint capacity; /* faces the arrays below hold */
   fer_rect *rects;
   gint *roi_ids;
+  gint *track_ids;
   GstVideoRegionOfInterestMeta **rois;
   gfloat *probs;
   GstStructure **faces; /* for the bus message */
   gboolean seen_rois;   /* this stream carried face ROI metas */
   GstFerEmotionTrack tracks[GST_FER_EMOTION_MAX_TRACKS];
   guint64 frame_count;
+  gint next_track_id; /* 1 at stream-start, then counting up */
 
   /* QoS, under the object lock */
   GstClockTime earliest_time;

@@ -6,7 +6,7 @@
  * Writes the #GstFerEmotionMeta of every buffer to a file, one JSON object
  * per line (JSON Lines):
  * |[
- * {"pts":0,"duration":33333333,"width":640,"height":480,"faces":[{"x":212,"y":96,"w":180,"h":180,"roi_id":0,"label":"happy","label_id":3,"confidence":0.87,"probabilities":{"angry":0.01,...}}]}
+ * {"pts":0,"duration":33333333,"width":640,"height":480,"faces":[{"x":212,"y":96,"w":180,"h":180,"roi_id":0,"track_id":1,"label":"happy","label_id":3,"confidence":0.87,"probabilities":{"angry":0.01,...}}]}
  * ]|
  * `pts` and `duration` are in nanoseconds, or null when the buffer has
  * none; `width` and `height` come from the caps; numbers in `faces` are the
@@ -218,6 +218,7 @@ add_face (JsonBuilder *b, const GstFerEmotionMeta *m)
   add_int (b, "w", m->w);
   add_int (b, "h", m->h);
   add_int (b, "roi_id", m->roi_id);
+  add_int (b, "track_id", m->track_id);
   json_builder_set_member_name (b, "label");
   if (m->label)
     json_builder_add_string_value (b, m->label);

@@ -5,9 +5,10 @@
  *
  * Draws what feremotion found. For every #GstFerEmotionMeta on a buffer it
  * draws the face box, a tag with the label and its confidence above the box
- * (inside it when the box touches the top of the frame) and, with
- * #GstFerEmotionOverlay:show-bars, one bar per class with its name beside
- * the box. Each class has a fixed colour.
+ * (inside it when the box touches the top of the frame; with
+ * #GstFerEmotionOverlay:show-track-id, the face's track id before the label)
+ * and, with #GstFerEmotionOverlay:show-bars, one bar per class with its
+ * name beside the box. Each class has a fixed colour.
  *
  * Only the pixels of those boxes, tags and bars are written. Buffers without
  * emotion metas pass through as they are: not copied, not even mapped.
@@ -36,6 +37,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_fer_emotion_overlay_debug);
 #define DEFAULT_LINE_WIDTH 2
 #define DEFAULT_FONT_SIZE 0
 #define DEFAULT_SHOW_CONFIDENCE TRUE
+#define DEFAULT_SHOW_TRACK_ID FALSE
 
 /* Padding inside the probability panel, and its distance from the box. */
 #define BARS_PAD 3
@@ -48,6 +50,7 @@ enum
   PROP_LINE_WIDTH,
   PROP_FONT_SIZE,
   PROP_SHOW_CONFIDENCE,
+  PROP_SHOW_TRACK_ID,
 };
 
 typedef struct
@@ -56,6 +59,7 @@ typedef struct
   guint line_width;
   guint font_size;
   gboolean show_confidence;
+  gboolean show_track_id;
 } GstFerEmotionOverlaySettings;
 
 /* Where one face is drawn. The tag and panel rectangles are where they were
@@ -71,6 +75,7 @@ typedef struct
   cairo_rectangle_int_t tag;
   gint font_size;
   gdouble text_x, text_y; /* baseline origin of the tag text */
+  gchar prefix[16];       /* "#3 ", or empty without show-track-id */
   gchar suffix[8];        /* " 87%", or empty without show-confidence */
 
   gboolean has_bars;
@@ -249,14 +254,19 @@ gst_fer_emotion_overlay_layout_face (GstFerEmotionOverlay *self,
     gint pad = MAX (2, f->font_size / 4);
     gdouble text_width;
 
+    f->prefix[0] = '\0';
+    if (s->show_track_id && m->track_id >= 0)
+      g_snprintf (f->prefix, sizeof f->prefix, "#%d ", m->track_id);
     f->suffix[0] = '\0';
     if (s->show_confidence)
       g_snprintf (f->suffix, sizeof f->suffix, " %d%%",
           (gint) (unit (m->confidence) * 100.0f + 0.5f));
     cairo_set_font_size (self->cr, f->font_size);
     cairo_font_extents (self->cr, &fe);
-    cairo_text_extents (self->cr, m->label, &te);
+    cairo_text_extents (self->cr, f->prefix, &te);
     text_width = te.x_advance;
+    cairo_text_extents (self->cr, m->label, &te);
+    text_width += te.x_advance;
     cairo_text_extents (self->cr, f->suffix, &te);
     text_width += te.x_advance;
 
@@ -301,6 +311,7 @@ gst_fer_emotion_overlay_draw_face (
     cairo_set_source_rgb (cr, !light, !light, !light);
     cairo_set_font_size (cr, f->font_size);
     cairo_move_to (cr, f->text_x, f->text_y);
+    cairo_show_text (cr, f->prefix);
     cairo_show_text (cr, m->label);
     cairo_show_text (cr, f->suffix);
     cairo_restore (cr);
@@ -594,6 +605,9 @@ gst_fer_emotion_overlay_set_property (
     case PROP_SHOW_CONFIDENCE:
       self->settings.show_confidence = g_value_get_boolean (value);
       break;
+    case PROP_SHOW_TRACK_ID:
+      self->settings.show_track_id = g_value_get_boolean (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -620,6 +634,9 @@ gst_fer_emotion_overlay_get_property (
       break;
     case PROP_SHOW_CONFIDENCE:
       g_value_set_boolean (value, self->settings.show_confidence);
+      break;
+    case PROP_SHOW_TRACK_ID:
+      g_value_set_boolean (value, self->settings.show_track_id);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -671,6 +688,11 @@ gst_fer_emotion_overlay_class_init (GstFerEmotionOverlayClass *klass)
       g_param_spec_boolean ("show-confidence", "Show confidence",
           "Append the confidence in percent to the label",
           DEFAULT_SHOW_CONFIDENCE, rw | GST_PARAM_MUTABLE_PLAYING));
+  g_object_class_install_property (gobject_class, PROP_SHOW_TRACK_ID,
+      g_param_spec_boolean ("show-track-id", "Show track id",
+          "Put the face's track id before the label (\"#3 happy 87%\"), to "
+          "tell faces apart from frame to frame",
+          DEFAULT_SHOW_TRACK_ID, rw | GST_PARAM_MUTABLE_PLAYING));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
@@ -697,6 +719,7 @@ gst_fer_emotion_overlay_init (GstFerEmotionOverlay *self)
   self->settings.line_width = DEFAULT_LINE_WIDTH;
   self->settings.font_size = DEFAULT_FONT_SIZE;
   self->settings.show_confidence = DEFAULT_SHOW_CONFIDENCE;
+  self->settings.show_track_id = DEFAULT_SHOW_TRACK_ID;
   self->faces = g_array_new (FALSE, FALSE, sizeof (GstFerEmotionFaceLayout));
   self->rects = g_array_new (FALSE, FALSE, sizeof (cairo_rectangle_int_t));
 }

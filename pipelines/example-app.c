@@ -10,7 +10,9 @@
  * default, or a .safetensors file), and prints one line per face from the
  * GstFerEmotionMeta that feremotion attaches:
  *
- *   pts=0:00:00.000000000 face 175,64 97x97: happy (0.31) [angry=0.12 ...]
+ *   pts=0:00:00.000000000 face 175,64 97x97 track 1: happy (0.31) [angry=0.12 ...]
+ *
+ * (the track id tells the faces of a video apart from frame to frame).
  *
  * It uses only the installed API: gstreamer-1.0 and gst-feremotion-1.0
  * (gst/feremotion/gstferemotionmeta.h). Exits 1 on a pipeline error (a bad
@@ -40,9 +42,9 @@ print_emotions (GstPad *pad, GstPadProbeInfo *info, gpointer user_data)
     GString *line = g_string_new (NULL);
 
     g_string_append_printf (line,
-        "pts=%" GST_TIME_FORMAT " face %d,%d %dx%d: %s (%.2f) [",
-        GST_TIME_ARGS (GST_BUFFER_PTS (buf)), m->x, m->y, m->w, m->h, m->label,
-        m->confidence);
+        "pts=%" GST_TIME_FORMAT " face %d,%d %dx%d track %d: %s (%.2f) [",
+        GST_TIME_ARGS (GST_BUFFER_PTS (buf)), m->x, m->y, m->w, m->h,
+        m->track_id, m->label, m->confidence);
     for (guint i = 0; i < m->n_classes; i++)
       g_string_append_printf (line, "%s%s=%.2f", i ? " " : "",
           m->class_labels[i], m->probabilities[i]);

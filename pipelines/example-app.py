@@ -64,10 +64,12 @@ def say(line):
         sys.stdout.flush()
 
 
-def describe(pts, x, y, w, h, roi_id, label, confidence, labels, probs):
+def describe(pts, x, y, w, h, roi_id, track_id, label, confidence, labels,
+             probs):
     classes = " ".join("%s=%.2f" % (c, p) for c, p in zip(labels, probs))
-    return "pts=%s face %d,%d %dx%d roi %d: %s (%.2f) [%s]" % (
-        format_time(pts), x, y, w, h, roi_id, label, confidence, classes)
+    return "pts=%s face %d,%d %dx%d roi %d track %d: %s (%.2f) [%s]" % (
+        format_time(pts), x, y, w, h, roi_id, track_id, label, confidence,
+        classes)
 
 
 def format_time(t):
@@ -92,6 +94,7 @@ def on_buffer(pad, info, counts):
     for i in range(GstFerEmotion.buffer_get_fer_emotion_meta_count(buf)):
         m = GstFerEmotion.buffer_get_nth_fer_emotion_meta(buf, i)
         say("probe " + describe(buf.pts, m.x, m.y, m.w, m.h, m.roi_id,
+                                m.track_id,
                                 m.label, m.confidence, m.class_labels,
                                 m.probabilities))
         counts.probe_faces += 1
@@ -105,7 +108,8 @@ def on_message(s, counts):
         say("bus   " + describe(
             s.get_value("timestamp"), face.get_value("x"), face.get_value("y"),
             face.get_value("width"), face.get_value("height"),
-            face.get_value("roi-id"), face.get_value("label"),
+            face.get_value("roi-id"), face.get_value("track-id"),
+            face.get_value("label"),
             face.get_value("confidence"), labels,
             face.get_value("probabilities")))
         counts.bus_faces += 1

@@ -11,6 +11,11 @@
 /* The meta as allocated: the public part, then the per-class storage its
  * array pointers point to. Only this file knows the storage's layout, so
  * raising GST_FER_EMOTION_MAX_CLASSES moves no public field. */
+/* track_id took one reserved pointer: the public size must not change */
+G_STATIC_ASSERT (sizeof (GstFerEmotionMeta)
+    == G_STRUCT_OFFSET (GstFerEmotionMeta, probabilities)
+        + (GST_PADDING + 1) * sizeof (gpointer));
+
 typedef struct
 {
   GstFerEmotionMeta meta;
@@ -41,6 +46,7 @@ gst_fer_emotion_meta_init (GstMeta *meta, gpointer params, GstBuffer *buffer)
   memset ((guint8 *) st + sizeof (GstMeta), 0, sizeof *st - sizeof (GstMeta));
   m->roi_id = -1;
   m->label_id = -1;
+  m->track_id = -1;
   m->class_labels = st->class_labels;
   m->probabilities = st->probabilities;
   return TRUE;
@@ -57,6 +63,7 @@ copy_face (GstFerEmotionMeta *dst, const GstFerEmotionMeta *src)
   dst->w = src->w;
   dst->h = src->h;
   dst->roi_id = src->roi_id;
+  dst->track_id = src->track_id;
   dst->label_id = src->label_id;
   dst->label = src->label;
   dst->confidence = src->confidence;
@@ -232,4 +239,18 @@ gst_fer_emotion_meta_get_class_label (
 {
   g_return_val_if_fail (meta != NULL, NULL);
   return index < meta->n_classes ? meta->class_labels[index] : NULL;
+}
+
+GstFerEmotionMeta *
+gst_buffer_get_fer_emotion_meta_for_track (GstBuffer *buffer, gint track_id)
+{
+  gpointer state = NULL;
+  GstFerEmotionMeta *m;
+
+  if (track_id < 0)
+    return NULL;
+  while ((m = gst_buffer_iterate_fer_emotion_meta (buffer, &state)))
+    if (m->track_id == track_id)
+      return m;
+  return NULL;
 }

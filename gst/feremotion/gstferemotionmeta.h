@@ -101,6 +101,13 @@ typedef struct _GstFerEmotionMeta GstFerEmotionMeta;
  * @probabilities: (array length=n_classes): probability of each class,
  *   summing to 1 (after TTA averaging and, when enabled, temporal
  *   smoothing)
+ * @track_id: the face's track: the same id on every buffer of the stream
+ *   on which the element saw this face (matched by box overlap from frame
+ *   to frame, or by ROI id when the detector sets distinct ids), 1 for the
+ *   first face of a stream, then counting up; -1 when the face is not
+ *   tracked (a meta added by gst_buffer_add_fer_emotion_meta() alone).
+ *   It took the place of one reserved pointer: the earlier fields and
+ *   the structure's size are unchanged.
  *
  * The emotion of one face. @class_labels and @probabilities point into
  * storage that the meta itself carries, valid as long as the meta.
@@ -117,9 +124,10 @@ struct _GstFerEmotionMeta
   guint n_classes;
   const gchar **class_labels;
   gfloat *probabilities;
+  gint track_id;
 
   /*< private >*/
-  gpointer _gst_reserved[GST_PADDING];
+  gpointer _gst_reserved[GST_PADDING - 1];
 };
 
 /**
@@ -285,6 +293,21 @@ GST_FER_META_API gfloat gst_fer_emotion_meta_get_probability (
  */
 GST_FER_META_API const gchar *gst_fer_emotion_meta_get_class_label (
     const GstFerEmotionMeta *meta, guint index);
+
+/**
+ * gst_buffer_get_fer_emotion_meta_for_track:
+ * @buffer: a #GstBuffer
+ * @track_id: a track id (#GstFerEmotionMeta.track_id), 1 or more
+ *
+ * Finds one face by its track: unlike the ROI id, which detectors such as
+ * facedetect leave at 0 for every face, the element gives every face its
+ * own track id, so this picks one face of several.
+ *
+ * Returns: (transfer none) (nullable): the emotion meta whose track_id is
+ *   @track_id, or %NULL (also for a negative @track_id)
+ */
+GST_FER_META_API GstFerEmotionMeta *gst_buffer_get_fer_emotion_meta_for_track (
+    GstBuffer *buffer, gint track_id);
 
 G_END_DECLS
 

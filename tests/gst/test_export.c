@@ -21,16 +21,16 @@ static const gchar *const labels[] = { "angry", "disgust", "fear", "happy",
 
 typedef struct
 {
-  gint x, y, w, h, roi_id;
+  gint x, y, w, h, roi_id, track_id;
   gfloat probabilities[7];
   const gchar *label;
   gint label_id;
 } Face;
 
 static const Face faces[] = {
-  { 40, 30, 120, 140, 0, { 0.02f, 0.01f, 0.03f, 0.87f, 0.04f, 0.02f, 0.01f },
+  { 40, 30, 120, 140, 0, 7, { 0.02f, 0.01f, 0.03f, 0.87f, 0.04f, 0.02f, 0.01f },
       "happy", 3 },
-  { 200, 50, 90, 100, 1, { 0.1f, 0.05f, 0.25f, 0.05f, 0.05f, 0.1f, 0.4f },
+  { 200, 50, 90, 100, 0, 12, { 0.1f, 0.05f, 0.25f, 0.05f, 0.05f, 0.1f, 0.4f },
       "surprise", 6 },
 };
 
@@ -83,9 +83,11 @@ make_buffer (guint index, guint n_faces)
   for (guint i = 0; i < n_faces; i++) {
     const Face *f = &faces[i];
 
-    fail_unless (gst_buffer_add_fer_emotion_meta (buf, f->x, f->y, f->w, f->h,
-                     f->roi_id, G_N_ELEMENTS (labels), labels, f->probabilities)
-        != NULL);
+    GstFerEmotionMeta *m = gst_buffer_add_fer_emotion_meta (buf, f->x, f->y,
+        f->w, f->h, f->roi_id, G_N_ELEMENTS (labels), labels, f->probabilities);
+
+    fail_unless (m != NULL);
+    m->track_id = f->track_id;
   }
   return buf;
 }
@@ -147,6 +149,10 @@ check_face (JsonObject *o, const Face *f)
   fail_unless_equals_int (json_object_get_int_member (o, "w"), f->w);
   fail_unless_equals_int (json_object_get_int_member (o, "h"), f->h);
   fail_unless_equals_int (json_object_get_int_member (o, "roi_id"), f->roi_id);
+  /* both faces have roi_id 0 (facedetect's): the track tells them apart */
+  fail_unless (json_object_has_member (o, "track_id"));
+  fail_unless_equals_int (
+      json_object_get_int_member (o, "track_id"), f->track_id);
   fail_unless_equals_string (
       json_object_get_string_member (o, "label"), f->label);
   fail_unless_equals_int (

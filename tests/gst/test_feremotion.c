@@ -710,6 +710,127 @@ GST_START_TEST (test_smoothing)
 
 GST_END_TEST;
 
+/* Three faces, all with ROI id 0 as facedetect leaves them, moving a few
+ * pixels a frame: the metas, ROI params and bus message agree on three
+ * track ids that stay with their face. Returns the faces' ids in @ids. */
+static void
+push_three_faces (GstHarness *h, GstBus *bus, const gint xs[3], gint dx,
+    gint frame, gint ids[3])
+{
+  GstBuffer *in = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 96, 48, frame);
+  for (int i = 0; i < 3; i++)
+    add_roi (in, "face", xs[i] + dx, 4 + dx / 2, 20, 20, 0);
+  GstBuffer *out = gst_harness_push_and_pull (h, in);
+  fail_unless_equals_int (count_metas (out), 3);
+
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT);
+  fail_unless (msg != NULL);
+  const GValue *faces =
+      gst_structure_get_value (gst_message_get_structure (msg), "faces");
+  fail_unless_equals_int (gst_value_list_get_size (faces), 3);
+
+  gpointer state = NULL, roi_state = NULL;
+  GstFerEmotionMeta *m;
+  GstMeta *roi;
+  int f = 0;
+  while ((m = gst_buffer_iterate_fer_emotion_meta (out, &state))) {
+    fail_unless_equals_int (m->roi_id, 0);
+    fail_unless_equals_int (m->x, xs[f] + dx);
+    fail_unless (m->track_id > 0, "face %d: track_id %d", f, m->track_id);
+    ids[f] = m->track_id;
+    /* the lookup finds this face, where the ROI-id one cannot */
+    fail_unless (
+        gst_buffer_get_fer_emotion_meta_for_track (out, m->track_id) == m);
+    const GstStructure *face =
+        gst_value_get_structure (gst_value_list_get_value (faces, f));
+    gint id;
+    fail_unless (gst_structure_get_int (face, "track-id", &id));
+    fail_unless_equals_int (id, m->track_id);
+    roi = gst_buffer_iterate_meta_filtered (
+        out, &roi_state, GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE);
+    fail_unless (roi != NULL);
+    GstStructure *param = gst_video_region_of_interest_meta_get_param (
+        (GstVideoRegionOfInterestMeta *) roi, "emotion");
+    fail_unless (param && gst_structure_get_int (param, "track_id", &id));
+    fail_unless_equals_int (id, m->track_id);
+    f++;
+  }
+  fail_unless (ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2],
+      "ids %d %d %d", ids[0], ids[1], ids[2]);
+  fail_unless (gst_buffer_get_fer_emotion_meta_for_track (out, 0) == NULL);
+  fail_unless (gst_buffer_get_fer_emotion_meta_for_track (out, -1) == NULL);
+  gst_message_unref (msg);
+  gst_buffer_unref (out);
+}
+
+GST_START_TEST (test_track_ids)
+{
+  /* tracking does not depend on smoothing */
+  const char *props[] = { "tta=1 mode=roi smoothing=0",
+    "tta=1 mode=roi smoothing=0.5" };
+  const gint xs[3] = { 4, 36, 68 };
+
+  for (guint p = 0; p < G_N_ELEMENTS (props); p++) {
+    GstHarness *h = harness (
+        props[p], "video/x-raw,format=GRAY8,width=96,height=48,framerate=30/1");
+    GstBus *bus = gst_bus_new ();
+    gst_element_set_bus (fer (h), bus);
+    gint born[3], ids[3];
+
+    /* numbered from 1 in the order the faces came */
+    push_three_faces (h, bus, xs, 0, 1, born);
+    for (int i = 0; i < 3; i++)
+      fail_unless_equals_int (born[i], i + 1);
+    for (gint dx = 1; dx <= 6; dx++) {
+      push_three_faces (h, bus, xs, dx, 1 + dx, ids);
+      for (int i = 0; i < 3; i++)
+        fail_unless_equals_int (ids[i], born[i]);
+    }
+
+    /* the middle face leaves, a new one comes elsewhere: a new id, the
+     * others keep theirs */
+    GstBuffer *in = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 96, 48, 9);
+    add_roi (in, "face", xs[0] + 6, 7, 20, 20, 0);
+    add_roi (in, "face", xs[2] + 6, 7, 20, 20, 0);
+    add_roi (in, "face", 40, 27, 20, 20, 0);
+    GstBuffer *out = gst_harness_push_and_pull (h, in);
+    fail_unless_equals_int (count_metas (out), 3);
+    fail_unless (gst_buffer_get_fer_emotion_meta_for_track (out, 2) == NULL);
+    GstFerEmotionMeta *a = gst_buffer_get_fer_emotion_meta_for_track (out, 1);
+    GstFerEmotionMeta *c = gst_buffer_get_fer_emotion_meta_for_track (out, 3);
+    GstFerEmotionMeta *n = gst_buffer_get_fer_emotion_meta_for_track (out, 4);
+    fail_unless (a && c && n);
+    fail_unless_equals_int (a->x, xs[0] + 6);
+    fail_unless_equals_int (c->x, xs[2] + 6);
+    fail_unless_equals_int (n->y, 27);
+    gst_buffer_unref (out);
+    gst_message_unref (gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT));
+
+    /* a flush (seek) forgets the faces; their new ids stay unique */
+    fail_unless (gst_harness_push_event (h, gst_event_new_flush_start ()));
+    fail_unless (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
+    GstSegment segment;
+    gst_segment_init (&segment, GST_FORMAT_TIME);
+    fail_unless (gst_harness_push_event (h, gst_event_new_segment (&segment)));
+    push_three_faces (h, bus, xs, 0, 1, ids);
+    for (int i = 0; i < 3; i++)
+      fail_unless_equals_int (ids[i], 5 + i);
+
+    /* a new stream numbers from 1 again */
+    fail_unless (gst_harness_push_event (
+        h, gst_event_new_stream_start ("another-stream")));
+    push_three_faces (h, bus, xs, 0, 1, ids);
+    for (int i = 0; i < 3; i++)
+      fail_unless_equals_int (ids[i], i + 1);
+
+    gst_element_set_bus (fer (h), NULL);
+    gst_object_unref (bus);
+    gst_harness_teardown (h);
+  }
+}
+
+GST_END_TEST;
+
 typedef struct
 {
   GstHarness *h;
@@ -811,6 +932,7 @@ feremotion_suite (void)
   tcase_add_test (tc, test_plugin_metadata);
   tcase_add_test (tc, test_qos_skips_inference_not_buffers);
   tcase_add_test (tc, test_smoothing);
+  tcase_add_test (tc, test_track_ids);
   tcase_add_test (tc, test_model_swap_while_playing);
   tcase_add_test (tc, test_model_swap_concurrent);
   return s;

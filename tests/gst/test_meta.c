@@ -2,7 +2,8 @@
  * label, the refusals, get, iterate and get-for-roi, the accessors for
  * bindings (count, nth, per class), a copy that owns its
  * arrays (read after the original is gone), the scale transform's boxes,
- * the registration tags, and videoscale rescaling the box because of them. */
+ * the registration tags, and videoscale rescaling the box because of them;
+ * the lookup by track id; what 1.22's videocrop and videoflip do to it. */
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
@@ -51,6 +52,7 @@ assert_same_face (const GstFerEmotionMeta *dst, const GstFerEmotionMeta *src)
 {
   fail_unless (dst != src);
   fail_unless_equals_int (dst->roi_id, src->roi_id);
+  fail_unless_equals_int (dst->track_id, src->track_id);
   fail_unless_equals_int (dst->label_id, src->label_id);
   fail_unless (dst->label == src->label);
   fail_unless_equals_float (dst->confidence, src->confidence);
@@ -212,6 +214,31 @@ GST_START_TEST (test_binding_accessors)
 
 GST_END_TEST;
 
+/* facedetect leaves every ROI id at 0: the track id tells faces apart */
+GST_START_TEST (test_get_for_track)
+{
+  GstBuffer *buf = gst_buffer_new ();
+  GstFerEmotionMeta *a, *b, *untracked;
+
+  fail_unless (gst_buffer_get_fer_emotion_meta_for_track (buf, 1) == NULL);
+  a = add_face (buf, 0, 0, 10, 10, 0);
+  b = add_face (buf, 20, 0, 10, 10, 0);
+  untracked = add_face (buf, 40, 0, 10, 10, 0);
+  fail_unless_equals_int (untracked->track_id, -1);
+  a->track_id = 4;
+  b->track_id = 9;
+
+  fail_unless (gst_buffer_get_fer_emotion_meta_for_roi (buf, 0) == a);
+  fail_unless (gst_buffer_get_fer_emotion_meta_for_track (buf, 4) == a);
+  fail_unless (gst_buffer_get_fer_emotion_meta_for_track (buf, 9) == b);
+  fail_unless (gst_buffer_get_fer_emotion_meta_for_track (buf, 1) == NULL);
+  /* -1 means untracked, not an id to look up */
+  fail_unless (gst_buffer_get_fer_emotion_meta_for_track (buf, -1) == NULL);
+  gst_buffer_unref (buf);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_copy)
 {
   GstBuffer *buf = gst_buffer_new_allocate (NULL, 64, NULL);
@@ -223,6 +250,7 @@ GST_START_TEST (test_copy)
 
   add_face (buf, 1, 2, 3, 4, 0);
   m = add_full_face (buf, 5, 6, 7, 8);
+  m->track_id = 17;
   saved = *m;
   memcpy (probs, m->probabilities, sizeof probs);
   memcpy (names, m->class_labels, sizeof names);
@@ -367,6 +395,90 @@ GST_START_TEST (test_videoscale)
 
 GST_END_TEST;
 
+/* Pushes one 64x48 GRAY8 frame with a face (16,8 32x24, track 3) through
+ * the harness's element and returns what comes out. */
+static GstBuffer *
+through (GstHarness *h)
+{
+  GstBuffer *in = gst_buffer_new_allocate (NULL, 64 * 48, NULL);
+  GstFerEmotionMeta *m;
+
+  gst_buffer_memset (in, 0, 128, 64 * 48);
+  m = add_face (in, 16, 8, 32, 24, 0);
+  m->track_id = 3;
+  return gst_harness_push_and_pull (h, in);
+}
+
+static void
+assert_out_size (GstHarness *h, gint w, gint h_)
+{
+  GstCaps *caps = gst_pad_get_current_caps (h->sinkpad);
+  GstVideoInfo info;
+
+  fail_unless (caps && gst_video_info_from_caps (&info, caps));
+  fail_unless (info.width == w && info.height == h_, "output %dx%d", info.width,
+      info.height);
+  gst_caps_unref (caps);
+}
+
+/* What GStreamer 1.22's videocrop and videoflip do with the meta. Neither
+ * calls a meta's transform function with the crop or the flip (GstVideoFilter
+ * copies only metas tagged "video" alone, and neither element overrides
+ * that): when they change the picture they drop the meta, like the ROI
+ * meta, so no box is ever left wrong. When they pass the buffer through,
+ * the box is kept, and right. */
+GST_START_TEST (test_videocrop_videoflip)
+{
+  const struct
+  {
+    const gchar *launch;
+    gint out_w, out_h;
+    gboolean kept;
+  } cases[] = {
+    { "videocrop left=8 top=4", 56, 44, FALSE },
+    { "videocrop left=0 top=0", 64, 48, TRUE },
+    { "videoflip video-direction=horiz", 64, 48, FALSE },
+    { "videoflip video-direction=vert", 64, 48, FALSE },
+    { "videoflip video-direction=90r", 48, 64, FALSE },
+    { "videoflip video-direction=180", 64, 48, FALSE },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    GstHarness *h = gst_harness_new_parse (cases[i].launch);
+    gst_harness_set_src_caps_str (
+        h, "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
+    GstBuffer *out = through (h);
+
+    assert_out_size (h, cases[i].out_w, cases[i].out_h);
+    fail_unless_equals_int (count_metas (out), cases[i].kept ? 1 : 0);
+    if (cases[i].kept) {
+      assert_box (gst_buffer_get_fer_emotion_meta (out), 16, 8, 32, 24);
+      fail_unless (gst_buffer_get_fer_emotion_meta_for_track (out, 3));
+    }
+    gst_buffer_unref (out);
+    gst_harness_teardown (h);
+  }
+
+  /* downstream that takes crop metas: videocrop passes the whole frame on
+   * with a GstVideoCropMeta, and the box stays in that frame's coordinates
+   * (subtract the crop meta's x and y for the cropped picture's) */
+  GstHarness *h = gst_harness_new_parse ("videocrop left=8 top=4");
+  gst_harness_add_propose_allocation_meta (h, GST_VIDEO_META_API_TYPE, NULL);
+  gst_harness_add_propose_allocation_meta (
+      h, GST_VIDEO_CROP_META_API_TYPE, NULL);
+  gst_harness_set_src_caps_str (
+      h, "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
+  GstBuffer *out = through (h);
+  GstVideoCropMeta *crop = gst_buffer_get_video_crop_meta (out);
+  fail_unless (crop != NULL);
+  fail_unless (
+      crop->x == 8 && crop->y == 4 && crop->width == 56 && crop->height == 44);
+  assert_box (gst_buffer_get_fer_emotion_meta (out), 16, 8, 32, 24);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 static Suite *
 feremotionmeta_suite (void)
 {
@@ -378,10 +490,12 @@ feremotionmeta_suite (void)
   tcase_add_test (tc, test_add_refused);
   tcase_add_test (tc, test_get_for_roi);
   tcase_add_test (tc, test_binding_accessors);
+  tcase_add_test (tc, test_get_for_track);
   tcase_add_test (tc, test_copy);
   tcase_add_test (tc, test_scale_transform);
   tcase_add_test (tc, test_tags);
   tcase_add_test (tc, test_videoscale);
+  tcase_add_test (tc, test_videocrop_videoflip);
   return s;
 }
 

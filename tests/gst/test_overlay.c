@@ -104,9 +104,11 @@ make_frame (GstVideoInfo *info, const gchar *format)
 static void
 add_face (GstBuffer *buf, const Rect *box)
 {
-  fail_unless (gst_buffer_add_fer_emotion_meta (buf, box->x, box->y, box->w,
-                   box->h, 0, G_N_ELEMENTS (labels), labels, probabilities)
-      != NULL);
+  GstFerEmotionMeta *m = gst_buffer_add_fer_emotion_meta (buf, box->x, box->y,
+      box->w, box->h, 0, G_N_ELEMENTS (labels), labels, probabilities);
+
+  fail_unless (m != NULL);
+  m->track_id = 12;
 }
 
 /* Pushes a copy of @in (pixels and metas) and returns what came out. */
@@ -207,16 +209,18 @@ check_outline_and_interior (const Diff *d, const Rect *box)
 GST_START_TEST (test_properties)
 {
   GstElement *e = gst_element_factory_make ("feremotionoverlay", NULL);
-  gboolean show_bars, show_confidence;
+  gboolean show_bars, show_confidence, show_track_id;
   guint line_width, font_size;
 
   fail_unless (e != NULL);
   g_object_get (e, "show-bars", &show_bars, "line-width", &line_width,
-      "font-size", &font_size, "show-confidence", &show_confidence, NULL);
+      "font-size", &font_size, "show-confidence", &show_confidence,
+      "show-track-id", &show_track_id, NULL);
   fail_unless (!show_bars);
   fail_unless_equals_int (line_width, 2);
   fail_unless_equals_int (font_size, 0);
   fail_unless (show_confidence);
+  fail_unless (!show_track_id);
   gst_object_unref (e);
 }
 
@@ -310,7 +314,7 @@ GST_END_TEST;
 
 static guint
 changes_for (const gchar *format, gboolean show_bars, gboolean confidence,
-    Rect *allowed, guint n_allowed)
+    gboolean track_id, Rect *allowed, guint n_allowed)
 {
   GstHarness *h = overlay_harness (format, show_bars);
   GstVideoInfo info;
@@ -318,7 +322,8 @@ changes_for (const gchar *format, gboolean show_bars, gboolean confidence,
   Diff d;
   guint n;
 
-  g_object_set (h->element, "show-confidence", confidence, NULL);
+  g_object_set (h->element, "show-confidence", confidence, "show-track-id",
+      track_id, NULL);
   add_face (in, &face);
   out = push_copy (h, in);
   diff_begin (&d, &info, in, out);
@@ -334,8 +339,8 @@ changes_for (const gchar *format, gboolean show_bars, gboolean confidence,
 GST_START_TEST (test_show_bars_draws_more)
 {
   Rect allowed[3] = { face, tag_zone (&face), bars_zone (&face) };
-  guint plain = changes_for ("BGRx", FALSE, TRUE, allowed, 2);
-  guint bars = changes_for ("BGRx", TRUE, TRUE, allowed, 3);
+  guint plain = changes_for ("BGRx", FALSE, TRUE, FALSE, allowed, 2);
+  guint bars = changes_for ("BGRx", TRUE, TRUE, FALSE, allowed, 3);
 
   GST_INFO ("changed pixels: %u without bars, %u with", plain, bars);
   /* seven rows of bars at least a few pixels high and 40 wide */
@@ -344,13 +349,17 @@ GST_START_TEST (test_show_bars_draws_more)
 
 GST_END_TEST;
 
-GST_START_TEST (test_show_confidence)
+/* The tag's text: "happy 87%" by default, "happy" without the confidence,
+ * "#12 happy 87%" with the track id; each a wider tag within the tag zone. */
+GST_START_TEST (test_tag_text)
 {
   Rect allowed[2] = { face, tag_zone (&face) };
-  guint with = changes_for ("RGB", FALSE, TRUE, allowed, 2);
-  guint without = changes_for ("RGB", FALSE, FALSE, allowed, 2);
+  guint plain = changes_for ("RGB", FALSE, FALSE, FALSE, allowed, 2);
+  guint confidence = changes_for ("RGB", FALSE, TRUE, FALSE, allowed, 2);
+  guint track = changes_for ("RGB", FALSE, TRUE, TRUE, allowed, 2);
 
-  fail_unless (without < with, "%u vs %u", without, with);
+  fail_unless (plain < confidence, "%u vs %u", plain, confidence);
+  fail_unless (confidence < track, "%u vs %u", confidence, track);
 }
 
 GST_END_TEST;
@@ -487,7 +496,7 @@ feremotionoverlay_suite (void)
   tcase_add_test (tc, test_unsupported_format_refused);
   tcase_add_test (tc, test_no_meta_untouched);
   tcase_add_test (tc, test_show_bars_draws_more);
-  tcase_add_test (tc, test_show_confidence);
+  tcase_add_test (tc, test_tag_text);
   tcase_add_test (tc, test_tag_stays_in_frame);
   tcase_add_test (tc, test_boxes_clipped);
   tcase_add_test (tc, test_nan_probabilities);

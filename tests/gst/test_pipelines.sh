@@ -146,7 +146,7 @@ else
   else
     "$example" --model "$model" "$photo" >"$tmp/example.log" 2>&1 || true
     check_log "feremotion-example prints a face line" \
-      "^pts=[0-9:.]+ face [0-9]+,[0-9]+ [0-9]+x[0-9]+: ($labels) \(0\.[0-9]+\) \[angry=" \
+      "^pts=[0-9:.]+ face [0-9]+,[0-9]+ [0-9]+x[0-9]+ track 1: ($labels) \(0\.[0-9]+\) \[angry=" \
       "$tmp/example.log"
   fi
   refuses "feremotion-example fails on a bad model path" \
@@ -208,7 +208,7 @@ else
   sed -n 's/^bus   //p' "$tmp/example-py.log" >"$tmp/example-py.bus"
   if grep -q -E "^10 buffers, (1[0-9]|[2-9][0-9]) faces from the metadata, (1[0-9]|[2-9][0-9]) from the bus$" \
       "$tmp/example-py.log" \
-      && grep -q -E "^pts=[0-9:.]+ face [0-9]+,[0-9]+ [0-9]+x[0-9]+ roi -?[0-9]+: ($labels) " "$tmp/example-py.probe" \
+      && grep -q -E "^pts=[0-9:.]+ face [0-9]+,[0-9]+ [0-9]+x[0-9]+ roi -?[0-9]+ track -?[0-9]+: ($labels) " "$tmp/example-py.probe" \
       && cmp -s "$tmp/example-py.probe" "$tmp/example-py.bus"; then
     ok "example-app.py reads every face from the metadata and the bus"
   else

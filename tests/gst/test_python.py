@@ -81,7 +81,7 @@ def draw_frame(k):
     return bytes(img)
 
 
-def face_of_meta(m):
+def face_of_meta(buf, m):
     """One face as the JSON lines write it, from a GstFerEmotionMeta; the
     per-class values through the fields and through the accessors."""
     probs = list(m.probabilities)
@@ -93,8 +93,11 @@ def face_of_meta(m):
                     for i in range(m.n_classes))
             and m.get_class_label(m.n_classes) is None
             and m.get_probability(m.n_classes) == -1)
+    same = same and (m.track_id < 1 or GstFerEmotion.
+                     buffer_get_fer_emotion_meta_for_track(buf, m.track_id)
+                     .track_id == m.track_id)
     return {"x": m.x, "y": m.y, "w": m.w, "h": m.h, "roi_id": m.roi_id,
-            "label": m.label, "label_id": m.label_id,
+            "track_id": m.track_id, "label": m.label, "label_id": m.label_id,
             "confidence": m.confidence,
             "probabilities": dict(zip(labels, probs)),
             "accessors_agree": same}
@@ -105,6 +108,7 @@ def face_of_message(face, labels):
     return {"x": face.get_value("x"), "y": face.get_value("y"),
             "w": face.get_value("width"), "h": face.get_value("height"),
             "roi_id": face.get_value("roi-id"),
+            "track_id": face.get_value("track-id"),
             "label": face.get_value("label"),
             "label_id": face.get_value("label_id"),
             "confidence": face.get_value("confidence"),
@@ -117,7 +121,8 @@ def same_faces(got, want):
     if len(got) != len(want):
         return False
     for g, w in zip(got, want):
-        for key in ("x", "y", "w", "h", "roi_id", "label", "label_id"):
+        for key in ("x", "y", "w", "h", "roi_id", "track_id", "label",
+                    "label_id"):
             if g[key] != w[key]:
                 return False
         if abs(g["confidence"] - w["confidence"]) > 1e-6:
@@ -147,8 +152,9 @@ probe_ok = []
 def on_buffer(pad, info):
     buf = info.get_buffer()
     n = GstFerEmotion.buffer_get_fer_emotion_meta_count(buf)
-    faces = [face_of_meta(GstFerEmotion.buffer_get_nth_fer_emotion_meta(buf, i))
-             for i in range(n)]
+    faces = [face_of_meta(
+        buf, GstFerEmotion.buffer_get_nth_fer_emotion_meta(buf, i))
+        for i in range(n)]
     probe_ok.append(
         GstFerEmotion.buffer_get_nth_fer_emotion_meta(buf, n) is None
         and all(f.pop("accessors_agree") for f in faces))
@@ -220,9 +226,14 @@ check(all(len({(f["x"], f["y"]) for f in faces}) == len(FACES)
 check([[f["roi_id"] for f in faces] for faces in probe_faces]
       == [list(range(len(FACES)))] * BUFFERS,
       "the probe's roi_ids are 0, 1, 2 on every buffer")
+tracks = [[f["track_id"] for f in faces] for faces in probe_faces]
+check(len(set(tracks[0])) == len(FACES) and min(tracks[0]) >= 1
+      and all(t == tracks[0] for t in tracks),
+      "the probe's track_ids are distinct, from 1, and the same on every "
+      "buffer (got %s)" % tracks[0])
 check(all(same_faces(p, j) for p, j in zip(probe_faces, json_faces)),
       "every face read in the probe equals the JSON line's (box, roi_id, "
-      "label, confidence, probabilities)")
+      "track_id, label, confidence, probabilities)")
 check(len(bus_faces) == BUFFERS
       and all(len(f) == len(FACES) for f in bus_faces),
       "the bus carried %d messages of %d faces (got %s)"
