@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The shipped default model against its model card (TAP): fer-eval of
-# models/feremotion-resnet18-fer2013.safetensors on the FER2013 PublicTest
+# A shipped model against its model card (TAP): fer-eval of
+# models/STEM.safetensors (default: feremotion-resnet18-fer2013, the
+# default model, whose card is models/README.md; the accurate model's card
+# is models/STEM.md) on the FER2013 PublicTest
 # split must reach every accuracy the card records (its rows
 # "| PublicTest accuracy, N view(s) ... | XX.XX% |") minus one point, and
 # the model's own fer.val_accuracy metadata must agree with the card.
 # Skips, saying why, when the FER2013 folder is absent.
 #
+# Usage: test_model_accuracy.sh [STEM CARD]
 # Environment: FER_TOOLS_DIR (build/nn/tools, required), FER_DATA_DIR
 # (the fer2013 folder), FER_MODELS_DIR (the repository's models/),
 # PYTHON (default python3, standard library only).
@@ -15,8 +18,8 @@ tools=${FER_TOOLS_DIR:?FER_TOOLS_DIR must name the build directory of the tools}
 models=${FER_MODELS_DIR:?FER_MODELS_DIR must name the models folder}
 data=${FER_DATA_DIR:-}/publictest
 py=${PYTHON:-python3}
-model=$models/feremotion-resnet18-fer2013.safetensors
-card=$models/README.md
+model=$models/${1:-feremotion-resnet18-fer2013}.safetensors
+card=$models/${2:-README.md}
 
 if [ ! -d "$data" ]; then
   echo "1..0 # SKIP FER2013 PublicTest not found at '$data' (set FER_DATA_DIR to the fer2013 folder)"
