@@ -72,7 +72,10 @@ echo "$rows" | while read -r views card_pct; do
   fi
 done
 
-# The model records the plain validation accuracy it was selected by.
+# The model records the plain validation accuracy it was selected by,
+# measured on the F32 checkpoint during training; the card's row is the
+# shipped F16 file's, which may differ by an image or two (0.03 points
+# each): within 0.1 points.
 meta=$("$py" - "$model" <<'PY'
 import json, struct, sys
 with open(sys.argv[1], 'rb') as f:
@@ -83,8 +86,8 @@ PY
 )
 plain=$(echo "$rows" | awk '$1 == 1 {print $2}')
 if [ -n "$meta" ] && [ -n "$plain" ] \
-    && "$py" -c "import sys; sys.exit(0 if abs(100*float('$meta') - $plain) < 0.006 else 1)"; then
-  ok "fer.val_accuracy $meta matches the card's 1-view $plain%"
+    && "$py" -c "import sys; sys.exit(0 if abs(100*float('$meta') - $plain) < 0.1 else 1)"; then
+  ok "fer.val_accuracy $meta is within 0.1 points of the card's 1-view $plain%"
 else
   not_ok "fer.val_accuracy '$meta' matches the card's 1-view '$plain%'"
 fi
