@@ -8,7 +8,8 @@ GPU has run the real thing.
     /usr/bin/python3 tests/gpu/fp16_error.py [--check] MODEL [FER2013_DIR [N]]
 
 The emulation does what nn/src/cuda/conv.c does under fp16, in the same
-order: each BatchNorm folded into its convolution in double, rounded to a
+order, for every convolution but the stem's (its 1 or 3 input channels keep
+it in FP32, fer_cuda_math_half): each BatchNorm folded into its convolution in double, rounded to a
 float and then to the nearest half; the convolution's input rounded to
 halves; the products summed in FP32 (float32 conv2d of the rounded values:
 each product of two halves is exact in float, as on tensor cores with FP32
@@ -47,6 +48,9 @@ def to_half(x, half):
 
 
 def conv_bn(x, conv, bn, half):
+    # fer_cuda_math_half: channel counts that are multiples of 8 only (the
+    # stem stays FP32)
+    half = half and conv.in_channels % 8 == 0 and conv.out_channels % 8 == 0
     scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
     shift = bn.bias.double() - bn.running_mean.double() * scale
     w = (conv.weight.double() * scale[:, None, None, None]).float()

@@ -13,8 +13,10 @@
  * convs (no ReLU) and refused shapes take the plain convolution and our
  * bias/residual/ReLU epilogue; a refusal is remembered in the plan.
  *
- * FER_CUDA_MATH=fp16 (plan.h): the inference plans describe half-precision
- * tensors and filter with FP32 accumulation (cuDNN's pseudo-half
+ * FER_CUDA_MATH=fp16 (plan.h): the inference plans (but the stem's, whose
+ * 1 or 3 input channels do not suit half-precision NHWC kernels, see
+ * fer_cuda_math_half) describe half-precision tensors and filter with FP32
+ * accumulation (cuDNN's pseudo-half
  * configuration: x, w, y CUDNN_DATA_HALF, compute type CUDNN_DATA_FLOAT)
  * on tensor cores. The weights are folded and rounded to halves once at
  * load; at each convolution a kernel rounds the FP32 input to halves, cuDNN
@@ -55,7 +57,7 @@ static void
 plan_key (fer_cuda_conv_key *key, const fer_conv_shape *s,
     fer_cuda_conv_kind kind, fer_cuda_math math)
 {
-  const int half = fer_cuda_math_half (math, kind);
+  const int half = fer_cuda_math_half (math, kind, s->cin, s->cout);
   fer_cuda_conv_key_init (key, s->n, s->h, s->w, s->cin, s->cout, s->k,
       s->stride, s->pad, kind, half || fer_cuda_math_tensor_op (math, kind),
       half);
@@ -303,7 +305,8 @@ fer_cuda_op_conv2d_prepare_weight (fer_backend *be, const float *weight,
   /* `halves` (keep F16 weights unfolded) is the CPU backend's; here the
    * math mode decides */
   cuda_backend *cb = (cuda_backend *) be;
-  const gboolean half = fer_cuda_math_half (cb->math, FER_CUDA_CONV_FORWARD);
+  const gboolean half =
+      fer_cuda_math_half (cb->math, FER_CUDA_CONV_FORWARD, cin, cout);
   const size_t n = (size_t) cout * k * k * cin;
   const size_t bytes = n * (half ? sizeof (uint16_t) : sizeof (float));
   void *host = half || scale ? g_try_malloc (bytes) : NULL;

@@ -37,9 +37,11 @@ fer_cuda_math_tensor_op (fer_cuda_math math, fer_cuda_conv_kind kind)
 }
 
 int
-fer_cuda_math_half (fer_cuda_math math, fer_cuda_conv_kind kind)
+fer_cuda_math_half (
+    fer_cuda_math math, fer_cuda_conv_kind kind, int cin, int cout)
 {
-  return math == FER_CUDA_MATH_FP16 && kind == FER_CUDA_CONV_FORWARD;
+  return math == FER_CUDA_MATH_FP16 && kind == FER_CUDA_CONV_FORWARD
+      && cin % 8 == 0 && cout % 8 == 0;
 }
 
 double

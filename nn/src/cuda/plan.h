@@ -59,9 +59,13 @@ int fer_cuda_math_parse (const char *value, fer_cuda_math *out);
  * inference kind for the forward, the training kinds for the backward)
  * may use TF32 tensor cores under `math`. */
 int fer_cuda_math_tensor_op (fer_cuda_math math, fer_cuda_conv_kind kind);
-/* Whether a convolution of `kind` runs on half-precision data under
- * `math` (only the inference forward, only under fp16). */
-int fer_cuda_math_half (fer_cuda_math math, fer_cuda_conv_kind kind);
+/* Whether a convolution of `kind` from cin to cout channels runs on
+ * half-precision data under `math`: only the inference forward, only
+ * under fp16, and only with channel counts that are multiples of 8, which
+ * NHWC half-precision tensor-core kernels want (the stem's 1 or 3 input
+ * channels do not: the stem, a few per cent of the work, stays FP32). */
+int fer_cuda_math_half (
+    fer_cuda_math math, fer_cuda_conv_kind kind, int cin, int cout);
 /* The load-time self-test's tolerance under `math` (backend.h's
  * FER_SELFTEST_TOLERANCE_*, docs/architecture.md "Fail-safe"). */
 double fer_cuda_math_selftest_tolerance (fer_cuda_math math);
