@@ -300,7 +300,11 @@ fer_backend *fer_backend_fault_new (
 /* The self-test's tolerance for inference in exact FP32 (the CUDA
  * backend's default math): see docs/architecture.md, "Fail-safe". */
 #define FER_SELFTEST_TOLERANCE_FP32 1e-3
-/* ... and in reduced-precision math (TF32, FP16). */
+/* ... and in reduced-precision math (TF32; training's self-test too). */
 #define FER_SELFTEST_TOLERANCE_REDUCED 3e-2
+/* ... and with half-precision convolutions (FER_CUDA_MATH=fp16): the same
+ * 11-bit significand as TF32, plus one rounding of each convolution's
+ * output to half (docs/architecture.md, "Fail-safe"). */
+#define FER_SELFTEST_TOLERANCE_FP16 3e-2
 
 #endif

@@ -364,13 +364,22 @@ checkpoint_metadata (
 }
 
 /* Under --backend auto, a GPU that failed to start or the trainer's
- * self-test leaves the run on the CPU: one warning says why. */
+ * self-test leaves the run on the CPU: one warning says why. On the GPU,
+ * FER_CUDA_MATH=fp16 (half-precision inference convolutions) does not
+ * apply to training: one warning says so. */
 static gboolean
 warn_fallback (const fer_trainer *t)
 {
   if (t && fer_trainer_fallback_reason (t))
     fprintf (stderr, "%s: warning: %s\n", g_get_prgname (),
         fer_trainer_fallback_reason (t));
+  if (t && fer_trainer_backend (t) == FER_BACKEND_CUDA
+      && g_strcmp0 (g_getenv ("FER_CUDA_MATH"), "fp16") == 0)
+    fprintf (stderr,
+        "%s: warning: FER_CUDA_MATH=fp16 applies to inference only; "
+        "training and validation run in the default math (TF32 "
+        "convolutions)\n",
+        g_get_prgname ());
   return t != NULL;
 }
 

@@ -8,7 +8,8 @@
 #      the whole network, the first training steps, the element with
 #      backend=cuda) and the backend-selection tests;
 #   3. benchmarks inference (faces/s through fer_model_classify and the bare
-#      forward, TTA 1 and 5, 1..256 faces; exact FP32 and TF32) and training
+#      forward, TTA 1 and 5, 1..256 faces; exact FP32, TF32 and FP16, the
+#      last being FER_CUDA_MATH=fp16's half-precision convolutions) and training
 #      (images/s, batch 256 torchvision stem, batch 128 small stem), then
 #      the same with PyTorch on the same GPU and weights when python3's
 #      torch sees the GPU (else says so and skips only that);
@@ -141,8 +142,8 @@ if [ "$dry" = 1 ]; then
 else
   faces=1,8,64,256 ttas=1,5 secs=1 tsecs=4 batch=256 sbatch=128
 fi
-say "benchmark: libfernn $backend inference (FP32, then TF32)"
-for math in fp32 tf32; do
+say "benchmark: libfernn $backend inference (FP32, TF32, then FP16)"
+for math in fp32 tf32 fp16; do
   label=libfernn
   [ "$math" = fp32 ] || label=libfernn-$math
   bench "$label" env FER_CUDA_MATH=$math "$build/tests/bench/bench-cpu" \

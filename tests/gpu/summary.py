@@ -48,18 +48,22 @@ def main():
         print("  " + l[:160])
     print()
     print("| TTA | faces | libfernn classify faces/s | libfernn forward faces/s | "
-          "libfernn forward TF32 | PyTorch faces/s | forward ratio (TF32) |")
-    print("|---|---|---|---|---|---|---|")
+          "libfernn forward TF32 | libfernn forward FP16 | PyTorch faces/s | "
+          "forward ratio (TF32) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in ours:
         if "tta" not in r or r["impl"] != "libfernn":
             continue
         t, t32 = find(theirs, "pytorch", r), find(ours, "libfernn-tf32", r)
+        t16 = find(ours, "libfernn-fp16", r)
         fwd = r["forward_views_per_s"] / r["tta"]
         fwd32 = t32["forward_views_per_s"] / r["tta"] if t32 else None
+        fwd16 = t16["forward_views_per_s"] / r["tta"] if t16 else None
         best = fwd32 or fwd
-        print("| %d | %d | %.0f | %.0f | %s | %s | %s |" % (
+        print("| %d | %d | %.0f | %.0f | %s | %s | %s | %s |" % (
             r["tta"], r["faces"], r["faces_per_s"], fwd,
             "%.0f" % fwd32 if fwd32 else "-",
+            "%.0f" % fwd16 if fwd16 else "-",
             "%.0f" % t["faces_per_s"] if t else "-",
             "%.2f" % (best / t["faces_per_s"]) if t else "-"))
     print()

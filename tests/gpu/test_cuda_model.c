@@ -1,7 +1,9 @@
 /* The whole network on the CUDA backend against the CPU backend:
  *   - probabilities of a random model (torchvision stem, mlp head, random
  *     batch-norm statistics) for faces x TTA views, T = 1 and 5, in the
- *     default math (exact FP32 inference) and in TF32;
+ *     default math (exact FP32 inference), in TF32 and in FP16
+ *     (FER_CUDA_MATH=fp16: half-precision convolutions; the load's
+ *     self-test runs with its tolerance);
  *   - the loss curve of the first training steps (Adam, dropout, class
  *     weights, label smoothing) in exact FP32 and in the default math
  *     (TF32 training), from the same initial model and batches;
@@ -221,6 +223,7 @@ main (void)
 
   probabilities (model, "default", 1e-4);
   probabilities (model, "tf32", 1e-2);
+  probabilities (model, "fp16", 1e-2);
   frames_batch (model);
   loss_curve (model, "fp32", 1e-3);
   loss_curve (model, "default", 3e-2);

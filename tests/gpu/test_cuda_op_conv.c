@@ -2,7 +2,8 @@
  * and without ReLU and residual, the training forward, the input gradient
  * and the accumulating weight gradient, for every distinct convolution of
  * ResNet-18 at 48x48 (both stems) at batch 3 and odd sizes, in exact FP32
- * and once more in TF32 against a looser bound. */
+ * and once more in TF32 and in FP16 (half-precision inference, the
+ * training ops in TF32) against looser bounds. */
 #include "cuda-op-test.h"
 
 static void
@@ -95,5 +96,8 @@ main (void)
   printf ("# TF32 (FER_CUDA_MATH=tf32)\n");
   cuda_op_test_math ("tf32");
   test_convolutions (TOL_TF32);
+  printf ("# FP16 inference, TF32 training (FER_CUDA_MATH=fp16)\n");
+  cuda_op_test_math ("fp16");
+  test_convolutions (TOL_FP16);
   return cuda_op_test_end ();
 }

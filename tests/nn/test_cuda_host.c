@@ -1,11 +1,14 @@
 /* The CUDA backend's host side, which runs without a GPU: the planning
- * (cuda/plan.c: the math modes and which convolutions may use TF32, the
- * plan cache's key, the algorithm choice from cuDNN's ranked candidates,
+ * (cuda/plan.c: the math modes, which convolutions may use TF32 or run in
+ * half precision, the self-test's tolerance per mode, FER_CUDA_MATH's
+ * error, the plan cache's key, the algorithm choice from cuDNN's ranked candidates,
  * the growth of the workspace and scratch buffers, the batch-norm
  * reduction split, launch sizes), the check macros that turn CUDA,
- * cuBLAS and cuDNN failures into GErrors, the backend table, and the
- * cuDNN descriptors of a convolution (cuDNN's descriptor calls need no
- * device). Built only with the CUDA backend. */
+ * cuBLAS and cuDNN failures into GErrors, the backend table, the cuDNN
+ * descriptors of a convolution in each math (cuDNN's descriptor calls need
+ * no device), and FP16's weights folded into halves. Built only with the
+ * CUDA backend. */
+#include <math.h>
 #include <string.h>
 #include <glib.h>
 
@@ -24,7 +27,11 @@ test_math (void)
   g_assert_cmpint (m, ==, FER_CUDA_MATH_TF32);
   g_assert_cmpint (fer_cuda_math_parse ("", &m), ==, 0);
   g_assert_cmpint (m, ==, FER_CUDA_MATH_DEFAULT);
-  g_assert_cmpint (fer_cuda_math_parse ("fp16", &m), ==, -1);
+  g_assert_cmpint (fer_cuda_math_parse ("fp16", &m), ==, 0);
+  g_assert_cmpint (m, ==, FER_CUDA_MATH_FP16);
+  g_assert_cmpint (fer_cuda_math_parse ("FP16", &m), ==, -1);
+  g_assert_cmpint (fer_cuda_math_parse ("half", &m), ==, -1);
+  g_assert_cmpint (fer_cuda_math_parse ("bf16", &m), ==, -1);
 
   /* default: TF32 for training, exact inference */
   g_assert_false (
@@ -36,6 +43,82 @@ test_math (void)
   }
   g_assert_true (
       fer_cuda_math_tensor_op (FER_CUDA_MATH_TF32, FER_CUDA_CONV_FORWARD));
+
+  /* fp16: half precision for the inference convolutions only, and only
+   * with channel counts that are multiples of 8 (not the stem's); TF32
+   * and FP32 otherwise as in the default (the training ops, the head) */
+  for (int k = FER_CUDA_CONV_FORWARD; k < FER_CUDA_CONV_N_KINDS; k++) {
+    g_assert_cmpint (fer_cuda_math_half (FER_CUDA_MATH_FP16, k, 64, 128), ==,
+        k == FER_CUDA_CONV_FORWARD);
+    g_assert_cmpint (fer_cuda_math_tensor_op (FER_CUDA_MATH_FP16, k), ==,
+        fer_cuda_math_tensor_op (FER_CUDA_MATH_DEFAULT, k));
+    g_assert_false (fer_cuda_math_half (FER_CUDA_MATH_DEFAULT, k, 64, 128));
+    g_assert_false (fer_cuda_math_half (FER_CUDA_MATH_FP32, k, 64, 128));
+    g_assert_false (fer_cuda_math_half (FER_CUDA_MATH_TF32, k, 64, 128));
+  }
+  g_assert_true (
+      fer_cuda_math_half (FER_CUDA_MATH_FP16, FER_CUDA_CONV_FORWARD, 512, 512));
+  g_assert_true (
+      fer_cuda_math_half (FER_CUDA_MATH_FP16, FER_CUDA_CONV_FORWARD, 8, 8));
+  static const int odd[][2] = { { 1, 64 }, { 3, 64 }, { 64, 7 }, { 12, 64 },
+    { 5, 9 } };
+  for (guint i = 0; i < G_N_ELEMENTS (odd); i++)
+    g_assert_false (fer_cuda_math_half (
+        FER_CUDA_MATH_FP16, FER_CUDA_CONV_FORWARD, odd[i][0], odd[i][1]));
+}
+
+/* The self-test's tolerance follows the math (docs/architecture.md). */
+static void
+test_tolerance (void)
+{
+  g_assert_cmpfloat (fer_cuda_math_selftest_tolerance (FER_CUDA_MATH_DEFAULT),
+      ==, FER_SELFTEST_TOLERANCE_FP32);
+  g_assert_cmpfloat (fer_cuda_math_selftest_tolerance (FER_CUDA_MATH_FP32), ==,
+      FER_SELFTEST_TOLERANCE_FP32);
+  g_assert_cmpfloat (fer_cuda_math_selftest_tolerance (FER_CUDA_MATH_TF32), ==,
+      FER_SELFTEST_TOLERANCE_REDUCED);
+  g_assert_cmpfloat (fer_cuda_math_selftest_tolerance (FER_CUDA_MATH_FP16), ==,
+      FER_SELFTEST_TOLERANCE_FP16);
+  g_assert_cmpfloat (
+      FER_SELFTEST_TOLERANCE_FP32, <, FER_SELFTEST_TOLERANCE_FP16);
+  /* below the smallest wrong answer the self-test exists to catch: a wrong
+   * kernel moves probabilities by 0.1 or more */
+  g_assert_cmpfloat (FER_SELFTEST_TOLERANCE_FP16, <, 0.1);
+}
+
+/* FER_CUDA_MATH read from the environment, and its error naming the value
+ * and the accepted ones. */
+static void
+test_math_env (void)
+{
+  static const struct
+  {
+    const char *value;
+    fer_cuda_math math;
+  } good[] = { { "default", FER_CUDA_MATH_DEFAULT },
+    { "fp32", FER_CUDA_MATH_FP32 }, { "tf32", FER_CUDA_MATH_TF32 },
+    { "fp16", FER_CUDA_MATH_FP16 }, { "", FER_CUDA_MATH_DEFAULT } };
+  fer_cuda_math m;
+  GError *error = NULL;
+
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++) {
+    g_setenv ("FER_CUDA_MATH", good[i].value, TRUE);
+    g_assert_true (fer_cuda_math_from_env (&m, &error));
+    g_assert_no_error (error);
+    g_assert_cmpint (m, ==, good[i].math);
+  }
+  g_unsetenv ("FER_CUDA_MATH");
+  g_assert_true (fer_cuda_math_from_env (&m, &error));
+  g_assert_cmpint (m, ==, FER_CUDA_MATH_DEFAULT);
+
+  g_setenv ("FER_CUDA_MATH", "half", TRUE);
+  g_assert_false (fer_cuda_math_from_env (&m, &error));
+  g_assert_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT);
+  g_test_message ("%s", error->message);
+  g_assert_cmpstr (error->message, ==,
+      "FER_CUDA_MATH='half', expected default, fp32, tf32 or fp16 (or unset)");
+  g_clear_error (&error);
+  g_unsetenv ("FER_CUDA_MATH");
 }
 
 static void
@@ -43,37 +126,40 @@ test_key (void)
 {
   fer_cuda_conv_key a, b;
   fer_cuda_conv_key_init (
-      &a, 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0);
+      &a, 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0, 0);
   fer_cuda_conv_key_init (
-      &b, 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0);
+      &b, 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0, 0);
   g_assert_true (fer_cuda_conv_key_equal (&a, &b));
   g_assert_cmpuint (
       fer_cuda_conv_key_hash (&a), ==, fer_cuda_conv_key_hash (&b));
   /* every field takes part */
   const fer_cuda_conv_key variants[] = {
-    { 9, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
-    { 8, 47, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
-    { 8, 48, 47, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
-    { 8, 48, 48, 3, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
-    { 8, 48, 48, 1, 32, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
-    { 8, 48, 48, 1, 64, 3, 2, 3, FER_CUDA_CONV_FORWARD, 0 },
-    { 8, 48, 48, 1, 64, 7, 1, 3, FER_CUDA_CONV_FORWARD, 0 },
-    { 8, 48, 48, 1, 64, 7, 2, 1, FER_CUDA_CONV_FORWARD, 0 },
-    { 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_BACKWARD_DATA, 0 },
-    { 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 1 },
+    { 9, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0, 0 },
+    { 8, 47, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0, 0 },
+    { 8, 48, 47, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0, 0 },
+    { 8, 48, 48, 3, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0, 0 },
+    { 8, 48, 48, 1, 32, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0, 0 },
+    { 8, 48, 48, 1, 64, 3, 2, 3, FER_CUDA_CONV_FORWARD, 0, 0 },
+    { 8, 48, 48, 1, 64, 7, 1, 3, FER_CUDA_CONV_FORWARD, 0, 0 },
+    { 8, 48, 48, 1, 64, 7, 2, 1, FER_CUDA_CONV_FORWARD, 0, 0 },
+    { 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_BACKWARD_DATA, 0, 0 },
+    { 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 1, 0 },
+    { 8, 48, 48, 1, 64, 7, 2, 3, FER_CUDA_CONV_FORWARD, 0, 1 },
   };
   for (guint i = 0; i < G_N_ELEMENTS (variants); i++) {
     fer_cuda_conv_key v;
     const fer_cuda_conv_key *s = &variants[i];
     fer_cuda_conv_key_init (&v, s->n, s->h, s->w, s->cin, s->cout, s->k,
-        s->stride, s->pad, s->kind, s->tensor_op);
+        s->stride, s->pad, s->kind, s->tensor_op, s->half);
     g_assert_false (fer_cuda_conv_key_equal (&a, &v));
     g_assert_cmpuint (
         fer_cuda_conv_key_hash (&a), !=, fer_cuda_conv_key_hash (&v));
   }
-  /* any non-zero tensor_op is the same key */
-  fer_cuda_conv_key_init (&a, 1, 2, 2, 1, 1, 1, 1, 0, FER_CUDA_CONV_FORWARD, 5);
-  fer_cuda_conv_key_init (&b, 1, 2, 2, 1, 1, 1, 1, 0, FER_CUDA_CONV_FORWARD, 1);
+  /* any non-zero tensor_op or half is the same key */
+  fer_cuda_conv_key_init (
+      &a, 1, 2, 2, 1, 1, 1, 1, 0, FER_CUDA_CONV_FORWARD, 5, 7);
+  fer_cuda_conv_key_init (
+      &b, 1, 2, 2, 1, 1, 1, 1, 0, FER_CUDA_CONV_FORWARD, 1, 1);
   g_assert_true (fer_cuda_conv_key_equal (&a, &b));
 }
 
@@ -202,7 +288,11 @@ test_checks (void)
 
 /* The descriptors a convolution plan makes, read back from cuDNN (no
  * device needed): cuDNN derives our output size from them, with the
- * channel count of the NHWC filter, and the output tensor is NHWC. */
+ * channel count of the NHWC filter, and the output tensor is NHWC; the
+ * data are halves for the inference forward under fp16 only (not the
+ * stems' and odd shapes'), floats
+ * otherwise, the accumulation is FP32 always, and the math type allows
+ * tensor cores where plan.c says so. */
 static void
 test_descriptors (void)
 {
@@ -218,25 +308,128 @@ test_descriptors (void)
     { 2, 512, 512, 3, 1, 1 },
     { 7, 5, 9, 3, 2, 1 },
   };
+  static const fer_cuda_math maths[] = { FER_CUDA_MATH_DEFAULT,
+    FER_CUDA_MATH_FP32, FER_CUDA_MATH_TF32, FER_CUDA_MATH_FP16 };
+  int halves = 0;
   for (guint i = 0; i < G_N_ELEMENTS (shapes); i++) {
     const int *v = shapes[i];
     fer_conv_shape s;
-    int dims[4], strides[4];
-    GError *error = NULL;
     fer_conv_shape_init (&s, 3, v[0], v[0], v[1], v[2], v[3], v[4], v[5]);
-    g_assert_true (fer_cuda_conv_output_layout (&s, dims, strides, &error));
-    g_assert_no_error (error);
-    g_test_message ("%dx%d/%d %d>%d at %d: (%d, %d, %d, %d)", s.k, s.k,
-        s.stride, s.cin, s.cout, s.h, dims[0], dims[1], dims[2], dims[3]);
-    g_assert_cmpint (dims[0], ==, s.n);
-    g_assert_cmpint (dims[1], ==, s.cout);
-    g_assert_cmpint (dims[2], ==, s.oh);
-    g_assert_cmpint (dims[3], ==, s.ow);
-    g_assert_cmpint (strides[0], ==, s.oh * s.ow * s.cout);
-    g_assert_cmpint (strides[1], ==, 1);
-    g_assert_cmpint (strides[2], ==, s.ow * s.cout);
-    g_assert_cmpint (strides[3], ==, s.cout);
+    for (guint mi = 0; mi < G_N_ELEMENTS (maths); mi++) {
+      for (int kind = 0; kind < FER_CUDA_CONV_N_KINDS; kind++) {
+        const gboolean half = maths[mi] == FER_CUDA_MATH_FP16
+            && kind == FER_CUDA_CONV_FORWARD && s.cin % 8 == 0
+            && s.cout % 8 == 0;
+        const cudnnDataType_t data = half ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
+        fer_cuda_conv_layout l;
+        GError *error = NULL;
+        g_assert_true (
+            fer_cuda_conv_describe (&s, kind, maths[mi], &l, &error));
+        g_assert_no_error (error);
+        if (mi == 0 && kind == 0)
+          g_test_message ("%dx%d/%d %d>%d at %d: (%d, %d, %d, %d)", s.k, s.k,
+              s.stride, s.cin, s.cout, s.h, l.dims[0], l.dims[1], l.dims[2],
+              l.dims[3]);
+        g_assert_cmpint (l.dims[0], ==, s.n);
+        g_assert_cmpint (l.dims[1], ==, s.cout);
+        g_assert_cmpint (l.dims[2], ==, s.oh);
+        g_assert_cmpint (l.dims[3], ==, s.ow);
+        g_assert_cmpint (l.strides[0], ==, s.oh * s.ow * s.cout);
+        g_assert_cmpint (l.strides[1], ==, 1);
+        g_assert_cmpint (l.strides[2], ==, s.ow * s.cout);
+        g_assert_cmpint (l.strides[3], ==, s.cout);
+        g_assert_cmpint (l.x_type, ==, data);
+        g_assert_cmpint (l.y_type, ==, data);
+        g_assert_cmpint (l.w_type, ==, data);
+        g_assert_cmpint (l.compute_type, ==, CUDNN_DATA_FLOAT);
+        g_assert_true (l.w_nhwc);
+        g_assert_cmpint (l.math_type, ==,
+            half || fer_cuda_math_tensor_op (maths[mi], kind)
+                ? CUDNN_TENSOR_OP_MATH
+                : CUDNN_FMA_MATH);
+        halves += half;
+      }
+    }
   }
+  /* all but the stems' and the odd shape's */
+  g_assert_cmpint (halves, ==, G_N_ELEMENTS (shapes) - 3);
+}
+
+/* FP16's weights: folded in double as the FP32 path folds them, then
+ * rounded to the nearest half, ties to even; a folded weight beyond
+ * half's range is an error naming it, not an infinity. */
+static void
+test_weight_halves (void)
+{
+  enum
+  {
+    COUT = 3,
+    K = 3,
+    CIN = 5,
+    N = COUT * K * K * CIN
+  };
+  const float one_ulp = 1.0f / 1024; /* a half's ulp at 1 */
+  float w[N];
+  uint16_t h[N];
+  const double scale[COUT] = { 0.5, 3.0, 1.0 / 3.0 };
+  GError *error = NULL;
+  double worst = 0.0;
+  GRand *r = g_rand_new_with_seed (12);
+
+  for (int i = 0; i < N; i++)
+    w[i] = (float) g_rand_double_range (r, -4.0, 4.0);
+  /* exact halves, and ties between two halves at 1 */
+  w[0] = 1.0f;
+  w[1] = -2.5f;
+  w[2] = 65504.0f;
+  w[3] = 1.0f + one_ulp / 2;     /* tie: to even, 1 */
+  w[4] = 1.0f + 3 * one_ulp / 2; /* tie: to even, 1 + 2 ulp */
+  w[5] = ldexpf (1.0f, -24);     /* the smallest subnormal half */
+  g_assert_true (fer_cuda_weight_halves (h, w, NULL, COUT, K, CIN, &error));
+  g_assert_no_error (error);
+  g_assert_cmphex (h[0], ==, 0x3c00);
+  g_assert_cmphex (h[1], ==, 0xc100);
+  g_assert_cmphex (h[2], ==, 0x7bff);
+  g_assert_cmphex (h[3], ==, 0x3c00);
+  g_assert_cmphex (h[4], ==, 0x3c02);
+  g_assert_cmphex (h[5], ==, 0x0001);
+
+  /* folded: the nearest half to float (w * scale) */
+  w[2] = 3.0f;
+  g_assert_true (fer_cuda_weight_halves (h, w, scale, COUT, K, CIN, &error));
+  g_assert_no_error (error);
+  for (int i = 0; i < N; i++) {
+    const double want = (double) (float) (w[i] * scale[i / (K * K * CIN)]);
+    const double got = fer_f16_to_f32 (h[i]);
+    const double rel = fabs (got - want) / fmax (fabs (want), ldexp (1, -14));
+    if (i >= 6) /* past the ties made above */
+      worst = fmax (worst, rel);
+    /* within half an ulp: 2^-11 relative for normal halves */
+    g_assert_cmpfloat (rel, <=, ldexp (1.0, -11));
+  }
+  g_assert_cmphex (h[0], ==, 0x3800); /* 1 x 0.5 */
+  g_test_message ("max relative error of the folded halves: %.3g (bound %.3g)",
+      worst, ldexp (1.0, -11));
+  g_assert_cmpfloat (worst, >, 0.0); /* some weights were rounded */
+
+  /* beyond 65504 with the scale: an error naming the weight */
+  w[K * K * CIN + 7] = 30000.0f; /* x 3 */
+  g_assert_false (fer_cuda_weight_halves (h, w, scale, COUT, K, CIN, &error));
+  g_assert_error (error, FER_ERROR, FER_ERROR_UNSUPPORTED);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "weight 52 "));
+  g_assert_nonnull (strstr (error->message, "90000"));
+  g_assert_nonnull (strstr (error->message, "FER_CUDA_MATH=default"));
+  g_clear_error (&error);
+  /* 65519 still rounds to 65504, 65520 does not */
+  w[K * K * CIN + 7] = 65519.0f / 3.0f;
+  w[0] = 65519.0f;
+  g_assert_true (fer_cuda_weight_halves (h, w, NULL, COUT, K, CIN, &error));
+  g_assert_cmphex (h[0], ==, 0x7bff);
+  w[0] = 65520.0f;
+  g_assert_false (fer_cuda_weight_halves (h, w, NULL, COUT, K, CIN, &error));
+  g_clear_error (&error);
+  g_rand_free (r);
 }
 
 /* The device's preprocessing without the device: the host plan (taps,
@@ -375,6 +568,8 @@ main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/cuda-plan/math", test_math);
+  g_test_add_func ("/cuda-plan/tolerance", test_tolerance);
+  g_test_add_func ("/cuda-host/math-env", test_math_env);
   g_test_add_func ("/cuda-plan/key", test_key);
   g_test_add_func ("/cuda-plan/pick-algo", test_pick_algo);
   g_test_add_func ("/cuda-plan/grow", test_grow);
@@ -383,6 +578,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cuda-host/checks", test_checks);
   g_test_add_func ("/cuda-host/table", test_table);
   g_test_add_func ("/cuda-host/descriptors", test_descriptors);
+  g_test_add_func ("/cuda-host/weight-halves", test_weight_halves);
   g_test_add_func ("/cuda-host/preprocess", test_preprocess_math);
   return g_test_run ();
 }

@@ -124,4 +124,14 @@ FER_CUDA_FAULT=runtime run "$tools/fer-train" $train --backend auto \
 check "FER_CUDA_FAULT=runtime fer-train: exit 1 naming the fault" \
   eval '[ "$status" -eq 1 ] && grep -qF "FER_CUDA_FAULT=runtime" err'
 
+# FER_CUDA_MATH=fp16 is for inference: training on a device says so once
+# (the imitation passes the self-test, so the run starts on "the device")
+FER_CUDA_MATH=fp16 FER_CUDA_FAULT=runtime run "$tools/fer-train" $train \
+  --backend cuda --out run-fp16
+check "FER_CUDA_MATH=fp16 fer-train on the device: one warning, inference only" \
+  eval '[ "$(grep -c "warning:" err)" -eq 1 ] && grep "warning:" err | grep -qF "FER_CUDA_MATH=fp16 applies to inference only"'
+FER_CUDA_MATH=fp16 run "$tools/fer-train" $train --backend cpu --out run-fp16-cpu
+check "FER_CUDA_MATH=fp16 fer-train --backend cpu: no warning" \
+  eval '[ "$status" -eq 0 ] && ! grep -q "warning:" err'
+
 echo "1..$n"

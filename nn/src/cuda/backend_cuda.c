@@ -226,14 +226,11 @@ cuda_set_threads (fer_backend *be, int threads, GError **error)
 /* The load-time self-test (model.c) accepts this backend when its
  * probabilities are within this of the CPU backend's: exact FP32 inference
  * agrees to rounding (tests/gpu see about 1e-5), reduced-precision math
- * (TF32 and anything else) to its shorter mantissa. */
+ * (TF32, FP16) to its shorter significand (plan.c). */
 static double
 cuda_selftest_tolerance (fer_backend *be)
 {
-  const cuda_backend *cb = (const cuda_backend *) be;
-  return cb->math == FER_CUDA_MATH_DEFAULT || cb->math == FER_CUDA_MATH_FP32
-      ? FER_SELFTEST_TOLERANCE_FP32
-      : FER_SELFTEST_TOLERANCE_REDUCED;
+  return fer_cuda_math_selftest_tolerance (((const cuda_backend *) be)->math);
 }
 
 /* ------------------------------------------------------------------ */
@@ -252,6 +249,8 @@ cuda_destroy (fer_backend *be)
     (void) cudaFree (cb->workspace);
   if (cb->scratch)
     (void) cudaFree (cb->scratch);
+  if (cb->halves)
+    (void) cudaFree (cb->halves);
   if (cb->frame)
     (void) cudaFree (cb->frame);
   g_free (cb->taps_host);
@@ -345,10 +344,22 @@ fer_backend_cuda_probe (int device_id, GError **error)
   return TRUE;
 }
 
+gboolean
+fer_cuda_math_from_env (fer_cuda_math *math, GError **error)
+{
+  const char *v = g_getenv ("FER_CUDA_MATH");
+  if (fer_cuda_math_parse (v, math) == 0)
+    return TRUE;
+  g_autofree char *quoted = fer_text_quote (v, 40);
+  g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+      "FER_CUDA_MATH='%s', expected " FER_CUDA_MATH_VALUES " (or unset)",
+      quoted);
+  return FALSE;
+}
+
 fer_backend *
 fer_backend_cuda_new (int device_id, GError **error)
 {
-  const char *math = g_getenv ("FER_CUDA_MATH");
   cuda_backend *cb;
 
   if (!fer_backend_cuda_probe (device_id, error))
@@ -356,11 +367,8 @@ fer_backend_cuda_new (int device_id, GError **error)
   cb = g_new0 (cuda_backend, 1);
   cb->base.ops = &cuda_ops;
   cb->device = device_id;
-  if (fer_cuda_math_parse (math, &cb->math) < 0) {
-    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "FER_CUDA_MATH=%s, expected default, fp32 or tf32", math);
+  if (!fer_cuda_math_from_env (&cb->math, error))
     goto fail;
-  }
   cb->find_algorithms = g_strcmp0 (g_getenv ("FER_CUDA_CONV_FIND"), "1") == 0;
   cb->conv_plans = g_hash_table_new_full ((GHashFunc) fer_cuda_conv_key_hash,
       (GEqualFunc) fer_cuda_conv_key_equal, NULL, fer_cuda_conv_plan_free);

@@ -32,6 +32,8 @@ typedef struct
   GHashTable *conv_plans; /* fer_cuda_conv_key -> cuda_conv_plan */
   void *workspace;        /* cuDNN's, one for all convolutions, grows */
   size_t workspace_bytes;
+  void *halves; /* FER_CUDA_MATH=fp16: a convolution's input and output */
+  size_t halves_bytes;
   void *scratch; /* batch-norm partial sums, the loss, labels */
   size_t scratch_bytes;
   void *frame; /* preprocess: the frame's planes and taps */
@@ -79,6 +81,10 @@ gboolean fer_cuda_check_cudnn (cudnnStatus_t status, const char *stmt,
 #define CUDA_LAUNCH_OK(cb, call)                                               \
   (fer_cuda_enter ((cb), error) && CUDA_OK (call))
 
+/* FER_CUDA_MATH's value; FALSE with FER_ERROR_INVALID_ARGUMENT naming
+ * the value and FER_CUDA_MATH_VALUES for anything else. */
+gboolean fer_cuda_math_from_env (fer_cuda_math *math, GError **error);
+
 /* The backend's table, for tests that check it is complete without a
  * device to make a backend on. */
 const fer_backend_ops *fer_cuda_backend_ops (void);
@@ -108,10 +114,25 @@ fer_op_conv2d_train_workspace fer_cuda_op_conv2d_train_workspace;
 fer_op_conv2d_forward_train fer_cuda_op_conv2d_forward_train;
 fer_op_conv2d_backward fer_cuda_op_conv2d_backward;
 void fer_cuda_conv_plan_free (gpointer plan);
-/* For tests, without a device: what cuDNN makes of the descriptors a plan
- * for s gets: the output's (n, c, h, w) and their strides. */
-gboolean fer_cuda_conv_output_layout (
-    const fer_conv_shape *s, int dims[4], int strides[4], GError **error);
+/* For tests, without a device: what cuDNN reads back from the descriptors
+ * a plan for s, kind and math gets: the output's (n, c, h, w) and their
+ * strides, the data types, the filter's layout, the math type. */
+typedef struct
+{
+  int dims[4], strides[4];
+  cudnnDataType_t x_type, y_type, w_type, compute_type;
+  gboolean w_nhwc;
+  cudnnMathType_t math_type;
+} fer_cuda_conv_layout;
+gboolean fer_cuda_conv_describe (const fer_conv_shape *s,
+    fer_cuda_conv_kind kind, fer_cuda_math math, fer_cuda_conv_layout *out,
+    GError **error);
+/* The weights (Cout, K, K, Cin) folded with scale (NULL: 1) as the FP32
+ * path folds them, float (w * scale), then rounded to the nearest half
+ * (FER_CUDA_MATH=fp16). FALSE (FER_ERROR_UNSUPPORTED) when one is beyond
+ * half's range. */
+gboolean fer_cuda_weight_halves (uint16_t *dst, const float *weight,
+    const double *scale, int cout, int k, int cin, GError **error);
 
 /* pool.c */
 fer_op_maxpool2d_forward fer_cuda_op_maxpool2d_forward;

@@ -13,13 +13,29 @@
  * convs (no ReLU) and refused shapes take the plain convolution and our
  * bias/residual/ReLU epilogue; a refusal is remembered in the plan.
  *
+ * FER_CUDA_MATH=fp16 (plan.h): the inference plans (but the stem's, whose
+ * 1 or 3 input channels do not suit half-precision NHWC kernels, see
+ * fer_cuda_math_half) describe half-precision tensors and filter with FP32
+ * accumulation (cuDNN's pseudo-half
+ * configuration: x, w, y CUDNN_DATA_HALF, compute type CUDNN_DATA_FLOAT)
+ * on tensor cores. The weights are folded and rounded to halves once at
+ * load; at each convolution a kernel rounds the FP32 input to halves, cuDNN
+ * writes halves, and the epilogue widens them into the FP32 output with
+ * bias, residual and ReLU (activation.cu). The activations stay FP32
+ * between ops, so every other op (pooling, the head, the training ops) is
+ * unchanged; the fused call is not used in half. Both half buffers are
+ * the backend's `halves`, grown like the workspace.
+ *
  * Training uses the backend's own workspace, not the trainer's `ws`
  * (conv2d_train_workspace asks for none). The backend table's entries are
  * the functions here that take a fer_backend. Filter gradients accumulate
  * (beta = 1), as the backend contract wants. */
 #include "cuda/backend_cuda.h"
 
+#include <math.h>
 #include <string.h>
+
+#include <fer/safetensors.h>
 
 #define MAX_ALGOS 16
 
@@ -34,6 +50,25 @@ typedef struct
   size_t ws_bytes;
   gboolean fused; /* forward: the fused call accepted this shape so far */
 } cuda_conv_plan;
+
+/* The key of the plan for s and kind under math: half precision runs on
+ * tensor cores. */
+static void
+plan_key (fer_cuda_conv_key *key, const fer_conv_shape *s,
+    fer_cuda_conv_kind kind, fer_cuda_math math)
+{
+  const int half = fer_cuda_math_half (math, kind, s->cin, s->cout);
+  fer_cuda_conv_key_init (key, s->n, s->h, s->w, s->cin, s->cout, s->k,
+      s->stride, s->pad, kind, half || fer_cuda_math_tensor_op (math, kind),
+      half);
+}
+
+/* The precision named in messages. */
+static const char *
+math_name (const fer_cuda_conv_key *k)
+{
+  return k->half ? "FP16" : k->tensor_op ? "TF32" : "FP32";
+}
 
 static void
 destroy_descriptors (cuda_conv_plan *p)
@@ -153,16 +188,18 @@ static gboolean
 describe (cuda_conv_plan *p, const fer_conv_shape *s, GError **error)
 {
   const fer_cuda_conv_key *k = &p->key;
+  /* the accumulation (compute type) is FP32 in every math */
+  const cudnnDataType_t data = k->half ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
   CUDNN_CHECK (cudnnCreateTensorDescriptor (&p->x));
   CUDNN_CHECK (cudnnCreateTensorDescriptor (&p->y));
   CUDNN_CHECK (cudnnCreateFilterDescriptor (&p->w));
   CUDNN_CHECK (cudnnCreateConvolutionDescriptor (&p->conv));
   CUDNN_CHECK (cudnnSetTensor4dDescriptor (
-      p->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n, s->cin, s->h, s->w));
+      p->x, CUDNN_TENSOR_NHWC, data, s->n, s->cin, s->h, s->w));
   CUDNN_CHECK (cudnnSetTensor4dDescriptor (
-      p->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n, s->cout, s->oh, s->ow));
+      p->y, CUDNN_TENSOR_NHWC, data, s->n, s->cout, s->oh, s->ow));
   CUDNN_CHECK (cudnnSetFilter4dDescriptor (
-      p->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, s->cout, s->cin, s->k, s->k));
+      p->w, data, CUDNN_TENSOR_NHWC, s->cout, s->cin, s->k, s->k));
   CUDNN_CHECK (cudnnSetConvolution2dDescriptor (p->conv, s->pad, s->pad,
       s->stride, s->stride, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
   CUDNN_CHECK (cudnnSetConvolutionMathType (
@@ -189,8 +226,7 @@ get_plan (cuda_backend *cb, const fer_conv_shape *s, fer_cuda_conv_kind kind,
   int n_cand = 0, pick;
   cuda_conv_plan *p;
 
-  fer_cuda_conv_key_init (&key, s->n, s->h, s->w, s->cin, s->cout, s->k,
-      s->stride, s->pad, kind, fer_cuda_math_tensor_op (cb->math, kind));
+  plan_key (&key, s, kind, cb->math);
   if (!fer_cuda_enter (cb, error))
     return NULL;
   p = g_hash_table_lookup (cb->conv_plans, &key);
@@ -199,7 +235,7 @@ get_plan (cuda_backend *cb, const fer_conv_shape *s, fer_cuda_conv_kind kind,
 
   p = g_new0 (cuda_conv_plan, 1);
   p->key = key;
-  p->fused = TRUE;
+  p->fused = !key.half;
   if (!describe (p, s, error) || !rank_algorithms (cb, p, cand, &n_cand, error))
     goto fail;
   pick = fer_cuda_pick_algo (cand, n_cand, FER_CUDA_WS_LIMIT, key.tensor_op);
@@ -207,8 +243,8 @@ get_plan (cuda_backend *cb, const fer_conv_shape *s, fer_cuda_conv_kind kind,
     g_set_error (error, FER_ERROR, FER_ERROR_UNSUPPORTED,
         "cuda backend: cuDNN offers no %s algorithm for a %dx%d/%d pad %d "
         "convolution of (%d, %d, %d, %d) to %d channels within %zu MiB",
-        key.tensor_op ? "TF32" : "FP32", s->k, s->k, s->stride, s->pad, s->n,
-        s->h, s->w, s->cin, s->cout, FER_CUDA_WS_LIMIT >> 20);
+        math_name (&key), s->k, s->k, s->stride, s->pad, s->n, s->h, s->w,
+        s->cin, s->cout, FER_CUDA_WS_LIMIT >> 20);
     goto fail;
   }
   p->algo = cand[pick].algo;
@@ -231,30 +267,71 @@ fail:
   return NULL;
 }
 
+/* Weight i of n folded with its output channel's scale (NULL: 1). */
+static float
+folded_weight (
+    const float *weight, const double *scale, size_t i, size_t n, int cout)
+{
+  return scale ? (float) (weight[i] * scale[i / (n / cout)]) : weight[i];
+}
+
+gboolean
+fer_cuda_weight_halves (uint16_t *dst, const float *weight, const double *scale,
+    int cout, int k, int cin, GError **error)
+{
+  const size_t n = (size_t) cout * k * k * cin;
+  for (size_t i = 0; i < n; i++) {
+    const float f = folded_weight (weight, scale, i, n, cout);
+    dst[i] = fer_f32_to_f16 (f);
+    if ((dst[i] & 0x7fff) == 0x7c00 && !isinf (f)) {
+      g_set_error (error, FER_ERROR, FER_ERROR_UNSUPPORTED,
+          "cuda backend: FER_CUDA_MATH=fp16: weight %zu of a %dx%d "
+          "convolution of %d to %d channels is %g with its batch-norm scale, "
+          "beyond half precision's 65504 (use FER_CUDA_MATH=default)",
+          i, k, k, cin, cout, f);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 /* (Cout, K, K, Cin) is cuDNN's NHWC filter layout: the weight goes up as
- * it is. */
+ * it is, folded, in floats or (FER_CUDA_MATH=fp16) in halves. */
 float *
 fer_cuda_op_conv2d_prepare_weight (fer_backend *be, const float *weight,
     const double *scale, int cout, int k, int cin, gboolean halves,
     GError **error)
 {
-  /* halves: float32 here too (cuDNN's FP32 and TF32 paths) */
-  size_t n = (size_t) cout * k * k * cin, per_out = n / cout;
-  float *folded = scale ? g_try_new (float, n) : NULL;
-  float *w;
-  if (scale && !folded) {
+  /* `halves` (keep F16 weights unfolded) is the CPU backend's; here the
+   * math mode decides */
+  cuda_backend *cb = (cuda_backend *) be;
+  const gboolean half =
+      fer_cuda_math_half (cb->math, FER_CUDA_CONV_FORWARD, cin, cout);
+  const size_t n = (size_t) cout * k * k * cin;
+  const size_t bytes = n * (half ? sizeof (uint16_t) : sizeof (float));
+  void *host = half || scale ? g_try_malloc (bytes) : NULL;
+  float *w = NULL;
+
+  if ((half || scale) && !host) {
     g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-        "cuda backend: cannot allocate %zu floats to fold a weight", n);
+        "cuda backend: cannot allocate %zu bytes to fold a weight", bytes);
     return NULL;
   }
-  for (size_t i = 0; folded && i < n; i++)
-    folded[i] = (float) (weight[i] * scale[i / per_out]);
-  w = be->ops->alloc (be, n, error);
-  if (w && !be->ops->upload (be, w, folded ? folded : weight, n, error)) {
+  if (half) {
+    if (!fer_cuda_weight_halves (host, weight, scale, cout, k, cin, error))
+      goto done;
+  } else {
+    for (size_t i = 0; host && i < n; i++)
+      ((float *) host)[i] = folded_weight (weight, scale, i, n, cout);
+  }
+  /* alloc counts floats: (n + 1) / 2 of them hold n halves */
+  w = be->ops->alloc (be, half ? (n + 1) / 2 : n, error);
+  if (w && !fer_cuda_upload_bytes (cb, w, host ? host : weight, bytes, error)) {
     be->ops->release (be, w);
     w = NULL;
   }
-  g_free (folded);
+done:
+  g_free (host);
   return w;
 }
 
@@ -269,6 +346,37 @@ plain_forward (cuda_backend *cb, const cuda_conv_plan *p, float *out,
   return TRUE;
 }
 
+/* FER_CUDA_MATH=fp16: inp rounded to halves, cuDNN's convolution (weight:
+ * the halves of prepare_weight) into halves, widened into out by the
+ * epilogue. The halves of y start on a
+ * 128-byte boundary, as those of x do (cudaMalloc's alignment), for the
+ * tensor cores' vector loads. */
+static gboolean
+half_forward (cuda_backend *cb, const cuda_conv_plan *p, float *out,
+    const float *inp, const float *weight, const float *bias,
+    const float *residual, const fer_conv_shape *s, gboolean relu,
+    GError **error)
+{
+  const float one = 1.0f, zero = 0.0f;
+  const size_t n_in = (size_t) s->n * s->h * s->w * s->cin;
+  const size_t rows = (size_t) s->n * s->oh * s->ow;
+  const size_t y_at = (n_in + 63) / 64 * 64;
+  uint16_t *x, *y;
+
+  if (!fer_cuda_grow_device (cb, &cb->halves, &cb->halves_bytes,
+          (y_at + rows * s->cout) * sizeof (uint16_t), error))
+    return FALSE;
+  x = cb->halves;
+  y = x + y_at;
+  CUDA_CHECK (fer_cuda_floats_to_halves (cb->stream, x, inp, n_in));
+  CUDNN_CHECK (cudnnConvolutionForward (cb->dnn, &one, p->x, x, p->w, weight,
+      p->conv, (cudnnConvolutionFwdAlgo_t) p->algo, cb->workspace,
+      cb->workspace_bytes, &zero, p->y, y));
+  CUDA_CHECK (fer_cuda_halves_bias_act (
+      cb->stream, out, y, bias, residual, rows, s->cout, relu));
+  return TRUE;
+}
+
 gboolean
 fer_cuda_op_conv2d_forward (fer_backend *be, float *out, const float *inp,
     const float *weight, const float *bias, const float *residual,
@@ -278,6 +386,9 @@ fer_cuda_op_conv2d_forward (fer_backend *be, float *out, const float *inp,
   cuda_conv_plan *p = get_plan (cb, s, FER_CUDA_CONV_FORWARD, error);
   if (!p)
     return FALSE;
+  if (p->key.half)
+    return half_forward (
+        cb, p, out, inp, weight, bias, residual, s, relu, error);
 
   if (relu && bias && p->fused) {
     const float one = 1.0f, alpha2 = residual ? 1.0f : 0.0f;
@@ -346,22 +457,32 @@ fer_cuda_op_conv2d_backward (fer_backend *be, float *dinp, float *dweight,
 }
 
 gboolean
-fer_cuda_conv_output_layout (
-    const fer_conv_shape *s, int dims[4], int strides[4], GError **error)
+fer_cuda_conv_describe (const fer_conv_shape *s, fer_cuda_conv_kind kind,
+    fer_cuda_math math, fer_cuda_conv_layout *out, GError **error)
 {
   cuda_conv_plan p;
-  cudnnDataType_t type;
-  int n, c, h, w;
+  cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW;
+  int n, c, h, w, x_strides[4], pad_h, pad_w, u, v, dil_h, dil_w;
+  cudnnConvolutionMode_t mode;
   gboolean ok;
 
   memset (&p, 0, sizeof p);
-  fer_cuda_conv_key_init (&p.key, s->n, s->h, s->w, s->cin, s->cout, s->k,
-      s->stride, s->pad, FER_CUDA_CONV_FORWARD, 0);
+  memset (out, 0, sizeof *out);
+  plan_key (&p.key, s, kind, math);
   ok = describe (&p, s, error)
-      && CUDNN_OK (cudnnGetConvolution2dForwardOutputDim (
-          p.conv, p.x, p.w, &dims[0], &dims[1], &dims[2], &dims[3]))
-      && CUDNN_OK (cudnnGetTensor4dDescriptor (p.y, &type, &n, &c, &h, &w,
-          &strides[0], &strides[1], &strides[2], &strides[3]));
+      && CUDNN_OK (cudnnGetConvolution2dForwardOutputDim (p.conv, p.x, p.w,
+          &out->dims[0], &out->dims[1], &out->dims[2], &out->dims[3]))
+      && CUDNN_OK (cudnnGetTensor4dDescriptor (p.y, &out->y_type, &n, &c, &h,
+          &w, &out->strides[0], &out->strides[1], &out->strides[2],
+          &out->strides[3]))
+      && CUDNN_OK (cudnnGetTensor4dDescriptor (p.x, &out->x_type, &n, &c, &h,
+          &w, &x_strides[0], &x_strides[1], &x_strides[2], &x_strides[3]))
+      && CUDNN_OK (cudnnGetFilter4dDescriptor (
+          p.w, &out->w_type, &format, &n, &c, &h, &w))
+      && CUDNN_OK (cudnnGetConvolution2dDescriptor (p.conv, &pad_h, &pad_w, &u,
+          &v, &dil_h, &dil_w, &mode, &out->compute_type))
+      && CUDNN_OK (cudnnGetConvolutionMathType (p.conv, &out->math_type));
+  out->w_nhwc = ok && format == CUDNN_TENSOR_NHWC;
   destroy_descriptors (&p);
   return ok;
 }

@@ -100,6 +100,18 @@ cudaError_t fer_cuda_dropout_forward (cudaStream_t stream, float *out,
 cudaError_t fer_cuda_bias_act (cudaStream_t stream, float *out,
     const float *bias, const float *residual, size_t rows, int c, int relu);
 
+/* FER_CUDA_MATH=fp16's convolutions (halves are IEEE binary16 bit
+ * patterns, uint16_t since C has no half type): halves (n) = floats
+ * rounded to the nearest half, ties to even (CUDA's __float2half_rn, the
+ * rounding of fer_f32_to_f16); beyond 65504 they become infinities. */
+cudaError_t fer_cuda_floats_to_halves (
+    cudaStream_t stream, uint16_t *halves, const float *floats, size_t n);
+/* out (rows, c) = act(halves + bias [+ residual]), the halves widened to
+ * float exactly, then fer_cuda_bias_act's arithmetic in its order. */
+cudaError_t fer_cuda_halves_bias_act (cudaStream_t stream, float *out,
+    const uint16_t *halves, const float *bias, const float *residual,
+    size_t rows, int c, int relu);
+
 /* ---- softmax.cu ---- */
 
 /* probs (n_faces, k) = fer_cpu_softmax_average of logits (n_faces * views,

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "backend.h"
+
 int
 fer_cuda_math_parse (const char *value, fer_cuda_math *out)
 {
@@ -12,6 +14,8 @@ fer_cuda_math_parse (const char *value, fer_cuda_math *out)
     *out = FER_CUDA_MATH_FP32;
   else if (strcmp (value, "tf32") == 0)
     *out = FER_CUDA_MATH_TF32;
+  else if (strcmp (value, "fp16") == 0)
+    *out = FER_CUDA_MATH_FP16;
   else
     return -1;
   return 0;
@@ -26,15 +30,39 @@ fer_cuda_math_tensor_op (fer_cuda_math math, fer_cuda_conv_kind kind)
     case FER_CUDA_MATH_TF32:
       return 1;
     case FER_CUDA_MATH_DEFAULT:
+    case FER_CUDA_MATH_FP16: /* its half convolutions: fer_cuda_math_half */
       break;
   }
   return kind != FER_CUDA_CONV_FORWARD;
 }
 
+int
+fer_cuda_math_half (
+    fer_cuda_math math, fer_cuda_conv_kind kind, int cin, int cout)
+{
+  return math == FER_CUDA_MATH_FP16 && kind == FER_CUDA_CONV_FORWARD
+      && cin % 8 == 0 && cout % 8 == 0;
+}
+
+double
+fer_cuda_math_selftest_tolerance (fer_cuda_math math)
+{
+  switch (math) {
+    case FER_CUDA_MATH_DEFAULT:
+    case FER_CUDA_MATH_FP32:
+      return FER_SELFTEST_TOLERANCE_FP32;
+    case FER_CUDA_MATH_TF32:
+      return FER_SELFTEST_TOLERANCE_REDUCED;
+    case FER_CUDA_MATH_FP16:
+      return FER_SELFTEST_TOLERANCE_FP16;
+  }
+  return FER_SELFTEST_TOLERANCE_FP32;
+}
+
 void
 fer_cuda_conv_key_init (fer_cuda_conv_key *key, int n, int h, int w, int cin,
     int cout, int k, int stride, int pad, fer_cuda_conv_kind kind,
-    int tensor_op)
+    int tensor_op, int half)
 {
   /* memset: the key is hashed and compared as a whole */
   memset (key, 0, sizeof *key);
@@ -48,13 +76,14 @@ fer_cuda_conv_key_init (fer_cuda_conv_key *key, int n, int h, int w, int cin,
   key->pad = pad;
   key->kind = kind;
   key->tensor_op = tensor_op ? 1 : 0;
+  key->half = half ? 1 : 0;
 }
 
 unsigned
 fer_cuda_conv_key_hash (const fer_cuda_conv_key *key)
 {
   const int v[] = { key->n, key->h, key->w, key->cin, key->cout, key->k,
-    key->stride, key->pad, key->kind, key->tensor_op };
+    key->stride, key->pad, key->kind, key->tensor_op, key->half };
   unsigned h = 2166136261u; /* FNV-1a over the fields */
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
     h ^= (unsigned) v[i];

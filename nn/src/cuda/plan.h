@@ -29,29 +29,50 @@ typedef struct
 {
   int n, h, w, cin, cout, k, stride, pad;
   int kind;      /* fer_cuda_conv_kind */
-  int tensor_op; /* TF32 tensor cores allowed */
+  int tensor_op; /* tensor cores allowed (TF32, or FP16 with `half`) */
+  int half;      /* FP16 data, FP32 accumulation (FER_CUDA_MATH=fp16) */
 } fer_cuda_conv_key;
 
 /* Math modes: FER_CUDA_MATH=fp32 (exact FP32 everywhere: cuDNN FMA
- * kernels, cuBLAS without TF32), FER_CUDA_MATH=tf32 (TF32 everywhere), or
+ * kernels, cuBLAS without TF32), FER_CUDA_MATH=tf32 (TF32 everywhere),
  * unset / "default": TF32 for the training ops, exact FP32 for inference,
- * whose probabilities are compared with the CPU backend's. */
+ * whose probabilities are compared with the CPU backend's, or
+ * FER_CUDA_MATH=fp16: the default, except that the inference convolutions
+ * take half-precision data on tensor cores with FP32 accumulation (the
+ * activations stay FP32 between ops; the linear head stays FP32, and
+ * training is the default's TF32). */
 typedef enum
 {
   FER_CUDA_MATH_DEFAULT,
   FER_CUDA_MATH_FP32,
   FER_CUDA_MATH_TF32,
+  FER_CUDA_MATH_FP16,
 } fer_cuda_math;
 
+/* The values FER_CUDA_MATH accepts, for messages. */
+#define FER_CUDA_MATH_VALUES "default, fp32, tf32 or fp16"
+
 /* Parses FER_CUDA_MATH's value (NULL: unset). Returns 0 and sets *out, or
- * -1 for a value that is none of "default", "fp32", "tf32". */
+ * -1 for a value that is none of FER_CUDA_MATH_VALUES. */
 int fer_cuda_math_parse (const char *value, fer_cuda_math *out);
-/* Whether a convolution of `kind` may use TF32 tensor cores under `math`. */
+/* Whether cuDNN's convolutions of `kind` and cuBLAS's products (the
+ * inference kind for the forward, the training kinds for the backward)
+ * may use TF32 tensor cores under `math`. */
 int fer_cuda_math_tensor_op (fer_cuda_math math, fer_cuda_conv_kind kind);
+/* Whether a convolution of `kind` from cin to cout channels runs on
+ * half-precision data under `math`: only the inference forward, only
+ * under fp16, and only with channel counts that are multiples of 8, which
+ * NHWC half-precision tensor-core kernels want (the stem's 1 or 3 input
+ * channels do not: the stem, a few per cent of the work, stays FP32). */
+int fer_cuda_math_half (
+    fer_cuda_math math, fer_cuda_conv_kind kind, int cin, int cout);
+/* The load-time self-test's tolerance under `math` (backend.h's
+ * FER_SELFTEST_TOLERANCE_*, docs/architecture.md "Fail-safe"). */
+double fer_cuda_math_selftest_tolerance (fer_cuda_math math);
 
 void fer_cuda_conv_key_init (fer_cuda_conv_key *key, int n, int h, int w,
     int cin, int cout, int k, int stride, int pad, fer_cuda_conv_kind kind,
-    int tensor_op);
+    int tensor_op, int half);
 unsigned fer_cuda_conv_key_hash (const fer_cuda_conv_key *key);
 int fer_cuda_conv_key_equal (
     const fer_cuda_conv_key *a, const fer_cuda_conv_key *b);
