@@ -197,8 +197,9 @@ typedef struct
       fer_backend *be, float *dst, const float *src, size_t n, GError **error);
   gboolean (*set_threads) (fer_backend *be, int threads, GError **error);
 
-  /* Inference (model.c). preprocess is optional: without it model.c runs
-   * fer_preprocess on the host and uploads the result. */
+  /* Inference (model.c). Every classification (frames, faces and whole
+   * images alike) builds its input batch with preprocess, so that a device
+   * gets the frames' bytes rather than the views' floats. */
   fer_op_conv2d_prepare_weight *conv2d_prepare_weight;
   fer_op_conv2d_forward *conv2d_forward;
   fer_op_maxpool2d_forward *maxpool2d_forward;

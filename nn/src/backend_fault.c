@@ -13,7 +13,9 @@
  *             answers the self-tests must catch);
  *   runtime:  once the self-test has passed, every forward fails as
  *             after a lost device (the first op of each forward pass,
- *             inference or training, returns the error). */
+ *             inference or training, returns the error: preprocess for
+ *             the classifications, which all build their input with it,
+ *             the stem's convolution for fer_model_forward and training). */
 #include "backend.h"
 
 #include <string.h>
@@ -75,6 +77,14 @@ fault_conv2d_forward (fer_backend *be, float *out, const float *inp,
   return lost_device (be, "conv2d_forward", error)
       && table_of (be)->cpu->conv2d_forward (
           be, out, inp, weight, bias, residual, s, relu, error);
+}
+
+static gboolean
+fault_preprocess (fer_backend *be, float *out, const fer_image *img,
+    const fer_view *views, int n, const fer_input_spec *spec, GError **error)
+{
+  return lost_device (be, "preprocess", error)
+      && table_of (be)->cpu->preprocess (be, out, img, views, n, spec, error);
 }
 
 static gboolean
@@ -175,6 +185,7 @@ fer_backend_fault_new (fer_fault_point point, int threads, GError **error)
     t->ops.softmax_xent = fault_softmax_xent;
   } else {
     t->ops.conv2d_forward = fault_conv2d_forward;
+    t->ops.preprocess = fault_preprocess;
     t->ops.conv2d_forward_train = fault_conv2d_forward_train;
   }
   be->ops = &t->ops;

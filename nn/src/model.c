@@ -70,11 +70,8 @@ struct fer_model
   float *act[N_ACT_BUFFERS]; /* backend */
   float *dev_logits;         /* backend: (ws_chunk, n_classes) */
   float *host_nhwc;          /* (ws_chunk, S, S, C) staging for C=3 */
-  float *host_in;            /* classify: (faces x views, C, S, S) */
-  size_t host_in_cap;
-  fer_view *views; /* classify on the device: faces x views */
+  fer_view *views;           /* classify: faces x views */
   size_t views_cap;
-  fer_scratch *scratch;
 
   /* The fail-safe ("Fail-safe" in docs/architecture.md). standby: under
    * backend=auto on a device, the same model on the CPU, which takes over
@@ -418,9 +415,7 @@ destroy (fer_model *m)
   free_graph (m);
   fer_model_free (m->standby);
   g_free (m->fallback_reason);
-  g_free (m->host_in);
   g_free (m->views);
-  fer_scratch_free (m->scratch);
   g_strfreev (m->labels);
   if (m->metadata)
     g_hash_table_unref (m->metadata);
@@ -496,7 +491,6 @@ attach_graph (fer_model *m, const fer_weights *w, fer_backend *be,
   if (!be || !build_graph (m, w, error))
     return FALSE;
   m->act_per_image = max_activation (m);
-  m->scratch = fer_scratch_new ();
   return TRUE;
 }
 
@@ -924,33 +918,30 @@ forward (fer_model *m, const float *input, int n, float *logits, GError **error)
 /* ------------------------------------------------------------------ */
 /* Classification with TTA                                             */
 
-static gboolean
-grow (float **buf, size_t *cap, size_t want)
+/* Which of the frames face f is in: imgs[f] (per_face_image: one image per
+ * face, fer_model_classify_images), imgs[face_image[f]] (face_image not
+ * NULL) or imgs[0]. */
+static int
+image_of_face (gboolean per_face_image, const int *face_image, int f)
 {
-  if (want <= *cap)
-    return TRUE;
-  float *p = g_try_realloc_n (*buf, want, sizeof (float));
-  if (!p)
-    return FALSE;
-  *buf = p;
-  *cap = want;
-  return TRUE;
+  return per_face_image ? f : face_image ? face_image[f] : 0;
 }
 
-/* Fills act[0] with views [b0, b0 + nb) through the backend's preprocess
- * op, one call per run of consecutive views of the same frame (face f is
- * in imgs[face_image[f]], or imgs[0] when face_image is NULL). */
+/* Fills act[0] with views [b0, b0 + nb) (m->views) through the backend's
+ * preprocess op, one call per run of consecutive views of the same frame:
+ * the device gets each frame once per chunk, never the views' floats. */
 static gboolean
-preprocess_chunk (fer_model *m, const fer_image *imgs, const int *face_image,
-    int b0, int nb, int T, GError **error)
+preprocess_chunk (fer_model *m, const fer_image *imgs, gboolean per_face_image,
+    const int *face_image, int b0, int nb, int T, GError **error)
 {
   const size_t per_view =
       (size_t) m->spec.channels * m->spec.size * m->spec.size;
 
   for (int v = b0; v < b0 + nb;) {
-    const int img = face_image ? face_image[v / T] : 0;
+    const int img = image_of_face (per_face_image, face_image, v / T);
     int end = v + 1;
-    while (end < b0 + nb && (face_image ? face_image[end / T] : 0) == img)
+    while (end < b0 + nb
+        && image_of_face (per_face_image, face_image, end / T) == img)
       end++;
     if (!m->be->ops->preprocess (m->be,
             m->act[0] + (size_t) (v - b0) * per_view, &imgs[img], m->views + v,
@@ -961,74 +952,17 @@ preprocess_chunk (fer_model *m, const fer_image *imgs, const int *face_image,
   return TRUE;
 }
 
-/* The probabilities of n faces x T views: the views' inputs come, a chunk
- * of whole faces at a time, from the backend's preprocess op (imgs: the
- * frames, views in m->views) or from m->host_in (imgs NULL), and the
+/* faces: one rectangle per face, or NULL for whole images. The views are
+ * made here (a few rectangles); the backend's preprocess op builds the
+ * input batch from the frames, a chunk of whole faces at a time, and the
  * backend averages each face's views. */
-static gboolean
-classify_views (fer_model *m, const fer_image *imgs, const int *face_image,
-    int n, int T, float *probs, GError **error)
-{
-  const fer_backend_ops *ops = m->be->ops;
-  const int k = m->arch.n_classes, total = n * T;
-  const size_t per_view =
-      (size_t) m->spec.channels * m->spec.size * m->spec.size;
-  const int chunk =
-      MAX (1, (ops->forward_chunk > 0 ? ops->forward_chunk : FORWARD_CHUNK) / T)
-      * T;
-
-  if (!ensure_workspace (m, MIN (total, chunk), error))
-    return FALSE;
-  for (int b0 = 0; b0 < total; b0 += chunk) {
-    const int nb = MIN (chunk, total - b0);
-    if (!(imgs ? preprocess_chunk (m, imgs, face_image, b0, nb, T, error)
-               : upload_input (
-                   m, m->host_in + (size_t) b0 * per_view, nb, error))
-        || !run_graph (m, nb, error)
-        || !ops->softmax_average (m->be, probs + (size_t) (b0 / T) * k,
-            m->dev_logits, nb / T, T, k, error))
-      return FALSE;
-  }
-  return TRUE;
-}
-
-/* The backend builds the input batch from the frames (its preprocess op:
- * one upload of a frame per chunk of views instead of the views' floats);
- * the views are made here. */
-static gboolean
-classify_on_device (fer_model *m, const fer_image *imgs, const int *face_image,
-    const fer_rect *faces, int n, int T, float *probs, GError **error)
-{
-  const int total = n * T;
-
-  if (m->views_cap < (size_t) total) {
-    fer_view *v = g_try_renew (fer_view, m->views, total);
-    if (!v) {
-      g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-          "cannot allocate %d faces x %d views", n, T);
-      return FALSE;
-    }
-    m->views = v;
-    m->views_cap = total;
-  }
-  for (int f = 0; f < n; f++)
-    if (!fer_tta_views (&faces[f], m->input_size, m->crop_size, T,
-            m->views + (size_t) f * T, error))
-      return FALSE;
-  return classify_views (m, imgs, face_image, n, T, probs, error);
-}
-
-/* faces: one rectangle per face, or NULL for whole images. The image of
- * face f: imgs[f] (per_face_image), imgs[face_image[f]] (face_image not
- * NULL) or imgs[0]. */
 static gboolean
 classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
     const int *face_image, const fer_rect *faces, int n, int T, float *probs,
     GError **error)
 {
-  const fer_input_spec *spec = &m->spec;
-  const size_t per_view = (size_t) spec->channels * spec->size * spec->size;
-  fer_view views[FER_TTA_MAX];
+  const fer_backend_ops *ops = m->be->ops;
+  const int k = m->arch.n_classes;
 
   if (T < 1 || T > FER_TTA_MAX) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
@@ -1042,27 +976,41 @@ classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
   }
   if (n == 0)
     return TRUE;
-  if (!per_face_image && faces && m->be->ops->preprocess)
-    return classify_on_device (m, imgs, face_image, faces, n, T, probs, error);
-  if (!grow (&m->host_in, &m->host_in_cap, (size_t) n * T * per_view)) {
-    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-        "cannot allocate the input batch for %d faces x %d views", n, T);
-    return FALSE;
+  const int total = n * T;
+  if (m->views_cap < (size_t) total) {
+    fer_view *v = g_try_renew (fer_view, m->views, total);
+    if (!v) {
+      g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
+          "cannot allocate %d faces x %d views", n, T);
+      return FALSE;
+    }
+    m->views = v;
+    m->views_cap = total;
   }
   for (int f = 0; f < n; f++) {
-    const fer_image *img = per_face_image ? &imgs[f]
-        : face_image                      ? &imgs[face_image[f]]
-                                          : imgs;
-    fer_rect whole = { 0.0f, 0.0f, (float) img->width, (float) img->height };
-    const fer_rect *face = faces ? &faces[f] : &whole;
-    if (!fer_tta_views (face, m->input_size, m->crop_size, T, views, error))
+    const fer_image *img = &imgs[image_of_face (per_face_image, face_image, f)];
+    const fer_rect whole = { 0.0f, 0.0f, (float) img->width,
+      (float) img->height };
+    if (!fer_tta_views (faces ? &faces[f] : &whole, m->input_size, m->crop_size,
+            T, m->views + (size_t) f * T, error))
       return FALSE;
-    for (int v = 0; v < T; v++)
-      if (!fer_preprocess (img, &views[v], spec,
-              m->host_in + ((size_t) f * T + v) * per_view, m->scratch, error))
-        return FALSE;
   }
-  return classify_views (m, NULL, NULL, n, T, probs, error);
+
+  const int chunk =
+      MAX (1, (ops->forward_chunk > 0 ? ops->forward_chunk : FORWARD_CHUNK) / T)
+      * T;
+  if (!ensure_workspace (m, MIN (total, chunk), error))
+    return FALSE;
+  for (int b0 = 0; b0 < total; b0 += chunk) {
+    const int nb = MIN (chunk, total - b0);
+    if (!preprocess_chunk (
+            m, imgs, per_face_image, face_image, b0, nb, T, error)
+        || !run_graph (m, nb, error)
+        || !ops->softmax_average (m->be, probs + (size_t) (b0 / T) * k,
+            m->dev_logits, nb / T, T, k, error))
+      return FALSE;
+  }
+  return TRUE;
 }
 
 /* ------------------------------------------------------------------ */

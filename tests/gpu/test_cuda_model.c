@@ -10,6 +10,9 @@
  *   - faces of three frames in one batch (fer_model_classify_frames: the
  *     device preprocesses each frame's run of views into one input) against
  *     each face alone, on the GPU;
+ *   - the tools' path (fer_model_classify_images: each image's views built
+ *     on the device) on images of odd sizes and formats, gray and colour
+ *     models, 1 and 10 views, against the CPU backend;
  *   - a failing CUDA call: a GError that names it.
  * (Each op alone: test_cuda_op_<family>.c.)
  * Prints max |difference| per case. Skips (exit 77) without a device. */
@@ -18,6 +21,7 @@
 
 #include <fer/train.h>
 #include "gpu-common.h"
+#include "../nn/test-images.h"
 #include <fer/rng.h>
 
 static int failures;
@@ -29,6 +33,24 @@ verdict (const char *what, double err, double tol)
   printf (
       "%-4s %-52s %.3g (tolerance %.0e)\n", ok ? "ok" : "FAIL", what, err, tol);
   failures += !ok;
+}
+
+/* The GPU's probabilities pg (n) against the CPU's pc; gpu_ok FALSE: the
+ * GPU's call failed with *error. */
+static void
+compare_probabilities (const char *what, gboolean gpu_ok, GError **error,
+    const float *pc, const float *pg, int n, double tol)
+{
+  double err = 0.0;
+  if (!gpu_ok) {
+    printf ("FAIL %s on cuda: %s\n", what, (*error)->message);
+    failures++;
+    g_clear_error (error);
+    return;
+  }
+  for (int i = 0; i < n; i++)
+    err = fmax (err, fabs ((double) pg[i] - pc[i]));
+  verdict (what, err, tol);
 }
 
 static void
@@ -66,19 +88,12 @@ probabilities (const char *model, const char *math, double tol)
   g_assert_cmpint (fer_model_backend (mg), ==, FER_BACKEND_CUDA);
   for (int T = 1; T <= 5; T += 4) {
     char what[96];
-    double err = 0.0;
     g_assert_true (fer_model_classify (mc, &img, faces, FACES, T, pc, &error));
-    if (!fer_model_classify (mg, &img, faces, FACES, T, pg, &error)) {
-      printf ("FAIL classify on cuda: %s\n", error->message);
-      failures++;
-      g_clear_error (&error);
-      continue;
-    }
-    for (int i = 0; i < FACES * K; i++)
-      err = fmax (err, fabs ((double) pg[i] - pc[i]));
     g_snprintf (what, sizeof what, "probabilities, %d faces x %d views, %s",
         FACES, T, math);
-    verdict (what, err, tol);
+    compare_probabilities (what,
+        fer_model_classify (mg, &img, faces, FACES, T, pg, &error), &error, pc,
+        pg, FACES * K, tol);
   }
   fer_model_free (mc);
   fer_model_free (mg);
@@ -192,6 +207,49 @@ frames_batch (const char *model)
   fer_model_free (m);
 }
 
+/* fer_model_classify_images on the GPU against the CPU backend: six
+ * images of odd sizes in gray, packed RGB and YUV formats, all in one
+ * call, with a gray and a colour model. */
+static void
+images_batch (const char *model, const char *colour_model)
+{
+  enum
+  {
+    K = 7
+  };
+  const char *const models[] = { model, colour_model };
+  float pc[TEST_N_ODD_IMAGES * K], pg[TEST_N_ODD_IMAGES * K];
+  fer_model_options opts;
+  test_odd_images t;
+  GError *error = NULL;
+
+  g_setenv ("FER_CUDA_MATH", "default", TRUE);
+  test_odd_images_make (&t, 12);
+  for (guint i = 0; i < G_N_ELEMENTS (models); i++) {
+    fer_model_options_init (&opts);
+    opts.backend = FER_BACKEND_CPU;
+    fer_model *mc = fer_model_load (models[i], &opts, &error);
+    g_assert_no_error (error);
+    opts.backend = FER_BACKEND_CUDA;
+    fer_model *mg = fer_model_load (models[i], &opts, &error);
+    g_assert_no_error (error);
+    for (int T = 1; T <= FER_TTA_MAX; T += FER_TTA_MAX - 1) {
+      char what[96];
+      g_assert_true (fer_model_classify_images (
+          mc, t.img, TEST_N_ODD_IMAGES, T, pc, &error));
+      g_snprintf (what, sizeof what, "classify_images, %d odd images x %d, %s",
+          TEST_N_ODD_IMAGES, T, i ? "colour" : "gray");
+      compare_probabilities (what,
+          fer_model_classify_images (
+              mg, t.img, TEST_N_ODD_IMAGES, T, pg, &error),
+          &error, pc, pg, TEST_N_ODD_IMAGES * K, 1e-4);
+    }
+    fer_model_free (mc);
+    fer_model_free (mg);
+  }
+  test_odd_images_free (&t);
+}
+
 /* A failure of a CUDA call comes back as a GError naming the call. */
 static void
 error_path (fer_backend *gpu)
@@ -210,8 +268,9 @@ main (void)
 {
   GError *error = NULL;
   const fer_arch a = { FER_STEM_TORCHVISION, FER_HEAD_MLP, 1, 7 };
+  const fer_arch colour = { FER_STEM_TORCHVISION, FER_HEAD_FC, 3, 7 };
   fer_backend *gpu = gpu_backend_or_skip ();
-  char *dir, *model;
+  char *dir, *model, *colour_model;
 
   error_path (gpu);
   fer_backend_free (gpu);
@@ -220,17 +279,23 @@ main (void)
   model = g_build_filename (dir, "m.safetensors", NULL);
   g_assert_true (fer_model_write_random (
       &a, 21, TRUE, FER_DTYPE_F32, NULL, model, &error));
+  colour_model = g_build_filename (dir, "colour.safetensors", NULL);
+  g_assert_true (fer_model_write_random (
+      &colour, 22, TRUE, FER_DTYPE_F32, NULL, colour_model, &error));
 
   probabilities (model, "default", 1e-4);
   probabilities (model, "tf32", 1e-2);
   probabilities (model, "fp16", 1e-2);
   frames_batch (model);
+  images_batch (model, colour_model);
   loss_curve (model, "fp32", 1e-3);
   loss_curve (model, "default", 3e-2);
 
   g_unlink (model);
+  g_unlink (colour_model);
   g_rmdir (dir);
   g_free (model);
+  g_free (colour_model);
   g_free (dir);
   printf ("%d failure%s\n", failures, failures == 1 ? "" : "s");
   return failures ? 1 : 0;

@@ -14,6 +14,7 @@
 
 #include "cuda/backend_cuda.h"
 #include "cuda/preprocess-math.h"
+#include "test-images.h"
 
 static void
 test_math (void)
@@ -437,6 +438,45 @@ test_weight_halves (void)
  * frame laid out as the upload lays it, against fer_preprocess, bit for
  * bit: every pixel format, gray and colour inputs, both YUV ranges, views
  * flipped, across the frame's edges, up- and downscaled. */
+static int
+check_plan_math (const fer_image *img, const fer_view *views, int n,
+    const fer_input_spec *spec, void **buf, size_t *cap)
+{
+  const int S = spec->size, C = spec->channels;
+  fer_cuda_batch_plan p;
+  GError *error = NULL;
+  int checked = 0;
+
+  g_assert_true (
+      fer_cuda_batch_plan_make (&p, buf, cap, img, views, n, spec, &error));
+  g_assert_no_error (error);
+  /* the frame as the upload lays it out */
+  guint8 *data = g_malloc0 (MAX (p.frame_bytes, 1));
+  for (int k = 0; k < 3; k++)
+    if (p.plane_bytes[k])
+      memcpy (data + p.frame.offsets[k], img->planes[k], p.plane_bytes[k]);
+  float *ref = g_new (float, (size_t) C *S *S);
+  for (int v = 0; v < n; v++) {
+    g_assert_true (fer_preprocess (img, &views[v], spec, ref, NULL, &error));
+    for (int c = 0; c < C; c++)
+      for (int oy = 0; oy < S; oy++)
+        for (int ox = 0; ox < S; ox++) {
+          float got = fer_pp_value (&p.frame, data, p.ints, p.floats, p.flips,
+              S, C, p.stride_x, p.stride_y, &p.norm, v, oy, ox, c);
+          float want = ref[((size_t) c * S + oy) * S + ox];
+          if (memcmp (&got, &want, sizeof got) != 0)
+            g_error ("%dx%d format %d, %d channels, range %d, view %d, "
+                     "(%d, %d, %d): %.9g, fer_preprocess %.9g",
+                img->width, img->height, img->format, C, img->full_range, v, c,
+                oy, ox, got, want);
+          checked++;
+        }
+  }
+  g_free (ref);
+  g_free (data);
+  return checked;
+}
+
 static void
 test_preprocess_math (void)
 {
@@ -481,36 +521,7 @@ test_preprocess_math (void)
           full };
         fer_input_spec spec = { S, C, { 0.5f, 0.4f, 0.3f },
           { 0.25f, 0.2f, 0.3f } };
-        fer_cuda_batch_plan p;
-        GError *error = NULL;
-        g_assert_true (fer_cuda_batch_plan_make (
-            &p, &buf, &cap, &img, views, N, &spec, &error));
-        g_assert_no_error (error);
-        /* the frame as the upload lays it out */
-        guint8 *data = g_malloc0 (MAX (p.frame_bytes, 1));
-        for (int k = 0; k < 3; k++)
-          if (p.plane_bytes[k])
-            memcpy (data + p.frame.offsets[k], planes[k], p.plane_bytes[k]);
-        float *ref = g_new (float, (size_t) C *S *S);
-        for (int v = 0; v < N; v++) {
-          g_assert_true (
-              fer_preprocess (&img, &views[v], &spec, ref, NULL, &error));
-          for (int c = 0; c < C; c++)
-            for (int oy = 0; oy < S; oy++)
-              for (int ox = 0; ox < S; ox++) {
-                float got =
-                    fer_pp_value (&p.frame, data, p.ints, p.floats, p.flips, S,
-                        C, p.stride_x, p.stride_y, &p.norm, v, oy, ox, c);
-                float want = ref[((size_t) c * S + oy) * S + ox];
-                if (memcmp (&got, &want, sizeof got) != 0)
-                  g_error ("format %d, %d channels, range %d, view %d, "
-                           "(%d, %d, %d): %.9g, fer_preprocess %.9g",
-                      formats[fi], C, full, v, c, oy, ox, got, want);
-                checked++;
-              }
-        }
-        g_free (ref);
-        g_free (data);
+        checked += check_plan_math (&img, views, N, &spec, &buf, &cap);
         for (int k = 0; k < 3; k++)
           g_free (planes[k]);
       }
@@ -534,6 +545,72 @@ test_preprocess_math (void)
   g_clear_error (&e2);
   g_free (buf);
   g_rand_free (r);
+}
+
+/* The tools' path (fer_model_classify_images) through the device: each
+ * image's TTA views of the whole image (1 to 10, as model.c makes them)
+ * on images of odd sizes and formats, the kernel's arithmetic against
+ * fer_preprocess bit for bit; and the taps, the part the host computes
+ * per call, laid out for one upload (ints, zeroed padding, weights) in a
+ * buffer that a call no larger than the last one does not reallocate. */
+static void
+test_preprocess_images (void)
+{
+  static const fer_input_spec specs[] = { { 48, 1, { 0.5f }, { 0.25f } },
+    { 40, 3, { 0.485f, 0.456f, 0.406f }, { 0.229f, 0.224f, 0.225f } } };
+  test_odd_images t;
+  void *buf = NULL;
+  size_t cap = 0;
+  int checked = 0;
+
+  test_odd_images_make (&t, 9);
+  for (guint si = 0; si < G_N_ELEMENTS (specs); si++)
+    for (int i = 0; i < TEST_N_ODD_IMAGES; i++) {
+      const fer_image *img = &t.img[i];
+      const fer_rect whole = { 0, 0, (float) img->width, (float) img->height };
+      fer_view views[FER_TTA_MAX];
+      GError *error = NULL;
+      g_assert_true (fer_tta_views (
+          &whole, specs[si].size, 0, FER_TTA_MAX, views, &error));
+      checked +=
+          check_plan_math (img, views, FER_TTA_MAX, &specs[si], &buf, &cap);
+    }
+  g_test_message ("%d values of whole images' views equal to "
+                  "fer_preprocess's",
+      checked);
+  test_odd_images_free (&t);
+
+  /* 10 views of a 1080p frame's face: the layout of one upload */
+  static guint8 frame[1920 * 1080];
+  const fer_image big = { FER_PIXEL_GRAY8, 1920, 1080, { frame }, { 1920 },
+    TRUE };
+  const fer_rect face = { 700.5f, 300.25f, 301.0f, 333.0f };
+  fer_view views[FER_TTA_MAX];
+  fer_cuda_batch_plan p;
+  GError *error = NULL;
+  g_assert_true (fer_tta_views (&face, 48, 0, FER_TTA_MAX, views, &error));
+  g_assert_true (fer_cuda_batch_plan_make (
+      &p, &buf, &cap, &big, views, FER_TTA_MAX, &specs[0], &error));
+  const size_t ints_bytes = p.n_ints * sizeof (int);
+  const size_t floats_at = (ints_bytes + 15) / 16 * 16;
+  g_assert_true ((void *) p.ints == buf);
+  g_assert_true ((char *) p.floats == (char *) p.ints + floats_at);
+  g_assert_cmpuint (p.taps_bytes, ==, floats_at + p.n_floats * sizeof (float));
+  g_assert_cmpuint (p.taps_bytes, <=, cap);
+  for (size_t b = ints_bytes; b < floats_at; b++)
+    g_assert_cmpint (((const char *) p.ints)[b], ==, 0);
+  g_assert_cmpuint (p.frame_bytes % 16, ==, 0);
+  g_test_message (
+      "10 views of a 301x333 face on 1080p: %zu bytes of taps", p.taps_bytes);
+  void *was = buf;
+  const size_t cap_was = cap;
+  for (int n = FER_TTA_MAX; n >= 1; n--) {
+    g_assert_true (fer_cuda_batch_plan_make (
+        &p, &buf, &cap, &big, views, n, &specs[0], &error));
+    g_assert_true (buf == was);
+    g_assert_cmpuint (cap, ==, cap_was);
+  }
+  g_free (buf);
 }
 
 /* Every entry of the table is there: a missing one would only show on a
@@ -580,5 +657,6 @@ main (int argc, char **argv)
   g_test_add_func ("/cuda-host/descriptors", test_descriptors);
   g_test_add_func ("/cuda-host/weight-halves", test_weight_halves);
   g_test_add_func ("/cuda-host/preprocess", test_preprocess_math);
+  g_test_add_func ("/cuda-host/preprocess-images", test_preprocess_images);
   return g_test_run ();
 }

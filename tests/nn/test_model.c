@@ -7,6 +7,7 @@
 
 #include <fer/model.h>
 #include "arch.h"
+#include "test-images.h"
 #include "test-util.h"
 
 static char *tmpdir;
@@ -339,6 +340,85 @@ test_classify (void)
   g_free (path);
 }
 
+/* fer_model_classify_images (the tools' path, which builds its input with
+ * the backend's preprocess op as the frames' path does) on images of odd
+ * sizes and formats, all in one call, against its definition: per image,
+ * the TTA views of the whole image through fer_preprocess, the raw
+ * forward, and the mean of the views' softmax (in double). Gray and colour
+ * models, 1 and 10 views; a bad image in the batch is an error. */
+static void
+test_classify_images (void)
+{
+  const int K = 7;
+  test_odd_images t;
+  double err = 0.0;
+
+  test_odd_images_make (&t, 5);
+  for (int channels = 1; channels <= 3; channels += 2) {
+    GError *error = NULL;
+    char *path = write_model ("images.safetensors", FER_STEM_TORCHVISION,
+        FER_HEAD_MLP, channels, K, NULL);
+    fer_model *m = test_load_model (path, FER_BACKEND_CPU, 1, &error);
+    g_assert_no_error (error);
+    const fer_input_spec *spec = fer_model_input_spec (m);
+    const size_t per_view = (size_t) channels * spec->size * spec->size;
+    float *x = g_new (float, FER_TTA_MAX *per_view);
+    float probs[TEST_N_ODD_IMAGES * 7], logits[FER_TTA_MAX * 7];
+
+    for (int T = 1; T <= FER_TTA_MAX; T += FER_TTA_MAX - 1) {
+      memset (probs, 0xff, sizeof probs);
+      g_assert_true (fer_model_classify_images (
+          m, t.img, TEST_N_ODD_IMAGES, T, probs, &error));
+      g_assert_no_error (error);
+      for (int i = 0; i < TEST_N_ODD_IMAGES; i++) {
+        const fer_image *img = &t.img[i];
+        const fer_rect whole = { 0, 0, (float) img->width,
+          (float) img->height };
+        fer_view views[FER_TTA_MAX];
+        double ref[7] = { 0 };
+        g_assert_true (fer_tta_views (&whole, fer_model_input_size (m),
+            fer_model_crop_size (m), T, views, &error));
+        for (int v = 0; v < T; v++)
+          g_assert_true (fer_preprocess (
+              img, &views[v], spec, x + v * per_view, NULL, &error));
+        g_assert_true (fer_model_forward (m, x, T, logits, &error));
+        for (int v = 0; v < T; v++) {
+          const float *l = logits + v * K;
+          double mx = l[0], s = 0.0;
+          for (int j = 1; j < K; j++)
+            mx = fmax (mx, l[j]);
+          for (int j = 0; j < K; j++)
+            s += exp (l[j] - mx);
+          for (int j = 0; j < K; j++)
+            ref[j] += exp (l[j] - mx) / s / T;
+        }
+        for (int j = 0; j < K; j++)
+          err = fmax (err, fabs (probs[i * K + j] - ref[j]));
+      }
+    }
+
+    /* a bad image anywhere in the batch is an error naming it */
+    fer_image imgs[TEST_N_ODD_IMAGES];
+    memcpy (imgs, t.img, sizeof imgs);
+    imgs[3].strides[0] = 2;
+    g_assert_false (fer_model_classify_images (
+        m, imgs, TEST_N_ODD_IMAGES, 2, probs, &error));
+    g_assert_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT);
+    g_test_message ("%s", error->message);
+    g_assert_nonnull (strstr (error->message, "stride"));
+    g_clear_error (&error);
+
+    g_free (x);
+    fer_model_free (m);
+    g_unlink (path);
+    g_free (path);
+  }
+  g_test_message (
+      "classify_images vs its definition: max |difference| %.3g", err);
+  g_assert_cmpfloat (err, <, 1e-6);
+  test_odd_images_free (&t);
+}
+
 /* The file at path on one CPU thread, conv weights as `format`. */
 static fer_model *
 load_weights (const char *path, fer_weight_format format, GError **error)
@@ -464,6 +544,7 @@ main (int argc, char **argv)
   g_test_add_func ("/model/metadata", test_metadata);
   g_test_add_func ("/model/bad-models", test_bad_models);
   g_test_add_func ("/model/classify", test_classify);
+  g_test_add_func ("/model/classify-images", test_classify_images);
   g_test_add_func ("/model/backend-choice", test_backend_choice);
   g_test_add_func ("/model/weight-formats", test_weight_formats);
   int rc = g_test_run ();

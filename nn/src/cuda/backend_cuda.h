@@ -169,8 +169,10 @@ fer_op_zero fer_cuda_op_zero;
 
 /* preprocess.c: the input batch from a frame, on the device. The host
  * part (no CUDA call; tests run it): validation, the frame's layout, each
- * view's filter taps in *buf (grown to *cap bytes): ints (n x 4 x S, then
- * n flips) and floats (n x S x (stride_x + stride_y)). */
+ * view's filter taps in *buf (grown to *cap bytes, so that a steady stream
+ * of calls allocates nothing): ints (n x 4 x S, then n flips), zeros up to
+ * a multiple of 16 bytes, floats (n x S x (stride_x + stride_y)): the
+ * taps_bytes from ints on go up in one copy, to just after the frame. */
 typedef struct
 {
   fer_cuda_frame frame; /* offsets: where upload puts each plane */
@@ -180,7 +182,8 @@ typedef struct
   int stride_x, stride_y;
   size_t n_ints, n_floats;
   int *ints, *flips; /* into *buf */
-  float *floats;
+  float *floats;     /* into *buf, at ALIGN16 (n_ints * sizeof (int)) */
+  size_t taps_bytes;
 } fer_cuda_batch_plan;
 
 gboolean fer_cuda_batch_plan_make (fer_cuda_batch_plan *p, void **buf,

@@ -3,8 +3,12 @@
  * op (cpu/preprocess.c) builds it with fer_preprocess. The host validates
  * (fer_preprocess's checks and messages) and computes each view's filter
  * taps with nn/src/preprocess.c's own code (fer_cuda_batch_plan_make); the
- * frame's planes then go up once, with the taps, and one kernel does the
- * rest. */
+ * frame's planes then go up once, the taps in one more copy, and one
+ * kernel does the rest. The taps stay on the host on purpose: they are a
+ * few kilobytes per view, computed in microseconds (docs/gpu.md has the
+ * measurement, tests/bench/bench_tta_plan.c), and computing them in double
+ * on the host keeps them bit for bit fer_preprocess's (a device would
+ * fuse multiply-adds). */
 #include "cuda/backend_cuda.h"
 
 #include <string.h>
@@ -79,6 +83,10 @@ fer_cuda_batch_plan_make (fer_cuda_batch_plan *p, void **buf, size_t *cap,
   p->ints = *buf;
   p->flips = p->ints + (size_t) n * 4 * S;
   p->floats = (float *) ((char *) *buf + ALIGN16 (p->n_ints * sizeof (int)));
+  p->taps_bytes = bytes;
+  /* the padding goes up with the rest: defined bytes */
+  memset (p->ints + p->n_ints, 0,
+      (size_t) ((char *) p->floats - (char *) (p->ints + p->n_ints)));
   for (int i = 0; i < n; i++) {
     const fer_view *v = &views[i];
     int *t = p->ints + (size_t) i * 4 * S;
@@ -111,12 +119,12 @@ fer_cuda_op_preprocess (fer_backend *be, float *out, const fer_image *img,
           &p, &cb->taps_host, &cb->taps_host_bytes, img, views, n, spec, error))
     return FALSE;
 
-  /* device: the planes, then the taps' ints (and flips), then weights */
-  const size_t ints_at = p.frame_bytes;
-  const size_t floats_at = ints_at + ALIGN16 (p.n_ints * sizeof (int));
+  /* device: the planes, then the taps as the host buffer lays them out
+   * (ints and flips, padding, weights) */
+  const size_t taps_at = p.frame_bytes;
   if (!fer_cuda_enter (cb, error)
-      || !fer_cuda_grow_device (cb, &cb->frame, &cb->frame_bytes,
-          floats_at + p.n_floats * sizeof (float), error))
+      || !fer_cuda_grow_device (
+          cb, &cb->frame, &cb->frame_bytes, taps_at + p.taps_bytes, error))
     return FALSE;
   char *dev = cb->frame;
   for (int k = 0; k < 3; k++)
@@ -124,13 +132,12 @@ fer_cuda_op_preprocess (fer_backend *be, float *out, const fer_image *img,
         && !fer_cuda_upload_bytes (cb, dev + p.frame.offsets[k], img->planes[k],
             p.plane_bytes[k], error))
       return FALSE;
-  const int *dev_ints = (const int *) (dev + ints_at);
-  return fer_cuda_upload_bytes (
-             cb, dev + ints_at, p.ints, p.n_ints * sizeof (int), error)
-      && fer_cuda_upload_bytes (
-          cb, dev + floats_at, p.floats, p.n_floats * sizeof (float), error)
+  const int *dev_ints = (const int *) (dev + taps_at);
+  const float *dev_floats =
+      (const float *) (dev + taps_at + ((char *) p.floats - (char *) p.ints));
+  return fer_cuda_upload_bytes (cb, dev + taps_at, p.ints, p.taps_bytes, error)
       && CUDA_OK (fer_cuda_preprocess (cb->stream, out, &p.frame,
-          (const unsigned char *) dev, dev_ints,
-          (const float *) (dev + floats_at), dev_ints + (p.flips - p.ints), n,
-          spec->size, spec->channels, p.stride_x, p.stride_y, &p.norm));
+          (const unsigned char *) dev, dev_ints, dev_floats,
+          dev_ints + (p.flips - p.ints), n, spec->size, spec->channels,
+          p.stride_x, p.stride_y, &p.norm));
 }
