@@ -450,19 +450,22 @@ check_plan_math (const fer_image *img, const fer_view *views, int n,
   g_assert_true (
       fer_cuda_batch_plan_make (&p, buf, cap, img, views, n, spec, &error));
   g_assert_no_error (error);
-  /* the frame as the upload lays it out */
-  guint8 *data = g_malloc0 (MAX (p.frame_bytes, 1));
+  /* the frame and the taps as the uploads lay them out */
+  guint8 *data = g_malloc0 (p.frame_bytes + p.taps_bytes);
   for (int k = 0; k < 3; k++)
     if (p.plane_bytes[k])
       memcpy (data + p.frame.offsets[k], img->planes[k], p.plane_bytes[k]);
+  memcpy (data + p.frame_bytes, *buf, p.taps_bytes);
+  fer_cuda_taps_rebase (&p.taps, *buf, data + p.frame_bytes);
+  memset (*buf, 0xff, p.taps_bytes); /* nothing reads the host's taps now */
   float *ref = g_new (float, (size_t) C *S *S);
   for (int v = 0; v < n; v++) {
     g_assert_true (fer_preprocess (img, &views[v], spec, ref, NULL, &error));
     for (int c = 0; c < C; c++)
       for (int oy = 0; oy < S; oy++)
         for (int ox = 0; ox < S; ox++) {
-          float got = fer_pp_value (&p.frame, data, p.ints, p.floats, p.flips,
-              S, C, p.stride_x, p.stride_y, &p.norm, v, oy, ox, c);
+          float got = fer_pp_value (
+              &p.frame, data, &p.taps, S, C, &p.norm, v, oy, ox, c);
           float want = ref[((size_t) c * S + oy) * S + ox];
           if (memcmp (&got, &want, sizeof got) != 0)
             g_error ("%dx%d format %d, %d channels, range %d, view %d, "
@@ -575,6 +578,22 @@ test_preprocess_images (void)
       checked +=
           check_plan_math (img, views, FER_TTA_MAX, &specs[si], &buf, &cap);
     }
+  /* three faces' views in one batch, longer than the window in which a
+   * view looks for its twins: the whole image, a face, the whole again */
+  for (int i = 0; i < TEST_N_ODD_IMAGES; i++) {
+    const fer_image *img = &t.img[i];
+    const fer_rect rects[3] = { { 0, 0, (float) img->width,
+                                    (float) img->height },
+      { 2.5f, 1.0f, img->width / 2.0f, img->height / 1.5f },
+      { 0, 0, (float) img->width, (float) img->height } };
+    fer_view views[3 * FER_TTA_MAX];
+    GError *error = NULL;
+    for (int f = 0; f < 3; f++)
+      g_assert_true (fer_tta_views (&rects[f], specs[0].size, 0, FER_TTA_MAX,
+          views + f * FER_TTA_MAX, &error));
+    checked +=
+        check_plan_math (img, views, 3 * FER_TTA_MAX, &specs[0], &buf, &cap);
+  }
   g_test_message ("%d values of whole images' views equal to "
                   "fer_preprocess's",
       checked);
@@ -593,13 +612,40 @@ test_preprocess_images (void)
       &p, &buf, &cap, &big, views, FER_TTA_MAX, &specs[0], &error));
   const size_t ints_bytes = p.n_ints * sizeof (int);
   const size_t floats_at = (ints_bytes + 15) / 16 * 16;
-  g_assert_true ((void *) p.ints == buf);
-  g_assert_true ((char *) p.floats == (char *) p.ints + floats_at);
+  const int S = specs[0].size;
+  /* the ten face transforms have five column ranges and five row ranges
+   * (identity, zoom-in, zoom-out, shifted back, shifted forward) */
+  g_assert_cmpint (p.n_x_axes, ==, 5);
+  g_assert_cmpint (p.n_y_axes, ==, 5);
+  g_assert_true ((void *) p.taps.x_axes == buf);
+  g_assert_true (p.taps.y_axes == p.taps.x_axes + 2 * S * p.n_x_axes);
+  g_assert_true (p.taps.views == p.taps.y_axes + 2 * S * p.n_y_axes);
+  g_assert_cmpuint (p.n_ints, ==, 2 * S * (5 + 5) + 3 * FER_TTA_MAX);
+  g_assert_true ((char *) p.taps.x_weights == (char *) buf + floats_at);
+  g_assert_true (p.taps.y_weights
+      == p.taps.x_weights + (size_t) S * p.taps.stride_x * p.n_x_axes);
+  g_assert_cmpuint (
+      p.n_floats, ==, (size_t) S * 5 * (p.taps.stride_x + p.taps.stride_y));
   g_assert_cmpuint (p.taps_bytes, ==, floats_at + p.n_floats * sizeof (float));
   g_assert_cmpuint (p.taps_bytes, <=, cap);
   for (size_t b = ints_bytes; b < floats_at; b++)
-    g_assert_cmpint (((const char *) p.ints)[b], ==, 0);
+    g_assert_cmpint (((const char *) buf)[b], ==, 0);
   g_assert_cmpuint (p.frame_bytes % 16, ==, 0);
+  /* a flipped view shares its twin's axes; shifts share one of them */
+  g_assert_cmpint (p.taps.views[3 * 1], ==, p.taps.views[3 * 0]);
+  g_assert_cmpint (p.taps.views[3 * 1 + 1], ==, p.taps.views[3 * 0 + 1]);
+  g_assert_cmpint (p.taps.views[3 * 1 + 2], ==, 1);
+  g_assert_cmpint (p.taps.views[3 * 6], ==, p.taps.views[3 * 3]);
+  g_assert_cmpint (p.taps.views[3 * 6 + 1], ==, p.taps.views[3 * 4 + 1]);
+  /* ten crops: three column and three row positions */
+  g_assert_true (fer_tta_views (&face, 48, 40, FER_TTA_MAX, views, &error));
+  g_assert_true (fer_cuda_batch_plan_make (
+      &p, &buf, &cap, &big, views, FER_TTA_MAX, &specs[0], &error));
+  g_assert_cmpint (p.n_x_axes, ==, 3);
+  g_assert_cmpint (p.n_y_axes, ==, 3);
+  g_assert_true (fer_tta_views (&face, 48, 0, FER_TTA_MAX, views, &error));
+  g_assert_true (fer_cuda_batch_plan_make (
+      &p, &buf, &cap, &big, views, FER_TTA_MAX, &specs[0], &error));
   g_test_message (
       "10 views of a 301x333 face on 1080p: %zu bytes of taps", p.taps_bytes);
   void *was = buf;

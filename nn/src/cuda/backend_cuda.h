@@ -168,23 +168,27 @@ fer_op_ema_update fer_cuda_op_ema_update;
 fer_op_zero fer_cuda_op_zero;
 
 /* preprocess.c: the input batch from a frame, on the device. The host
- * part (no CUDA call; tests run it): validation, the frame's layout, each
- * view's filter taps in *buf (grown to *cap bytes, so that a steady stream
- * of calls allocates nothing): ints (n x 4 x S, then n flips), zeros up to
- * a multiple of 16 bytes, floats (n x S x (stride_x + stride_y)): the
- * taps_bytes from ints on go up in one copy, to just after the frame. */
+ * part (no CUDA call; tests run it): validation, the frame's layout, the
+ * views' filter taps (kernels.h: one set per distinct axis) in *buf, grown
+ * to *cap bytes so that a steady stream of calls allocates nothing: the
+ * ints (x axes, y axes, views), zeros up to a multiple of 16 bytes, the
+ * weights (x, y). Its taps_bytes go up in one copy, just after the frame,
+ * and fer_cuda_taps_rebase points the taps there. */
 typedef struct
 {
   fer_cuda_frame frame; /* offsets: where upload puts each plane */
   fer_cuda_norm norm;
   size_t plane_bytes[3];
   size_t frame_bytes;
-  int stride_x, stride_y;
+  int n_x_axes, n_y_axes;
   size_t n_ints, n_floats;
-  int *ints, *flips; /* into *buf */
-  float *floats;     /* into *buf, at ALIGN16 (n_ints * sizeof (int)) */
+  fer_cuda_taps taps; /* into *buf, which taps.x_axes starts */
   size_t taps_bytes;
 } fer_cuda_batch_plan;
+
+/* t's pointers moved from the copy of its buffer at `from` to the one at
+ * `to`. */
+void fer_cuda_taps_rebase (fer_cuda_taps *t, const void *from, const void *to);
 
 gboolean fer_cuda_batch_plan_make (fer_cuda_batch_plan *p, void **buf,
     size_t *cap, const fer_image *img, const fer_view *views, int n,

@@ -165,14 +165,25 @@ typedef struct
   float gain[3], bias[3];
 } fer_cuda_norm;
 
+/* The filter taps of a batch of views (fer_preprocess's separable
+ * filter), one set per distinct axis: views with the same source column
+ * range (x, w) share their x taps, as a flipped view and its twin do, and
+ * likewise for rows. An axis holds, for each of the S outputs, the first
+ * source index (S ints) then the tap count (S ints), and the weights
+ * (S x stride floats). */
+typedef struct
+{
+  const int *x_axes, *y_axes;         /* (axes, 2, S) */
+  const int *views;                   /* (n, 3): x axis, y axis, flip */
+  const float *x_weights, *y_weights; /* (axes, S, stride_x or stride_y) */
+  int stride_x, stride_y;
+} fer_cuda_taps;
+
 /* out (n, S, S, C) = fer_preprocess of n views of the frame in `data`.
- * taps_int: per view, the x taps' first (S) and count (S), then the y
- * taps' (4 x S ints); taps_w: per view, x weights (S x stride_x) then y
- * weights (S x stride_y); flips (n). All device memory. */
+ * taps' pointers and data are device memory. */
 cudaError_t fer_cuda_preprocess (cudaStream_t stream, float *out,
-    const fer_cuda_frame *frame, const unsigned char *data, const int *taps_int,
-    const float *taps_w, const int *flips, int n, int S, int C, int stride_x,
-    int stride_y, const fer_cuda_norm *norm);
+    const fer_cuda_frame *frame, const unsigned char *data,
+    const fer_cuda_taps *taps, int n, int S, int C, const fer_cuda_norm *norm);
 
 /* ---- loss.cu ---- */
 

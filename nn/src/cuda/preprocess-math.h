@@ -61,23 +61,22 @@ fer_pp_pixel (const fer_cuda_frame *f, const unsigned char *data, int x, int y,
   return fer_pp_clamp_255 (yy + (f->full_range ? 1.772f : 2.018f) * u);
 }
 
-/* Value (view v, row oy, column ox, channel c) of the batch. taps_int: per
- * view, the x taps' first (S) and count (S), then the y taps'; taps_w: per
- * view, the x weights (S x stride_x) then the y weights (S x stride_y). */
+/* Value (view v, row oy, column ox, channel c) of the batch, with the
+ * views' taps t (kernels.h). */
 FER_PP_FN float
 fer_pp_value (const fer_cuda_frame *f, const unsigned char *data,
-    const int *taps_int, const float *taps_w, const int *flips, int S, int C,
-    int stride_x, int stride_y, const fer_cuda_norm *norm, int v, int oy,
-    int ox, int c)
+    const fer_cuda_taps *t, int S, int C, const fer_cuda_norm *norm, int v,
+    int oy, int ox, int c)
 {
-  const int *ti = taps_int + (size_t) v * 4 * S;
-  const float *tw = taps_w + (size_t) v * S * (stride_x + stride_y);
+  const int *view = t->views + (size_t) 3 * v;
+  const int *xa = t->x_axes + (size_t) view[0] * 2 * S;
+  const int *ya = t->y_axes + (size_t) view[1] * 2 * S;
   /* a flipped view's column ox is the unflipped filter's output S-1-ox */
-  const int o = flips[v] ? S - 1 - ox : ox;
-  const int x0 = ti[o], nx = ti[S + o];
-  const int y0 = ti[2 * S + oy], ny = ti[3 * S + oy];
-  const float *wx = tw + (size_t) o * stride_x;
-  const float *wy = tw + (size_t) S * stride_x + (size_t) oy * stride_y;
+  const int o = view[2] ? S - 1 - ox : ox;
+  const int x0 = xa[o], nx = xa[S + o];
+  const int y0 = ya[oy], ny = ya[S + oy];
+  const float *wx = t->x_weights + ((size_t) view[0] * S + o) * t->stride_x;
+  const float *wy = t->y_weights + ((size_t) view[1] * S + oy) * t->stride_y;
   float acc = 0.0f;
   for (int k = 0; k < ny; k++) {
     float even = 0.0f, odd = 0.0f;

@@ -41,6 +41,34 @@ describe_frame (fer_cuda_frame *f, const fer_image *img)
   }
 }
 
+/* Views with equal axes share their taps: the first of views[i - 9 .. i]
+ * (a face's TTA views are consecutive, at most FER_TTA_MAX) whose column
+ * range (x, w), or row range (y, h) with `rows`, equals view i's. */
+static int
+first_same_axis (const fer_view *views, int i, gboolean rows)
+{
+  const fer_rect *b = &views[i].src;
+  for (int j = MAX (0, i - (FER_TTA_MAX - 1));; j++) {
+    const fer_rect *a = &views[j].src;
+    if (rows ? a->y == b->y && a->h == b->h : a->x == b->x && a->w == b->w)
+      return j;
+  }
+}
+
+void
+fer_cuda_taps_rebase (fer_cuda_taps *t, const void *from, const void *to)
+{
+#define REBASE(ptr, type)                                                      \
+  ptr = (type) ((const char *) to                                              \
+      + ((const char *) (ptr) - (const char *) from))
+  REBASE (t->x_axes, const int *);
+  REBASE (t->y_axes, const int *);
+  REBASE (t->views, const int *);
+  REBASE (t->x_weights, const float *);
+  REBASE (t->y_weights, const float *);
+#undef REBASE
+}
+
 gboolean
 fer_cuda_batch_plan_make (fer_cuda_batch_plan *p, void **buf, size_t *cap,
     const fer_image *img, const fer_view *views, int n,
@@ -60,15 +88,18 @@ fer_cuda_batch_plan_make (fer_cuda_batch_plan *p, void **buf, size_t *cap,
     p->frame.offsets[k] = p->frame_bytes;
     p->frame_bytes += ALIGN16 (p->plane_bytes[k]);
   }
-  p->stride_x = p->stride_y = 1;
+  int stride_x = 1, stride_y = 1;
   for (int i = 0; i < n; i++) {
-    p->stride_x = MAX (p->stride_x,
-        fer_preprocess_taps_stride (views[i].src.w, S, img->width));
-    p->stride_y = MAX (p->stride_y,
-        fer_preprocess_taps_stride (views[i].src.h, S, img->height));
+    stride_x = MAX (
+        stride_x, fer_preprocess_taps_stride (views[i].src.w, S, img->width));
+    stride_y = MAX (
+        stride_y, fer_preprocess_taps_stride (views[i].src.h, S, img->height));
+    p->n_x_axes += first_same_axis (views, i, FALSE) == i;
+    p->n_y_axes += first_same_axis (views, i, TRUE) == i;
   }
-  p->n_ints = (size_t) n * 4 * S + (size_t) n;
-  p->n_floats = (size_t) n * S * (p->stride_x + p->stride_y);
+  p->n_ints = (size_t) 2 * S * (p->n_x_axes + p->n_y_axes) + (size_t) 3 * n;
+  p->n_floats = (size_t) S
+      * ((size_t) p->n_x_axes * stride_x + (size_t) p->n_y_axes * stride_y);
   bytes = ALIGN16 (p->n_ints * sizeof (int)) + p->n_floats * sizeof (float);
   if (bytes > *cap) {
     void *grown = g_try_realloc (*buf, bytes);
@@ -80,24 +111,44 @@ fer_cuda_batch_plan_make (fer_cuda_batch_plan *p, void **buf, size_t *cap,
     *buf = grown;
     *cap = bytes;
   }
-  p->ints = *buf;
-  p->flips = p->ints + (size_t) n * 4 * S;
-  p->floats = (float *) ((char *) *buf + ALIGN16 (p->n_ints * sizeof (int)));
   p->taps_bytes = bytes;
+
+  int *x_axes = *buf;
+  int *y_axes = x_axes + (size_t) 2 * S * p->n_x_axes;
+  int *view_axes = y_axes + (size_t) 2 * S * p->n_y_axes;
+  float *x_weights =
+      (float *) ((char *) *buf + ALIGN16 (p->n_ints * sizeof (int)));
+  float *y_weights = x_weights + (size_t) S * stride_x * p->n_x_axes;
   /* the padding goes up with the rest: defined bytes */
-  memset (p->ints + p->n_ints, 0,
-      (size_t) ((char *) p->floats - (char *) (p->ints + p->n_ints)));
+  memset (x_axes + p->n_ints, 0,
+      (size_t) ((char *) x_weights - (char *) (x_axes + p->n_ints)));
+  int nx = 0, ny = 0;
   for (int i = 0; i < n; i++) {
-    const fer_view *v = &views[i];
-    int *t = p->ints + (size_t) i * 4 * S;
-    float *w = p->floats + (size_t) i * S * (p->stride_x + p->stride_y);
-    fer_preprocess_axis_taps (
-        t, t + S, w, p->stride_x, v->src.x, v->src.w, S, img->width);
-    fer_preprocess_axis_taps (t + 2 * S, t + 3 * S,
-        w + (size_t) S * p->stride_x, p->stride_y, v->src.y, v->src.h, S,
-        img->height);
-    p->flips[i] = v->flip ? 1 : 0;
+    const fer_rect *r = &views[i].src;
+    const int jx = first_same_axis (views, i, FALSE);
+    const int jy = first_same_axis (views, i, TRUE);
+    if (jx == i) {
+      int *t = x_axes + (size_t) nx * 2 * S;
+      fer_preprocess_axis_taps (t, t + S,
+          x_weights + (size_t) nx * S * stride_x, stride_x, r->x, r->w, S,
+          img->width);
+      view_axes[3 * i] = nx++;
+    } else {
+      view_axes[3 * i] = view_axes[3 * jx];
+    }
+    if (jy == i) {
+      int *t = y_axes + (size_t) ny * 2 * S;
+      fer_preprocess_axis_taps (t, t + S,
+          y_weights + (size_t) ny * S * stride_y, stride_y, r->y, r->h, S,
+          img->height);
+      view_axes[3 * i + 1] = ny++;
+    } else {
+      view_axes[3 * i + 1] = view_axes[3 * jy + 1];
+    }
+    view_axes[3 * i + 2] = views[i].flip ? 1 : 0;
   }
+  p->taps = (fer_cuda_taps){ x_axes, y_axes, view_axes, x_weights, y_weights,
+    stride_x, stride_y };
   for (int c = 0; c < spec->channels; c++) {
     /* fer_preprocess's (v / 255 - mean) / std as one multiply-add */
     p->norm.gain[c] = 1.0f / (255.0f * spec->std[c]);
@@ -119,8 +170,7 @@ fer_cuda_op_preprocess (fer_backend *be, float *out, const fer_image *img,
           &p, &cb->taps_host, &cb->taps_host_bytes, img, views, n, spec, error))
     return FALSE;
 
-  /* device: the planes, then the taps as the host buffer lays them out
-   * (ints and flips, padding, weights) */
+  /* device: the planes, then the taps as the host buffer lays them out */
   const size_t taps_at = p.frame_bytes;
   if (!fer_cuda_enter (cb, error)
       || !fer_cuda_grow_device (
@@ -132,12 +182,11 @@ fer_cuda_op_preprocess (fer_backend *be, float *out, const fer_image *img,
         && !fer_cuda_upload_bytes (cb, dev + p.frame.offsets[k], img->planes[k],
             p.plane_bytes[k], error))
       return FALSE;
-  const int *dev_ints = (const int *) (dev + taps_at);
-  const float *dev_floats =
-      (const float *) (dev + taps_at + ((char *) p.floats - (char *) p.ints));
-  return fer_cuda_upload_bytes (cb, dev + taps_at, p.ints, p.taps_bytes, error)
-      && CUDA_OK (fer_cuda_preprocess (cb->stream, out, &p.frame,
-          (const unsigned char *) dev, dev_ints, dev_floats,
-          dev_ints + (p.flips - p.ints), n, spec->size, spec->channels,
-          p.stride_x, p.stride_y, &p.norm));
+  if (!fer_cuda_upload_bytes (
+          cb, dev + taps_at, cb->taps_host, p.taps_bytes, error))
+    return FALSE;
+  fer_cuda_taps_rebase (&p.taps, cb->taps_host, dev + taps_at);
+  return CUDA_OK (fer_cuda_preprocess (cb->stream, out, &p.frame,
+      (const unsigned char *) dev, &p.taps, n, spec->size, spec->channels,
+      &p.norm));
 }
