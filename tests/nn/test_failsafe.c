@@ -3,8 +3,10 @@
  * forward after the self-test): under backend=auto each fault gives a model
  * that answers exactly as a plain CPU model (probabilities, logits, for the
  * element's path, the tools' path and the raw forward) with one reason
- * that names the stage and the fault; under backend=cuda each is an error
- * that names it. The trainer likewise (its self-test is one training
+ * that names the stage and the fault (a run-time fault names the device's
+ * first failing op: preprocess, through which every classification, the
+ * tools' whole images too, builds its input); under backend=cuda each is
+ * an error that names it. The trainer likewise (its self-test is one training
  * step). Also: a bad FER_CUDA_FAULT value is an error, and a bad argument
  * on a device model is not taken for a device failure. */
 #include <string.h>
