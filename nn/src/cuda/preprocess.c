@@ -1,14 +1,14 @@
 /* The CUDA backend's preprocess op: a batch of views of one frame into the
  * network's NHWC input on the device (preprocess.cu), as the CPU backend's
  * op (cpu/preprocess.c) builds it with fer_preprocess. The host validates
- * (fer_preprocess's checks and messages) and computes each view's filter
- * taps with nn/src/preprocess.c's own code (fer_cuda_batch_plan_make); the
- * frame's planes then go up once, the taps in one more copy, and one
- * kernel does the rest. The taps stay on the host on purpose: they are a
- * few kilobytes per view, computed in microseconds (docs/gpu.md has the
- * measurement, tests/bench/bench_tta_plan.c), and computing them in double
- * on the host keeps them bit for bit fer_preprocess's (a device would
- * fuse multiply-adds). */
+ * (fer_preprocess's checks and messages) and computes the views' filter
+ * taps, one set per distinct column or row range, with nn/src/
+ * preprocess.c's own code (fer_cuda_batch_plan_make); the frame's planes
+ * then go up once (a copy per plane), the taps in one more copy, and one
+ * kernel does the rest. The taps stay on the host on purpose: about 2 kB
+ * and 2 to 6 us per TTA view (docs/gpu.md, tests/bench/bench_tta_plan.c),
+ * and computing them in double on the host keeps them bit for bit
+ * fer_preprocess's (a device would fuse multiply-adds). */
 #include "cuda/backend_cuda.h"
 
 #include <string.h>
