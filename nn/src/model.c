@@ -443,7 +443,7 @@ fer_model_options_init (fer_model_options *opts)
 
 /* Whether every conv weight of w is a half exactly (a file stored as F16:
  * halves lose nothing then). */
-static gboolean
+static G_GNUC_NO_INLINE gboolean /* a fuzz build leaves it uninstrumented */
 conv_weights_are_halves (const fer_weights *w)
 {
   for (int i = 0; i < w->topo.n_params; i++) {
