@@ -95,8 +95,9 @@ if [ "$default" = fast ]; then
 else
   not_ok "the element's default model is the name \"fast\" (got '$default')"
 fi
-# The accurate model ships once trained (issue 9): when the source tree has
-# it, it is installed and its name exists too.
+# The accurate model ships too, but a GPU window's tree goes without it
+# (docs/gpu.md): when the source tree has it, it is installed and its name
+# exists.
 accurate=feremotion-resnet18-fer2013-accurate.safetensors
 if [ -f "$FER_SOURCE_DIR/models/$accurate" ]; then
   names="fast, accurate, feremotion-resnet18-fer2013, feremotion-resnet18-fer2013-accurate"
