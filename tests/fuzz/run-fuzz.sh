@@ -9,12 +9,20 @@
 # $FER_FUZZ_SEED (default 1) seeds libFuzzer's mutations. A crash leaves
 # crash-* in the working directory (meson's build folder) and fails the
 # test.
+# The targets that write files (fuzz-folder's trees, fuzz-model's model,
+# fuzz-element's) do it in $TMPDIR, which points to a private folder on a
+# tmpfs (/dev/shm) where there is one: fuzz-folder runs about 30 times
+# faster there than on a disk. Both folders go at exit.
 set -eu
 here=$(dirname "$0")
 target=$1 seedgen=$2 kind=$3 dict=$4 max_len=$5
 runs=${6:-${FER_FUZZ_RUNS:-20000}}
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+scratch_in=${TMPDIR:-/tmp}
+[ -d /dev/shm ] && [ -w /dev/shm ] && scratch_in=/dev/shm
+scratch=$(mktemp -d -p "$scratch_in")
+trap 'rm -rf "$tmp" "$scratch"' EXIT
+export TMPDIR="$scratch"
 "$seedgen" "$tmp/seeds"
 corpus=${FER_FUZZ_CORPUS:-$tmp/corpus}
 mkdir -p "$corpus"
