@@ -164,6 +164,38 @@ fer_arch_n_params (const fer_arch *a)
   return total;
 }
 
+/* conv d's multiply-adds at an h x h input; h becomes its output side. */
+static int64_t
+conv_macs (const fer_conv_desc *d, int *h)
+{
+  *h = (*h + 2 * d->pad - d->k) / d->stride + 1;
+  return (int64_t) *h * *h * d->cout * d->cin * d->k * d->k;
+}
+
+int64_t
+fer_arch_forward_macs (const fer_arch *a, int size)
+{
+  fer_topology t;
+  int64_t macs = 0;
+  int h = size;
+
+  fer_topology_init (&t, a);
+  macs += conv_macs (&t.stem, &h);
+  if (t.stem_geometry.max_pool)
+    h = fer_pool_side (h);
+  for (int i = 0; i < FER_N_BLOCKS; i++) {
+    const fer_block_desc *b = &t.blocks[i];
+    int hd = h;
+    if (b->has_down)
+      macs += conv_macs (&b->down, &hd);
+    macs += conv_macs (&b->conv1, &h);
+    macs += conv_macs (&b->conv2, &h);
+  }
+  for (int i = 0; i < t.n_head; i++)
+    macs += (int64_t) t.head[i].nin * t.head[i].nout;
+  return macs;
+}
+
 char *
 fer_shape_string (int ndim, const int64_t *shape)
 {

@@ -107,6 +107,13 @@ void fer_topology_init (fer_topology *t, const fer_arch *a);
  * sum(p.numel() for p in model.parameters()). */
 int64_t fer_arch_n_params (const fer_arch *a);
 
+/* Multiply-adds of one forward pass at a size x size input: every
+ * convolution counted as a direct one over the whole kernel (padding taps
+ * included, as the usual FLOP counts of torchvision's models do), plus the
+ * head's linear layers; pooling, BatchNorm and activations are left out.
+ * Twice this is the "GFLOP per view" of the docs. */
+int64_t fer_arch_forward_macs (const fer_arch *a, int size);
+
 /* A shape as messages print it, "[64, 1, 7, 7]"; g_free it. */
 char *fer_shape_string (int ndim, const int64_t *shape);
 

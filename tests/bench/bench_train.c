@@ -8,17 +8,23 @@
  * clock: on a shared machine, where other processes take the cores for a
  * while, it is the steadier number at one thread (with more, it counts
  * the workers' waiting too).
+ * forward_gflop is a forward pass at --size as direct convolutions plus
+ * the head (2 FLOPs per multiply-add: fer_arch_forward_macs), and
+ * train_gflop_per_s counts 3 of those per image (forward, input gradient,
+ * weight gradient) at the wall-clock rate: how fast the convolutions would
+ * have to run done directly. Winograd does fewer multiplies, so this can
+ * pass the cores' FMA peak.
  * The PyTorch number to compare with comes from the same loop in PyTorch:
  * torchvision resnet18 with the same stem/head, Adam, cross_entropy with
  * class weights and label smoothing, torch.set_num_threads(threads).
- * Most of a step is SGEMM: on a CPU newer than the installed OpenBLAS
- * knows (Debian 12's 0.3.21 runs Zen 4 with its Haswell kernels),
- * OPENBLAS_CORETYPE=SKYLAKEX selects the AVX-512 ones. */
+ * Most of a step is the convolutions, on libfernn's own micro-kernels
+ * (cpu/gemm.c); only the head's linear layers go through CBLAS. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include <fer/train.h>
+#include "arch.h"
 
 int
 main (int argc, char **argv)
@@ -106,14 +112,19 @@ main (int argc, char **argv)
     elapsed = (g_get_monotonic_time () - t0) / 1e6;
   }
   double cpu = (double) (clock () - c0) / CLOCKS_PER_SEC;
+  /* FLOPs (2 per multiply-add) of a forward pass as direct convolutions; a
+   * training step counts 3 of them (forward, input and weight gradients) */
+  const double gflop = 2e-9 * (double) fer_arch_forward_macs (&arch, size);
   printf ("{\"impl\": \"libfernn\", \"backend\": \"%s\", "
           "\"stem\": \"%s\", \"head\": \"%s\", "
           "\"channels\": %d, \"size\": %d, \"batch\": %d, \"threads\": %d, "
           "\"steps\": %d, \"images_per_s\": %.1f, \"cpu_images_per_s\": %.1f, "
+          "\"forward_gflop\": %.4f, \"train_gflop_per_s\": %.1f, "
           "\"loss\": %.4f}\n",
       fer_backend_type_to_string (backend), fer_stem_name (arch.stem),
       arch.head == FER_HEAD_MLP ? "mlp" : "fc", channels, size, batch, threads,
-      steps, steps * batch / elapsed, steps * batch / cpu, loss);
+      steps, steps * batch / elapsed, steps * batch / cpu, gflop,
+      3.0 * gflop * steps * batch / elapsed, loss);
   fer_trainer_free (t);
   g_free (x);
   g_free (y);

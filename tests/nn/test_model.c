@@ -138,6 +138,43 @@ test_variants (void)
   }
 }
 
+/* fer_arch_forward_macs against published counts: torchvision lists
+ * resnet18 (3 x 224 x 224, 1000 classes) at 1.81 GFLOPS, by which it means
+ * multiply-adds (torchvision.models, "GFLOPS" column of the classification
+ * weights table; fvcore's count, 1.819 G, is the same), and issue 9's
+ * figures for our 44 px crops: 0.181, 0.575 and 2.19 GFLOP (2 per
+ * multiply-add) for the torchvision, nopool and small stems. */
+static void
+test_forward_macs (void)
+{
+  const struct
+  {
+    fer_arch arch;
+    int size;
+    double macs, tolerance;
+  } cases[] = {
+    { { FER_STEM_TORCHVISION, FER_HEAD_FC, 3, 1000 }, 224, 1.814e9, 0.005 },
+    { { FER_STEM_TORCHVISION, FER_HEAD_FC, 1, 7 }, 44, 0.181e9 / 2, 0.01 },
+    { { FER_STEM_NOPOOL, FER_HEAD_FC, 1, 7 }, 44, 0.575e9 / 2, 0.01 },
+    { { FER_STEM_SMALL, FER_HEAD_FC, 1, 7 }, 44, 2.19e9 / 2, 0.01 },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++) {
+    const double macs = (double) fer_arch_forward_macs (
+                     &cases[i].arch, cases[i].size),
+                 rel = fabs (macs / cases[i].macs - 1.0);
+    g_test_message ("%s stem, %d px: %.4g multiply-adds, %.2f%% from %.4g",
+        fer_stem_name (cases[i].arch.stem), cases[i].size, macs, 100.0 * rel,
+        cases[i].macs);
+    g_assert_cmpfloat (rel, <, cases[i].tolerance);
+  }
+  /* the head counts: 1000 classes cost 512 x 993 more than 7 */
+  fer_arch a = cases[0].arch, b = cases[0].arch;
+  b.n_classes = 7;
+  g_assert_cmpint (
+      fer_arch_forward_macs (&a, 224) - fer_arch_forward_macs (&b, 224), ==,
+      512 * 993);
+}
+
 /* The 7x7 stems differ only in fer.stem: the key decides, and a file
  * without it is torchvision's (max-pool). */
 static void
@@ -540,6 +577,7 @@ main (int argc, char **argv)
   tmpdir = g_dir_make_tmp ("fer-model-XXXXXX", &error);
   g_assert_no_error (error);
   g_test_add_func ("/model/variants", test_variants);
+  g_test_add_func ("/model/forward-macs", test_forward_macs);
   g_test_add_func ("/model/stem-from-metadata", test_stem_from_metadata);
   g_test_add_func ("/model/metadata", test_metadata);
   g_test_add_func ("/model/bad-models", test_bad_models);
