@@ -35,15 +35,19 @@ typedef struct fer_backend fer_backend;
 
 /* Turns host conv weights (Cout, K, K, Cin) into whatever layout this
  * backend's conv2d_forward wants (packed, on the device...), once at load
- * time; the result is released with release(). The convolution then
- * computes with weight[o] * scale[o] (scale: cout factors, the folded
- * BatchNorm's; NULL for 1): a backend folds them into the weights
- * (float(w * scale), in double, as PyTorch's fusion does) or, with
- * `halves`, may keep the weights as IEEE halves and apply the factors to
- * the sums (the CPU backend: half the memory and memory traffic; exact
- * when every weight is a half, see model.c). */
+ * time; the result is released with release(). s is the convolution as
+ * the model runs it on one image (n = 1; its sides those of the model's
+ * input size): channels, kernel, stride and padding, and the map sides,
+ * by which a backend may pick an algorithm (the CPU's Winograd); the
+ * forward then takes any n and, correctly if not always as fast, any
+ * sides. The convolution computes with weight[o] * scale[o] (scale: cout
+ * factors, the folded BatchNorm's; NULL for 1): a backend folds them into
+ * the weights (float(w * scale), in double, as PyTorch's fusion does) or,
+ * with `halves`, may keep the weights as IEEE halves and apply the factors
+ * to the sums (the CPU backend's direct convolution: half the memory and
+ * memory traffic; exact when every weight is a half, see model.c). */
 typedef float *fer_op_conv2d_prepare_weight (fer_backend *be,
-    const float *weight, const double *scale, int cout, int k, int cin,
+    const float *weight, const double *scale, const fer_conv_shape *s,
     gboolean halves, GError **error);
 /* Inference: out = act(conv(inp, weight) + bias [+ residual]); act = ReLU
  * or none. weight comes from conv2d_prepare_weight; residual (same shape

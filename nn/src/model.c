@@ -226,8 +226,9 @@ upload_new (
  * sums), the shift is the bias. */
 static gboolean
 load_conv_bn (fer_model *m, const fer_weights *wt, conv_layer *l,
-    const fer_conv_desc *d, GError **error)
+    const fer_conv_desc *d, int *side, GError **error)
 {
+  fer_conv_shape shape;
   const int cin = d->cin, cout = d->cout, k = d->k;
   const float *w = wt->tensor[d->weight]; /* (Cout, Cin, K, K) */
   double *scale = g_new (double, cout), *shift = g_new (double, cout);
@@ -249,8 +250,12 @@ load_conv_bn (fer_model *m, const fer_weights *wt, conv_layer *l,
   l->k = k;
   l->stride = d->stride;
   l->pad = d->pad;
+  /* the conv as it will run: one image at the model's input size */
+  fer_conv_shape_init (
+      &shape, 1, *side, *side, cin, cout, k, d->stride, d->pad);
+  *side = shape.oh;
   l->weight = m->be->ops->conv2d_prepare_weight (
-      m->be, wf, scale, cout, k, cin, m->halves, error);
+      m->be, wf, scale, &shape, m->halves, error);
   ok = l->weight && upload_new (m, &l->bias, bf, cout, error);
   g_free (scale);
   g_free (shift);
@@ -295,16 +300,21 @@ static gboolean
 build_graph (fer_model *m, const fer_weights *w, GError **error)
 {
   const fer_topology *t = &w->topo;
+  int side = m->spec.size; /* the map side each conv sees */
 
-  if (!load_conv_bn (m, w, &m->stem, &t->stem, error))
+  if (!load_conv_bn (m, w, &m->stem, &t->stem, &side, error))
     return FALSE;
+  if (t->stem_geometry.max_pool)
+    side = fer_pool_side (side);
   for (int i = 0; i < FER_N_BLOCKS; i++) {
     const fer_block_desc *d = &t->blocks[i];
     basic_block *blk = &m->blocks[i];
+    int down_side = side;
     blk->has_down = d->has_down;
-    if (!load_conv_bn (m, w, &blk->conv1, &d->conv1, error)
-        || !load_conv_bn (m, w, &blk->conv2, &d->conv2, error)
-        || (d->has_down && !load_conv_bn (m, w, &blk->down, &d->down, error)))
+    if (!load_conv_bn (m, w, &blk->conv1, &d->conv1, &side, error)
+        || !load_conv_bn (m, w, &blk->conv2, &d->conv2, &side, error)
+        || (d->has_down
+            && !load_conv_bn (m, w, &blk->down, &d->down, &down_side, error)))
       return FALSE;
   }
   m->n_head = t->n_head;

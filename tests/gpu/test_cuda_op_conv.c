@@ -23,10 +23,8 @@ conv_case (
   GError *e_ = NULL;
 
   /* inference: with and without ReLU and residual */
-  float *wp_c =
-      cpu->ops->conv2d_prepare_weight (cpu, w, NULL, cout, k, cin, FALSE, &e_);
-  float *wp_g =
-      gpu->ops->conv2d_prepare_weight (gpu, w, NULL, cout, k, cin, FALSE, &e_);
+  float *wp_c = cpu->ops->conv2d_prepare_weight (cpu, w, NULL, &s, FALSE, &e_);
+  float *wp_g = gpu->ops->conv2d_prepare_weight (gpu, w, NULL, &s, FALSE, &e_);
   g_assert_no_error (e_);
   float *dx_in = dev (x, ni), *d_out = dev_zeros (no),
         *d_bias = dev (bias, cout), *d_res = dev (res, no);

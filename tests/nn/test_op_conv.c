@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <fer/rng.h>
+#include "backend.h"
 #include "cpu/gemm.h"
 #include "cpu/ops.h"
 #include "cpu/workers.h"
@@ -329,6 +330,111 @@ test_forward_resnet18 (void)
     };
     for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
       check_forward (&cases[i]);
+  }
+}
+
+/* The backend's prepared weights, the way the model loader uses them:
+ * conv2d_prepare_weight with the shape the model runs at, a BatchNorm
+ * scale per output channel and float32 or half weights, then
+ * conv2d_forward with bias, residual and ReLU, against the naive
+ * convolution with the folded weights, on every kernel this CPU has with
+ * 1 and 2 threads. The 3 x 3 stride-1 shapes on maps of 4 x 4 and more
+ * with 16+ channels take Winograd (its float32 transformed weights), the
+ * others the direct convolution (checked). A weight prepared for one side
+ * also runs at another (the last cases). */
+typedef struct
+{
+  int n, h, cin, cout, k, stride, pad;
+  int prepared_side; /* the side given to prepare; 0: h */
+  gboolean winograd; /* what the automatic choice should take */
+} prepared_case;
+
+static void
+check_prepared (const prepared_case *c, fer_backend *be, int threads)
+{
+  fer_conv_shape s, ps;
+  fer_conv_shape_init (
+      &s, c->n, c->h, c->h, c->cin, c->cout, c->k, c->stride, c->pad);
+  const int side = c->prepared_side ? c->prepared_side : c->h;
+  fer_conv_shape_init (
+      &ps, 1, side, side, c->cin, c->cout, c->k, c->stride, c->pad);
+  const size_t nin = (size_t) s.n * s.h * s.w * s.cin;
+  const size_t nw = (size_t) s.cout * s.k * s.k * s.cin;
+  const size_t nout = (size_t) s.n * s.oh * s.ow * s.cout;
+  float *inp = test_random_floats (&rng, nin, 1.0f);
+  float *w = test_random_floats (&rng, nw, 1.0f);
+  float *bias = test_random_floats (&rng, s.cout, 1.0f);
+  float *res = test_random_floats (&rng, nout, 1.0f);
+  float *folded = g_new (float, nw), *out = g_new (float, nout);
+  double *scale = g_new (double, s.cout), *ref = g_new (double, nout);
+  const fer_cpu_isa best = fer_cpu_isa_best ();
+
+  for (int o = 0; o < s.cout; o++)
+    scale[o] = 0.5 + fabs (test_random_floats (&rng, 1, 1.0f)[0]);
+  for (int halves = 0; halves < 2; halves++) {
+    GError *error = NULL;
+    if (halves) /* an F16 file's weights */
+      for (size_t i = 0; i < nw; i++)
+        w[i] = fer_f16_to_f32 (fer_f32_to_f16 (w[i]));
+    for (size_t i = 0; i < nw; i++)
+      folded[i] = (float) (w[i] * scale[i / (nw / s.cout)]);
+    naive_conv (ref, NULL, NULL, inp, folded, bias, res, NULL, &s, TRUE);
+    float *prepared =
+        be->ops->conv2d_prepare_weight (be, w, scale, &ps, halves, &error);
+    g_assert_no_error (error);
+    g_assert_cmpint (
+        fer_cpu_conv2d_prepared_is_winograd (prepared), ==, c->winograd);
+    for (int isa = FER_CPU_ISA_C; isa <= (int) best; isa++) {
+      g_assert_cmpint (fer_cpu_isa_set (isa), ==, isa);
+      for (size_t i = 0; i < nout; i++)
+        out[i] = NAN;
+      g_assert_true (be->ops->conv2d_forward (
+          be, out, inp, prepared, bias, res, &s, TRUE, &error));
+      g_assert_no_error (error);
+      const double err = test_max_rel_error (out, ref, nout);
+      g_test_message ("prepared conv n=%d %dx%dx%d -> %d k=%d s=%d p=%d, "
+                      "prepared at %d (%s), %s threads=%d weights %s: max "
+                      "rel error %.3g",
+          c->n, c->h, c->h, c->cin, c->cout, c->k, c->stride, c->pad, side,
+          c->winograd ? "winograd" : "direct", fer_cpu_isa_name (isa), threads,
+          halves ? "f16" : "f32", err);
+      g_assert_cmpfloat (err, <, TOL);
+    }
+    fer_cpu_isa_set (best);
+    be->ops->release (be, prepared);
+  }
+  g_free (inp);
+  g_free (w);
+  g_free (bias);
+  g_free (res);
+  g_free (folded);
+  g_free (out);
+  g_free (scale);
+  g_free (ref);
+}
+
+static void
+test_prepared (void)
+{
+  static const prepared_case cases[] = {
+    { 1, 22, 64, 64, 3, 1, 1, 0, TRUE }, /* nopool layer1 at 44 px */
+    { 5, 11, 128, 128, 3, 1, 1, 0, TRUE }, { 2, 6, 256, 256, 3, 1, 1, 0, TRUE },
+    { 2, 9, 20, 17, 3, 1, 1, 0, TRUE },    /* partial tiles and blocks */
+    { 3, 3, 256, 256, 3, 1, 1, 0, FALSE }, /* map too small */
+    { 2, 12, 8, 24, 3, 1, 1, 0, FALSE },   /* too few channels */
+    { 2, 11, 64, 128, 3, 2, 1, 0, FALSE }, /* stride 2 */
+    { 1, 44, 1, 64, 7, 2, 3, 0, FALSE },   /* the 7x7 stem */
+    { 2, 5, 32, 32, 3, 1, 1, 12, TRUE },   /* prepared for 12, run at 5 */
+    { 2, 12, 32, 32, 3, 1, 1, 3, FALSE },  /* prepared for 3, run at 12 */
+  };
+  for (int threads = 1; threads <= 2; threads++) {
+    GError *error = NULL;
+    fer_backend *be =
+        fer_backend_new (FER_BACKEND_CPU, 0, threads, NULL, &error);
+    g_assert_no_error (error);
+    for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+      check_prepared (&cases[i], be, threads);
+    fer_backend_free (be);
   }
 }
 
@@ -747,6 +853,7 @@ main (int argc, char **argv)
   g_test_add_func ("/conv/forward-edges", test_forward_edges);
   g_test_add_func ("/conv/forward-resnet18", test_forward_resnet18);
   g_test_add_func ("/conv/forward-nan", test_forward_nan);
+  g_test_add_func ("/conv/prepared", test_prepared);
   g_test_add_func ("/conv/train-against-naive", test_train);
   g_test_add_func ("/conv/train-winograd", test_train_winograd);
   g_test_add_func ("/conv/train-fresh-scratch", test_train_fresh_scratch);

@@ -91,6 +91,12 @@ typedef struct
  * then applied to the sums rather than folded into the weights, so
  * results equal float32's to rounding); F16: halves always (a float32
  * file's weights rounded to 11 bits: docs/benchmarks.md gives the error).
+ * Either way the CPU backend runs the 3x3 stride-1 convolutions on maps of
+ * 4 x 4 and more (layer1-2 of the torchvision stem, layer1-3 of nopool, at
+ * 44 px) as Winograd F(2x2, 3x3), with their transformed weights in
+ * float32, the BatchNorm scale folded in: 3 MB more than all halves for
+ * the shipped `fast` model, 11 MB more for `accurate`, and 10-37% faster
+ * (docs/benchmarks.md); FER_CPU_CONV=direct turns it off.
  * Other backends keep float32. */
 typedef enum
 {

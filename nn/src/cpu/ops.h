@@ -96,6 +96,10 @@ gboolean fer_cpu_conv2d_forward_f16 (float *out, const float *inp,
     const float *residual, const fer_conv_shape *s, gboolean relu,
     fer_cpu_conv_scratch *scratch, fer_cpu_workers *workers, GError **error);
 
+/* Whether a weight from the backend's conv2d_prepare_weight runs as
+ * Winograd F(2x2, 3x3) (its transformed weights) rather than directly. */
+gboolean fer_cpu_conv2d_prepared_is_winograd (const float *prepared);
+
 /* Training: out (n, oh, ow, cout) = conv(inp (n, h, w, cin), weight (cout,
  * k, k, cin)), no bias (ResNet's convs have none; BatchNorm follows). The
  * weight is packed into `scratch` and the work split across `workers`

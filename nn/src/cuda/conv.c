@@ -299,9 +299,10 @@ fer_cuda_weight_halves (uint16_t *dst, const float *weight, const double *scale,
  * it is, folded, in floats or (FER_CUDA_MATH=fp16) in halves. */
 float *
 fer_cuda_op_conv2d_prepare_weight (fer_backend *be, const float *weight,
-    const double *scale, int cout, int k, int cin, gboolean halves,
+    const double *scale, const fer_conv_shape *s, gboolean halves,
     GError **error)
 {
+  const int cout = s->cout, k = s->k, cin = s->cin;
   /* `halves` (keep F16 weights unfolded) is the CPU backend's; here the
    * math mode decides */
   cuda_backend *cb = (cuda_backend *) be;
