@@ -908,9 +908,10 @@ fer_cpu_conv2d_forward_f16 (float *out, const float *inp,
  * of the torchvision stem); its conv2d_forward then runs wino_forward
  * with it. Such weights are float32 (the BatchNorm scale folded in, as for
  * F32 files): 16 / 9 the memory of a float32 weight, 32 / 9 of a half
- * one. At the element's batches (1-4 faces x 1-10 views) that measured
- * 10-16% faster than the direct convolution of half weights for the
- * torchvision stem and 29-37% for nopool (docs/benchmarks.md). */
+ * one. At the element's batches (1-4 faces x 1-10 views) the whole
+ * forward measured 3-22% faster than with the direct convolution of half
+ * weights for the torchvision stem and 25-43% for nopool
+ * (docs/benchmarks.md, "Winograd in inference"). */
 
 /* G of F(2x2, 3x3); B^T and A^T are in the transforms of cpu/gemm.c */
 static const float wino_g[4][3] = { { 1, 0, 0 }, { 0.5f, 0.5f, 0.5f },
