@@ -88,3 +88,31 @@ require_element () {
   gst-inspect-1.0 "$1" >/dev/null 2>&1 \
     || die "GStreamer element $1 not found: $hint"
 }
+
+# The face detector of the video scripts, as gst-launch-1.0 words (split
+# unquoted): faces under 48 pixels, the model's input size, are too
+# blurred to read; min-neighbors=5 rather than 3 drops weak detections (at
+# 3, a JPEG copy of astronaut.png gets a second "face" on her suit).
+# shellcheck disable=SC2034 # used by the scripts that source this file
+detect="facedetect display=false min-size-width=48 min-size-height=48 min-neighbors=5"
+
+# video_setup [ELEMENT...]: the checks of a script that reads the video
+# $input with facedetect and feremotion (and the ELEMENTs named), and $log,
+# a file for gst-launch-1.0's output, removed at exit.
+# shellcheck disable=SC2154 # $input is the script's
+video_setup () {
+  require_model
+  [ -f "$input" ] || die "input $input: no such file"
+  for element in feremotion facedetect "$@"; do
+    require_element "$element"
+  done
+  log=$(mktemp "${TMPDIR:-/tmp}/$prog.XXXXXX")
+  trap 'rm -f "$log"' EXIT
+}
+
+# pipeline_failed: the pipeline's errors from $log, then exit 1.
+pipeline_failed () {
+  launch_errors "$log"
+  echo "$prog: the pipeline failed on $input" >&2
+  exit 1
+}

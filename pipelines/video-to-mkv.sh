@@ -16,16 +16,7 @@
 input=$1
 output=$2
 jsonl=${3:-}
-require_model
-[ -f "$input" ] || die "input $input: no such file"
-
-require_element feremotion
-require_element facedetect
-require_element vp8enc
-require_element matroskamux
-
-log=$(mktemp "${TMPDIR:-/tmp}/video-to-mkv.XXXXXX")
-trap 'rm -f "$log"' EXIT
+video_setup vp8enc matroskamux
 
 # The text pads are pushed from the video's thread before each frame goes
 # on to the encoder: the queues let the muxer wait for the encoded frame
@@ -33,18 +24,15 @@ trap 'rm -f "$log"' EXIT
 # the first frame). They hold up to 10 s, more than any encoder keeps back.
 # Frames without a face are GAP events on the subtitle track (nothing is
 # shown) and "faces":[] lines on the JSON track.
-if ! run_pipeline \
-    filesrc location="$input" ! decodebin ! videoconvert \
-    ! facedetect display=false min-size-width=48 min-size-height=48 min-neighbors=5 \
+# shellcheck disable=SC2086 # $detect is gst-launch-1.0 words
+run_pipeline \
+    filesrc location="$input" ! decodebin ! videoconvert ! $detect \
     ! feremotion model="$model" mode=roi \
     ! feremotionexport name=export ${jsonl:+location="$jsonl"} \
     ! videoconvert ! vp8enc deadline=1 ! matroskamux name=mux \
     ! filesink location="$output" \
     export.subtitle_src ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=10000000000 ! mux.subtitle_%u \
     export.json_src ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=10000000000 ! mux.subtitle_%u \
-    >"$log" 2>&1; then
-  launch_errors "$log"
-  echo "$prog: the pipeline failed on $input" >&2
-  exit 1
-fi
+    >"$log" 2>&1 \
+  || pipeline_failed
 echo "wrote $output${jsonl:+ and $jsonl}"
