@@ -369,8 +369,10 @@ check_prepared (const prepared_case *c, fer_backend *be, int threads)
   double *scale = g_new (double, s.cout), *ref = g_new (double, nout);
   const fer_cpu_isa best = fer_cpu_isa_best ();
 
+  float *r = test_random_floats (&rng, s.cout, 1.0f);
   for (int o = 0; o < s.cout; o++)
-    scale[o] = 0.5 + fabs (test_random_floats (&rng, 1, 1.0f)[0]);
+    scale[o] = 0.5 + fabs (r[o]);
+  g_free (r);
   for (int halves = 0; halves < 2; halves++) {
     GError *error = NULL;
     if (halves) /* an F16 file's weights */
