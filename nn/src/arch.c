@@ -1,4 +1,5 @@
 #include "arch.h"
+#include "conv-shape.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -168,8 +169,10 @@ fer_arch_n_params (const fer_arch *a)
 static int64_t
 conv_macs (const fer_conv_desc *d, int *h)
 {
-  *h = (*h + 2 * d->pad - d->k) / d->stride + 1;
-  return (int64_t) *h * *h * d->cout * d->cin * d->k * d->k;
+  fer_conv_shape s;
+  fer_conv_shape_init (&s, 1, *h, *h, d->cin, d->cout, d->k, d->stride, d->pad);
+  *h = s.oh;
+  return (int64_t) s.oh * s.ow * d->cout * d->cin * d->k * d->k;
 }
 
 int64_t
