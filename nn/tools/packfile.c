@@ -5,8 +5,17 @@
  * binary tree of such probabilities, one tree per activity context. The
  * encoder and the decoder walk the image with the same function
  * (code_image), so their predictions and contexts cannot drift apart. The
- * decoder never reads past the payload (missing bytes read as 0): a
- * damaged payload decodes to wrong pixels, which the checksum refuses. */
+ * decoder reads exactly the bytes the encoder wrote, never past the
+ * payload: a payload that runs out is refused as soon as it does, and one
+ * that decodes to wrong pixels is refused by the checksum.
+ *
+ * A payload byte cannot decode to more than about 40 pixels: the likeliest
+ * bit has a probability of at most 2017/2048 (PROB_SHIFT stops the update
+ * there), so it narrows the range by at least -log2(2017/2048) = 0.022
+ * bits, a 9-bit symbol by 0.198 bits, and the decoder reads a byte per 8
+ * bits. A set that claims more pixels than MAX_PIXELS_PER_BYTE times its
+ * payload (a few bytes that would decode gigabytes) is refused before
+ * anything is allocated. */
 #include "packfile.h"
 
 #include <stdarg.h>
@@ -24,6 +33,7 @@
 #define TOP (1u << 24)
 #define SYMBOL_BITS 9
 #define N_CONTEXTS 8
+#define MAX_PIXELS_PER_BYTE 48
 
 /* ------------------------------------------------------------------ */
 /* Range coder                                                         */
@@ -39,6 +49,7 @@ typedef struct
   uint32_t code;
   const uint8_t *in;
   size_t in_len, in_pos;
+  gboolean overrun; /* the decoder wanted a byte past the payload */
   /* both */
   uint32_t range;
   gboolean encode;
@@ -83,7 +94,10 @@ encoder_flush (coder *c)
 static uint8_t
 next_byte (coder *c)
 {
-  return c->in_pos < c->in_len ? c->in[c->in_pos++] : 0;
+  if (c->in_pos < c->in_len)
+    return c->in[c->in_pos++];
+  c->overrun = TRUE;
+  return 0;
 }
 
 static void
@@ -480,6 +494,14 @@ decode_set (reader *r, const set_header *h, const char *const *labels,
 
   const size_t image = (size_t) h->side * h->side * h->channels;
   const size_t total = image * (size_t) h->n;
+  if (total / MAX_PIXELS_PER_BYTE > h->payload_len) {
+    bad (r, error,
+        "set '%s': %d images of %dx%dx%d (%zu pixels) cannot come from a "
+        "payload of %zu bytes (at most %d pixels per byte)",
+        h->name, h->n, h->side, h->side, h->channels, total, h->payload_len,
+        MAX_PIXELS_PER_BYTE);
+    return NULL;
+  }
   uint8_t *pixels = g_try_malloc (MAX (total, 1));
   if (pixels == NULL) {
     g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
@@ -490,9 +512,18 @@ decode_set (reader *r, const set_header *h, const char *const *labels,
   coder *c = g_new (coder, 1);
   coder_init (c, FALSE);
   decoder_start (c, h->payload, h->payload_len);
-  for (int i = 0; i < h->n; i++)
+  for (int i = 0; i < h->n && !c->overrun; i++)
     code_image (c, NULL, pixels + image * i, h->side, h->channels, h->delta);
+  const gboolean overrun = c->overrun;
   g_free (c);
+  if (overrun) {
+    g_free (pixels);
+    bad (r, error,
+        "set '%s': the payload of %zu bytes ends before the last of its %d "
+        "images (the file is damaged)",
+        h->name, h->payload_len, h->n);
+    return NULL;
+  }
   if (fnv1a (fnv1a (FNV_START, h->y, h->n), pixels, total) != h->checksum) {
     g_free (pixels);
     bad (r, error,

@@ -1,8 +1,8 @@
 /* Packed datasets (nn/tools/packfile.c) on generated images: lossless and
  * near-lossless round trips (every pixel within delta, printed), label
- * order given by the caller, and damaged files (every truncation of a
- * small file, flipped bytes everywhere): a message naming the file, never
- * a crash or a wrong dataset. */
+ * order given by the caller, damaged files (every truncation of a small
+ * file, flipped bytes everywhere) and decompression bombs: a message
+ * naming the file, never a crash, a wrong dataset or gigabytes decoded. */
 #include <stdio.h>
 #include <string.h>
 
@@ -181,11 +181,100 @@ test_damaged (void)
   fer_dataset_free (d);
 }
 
+/* The file offset of set 0's u32 payload size, for a one-set file of
+ * labels3 written by fer_pack_write. */
+static gsize
+payload_size_at (const char *name, int n)
+{
+  return 8 + 4 + 1 + strlen (name) + 2 + 1 + 1 + 1 + 3 * 2 + 4 + (gsize) n + 8;
+}
+
+/* Decompression bombs: a set that claims more pixels than its payload can
+ * code is refused before anything is allocated or decoded, and a payload
+ * that runs out is refused where it does; constant images, the most a
+ * payload byte can code, still load. */
+static void
+test_bomb (void)
+{
+  g_autofree char *path = pack_path ();
+  GError *error = NULL;
+
+  /* constant images: every residual 0, the coder's best case */
+  fer_dataset *flat = generated (300, 48, 1, 4);
+  memset (flat->pixels, 0, (size_t) 300 * 48 * 48);
+  fer_pack_set set = { "train", flat, 0 };
+  g_assert_true (fer_pack_write (path, &set, 1, &error));
+  gchar *bytes;
+  gsize len;
+  g_assert_true (g_file_get_contents (path, &bytes, &len, &error));
+  gsize at = payload_size_at ("train", 300);
+  guint32 payload = (guint32) bytes[at] | (guint32) (guint8) bytes[at + 1] << 8
+      | (guint32) (guint8) bytes[at + 2] << 16
+      | (guint32) (guint8) bytes[at + 3] << 24;
+  g_assert_cmpuint (at + 4 + payload, ==, len);
+  double per_byte = 300.0 * 48 * 48 / payload;
+  printf ("# constant images: %.1f pixels per payload byte (bound 40.4)\n",
+      per_byte);
+  g_assert_cmpfloat (per_byte, <=, 40.4);
+  fer_dataset *back = fer_pack_parse ((const uint8_t *) bytes, len,
+      "flat.ferpack", "train", NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (back->pixels, 300 * 48 * 48, flat->pixels, 300 * 48 * 48);
+  fer_dataset_free (back);
+  g_free (bytes);
+  fer_dataset_free (flat);
+
+  /* 1000 images of 1024 x 1024 x 3 (3 GB) from 16 bytes */
+  GByteArray *b = g_byte_array_new ();
+  const guint8 head[] = { 'F', 'E', 'R', 'P', 'A', 'C', 'K', '1', 1, 0, 0, 0, 5,
+    't', 'r', 'a', 'i', 'n', 0x00, 0x04, 3, 0, 1, 1, 'x', 0xe8, 0x03, 0, 0 };
+  g_byte_array_append (b, head, sizeof head);
+  for (int i = 0; i < 1000 + 8; i++) /* labels 0, checksum */
+    g_byte_array_append (b, (const guint8 *) "", 1);
+  const guint8 size16[] = { 16, 0, 0, 0 };
+  g_byte_array_append (b, size16, 4);
+  for (int i = 0; i < 16; i++)
+    g_byte_array_append (b, (const guint8 *) "\x5a", 1);
+  g_assert_null (fer_pack_parse (
+      b->data, b->len, "bomb.ferpack", "train", NULL, NULL, &error));
+  g_assert_nonnull (strstr (error->message, "bomb.ferpack"));
+  g_assert_nonnull (strstr (error->message,
+      "1000 images of 1024x1024x3 (3145728000 pixels) cannot come from a "
+      "payload of 16 bytes"));
+  printf ("# %s\n", error->message);
+  g_clear_error (&error);
+  g_byte_array_unref (b);
+
+  /* a payload cut in half, its size field made to match: the checksum
+   * would refuse it too, but only after decoding past the end */
+  fer_dataset *noise = generated (8, 48, 1, 5);
+  fer_pack_set noisy = { "train", noise, 0 };
+  g_assert_true (fer_pack_write (path, &noisy, 1, &error));
+  g_assert_true (g_file_get_contents (path, &bytes, &len, &error));
+  at = payload_size_at ("train", 8);
+  payload =
+      (guint32) (guint8) bytes[at] | (guint32) (guint8) bytes[at + 1] << 8;
+  g_assert_cmpuint (at + 4 + payload, ==, len);
+  guint32 half = payload / 2;
+  bytes[at] = (char) (half & 0xFF);
+  bytes[at + 1] = (char) (half >> 8);
+  g_assert_null (fer_pack_parse ((const uint8_t *) bytes, at + 4 + half,
+      "half.ferpack", "train", NULL, NULL, &error));
+  g_assert_nonnull (strstr (error->message, "half.ferpack"));
+  g_assert_nonnull (strstr (error->message, "ends before the last of its 8"));
+  printf ("# %s\n", error->message);
+  g_clear_error (&error);
+  g_free (bytes);
+  fer_dataset_free (noise);
+  g_unlink (path);
+}
+
 int
 main (int argc, char **argv)
 {
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/packfile/round-trip", test_round_trip);
   g_test_add_func ("/packfile/damaged", test_damaged);
+  g_test_add_func ("/packfile/bomb", test_bomb);
   return g_test_run ();
 }
