@@ -1,5 +1,4 @@
 #include "arch.h"
-#include "conv-shape.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -165,35 +164,59 @@ fer_arch_n_params (const fer_arch *a)
   return total;
 }
 
-/* conv d's multiply-adds at an h x h input; h becomes its output side. */
-static int64_t
-conv_macs (const fer_conv_desc *d, int *h)
+/* Conv d for one image at an h x h input, into s; its output side. */
+static int
+conv_shape (fer_conv_shape *s, const fer_conv_desc *d, int h, size_t *max_act)
 {
-  fer_conv_shape s;
-  fer_conv_shape_init (&s, 1, *h, *h, d->cin, d->cout, d->k, d->stride, d->pad);
-  *h = s.oh;
-  return (int64_t) s.oh * s.ow * d->cout * d->cin * d->k * d->k;
+  fer_conv_shape_init (s, 1, h, h, d->cin, d->cout, d->k, d->stride, d->pad);
+  *max_act = MAX (*max_act, (size_t) MAX (s->oh, 0) * MAX (s->ow, 0) * s->cout);
+  return s->oh;
+}
+
+gboolean
+fer_topology_shapes_init (
+    fer_topology_shapes *s, const fer_topology *t, int size)
+{
+  memset (s, 0, sizeof *s);
+  s->max_activation = MAX ((size_t) size * size * t->stem.cin, FER_FEATURES);
+  int h = conv_shape (&s->stem, &t->stem, size, &s->max_activation);
+  if (h < 1)
+    return FALSE;
+  if (t->stem_geometry.max_pool)
+    h = fer_pool_side (h);
+  s->pool_side = h;
+  for (int i = 0; i < FER_N_BLOCKS; i++) {
+    const fer_block_desc *b = &t->blocks[i];
+    if (b->has_down)
+      conv_shape (&s->down[i], &b->down, h, &s->max_activation);
+    h = conv_shape (&s->conv1[i], &b->conv1, h, &s->max_activation);
+    if (h < 1)
+      return FALSE;
+    h = conv_shape (&s->conv2[i], &b->conv2, h, &s->max_activation);
+  }
+  s->final_side = h;
+  return TRUE;
+}
+
+static int64_t
+conv_macs (const fer_conv_shape *s)
+{
+  return (int64_t) s->oh * s->ow * s->cout * s->cin * s->k * s->k;
 }
 
 int64_t
 fer_arch_forward_macs (const fer_arch *a, int size)
 {
   fer_topology t;
-  int64_t macs = 0;
-  int h = size;
+  fer_topology_shapes s;
 
   fer_topology_init (&t, a);
-  macs += conv_macs (&t.stem, &h);
-  if (t.stem_geometry.max_pool)
-    h = fer_pool_side (h);
-  for (int i = 0; i < FER_N_BLOCKS; i++) {
-    const fer_block_desc *b = &t.blocks[i];
-    int hd = h;
-    if (b->has_down)
-      macs += conv_macs (&b->down, &hd);
-    macs += conv_macs (&b->conv1, &h);
-    macs += conv_macs (&b->conv2, &h);
-  }
+  if (!fer_topology_shapes_init (&s, &t, size))
+    return 0;
+  int64_t macs = conv_macs (&s.stem);
+  for (int i = 0; i < FER_N_BLOCKS; i++)
+    macs += conv_macs (&s.conv1[i]) + conv_macs (&s.conv2[i])
+        + (t.blocks[i].has_down ? conv_macs (&s.down[i]) : 0);
   for (int i = 0; i < t.n_head; i++)
     macs += (int64_t) t.head[i].nin * t.head[i].nout;
   return macs;

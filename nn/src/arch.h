@@ -10,6 +10,8 @@
 
 #include <fer/model.h>
 
+#include "conv-shape.h"
+
 typedef enum
 {
   FER_PARAM_CONV_WEIGHT,   /* (Cout, Cin, KH, KW) */
@@ -103,6 +105,25 @@ typedef struct
 
 void fer_topology_init (fer_topology *t, const fer_arch *a);
 
+/* The shape of every convolution of t for one image at a size x size
+ * input, in the order they run: the one walk of the map sides that the
+ * loader, the trainer and the FLOP count share. */
+typedef struct
+{
+  fer_conv_shape stem;
+  int pool_side; /* the stem's output side after its max-pool, if any */
+  fer_conv_shape conv1[FER_N_BLOCKS], conv2[FER_N_BLOCKS];
+  fer_conv_shape down[FER_N_BLOCKS]; /* where blocks[i].has_down */
+  int final_side;                    /* layer4's output side */
+  /* floats of the largest map of one image (the input, every conv's output,
+   * the pooled features) */
+  size_t max_activation;
+} fer_topology_shapes;
+
+/* FALSE when the input is too small for the network: a side reaches 0. */
+gboolean fer_topology_shapes_init (
+    fer_topology_shapes *s, const fer_topology *t, int size);
+
 /* Learnable parameter count (running statistics excluded), as PyTorch's
  * sum(p.numel() for p in model.parameters()). */
 int64_t fer_arch_n_params (const fer_arch *a);
@@ -111,7 +132,8 @@ int64_t fer_arch_n_params (const fer_arch *a);
  * convolution counted as a direct one over the whole kernel (padding taps
  * included, as the usual FLOP counts of torchvision's models do), plus the
  * head's linear layers; pooling, BatchNorm and activations are left out.
- * Twice this is the "GFLOP per view" of the docs. */
+ * Twice this is the "GFLOP per view" of the docs; 0 when the input is too
+ * small for the network. */
 int64_t fer_arch_forward_macs (const fer_arch *a, int size);
 
 /* A shape as messages print it, "[64, 1, 7, 7]"; g_free it. */

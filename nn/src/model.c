@@ -226,9 +226,8 @@ upload_new (
  * sums), the shift is the bias. */
 static gboolean
 load_conv_bn (fer_model *m, const fer_weights *wt, conv_layer *l,
-    const fer_conv_desc *d, int *side, GError **error)
+    const fer_conv_desc *d, const fer_conv_shape *shape, GError **error)
 {
-  fer_conv_shape shape;
   const int cin = d->cin, cout = d->cout, k = d->k;
   const float *w = wt->tensor[d->weight]; /* (Cout, Cin, K, K) */
   double *scale = g_new (double, cout), *shift = g_new (double, cout);
@@ -250,12 +249,9 @@ load_conv_bn (fer_model *m, const fer_weights *wt, conv_layer *l,
   l->k = k;
   l->stride = d->stride;
   l->pad = d->pad;
-  /* the conv as it will run: one image at the model's input size */
-  fer_conv_shape_init (
-      &shape, 1, *side, *side, cin, cout, k, d->stride, d->pad);
-  *side = shape.oh;
+  /* shape: the conv as it will run, one image at the model's input size */
   l->weight = m->be->ops->conv2d_prepare_weight (
-      m->be, wf, scale, &shape, m->halves, error);
+      m->be, wf, scale, shape, m->halves, error);
   ok = l->weight && upload_new (m, &l->bias, bf, cout, error);
   g_free (scale);
   g_free (shift);
@@ -300,21 +296,24 @@ static gboolean
 build_graph (fer_model *m, const fer_weights *w, GError **error)
 {
   const fer_topology *t = &w->topo;
-  int side = m->spec.size; /* the map side each conv sees */
+  fer_topology_shapes s;
 
-  if (!load_conv_bn (m, w, &m->stem, &t->stem, &side, error))
+  if (!fer_topology_shapes_init (&s, t, m->spec.size)) {
+    g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+        "an input of %d pixels is too small for the network", m->spec.size);
     return FALSE;
-  if (t->stem_geometry.max_pool)
-    side = fer_pool_side (side);
+  }
+  m->act_per_image = s.max_activation;
+  if (!load_conv_bn (m, w, &m->stem, &t->stem, &s.stem, error))
+    return FALSE;
   for (int i = 0; i < FER_N_BLOCKS; i++) {
     const fer_block_desc *d = &t->blocks[i];
     basic_block *blk = &m->blocks[i];
-    int down_side = side;
     blk->has_down = d->has_down;
-    if (!load_conv_bn (m, w, &blk->conv1, &d->conv1, &side, error)
-        || !load_conv_bn (m, w, &blk->conv2, &d->conv2, &side, error)
+    if (!load_conv_bn (m, w, &blk->conv1, &d->conv1, &s.conv1[i], error)
+        || !load_conv_bn (m, w, &blk->conv2, &d->conv2, &s.conv2[i], error)
         || (d->has_down
-            && !load_conv_bn (m, w, &blk->down, &d->down, &down_side, error)))
+            && !load_conv_bn (m, w, &blk->down, &d->down, &s.down[i], error)))
       return FALSE;
   }
   m->n_head = t->n_head;
@@ -322,27 +321,6 @@ build_graph (fer_model *m, const fer_weights *w, GError **error)
     if (!load_linear (m, w, &m->head[i], &t->head[i], error))
       return FALSE;
   return TRUE;
-}
-
-/* Floats of the largest activation of one image, walking the graph. */
-static size_t
-max_activation (const fer_model *m)
-{
-  int s = m->spec.size;
-  fer_conv_shape cs;
-  fer_conv_shape_init (&cs, 1, s, s, m->arch.channels, m->stem.cout, m->stem.k,
-      m->stem.stride, m->stem.pad);
-  size_t mx = MAX (
-      (size_t) s * s * m->arch.channels, (size_t) cs.oh * cs.ow * m->stem.cout);
-  s = cs.oh;
-  if (fer_stem_geometry_of (m->arch.stem).max_pool)
-    s = fer_pool_side (s);
-  for (int i = 0; i < FER_N_BLOCKS; i++) {
-    const conv_layer *l = &m->blocks[i].conv1;
-    s = (s + 2 * l->pad - l->k) / l->stride + 1;
-    mx = MAX (mx, (size_t) s * s * l->cout);
-  }
-  return MAX (mx, (size_t) FER_FEATURES);
 }
 
 static void
@@ -498,10 +476,7 @@ attach_graph (fer_model *m, const fer_weights *w, fer_backend *be,
 {
   m->be = be;
   m->backend_type = type;
-  if (!be || !build_graph (m, w, error))
-    return FALSE;
-  m->act_per_image = max_activation (m);
-  return TRUE;
+  return be && build_graph (m, w, error);
 }
 
 static gboolean classify (fer_model *m, const fer_image *imgs,

@@ -235,17 +235,15 @@ get_tensor (fer_trainer *t, const float *buf, int i, float *out, GError **error)
 /* ------------------------------------------------------------------ */
 /* Graph                                                               */
 
-/* Unit u for conv d on an h x h input. */
+/* Unit u for conv d at shape s (one image). */
 static void
-init_conv (fer_trainer *t, conv_unit *u, const fer_conv_desc *d, int h)
+init_conv (conv_unit *u, const fer_conv_desc *d, const fer_conv_shape *s)
 {
-  fer_conv_shape_init (
-      &u->s, 1, h, h, d->cin, d->cout, d->k, d->stride, d->pad);
+  u->s = *s;
   u->weight = d->weight;
   u->bn.c = d->cout;
   u->bn.gamma = d->weight + 1;
   u->per_image = (size_t) u->s.oh * u->s.ow * d->cout;
-  t->max_act = MAX (t->max_act, u->per_image);
 }
 
 /* Shapes for the configured input size; FALSE when it is too small for
@@ -254,29 +252,27 @@ static gboolean
 build_graph (fer_trainer *t)
 {
   const fer_topology *topo = &t->topo;
-  int h = t->cfg.input_size;
+  fer_topology_shapes s;
 
-  t->max_act = (size_t) h * h * topo->stem.cin;
-  init_conv (t, &t->stem, &topo->stem, h);
-  h = t->stem_oh = t->stem.s.oh;
-  if (h < 1)
+  if (!fer_topology_shapes_init (&s, topo, t->cfg.input_size))
     return FALSE;
+  t->max_act = s.max_activation;
+  init_conv (&t->stem, &topo->stem, &s.stem);
+  t->stem_oh = s.stem.oh;
   if (topo->stem_geometry.max_pool) {
-    h = t->pool_oh = fer_pool_side (h);
-    t->pool_per_image = (size_t) h * h * topo->stem.cout;
+    t->pool_oh = s.pool_side;
+    t->pool_per_image = (size_t) s.pool_side * s.pool_side * topo->stem.cout;
   }
   for (int i = 0; i < FER_N_BLOCKS; i++) {
     const fer_block_desc *d = &topo->blocks[i];
     block_unit *blk = &t->blocks[i];
-    init_conv (t, &blk->conv1, &d->conv1, h);
-    init_conv (t, &blk->conv2, &d->conv2, blk->conv1.s.oh);
+    init_conv (&blk->conv1, &d->conv1, &s.conv1[i]);
+    init_conv (&blk->conv2, &d->conv2, &s.conv2[i]);
     blk->has_down = d->has_down;
     if (blk->has_down)
-      init_conv (t, &blk->down, &d->down, h);
-    h = blk->conv2.s.oh;
-    if (h < 1)
-      return FALSE;
+      init_conv (&blk->down, &d->down, &s.down[i]);
   }
+  const int h = s.final_side;
   t->final_hw = h * h;
   t->n_fc = topo->n_head;
   for (int i = 0; i < topo->n_head; i++) {
@@ -287,7 +283,6 @@ build_graph (fer_trainer *t)
       t->head_bn.gamma = d->bn;
     }
   }
-  t->max_act = MAX (t->max_act, (size_t) FER_FEATURES);
   return TRUE;
 }
 
