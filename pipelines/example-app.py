@@ -16,8 +16,8 @@ every buffer twice:
   `face-array` field (a list in Python; `faces` itself is a GstValueList,
   which PyGObject cannot convert).
 
-    bus   pts=0:00:00.000000000 face 175,64 97x97 roi 0: happy (0.87) [angry=0.01 ...]
-    probe pts=0:00:00.000000000 face 175,64 97x97 roi 0: happy (0.87) [angry=0.01 ...]
+    bus   pts=0:00:00.000000000 face 175,64 97x97 roi 0 track 1: happy (0.87) [angry=0.01 ...]
+    probe pts=0:00:00.000000000 face 175,64 97x97 roi 0 track 1: happy (0.87) [angry=0.01 ...]
 
 Needs python3-gi, gir1.2-gstreamer-1.0, and the plugin and the typelib of
 this project: installed, or from a checkout run it under

@@ -13,7 +13,7 @@
 #      (images/s, batch 256 torchvision stem, batch 128 small stem), then
 #      the same with PyTorch on the same GPU and weights when python3's
 #      torch sees the GPU (else says so and skips only that);
-#   4. with the time left, trains the `small` stem accurate recipe on
+#   4. with the time left, trains the `small` stem (its own GPU recipe, docs/gpu.md) on
 #      FER2013 train (the packed file of tests/gpu/pack-data.sh, carried in
 #      gpu-data/) with fer-train --backend cuda --time-budget, evaluates the
 #      best epoch on PublicTest with 1 and 10 views (fer-train's report),
