@@ -223,8 +223,9 @@ load_model (const GstFerEmotionSettings *s, GError **error)
   m = s->shared ? fer_model_load_shared (path, &opts, error)
                 : fer_model_load (path, &opts, error);
   if (m && fer_model_n_classes (m) > GST_FER_EMOTION_MAX_CLASSES) {
+    g_autofree char *shown = fer_text_quote (path, 0);
     g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-        "%s: %d classes, this element supports at most %d", path,
+        "%s: %d classes, this element supports at most %d", shown,
         fer_model_n_classes (m), GST_FER_EMOTION_MAX_CLASSES);
     fer_model_free (m);
     m = NULL;
@@ -278,11 +279,14 @@ gst_fer_emotion_start (GstBaseTransform *trans)
   GstFerEmotion *self = GST_FER_EMOTION (trans);
   GstFerEmotionSettings s;
   GError *error = NULL;
+  g_autofree char *shown = NULL;
   fer_model *m;
 
   GST_OBJECT_LOCK (self);
   settings_copy (&s, &self->settings);
   GST_OBJECT_UNLOCK (self);
+  /* the property's bytes, shown as valid UTF-8 (a file name need not be) */
+  shown = fer_text_quote (s.model ? s.model : "", 0);
 
   m = load_model (&s, &error);
   if (!m)
@@ -292,9 +296,8 @@ gst_fer_emotion_start (GstBaseTransform *trans)
         fer_backend_type_to_string (fer_model_backend (m)));
   if (fer_model_fallback_reason (m))
     warn_fallback (self, m);
-  GST_INFO_OBJECT (self, "loaded %s (%s): %d classes, input %d", s.model,
-      fer_model_path (m), fer_model_n_classes (m),
-      fer_model_input_spec (m)->size);
+  GST_INFO_OBJECT (self, "loaded %s: %d classes, input %d", shown,
+      fer_model_n_classes (m), fer_model_input_spec (m)->size);
 
   g_mutex_lock (&self->model_lock);
   install_model (self, m, s.shared);
@@ -319,11 +322,11 @@ load_failed:
         ("%s", error->message));
   else if (g_error_matches (error, FER_ERROR, FER_ERROR_IO))
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
-        ("Could not read emotion model \"%s\".", s.model ? s.model : ""),
+        ("Could not read emotion model \"%s\".", shown),
         ("%s", error->message));
   else
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-        ("Could not load emotion model \"%s\".", s.model ? s.model : ""),
+        ("Could not load emotion model \"%s\".", shown),
         ("%s", error->message));
   g_clear_error (&error);
   g_free (s.model);
@@ -363,9 +366,10 @@ swap_model (GstFerEmotion *self, const GstFerEmotionSettings *s)
   fer_model *m = load_model (s, &error);
 
   if (!m) {
+    g_autofree char *shown = fer_text_quote (s->model ? s->model : "", 0);
     GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ,
         ("Could not load emotion model \"%s\"; keeping the previous one.",
-            s->model ? s->model : ""),
+            shown),
         ("%s", error->message));
     g_clear_error (&error);
     return;

@@ -71,6 +71,7 @@
 #include <string.h>
 
 #include "feremotion/gstferemotionmeta.h"
+#include <fer/error.h>
 
 GST_DEBUG_CATEGORY_STATIC (gst_fer_emotion_export_debug);
 #define GST_CAT_DEFAULT gst_fer_emotion_export_debug
@@ -159,13 +160,15 @@ gst_fer_emotion_export_write_failed (GstFerEmotionExport *self, gint errsv)
   if (self->write_failed)
     return;
   self->write_failed = TRUE;
+  /* a file name is bytes: shown as valid UTF-8 */
+  g_autofree char *shown = fer_text_quote (self->filename, 0);
   if (errsv == ENOSPC)
     GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT,
-        ("No space left to write file \"%s\".", self->filename),
+        ("No space left to write file \"%s\".", shown),
         ("system error: %s", g_strerror (errsv)));
   else
     GST_ELEMENT_ERROR (self, RESOURCE, WRITE,
-        ("Could not write to file \"%s\".", self->filename),
+        ("Could not write to file \"%s\".", shown),
         ("system error: %s", g_strerror (errsv)));
 }
 
@@ -739,10 +742,12 @@ no_location : {
 }
 open_failed : {
   gint errsv = errno;
+  char *shown = fer_text_quote (location, 0);
 
   GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE,
-      ("Could not open file \"%s\" for writing.", location),
+      ("Could not open file \"%s\" for writing.", shown),
       ("system error: %s", g_strerror (errsv)));
+  g_free (shown);
   g_free (location);
   return FALSE;
 }

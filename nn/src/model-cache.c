@@ -37,8 +37,9 @@ cache_key (const char *path, const fer_model_options *opts, GError **error)
 
   if (!resolved || g_stat (resolved, &st) != 0) {
     int e = errno;
+    g_autofree char *shown = fer_text_quote (path, 0);
     g_set_error (
-        error, FER_ERROR, FER_ERROR_IO, "%s: %s", path, g_strerror (e));
+        error, FER_ERROR, FER_ERROR_IO, "%s: %s", shown, g_strerror (e));
     free (resolved);
     g_free (canonical);
     return NULL;

@@ -132,9 +132,12 @@ fer_model_find (const char *model, GError **error)
     return g_strdup (model);
 
   g_auto (GStrv) names = fer_model_names ();
-  g_autofree char *where = g_strjoinv (G_SEARCHPATH_SEPARATOR_S, dirs);
-  g_autofree char *known = g_strjoinv (", ", names);
-  g_autofree char *safe_model = g_utf8_make_valid (model, -1);
+  /* folder and file names are bytes: shown as valid UTF-8 */
+  g_autofree char *dirs_joined = g_strjoinv (G_SEARCHPATH_SEPARATOR_S, dirs);
+  g_autofree char *names_joined = g_strjoinv (", ", names);
+  g_autofree char *where = fer_text_quote (dirs_joined, 0);
+  g_autofree char *known = fer_text_quote (names_joined, 0);
+  g_autofree char *safe_model = fer_text_quote (model, 0);
   g_set_error (error, FER_ERROR, FER_ERROR_IO,
       "model \"%s\": no %s%s in %s (FER_MODEL_PATH, then the installed "
       "models); %s%s",

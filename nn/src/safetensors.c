@@ -196,8 +196,9 @@ read_whole_file (const char *path, size_t *size_out, GError **error)
 
   bytes = g_try_malloc (size > 0 ? size : 1);
   if (bytes == NULL) {
+    g_autofree char *shown = fer_text_quote (path, 0);
     g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-        "%s: cannot allocate %zu bytes to read the file", path, size);
+        "%s: cannot allocate %zu bytes to read the file", shown, size);
     close (fd);
     return NULL;
   }
@@ -223,7 +224,9 @@ io_error:
   if (fd >= 0)
     close (fd);
   g_free (bytes);
-  g_set_error (error, FER_ERROR, FER_ERROR_IO, "%s: cannot read: %s", path,
+  /* a file name is bytes: shown as valid UTF-8 */
+  g_autofree char *shown = fer_text_quote (path, 0);
+  g_set_error (error, FER_ERROR, FER_ERROR_IO, "%s: cannot read: %s", shown,
       g_strerror (saved_errno));
   return NULL;
 }
@@ -1175,9 +1178,11 @@ fer_st_writer_save (fer_st_writer *w, const char *path, GError **error)
   g_return_val_if_fail (path != NULL, FALSE);
   g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
 
+  /* file names are bytes: shown as valid UTF-8 */
+  g_autofree char *shown = fer_text_quote (path, 0);
   if (w->refused != NULL) {
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "%s: not written: %s", path, w->refused);
+        "%s: not written: %s", shown, w->refused);
     return FALSE;
   }
   header = build_header (w, &header_len);
@@ -1190,7 +1195,7 @@ fer_st_writer_save (fer_st_writer *w, const char *path, GError **error)
   if (fd < 0) {
     saved_errno = errno;
     g_set_error (error, FER_ERROR, FER_ERROR_IO,
-        "%s: cannot create a temporary file next to it: %s", path,
+        "%s: cannot create a temporary file next to it: %s", shown,
         g_strerror (saved_errno));
     goto out;
   }
@@ -1214,8 +1219,9 @@ fer_st_writer_save (fer_st_writer *w, const char *path, GError **error)
 
   if (g_rename (tmp_path, path) != 0) {
     saved_errno = errno;
+    g_autofree char *shown_tmp = fer_text_quote (tmp_path, 0);
     g_set_error (error, FER_ERROR, FER_ERROR_IO,
-        "%s: cannot rename %s over it: %s", path, tmp_path,
+        "%s: cannot rename %s over it: %s", shown, shown_tmp,
         g_strerror (saved_errno));
     g_unlink (tmp_path);
     goto out;
@@ -1225,8 +1231,10 @@ fer_st_writer_save (fer_st_writer *w, const char *path, GError **error)
 
 write_error:
   saved_errno = errno;
-  g_set_error (error, FER_ERROR, FER_ERROR_IO, "%s: cannot write %s: %s", path,
-      tmp_path, g_strerror (saved_errno));
+  char *shown_tmp = fer_text_quote (tmp_path, 0);
+  g_set_error (error, FER_ERROR, FER_ERROR_IO, "%s: cannot write %s: %s", shown,
+      shown_tmp, g_strerror (saved_errno));
+  g_free (shown_tmp);
   if (fd >= 0)
     close (fd);
   g_unlink (tmp_path);

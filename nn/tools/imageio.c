@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <setjmp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -365,6 +366,22 @@ fer_decoded_image_clear (fer_decoded_image *d)
   memset (d, 0, sizeof *d);
 }
 
+static void write_error (GError **error, int code, const char *verb,
+    const char *path, const char *format, ...) G_GNUC_PRINTF (5, 6);
+
+/* "<verb> <path>: <what>", the path (bytes) shown as valid UTF-8. */
+static void
+write_error (GError **error, int code, const char *verb, const char *path,
+    const char *format, ...)
+{
+  va_list ap;
+  va_start (ap, format);
+  g_autofree char *what = g_strdup_vprintf (format, ap);
+  va_end (ap);
+  g_autofree char *shown = fer_text_quote (path, 0);
+  g_set_error (error, FER_ERROR, code, "%s %s: %s", verb, shown, what);
+}
+
 gboolean
 fer_png_write (const char *path, const fer_image *img, GError **error)
 {
@@ -383,25 +400,24 @@ fer_png_write (const char *path, const fer_image *img, GError **error)
       channels = 4;
       break;
     default:
-      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-          "cannot write %s: PNG output takes GRAY8, RGB or RGBA images "
-          "(got pixel format %d)",
-          path, img->format);
+      write_error (error, FER_ERROR_INVALID_ARGUMENT, "cannot write", path,
+          "PNG output takes GRAY8, RGB or RGBA images (got pixel format %d)",
+          img->format);
       return FALSE;
   }
   if (img->width <= 0 || img->height <= 0 || img->planes[0] == NULL
       || img->strides[0] < img->width * channels) {
-    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "cannot write %s: invalid %dx%d image (stride %d)", path, img->width,
-        img->height, img->strides[0]);
+    write_error (error, FER_ERROR_INVALID_ARGUMENT, "cannot write", path,
+        "invalid %dx%d image (stride %d)", img->width, img->height,
+        img->strides[0]);
     return FALSE;
   }
 
   FILE *f = fopen (path, "wb");
   if (f == NULL) {
     int e = errno;
-    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot create %s: %s", path,
-        g_strerror (e));
+    write_error (
+        error, FER_ERROR_IO, "cannot create", path, "%s", g_strerror (e));
     return FALSE;
   }
 
@@ -412,16 +428,15 @@ fer_png_write (const char *path, const fer_image *img, GError **error)
   if (info == NULL) {
     png_destroy_write_struct (&png, NULL);
     fclose (f);
-    g_set_error (error, FER_ERROR, FER_ERROR_NOMEM,
-        "cannot write %s: cannot allocate the PNG encoder", path);
+    write_error (error, FER_ERROR_NOMEM, "cannot write", path,
+        "cannot allocate the PNG encoder");
     return FALSE;
   }
   if (setjmp (png_jmpbuf (png))) {
     png_destroy_write_struct (&png, &info);
     fclose (f);
     remove (path);
-    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s: %s", path,
-        st.message);
+    write_error (error, FER_ERROR_IO, "cannot write", path, "%s", st.message);
     return FALSE;
   }
   png_init_io (png, f);
@@ -436,8 +451,8 @@ fer_png_write (const char *path, const fer_image *img, GError **error)
 
   if (fclose (f) != 0) {
     int e = errno;
-    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s: %s", path,
-        g_strerror (e));
+    write_error (
+        error, FER_ERROR_IO, "cannot write", path, "%s", g_strerror (e));
     return FALSE;
   }
   return TRUE;

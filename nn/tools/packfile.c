@@ -268,9 +268,13 @@ check_set (const char *path, const fer_pack_set *s, GError **error)
     if (len < 1 || len > MAX_NAME)
       why = "labels must have 1 to 64 bytes";
   }
-  if (why != NULL)
+  if (why != NULL) {
+    /* the file and set names are bytes: shown as valid UTF-8 */
+    g_autofree char *shown = fer_text_quote (path, 0);
+    g_autofree char *name = fer_text_quote (s->name ? s->name : "", 0);
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "%s: set '%s': %s", path, s->name ? s->name : "", why);
+        "%s: set '%s': %s", shown, name, why);
+  }
   return why == NULL;
 }
 
@@ -279,8 +283,9 @@ fer_pack_write (
     const char *path, const fer_pack_set *sets, int n_sets, GError **error)
 {
   if (n_sets < 1 || n_sets > MAX_SETS) {
+    g_autofree char *shown = fer_text_quote (path, 0);
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-        "%s: %d sets, expected 1..%d", path, n_sets, MAX_SETS);
+        "%s: %d sets, expected 1..%d", shown, n_sets, MAX_SETS);
     return FALSE;
   }
   for (int i = 0; i < n_sets; i++)

@@ -10,8 +10,9 @@ write_atomically (
   /* g_file_set_contents writes a temporary file and renames it. */
   g_autoptr (GError) e = NULL;
   if (!g_file_set_contents (path, text->str, (gssize) text->len, &e)) {
+    g_autofree char *shown = fer_text_quote (path, 0);
     g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s %s: %s", what,
-        path, e->message);
+        shown, e->message);
     return FALSE;
   }
   return TRUE;

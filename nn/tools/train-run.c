@@ -111,7 +111,8 @@ run_state_save (const train_run_state *s, const char *path, GError **error)
   g_autofree char *text = json_generator_to_data (gen, &len);
   g_autoptr (GError) e = NULL;
   if (!g_file_set_contents (path, text, (gssize) len, &e)) {
-    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s: %s", path,
+    g_autofree char *shown = fer_text_quote (path, 0);
+    g_set_error (error, FER_ERROR, FER_ERROR_IO, "cannot write %s: %s", shown,
         e->message);
     return FALSE;
   }
@@ -124,8 +125,9 @@ run_state_load (train_run_state *s, const char *path, GError **error)
   g_autoptr (JsonParser) parser = json_parser_new ();
   g_autoptr (GError) e = NULL;
   if (!json_parser_load_from_file (parser, path, &e)) {
-    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "cannot read %s: %s", path,
-        e->message);
+    g_autofree char *shown = fer_text_quote (path, 0);
+    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT, "cannot read %s: %s",
+        shown, e->message);
     return FALSE;
   }
   JsonNode *root = json_parser_get_root (parser);

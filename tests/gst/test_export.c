@@ -354,6 +354,27 @@ GST_START_TEST (test_missing_directory)
 
 GST_END_TEST;
 
+/* A location that is not UTF-8 (a file name is bytes): the error shows it
+ * as valid UTF-8 (\xNN). */
+GST_START_TEST (test_location_not_utf8)
+{
+  TmpFile t;
+  tmp_file_init (&t);
+  gchar *location = g_build_filename (t.dir, "missing", "caf\xE9.jsonl", NULL);
+  GError *err = start_error (location);
+  fail_unless (
+      g_error_matches (err, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_WRITE),
+      "%s", err->message);
+  fail_unless (g_utf8_validate (err->message, -1, NULL), "not UTF-8");
+  fail_unless (
+      strstr (err->message, "caf\\xE9.jsonl") != NULL, "%s", err->message);
+  g_error_free (err);
+  g_free (location);
+  tmp_file_clear (&t);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_empty_location)
 {
   GError *err = start_error ("");
@@ -915,6 +936,7 @@ feremotionexport_suite (void)
   tcase_add_test (tc, test_any_raw_video);
   tcase_add_test (tc, test_nan_is_null);
   tcase_add_test (tc, test_missing_directory);
+  tcase_add_test (tc, test_location_not_utf8);
   tcase_add_test (tc, test_empty_location);
   tcase_add_test (tc, test_disk_full);
   tcase_add_test (tc, test_full_mid_line);

@@ -533,6 +533,76 @@ GST_START_TEST (test_bad_models)
 
 GST_END_TEST;
 
+/* A model file name is bytes: the error of a missing or corrupt file with
+ * a name that is not UTF-8, shared or not, and the warning of such a swap
+ * while playing, show it as valid UTF-8 (\xNN), in the text and the debug
+ * string alike. */
+static void
+assert_message_utf8 (GstMessage *msg)
+{
+  GError *err = NULL;
+  gchar *debug = NULL;
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR)
+    gst_message_parse_error (msg, &err, &debug);
+  else
+    gst_message_parse_warning (msg, &err, &debug);
+  GST_INFO ("%s (%s)", err->message, debug);
+  fail_unless (g_utf8_validate (err->message, -1, NULL), "text not UTF-8");
+  fail_unless (debug == NULL || g_utf8_validate (debug, -1, NULL),
+      "debug string not UTF-8");
+  fail_unless (strstr (err->message, "caf\\xE9") != NULL, "%s", err->message);
+  g_error_free (err);
+  g_free (debug);
+}
+
+GST_START_TEST (test_model_name_not_utf8)
+{
+  char *missing =
+      g_build_filename (tmpdir, "caf\xE9-missing.safetensors", NULL);
+  char *corrupt = g_build_filename (tmpdir, "caf\xE9.safetensors", NULL);
+  fail_unless (
+      g_file_set_contents (corrupt, "\x10\0\0\0\0\0\0\0{not json}", 18, NULL));
+  const char *files[] = { missing, corrupt };
+  for (int f = 0; f < 2; f++)
+    for (int shared = 0; shared < 2; shared++) {
+      GstElement *e = gst_element_factory_make ("feremotion", NULL);
+      GstBus *bus = gst_bus_new ();
+      gst_element_set_bus (e, bus);
+      g_object_set (e, "model", files[f], "shared", shared, NULL);
+      fail_unless_equals_int (gst_element_set_state (e, GST_STATE_PAUSED),
+          GST_STATE_CHANGE_FAILURE);
+      GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+      fail_unless (msg != NULL);
+      assert_message_utf8 (msg);
+      gst_message_unref (msg);
+      gst_element_set_state (e, GST_STATE_NULL);
+      gst_element_set_bus (e, NULL);
+      gst_object_unref (bus);
+      gst_object_unref (e);
+    }
+
+  /* a swap to such a file while playing: a warning, the old model stays */
+  GstHarness *h = harness (
+      "tta=1", "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1");
+  gst_buffer_unref (gst_harness_push_and_pull (
+      h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1)));
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (fer (h), bus);
+  g_object_set (fer (h), "model", corrupt, NULL);
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING);
+  fail_unless (msg != NULL);
+  assert_message_utf8 (msg);
+  gst_message_unref (msg);
+  gst_element_set_bus (fer (h), NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+  g_unlink (corrupt);
+  g_free (missing);
+  g_free (corrupt);
+}
+
+GST_END_TEST;
+
 /* model=NAME: found in $FER_MODEL_PATH; the default, "fast", is the shipped
  * model (tests/meson.build points FER_MODEL_PATH at the source's models/);
  * a name that matches nothing fails with the names that exist. */
@@ -927,6 +997,7 @@ feremotion_suite (void)
   tcase_add_test (tc, test_batch_size_and_tta);
   tcase_add_test (tc, test_bus_message);
   tcase_add_test (tc, test_bad_models);
+  tcase_add_test (tc, test_model_name_not_utf8);
   tcase_add_test (tc, test_state_cycles);
   tcase_add_test (tc, test_labels_and_latency);
   tcase_add_test (tc, test_plugin_metadata);

@@ -100,6 +100,14 @@ test_refcount (void)
   g_assert_error (error, FER_ERROR, FER_ERROR_IO);
   g_assert_nonnull (strstr (error->message, "/nonexistent/m.safetensors"));
   g_clear_error (&error);
+  /* its name is bytes: shown as valid UTF-8 */
+  g_assert_null (
+      fer_model_load_shared ("/nonexistent/caf\xE9.safetensors", NULL, &error));
+  g_assert_error (error, FER_ERROR, FER_ERROR_IO);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_assert_nonnull (
+      strstr (error->message, "/nonexistent/caf\\xE9.safetensors"));
+  g_clear_error (&error);
   g_assert_cmpint (fer_model_cache_size (), ==, 0);
 }
 

@@ -185,6 +185,40 @@ test_path_as_is (void)
   g_unsetenv ("FER_MODEL_PATH");
 }
 
+/* Folder, file and model names are bytes: the error that lists them shows
+ * each as valid UTF-8, its other bytes as \xNN. */
+static void
+test_names_not_utf8 (void)
+{
+  g_autofree char *root = g_dir_make_tmp ("model-path-XXXXXX", NULL);
+  g_autofree char *dir = g_build_filename (root, "caf\xE9", NULL);
+  g_assert_cmpint (g_mkdir (dir, 0700), ==, 0);
+  touch (dir,
+      "b\xFF"
+      "ad.safetensors");
+  g_setenv ("FER_MODEL_PATH", dir, TRUE);
+
+  g_autoptr (GError) error = NULL;
+  g_assert_null (fer_model_find ("n\xFE"
+                                 "o",
+      &error));
+  g_assert_error (error, FER_ERROR, FER_ERROR_IO);
+  g_test_message ("%s", error->message);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_assert_nonnull (strstr (error->message, "model \"n\\xFEo\""));
+  g_assert_nonnull (strstr (error->message, "caf\\xE9"));
+  g_assert_nonnull (strstr (error->message, "models there: b\\xFFad"));
+
+  g_autofree char *file = g_build_filename (dir,
+      "b\xFF"
+      "ad.safetensors",
+      NULL);
+  g_remove (file);
+  g_rmdir (dir);
+  g_rmdir (root);
+  g_unsetenv ("FER_MODEL_PATH");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -193,5 +227,6 @@ main (int argc, char **argv)
   g_test_add_func ("/model-path/names", test_names);
   g_test_add_func ("/model-path/missing", test_name_missing);
   g_test_add_func ("/model-path/path-as-is", test_path_as_is);
+  g_test_add_func ("/model-path/names-not-utf8", test_names_not_utf8);
   return g_test_run ();
 }

@@ -931,6 +931,21 @@ test_writer_rejects (void)
       error, FER_ERROR_INVALID_ARGUMENT, "'deep'", "dimensions");
   g_clear_error (&error);
 
+  /* a path that is not UTF-8 (file names are bytes), in a missing folder
+   * and in the reader: shown as valid UTF-8 */
+  g_assert_false (
+      fer_st_writer_save (w, "/nonexistent/caf\xE9/m.safetensors", &error));
+  g_assert_error (error, FER_ERROR, FER_ERROR_IO);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_assert_nonnull (strstr (error->message, "/nonexistent/caf\\xE9/m"));
+  g_clear_error (&error);
+  g_assert_null (
+      fer_safetensors_open ("/nonexistent/caf\xE9/m.safetensors", &error));
+  g_assert_error (error, FER_ERROR, FER_ERROR_IO);
+  g_assert_true (g_utf8_validate (error->message, -1, NULL));
+  g_assert_nonnull (strstr (error->message, "/nonexistent/caf\\xE9/m"));
+  g_clear_error (&error);
+
   fer_st_writer_free (w);
 }
 
