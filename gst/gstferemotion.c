@@ -282,10 +282,15 @@ gst_fer_emotion_start (GstBaseTransform *trans)
   g_autofree char *shown = NULL;
   fer_model *m;
 
+  guint generation;
+
+reload:
   GST_OBJECT_LOCK (self);
   settings_copy (&s, &self->settings);
+  generation = self->model_generation;
   GST_OBJECT_UNLOCK (self);
   /* the property's bytes, shown as valid UTF-8 (a file name need not be) */
+  g_free (shown);
   shown = fer_text_quote (s.model ? s.model : "", 0);
 
   m = load_model (&s, &error);
@@ -299,17 +304,25 @@ gst_fer_emotion_start (GstBaseTransform *trans)
   GST_INFO_OBJECT (self, "loaded %s: %d classes, input %d", shown,
       fer_model_n_classes (m), fer_model_input_spec (m)->size);
 
+  /* lock order: model_lock, then the object lock. The model property may
+   * have changed while this one loaded: then load the newer one. */
   g_mutex_lock (&self->model_lock);
-  install_model (self, m, s.shared);
-  reset_tracks (self, TRUE);
-  self->seen_rois = FALSE;
-  g_mutex_unlock (&self->model_lock);
-
   GST_OBJECT_LOCK (self);
+  if (generation != self->model_generation) {
+    GST_OBJECT_UNLOCK (self);
+    g_mutex_unlock (&self->model_lock);
+    fer_model_free (m);
+    g_free (s.model);
+    goto reload;
+  }
   self->started = TRUE;
   self->earliest_time = GST_CLOCK_TIME_NONE;
   self->skipped_late = 0;
   GST_OBJECT_UNLOCK (self);
+  install_model (self, m, s.shared);
+  reset_tracks (self, TRUE);
+  self->seen_rois = FALSE;
+  g_mutex_unlock (&self->model_lock);
   g_free (s.model);
   g_object_notify (G_OBJECT (self), "labels");
   return TRUE;
@@ -360,13 +373,14 @@ gst_fer_emotion_stop (GstBaseTransform *trans)
  * between two buffers; on failure the old model stays and a warning says
  * why. */
 static void
-swap_model (GstFerEmotion *self, const GstFerEmotionSettings *s)
+swap_model (
+    GstFerEmotion *self, const GstFerEmotionSettings *s, guint generation)
 {
   GError *error = NULL;
   fer_model *m = load_model (s, &error);
+  g_autofree char *shown = fer_text_quote (s->model ? s->model : "", 0);
 
   if (!m) {
-    g_autofree char *shown = fer_text_quote (s->model ? s->model : "", 0);
     GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ,
         ("Could not load emotion model \"%s\"; keeping the previous one.",
             shown),
@@ -374,12 +388,29 @@ swap_model (GstFerEmotion *self, const GstFerEmotionSettings *s)
     g_clear_error (&error);
     return;
   }
-  if (fer_model_fallback_reason (m))
-    warn_fallback (self, m);
+  /* installed only while started (stop() may have run meanwhile) and only
+   * when no later value of the property came in: the last value set wins,
+   * whichever load finishes first. Lock order as in start(). */
   g_mutex_lock (&self->model_lock);
+  GST_OBJECT_LOCK (self);
+  gboolean current = self->started && generation == self->model_generation;
+  GST_OBJECT_UNLOCK (self);
+  if (!current) {
+    g_mutex_unlock (&self->model_lock);
+    GST_INFO_OBJECT (self, "model %s loaded too late: dropped", shown);
+    fer_model_free (m);
+    return;
+  }
+  /* a reference: once model_lock is released, a later swap may free it */
+  fer_model *fell_back =
+      fer_model_fallback_reason (m) ? fer_model_ref (m) : NULL;
   install_model (self, m, s->shared);
   g_mutex_unlock (&self->model_lock);
-  GST_INFO_OBJECT (self, "switched to model %s", s->model);
+  if (fell_back) {
+    warn_fallback (self, fell_back);
+    fer_model_free (fell_back);
+  }
+  GST_INFO_OBJECT (self, "switched to model %s", shown);
   g_object_notify (G_OBJECT (self), "labels");
 }
 
@@ -792,7 +823,8 @@ G_GNUC_END_IGNORE_DEPRECATIONS
 
 static void
 post_message (GstFerEmotion *self, GstBuffer *buf, const gchar *mode,
-    GstStructure **faces, guint n)
+    guint n_classes, const gchar *const *labels_of, GstStructure **faces,
+    guint n)
 {
   GstBaseTransform *trans = GST_BASE_TRANSFORM (self);
   GstClockTime ts = GST_BUFFER_PTS (buf);
@@ -806,9 +838,9 @@ post_message (GstFerEmotion *self, GstBuffer *buf, const gchar *mode,
       G_TYPE_STRING, mode, NULL);
 
   g_value_init (&labels, GST_TYPE_ARRAY);
-  for (guint i = 0; i < self->n_classes; i++) {
+  for (guint i = 0; i < n_classes; i++) {
     g_value_init (&v, G_TYPE_STRING);
-    g_value_set_static_string (&v, self->labels[i]);
+    g_value_set_static_string (&v, labels_of[i]);
     gst_value_array_append_and_take_value (&labels, &v);
   }
   take_value_array (s, "label-array", to_value_array (&labels));
@@ -838,9 +870,13 @@ is_late (GstFerEmotion *self, GstBuffer *buf)
     return FALSE;
   rt = gst_segment_to_running_time (
       &trans->segment, GST_FORMAT_TIME, GST_BUFFER_PTS (buf));
+  /* outside the segment: no running time, so not late (adding the
+   * duration to GST_CLOCK_TIME_NONE would wrap to a small time) */
+  if (!GST_CLOCK_TIME_IS_VALID (rt))
+    return FALSE;
   if (GST_BUFFER_DURATION_IS_VALID (buf))
     rt += GST_BUFFER_DURATION (buf);
-  return GST_CLOCK_TIME_IS_VALID (rt) && rt < earliest;
+  return rt < earliest;
 }
 
 static GstFlowReturn
@@ -901,6 +937,11 @@ gst_fer_emotion_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
       self->faces[f] = face_structure (self, m, "face", TRUE);
   }
   fell_back_model = fell_back ? fer_model_ref (self->model) : NULL;
+  /* the message's labels are those of the model that gave the
+   * probabilities: a swap may come in once model_lock is released */
+  const guint n_classes = self->n_classes;
+  const gchar *labels[GST_FER_EMOTION_MAX_CLASSES];
+  memcpy (labels, self->labels, n_classes * sizeof labels[0]);
   g_mutex_unlock (&self->model_lock);
   if (fell_back_model) {
     warn_fallback (self, fell_back_model);
@@ -908,7 +949,8 @@ gst_fer_emotion_transform_ip (GstBaseTransform *trans, GstBuffer *buf)
   }
   if (s.post_messages)
     post_message (self, buf,
-        classifies_whole_frame (self, &s) ? "frame" : "roi", self->faces, n);
+        classifies_whole_frame (self, &s) ? "frame" : "roi", n_classes, labels,
+        self->faces, n);
   return GST_FLOW_OK;
 }
 
@@ -922,12 +964,14 @@ gst_fer_emotion_set_property (
   GstFerEmotion *self = GST_FER_EMOTION (object);
   GstFerEmotionSettings swap;
   gboolean do_swap = FALSE;
+  guint generation = 0;
 
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_MODEL:
       g_free (self->settings.model);
       self->settings.model = g_value_dup_string (value);
+      generation = ++self->model_generation;
       if (self->started) {
         settings_copy (&swap, &self->settings);
         do_swap = TRUE;
@@ -987,7 +1031,7 @@ gst_fer_emotion_set_property (
   GST_OBJECT_UNLOCK (self);
 
   if (do_swap) {
-    swap_model (self, &swap);
+    swap_model (self, &swap, generation);
     g_free (swap.model);
   }
 }

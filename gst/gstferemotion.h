@@ -65,6 +65,9 @@ struct _GstFerEmotion
   /* properties, under the object lock */
   GstFerEmotionSettings settings;
   gboolean started;
+  /* counts the model property's changes: a model loaded for an older value
+   * is not installed (loads run unlocked and may finish out of order) */
+  guint model_generation;
 
   /* the model; model_lock is held for a whole buffer, so a model swap
    * happens between buffers */

@@ -599,8 +599,13 @@ gst_fer_emotion_export_sink_event (GstBaseTransform *trans, GstEvent *event)
 
         if (!pad)
           continue;
-        /* flush-start comes from another thread: it only passes on */
-        if (GST_EVENT_IS_SERIALIZED (event))
+        /* a GAP or EOS must follow the pad's stream-start, caps and
+         * segment; flushes need none of them: flush-start comes from
+         * another thread, and during flush-stop the pad is still flushing
+         * and would refuse them (lost, as the first buffer would find
+         * them sent) */
+        if (GST_EVENT_TYPE (event) == GST_EVENT_GAP
+            || GST_EVENT_TYPE (event) == GST_EVENT_EOS)
           text_out_prepare (self, &self->out[i], pad);
         gst_pad_push_event (pad, gst_event_ref (event));
         gst_object_unref (pad);

@@ -713,6 +713,36 @@ GST_START_TEST (test_text_pad_without_file)
 
 GST_END_TEST;
 
+/* A flush before the text pad's first buffer (a seek right after a pad
+ * was requested): the flush passes on, and the first buffer still comes
+ * after its stream-start, caps, title and segment. */
+GST_START_TEST (test_flush_before_text)
+{
+  GstElement *e = gst_element_factory_make ("feremotionexport", NULL);
+  GstHarness *sub, *h;
+  GstSegment segment;
+
+  sub = gst_harness_new_with_element (e, NULL, "subtitle_src");
+  h = gst_harness_new_with_element (e, "sink", "src");
+  gst_object_unref (e);
+  gst_harness_set_src_caps_str (
+      h, "video/x-raw,format=GRAY8,width=64,height=48,framerate=30/1");
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_start ()));
+  fail_unless (gst_harness_push_event (h, gst_event_new_flush_stop (TRUE)));
+  gst_segment_init (&segment, GST_FORMAT_TIME);
+  fail_unless (gst_harness_push_event (h, gst_event_new_segment (&segment)));
+  push_passthrough (h, make_buffer (0, 1));
+  gst_event_unref (pull_event (sub, GST_EVENT_FLUSH_START));
+  gst_event_unref (pull_event (sub, GST_EVENT_FLUSH_STOP));
+  check_text_stream_start (
+      sub, "/subtitle", GST_STREAM_FLAG_SPARSE, "Emotions");
+  check_text_buffer (sub, "happy 87%", 0);
+  gst_harness_teardown (sub);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* Pushes @n buffers with faces into @h and returns the first message of
  * @type the element posted on @bus, or NULL. */
 static GstMessage *
@@ -943,6 +973,7 @@ feremotionexport_suite (void)
   tcase_add_test (tc, test_location_fixed_while_running);
   tcase_add_test (tc, test_text_pads);
   tcase_add_test (tc, test_text_pad_without_file);
+  tcase_add_test (tc, test_flush_before_text);
   tcase_add_test (tc, test_text_pad_not_linked);
   tcase_add_test (tc, test_text_pad_not_negotiated);
   tcase_add_test (tc, test_text_pad_released_while_playing);

@@ -740,6 +740,20 @@ GST_START_TEST (test_qos_skips_inference_not_buffers)
   out = gst_harness_push_and_pull (h, on_time);
   fail_unless_equals_int (count_metas (out), 1);
   gst_buffer_unref (out);
+  /* a buffer before the segment has no running time: never late (its
+   * duration added to GST_CLOCK_TIME_NONE wrapped to 33 ms, "late") */
+  GstSegment seg;
+  gst_segment_init (&seg, GST_FORMAT_TIME);
+  seg.start = seg.time = 5 * GST_SECOND;
+  fail_unless (gst_harness_push_event (h, gst_event_new_segment (&seg)));
+  fail_unless (gst_harness_push_upstream_event (h,
+      gst_event_new_qos (GST_QOS_TYPE_UNDERFLOW, 0.5, GST_SECOND, GST_SECOND)));
+  GstBuffer *outside = pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1);
+  GST_BUFFER_PTS (outside) = GST_SECOND;
+  GST_BUFFER_DURATION (outside) = GST_SECOND / 30;
+  out = gst_harness_push_and_pull (h, outside);
+  fail_unless_equals_int (count_metas (out), 1);
+  gst_buffer_unref (out);
   /* qos=false: always inference */
   g_object_set (fer (h), "qos", FALSE, NULL);
   fail_unless (gst_harness_push_upstream_event (h,
@@ -982,6 +996,67 @@ GST_START_TEST (test_model_swap_concurrent)
 
 GST_END_TEST;
 
+/* Two threads set the model property at once; each load runs unlocked and
+ * may finish before or after the other's. */
+typedef struct
+{
+  GstElement *e;
+  const char *model;
+} setter_ctx;
+
+static gpointer
+setter (gpointer data)
+{
+  setter_ctx *ctx = data;
+  for (int i = 0; i < 15; i++)
+    g_object_set (ctx->e, "model", ctx->model, NULL);
+  return NULL;
+}
+
+/* Whatever order concurrent loads finish in, the model in use is the one
+ * the property names (the last value set wins); and a swap racing with
+ * stop() leaves no model held by the stopped element. */
+GST_START_TEST (test_model_swap_last_wins)
+{
+  const char *caps =
+      "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1";
+  for (int round = 0; round < 3; round++) {
+    GstHarness *h = harness ("tta=1 shared=false", caps);
+    setter_ctx a = { fer (h), model5 }, b = { fer (h), model7 };
+    GThread *ta = g_thread_new ("set5", setter, &a);
+    GThread *tb = g_thread_new ("set7", setter, &b);
+    g_thread_join (ta);
+    g_thread_join (tb);
+    gchar *model = NULL;
+    GStrv labels = NULL;
+    g_object_get (fer (h), "model", &model, "labels", &labels, NULL);
+    const guint want = g_strcmp0 (model, model5) == 0 ? 5 : 7;
+    fail_unless_equals_int (g_strv_length (labels), want);
+    GstBuffer *out = gst_harness_push_and_pull (
+        h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, round));
+    fail_unless_equals_int (
+        gst_buffer_get_fer_emotion_meta (out)->n_classes, want);
+    gst_buffer_unref (out);
+    g_free (model);
+    g_strfreev (labels);
+    gst_harness_teardown (h);
+  }
+
+  /* stop() while a swap loads: the shared models all released */
+  for (int round = 0; round < 3; round++) {
+    GstHarness *h = harness ("tta=1", caps);
+    setter_ctx a = { fer (h), round % 2 ? model5 : model7 };
+    GThread *ta = g_thread_new ("set", setter, &a);
+    fail_unless_equals_int (gst_element_set_state (h->element, GST_STATE_NULL),
+        GST_STATE_CHANGE_SUCCESS);
+    g_thread_join (ta);
+    fail_unless_equals_int (fer_model_cache_size (), 0);
+    gst_harness_teardown (h);
+  }
+}
+
+GST_END_TEST;
+
 static Suite *
 feremotion_suite (void)
 {
@@ -997,6 +1072,7 @@ feremotion_suite (void)
   tcase_add_test (tc, test_batch_size_and_tta);
   tcase_add_test (tc, test_bus_message);
   tcase_add_test (tc, test_bad_models);
+  tcase_add_test (tc, test_model_swap_last_wins);
   tcase_add_test (tc, test_model_name_not_utf8);
   tcase_add_test (tc, test_state_cycles);
   tcase_add_test (tc, test_labels_and_latency);
