@@ -138,11 +138,23 @@ apply_metadata (fer_model *m, const char *fc_name, GError **error)
       g_strfreev (labels);
       return FALSE;
     }
+    /* labels name the classes in bus messages, ROI params, JSON objects
+     * and drawn text: each one non-empty, on one line, and unique */
     for (guint i = 0; i < n; i++) {
-      if (labels[i][0] == '\0') {
+      const char *why = NULL;
+      if (labels[i][0] == '\0')
+        why = "an empty label";
+      for (const char *c = labels[i]; why == NULL && *c; c++)
+        if ((guchar) *c < 0x20 || *c == 0x7f)
+          why = "a label with a control character";
+      for (guint j = 0; why == NULL && j < i; j++)
+        if (strcmp (labels[j], labels[i]) == 0)
+          why = "a label twice";
+      if (why != NULL) {
+        g_autofree char *shown = fer_text_quote (labels[i], 40);
         g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
-            "%s: metadata fer.labels has an empty label at position %u", path,
-            i);
+            "%s: metadata fer.labels has %s at position %u ('%s')", path, why,
+            i, shown);
         g_strfreev (labels);
         return FALSE;
       }

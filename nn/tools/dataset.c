@@ -165,6 +165,18 @@ labelled_file_clear (gpointer p)
   g_free (((labelled_file *) p)->path);
 }
 
+/* A byte below 0x20 or DEL: a tab or newline in a label would break the
+ * one-line messages, drawn text and subtitles it ends up in (the loader
+ * refuses such a model). */
+static gboolean
+has_control_character (const char *s)
+{
+  for (; *s; s++)
+    if ((guchar) *s < 0x20 || *s == 0x7f)
+      return TRUE;
+  return FALSE;
+}
+
 /* The label folders of root with their image files; fills *folder_labels
  * (the sorted folder names) when labels is NULL. */
 static GArray *
@@ -209,6 +221,13 @@ collect_files (const char *root, const char *const *labels,
         g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
             "%s: label folder '%s' is not a valid UTF-8 name; rename it "
             "(labels become model metadata)",
+            r, q);
+        return NULL;
+      } else if (has_control_character (folders->pdata[i])) {
+        g_autofree char *q = fer_text_quote (folders->pdata[i], 0);
+        g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+            "%s: label folder '%s' has a control character in its name "
+            "(labels are shown on one line); rename it",
             r, q);
         return NULL;
       } else if (strchr (folders->pdata[i], ',') != NULL) {

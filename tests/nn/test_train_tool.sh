@@ -160,6 +160,18 @@ run "$tools/fer-train" --data emptylabel --val-split 0.5 $quick --out bad3
 check "an empty label folder is named (status 1)" \
   failed_naming 1 "emptylabel/b has no *.jpg, *.jpeg or *.png images"
 
+mkdir -p "ctrl/a" "$(printf 'ctrl/b\tc')" && cp tiny/band_top/000.png ctrl/a/ \
+  && cp tiny/band_top/000.png "$(printf 'ctrl/b\tc')/"
+run "$tools/fer-train" --data ctrl --val-split 0.5 $quick --out bad6
+check "a label folder with a control character is refused, quoted (status 1)" \
+  failed_naming 1 "label folder 'b?c' has a control character"
+
+mkdir -p comma/a comma/b,c && cp tiny/band_top/000.png comma/a/ \
+  && cp tiny/band_top/000.png comma/b,c/
+run "$tools/fer-train" --data comma --val-split 0.5 $quick --out bad7
+check "a label folder with a comma is refused (status 1)" \
+  failed_naming 1 "label folder 'b,c' has a comma"
+
 cp -r tiny tinybroken && head -c 100 tiny/band_top/000.png >tinybroken/band_top/broken.png
 run "$tools/fer-train" --data tinybroken --val tiny $quick --out ok1
 check "an unreadable image is named, skipped and counted; training goes on" \
