@@ -165,16 +165,24 @@ labelled_file_clear (gpointer p)
   g_free (((labelled_file *) p)->path);
 }
 
-/* A byte below 0x20 or DEL: a tab or newline in a label would break the
- * one-line messages, drawn text and subtitles it ends up in (the loader
- * refuses such a model). */
-static gboolean
-has_control_character (const char *s)
+/* Why a folder name cannot be a label, or NULL. A label goes into the
+ * model's comma-separated fer.labels, bus messages, JSON lines, drawn text
+ * and subtitles: it must be text, on one line, without a comma (the loader
+ * refuses a model with a control character in a label). */
+static const char *
+label_problem (const char *name)
 {
-  for (; *s; s++)
-    if ((guchar) *s < 0x20 || *s == 0x7f)
-      return TRUE;
-  return FALSE;
+  if (!g_utf8_validate (name, -1, NULL))
+    return "is not a valid UTF-8 name; rename it (labels become model "
+           "metadata)";
+  for (const char *c = name; *c; c++)
+    if ((guchar) *c < 0x20 || *c == 0x7f)
+      return "has a control character in its name (labels are shown on one "
+             "line); rename it";
+  if (strchr (name, ',') != NULL)
+    return "has a comma in its name, which the model's comma-separated "
+           "fer.labels cannot hold";
+  return NULL;
 }
 
 /* The label folders of root with their image files; fills *folder_labels
@@ -213,31 +221,15 @@ collect_files (const char *root, const char *const *labels,
           r, q);
       return NULL;
     }
-    for (guint i = 0; i < folders->len; i++)
-      if (!g_utf8_validate (folders->pdata[i], -1, NULL)) {
-        /* A label goes into the model's metadata, bus messages and
-             * JSON lines: it must be text. */
+    for (guint i = 0; i < folders->len; i++) {
+      const char *why = label_problem (folders->pdata[i]);
+      if (why != NULL) {
         g_autofree char *q = fer_text_quote (folders->pdata[i], 0);
         g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-            "%s: label folder '%s' is not a valid UTF-8 name; rename it "
-            "(labels become model metadata)",
-            r, q);
-        return NULL;
-      } else if (has_control_character (folders->pdata[i])) {
-        g_autofree char *q = fer_text_quote (folders->pdata[i], 0);
-        g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-            "%s: label folder '%s' has a control character in its name "
-            "(labels are shown on one line); rename it",
-            r, q);
-        return NULL;
-      } else if (strchr (folders->pdata[i], ',') != NULL) {
-        g_autofree char *q = fer_text_quote (folders->pdata[i], 0);
-        g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-            "%s: label folder '%s' has a comma in its name, which the "
-            "model's comma-separated fer.labels cannot hold",
-            r, q);
+            "%s: label folder '%s' %s", r, q, why);
         return NULL;
       }
+    }
     *folder_labels = g_ptr_array_new_with_free_func (g_free);
     for (guint i = 0; i < folders->len; i++)
       g_ptr_array_add (*folder_labels, g_strdup (folders->pdata[i]));
