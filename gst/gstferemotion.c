@@ -19,6 +19,12 @@
  * #GstFerEmotion:tta test-time-augmented views, all faces x views of a
  * buffer in one batched forward pass.
  *
+ * Input: GRAY8, packed RGB and BGR (with or without alpha), I420 and NV12. The
+ * shipped models are grey and use the luma plane as it is; a colour model
+ * fed YUV gets it converted with the BT.601 matrix whatever the caps'
+ * colorimetry says (full or limited range as the caps say): for BT.709 HD
+ * sources put `videoconvert ! video/x-raw,format=RGB` before it.
+ *
  * Every face gets a track id (`track_id` in the meta and the ROI param,
  * `track-id` in the message) that stays with it from frame to frame: faces
  * are matched to the previous frames' by ROI id, when the detector sets
@@ -496,6 +502,35 @@ gst_fer_emotion_sink_event (GstBaseTransform *trans, GstEvent *event)
   return GST_BASE_TRANSFORM_CLASS (parent_class)->sink_event (trans, event);
 }
 
+/* A shared model's batcher may hold a buffer up to max-batch-wait for the
+ * other streams: that much latency is ours, added to upstream's. */
+static gboolean
+gst_fer_emotion_query (
+    GstBaseTransform *trans, GstPadDirection direction, GstQuery *query)
+{
+  GstFerEmotion *self = GST_FER_EMOTION (trans);
+  gboolean live;
+  GstClockTime min, max, wait;
+
+  if (direction != GST_PAD_SRC || GST_QUERY_TYPE (query) != GST_QUERY_LATENCY)
+    return GST_BASE_TRANSFORM_CLASS (parent_class)
+        ->query (trans, direction, query);
+  if (!GST_BASE_TRANSFORM_CLASS (parent_class)->query (trans, direction, query))
+    return FALSE;
+  GST_OBJECT_LOCK (self);
+  wait = self->settings.shared
+      ? (GstClockTime) self->settings.max_batch_wait * GST_USECOND
+      : 0;
+  GST_OBJECT_UNLOCK (self);
+  gst_query_parse_latency (query, &live, &min, &max);
+  GST_DEBUG_OBJECT (self,
+      "upstream latency %" GST_TIME_FORMAT ", ours %" GST_TIME_FORMAT,
+      GST_TIME_ARGS (min), GST_TIME_ARGS (wait));
+  gst_query_set_latency (query, live, min + wait,
+      GST_CLOCK_TIME_IS_VALID (max) ? max + wait : max);
+  return TRUE;
+}
+
 /* ------------------------------------------------------------------ */
 /* Streaming                                                           */
 
@@ -963,7 +998,7 @@ gst_fer_emotion_set_property (
 {
   GstFerEmotion *self = GST_FER_EMOTION (object);
   GstFerEmotionSettings swap;
-  gboolean do_swap = FALSE;
+  gboolean do_swap = FALSE, post_latency = FALSE;
   guint generation = 0;
 
   GST_OBJECT_LOCK (self);
@@ -1020,6 +1055,8 @@ gst_fer_emotion_set_property (
       break;
     case PROP_MAX_BATCH_WAIT:
       self->settings.max_batch_wait = g_value_get_uint (value);
+      /* our latency changes: the pipeline asks again */
+      post_latency = self->started;
       break;
     case PROP_MAX_BATCH:
       self->settings.max_batch = g_value_get_int (value);
@@ -1030,6 +1067,9 @@ gst_fer_emotion_set_property (
   }
   GST_OBJECT_UNLOCK (self);
 
+  if (post_latency)
+    gst_element_post_message (
+        GST_ELEMENT (self), gst_message_new_latency (GST_OBJECT (self)));
   if (do_swap) {
     swap_model (self, &swap, generation);
     g_free (swap.model);
@@ -1240,7 +1280,7 @@ gst_fer_emotion_class_init (GstFerEmotionClass *klass)
           "streams' buffers to run in one forward with them (0 = never "
           "wait; a forward running already still collects what comes "
           "meanwhile). Streams that stalled, paused or ended are not "
-          "waited for",
+          "waited for. Reported as this element's latency",
           0, 1000000, DEFAULT_MAX_BATCH_WAIT, rw | GST_PARAM_MUTABLE_PLAYING));
   g_object_class_install_property (gobject_class, PROP_MAX_BATCH,
       g_param_spec_int ("max-batch", "Maximum batch",
@@ -1263,6 +1303,7 @@ gst_fer_emotion_class_init (GstFerEmotionClass *klass)
   trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_fer_emotion_transform_ip);
   trans_class->src_event = GST_DEBUG_FUNCPTR (gst_fer_emotion_src_event);
   trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_fer_emotion_sink_event);
+  trans_class->query = GST_DEBUG_FUNCPTR (gst_fer_emotion_query);
   trans_class->passthrough_on_same_caps = FALSE;
   trans_class->transform_ip_on_passthrough = FALSE;
 

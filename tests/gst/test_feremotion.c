@@ -672,7 +672,22 @@ GST_START_TEST (test_labels_and_latency)
   g_strfreev (labels);
   gst_buffer_unref (gst_harness_push_and_pull (
       h, pattern_buffer (GST_VIDEO_FORMAT_GRAY8, 48, 48, 1)));
-  /* we add no latency of our own; the query is answered through us */
+  /* the query is answered through us; a shared model's batcher may hold a
+   * buffer for max-batch-wait (default 1 ms), which is our latency */
+  fail_unless_equals_uint64 (gst_harness_query_latency (h), GST_MSECOND);
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (fer (h), bus);
+  g_object_set (fer (h), "max-batch-wait", 50000, NULL);
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_LATENCY);
+  fail_unless (msg != NULL, "no latency message after max-batch-wait");
+  gst_message_unref (msg);
+  gst_element_set_bus (fer (h), NULL);
+  gst_object_unref (bus);
+  fail_unless_equals_uint64 (gst_harness_query_latency (h), 50 * GST_MSECOND);
+  gst_harness_teardown (h);
+  /* a model of its own: nothing waits */
+  h = harness ("tta=1 shared=false",
+      "video/x-raw,format=GRAY8,width=48,height=48,framerate=30/1");
   fail_unless_equals_uint64 (gst_harness_query_latency (h), 0);
   gst_harness_teardown (h);
 }
