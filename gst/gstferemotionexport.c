@@ -66,7 +66,6 @@
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <unistd.h>
-#include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
 
@@ -130,8 +129,6 @@ struct _GstFerEmotionExport
   GstSegment segment;    /* the video's, for the text pads */
   guint group_id;
   gboolean have_group_id;
-  JsonBuilder *builder;
-  JsonGenerator *generator;
   GString *line;
   GString *subtitle;
 };
@@ -172,70 +169,110 @@ gst_fer_emotion_export_write_failed (GstFerEmotionExport *self, gint errsv)
         ("system error: %s", g_strerror (errsv)));
 }
 
+/* The JSON line is written straight into self->line, a GString that keeps
+ * its capacity from buffer to buffer: no allocation per buffer (json-glib's
+ * builder made a tree of nodes for every line). Numbers as json-glib wrote
+ * them (integers; %.17g for the floats), NaN and infinity (a broken model
+ * can produce them) as null, which JSON has instead. */
 static void
-add_int (JsonBuilder *b, const gchar *name, gint64 value)
+json_int (GString *out, gint64 value)
 {
-  json_builder_set_member_name (b, name);
-  json_builder_add_int_value (b, value);
+  gchar buf[24];
+  gint n = g_snprintf (buf, sizeof buf, "%" G_GINT64_FORMAT, value);
+  g_string_append_len (out, buf, n);
 }
 
 static void
-add_time (JsonBuilder *b, const gchar *name, GstClockTime t)
+json_number (GString *out, gfloat value)
 {
-  json_builder_set_member_name (b, name);
-  if (GST_CLOCK_TIME_IS_VALID (t))
-    json_builder_add_int_value (b, (gint64) t);
-  else
-    json_builder_add_null_value (b);
-}
-
-static void
-add_size (JsonBuilder *b, const gchar *name, gint size)
-{
-  json_builder_set_member_name (b, name);
-  if (size > 0)
-    json_builder_add_int_value (b, size);
-  else
-    json_builder_add_null_value (b);
-}
-
-/* JSON has no NaN or infinity (a broken model can produce them): null */
-static void
-add_number (JsonBuilder *b, const gchar *name, gfloat value)
-{
-  json_builder_set_member_name (b, name);
+  gchar buf[G_ASCII_DTOSTR_BUF_SIZE];
   if (isfinite (value))
-    json_builder_add_double_value (b, value);
+    g_string_append (out, g_ascii_dtostr (buf, sizeof buf, (gdouble) value));
   else
-    json_builder_add_null_value (b);
+    g_string_append (out, "null");
+}
+
+/* A string, escaped: quote, backslash and control characters, and < and >
+ * as \u003c / \u003e, so that no line holds a markup tag (a muxer may take
+ * the json_src text as Pango markup). Labels come from metas any element
+ * may have made: one that is not UTF-8 is written quoted (\xNN). */
+static void
+json_string (GString *out, const gchar *s)
+{
+  g_autofree gchar *shown = NULL;
+  if (!g_utf8_validate (s, -1, NULL))
+    s = shown = fer_text_quote (s, 0);
+  g_string_append_c (out, '"');
+  for (const guchar *p = (const guchar *) s; *p; p++) {
+    if (*p == '"' || *p == '\\') {
+      g_string_append_c (out, '\\');
+      g_string_append_c (out, (gchar) *p);
+    } else if (*p < 0x20 || *p == 0x7f || *p == '<' || *p == '>') {
+      gchar buf[8];
+      g_snprintf (buf, sizeof buf, "\\u%04x", *p);
+      g_string_append (out, buf);
+    } else {
+      g_string_append_c (out, (gchar) *p);
+    }
+  }
+  g_string_append_c (out, '"');
+}
+
+/* ,"name": (the first member of an object has no comma: first) */
+static void
+json_key (GString *out, const gchar *name, gboolean first)
+{
+  if (!first)
+    g_string_append_c (out, ',');
+  json_string (out, name);
+  g_string_append_c (out, ':');
+}
+
+/* a time or a size, null when unknown */
+static void
+json_int_or_null (GString *out, gboolean known, gint64 value)
+{
+  if (known)
+    json_int (out, value);
+  else
+    g_string_append (out, "null");
 }
 
 static void
-add_face (JsonBuilder *b, const GstFerEmotionMeta *m)
+json_face (GString *out, const GstFerEmotionMeta *m)
 {
   guint n_classes = MIN (m->n_classes, GST_FER_EMOTION_MAX_CLASSES);
+  const struct
+  {
+    const gchar *name;
+    gint64 value;
+  } ints[] = { { "x", m->x }, { "y", m->y }, { "w", m->w }, { "h", m->h },
+    { "roi_id", m->roi_id }, { "track_id", m->track_id } };
+  gboolean first = TRUE;
 
-  json_builder_begin_object (b);
-  add_int (b, "x", m->x);
-  add_int (b, "y", m->y);
-  add_int (b, "w", m->w);
-  add_int (b, "h", m->h);
-  add_int (b, "roi_id", m->roi_id);
-  add_int (b, "track_id", m->track_id);
-  json_builder_set_member_name (b, "label");
+  g_string_append_c (out, '{');
+  for (guint i = 0; i < G_N_ELEMENTS (ints); i++) {
+    json_key (out, ints[i].name, i == 0);
+    json_int (out, ints[i].value);
+  }
+  json_key (out, "label", FALSE);
   if (m->label)
-    json_builder_add_string_value (b, m->label);
+    json_string (out, m->label);
   else
-    json_builder_add_null_value (b);
-  add_int (b, "label_id", m->label_id);
-  add_number (b, "confidence", m->confidence);
-  json_builder_set_member_name (b, "probabilities");
-  json_builder_begin_object (b);
+    g_string_append (out, "null");
+  json_key (out, "label_id", FALSE);
+  json_int (out, m->label_id);
+  json_key (out, "confidence", FALSE);
+  json_number (out, m->confidence);
+  json_key (out, "probabilities", FALSE);
+  g_string_append_c (out, '{');
   for (guint i = 0; i < n_classes; i++)
-    if (m->class_labels[i])
-      add_number (b, m->class_labels[i], m->probabilities[i]);
-  json_builder_end_object (b);
-  json_builder_end_object (b);
+    if (m->class_labels[i]) {
+      json_key (out, m->class_labels[i], first);
+      json_number (out, m->probabilities[i]);
+      first = FALSE;
+    }
+  g_string_append (out, "}}");
 }
 
 /* The whole line in one write(2) (looping only on what the kernel refuses
@@ -265,24 +302,6 @@ write_line (gint fd, const gchar *line, gsize len)
     written += (gsize) n;
   }
   return TRUE;
-}
-
-/* A label from a model's metadata may hold '<' or '>'. JSON lets them be
- * written as \u003c and \u003e, and the lines are: matroskademux escapes
- * the text of a UTF-8 subtitle track as Pango markup unless a block looks
- * like markup (a tag such as "<b>"), a decision it keeps for the rest of the
- * track, so without these characters every line of the JSON track reads
- * back the same way. */
-static void
-escape_angle_brackets (GString *line)
-{
-  for (gsize i = 0; i < line->len; i++)
-    if (line->str[i] == '<' || line->str[i] == '>') {
-      const gchar *code = line->str[i] == '<' ? "\\u003c" : "\\u003e";
-      g_string_erase (line, i, 1);
-      g_string_insert (line, i, code);
-      i += strlen (code) - 1;
-    }
 }
 
 /* A text pad, referenced, or NULL when it was not requested. */
@@ -482,9 +501,13 @@ subtitle_text (GString *text, GstBuffer *buffer)
     if (text->len > 0)
       g_string_append_c (text, '\n');
     g_string_append (text, m->label);
-    if (isfinite (m->confidence))
-      g_string_append_printf (text, " %d%%",
+    if (isfinite (m->confidence)) {
+      /* into the stack: g_string_append_printf allocates each time */
+      gchar pct[8];
+      gint n = g_snprintf (pct, sizeof pct, " %d%%",
           (gint) (CLAMP (m->confidence, 0.0f, 1.0f) * 100.0f + 0.5f));
+      g_string_append_len (text, pct, n);
+    }
   }
   return text->len > 0;
 }
@@ -493,31 +516,32 @@ subtitle_text (GString *text, GstBuffer *buffer)
 static void
 build_line (GstFerEmotionExport *self, GstBuffer *buffer)
 {
-  JsonBuilder *b = self->builder;
+  GString *out = self->line;
   GstFerEmotionMeta *m;
   gpointer state = NULL;
-  JsonNode *root;
+  gboolean first = TRUE;
 
-  json_builder_reset (b);
-  json_builder_begin_object (b);
-  add_time (b, "pts", GST_BUFFER_PTS (buffer));
-  add_time (b, "duration", GST_BUFFER_DURATION (buffer));
-  add_size (b, "width", self->width);
-  add_size (b, "height", self->height);
-  json_builder_set_member_name (b, "faces");
-  json_builder_begin_array (b);
-  while ((m = gst_buffer_iterate_fer_emotion_meta (buffer, &state)))
-    add_face (b, m);
-  json_builder_end_array (b);
-  json_builder_end_object (b);
-
-  root = json_builder_get_root (b);
-  json_generator_set_root (self->generator, root);
-  json_node_unref (root);
-  g_string_truncate (self->line, 0);
-  json_generator_to_gstring (self->generator, self->line);
-  escape_angle_brackets (self->line);
-  g_string_append_c (self->line, '\n');
+  g_string_truncate (out, 0);
+  g_string_append_c (out, '{');
+  json_key (out, "pts", TRUE);
+  json_int_or_null (
+      out, GST_BUFFER_PTS_IS_VALID (buffer), (gint64) GST_BUFFER_PTS (buffer));
+  json_key (out, "duration", FALSE);
+  json_int_or_null (out, GST_BUFFER_DURATION_IS_VALID (buffer),
+      (gint64) GST_BUFFER_DURATION (buffer));
+  json_key (out, "width", FALSE);
+  json_int_or_null (out, self->width > 0, self->width);
+  json_key (out, "height", FALSE);
+  json_int_or_null (out, self->height > 0, self->height);
+  json_key (out, "faces", FALSE);
+  g_string_append_c (out, '[');
+  while ((m = gst_buffer_iterate_fer_emotion_meta (buffer, &state))) {
+    if (!first)
+      g_string_append_c (out, ',');
+    json_face (out, m);
+    first = FALSE;
+  }
+  g_string_append (out, "]}\n");
 }
 
 static GstFlowReturn
@@ -843,8 +867,6 @@ gst_fer_emotion_export_finalize (GObject *object)
   GstFerEmotionExport *self = GST_FER_EMOTION_EXPORT (object);
 
   g_free (self->location);
-  g_object_unref (self->builder);
-  g_object_unref (self->generator);
   g_string_free (self->line, TRUE);
   g_string_free (self->subtitle, TRUE);
   for (guint i = 0; i < N_OUTS; i++)
@@ -907,8 +929,6 @@ gst_fer_emotion_export_init (GstFerEmotionExport *self)
 {
   self->all_buffers = DEFAULT_ALL_BUFFERS;
   self->fd = -1;
-  self->builder = json_builder_new ();
-  self->generator = json_generator_new ();
   self->line = g_string_new (NULL);
   self->subtitle = g_string_new (NULL);
   self->out[OUT_SUBTITLE] = (TextOut){ .template_name = "subtitle_src",

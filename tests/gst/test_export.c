@@ -914,11 +914,13 @@ GST_START_TEST (test_text_pool_reuse)
 GST_END_TEST;
 
 /* A label with '<' and '>' (from a model's metadata) comes out as \u003c
- * and \u003e in the file and on json_src, and parses back unchanged. */
+ * and \u003e in the file and on json_src, and parses back unchanged; so do
+ * a quote, a backslash and a tab (a meta any element may add); a label that
+ * is not UTF-8 comes out quoted (\xNN), the line valid UTF-8. */
 GST_START_TEST (test_angle_brackets)
 {
-  static const gchar *const odd[] = { "<b>a</b>", "b" };
-  static const gfloat p[] = { 0.75f, 0.25f };
+  static const gchar *const odd[] = { "<b>a</b>", "q\"u\\o\tte", "caf\xE9" };
+  static const gfloat p[] = { 0.5f, 0.3f, 0.2f };
   GstHarness *h, *json;
   GPtrArray *objects;
   GstBuffer *buf;
@@ -933,7 +935,7 @@ GST_START_TEST (test_angle_brackets)
   buf = gst_buffer_new_allocate (NULL, 64, NULL);
   GST_BUFFER_PTS (buf) = 0;
   fail_unless (
-      gst_buffer_add_fer_emotion_meta (buf, 1, 2, 30, 30, 0, 2, odd, p));
+      gst_buffer_add_fer_emotion_meta (buf, 1, 2, 30, 30, 0, 3, odd, p));
   push_passthrough (h, buf);
 
   lines = raw_lines (t.location);
@@ -949,6 +951,14 @@ GST_START_TEST (test_angle_brackets)
   fail_unless_equals_string (json_object_get_string_member (
                                  json_array_get_object_element (a, 0), "label"),
       "<b>a</b>");
+  fail_unless (g_utf8_validate (lines[0], -1, NULL), "%s", lines[0]);
+  JsonObject *probs = json_object_get_object_member (
+      json_array_get_object_element (a, 0), "probabilities");
+  fail_unless_equals_int (json_object_get_size (probs), 3);
+  fail_unless (json_object_has_member (probs, "q\"u\\o\tte"), "%s", lines[0]);
+  fail_unless (json_object_has_member (probs, "caf\\xE9"), "%s", lines[0]);
+  fail_unless (
+      fabs (json_object_get_double_member (probs, "q\"u\\o\tte") - 0.3) < 1e-7);
 
   g_ptr_array_unref (objects);
   g_free (text);
