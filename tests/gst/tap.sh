@@ -1,5 +1,5 @@
 # TAP helpers shared by the shell tests of tests/gst (sourced; they need
-# $tmp, the test's scratch folder). Each result is numbered; not_ok shows
+# $tmp, the test's scratch folder: plugin_test_setup makes it). Each result is numbered; not_ok shows
 # $tmp/out, the output of the command that failed, as TAP comments.
 n=0
 failed=0
@@ -36,4 +36,19 @@ expect_status () {
     echo "exit status $status" >>"$tmp/out"
     not_ok "$1"
   fi
+}
+# plugin_test_setup NAME: the start of a test that runs gst-launch-1.0 on
+# the build's plugin: $build (from FER_TOOLS_DIR), a scratch folder $tmp
+# removed at exit (an interrupted test exits 130 or 143), and GStreamer
+# pointed at build/gst with a registry of its own.
+plugin_test_setup () {
+  build=$(cd "$FER_TOOLS_DIR/../.." && pwd)
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  unset GST_PLUGIN_PATH_1_0 GST_REGISTRY_1_0
+  GST_PLUGIN_PATH=$build/gst
+  GST_REGISTRY=$tmp/registry.bin
+  export GST_PLUGIN_PATH GST_REGISTRY
 }

@@ -12,19 +12,9 @@ set -u
 
 : "${FER_TOOLS_DIR:?set FER_TOOLS_DIR to build/nn/tools}"
 : "${FER_SOURCE_DIR:?set FER_SOURCE_DIR to the source tree}"
-build=$(cd "$FER_TOOLS_DIR/../.." && pwd)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test-export-kill.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
 # shellcheck source=tests/gst/tap.sh
 . "$FER_SOURCE_DIR/tests/gst/tap.sh"
-
-unset GST_PLUGIN_PATH_1_0 GST_REGISTRY_1_0
-GST_PLUGIN_PATH=$build/gst
-GST_REGISTRY=$tmp/registry.bin
-export GST_PLUGIN_PATH GST_REGISTRY
+plugin_test_setup test-export-kill
 
 echo "1..4"
 if python3 -c 'import json, sys
