@@ -1,5 +1,6 @@
 #include "arch.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -235,6 +236,24 @@ fer_shape_string (int ndim, const int64_t *shape)
 /* ------------------------------------------------------------------ */
 /* The reader                                                          */
 
+/* A weight that is NaN or infinite, or a BatchNorm running variance below
+ * 0 (its square root folds into the conv), would make every output NaN:
+ * refused at load, naming the tensor and the element. */
+static G_GNUC_NO_INLINE gboolean /* a fuzz build leaves it uninstrumented */
+check_values (
+    const fer_param_desc *d, const float *x, const char *path, GError **error)
+{
+  for (int64_t j = 0; j < d->numel; j++)
+    if (!isfinite (x[j]) || (d->kind == FER_PARAM_BN_VAR && x[j] < 0.0f)) {
+      g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+          "%s: tensor '%s' holds %s at element %" G_GINT64_FORMAT, path,
+          d->name, isfinite (x[j]) ? "a negative variance" : "NaN or infinity",
+          j);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 gboolean
 fer_check_tensor (const fer_st_tensor *t, const fer_param_desc *d,
     const char *path, const char *name, gboolean any_float, GError **error)
@@ -408,6 +427,10 @@ fer_weights_read (const char *path, const fer_arch *arch, GError **error)
   for (int i = 0; i < w->topo.n_params; i++) {
     w->tensor[i] = p;
     fer_safetensors_read_f32 (st, found[i], p);
+    if (!check_values (&w->topo.params[i], p, shown, error)) {
+      fer_weights_free (w);
+      goto fail;
+    }
     p += w->topo.params[i].numel;
   }
   w->metadata = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);

@@ -3,6 +3,7 @@
  * and TTA classification. */
 #include <fer/model.h>
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -98,9 +99,12 @@ parse_floats (const char *path, const char *key, const char *value,
     char *end = NULL;
     char *s = g_strstrip (parts[i]);
     double v = g_ascii_strtod (s, &end);
-    ok = end != s && *end == '\0' && isfinite (v) && (!positive || v > 0.0);
+    /* checked as the float it becomes: 1e39 is infinite there, 1e-50 0 */
+    float f = (float) v;
+    ok =
+        end != s && *end == '\0' && isfinite (f) && (!positive || f >= FLT_MIN);
     if (ok)
-      out[i] = (float) v;
+      out[i] = f;
   }
   if (ok && n == 1)
     for (int c = 1; c < channels; c++)
@@ -205,6 +209,16 @@ apply_metadata (fer_model *m, const char *fc_name, GError **error)
       && !parse_floats (
           path, "fer.std", v, a->channels, TRUE, m->spec.std, error))
     return FALSE;
+  /* preprocessing computes x / (255 std) - mean / std: both finite */
+  for (int c = 0; c < a->channels; c++)
+    if (!isfinite (m->spec.mean[c] / m->spec.std[c])
+        || !isfinite (1.0f / (255.0f * m->spec.std[c]))) {
+      g_set_error (error, FER_ERROR, FER_ERROR_MODEL,
+          "%s: metadata fer.mean / fer.std of channel %d (%g / %g) "
+          "overflows a float",
+          path, c, (double) m->spec.mean[c], (double) m->spec.std[c]);
+      return FALSE;
+    }
   return TRUE;
 }
 

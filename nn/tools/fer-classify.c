@@ -65,8 +65,10 @@ print_json (
   int best = fer_argmax (probs, fer_model_n_classes (m));
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
+  /* a path is bytes, JSON is UTF-8: shown quoted (fer_text_quote) */
+  g_autofree char *shown = fer_text_quote (path, 0);
   json_builder_set_member_name (b, "path");
-  json_builder_add_string_value (b, path);
+  json_builder_add_string_value (b, shown);
   json_builder_set_member_name (b, "label");
   json_builder_add_string_value (b, fer_model_label (m, best));
   json_builder_set_member_name (b, "label_id");

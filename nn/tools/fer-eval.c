@@ -61,7 +61,8 @@ collect_samples (fer_model *m, const char *root, GError **error)
     const char *name = folders->pdata[i];
     int label = fer_model_label_index (m, name);
     if (label < 0) {
-      g_string_append_printf (unknown, "%s'%s'", n_unknown ? ", " : "", name);
+      g_autofree char *shown = fer_text_quote (name, 0);
+      g_string_append_printf (unknown, "%s'%s'", n_unknown ? ", " : "", shown);
       n_unknown++;
       continue;
     }
@@ -80,18 +81,20 @@ collect_samples (fer_model *m, const char *root, GError **error)
 
   if (n_unknown > 0 || n_folders == 0) {
     g_autofree char *labels = model_labels_list (m);
+    g_autofree char *shown_root = fer_text_quote (root, 0);
+    g_autofree char *shown_model = fer_text_quote (fer_model_path (m), 0);
     if (n_unknown > 0)
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
           "%s: %s %s %s of model %s; expected folders named after its "
           "labels: %s",
-          root, n_unknown == 1 ? "folder" : "folders", unknown->str,
-          n_unknown == 1 ? "is not a label" : "are not labels",
-          fer_model_path (m), labels);
+          shown_root, n_unknown == 1 ? "folder" : "folders", unknown->str,
+          n_unknown == 1 ? "is not a label" : "are not labels", shown_model,
+          labels);
     else
       g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
           "%s has no label folders; expected DIR/<label>/*.jpg|*.png with "
           "the labels of model %s: %s",
-          root, fer_model_path (m), labels);
+          shown_root, shown_model, labels);
     g_array_unref (samples);
     return NULL;
   }
@@ -162,10 +165,13 @@ print_json (const eval_result *r)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
+  /* paths are bytes, JSON is UTF-8: shown quoted (fer_text_quote) */
+  g_autofree char *model = fer_text_quote (fer_model_path (r->model), 0);
+  g_autofree char *data = fer_text_quote (r->data, 0);
   json_builder_set_member_name (b, "model");
-  json_builder_add_string_value (b, fer_model_path (r->model));
+  json_builder_add_string_value (b, model);
   json_builder_set_member_name (b, "data");
-  json_builder_add_string_value (b, r->data);
+  json_builder_add_string_value (b, data);
   json_builder_set_member_name (b, "tta");
   json_builder_add_int_value (b, r->tta);
   json_builder_set_member_name (b, "backend");
@@ -202,9 +208,11 @@ write_report (const eval_result *r, const char *path, GError **error)
   g_autofree char *arch = describe_model (r->model);
   g_autofree char *title =
       g_strdup_printf ("Evaluation of %s", fer_model_path (r->model));
-  g_autofree char *model =
-      g_strdup_printf ("`%s` (%s)", fer_model_path (r->model), arch);
-  g_autofree char *data = g_strdup_printf ("`%s`", r->data);
+  g_autofree char *model_path = fer_text_quote (fer_model_path (r->model), 0);
+  g_autofree char *data_path = fer_text_quote (r->data, 0);
+  g_autofree char *shown_command = fer_text_quote (r->command, 0);
+  g_autofree char *model = g_strdup_printf ("`%s` (%s)", model_path, arch);
+  g_autofree char *data = g_strdup_printf ("`%s`", data_path);
   g_autofree char *images =
       g_strdup_printf ("%" G_GINT64_FORMAT " classified, %u skipped",
           r->metrics->n, r->skipped->len);
@@ -216,7 +224,7 @@ write_report (const eval_result *r, const char *path, GError **error)
     NULL };
   fer_report report = { .title = title,
     .facts = facts,
-    .command = r->command,
+    .command = shown_command,
     .metrics = r->metrics,
     .plain = r->plain,
     .tta = r->tta,
@@ -245,7 +253,8 @@ evaluate (fer_model *m, const GArray *samples, int batch, int tta,
       GError *decode_error = NULL;
       if (!fer_decoded_image_load (&pool[n], s->path, &decode_error)) {
         progress_message (&bar, decode_error->message);
-        fer_skipped_file f = { g_strdup (s->path),
+        /* the path as JSON and the report show it: valid UTF-8 */
+        fer_skipped_file f = { fer_text_quote (s->path, 0),
           g_strdup (decode_error->message) };
         g_array_append_val (skipped, f);
         g_error_free (decode_error);

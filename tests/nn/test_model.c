@@ -32,7 +32,8 @@ write_model (const char *name, fer_stem stem, fer_head head, int channels,
 }
 
 /* Copies src to a new file, leaving out tensor `drop`, giving tensor
- * `reshape` a wrong leading dimension, and overriding one metadata key. */
+ * `reshape` a wrong leading dimension (or, as "nan:NAME" / "neg:NAME",
+ * making NAME's element 5 NaN or -1), and overriding one metadata key. */
 static char *
 rewrite (const char *src, const char *name, const char *drop,
     const char *reshape, const char *key, const char *value)
@@ -51,6 +52,8 @@ rewrite (const char *src, const char *name, const char *drop,
     memcpy (shape, t->shape, sizeof shape);
     if (g_strcmp0 (t->name, reshape) == 0)
       shape[0] -= 1; /* the data's first rows, one row fewer */
+    if (reshape && strlen (reshape) > 4 && strcmp (t->name, reshape + 4) == 0)
+      x[5] = g_str_has_prefix (reshape, "nan:") ? NAN : -1.0f;
     g_assert_true (fer_st_writer_add (
         w, t->name, FER_DTYPE_F32, t->ndim, shape, x, &error));
     g_free (x);
@@ -268,6 +271,13 @@ test_bad_models (void)
     { NULL, NULL, "fer.mean", "0.1,0.2", "fer.mean" },
     { NULL, NULL, "fer.std", "0", "fer.std" },
     { NULL, NULL, "fer.std", "nan", "fer.std" },
+    { NULL, NULL, "fer.mean", "1e39", "fer.mean" },  /* inf as a float */
+    { NULL, NULL, "fer.std", "1e-50", "fer.std" },   /* 0 as a float */
+    { NULL, NULL, "fer.mean", "3e38", "overflows" }, /* mean / std */
+    { NULL, "nan:layer2.1.conv2.weight", NULL, NULL,
+        "tensor 'layer2.1.conv2.weight' holds NaN or infinity at element 5" },
+    { NULL, "neg:layer3.0.bn1.running_var", NULL, NULL,
+        "tensor 'layer3.0.bn1.running_var' holds a negative variance" },
   };
   /* each case at a plain name and at one that is not UTF-8 */
   for (guint i = 0; i < 2 * G_N_ELEMENTS (cases); i++) {

@@ -229,6 +229,26 @@ assert d[\"skipped_files\"][0][\"path\"].endswith(\"tree/sad/c.jpg\"), d
 check "fer-eval --report writes the Markdown tables" \
   eval 'grep -q "^| angry | " report.md && grep -q "weighted avg" report.md && grep -q "^| \*\*surprise\*\* |" report.md'
 
+# file names are bytes: an unreadable image whose name is not UTF-8 shows
+# quoted (\xFE) in the JSON (which must stay UTF-8) and in the report
+bad=$(printf 'tree/sad/d\376.jpg')
+cp truncated.jpg "$bad"
+run "$tools/fer-eval" --model m1.safetensors --data tree --json --report report2.md
+cp out eval-bad.json
+check "fer-eval --json and --report show a file name that is not UTF-8 quoted" \
+  eval '[ "$status" -eq 0 ] && json_check eval-bad.json "
+assert d[\"skipped\"] == 2, d
+assert any(f[\"path\"].endswith(\"tree/sad/d\\\\xFE.jpg\") for f in d[\"skipped_files\"]), d
+" && "$py" -c "open(\"report2.md\", encoding=\"utf-8\").read()" && grep -qF "d\\xFE.jpg" report2.md'
+cp tree/happy/a.jpg "$(printf 'face\376.jpg')"
+run "$tools/fer-classify" --model m1.safetensors --json "$(printf 'face\376.jpg')"
+cp out classify-bad.json
+check "fer-classify --json shows a file name that is not UTF-8 quoted" \
+  eval '[ "$status" -eq 0 ] && json_check classify-bad.json "
+assert d[\"path\"] == \"face\\\\xFE.jpg\", d
+"'
+rm -f "$bad"
+
 run "$tools/fer-eval" --model m1.safetensors --data tree --tta 3 --report report3.md
 check "fer-eval --tta 3 --report sets plain and TTA accuracy side by side, and the most confused pairs" \
   eval '[ "$status" -eq 0 ] && grep -q "^| plain (1 view) | [0-9.]*% |" report3.md && grep -q "^| TTA (3 views) | [0-9.]*% |" report3.md && grep -q "^## Most confused classes" report3.md'
