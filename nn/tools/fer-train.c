@@ -191,6 +191,14 @@ load_data (train_run *r, char **labels, const char *origin, GError **error)
         o->csv);
     return FALSE;
   }
+  /* no validation image: its loss and accuracy would be NaN, and the
+   * run's state (run.json) could not be read back */
+  if (r->val->n == 0) {
+    g_autofree char *shown = fer_text_quote (r->val->source, 0);
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "the validation set (%s) has no images", shown);
+    return FALSE;
+  }
   describe_dataset ("training data", r->train);
   describe_dataset ("validation data", r->val);
   return TRUE;

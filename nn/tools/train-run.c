@@ -96,7 +96,12 @@ run_state_save (const train_run_state *s, const char *path, GError **error)
       r->val_acc, r->seconds };
     for (guint k = 0; k < G_N_ELEMENTS (names); k++) {
       json_builder_set_member_name (b, names[k]);
-      json_builder_add_double_value (b, values[k]);
+      /* JSON has no NaN (json-glib would write "nan.0", which no parser
+       * reads back): null, read back as NaN */
+      if (isfinite (values[k]))
+        json_builder_add_double_value (b, values[k]);
+      else
+        json_builder_add_null_value (b);
     }
     json_builder_end_object (b);
   }
@@ -159,7 +164,19 @@ run_state_load (train_run_state *s, const char *path, GError **error)
     JsonArray *pair = json_array_get_array_element (options, i);
     if (pair == NULL || json_array_get_length (pair) != 2)
       continue;
+    JsonNode *name = json_array_get_element (pair, 0);
     JsonNode *v = json_array_get_element (pair, 1);
+    if (!JSON_NODE_HOLDS_VALUE (name)
+        || json_node_get_value_type (name) != G_TYPE_STRING
+        || !(JSON_NODE_HOLDS_NULL (v)
+            || (JSON_NODE_HOLDS_VALUE (v)
+                && json_node_get_value_type (v) == G_TYPE_STRING))) {
+      g_autofree char *shown = fer_text_quote (path, 0);
+      g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
+          "%s: option %u is not a [\"name\", \"value\" or null] pair", shown,
+          i);
+      return FALSE;
+    }
     train_option_value ov = { g_strdup (
                                   json_array_get_string_element (pair, 0)),
       JSON_NODE_HOLDS_NULL (v) ? NULL : g_strdup (json_node_get_string (v)) };
@@ -168,8 +185,17 @@ run_state_load (train_run_state *s, const char *path, GError **error)
   JsonArray *labels = json_object_get_array_member (o, "labels");
   guint n_labels = labels ? json_array_get_length (labels) : 0;
   s->labels = g_new0 (char *, n_labels + 1);
-  for (guint i = 0; i < n_labels; i++)
-    s->labels[i] = g_strdup (json_array_get_string_element (labels, i));
+  for (guint i = 0; i < n_labels; i++) {
+    JsonNode *l = json_array_get_element (labels, i);
+    if (!JSON_NODE_HOLDS_VALUE (l)
+        || json_node_get_value_type (l) != G_TYPE_STRING) {
+      g_autofree char *shown = fer_text_quote (path, 0);
+      g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
+          "%s: label %u is not a string", shown, i);
+      return FALSE;
+    }
+    s->labels[i] = g_strdup (json_node_get_string (l));
+  }
   s->train_fingerprint =
       g_strdup (json_object_get_string_member (o, "train_fingerprint"));
   s->val_fingerprint =

@@ -142,6 +142,27 @@ run "$tools/fer-train" $common --out runA
 check "a new run refuses a directory that holds one (status 2)" \
   failed_naming 2 "runA already holds a run" "--resume runA"
 
+# a run file that is JSON but not a run's: refused, never a crash
+for bad in options labels; do
+  cp -r runA "runbad-$bad"
+  "$py" - "runbad-$bad/run.json" "$bad" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1]))
+if sys.argv[2] == "options":
+    d["options"] = [[1, "d"]] + d["options"]
+else:
+    d["labels"] = d["labels"][:1] + [7] + d["labels"][1:]
+json.dump(d, open(sys.argv[1], "w"))
+EOF
+  run "$tools/fer-train" --resume "runbad-$bad"
+  case $bad in
+    options) want="option 0 is not a" ;;
+    *) want="label 1 is not a string" ;;
+  esac
+  check "--resume refuses a run.json whose $bad are not strings (status 2)" \
+    failed_naming 2 "$want"
+done
+
 # ---- bad input -------------------------------------------------------------
 
 quick="--epochs 1 --batch 4 --threads 2 --tta 1"
@@ -165,6 +186,12 @@ mkdir -p "ctrl/a" "$(printf 'ctrl/b\tc')" && cp tiny/band_top/000.png ctrl/a/ \
 run "$tools/fer-train" --data ctrl --val-split 0.5 $quick --out bad6
 check "a label folder with a control character is refused, quoted (status 1)" \
   failed_naming 1 "label folder 'b?c' has a control character"
+
+mkdir -p single/a single/b && cp tiny/band_top/000.png single/a/ \
+  && cp tiny/band_top/000.png single/b/
+run "$tools/fer-train" --data single --val-split 0.1 $quick --out bad8
+check "a validation split that leaves no image is refused (status 1, no NaN run)" \
+  eval 'failed_naming 1 "validation split, seed 0)) has no images" && [ ! -e bad8/run.json ]'
 
 mkdir -p comma/a comma/b,c && cp tiny/band_top/000.png comma/a/ \
   && cp tiny/band_top/000.png comma/b,c/
