@@ -285,18 +285,20 @@ char *fer_backend_device_failed (fer_backend_type requested, const char *stage,
 void fer_backend_selftest_passed (fer_backend *be);
 
 /* Fault injection (backend_fault.c, any build): FER_CUDA_FAULT=init,
- * selftest or runtime stands in for the CUDA backend an imitation of a
- * device that fails at that point. */
+ * selftest, runtime or nan stands in for the CUDA backend an imitation of
+ * a device that fails at that point (nan: answers NaN). */
 typedef enum
 {
   FER_FAULT_NONE,
   FER_FAULT_INIT,     /* the backend does not start */
   FER_FAULT_SELFTEST, /* its probabilities differ from the CPU's */
   FER_FAULT_RUNTIME,  /* every forward after the self-test fails */
+  FER_FAULT_NAN,      /* its probabilities and losses are NaN */
 } fer_fault_point;
 
 /* FER_CUDA_FAULT's value: FER_FAULT_NONE when unset or empty; FALSE with
- * FER_ERROR_INVALID_ARGUMENT for anything but init, selftest, runtime. */
+ * FER_ERROR_INVALID_ARGUMENT for anything but init, selftest, runtime,
+ * nan. */
 gboolean fer_fault_point_from_env (fer_fault_point *point, GError **error);
 /* The imitation (for FER_FAULT_INIT: NULL with the error it imitates). */
 fer_backend *fer_backend_fault_new (

@@ -11,6 +11,10 @@
  *   selftest: every probability average comes out as certainty of the
  *             least likely class, every training loss 1 too high (wrong
  *             answers the self-tests must catch);
+ *   nan:      every probability and every training loss is NaN (a
+ *             device whose arithmetic overflowed or read garbage: NaN
+ *             compares false with everything, and the self-tests must
+ *             still catch it);
  *   runtime:  once the self-test has passed, every forward fails as
  *             after a lost device (the first op of each forward pass,
  *             inference or training, returns the error: preprocess for
@@ -18,6 +22,7 @@
  *             the stem's convolution for fer_model_forward and training). */
 #include "backend.h"
 
+#include <math.h>
 #include <string.h>
 
 typedef struct
@@ -38,7 +43,7 @@ table_of (fer_backend *be)
 gboolean
 fer_fault_point_from_env (fer_fault_point *point, GError **error)
 {
-  static const char *const names[] = { "init", "selftest", "runtime" };
+  static const char *const names[] = { "init", "selftest", "runtime", "nan" };
   const char *v = g_getenv ("FER_CUDA_FAULT");
 
   *point = FER_FAULT_NONE;
@@ -52,7 +57,8 @@ fer_fault_point_from_env (fer_fault_point *point, GError **error)
   }
   g_autofree char *quoted = fer_text_quote (v, 40);
   g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
-      "FER_CUDA_FAULT='%s', expected init, selftest or runtime (or unset)",
+      "FER_CUDA_FAULT='%s', expected init, selftest, runtime or nan (or "
+      "unset)",
       quoted);
   return FALSE;
 }
@@ -105,6 +111,11 @@ fault_softmax_average (fer_backend *be, float *probs, const float *logits,
   if (!table_of (be)->cpu->softmax_average (
           be, probs, logits, n_faces, views, k, error))
     return FALSE;
+  if (table_of (be)->point == FER_FAULT_NAN) {
+    for (size_t i = 0; i < (size_t) n_faces * k; i++)
+      probs[i] = NAN;
+    return TRUE;
+  }
   for (int f = 0; f < n_faces; f++) {
     float *p = probs + (size_t) f * k;
     int least = 0;
@@ -127,7 +138,7 @@ fault_softmax_xent (fer_backend *be, float *loss, float *dlogits,
   if (!table_of (be)->cpu->softmax_xent (be, loss, dlogits, logits, y_a, y_b,
           lam, class_weights, n, k, smoothing, focal_gamma, error))
     return FALSE;
-  *loss += 1.0f;
+  *loss = table_of (be)->point == FER_FAULT_NAN ? NAN : *loss + 1.0f;
   return TRUE;
 }
 
@@ -155,7 +166,7 @@ fault_destroy (fer_backend *be)
 fer_backend *
 fer_backend_fault_new (fer_fault_point point, int threads, GError **error)
 {
-  static const char *const names[] = { "init", "selftest", "runtime" };
+  static const char *const names[] = { "init", "selftest", "runtime", "nan" };
   fer_backend *be;
   fault_table *t;
 
@@ -165,8 +176,9 @@ fer_backend_fault_new (fer_fault_point point, int threads, GError **error)
         "`cudaStreamCreateWithFlags` (injected by FER_CUDA_FAULT=init)");
     return NULL;
   }
-  g_return_val_if_fail (
-      point == FER_FAULT_SELFTEST || point == FER_FAULT_RUNTIME, NULL);
+  g_return_val_if_fail (point == FER_FAULT_SELFTEST
+          || point == FER_FAULT_RUNTIME || point == FER_FAULT_NAN,
+      NULL);
   be = fer_backend_cpu_new (threads, error);
   if (!be)
     return NULL;
@@ -180,7 +192,7 @@ fer_backend_fault_new (fer_fault_point point, int threads, GError **error)
   t->ops.destroy = fault_destroy;
   t->ops.selftest_tolerance = fault_selftest_tolerance;
   t->ops.selftest_passed = fault_selftest_passed;
-  if (point == FER_FAULT_SELFTEST) {
+  if (point == FER_FAULT_SELFTEST || point == FER_FAULT_NAN) {
     t->ops.softmax_average = fault_softmax_average;
     t->ops.softmax_xent = fault_softmax_xent;
   } else {

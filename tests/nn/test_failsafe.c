@@ -351,6 +351,40 @@ test_trainer (gconstpointer data)
   fer_trainer_free (cpu);
 }
 
+/* A device whose answers are NaN (NaN compares false with everything, and
+ * fmax drops it): its inference and training self-tests fail all the same.
+ * backend=auto runs on the CPU with the reason, backend=cuda is an error. */
+static void
+test_nan_device (void)
+{
+  GError *error = NULL;
+  float out[FACES * K];
+  fer_model *m = load ("nan", FER_BACKEND_AUTO, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (fer_model_backend (m), ==, FER_BACKEND_CPU);
+  const char *reason = fer_model_fallback_reason (m);
+  g_assert_nonnull (reason);
+  g_test_message ("auto: %s", reason);
+  g_assert_nonnull (strstr (reason, "failed its self-test"));
+  g_assert_nonnull (strstr (reason, "FER_CUDA_FAULT=nan"));
+  g_assert_true (compute (m, VIA_CLASSIFY, out, &error));
+  g_assert_cmpmem (out, sizeof out, cpu_probs, sizeof cpu_probs);
+  fer_model_free (m);
+
+  g_assert_null (load ("nan", FER_BACKEND_CUDA, &error));
+  g_assert_nonnull (error);
+  g_test_message ("cuda: %s", error->message);
+  g_assert_nonnull (strstr (error->message, "self-test"));
+  g_clear_error (&error);
+
+  fer_trainer *t = new_trainer ("nan", FER_BACKEND_AUTO, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (fer_trainer_backend (t), ==, FER_BACKEND_CPU);
+  g_assert_nonnull (
+      strstr (fer_trainer_fallback_reason (t), "training self-test"));
+  fer_trainer_free (t);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -390,6 +424,7 @@ main (int argc, char **argv)
   g_test_add_func ("/failsafe/bad-argument-is-not-a-device-failure",
       test_bad_argument_is_not_a_device_failure);
   g_test_add_func ("/failsafe/bad-value", test_bad_value);
+  g_test_add_func ("/failsafe/nan-device", test_nan_device);
   status = g_test_run ();
 
   test_remove_temp_model (model_path);

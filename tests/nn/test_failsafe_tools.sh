@@ -77,7 +77,7 @@ check "the self-test failure names the self-test and its tolerance" \
 FER_CUDA_FAULT=sometimes run "$tools/fer-classify" --backend auto \
   --model m.safetensors face.png
 check "a bad FER_CUDA_FAULT value: exit 1 naming the value and the choices" \
-  eval '[ "$status" -eq 1 ] && grep -qF "FER_CUDA_FAULT='"'"'sometimes'"'"'" err && grep -q "init, selftest or runtime" err'
+  eval '[ "$status" -eq 1 ] && grep -qF "FER_CUDA_FAULT='"'"'sometimes'"'"'" err && grep -q "init, selftest, runtime or nan" err'
 FER_CUDA_FAULT=sometimes run "$tools/fer-classify" --backend cpu \
   --model m.safetensors face.png
 check "--backend cpu ignores FER_CUDA_FAULT" cmp -s out <(head -1 classify-cpu)

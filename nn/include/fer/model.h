@@ -195,7 +195,8 @@ FER_API const char *fer_model_metadata (const fer_model *m, const char *key);
  * work is then recomputed on the CPU before the call returns (nothing is
  * lost), and every later call stays on the CPU. Under backend=cuda each of
  * these failures is the call's error instead. (FER_CUDA_FAULT=init,
- * selftest or runtime imitates each failure on any machine, for tests.)
+ * selftest, runtime or nan imitates each failure on any machine, for
+ * tests; nan: a device that answers NaN.)
  *
  * fer_model_backend: the backend the model computes on now (CPU or CUDA;
  * AUTO is resolved), so CPU after a fallback. fer_model_fallback_reason:

@@ -70,9 +70,13 @@ fer_cuda_check_cudnn (cudnnStatus_t status, const char *stmt, const char *file,
   cudnnGetLastErrorString (detail, sizeof detail);
   if (!*detail)
     g_strlcpy (detail, "no detail", sizeof detail);
-  return fail (
-      status == CUDNN_STATUS_ALLOC_FAILED ? FER_ERROR_NOMEM : FER_ERROR_BACKEND,
-      "cuDNN", cudnnGetErrorString (status), detail, stmt, file, line, error);
+  /* cuDNN 9: host and device allocation failures (ALLOC_FAILED is the
+   * deprecated name of the host one) */
+  const gboolean nomem =
+      status == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED
+      || status == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED;
+  return fail (nomem ? FER_ERROR_NOMEM : FER_ERROR_BACKEND, "cuDNN",
+      cudnnGetErrorString (status), detail, stmt, file, line, error);
 }
 
 /* ------------------------------------------------------------------ */

@@ -94,11 +94,13 @@ fer_cuda_conv_plan_free (gpointer data)
   g_free (data);
 }
 
+/* Whether a candidate's math may leave exact FP32: every type but FMA
+ * (DEFAULT lets Ampere and later use TF32 for float data), so that a plan
+ * without tensor cores only takes FMA candidates. */
 static gboolean
 tensor_op_math (cudnnMathType_t m)
 {
-  return m == CUDNN_TENSOR_OP_MATH
-      || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+  return m != CUDNN_FMA_MATH;
 }
 
 /* perf[0 .. *n) (any of cuDNN's three *AlgoPerf_t types) into cand. */
@@ -106,7 +108,10 @@ tensor_op_math (cudnnMathType_t m)
   for (int i = 0; i < *n; i++)                                                 \
     cand[i] = (fer_cuda_algo_candidate)                                        \
     {                                                                          \
-      (perf)[i].algo, (perf)[i].status == CUDNN_STATUS_SUCCESS,                \
+      (perf)[i].algo,                                                          \
+          (perf)[i].status == CUDNN_STATUS_SUCCESS                             \
+          && (p->key.half                                                      \
+              || (perf)[i].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION), \
           (perf)[i].memory, tensor_op_math ((perf)[i].mathType),               \
           (perf)[i].mathType                                                   \
     }
@@ -210,7 +215,7 @@ describe (cuda_conv_plan *p, const fer_conv_shape *s, GError **error)
         p->bias, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, s->cout, 1, 1));
     CUDNN_CHECK (cudnnCreateActivationDescriptor (&p->relu));
     CUDNN_CHECK (cudnnSetActivationDescriptor (
-        p->relu, CUDNN_ACTIVATION_RELU, CUDNN_NOT_PROPAGATE_NAN, 0.0));
+        p->relu, CUDNN_ACTIVATION_RELU, CUDNN_PROPAGATE_NAN, 0.0));
   }
   return TRUE;
 }

@@ -31,6 +31,7 @@
        i += (size_t) gridDim.x * blockDim.x)
 #define FER_CUDA_LAUNCH(kernel, n, stream, ...)                                \
   do {                                                                         \
+    (void) cudaGetLastError (); /* a library call's leftover is not ours */    \
     if ((n) > 0)                                                               \
       kernel<<<fer_cuda_blocks (n), FER_CUDA_THREADS, 0, stream>>> (           \
           __VA_ARGS__);                                                        \
