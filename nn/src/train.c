@@ -772,13 +772,22 @@ init_fresh (fer_trainer *t, GError **error)
 }
 
 /* Metadata an init model passes on to the models saved from it: its
- * preprocessing, not its provenance. */
+ * preprocessing (labels, mean, std), not its provenance, nor what this
+ * training sets itself: the input and crop sizes (a model fine-tuned on
+ * whole 48 px faces from one trained on 44 px crops takes no crops), the
+ * stem and the channels (the configured architecture's). */
 static gboolean
 is_inherited_key (const char *key)
 {
-  return g_str_has_prefix (key, "fer.") && strcmp (key, "fer.trained_by") != 0
-      && strcmp (key, "fer.val_accuracy") != 0
-      && strcmp (key, "fer.dataset") != 0;
+  static const char *const own[] = { "fer.trained_by", "fer.val_accuracy",
+    "fer.dataset", "fer.input_size", "fer.crop_size", "fer.stem",
+    "fer.input_channels" };
+  if (!g_str_has_prefix (key, "fer."))
+    return FALSE;
+  for (guint i = 0; i < G_N_ELEMENTS (own); i++)
+    if (strcmp (key, own[i]) == 0)
+      return FALSE;
+  return TRUE;
 }
 
 /* The init model's weights, which must be those of the configured
@@ -1003,6 +1012,8 @@ fer_trainer_new (
   if (!dev || !dev->be->ops->selftest_tolerance) {
     if (dev)
       dev->fallback_reason = fallback;
+    else
+      g_free (fallback); /* the CPU it fell back to failed too */
     return dev;
   }
   /* a device: checked against the CPU before the first real step */

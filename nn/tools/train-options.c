@@ -158,6 +158,18 @@ collect_option (
     const char *option_name, const char *value, gpointer data, GError **error)
 {
   GArray *given = data;
+  /* values come as the bytes given (G_OPTION_FLAG_FILENAME: GLib would
+   * otherwise convert them from the locale's charset, which without
+   * setlocale is ASCII, refusing "--data donnée"); a run records them as
+   * text (run.json, the model's fer.dataset), so they must be UTF-8 */
+  if (value != NULL && !g_utf8_validate (value, -1, NULL)) {
+    g_autofree char *shown = fer_text_quote (value, 0);
+    g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+        "%s '%s' is not valid UTF-8 (a run records its options as text: "
+        "rename it)",
+        option_name, shown);
+    return FALSE;
+  }
   train_option_value o = { g_strdup (option_name + 2), g_strdup (value) };
   g_array_append_val (given, o);
   return TRUE;
@@ -169,7 +181,8 @@ train_options_group_new (GArray *given)
   GOptionEntry entries[G_N_ELEMENTS (option_specs) + 1];
   for (guint i = 0; i < G_N_ELEMENTS (option_specs); i++)
     entries[i] = (GOptionEntry){ option_specs[i].name, 0,
-      option_specs[i].takes_value ? 0 : G_OPTION_FLAG_NO_ARG,
+      option_specs[i].takes_value ? G_OPTION_FLAG_FILENAME
+                                  : G_OPTION_FLAG_NO_ARG,
       G_OPTION_ARG_CALLBACK, (gpointer) collect_option, option_specs[i].help,
       option_specs[i].arg };
   entries[G_N_ELEMENTS (option_specs)] = (GOptionEntry){ NULL };

@@ -142,6 +142,22 @@ run "$tools/fer-train" $common --out runA
 check "a new run refuses a directory that holds one (status 2)" \
   failed_naming 2 "runA already holds a run" "--resume runA"
 
+# --init from a model trained on crops: the new model, trained here on
+# whole images, does not inherit the crop size (or the input size)
+"$tools/fer-init" --classes 4 \
+  --meta fer.labels=band_bottom,band_top,band_vertical,square \
+  --meta fer.crop_size=40 --out init-crop.safetensors >/dev/null 2>&1
+run "$tools/fer-train" $common --init init-crop.safetensors --out runI
+check "--init: the model keeps the init's labels, not its crop size" \
+  eval '[ "$status" -eq 0 ] && "$py" - runI/best.safetensors <<EOF
+import json, struct, sys
+f = open(sys.argv[1], "rb")
+n = struct.unpack("<Q", f.read(8))[0]
+meta = json.loads(f.read(n))["__metadata__"]
+assert "fer.crop_size" not in meta, meta
+assert meta["fer.labels"] == "band_bottom,band_top,band_vertical,square", meta
+EOF'
+
 # a run file that is JSON but not a run's: refused, never a crash
 for bad in options labels; do
   cp -r runA "runbad-$bad"
@@ -186,6 +202,17 @@ mkdir -p "ctrl/a" "$(printf 'ctrl/b\tc')" && cp tiny/band_top/000.png ctrl/a/ \
 run "$tools/fer-train" --data ctrl --val-split 0.5 $quick --out bad6
 check "a label folder with a control character is refused, quoted (status 1)" \
   failed_naming 1 "label folder 'b?c' has a control character"
+
+# option values are bytes: a UTF-8 name that is not ASCII is taken as it
+# is (GLib used to convert it from the C locale's ASCII and refuse it), one
+# that is not UTF-8 is refused, quoted
+mkdir -p "donnée/a" "donnée/b"
+run "$tools/fer-train" --data "donnée" --val-split 0.5 $quick --out bad9
+check "--data with a UTF-8 name that is not ASCII gets to the data (status 1)" \
+  failed_naming 1 "label folder donnée/a has no"
+run "$tools/fer-train" --data "$(printf 'd\376')" --val-split 0.5 $quick --out bad10
+check "an option value that is not UTF-8 is refused, quoted (status 2)" \
+  failed_naming 2 "--data 'd\\xFE' is not valid UTF-8"
 
 mkdir -p single/a single/b && cp tiny/band_top/000.png single/a/ \
   && cp tiny/band_top/000.png single/b/
