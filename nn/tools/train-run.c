@@ -304,7 +304,13 @@ leftover_kind (const char *name)
       return "written by an epoch that did not finish";
     if (g_str_has_prefix (rest, ".tmp-"))
       return "a temporary file of an interrupted write";
-    if (rest[0] == '.' && strlen (rest) == 7) {
+    /* GLib's NAME.XXXXXX: only for the files written through
+     * g_file_set_contents, so that a user's best.safetensors.backup (six
+     * letters too) is never taken for one */
+    const gboolean glib_written = strcmp (run_files[i], "run.json") == 0
+        || strcmp (run_files[i], "metrics.csv") == 0
+        || strcmp (run_files[i], "report.md") == 0;
+    if (glib_written && rest[0] == '.' && strlen (rest) == 7) {
       gboolean random = TRUE;
       for (int j = 1; j < 7; j++)
         random = random && g_ascii_isalnum (rest[j]);

@@ -85,9 +85,14 @@ check "--stop-after-epochs 1 stops after one epoch and says how to go on" \
 # What an epoch killed before its commit leaves behind.
 echo partial >runB/last.safetensors.epoch-2
 echo partial >runB/best.safetensors.epoch-2
+echo partial >runB/metrics.csv.Ab3xQ9 # g_file_set_contents's temporary
+echo mine >runB/best.safetensors.backup # a user's copy: kept
 run "$tools/fer-train" --resume runB
 check "--resume continues to the end and removes the killed epoch's files" \
-  eval '[ "$status" -eq 0 ] && grep -q "removing runB/last.safetensors.epoch-2" err && [ ! -e runB/last.safetensors.epoch-2 ] && [ -s runB/report.md ]'
+  eval '[ "$status" -eq 0 ] && grep -q "removing runB/last.safetensors.epoch-2" err && [ ! -e runB/last.safetensors.epoch-2 ] && [ ! -e runB/metrics.csv.Ab3xQ9 ] && [ -s runB/report.md ]'
+check "--resume keeps a user's file that only looks like a temporary one" \
+  eval '[ "$(cat runB/best.safetensors.backup)" = mine ]'
+rm runB/best.safetensors.backup
 check "the resumed run's metrics.csv equals the uninterrupted run's (seconds aside)" \
   eval 'cmp -s <(cut -d, -f1-6 runA/metrics.csv) <(cut -d, -f1-6 runB/metrics.csv)'
 check "the resumed run's checkpoints and optimizer state are bit-identical" \
