@@ -1003,6 +1003,13 @@ classify (fer_model *m, const fer_image *imgs, gboolean per_face_image,
   }
   for (int f = 0; f < n; f++) {
     const fer_image *img = &imgs[image_of_face (per_face_image, face_image, f)];
+    /* a whole image that is empty is the image's fault, not a rectangle's
+     * (the caller passed none) */
+    if (!faces && (img->width < 1 || img->height < 1)) {
+      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+          "image %d is empty (%dx%d)", f, img->width, img->height);
+      return FALSE;
+    }
     const fer_rect whole = { 0.0f, 0.0f, (float) img->width,
       (float) img->height };
     if (!fer_tta_views (faces ? &faces[f] : &whole, m->input_size, m->crop_size,

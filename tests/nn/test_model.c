@@ -458,6 +458,16 @@ test_classify_images (void)
     g_test_message ("%s", error->message);
     g_assert_nonnull (strstr (error->message, "stride"));
     g_clear_error (&error);
+    /* an empty image: named as one, not as an empty face rectangle (the
+     * caller gave none) */
+    memcpy (imgs, t.img, sizeof imgs);
+    imgs[2].width = 0;
+    g_assert_false (fer_model_classify_images (
+        m, imgs, TEST_N_ODD_IMAGES, 2, probs, &error));
+    g_assert_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT);
+    g_test_message ("%s", error->message);
+    g_assert_nonnull (strstr (error->message, "image 2 is empty (0x"));
+    g_clear_error (&error);
 
     g_free (x);
     fer_model_free (m);
