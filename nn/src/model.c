@@ -759,6 +759,12 @@ fer_model_set_threads (fer_model *m, int threads, GError **error)
 {
   gboolean ok = TRUE;
 
+  /* refused before anything changes (the backends take the same range) */
+  if (threads < 0 || threads > 1024) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "threads=%d, expected 0 (default) to 1024", threads);
+    return FALSE;
+  }
   /* the thread count is part of a shared model's key: later loads asking
    * for the old count get a model of their own */
   if (m->cached)

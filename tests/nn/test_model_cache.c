@@ -289,6 +289,13 @@ test_set_threads (void)
   fer_model *a = load_shared (path, 1), *b = load_shared (path, 1), *c;
 
   g_assert_true (a == b);
+  /* a refused count changes nothing: the model stays shared */
+  g_assert_false (fer_model_set_threads (a, 5000, &error));
+  g_assert_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  c = load_shared (path, 1);
+  g_assert_true (c == a);
+  fer_model_free (c);
   g_assert_true (fer_model_set_threads (a, 2, &error));
   g_assert_no_error (error);
   c = load_shared (path, 1);
