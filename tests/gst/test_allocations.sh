@@ -1,8 +1,8 @@
 #!/bin/sh
 # No allocation per buffer in the steady state (TAP). gst-launch-1.0 runs a
 # pipeline over 60 and then 260 GRAY8 48x48 frames with a malloc counter
-# preloaded (tests/gst/malloc-count.c); the 200 extra frames must not add a
-# single allocation for
+# preloaded (tests/gst/malloc-count.c); the 200 extra frames must not add an
+# allocation per frame (fewer than 10 in all; 0 on the development machine) for
 #   - feremotion, frame mode, tta 5, without bus messages (the model's
 #     preprocessing, its forward passes, the meta, the tracks);
 #   - feremotion then feremotionexport writing JSON lines.
@@ -65,7 +65,9 @@ for what in "feremotion (frame mode, no bus messages)" \
   esac
   # shellcheck disable=SC2086 # the pipeline's words
   if per_buffer "$what" $tail; then
-    if [ "$extra" -eq 0 ]; then ok "$what: no allocation per buffer"
+    # one allocation per buffer would be 200; a few one-off ones (a table
+    # of GLib's growing once) are not per buffer
+    if [ "$extra" -lt 10 ]; then ok "$what: no allocation per buffer ($extra in 200 buffers)"
     else not_ok "$what: $extra allocations in 200 buffers"; fi
   else
     not_ok "$what: the pipeline ran"
