@@ -148,12 +148,13 @@ typedef gboolean fer_op_softmax_average (fer_backend *be, float *probs,
 
 /* Weighted, label-smoothed (focal) softmax cross-entropy, mixup as
  * lam * L(y_a) + (1 - lam) * L(y_b) when y_b is not NULL; see
- * fer_cpu_softmax_xent. loss, y_a and y_b are HOST memory; dlogits (NULL:
- * loss only) is overwritten. */
+ * fer_cpu_softmax_xent; with soft (n x k target distributions, NULL: none)
+ * the distillation mix (1 - soft_weight) L + soft_weight L_soft. loss, y_a,
+ * y_b and soft are HOST memory; dlogits (NULL: loss only) is overwritten. */
 typedef gboolean fer_op_softmax_xent (fer_backend *be, float *loss,
     float *dlogits, const float *logits, const int *y_a, const int *y_b,
     float lam, const float *class_weights, int n, int k, float smoothing,
-    float focal_gamma, GError **error);
+    float focal_gamma, const float *soft, float soft_weight, GError **error);
 
 /* ---- optimizer: cpu/optimizer.c, cuda/optimizer.c ---- */
 

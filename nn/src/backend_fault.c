@@ -133,10 +133,11 @@ static gboolean
 fault_softmax_xent (fer_backend *be, float *loss, float *dlogits,
     const float *logits, const int *y_a, const int *y_b, float lam,
     const float *class_weights, int n, int k, float smoothing,
-    float focal_gamma, GError **error)
+    float focal_gamma, const float *soft, float soft_weight, GError **error)
 {
   if (!table_of (be)->cpu->softmax_xent (be, loss, dlogits, logits, y_a, y_b,
-          lam, class_weights, n, k, smoothing, focal_gamma, error))
+          lam, class_weights, n, k, smoothing, focal_gamma, soft, soft_weight,
+          error))
     return FALSE;
   *loss = table_of (be)->point == FER_FAULT_NAN ? NAN : *loss + 1.0f;
   return TRUE;

@@ -914,8 +914,9 @@ fail:
 }
 
 static gboolean forward_backward (fer_trainer *t, const char *what,
-    const float *x, const int *y_a, const int *y_b, float lam, int n,
-    gboolean update_stats, float *loss, float *logits, GError **error);
+    const float *x, const int *y_a, const int *y_b, float lam,
+    const float *soft, float soft_weight, int n, gboolean update_stats,
+    float *loss, float *logits, GError **error);
 
 /* max |a - b| over max(floor, max |b|). */
 static double
@@ -964,8 +965,8 @@ trainer_selftest (fer_trainer *dev, fer_trainer *cpu, GError **error)
   for (int i = 0; i < N; i++)
     y[i] = i % k;
   for (int b = 0; ok && b < 2; b++)
-    ok = forward_backward (both[b], "training self-test", x, y, NULL, 1.0f, N,
-             FALSE, &loss[b], logits[b], error)
+    ok = forward_backward (both[b], "training self-test", x, y, NULL, 1.0f,
+             NULL, 0.0f, N, FALSE, &loss[b], logits[b], error)
         && both[b]->be->ops->download (
             both[b]->be, grads[b], both[b]->grads, both[b]->n_params, error);
   dev->rng = saved[0];
@@ -1153,20 +1154,58 @@ load_batch (fer_trainer *t, const char *what, const float *x, const int *y_a,
   return t->be->ops->upload (t->be, t->input, x, n * per_image, error);
 }
 
+/* Distillation targets: a weight in 0..1 and, when it is above 0, n rows
+ * of k finite, non-negative probabilities that sum to 1 (to 1e-3). */
+static gboolean
+check_soft (const fer_trainer *t, const char *what, const float *soft,
+    float weight, int n, GError **error)
+{
+  const int k = t->cfg.arch.n_classes;
+  if (!in_range (weight, 0.0f, 1.0f) || (weight > 0.0f && !soft)) {
+    g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+        "%s: soft-target weight %g%s, expected 0..1 with targets", what,
+        (double) weight, soft ? "" : " without targets");
+    return FALSE;
+  }
+  for (int i = 0; soft && weight > 0.0f && i < n; i++) {
+    double sum = 0.0;
+    for (int j = 0; j < k; j++) {
+      const float q = soft[(size_t) i * k + j];
+      if (!(q >= 0.0f && q <= 1.0f)) { /* also NaN */
+        g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+            "%s: soft target [%d][%d] = %g, expected a probability", what, i, j,
+            (double) q);
+        return FALSE;
+      }
+      sum += q;
+    }
+    if (fabs (sum - 1.0) > 1e-3) {
+      g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
+          "%s: soft targets of sample %d sum to %g, expected 1", what, i, sum);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 static gboolean
 forward_backward (fer_trainer *t, const char *what, const float *x,
-    const int *y_a, const int *y_b, float lam, int n, gboolean update_stats,
-    float *loss, float *logits, GError **error)
+    const int *y_a, const int *y_b, float lam, const float *soft,
+    float soft_weight, int n, gboolean update_stats, float *loss, float *logits,
+    GError **error)
 {
   const fer_backend_ops *ops = t->be->ops;
   const int k = t->cfg.arch.n_classes;
   float value = 0.0f;
 
-  if (!load_batch (t, what, x, y_a, y_b, lam, n, TRUE, error)
+  if (soft_weight <= 0.0f)
+    soft = NULL;
+  if (!check_soft (t, what, soft, soft_weight, n, error)
+      || !load_batch (t, what, x, y_a, y_b, lam, n, TRUE, error)
       || !forward (t, n, TRUE, update_stats, error)
       || !ops->softmax_xent (t->be, &value, t->dlogits, t->fc[t->n_fc - 1].out,
           y_a, y_b, lam, t->class_weights, n, k, t->cfg.label_smoothing,
-          t->cfg.focal_gamma, error)
+          t->cfg.focal_gamma, soft, soft_weight, error)
       || !backward (t, n, error))
     return FALSE;
   if (loss)
@@ -1181,13 +1220,22 @@ fer_trainer_forward_backward (fer_trainer *t, const float *x, const int *y_a,
     const int *y_b, float lam, int n, float *loss, GError **error)
 {
   return forward_backward (t, "fer_trainer_forward_backward", x, y_a, y_b, lam,
-      n, FALSE, loss, NULL, error);
+      NULL, 0.0f, n, FALSE, loss, NULL, error);
 }
 
 gboolean
 fer_trainer_step (fer_trainer *t, const float *x, const int *y_a,
     const int *y_b, float lam, int n, float *loss, float *logits,
     GError **error)
+{
+  return fer_trainer_step_distill (
+      t, x, y_a, y_b, lam, NULL, 0.0f, n, loss, logits, error);
+}
+
+gboolean
+fer_trainer_step_distill (fer_trainer *t, const float *x, const int *y_a,
+    const int *y_b, float lam, const float *soft, float soft_weight, int n,
+    float *loss, float *logits, GError **error)
 {
   const fer_train_config *c = &t->cfg;
   const fer_backend_ops *ops = t->be->ops;
@@ -1199,8 +1247,8 @@ fer_trainer_step (fer_trainer *t, const float *x, const int *y_a,
         "fer_trainer_swap_ema puts the live weights back before training");
     return FALSE;
   }
-  if (!forward_backward (t, "fer_trainer_step", x, y_a, y_b, lam, n, TRUE, loss,
-          logits, error))
+  if (!forward_backward (t, "fer_trainer_step", x, y_a, y_b, lam, soft,
+          soft_weight, n, TRUE, loss, logits, error))
     return FALSE;
   t->step++;
   if (c->optimizer == FER_OPTIMIZER_SGD)

@@ -16,9 +16,9 @@
 #define FER_XENT_FN static inline
 #endif
 
+/* log sum_j exp z_j, shifted by the largest z_j. */
 FER_XENT_FN double
-fer_xent_row (float *d, const float *z, int t, double norm, const float *w,
-    int k, double smoothing, double gamma)
+fer_xent_logsumexp (const float *z, int k)
 {
   double mx = z[0];
   for (int j = 1; j < k; j++)
@@ -26,7 +26,14 @@ fer_xent_row (float *d, const float *z, int t, double norm, const float *w,
   double se = 0.0;
   for (int j = 0; j < k; j++)
     se += exp (z[j] - mx);
-  const double lse = mx + log (se);
+  return mx + log (se);
+}
+
+FER_XENT_FN double
+fer_xent_row (float *d, const float *z, int t, double norm, const float *w,
+    int k, double smoothing, double gamma)
+{
+  const double lse = fer_xent_logsumexp (z, k);
 
   /* CE_i, Q and 1 - p_t */
   const double wt = w ? w[t] : 1.0;
@@ -58,6 +65,26 @@ fer_xent_row (float *d, const float *z, int t, double norm, const float *w,
     }
   }
   return norm * f * ce;
+}
+
+/* The distillation term of one sample: cross-entropy of softmax(z) against
+ * a target distribution q (k probabilities, a teacher's; they sum to Q,
+ * 1 up to rounding), -sum_c q_c log p_c, whose gradient is Q p_j - q_j.
+ * Returns norm times it and adds norm times the gradient to d (when not
+ * NULL). */
+FER_XENT_FN double
+fer_soft_xent_row (float *d, const float *z, const float *q, double norm, int k)
+{
+  const double lse = fer_xent_logsumexp (z, k);
+  double ce = 0.0, q_total = 0.0;
+  for (int j = 0; j < k; j++) {
+    ce -= q[j] * (z[j] - lse);
+    q_total += q[j];
+  }
+  if (d)
+    for (int j = 0; j < k; j++)
+      d[j] += (float) (norm * (q_total * exp (z[j] - lse) - q[j]));
+  return norm * ce;
 }
 
 #endif

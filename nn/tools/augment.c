@@ -200,17 +200,19 @@ fer_aug_eval_image (const fer_aug_config *c, const uint8_t *src, float *dst)
 
 float
 fer_aug_mix_batch (float *x, int n, int channels, int side, const int *y,
-    int *y_b, float mixup_alpha, float cutmix_alpha, float *tmp, fer_rng *r)
+    int *y_b, float mixup_alpha, float cutmix_alpha, float *tmp, int *perm,
+    fer_rng *r)
 {
   if (mixup_alpha <= 0.0f && cutmix_alpha <= 0.0f) {
     memcpy (y_b, y, sizeof (int) * n);
+    for (int i = 0; i < n; i++)
+      perm[i] = i;
     return 1.0f;
   }
 
   gboolean cutmix = cutmix_alpha > 0.0f
       && (mixup_alpha <= 0.0f || fer_rng_uniform_double (r) < 0.5);
   double lam = fer_aug_beta (r, cutmix ? cutmix_alpha : mixup_alpha);
-  int *perm = g_new (int, n);
   for (int i = 0; i < n; i++)
     perm[i] = i;
   fer_aug_shuffle (r, perm, n);
@@ -227,7 +229,6 @@ fer_aug_mix_batch (float *x, int n, int channels, int side, const int *y,
       for (size_t j = 0; j < image; j++)
         xi[j] = a * xi[j] + b * other[j];
     }
-    g_free (perm);
     return a;
   }
 
@@ -243,6 +244,5 @@ fer_aug_mix_batch (float *x, int n, int channels, int side, const int *y,
         memcpy (x + image * i + k * plane + (size_t) yy * side + x1,
             tmp + image * perm[i] + k * plane + (size_t) yy * side + x1,
             sizeof (float) * (x2 - x1));
-  g_free (perm);
   return (float) (1.0 - (double) (x2 - x1) * (y2 - y1) / (double) plane);
 }

@@ -67,10 +67,13 @@ void fer_aug_eval_image (
  * Mixup blends whole images with lambda ~ Beta(alpha, alpha); cutmix pastes
  * a box of area (1 - lambda) and returns the exact pasted share. With both
  * alphas > 0 each batch uses one of them with p = 0.5 (timm's switch).
- * tmp holds n * image_floats floats. Returns 1 and leaves x alone when both
- * alphas are 0. */
+ * tmp holds n * image_floats floats; perm (n ints) receives the pairing:
+ * image i was mixed with image perm[i] (distillation targets mix the same
+ * way). Returns 1, leaves x alone and perm the identity when both alphas
+ * are 0. */
 float fer_aug_mix_batch (float *x, int n, int channels, int side, const int *y,
-    int *y_b, float mixup_alpha, float cutmix_alpha, float *tmp, fer_rng *r);
+    int *y_b, float mixup_alpha, float cutmix_alpha, float *tmp, int *perm,
+    fer_rng *r);
 
 G_END_DECLS
 

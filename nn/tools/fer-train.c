@@ -44,6 +44,7 @@
 #include "train-options.h"
 #include "train-report.h"
 #include "train-run.h"
+#include "train-teacher.h"
 
 #ifndef FER_TRAIN_VERSION
 #define FER_TRAIN_VERSION "unknown"
@@ -361,12 +362,14 @@ run_command (train_run *r, const GArray *given, const char *command)
   };
   memcpy (r->aug.mean, r->o.mean, sizeof r->aug.mean);
   memcpy (r->aug.std, r->o.std, sizeof r->aug.std);
-  if (!train_run_start_trainer (r, &error))
+  if (!train_run_start_trainer (r, &error)
+      || !train_teacher_targets (r, &error))
     return fail (error);
 
-  /* A new run exists from here: its data loaded and its trainer works. */
+  /* A new run exists from here: its data loaded, its trainer works and its
+   * teacher's targets are there. */
   if ((r->o.resume == NULL && !train_log_open (r->dir, &error))
-      || !train_run_save (r, &error))
+      || !train_run_save (r, &error) || !train_teacher_save (r, &error))
     return fail (error);
   g_autofree char *arch =
       train_options_describe_arch (&r->o, r->train->n_classes);

@@ -71,7 +71,8 @@ typedef struct
 {
   float *x, *mix_tmp, *logits;
   float *val_logits; /* the validation set's, for its loss */
-  int *y, *y_b, *order;
+  float *soft;       /* --teacher: the batch's mixed targets */
+  int *y, *y_b, *order, *perm, *idx;
   int **class_members; /* balanced sampling: images of each class */
 } buffers;
 
@@ -126,13 +127,24 @@ train_epoch (
       fer_aug_train_image (
           &r->aug, fer_dataset_image (d, idx), b->x + image_floats * i, &rng);
       b->y[i] = d->y[idx];
+      b->idx[i] = idx;
     }
-    float lam = fer_aug_mix_batch (b->x, n, r->aug.channels, r->side, b->y,
-        b->y_b, (float) r->o.mixup, (float) r->o.cutmix, b->mix_tmp, &rng);
+    float lam =
+        fer_aug_mix_batch (b->x, n, r->aug.channels, r->side, b->y, b->y_b,
+            (float) r->o.mixup, (float) r->o.cutmix, b->mix_tmp, b->perm, &rng);
     gboolean mixed = r->o.mixup > 0 || r->o.cutmix > 0;
+    if (r->soft)
+      for (int i = 0; i < n; i++) {
+        const float *qa = r->soft + (size_t) b->idx[i] * k;
+        const float *qb = r->soft + (size_t) b->idx[b->perm[i]] * k;
+        for (int j = 0; j < k; j++)
+          b->soft[(size_t) i * k + j] = lam * qa[j] + (1.0f - lam) * qb[j];
+      }
     float loss;
-    if (!fer_trainer_step (r->trainer, b->x, b->y, mixed ? b->y_b : NULL, lam,
-            n, &loss, b->logits, error))
+    if (!fer_trainer_step_distill (r->trainer, b->x, b->y,
+            mixed ? b->y_b : NULL, lam, r->soft ? b->soft : NULL,
+            r->soft ? (float) r->o.teacher_weight : 0.0f, n, &loss, b->logits,
+            error))
       return FALSE;
     if (!isfinite (loss)) {
       g_set_error (error, FER_ERROR, FER_ERROR_BACKEND,
@@ -249,6 +261,9 @@ train_loop_run (train_run *r, char **finished, GError **error)
     .val_logits = g_new (float, (size_t) MAX (r->val->n, 1) * k),
     .y = g_new (int, batch),
     .y_b = g_new (int, batch),
+    .perm = g_new (int, batch),
+    .idx = g_new (int, batch),
+    .soft = g_new (float, (size_t) batch *k),
     .order = g_new (int, MAX (d->n, 1)),
     .class_members = g_new0 (int *, k),
   };
@@ -319,6 +334,9 @@ train_loop_run (train_run *r, char **finished, GError **error)
   g_free (b.val_logits);
   g_free (b.y);
   g_free (b.y_b);
+  g_free (b.perm);
+  g_free (b.idx);
+  g_free (b.soft);
   g_free (b.order);
   for (int c = 0; c < k; c++)
     g_free (b.class_members[c]);

@@ -64,6 +64,15 @@ static const option_spec option_specs[] = {
       "Keep an exponential moving average of the weights (e.g. 0.999; "
       "default 0: off): validation, best.safetensors and the report use the "
       "average, last.state keeps it" },
+  { "teacher", TRUE, OPT_RECIPE, "MODEL",
+      "Distil from this model (a name or a file): its averaged TTA "
+      "probabilities for each training image become soft targets, computed "
+      "once and kept in RUNDIR/teacher-targets.bin (default: none)" },
+  { "teacher-weight", TRUE, OPT_RECIPE, "W",
+      "Share of the loss that the teacher's targets give, 0 to 1; the "
+      "labels give the rest (default 0.5)" },
+  { "teacher-tta", TRUE, OPT_RECIPE, "N",
+      "Views the teacher averages per image, 1 to 10 (default 10)" },
   { "schedule", TRUE, OPT_RECIPE, "NAME",
       "cosine (over --epochs, default), step (x gamma every step-size epochs) "
       "or "
@@ -223,6 +232,8 @@ train_options_init (train_options *o)
     .epochs = 30,
     .patience = 10,
     .tta = 5,
+    .teacher_weight = 0.5,
+    .teacher_tta = 10,
     .backend = FER_BACKEND_AUTO,
   };
 }
@@ -235,6 +246,7 @@ train_options_clear (train_options *o)
   g_free (o->pack);
   g_free (o->val);
   g_free (o->init);
+  g_free (o->teacher);
   g_free (o->out);
   g_free (o->resume);
 }
@@ -329,7 +341,16 @@ apply_option (
     g_free (o->val), o->val = g_strdup (value);
   else if (IS ("init"))
     g_free (o->init), o->init = g_strdup (value);
-  else if (IS ("out"))
+  else if (IS ("teacher"))
+    g_free (o->teacher), o->teacher = g_strdup (value);
+  else if (IS ("teacher-weight")) {
+    o->teacher_weight_set = TRUE;
+    return parse_double (
+        name, value, 0.0, 1.0, TRUE, &o->teacher_weight, error);
+  } else if (IS ("teacher-tta")) {
+    o->teacher_tta_set = TRUE;
+    return parse_int (name, value, 1, FER_TTA_MAX, &o->teacher_tta, error);
+  } else if (IS ("out"))
     g_free (o->out), o->out = g_strdup (value);
   else if (IS ("resume"))
     g_free (o->resume), o->resume = g_strdup (value);
@@ -510,6 +531,8 @@ train_options_check (train_options *o, GError **error)
     FAIL ("--std has three values but --channels is 1");
   if (o->dropout_set && o->head != FER_HEAD_MLP && o->dropout > 0)
     FAIL ("--dropout applies to the mlp head only (--head mlp)");
+  if (o->teacher == NULL && (o->teacher_weight_set || o->teacher_tta_set))
+    FAIL ("--teacher-weight and --teacher-tta apply with --teacher only");
   if (o->optimizer != FER_OPTIMIZER_SGD && (o->nesterov_set || o->momentum_set))
     FAIL ("--momentum and --nesterov apply to --optimizer sgd only");
   /* SGD's defaults, where not given: Nesterov momentum 0.9, the linear
@@ -601,6 +624,9 @@ train_options_recipe (const train_options *o, gboolean with_control)
       o->mixup, o->cutmix, o->balanced ? "yes" : "no");
   if (o->ema > 0)
     g_string_append_printf (s, " ema=%g", o->ema);
+  if (o->teacher != NULL)
+    g_string_append_printf (s, " teacher=%s teacher-weight=%g teacher-tta=%d",
+        o->teacher, o->teacher_weight, o->teacher_tta);
   g_string_append_printf (s,
       " flip=%s rotate=%g scale=%g translate=%g "
       "crop=%d jitter=%g erase=%g batch=%d seed=%" G_GUINT64_FORMAT,

@@ -34,6 +34,10 @@ typedef struct
   double lr, weight_decay, momentum;
   gboolean lr_set, weight_decay_set, momentum_set, nesterov, nesterov_set;
   double ema; /* the weights' average's decay; 0: none */
+  char *teacher; /* --teacher: a model to distil from, or NULL */
+  double teacher_weight;
+  int teacher_tta;
+  gboolean teacher_weight_set, teacher_tta_set;
   train_schedule schedule;
   int step_size, plateau_patience, warmup;
   gboolean step_size_set, plateau_patience_set;

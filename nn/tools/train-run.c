@@ -248,6 +248,7 @@ train_run_clear (train_run *r)
   fer_dataset_free (r->train);
   fer_dataset_free (r->val);
   g_free (r->class_weights);
+  g_free (r->soft);
   g_free (r->dir);
   run_state_clear (&r->state);
   train_options_clear (&r->o);

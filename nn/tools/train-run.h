@@ -48,7 +48,9 @@ typedef struct
   fer_train_config cfg; /* the trainer's (its class weights above) */
   fer_trainer *trainer;
   fer_aug_config aug;
-  int side; /* of the network input (the crop when cropping) */
+  int side;    /* of the network input (the crop when cropping) */
+  float *soft; /* --teacher: train->n x n_classes targets, else NULL */
+  gboolean soft_unsaved; /* computed, not yet in RUNDIR */
 } train_run;
 
 void train_run_init (train_run *r);

@@ -1,5 +1,6 @@
 /* The training loss and its gradient, plain, weighted, label-smoothed,
- * focal and with mixup, CUDA against CPU (cuda-op-test.h). */
+ * focal, with mixup and with distillation targets, CUDA against CPU
+ * (cuda-op-test.h). */
 #include "cuda-op-test.h"
 
 static void
@@ -13,6 +14,16 @@ test_loss (void)
     ya[i] = (int) (fer_rng_uniform (&rng) * k) % k;
     yb[i] = (int) (fer_rng_uniform (&rng) * k) % k;
   }
+  /* distillation targets: random distributions (host memory, as the op
+   * takes them) */
+  float *soft = host_random ((size_t) n * k, 1.0f);
+  for (int i = 0; i < n; i++) {
+    double sum = 0.0;
+    for (int j = 0; j < k; j++)
+      sum += soft[i * k + j] = fabsf (soft[i * k + j]) + 0.01f;
+    for (int j = 0; j < k; j++)
+      soft[i * k + j] = (float) (soft[i * k + j] / sum);
+  }
   float *dz = g_new (float, (size_t) n *k);
   float *d_z = dev (z, (size_t) n * k), *d_w = dev (wts, k);
   float *d_dz = dev_zeros ((size_t) n * k);
@@ -20,12 +31,14 @@ test_loss (void)
   {
     const char *name;
     gboolean weights, mixup;
-    float smooth, gamma;
+    float smooth, gamma, soft_weight;
   } cases[] = {
-    { "plain", FALSE, FALSE, 0.0f, 0.0f },
-    { "weights + smoothing", TRUE, FALSE, 0.1f, 0.0f },
-    { "weights + focal", TRUE, FALSE, 0.0f, 2.0f },
-    { "mixup + smoothing + focal", TRUE, TRUE, 0.1f, 1.5f },
+    { "plain", FALSE, FALSE, 0.0f, 0.0f, 0.0f },
+    { "weights + smoothing", TRUE, FALSE, 0.1f, 0.0f, 0.0f },
+    { "weights + focal", TRUE, FALSE, 0.0f, 2.0f, 0.0f },
+    { "mixup + smoothing + focal", TRUE, TRUE, 0.1f, 1.5f, 0.0f },
+    { "soft 0.6 + mixup + smoothing", TRUE, TRUE, 0.1f, 0.0f, 0.6f },
+    { "soft only", FALSE, FALSE, 0.0f, 0.0f, 1.0f },
   };
   GError *e_ = NULL;
   for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
@@ -33,10 +46,12 @@ test_loss (void)
     char name[96];
     OK (cpu->ops->softmax_xent (cpu, &lc, dz, z, ya, cases[c].mixup ? yb : NULL,
         0.3f, cases[c].weights ? wts : NULL, n, k, cases[c].smooth,
-        cases[c].gamma, &e_));
+        cases[c].gamma, cases[c].soft_weight > 0 ? soft : NULL,
+        cases[c].soft_weight, &e_));
     OK (gpu->ops->softmax_xent (gpu, &lg, d_dz, d_z, ya,
         cases[c].mixup ? yb : NULL, 0.3f, cases[c].weights ? d_w : NULL, n, k,
-        cases[c].smooth, cases[c].gamma, &e_));
+        cases[c].smooth, cases[c].gamma, cases[c].soft_weight > 0 ? soft : NULL,
+        cases[c].soft_weight, &e_));
     g_snprintf (name, sizeof name, "softmax_xent loss (%s)", cases[c].name);
     double e = fabs ((double) lg - lc) / fmax (fabs (lc), 1e-30);
     gboolean ok = e <= TOL_EXACT;
@@ -52,6 +67,7 @@ test_loss (void)
   g_free (z);
   g_free (ya);
   g_free (yb);
+  g_free (soft);
   g_free (dz);
 }
 

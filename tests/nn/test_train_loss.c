@@ -4,7 +4,8 @@
  * very large logits (max relative error printed); against the loss that
  * fer_trainer_step reports for the logits it returns; and its edge cases
  * (no samples, only zero-weight targets: NaN; a label out of range: an
- * error naming the sample). */
+ * error naming the sample); and the distillation step
+ * (fer_trainer_step_distill). */
 #include <math.h>
 #include <string.h>
 
@@ -153,6 +154,146 @@ test_against_trainer_step (void)
   g_assert_cmpfloat (err, <, 1e-6);
 }
 
+/* fer_trainer_step_distill: at weight 0 it is fer_trainer_step bit for bit;
+ * at weight 1 with one-hot targets and a plain criterion it is the same
+ * loss and the same step as the labels alone (to float rounding); at 0.5
+ * with soft targets the reported loss is the mix of fer_train_loss and the
+ * targets' cross-entropy on the returned logits; bad targets are refused,
+ * naming the sample. */
+static fer_trainer *
+distill_trainer (float smoothing)
+{
+  fer_train_config cfg = criterion_config (5, NULL, smoothing, 0.0f);
+  cfg.input_size = 8;
+  cfg.backend = FER_BACKEND_CPU;
+  cfg.threads = 1;
+  cfg.seed = 4;
+  GError *error = NULL;
+  fer_trainer *t = fer_trainer_new (&cfg, NULL, &error);
+  g_assert_no_error (error);
+  return t;
+}
+
+static double
+params_difference (fer_trainer *a, fer_trainer *b)
+{
+  double worst = 0.0;
+  for (int i = 0; i < fer_trainer_n_params (a); i++) {
+    const int64_t numel = fer_trainer_param_numel (a, i);
+    float *pa = g_new (float, numel), *pb = g_new (float, numel);
+    g_assert_true (fer_trainer_param_get (a, i, pa, NULL));
+    g_assert_true (fer_trainer_param_get (b, i, pb, NULL));
+    for (int64_t j = 0; j < numel; j++)
+      worst = fmax (worst, fabs ((double) pa[j] - pb[j]));
+    g_free (pa);
+    g_free (pb);
+  }
+  return worst;
+}
+
+static void
+test_distill (void)
+{
+  enum
+  {
+    B = 6,
+    C = 5,
+    IN = 8 * 8
+  };
+  float x[B * IN], soft[B * C], onehot[B * C], logits[B * C];
+  int y[B] = { 0, 1, 2, 3, 4, 1 };
+  fer_rng rng;
+  fer_rng_seed (&rng, 9);
+  for (int i = 0; i < B * IN; i++)
+    x[i] = fer_rng_normal (&rng);
+  for (int i = 0; i < B; i++) {
+    double sum = 0.0;
+    for (int c = 0; c < C; c++)
+      sum += soft[i * C + c] = 0.05f + (float) fer_rng_uniform (&rng);
+    for (int c = 0; c < C; c++) {
+      soft[i * C + c] = (float) (soft[i * C + c] / sum);
+      onehot[i * C + c] = c == y[i] ? 1.0f : 0.0f;
+    }
+  }
+  GError *error = NULL;
+  float la = NAN, lb = NAN;
+
+  /* weight 0: the plain step, bit for bit */
+  fer_trainer *a = distill_trainer (0.1f), *b = distill_trainer (0.1f);
+  g_assert_true (fer_trainer_step (a, x, y, NULL, 1.0f, B, &la, NULL, &error));
+  g_assert_true (fer_trainer_step_distill (
+      b, x, y, NULL, 1.0f, soft, 0.0f, B, &lb, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpfloat (la, ==, lb);
+  g_assert_cmpfloat (params_difference (a, b), ==, 0.0);
+  fer_trainer_free (a);
+  fer_trainer_free (b);
+
+  /* weight 1, one-hot targets, no smoothing: the labels' step */
+  a = distill_trainer (0.0f);
+  b = distill_trainer (0.0f);
+  g_assert_true (fer_trainer_step (a, x, y, NULL, 1.0f, B, &la, NULL, &error));
+  g_assert_true (fer_trainer_step_distill (
+      b, x, y, NULL, 1.0f, onehot, 1.0f, B, &lb, NULL, &error));
+  g_assert_no_error (error);
+  double dp = params_difference (a, b);
+  g_test_message ("one-hot targets at weight 1: loss %.9g vs %.9g, max "
+                  "parameter difference after the step %.3g",
+      (double) la, (double) lb, dp);
+  g_assert_cmpfloat (fabs (la - lb), <, 1e-6 * fmax (1.0, fabs (la)));
+  g_assert_cmpfloat (dp, <, 1e-6);
+  fer_trainer_free (a);
+  fer_trainer_free (b);
+
+  /* weight 0.5: the reported loss mixes the two criteria */
+  fer_train_config cfg = criterion_config (C, NULL, 0.1f, 0.0f);
+  b = distill_trainer (0.1f);
+  g_assert_true (fer_trainer_step_distill (
+      b, x, y, NULL, 1.0f, soft, 0.5f, B, &lb, logits, &error));
+  g_assert_no_error (error);
+  double hard = NAN, ce = 0.0;
+  g_assert_true (fer_train_loss (&cfg, logits, y, B, &hard, &error));
+  for (int i = 0; i < B; i++) {
+    const float *z = logits + i * C;
+    double lse = 0.0;
+    for (int c = 0; c < C; c++)
+      lse += exp (z[c]);
+    lse = log (lse);
+    for (int c = 0; c < C; c++)
+      ce -= soft[i * C + c] * (z[c] - lse) / B;
+  }
+  const double want = 0.5 * hard + 0.5 * ce;
+  g_test_message ("weight 0.5: step loss %.9g, 0.5 x %.9g + 0.5 x %.9g = "
+                  "%.9g, rel. error %.3g",
+      (double) lb, hard, ce, want, fabs (lb - want) / want);
+  g_assert_cmpfloat (fabs (lb - want) / want, <, 1e-6);
+
+  /* bad targets: refused before the step, naming what is wrong */
+  float bad[B * C];
+  memcpy (bad, soft, sizeof bad);
+  bad[3 * C + 2] += 0.1f;
+  g_assert_false (fer_trainer_step_distill (
+      b, x, y, NULL, 1.0f, bad, 0.5f, B, &lb, NULL, &error));
+  g_assert_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "sample 3 sum to"));
+  g_clear_error (&error);
+  bad[3 * C + 2] = NAN;
+  g_assert_false (fer_trainer_step_distill (
+      b, x, y, NULL, 1.0f, bad, 0.5f, B, &lb, NULL, &error));
+  g_assert_nonnull (strstr (error->message, "soft target [3][2] = nan"));
+  g_clear_error (&error);
+  g_assert_false (fer_trainer_step_distill (
+      b, x, y, NULL, 1.0f, soft, 1.5f, B, &lb, NULL, &error));
+  g_assert_nonnull (strstr (error->message, "weight 1.5"));
+  g_clear_error (&error);
+  g_assert_false (fer_trainer_step_distill (
+      b, x, y, NULL, 1.0f, NULL, 0.5f, B, &lb, NULL, &error));
+  g_assert_nonnull (strstr (error->message, "without targets"));
+  g_clear_error (&error);
+  fer_trainer_free (b);
+}
+
 static void
 test_edges (void)
 {
@@ -189,5 +330,6 @@ main (int argc, char **argv)
   g_test_add_func ("/train-loss/naive", test_against_naive);
   g_test_add_func ("/train-loss/trainer-step", test_against_trainer_step);
   g_test_add_func ("/train-loss/edges", test_edges);
+  g_test_add_func ("/train-loss/distill", test_distill);
   return g_test_run ();
 }

@@ -8,7 +8,8 @@
 # (missing or empty folders, an unreadable image, bad CSV rows, a recipe
 # change on resume) must give a clear message and the documented status.
 # With --ema the average is what is validated and kept as best, and it
-# resumes bit for bit too.
+# resumes bit for bit too; so does a --teacher run, whose targets must be
+# the teacher's fer-classify probabilities.
 #
 # Environment: FER_TOOLS_DIR (build/nn/tools, required), PYTHON (default
 # python3, standard library only: it writes the PNGs and CSVs).
@@ -162,6 +163,62 @@ meta = json.loads(f.read(n))["__metadata__"]
 assert "fer.crop_size" not in meta, meta
 assert meta["fer.labels"] == "band_bottom,band_top,band_vertical,square", meta
 EOF'
+
+# ---- --teacher: distillation from a model's probabilities -----------------
+
+# runA's best model teaches: its 2-view probabilities for every training
+# image are computed once, kept in teacher-targets.bin, and must be what
+# fer-classify gives for the same images; a resumed run reuses them (and
+# recomputes them when the file is damaged) and repeats the uninterrupted
+# run bit for bit.
+teach="--teacher runA/best.safetensors --teacher-weight 0.6 --teacher-tta 2"
+run "$tools/fer-train" $common $teach --out runT
+check "a --teacher run finishes and states the teacher in its recipe" \
+  eval '[ "$status" -eq 0 ] && grep -q "recipe: .* teacher=runA/best.safetensors teacher-weight=0.6 teacher-tta=2 " err && grep -q "teacher: its top class is the label on" err'
+check "teacher-targets.bin holds 160 images x 4 classes after its header" \
+  test "$(wc -c <runT/teacher-targets.bin)" -eq $((32 + 160 * 4 * 4))
+find train -name '*.png' | LC_ALL=C sort >train.txt
+xargs -a train.txt "$tools/fer-classify" --model runA/best.safetensors --tta 2 \
+  --threads 2 --json >teacher.jsonl 2>/dev/null
+check "the targets are fer-classify's probabilities for the same images" \
+  "$py" - runT/teacher-targets.bin teacher.jsonl <<'EOF'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+assert b[:8] == b"FERSOFT1", b[:8]
+n, k, views = struct.unpack("<iii", b[16:28])
+assert (n, k, views) == (160, 4, 2), (n, k, views)
+rows = [struct.unpack("<4f", b[32 + 16 * i:48 + 16 * i]) for i in range(n)]
+ref = [json.loads(l)["probabilities"] for l in open(sys.argv[2])]
+ref = [[r[c] for c in sorted(r)] if isinstance(r, dict) else r for r in ref]
+assert len(ref) == n, len(ref)
+err = max(abs(a - b) for x, y in zip(rows, ref) for a, b in zip(x, y))
+print("# max |target - fer-classify| = %.2e" % err)
+assert err < 1e-5, err
+EOF
+check "distillation changes the training (runT's weights differ from runA's)" \
+  eval '! cmp -s runA/last.safetensors runT/last.safetensors'
+run "$tools/fer-train" $common $teach --out runU --stop-after-epochs 1
+run "$tools/fer-train" --resume runU
+check "a resumed --teacher run reuses the run's targets and repeats the uninterrupted run bit for bit" \
+  eval '[ "$status" -eq 0 ] && grep -q "teacher: the run.s targets from runU/teacher-targets.bin" err && cmp -s runT/best.safetensors runU/best.safetensors && cmp -s runT/last.state runU/last.state'
+run "$tools/fer-train" $common $teach --out runV --stop-after-epochs 1
+head -c 100 runV/teacher-targets.bin >cut && mv cut runV/teacher-targets.bin
+run "$tools/fer-train" --resume runV
+check "a cut-short targets file is named and computed again; the run still repeats" \
+  eval '[ "$status" -eq 0 ] && grep -q "note: runV/teacher-targets.bin has 100 bytes, expected 2592; running the teacher again" err && cmp -s runT/last.state runV/last.state'
+run "$tools/fer-train" $common --teacher-weight 0.5 --out badT1
+check "--teacher-weight without --teacher is a usage error (status 2)" \
+  failed_naming 2 "--teacher-weight and --teacher-tta apply with --teacher only"
+run "$tools/fer-train" $common --teacher runA/best.safetensors --teacher-weight 0 --out badT2
+check "--teacher-weight 0 is refused, naming the range (status 2)" \
+  failed_naming 2 "--teacher-weight '0': expected a number above 0 and at most 1"
+run "$tools/fer-train" $common --teacher no-such-model --out badT3
+check "a teacher that does not exist is named (status 1, no run left)" \
+  eval 'failed_naming 1 "no-such-model" && [ ! -e badT3/run.json ]'
+"$tools/fer-init" --classes 3 --out three.safetensors >/dev/null 2>&1
+run "$tools/fer-train" $common --teacher three.safetensors --out badT4
+check "a teacher with other labels is refused, naming both lists (status 1)" \
+  failed_naming 1 "--teacher three.safetensors has the labels" "the run's are band_bottom,band_top,band_vertical,square"
 
 # a run file that is JSON but not a run's: refused, never a crash
 for bad in options labels; do

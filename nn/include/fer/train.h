@@ -128,6 +128,18 @@ FER_API gboolean fer_trainer_step (fer_trainer *t, const float *x,
     const int *y_a, const int *y_b, float lam, int n, float *loss,
     float *logits, GError **error);
 
+/* The same step with knowledge distillation (Hinton et al. 2015, arXiv
+ * 1503.02531, at temperature 1): soft is n x K target distributions (a
+ * teacher's probabilities for these images, mixed as lam q_a + (1 - lam)
+ * q_b under mixup; each row non-negative, summing to 1), and the loss is
+ * (1 - soft_weight) x the configured loss + soft_weight x the mean over the
+ * batch of -sum_c soft_c log p_c (not class-weighted, not smoothed, no
+ * focal factor). soft_weight in 0..1; 0 (soft may be NULL) is
+ * fer_trainer_step. */
+FER_API gboolean fer_trainer_step_distill (fer_trainer *t, const float *x,
+    const int *y_a, const int *y_b, float lam, const float *soft,
+    float soft_weight, int n, float *loss, float *logits, GError **error);
+
 /* Evaluation-mode forward (BatchNorm running statistics, no dropout); any n,
  * run in chunks of the largest batch seen so far (64 before any step). */
 FER_API gboolean fer_trainer_eval (

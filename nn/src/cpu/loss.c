@@ -12,8 +12,12 @@
  *   df/dz_j = -gamma (1 - p_t)^(gamma - 1) p_t ([j == t] - p_j),
  * 1 - p_t taken as sum_{j != t} p_j so that it keeps its precision when the
  * model is confident. Mixup: lam * L(y_a) + (1 - lam) * L(y_b), each term
- * with its own W. dlogits is overwritten. The backend table's entry is at
- * the end. */
+ * with its own W. Distillation: with target distributions q_i (soft, one
+ * row per sample, already mixed as lam q_a + (1 - lam) q_b under mixup) and
+ * weight a, the loss is (1 - a) L + a (1/n) sum_i -sum_c q_ic log p_ic
+ * (Hinton et al. 2015, arXiv 1503.02531, at temperature 1), the soft term
+ * unweighted by class. dlogits is overwritten. The backend table's entry is
+ * at the end. */
 #include "cpu/backend_cpu.h"
 #include "xent-row.h"
 
@@ -40,16 +44,25 @@ xent_term (double *loss, float *dlogits, const float *logits, const int *y,
 void
 fer_cpu_softmax_xent (float *loss, float *dlogits, const float *logits,
     const int *y_a, const int *y_b, float lam, const float *class_weights,
-    int n, int k, float smoothing, float focal_gamma)
+    int n, int k, float smoothing, float focal_gamma, const float *soft,
+    float soft_weight)
 {
   double total = 0.0;
+  const double hard = soft ? 1.0 - (double) soft_weight : 1.0;
   if (dlogits)
     memset (dlogits, 0, sizeof (float) * n * k);
-  xent_term (&total, dlogits, logits, y_a, y_b ? lam : 1.0, class_weights, n, k,
-      smoothing, focal_gamma);
-  if (y_b)
-    xent_term (&total, dlogits, logits, y_b, 1.0 - lam, class_weights, n, k,
-        smoothing, focal_gamma);
+  if (hard > 0.0) {
+    xent_term (&total, dlogits, logits, y_a, hard * (y_b ? lam : 1.0),
+        class_weights, n, k, smoothing, focal_gamma);
+    if (y_b)
+      xent_term (&total, dlogits, logits, y_b, hard * (1.0 - lam),
+          class_weights, n, k, smoothing, focal_gamma);
+  }
+  if (soft && soft_weight > 0.0f && n > 0)
+    for (int i = 0; i < n; i++)
+      total += fer_soft_xent_row (dlogits ? dlogits + (size_t) i * k : NULL,
+          logits + (size_t) i * k, soft + (size_t) i * k,
+          (double) soft_weight / n, k);
   *loss = (float) total;
 }
 
@@ -57,9 +70,9 @@ gboolean
 fer_cpu_op_softmax_xent (fer_backend *be, float *loss, float *dlogits,
     const float *logits, const int *y_a, const int *y_b, float lam,
     const float *class_weights, int n, int k, float smoothing,
-    float focal_gamma, GError **error)
+    float focal_gamma, const float *soft, float soft_weight, GError **error)
 {
   fer_cpu_softmax_xent (loss, dlogits, logits, y_a, y_b, lam, class_weights, n,
-      k, smoothing, focal_gamma);
+      k, smoothing, focal_gamma, soft, soft_weight);
   return TRUE;
 }

@@ -215,7 +215,8 @@ void fer_cpu_softmax_average (
  * (PyTorch would return NaN). */
 void fer_cpu_softmax_xent (float *loss, float *dlogits, const float *logits,
     const int *y_a, const int *y_b, float lam, const float *class_weights,
-    int n, int k, float smoothing, float focal_gamma);
+    int n, int k, float smoothing, float focal_gamma, const float *soft,
+    float soft_weight);
 
 /* ---- optimizer.c: one loop over the whole parameter buffer ---- */
 

@@ -189,12 +189,13 @@ cudaError_t fer_cuda_preprocess (cudaStream_t stream, float *out,
 /* ---- loss.cu ---- */
 
 /* fer_cpu_softmax_xent on the device: *loss (device, one float) and
- * dlogits (n, k; NULL: loss only); y_a, y_b (NULL: no mixup) and
- * class_weights (NULL: all 1) are device memory. One block. */
+ * dlogits (n, k; NULL: loss only); y_a, y_b (NULL: no mixup),
+ * class_weights (NULL: all 1) and soft (n, k; NULL: no distillation) are
+ * device memory. One block. */
 cudaError_t fer_cuda_softmax_xent (cudaStream_t stream, float *loss,
     float *dlogits, const float *logits, const int *y_a, const int *y_b,
     float lam, const float *class_weights, int n, int k, float smoothing,
-    float focal_gamma);
+    float focal_gamma, const float *soft, float soft_weight);
 
 #ifdef __cplusplus
 }

@@ -29,17 +29,19 @@ block_sum (double v, double *shared)
 static __global__ void
 xent_kernel (float *loss, float *dlogits, const float *logits, const int *y_a,
     const int *y_b, float lam, const float *w, int n, int k, float smoothing,
-    float focal_gamma)
+    float focal_gamma, const float *soft, float soft_weight)
 {
   extern __shared__ double shared[];
   const int *labels[2] = { y_a, y_b };
-  const double scales[2] = { y_b ? (double) lam : 1.0, 1.0 - lam };
+  const double hard = soft ? 1.0 - (double) soft_weight : 1.0;
+  const double scales[2] = { hard * (y_b ? (double) lam : 1.0),
+    hard * (1.0 - lam) };
   double my_loss = 0.0;
 
   if (dlogits)
     for (int i = threadIdx.x; i < n * k; i += blockDim.x)
       dlogits[i] = 0.0f;
-  for (int term = 0; term < (y_b ? 2 : 1); term++) {
+  for (int term = 0; hard > 0.0 && term < (y_b ? 2 : 1); term++) {
     const int *y = labels[term];
     double wpart = 0.0;
     for (int i = threadIdx.x; i < n; i += blockDim.x)
@@ -52,6 +54,11 @@ xent_kernel (float *loss, float *dlogits, const float *logits, const int *y_a,
       my_loss += fer_xent_row (dlogits ? dlogits + (size_t) i * k : NULL,
           logits + (size_t) i * k, y[i], norm, w, k, smoothing, focal_gamma);
   }
+  if (soft && soft_weight > 0.0f)
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+      my_loss += fer_soft_xent_row (dlogits ? dlogits + (size_t) i * k : NULL,
+          logits + (size_t) i * k, soft + (size_t) i * k,
+          (double) soft_weight / n, k);
   const double total = block_sum (my_loss, shared);
   if (threadIdx.x == 0)
     *loss = (float) total;
@@ -61,10 +68,10 @@ extern "C" cudaError_t
 fer_cuda_softmax_xent (cudaStream_t stream, float *loss, float *dlogits,
     const float *logits, const int *y_a, const int *y_b, float lam,
     const float *class_weights, int n, int k, float smoothing,
-    float focal_gamma)
+    float focal_gamma, const float *soft, float soft_weight)
 {
   xent_kernel<<<1, FER_CUDA_THREADS, FER_CUDA_THREADS * sizeof (double),
       stream>>> (loss, dlogits, logits, y_a, y_b, lam, class_weights, n, k,
-      smoothing, focal_gamma);
+      smoothing, focal_gamma, soft, soft_weight);
   return cudaGetLastError ();
 }
