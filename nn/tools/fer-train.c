@@ -369,7 +369,7 @@ run_command (train_run *r, const GArray *given, const char *command)
   /* A new run exists from here: its data loaded, its trainer works and its
    * teacher's targets are there. */
   if ((r->o.resume == NULL && !train_log_open (r->dir, &error))
-      || !train_run_save (r, &error) || !train_teacher_save (r, &error))
+      || !train_teacher_save (r, &error) || !train_run_save (r, &error))
     return fail (error);
   g_autofree char *arch =
       train_options_describe_arch (&r->o, r->train->n_classes);

@@ -69,8 +69,8 @@ static const option_spec option_specs[] = {
       "probabilities for each training image become soft targets, computed "
       "once and kept in RUNDIR/teacher-targets.bin (default: none)" },
   { "teacher-weight", TRUE, OPT_RECIPE, "W",
-      "Share of the loss that the teacher's targets give, 0 to 1; the "
-      "labels give the rest (default 0.5)" },
+      "Share of the loss that the teacher's targets give, above 0 and at "
+      "most 1; the labels give the rest (default 0.5)" },
   { "teacher-tta", TRUE, OPT_RECIPE, "N",
       "Views the teacher averages per image, 1 to 10 (default 10)" },
   { "schedule", TRUE, OPT_RECIPE, "NAME",

@@ -9,8 +9,8 @@
 #include "train-log.h"
 
 /* The file: this magic, then little-endian u64 fingerprint, i32 n, i32 k,
- * i32 views, i32 zero, then n x k float32 (the host's order: x86-64 and
- * aarch64 alike). */
+ * i32 views, i32 zero, then n x k float32 in the machine's byte order
+ * (little-endian on x86-64 and aarch64). */
 static const char magic[8] = { 'F', 'E', 'R', 'S', 'O', 'F', 'T', '1' };
 #define HEADER_BYTES (8 + 8 + 4 * 4)
 
@@ -19,6 +19,7 @@ typedef struct
   guint64 fingerprint;
   gint32 n, k, views, zero;
 } header;
+G_STATIC_ASSERT (sizeof magic + sizeof (header) == HEADER_BYTES);
 
 float *
 train_teacher_read (const char *path, guint64 fingerprint, int n, int k,
@@ -41,6 +42,11 @@ train_teacher_read (const char *path, guint64 fingerprint, int n, int k,
   h.n = GINT32_FROM_LE (h.n);
   h.k = GINT32_FROM_LE (h.k);
   h.views = GINT32_FROM_LE (h.views);
+  if (h.zero != 0) {
+    g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
+        "%s: header field 6 is %d, expected 0", shown, h.zero);
+    return NULL;
+  }
   if (h.fingerprint != fingerprint || h.n != n || h.k != k
       || h.views != views) {
     g_set_error (error, FER_ERROR, FER_ERROR_FORMAT,
@@ -132,7 +138,8 @@ compute_targets (train_run *r, GError **error)
       g_string_append_printf (
           list, "%s%s", j ? "," : "", fer_model_label (m, j));
     const char *theirs = list->str;
-    g_autofree char *ours = g_strjoinv (",", d->labels);
+    g_autofree char *joined = g_strjoinv (",", d->labels);
+    g_autofree char *ours = fer_text_quote (joined, 0);
     g_autofree char *theirs_q = fer_text_quote (theirs, 0);
     g_set_error (error, FER_ERROR, FER_ERROR_INVALID_ARGUMENT,
         "--teacher %s has the labels %s; the run's are %s (same names in the "
@@ -156,7 +163,8 @@ compute_targets (train_run *r, GError **error)
     if (!fer_model_classify_images (
             m, imgs, n, views, soft + (gsize) i * k, &e)) {
       g_set_error (error, FER_ERROR, FER_ERROR_BACKEND,
-          "--teacher %s on training image %d: %s", shown, i + 1, e->message);
+          "--teacher %s on training images %d-%d: %s", shown, i + 1, i + n,
+          e->message);
       g_free (soft);
       fer_model_free (m);
       return NULL;
@@ -183,15 +191,25 @@ train_teacher_targets (train_run *r, GError **error)
   const fer_dataset *d = r->train;
   const guint64 fp = fer_dataset_fingerprint (d);
   g_autofree char *path = train_run_path (r, "teacher-targets.bin");
-  if (r->o.resume != NULL && g_file_test (path, G_FILE_TEST_EXISTS)) {
+  if (r->o.resume != NULL) {
     g_autoptr (GError) e = NULL;
-    r->soft =
-        train_teacher_read (path, fp, d->n, d->n_classes, r->o.teacher_tta, &e);
+    g_autofree char *shown = fer_text_quote (path, 0);
+    g_autofree char *teacher = fer_text_quote (r->o.teacher, 0);
+    if (!g_file_test (path, G_FILE_TEST_EXISTS))
+      g_set_error (&e, FER_ERROR, FER_ERROR_IO, "%s is missing", shown);
+    else
+      r->soft = train_teacher_read (
+          path, fp, d->n, d->n_classes, r->o.teacher_tta, &e);
     if (r->soft != NULL) {
-      train_say ("teacher: the run's targets from %s", path);
+      train_say ("teacher: the run's targets from %s", shown);
       return TRUE;
     }
-    train_say ("note: %s; running the teacher again", e->message);
+    /* the teacher may no longer be the file the run started with (a name
+     * resolves per machine, a file may have changed): say so */
+    train_say ("note: %s; running the teacher again (the run repeats an "
+               "uninterrupted one only if --teacher %s is still the same "
+               "model)",
+        e->message, teacher);
   }
   r->soft = compute_targets (r, error);
   if (r->soft == NULL)

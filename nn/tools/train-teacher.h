@@ -1,14 +1,17 @@
 /* fer-train --teacher: a model's probabilities for every training image,
  * the soft targets of knowledge distillation (fer_trainer_step_distill).
  *
- * The teacher classifies each stored training image as fer-classify does
+ * The teacher classifies each training image as stored for the run (at
+ * --input-size, with --channels), as fer-classify classifies an image file
  * (fer_model_classify_images, --teacher-tta views averaged), once per run:
  * the targets are part of the run's state and are kept in
- * RUNDIR/teacher-targets.bin, so a resumed run uses the same targets without
- * running the teacher again. The file records the training data's
- * fingerprint, the image and class counts and the views; one that does not
- * match the run (other data, damaged, cut short) is replaced by a fresh
- * computation, with a note. */
+ * RUNDIR/teacher-targets.bin (written before run.json), so a resumed run
+ * uses the same targets without running the teacher again. The file records
+ * the training data's fingerprint, the image and class counts and the
+ * views; one that is missing or does not match the run (other data,
+ * damaged, cut short) is replaced by a fresh computation, with a note that
+ * the run repeats an uninterrupted one only if the teacher is still the
+ * same model. */
 #ifndef FER_TOOLS_TRAIN_TEACHER_H
 #define FER_TOOLS_TRAIN_TEACHER_H
 

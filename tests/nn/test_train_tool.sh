@@ -206,6 +206,11 @@ head -c 100 runV/teacher-targets.bin >cut && mv cut runV/teacher-targets.bin
 run "$tools/fer-train" --resume runV
 check "a cut-short targets file is named and computed again; the run still repeats" \
   eval '[ "$status" -eq 0 ] && grep -q "note: runV/teacher-targets.bin has 100 bytes, expected 2592; running the teacher again" err && cmp -s runT/last.state runV/last.state'
+run "$tools/fer-train" $common $teach --out runW --stop-after-epochs 1
+rm runW/teacher-targets.bin
+run "$tools/fer-train" --resume runW
+check "a missing targets file is named and computed again; the run still repeats" \
+  eval '[ "$status" -eq 0 ] && grep -q "note: runW/teacher-targets.bin is missing; running the teacher again (the run repeats an uninterrupted one only if --teacher runA/best.safetensors is still the same model)" err && cmp -s runT/last.state runW/last.state'
 run "$tools/fer-train" $common --teacher-weight 0.5 --out badT1
 check "--teacher-weight without --teacher is a usage error (status 2)" \
   failed_naming 2 "--teacher-weight and --teacher-tta apply with --teacher only"

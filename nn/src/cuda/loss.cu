@@ -41,6 +41,8 @@ xent_kernel (float *loss, float *dlogits, const float *logits, const int *y_a,
   if (dlogits)
     for (int i = threadIdx.x; i < n * k; i += blockDim.x)
       dlogits[i] = 0.0f;
+  /* the rows below are another thread's than the elements zeroed above */
+  __syncthreads ();
   for (int term = 0; hard > 0.0 && term < (y_b ? 2 : 1); term++) {
     const int *y = labels[term];
     double wpart = 0.0;
