@@ -33,7 +33,7 @@ typedef struct
   fer_optimizer optimizer;
   double lr, weight_decay, momentum;
   gboolean lr_set, weight_decay_set, momentum_set, nesterov, nesterov_set;
-  double ema; /* the weights' average's decay; 0: none */
+  double ema;    /* the weights' average's decay; 0: none */
   char *teacher; /* --teacher: a model to distil from, or NULL */
   double teacher_weight;
   int teacher_tta;
