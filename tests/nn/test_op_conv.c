@@ -851,6 +851,14 @@ main (int argc, char **argv)
 
   g_test_init (&argc, &argv, NULL);
   fer_rng_seed (&rng, 42);
+  /* say which kernels this machine can test: a kernel above its best is
+   * left to a machine that has it */
+  for (int isa = FER_CPU_ISA_C; isa <= FER_CPU_ISA_AVX512; isa++)
+    g_printerr ("# kernel %s: %s\n", fer_cpu_isa_name (isa),
+        isa <= (int) fer_cpu_isa_best ()
+            ? "tested"
+            : "NOT tested (this CPU cannot run it; run these tests on one "
+              "that can)");
   g_test_add_func ("/conv/forward", test_forward);
   g_test_add_func ("/conv/forward-edges", test_forward_edges);
   g_test_add_func ("/conv/forward-resnet18", test_forward_resnet18);
