@@ -4,8 +4,14 @@
  * F16 copy of a training checkpoint made this way.
  *
  * Integer tensors (PyTorch's num_batches_tracked) carry nothing the model
- * uses; they are dropped and counted. */
+ * uses; they are dropped and counted. --meta KEY=VALUE sets or replaces a
+ * metadata entry (e.g. a training run's absolute data paths in fer.dataset,
+ * before the file ships); the result must still load as a model, so a bad
+ * fer.* value is refused as the loader would refuse it. */
 #include <stdio.h>
+#include <string.h>
+
+#include <glib/gstdio.h>
 
 #include <fer/fer.h>
 
@@ -15,8 +21,11 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *dtype_text = NULL;
+  g_auto (GStrv) meta = NULL;
   GOptionEntry entries[] = { { "dtype", 0, 0, G_OPTION_ARG_STRING, &dtype_text,
                                  "f16 or f32 (default f16)", "T" },
+    { "meta", 'm', 0, G_OPTION_ARG_STRING_ARRAY, &meta,
+        "Set (or replace) a metadata entry; may be repeated", "KEY=VALUE" },
     { NULL } };
   g_autoptr (GOptionContext) ctx = g_option_context_new (
       "IN.safetensors "
@@ -36,6 +45,13 @@ main (int argc, char **argv)
     dtype = FER_DTYPE_F32;
   else
     return fer_cli_usage_error ("--dtype %s: expected f16 or f32", dtype_text);
+  for (char **m = meta; m != NULL && *m != NULL; m++) {
+    const char *eq = strchr (*m, '=');
+    if (eq == NULL || eq == *m)
+      return fer_cli_usage_error ("--meta '%s': expected KEY=VALUE with a "
+                                  "non-empty KEY",
+          *m);
+  }
 
   g_autoptr (GError) error = NULL;
   fer_safetensors *st = fer_safetensors_open (argv[1], &error);
@@ -62,6 +78,10 @@ main (int argc, char **argv)
   for (const char *const *k = fer_safetensors_metadata_keys (st);
        ok && *k != NULL; k++)
     fer_st_writer_set_metadata (w, *k, fer_safetensors_metadata (st, *k));
+  for (char **m = meta; ok && m != NULL && *m != NULL; m++) {
+    g_autofree char *key = g_strndup (*m, strchr (*m, '=') - *m);
+    fer_st_writer_set_metadata (w, key, strchr (*m, '=') + 1);
+  }
   ok = ok && fer_st_writer_save (w, argv[2], &error);
   fer_st_writer_free (w);
   fer_safetensors_free (st);
@@ -72,6 +92,8 @@ main (int argc, char **argv)
   fer_model *m = ok ? fer_model_load (argv[2], &cpu, &error) : NULL;
   if (m == NULL) {
     fprintf (stderr, "%s: %s\n", g_get_prgname (), error->message);
+    if (ok) /* written but not a model (a bad --meta): leave nothing */
+      g_unlink (argv[2]);
     return 1;
   }
   fer_model_free (m);

@@ -143,6 +143,25 @@ for bad in missing.safetensors truncated.jpg; do
   check "fer-convert names a bad input ($bad), status 1, writes nothing" \
     eval 'failed_naming 1 "$bad" && [ ! -e conv-out.safetensors ]'
 done
+run "$tools/fer-convert" --meta fer.dataset=fer2013/train --meta note=ours \
+  m1.safetensors m1-meta.safetensors
+check "fer-convert --meta replaces one entry, adds another and keeps the rest" \
+  eval '[ "$status" -eq 0 ] && "$py" - m1.safetensors m1-meta.safetensors <<EOF
+import json, struct, sys
+def meta(p):
+    f = open(p, "rb"); n = struct.unpack("<Q", f.read(8))[0]
+    return json.loads(f.read(n))["__metadata__"]
+a, b = meta(sys.argv[1]), meta(sys.argv[2])
+assert b["fer.dataset"] == "fer2013/train" and b["note"] == "ours", b
+del b["note"]; b.pop("fer.dataset"); a.pop("fer.dataset", None)
+assert a == b, (a, b)
+EOF'
+run "$tools/fer-convert" --meta fer.input_size=0 m1.safetensors conv-out.safetensors
+check "fer-convert --meta with a value the loader refuses: named, status 1, no file left" \
+  eval 'failed_naming 1 "fer.input_size" && [ ! -e conv-out.safetensors ]'
+run "$tools/fer-convert" --meta =x m1.safetensors conv-out.safetensors
+check "fer-convert --meta without a key is a usage error" \
+  failed_naming 2 "--meta '=x': expected KEY=VALUE"
 run "$tools/fer-convert" --dtype f64 m1.safetensors conv-out.safetensors
 check "fer-convert --dtype f64 is a usage error" eval '[ "$status" -eq 2 ]'
 
