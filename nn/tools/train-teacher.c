@@ -149,7 +149,7 @@ compute_targets (train_run *r, GError **error)
     return NULL;
   }
 
-  float *soft = g_new (float, (gsize) d->n *k);
+  float *soft = g_new (float, MAX ((gsize) d->n * k, 1));
   fer_image imgs[32];
   fer_progress count;
   fer_progress_init (&count, d->n);
