@@ -63,7 +63,7 @@ train_teacher_read (const char *path, guint64 fingerprint, int n, int k,
         len, want);
     return NULL;
   }
-  float *soft = g_new (float, (gsize) n *k);
+  float *soft = g_new (float, MAX ((gsize) n * k, 1));
   memcpy (soft, bytes + HEADER_BYTES, (gsize) n * k * sizeof (float));
   for (gsize i = 0; i < (gsize) n; i++) {
     double sum = 0.0;
