@@ -57,6 +57,21 @@ criterion_config (int k, const float *weights, float smoothing, float gamma)
   return cfg;
 }
 
+/* A one-thread CPU trainer of cfg's criterion on size x size inputs,
+ * seed 4 (cfg's input size, backend, threads and seed are set here). */
+static fer_trainer *
+small_trainer (fer_train_config *cfg, int size)
+{
+  cfg->input_size = size;
+  cfg->backend = FER_BACKEND_CPU;
+  cfg->threads = 1;
+  cfg->seed = 4;
+  GError *error = NULL;
+  fer_trainer *t = fer_trainer_new (cfg, NULL, &error);
+  g_assert_no_error (error);
+  return t;
+}
+
 static void
 random_batch (fer_rng *rng, float *logits, int *y, int n, int k, float scale)
 {
@@ -125,14 +140,8 @@ test_against_trainer_step (void)
   };
   static const float weights[C] = { 0.5f, 2.0f, 1.0f, 0.8f, 3.0f };
   fer_train_config cfg = criterion_config (C, weights, 0.1f, 1.5f);
-  cfg.input_size = S;
-  cfg.backend = FER_BACKEND_CPU;
-  cfg.threads = 1;
-  cfg.seed = 4;
-
   GError *error = NULL;
-  fer_trainer *t = fer_trainer_new (&cfg, NULL, &error);
-  g_assert_no_error (error);
+  fer_trainer *t = small_trainer (&cfg, S);
   float x[B * S * S], logits[B * C], step_loss = NAN;
   int y[B] = { 0, 1, 2, 3, 4, 1 };
   fer_rng rng;
@@ -164,14 +173,7 @@ static fer_trainer *
 distill_trainer (float smoothing)
 {
   fer_train_config cfg = criterion_config (5, NULL, smoothing, 0.0f);
-  cfg.input_size = 8;
-  cfg.backend = FER_BACKEND_CPU;
-  cfg.threads = 1;
-  cfg.seed = 4;
-  GError *error = NULL;
-  fer_trainer *t = fer_trainer_new (&cfg, NULL, &error);
-  g_assert_no_error (error);
-  return t;
+  return small_trainer (&cfg, 8);
 }
 
 static double
